@@ -1,0 +1,38 @@
+# Targets a newcomer can guess. Everything runs from a local virtualenv that
+# `make` creates and keeps in step with pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_TIMEOUT ?= 120
+
+.PHONY: run test stress bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The main job: 50 buyers contend for the default stock (data/tickets.json,
+# copied so run state never lands in tracked files).
+run: $(STAMP)
+	mkdir -p var
+	cp data/tickets.json var/tickets.json
+	$(BIN)/tickets --db var/tickets.json buy --buyers 50 --keep-stock
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+stress: $(STAMP)
+	$(BIN)/python -m pytest -q -m stress -p no:cacheprovider -o addopts="-ra --strict-markers" --timeout 1800
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

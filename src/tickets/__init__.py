@@ -1,0 +1,49 @@
+"""tickets: a flash-sale simulator and oversell checker.
+
+The core (store, strategies, buyer, runner, history, checks) imports neither
+click nor rich; names are loaded on first use so ``import tickets`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "StoreError": "store",
+    "load": "store",
+    "save": "store",
+    "STRATEGIES": "strategies",
+    "Strategy": "strategies",
+    "LockTimeout": "strategies",
+    "Delays": "buyer",
+    "RunConfig": "runner",
+    "RunResult": "runner",
+    "RunError": "runner",
+    "run_buy": "runner",
+    "History": "history",
+    "HistoryError": "history",
+    "read_history": "history",
+    "Report": "checks",
+    "check_history": "checks",
+    "check_histories": "checks",
+}
+_RENAMED = {"read_history": "read"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'tickets' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,132 @@
+"""The buyer's body, run in a child process: search, lock, read, decide, write, report.
+
+The tutorial's ``Foo``: look at what is left (an unlocked read after a
+simulated network delay), then under the strategy's lock read the count
+again, and if a ticket is left take it, wait out the simulated write delay
+(the race window) and write the new count. The seat is the count value the
+buyer decremented from. Children never print: they report to the parent over
+one pipe (see :mod:`tickets.channel`), and their stdout and stderr go to
+/dev/null.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import store
+from .channel import send
+from .strategies import LockTimeout, get
+
+#: Where a chaos run may kill a buyer (see ``BuyerPlan.kill_at``).
+KILL_POINTS = ("search", "locked", "written")
+
+
+@dataclass(frozen=True)
+class Delays:
+    """Simulated network delays in seconds; each buyer draws its own, seeded."""
+
+    search: float = 0.020  # upper bound of the search delay, uniform from 0
+    write: float = 0.004  # upper bound of the write delay (the race window), from half of it
+
+    @classmethod
+    def none(cls) -> Delays:
+        return cls(0.0, 0.0)
+
+    def draw(self, rng: random.Random) -> tuple[float, float]:
+        return rng.uniform(0, self.search), rng.uniform(self.write / 2, self.write)
+
+
+@dataclass(frozen=True)
+class BuyerPlan:
+    """What every buyer of a run shares. Small and picklable (spawn sends it)."""
+
+    store: Path
+    strategy: str
+    seed: int
+    delays: Delays
+    lock_timeout: float
+    fsync: bool = False
+    gate_timeout: float = 120.0
+    #: buyer -> kill point: chaos runs kill these buyers with SIGKILL there
+    kill_at: tuple[tuple[int, str], ...] = ()
+
+
+def buyer_rng(seed: int, buyer: int) -> random.Random:
+    # str seeds hash with sha512: the same on every run, whatever PYTHONHASHSEED.
+    return random.Random(f"{seed}:{buyer}")
+
+
+def _quiet() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _die() -> None:
+    os.kill(os.getpid(), 9)
+
+
+def run_buyer(plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any) -> None:
+    """Entry point of a buyer process."""
+    _quiet()
+    pid = os.getpid()
+    kill_at = dict(plan.kill_at).get(buyer)
+    base = {"buyer": buyer, "pid": pid}
+    try:
+        rng = buyer_rng(plan.seed, buyer)
+        search_delay, write_delay = plan.delays.draw(rng)
+        lock = get(plan.strategy).child_lock(token, plan.store, plan.lock_timeout)
+        # EOF on the gate pipe: every buyer has started (see runner.Gate).
+        if not gate.poll(plan.gate_timeout):
+            send(events, {"type": "fail", **base, "reason": "never started", "t": time.monotonic()})
+            return
+        t_start = time.monotonic()
+        time.sleep(search_delay)
+        try:
+            seen: int | None = store.load(plan.store)
+        except store.StoreError:
+            seen = None
+        t_search = time.monotonic()
+        send(events, {"type": "invoke", **base, "t": t_search, "t_start": t_start, "seen": seen})
+        if kill_at == "search":
+            _die()
+        timing = {"t_start": t_start, "t_search": t_search, "seen": seen}
+        try:
+            lock.acquire()
+        except LockTimeout:
+            send(
+                events, {"type": "fail", **base, **timing, "reason": "busy", "t": time.monotonic()}
+            )
+            return
+        t_locked = time.monotonic()
+        try:
+            count = store.load(plan.store)
+            if kill_at == "locked":
+                _die()
+            if count > 0:
+                time.sleep(write_delay)
+                store.save(plan.store, count - 1, fsync=plan.fsync)
+                if kill_at == "written":
+                    _die()
+                outcome: dict[str, Any] = {"type": "ok", "seat": count}
+            else:
+                outcome = {"type": "fail", "reason": "sold out"}
+        except Exception as exc:
+            # Inside the critical section a failure may or may not have
+            # reached the store: the outcome is unknown, not a failure.
+            outcome = {"type": "info", "reason": f"error: {exc}"}
+        try:
+            lock.release()
+        except Exception as exc:
+            # The sale (if any) is done; say so even if the release failed.
+            outcome.setdefault("reason", f"lock release failed: {exc}")
+        t_done = time.monotonic()
+        send(events, {**outcome, **base, **timing, "t_locked": t_locked, "t": t_done})
+    except Exception as exc:  # reported, never printed: the parent renders
+        send(events, {"type": "fail", **base, "reason": f"error: {exc}", "t": time.monotonic()})

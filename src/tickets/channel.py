@@ -1,0 +1,50 @@
+"""Children -> parent events over one pipe.
+
+Every event is a single write of less than ``PIPE_BUF`` bytes, which a pipe
+makes atomic: writers need no lock, so a child killed mid-send can never
+leave one held. (A ``multiprocessing.Queue`` shares one write lock among all
+its writers; a writer SIGKILLed while holding it blocks every other forever.)
+Nor does a child start a feeder thread or have to flush one before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+#: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 4.
+MAX_EVENT_BYTES = 4000
+MAX_REASON = 300
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    reason = event.get("reason")
+    if isinstance(reason, str) and len(reason) > MAX_REASON:
+        event = {**event, "reason": reason[: MAX_REASON - 1] + "…"}
+    data = json.dumps(event, separators=(",", ":")).encode()
+    if len(data) > MAX_EVENT_BYTES:
+        raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
+    return data
+
+
+def send(conn: Any, event: dict[str, Any]) -> None:
+    """Child side: one ``send_bytes`` is one ``write`` for messages this small."""
+    conn.send_bytes(encode(event))
+
+
+class Channel:
+    """Parent side: the read end and the shared write end of one pipe."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.reader, self.writer = ctx.Pipe(duplex=False)
+
+    def get(self, timeout: float) -> dict[str, Any] | None:
+        """The next event, or None when none arrives within ``timeout``."""
+        if not self.reader.poll(timeout):
+            return None
+        event: dict[str, Any] = json.loads(self.reader.recv_bytes())
+        return event
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()

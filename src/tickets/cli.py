@@ -1,0 +1,435 @@
+"""The command line: parse, delegate to the core, render, translate errors to exit codes.
+
+Only click is imported at module level; the core and rich load inside the
+commands, so ``tickets --help`` is as quick as click itself and forked
+buyers never pay for a terminal library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .limits import (
+    DEFAULT_BUYERS,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    DEFAULT_STORE,
+    DEFAULT_STRATEGY,
+    DEFAULT_TICKETS,
+    EXIT_ABORTED,
+    EXIT_CHECK_FAILED,
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_STORE,
+    MAX_BUYERS,
+    MAX_COUNT,
+    STORE_ENV,
+    STRATEGY_NAMES,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UnusableFile(click.ClickException):
+    """The store, its lock or a history file cannot be used (exit 3)."""
+
+    exit_code = EXIT_STORE
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Core exceptions -> one-line click errors with the documented exit code."""
+    from .history import HistoryError
+    from .runner import RunError
+    from .store import StoreError
+
+    try:
+        yield
+    except (StoreError, HistoryError) as exc:
+        raise UnusableFile(str(exc)) from None
+    except RunError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def make_console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    # rich writes plain text (no ANSI codes) when the stream is not a
+    # terminal, and honours NO_COLOR.
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2))
+
+
+class StoreContext:
+    def __init__(self, db: str) -> None:
+        self.db = Path(db)
+
+
+pass_store = click.make_pass_decorator(StoreContext)
+
+
+@click.group(epilog=EXIT_CODES_HELP)
+@click.version_option(package_name="tickets")
+@click.option(
+    "--db",
+    envvar=STORE_ENV,
+    default=DEFAULT_STORE,
+    show_default=True,
+    type=click.Path(dir_okay=True, path_type=str),
+    help=f'The ticket store, a JSON file {{"count": N}} (also ${STORE_ENV}).',
+)
+@click.pass_context
+def cli(ctx: click.Context, db: str) -> None:
+    """A flash-sale simulator and oversell checker.
+
+    Buyer processes search the remaining tickets, then lock, read, decrement
+    and write one JSON ticket file. Every run is recorded as a history and
+    checked: no seat sold twice, nothing sold that the store did not lose.
+    """
+    ctx.obj = StoreContext(db)
+
+
+# -- shared options -------------------------------------------------------
+
+
+def json_option(f: F) -> F:
+    return click.option(
+        "json_", "--json", is_flag=True, help="Print one JSON document, nothing else."
+    )(f)
+
+
+def sale_options(f: F) -> F:
+    """Options every selling command shares."""
+    # Not multiprocessing.get_all_start_methods(): importing multiprocessing
+    # costs --help ~20 ms; the runner checks availability.
+    methods = ["spawn"] if sys.platform == "win32" else ["fork", "forkserver", "spawn"]
+    options = [
+        click.option(
+            "--tickets",
+            type=click.IntRange(0, MAX_COUNT),
+            default=DEFAULT_TICKETS,
+            show_default=True,
+            help="Restock the store to this many tickets before the run.",
+        ),
+        click.option(
+            "--keep-stock",
+            is_flag=True,
+            help="Sell from the store as it is (share one sale across runs).",
+        ),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Seed of the simulated delays."
+        ),
+        click.option("--no-delay", is_flag=True, help="No simulated network delays at all."),
+        click.option(
+            "--search-delay",
+            type=click.FloatRange(0, 10_000),
+            default=20.0,
+            show_default=True,
+            metavar="MS",
+            help="Upper bound of a buyer's search delay.",
+        ),
+        click.option(
+            "--write-delay",
+            type=click.FloatRange(0, 10_000),
+            default=4.0,
+            show_default=True,
+            metavar="MS",
+            help="Upper bound of the delay between read and write (the race window).",
+        ),
+        click.option(
+            "--lock-timeout",
+            type=click.FloatRange(0, 86_400, min_open=True),
+            default=DEFAULT_LOCK_TIMEOUT,
+            show_default=True,
+            metavar="S",
+            help="Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3).",
+        ),
+        click.option(
+            "--stall-timeout",
+            type=click.FloatRange(0, 86_400, min_open=True),
+            default=DEFAULT_STALL_TIMEOUT,
+            show_default=True,
+            metavar="S",
+            help="Watchdog: stop the run when no process has reported for S seconds (exit 4).",
+        ),
+        click.option("--fsync", is_flag=True, help="fsync every write (file and folder)."),
+        click.option(
+            "--start-method",
+            type=click.Choice(methods),
+            default="fork" if "fork" in methods else methods[0],
+            show_default=True,
+            help="How child processes start.",
+        ),
+        click.option(
+            "--history",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the run's history here (default: history/ beside the store).",
+        ),
+        json_option,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
+    return click.option(
+        "--lock",
+        "strategy",
+        type=click.Choice(STRATEGY_NAMES),
+        default=default,
+        show_default=True,
+        help="How a buyer protects its read-modify-write: none, per-buyer (the tutorial's bug), "
+        "process (one multiprocessing.Lock), file (flock on <store>.lock).",
+    )
+
+
+def stock_to_restock(ctx: click.Context, tickets: int, keep_stock: bool) -> int | None:
+    explicit = ctx.get_parameter_source("tickets") is not click.core.ParameterSource.DEFAULT
+    if keep_stock and explicit:
+        raise click.UsageError(
+            "--tickets and --keep-stock exclude each other: restock or keep the stock"
+        )
+    return None if keep_stock else tickets
+
+
+def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
+    from .buyer import Delays
+
+    return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)
+
+
+class LiveProgress:
+    """A live line on a terminal while a run goes on; nothing when piped or with --json."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled and sys.stdout.isatty()
+        self.label = label
+        self._live: Any = None
+
+    def __call__(self, p: Any) -> None:
+        if not self.enabled:
+            return
+        from rich.live import Live
+        from rich.text import Text
+
+        text = Text(
+            f"{self.label}: {p.done}/{p.total} buyers done, {p.sold} sold, "
+            f"{p.double_sold} oversold so far"
+        )
+        if self._live is None:
+            # Started only now, after every child is forked, and without a
+            # refresh thread: the parent never forks with threads running.
+            self._live = Live(text, auto_refresh=False, transient=True, console=make_console())
+            self._live.start()
+        self._live.update(text, refresh=True)
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def finish(code: int) -> None:
+    if code:
+        sys.exit(code)
+
+
+def exit_code_for(passed: bool, aborted: str | None) -> int:
+    if aborted:
+        return EXIT_ABORTED
+    return 0 if passed else EXIT_CHECK_FAILED
+
+
+# -- commands -------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--tickets",
+    type=click.IntRange(0, MAX_COUNT),
+    default=DEFAULT_TICKETS,
+    show_default=True,
+    help="How many tickets the store holds.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0, 86_400, min_open=True),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    help="Give up after S seconds when another process holds the store's lock.",
+)
+@json_option
+@pass_store
+def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> None:
+    """Create or reset the store with N tickets.
+
+    \b
+    Example:
+        tickets --db sale.json init --tickets 100
+    """
+    from . import store
+    from .strategies import check_lock_path, store_lock
+
+    with translate_errors():
+        if not obj.db.parent.exists():
+            obj.db.parent.mkdir(parents=True)
+        store.check_writable(obj.db)
+        check_lock_path(obj.db)
+        with store_lock(obj.db, lock_timeout):
+            store.remove_orphan_temps(obj.db)
+            store.save(obj.db, tickets)
+    if json_:
+        emit_json({"count": tickets, "store": str(obj.db)})
+    else:
+        click.echo(f"{obj.db}: {tickets} tickets")
+
+
+@cli.command()
+@json_option
+@pass_store
+def status(obj: StoreContext, json_: bool) -> None:
+    """Show how many tickets are left.
+
+    \b
+    Example:
+        tickets status --json
+    """
+    from . import store
+
+    with translate_errors():
+        count = store.load(obj.db)
+    if json_:
+        emit_json({"count": count})
+    else:
+        click.echo(f"{obj.db}: {count} tickets left")
+
+
+@cli.command()
+@click.option(
+    "--buyers",
+    type=click.IntRange(1, MAX_BUYERS),
+    default=DEFAULT_BUYERS,
+    show_default=True,
+    help="How many buyer processes contend for the stock.",
+)
+@lock_option()
+@sale_options
+@click.option("--all", "show_all", is_flag=True, help="Show every buyer in the table.")
+@click.pass_context
+def buy(
+    ctx: click.Context,
+    buyers: int,
+    strategy: str,
+    tickets: int,
+    keep_stock: bool,
+    seed: int,
+    no_delay: bool,
+    search_delay: float,
+    write_delay: float,
+    lock_timeout: float,
+    stall_timeout: float,
+    fsync: bool,
+    start_method: str,
+    history: Path | None,
+    json_: bool,
+    show_all: bool,
+) -> None:
+    """Run a sale: N buyer processes contend for the stock.
+
+    Each buyer searches (an unlocked read after a simulated delay), then
+    under the lock strategy reads the count, decrements it and writes it
+    back. The table shows every buyer's outcome; the checks run over the
+    recorded history.
+
+    \b
+    Examples:
+        tickets buy --buyers 50
+        tickets buy --buyers 50 --lock none       # watch it oversell
+        tickets buy --buyers 1000 --no-delay --json
+    """
+    from .render import run_dict, run_view
+    from .runner import RunConfig, run_buy
+
+    obj = ctx.find_object(StoreContext)
+    assert obj is not None
+    config = RunConfig(
+        store=obj.db,
+        buyers=buyers,
+        strategy=strategy,
+        tickets=stock_to_restock(ctx, tickets, keep_stock),
+        seed=seed,
+        delays=delays_from(no_delay, search_delay, write_delay),
+        lock_timeout=lock_timeout,
+        fsync=fsync,
+        start_method=start_method,
+        history=history,
+        stall_timeout=stall_timeout,
+    )
+    live = LiveProgress(not json_, f"buy --lock {strategy}")
+    try:
+        with translate_errors():
+            result = run_buy(config, progress=live)
+    except KeyboardInterrupt:
+        live.stop()
+        click.echo("interrupted; the history records the buyers stopped as unknown", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        live.stop()
+    if json_:
+        emit_json(run_dict(result))
+    else:
+        make_console().print(run_view(result, None if show_all else 40))
+    finish(exit_code_for(result.passed, result.aborted))
+
+
+@cli.command()
+@click.argument("histories", nargs=-1, required=True, type=click.Path(path_type=str))
+@json_option
+def check(histories: tuple[str, ...], json_: bool) -> None:
+    """Check saved histories against the invariants.
+
+    Several histories of --keep-stock runs on one store are checked as one
+    sale: a seat sold by two runs counts as sold twice.
+
+    \b
+    Example:
+        tickets check history/*.jsonl --json
+    """
+    from .checks import check_histories
+    from .history import read
+    from .render import check_view, report_dict
+
+    with translate_errors():
+        loaded = [read(p) for p in histories]
+        report = check_histories(loaded)
+    if json_:
+        emit_json({**report_dict(report), "histories": list(histories)})
+    else:
+        make_console().print(check_view(report, list(histories)))
+    finish(0 if report.passed else EXIT_CHECK_FAILED)
+
+
+def main() -> None:
+    # A closed stdout (tickets ... | head) is not an error worth a traceback.
+    try:
+        cli(prog_name="tickets")
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -1,0 +1,31 @@
+"""Names, limits and exit codes shared by the core and the CLI.
+
+Import-free on purpose: the CLI builds its options from these without
+loading the core, so ``tickets --help`` starts as fast as click does.
+"""
+
+STRATEGY_NAMES = ("none", "per-buyer", "process", "file")
+DEFAULT_STRATEGY = "file"
+MAX_BUYERS = 5000
+MAX_COUNT = 1_000_000_000
+DEFAULT_BUYERS = 50
+DEFAULT_TICKETS = 10
+DEFAULT_LOCK_TIMEOUT = 10.0
+#: The watchdog stops a run when no child has reported for this long.
+DEFAULT_STALL_TIMEOUT = 30.0
+DEFAULT_STORE = "tickets.json"
+STORE_ENV = "TICKETS_DB"
+
+# Exit codes: part of the interface (README, --help, tests).
+EXIT_OK = 0  # every check passed
+EXIT_CHECK_FAILED = 1  # a check failed: oversold, a seat sold twice, stock lost
+EXIT_USAGE = 2  # bad flags or arguments (click's own code)
+EXIT_STORE = 3  # the store, its lock or a history file could not be used; nothing changed
+EXIT_ABORTED = 4  # the run was stopped: watchdog deadline, a lock left held by a dead buyer
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 every check passed; 1 a check failed (oversold); "
+    "2 usage error; 3 store, lock or history file unusable (nothing changed); "
+    "4 run stopped by the watchdog; 130 interrupted."
+)

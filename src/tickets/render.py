@@ -1,0 +1,178 @@
+"""Results -> rich renderables (pure functions) and -> plain dicts for --json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .checks import Report
+from .runner import BuyerRow, RunResult
+
+#: Rows a buyer table shows before it elides (``--all`` shows every row).
+MAX_ROWS = 40
+RESULT_STYLE = {"ok": "green", "fail": "yellow", "info": "magenta", "pending": "dim"}
+RESULT_WORD = {"ok": "sold", "fail": "no ticket", "info": "unknown", "pending": "pending"}
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "initial": report.initial,
+        "sold": report.sold,
+        "remaining": report.remaining,
+        "oversold": report.oversold,
+        "unknown": report.unknown,
+        "failed": report.failed,
+        "double_sold_seats": report.double_sold_seats,
+        "passed": report.passed,
+        "checks": [c.as_dict() for c in report.checks],
+    }
+
+
+def run_dict(result: RunResult) -> dict[str, Any]:
+    """The ``--json`` document of one run (schema in the README)."""
+    cfg = result.config
+    return {
+        "mode": cfg.mode,
+        "strategy": cfg.strategy,
+        "store": str(cfg.store),
+        "seed": cfg.seed,
+        **report_dict(result.report),
+        "passed": result.passed,
+        "aborted": result.aborted,
+        "history": str(result.history),
+        "duration_s": round(result.duration_s, 6),
+        "purchases_per_s": round(result.purchases_per_s, 1),
+        "buyers": [row.as_dict() for row in result.rows],
+    }
+
+
+def pick_rows(rows: list[BuyerRow], report: Report, limit: int | None) -> list[BuyerRow]:
+    """The rows worth showing: all, or every double-sold and unknown one first."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    double = set(report.double_sold)
+    first = [r for r in rows if r.seat in double or r.result == "info"][:limit]
+    chosen = {r.buyer for r in first}
+    for r in rows:
+        if len(chosen) >= limit:
+            break
+        chosen.add(r.buyer)
+    return [r for r in rows if r.buyer in chosen]
+
+
+def buyers_table(result: RunResult, limit: int | None = MAX_ROWS) -> Table:
+    report = result.report
+    shown = pick_rows(result.rows, report, limit)
+    table = Table(title=f"{len(result.rows)} buyers, strategy {result.config.strategy}")
+    table.add_column("buyer", justify="right")
+    table.add_column("pid", justify="right")
+    table.add_column("seen", justify="right")
+    table.add_column("result")
+    table.add_column("seat", justify="right")
+    table.add_column("lock wait ms", justify="right")
+    table.add_column("total ms", justify="right")
+    table.add_column("note")
+    for row in shown:
+        seat = "" if row.seat is None else str(row.seat)
+        seat_text = Text(seat)
+        note = row.reason or ""
+        if row.seat is not None and row.seat in report.double_sold:
+            seat_text = Text(f"{seat} ×{len(report.double_sold[row.seat])}", style="bold red")
+            note = "double-sold seat" + (f"; {note}" if note else "")
+        table.add_row(
+            str(row.buyer),
+            "" if row.pid is None else str(row.pid),
+            "" if row.seen is None else str(row.seen),
+            Text(RESULT_WORD[row.result], style=RESULT_STYLE[row.result]),
+            seat_text,
+            _ms(row.lock_wait),
+            _ms(row.total),
+            note,
+        )
+    if len(shown) < len(result.rows):
+        table.caption = (
+            f"showing {len(shown)} of {len(result.rows)} buyers (double-sold and unknown first); "
+            f"--all shows every buyer, the history has every event"
+        )
+    return table
+
+
+def verdict(report: Report, aborted: str | None = None) -> Text:
+    if aborted:
+        return Text(f"ABORTED: {aborted}", style="bold red")
+    if report.passed:
+        return Text(
+            f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold",
+            style="bold green",
+        )
+    lines = [f"FAILED: oversold by {report.oversold}"]
+    if report.double_sold:
+        seats = ", ".join(str(s) for s in report.double_sold_seats[:10])
+        lines.append(f"double-sold seats: {seats}")
+    lines += [f"{c.name}: {c.detail}" for c in report.failures()]
+    return Text("\n".join(lines), style="bold red")
+
+
+def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    remaining = "unknown" if report.remaining is None else str(report.remaining)
+    oversold = Text(str(report.oversold), style="bold red" if report.oversold else "green")
+    grid.add_row("initial", str(report.initial))
+    grid.add_row("sold", str(report.sold))
+    grid.add_row("remaining", remaining)
+    grid.add_row("oversold", oversold)
+    seats = ", ".join(str(s) for s in report.double_sold_seats[:20]) or "none"
+    grid.add_row("double-sold seats", seats)
+    grid.add_row("unknown outcomes", str(report.unknown))
+    for key, value in extra or []:
+        grid.add_row(key, value)
+    return grid
+
+
+def run_summary(result: RunResult) -> Table:
+    return summary_table(
+        result.report,
+        [
+            ("wall time", f"{result.duration_s:.3f} s"),
+            ("purchases/s", f"{result.purchases_per_s:,.0f}"),
+            ("strategy", result.config.strategy),
+            ("history", str(result.history)),
+        ],
+    )
+
+
+def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
+    return Group(
+        buyers_table(result, limit),
+        run_summary(result),
+        verdict(result.report, result.aborted),
+    )
+
+
+def checks_table(report: Report) -> Table:
+    table = Table(title="checks")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for c in report.checks:
+        mark = Text("pass", style="green") if c.passed else Text("FAIL", style="bold red")
+        table.add_row(c.name, mark, c.detail)
+    return table
+
+
+def check_view(report: Report, paths: list[str]) -> RenderableType:
+    return Group(
+        Text(f"{len(paths)} history file(s): " + ", ".join(paths)),
+        checks_table(report),
+        summary_table(report),
+        verdict(report),
+    )

@@ -1,0 +1,240 @@
+"""The ticket store: a JSON file ``{"count": N}`` (the tutorial's own format).
+
+Loading is strict and never changes the file; saving is atomic (a temp file
+with an unpredictable name in the same folder, optional fsync, ``os.replace``,
+the file's mode kept). Locking policy lives in :mod:`tickets.strategies`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from .limits import MAX_COUNT
+
+#: A store is a few bytes; anything much larger is not a store.
+MAX_STORE_BYTES = 4096
+TEMP_SUFFIX = ".tmp"
+
+
+class StoreError(Exception):
+    """The store (or its lock) cannot be used. ``str()`` is the one-line message."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, fix: str = "") -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(path, problem, fix)
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.problem}"
+        return f"{text}; {self.fix}" if self.fix else text
+
+    # Crosses a process boundary intact (children report it to the parent).
+    def __reduce__(self) -> tuple[type[StoreError], tuple[str, str, str]]:
+        return (type(self), (self.path, self.problem, self.fix))
+
+
+def lock_path(store: Path) -> Path:
+    """The advisory lock file beside the store: ``<store>.lock``."""
+    return store.with_name(store.name + ".lock")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ValueError(f"duplicated key {dupes[0]!r}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a ticket count")
+
+
+def parse(data: bytes, path: str | os.PathLike[str] = "<store>") -> int:
+    """Parse a store's bytes strictly and return its count."""
+    fix = "repair it or recreate it with `tickets init`"
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise StoreError(path, "starts with a byte-order mark, not JSON", fix)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StoreError(path, f"is not UTF-8 (byte {exc.start})", fix) from None
+    if not text.strip():
+        raise StoreError(path, "is empty", fix)
+    try:
+        doc = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except RecursionError:
+        raise StoreError(path, "is nested too deeply to be a store", fix) from None
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise StoreError(path, f"is not valid store JSON ({exc})", fix) from None
+    if not isinstance(doc, dict):
+        raise StoreError(path, f'holds a JSON {type(doc).__name__}, not {{"count": N}}', fix)
+    if "count" not in doc:
+        raise StoreError(path, 'has no "count" key', fix)
+    extra = sorted(set(doc) - {"count"})
+    if extra:
+        raise StoreError(path, f"has unexpected key {extra[0]!r} (a store holds only count)", fix)
+    count = doc["count"]
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise StoreError(path, f"count is {json.dumps(count)}, not a whole number", fix)
+    if count < 0:
+        raise StoreError(path, f"count is negative ({count})", fix)
+    if count > MAX_COUNT:
+        raise StoreError(path, f"count {count} is larger than {MAX_COUNT:,}", fix)
+    return count
+
+
+def load(path: Path) -> int:
+    """Read and strictly parse the store. Never changes the file."""
+    try:
+        # O_NOFOLLOW: a store that is a symlink is refused, never followed.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise StoreError(path, "no such store", "create it with `tickets init`") from None
+    except IsADirectoryError:
+        raise StoreError(path, "is a folder, not a store file", "point --db at a file") from None
+    except PermissionError:
+        raise StoreError(
+            path, "cannot be read (permission denied)", "fix its permissions"
+        ) from None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise StoreError(path, "is a symbolic link", "point --db at the real file") from None
+        raise StoreError(path, f"cannot be opened ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise StoreError(path, "is a folder, not a store file", "point --db at a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise StoreError(path, "is not a regular file", "point --db at a store file")
+        data = os.read(fd, MAX_STORE_BYTES + 1)
+    except IsADirectoryError:
+        raise StoreError(path, "is a folder, not a store file", "point --db at a file") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_STORE_BYTES:
+        raise StoreError(
+            path, f"is larger than {MAX_STORE_BYTES} bytes, not a store", "point --db at a store"
+        )
+    return parse(data, path)
+
+
+def dumps(count: int) -> bytes:
+    return json.dumps({"count": count}).encode() + b"\n"
+
+
+def temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def save(path: Path, count: int, *, fsync: bool = False) -> None:
+    """Atomically replace the store with ``{"count": count}``, keeping its mode.
+
+    Readers see the old file or the new one, never a partial write: the data
+    goes to a temp file created exclusively (unpredictable name, same folder),
+    then ``os.replace`` swaps it in. On any failure the old file is untouched
+    and the temp file is removed.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+        raise ValueError(f"count must be a whole number from 0 to {MAX_COUNT}, got {count!r}")
+    folder = path.parent
+    try:
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o644
+    # The writer's pid is in the name so that a later run can tell an orphan
+    # (its writer was killed) from a write still in flight.
+    tmp = folder / f"{temp_prefix(path)}{os.getpid()}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise StoreError(
+            folder,
+            f"cannot write a temp file here ({exc.strerror})",
+            "check the folder's permissions",
+        ) from None
+    try:
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, dumps(count))
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if fsync:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before anything changes, when a save would fail."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(path, f"folder {folder} does not exist", "create it first")
+    if os.path.islink(path):
+        raise StoreError(path, "is a symbolic link", "point --db at the real file")
+    if path.is_dir():
+        raise StoreError(path, "is a folder, not a store file", "point --db at a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            path, f"folder {folder} is not writable", "the store is replaced atomically there"
+        )
+
+
+def orphan_temps(path: Path) -> list[Path]:
+    """Temp files of this store whose writer process is gone."""
+    orphans = []
+    prefix = temp_prefix(path)
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
+            continue
+        pid_text = name[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and _alive(int(pid_text)):
+            continue
+        orphans.append(path.parent / name)
+    return orphans
+
+
+def remove_orphan_temps(path: Path) -> int:
+    """Delete orphan temp files (call it holding the store lock). Returns how many."""
+    removed = 0
+    for tmp in orphan_temps(path):
+        try:
+            os.unlink(tmp)
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
