@@ -45,6 +45,7 @@ class HistoryWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._made_folder = not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # "x": never overwrite an earlier history; O_NOFOLLOW via "x" (O_EXCL).
@@ -72,6 +73,8 @@ class HistoryWriter:
         self.close()
         try:
             os.unlink(self.path)
+            if self._made_folder:
+                os.rmdir(self.path.parent)
         except OSError:
             pass
 

@@ -350,6 +350,11 @@ def run_buy(
     history_path = config.history or default_history_path(config.store, config.mode, strategy.name)
     store.check_writable(config.store)
     check_lock_path(config.store)
+    # A store that exists must parse before anything is created: bad input
+    # changes nothing on disk (restocking does not paper over corruption;
+    # `tickets init` resets a store).
+    if config.tickets is None or config.store.exists():
+        store.load(config.store)
     writer = HistoryWriter(history_path)
     try:
         initial = prepare_store(config)

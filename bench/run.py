@@ -1,0 +1,112 @@
+"""`make bench`: throughput and start-up, as ratios against baselines run in
+the same session (these machines are shared and noisy: compare the ratios,
+not the absolute numbers, across machines).
+
+1. Each strategy with --no-delay, every buyer buying (stock == buyers),
+   against a bare read-modify-write loop on the same lock and write path in
+   one process: how much of the raw store speed a sale of processes keeps.
+2. `tickets buy --buyers 1000 --no-delay`, whole command, and the parent's
+   peak memory at 250 and 1000 buyers (memory per buyer in the parent).
+3. `tickets --help` start-up against `python -c "import click"`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tickets import store as st
+from tickets.buyer import Delays
+from tickets.runner import RunConfig, run_buy
+from tickets.strategies import NoLock, ProcessLock, StoreFileLock
+
+BUYERS = int(os.environ.get("BENCH_BUYERS", "400"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+
+
+def bare_loop(path: Path, lock_name: str, n: int) -> float:
+    """Purchases/s of one process doing lock, read, decrement, write, release."""
+    st.save(path, n)
+    if lock_name == "file":
+        lock: object = StoreFileLock(path, 10)
+    elif lock_name in ("process", "per-buyer"):
+        lock = ProcessLock(multiprocessing.get_context("fork").Lock(), 10)
+    else:
+        lock = NoLock(10)
+    t = time.perf_counter()
+    for _ in range(n):
+        with lock:  # type: ignore[attr-defined]
+            count = st.load(path)
+            st.save(path, count - 1)
+    return n / (time.perf_counter() - t)
+
+
+def sale(path: Path, strategy: str, n: int) -> float:
+    result = run_buy(
+        RunConfig(store=path, buyers=n, tickets=n, strategy=strategy, delays=Delays.none(),
+                  history=path.parent / f"h-{strategy}-{time.monotonic_ns()}.jsonl")
+    )
+    return result.report.sold / result.duration_s
+
+
+def best(fn: Callable[[], float]) -> float:
+    return max(fn() for _ in range(REPEAT))
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    tickets_bin = str(Path(sys.executable).with_name("tickets"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tickets.json"
+        print(f"1. purchases/s, {BUYERS} buyers, --no-delay, best of {REPEAT} (same session)")
+        print(f"   {'strategy':<10} {'sale':>10} {'bare loop':>10} {'ratio':>7}")
+        for strategy in ("none", "per-buyer", "process", "file"):
+            bare = best(lambda: bare_loop(path, strategy, 2000))
+            run = best(lambda: sale(path, strategy, BUYERS))
+            print(f"   {strategy:<10} {run:>10,.0f} {bare:>10,.0f} {run / bare:>7.2f}")
+
+        print("\n2. tickets buy --buyers N --no-delay (whole command, median of 3)")
+        env = {**os.environ, "TICKETS_DB": str(path)}
+        for n in (250, 1000):
+            walls, rss = [], []
+            for _ in range(3):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                t = time.perf_counter()
+                out = subprocess.run(
+                    [tickets_bin, "buy", "--buyers", str(n), "--no-delay", "--json",
+                     "--history", str(Path(tmp) / f"h{n}-{time.monotonic_ns()}.jsonl")],
+                    capture_output=True, text=True, timeout=300, env=env, check=False,
+                )
+                walls.append(time.perf_counter() - t)
+                rss.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+                doc = json.loads(out.stdout)
+                assert doc["passed"], doc
+            print(f"   {n:>5} buyers: {statistics.median(walls):.2f} s wall, "
+                  f"parent peak RSS {max(rss) / 1024:.0f} MB")
+
+    print("\n3. start-up, median of 9 interleaved runs")
+    helps, clicks = [], []
+    for _ in range(9):
+        helps.append(timed([tickets_bin, "--help"]))
+        clicks.append(timed([sys.executable, "-c", "import click"]))
+    h, c = statistics.median(helps), statistics.median(clicks)
+    print(f"   tickets --help {h * 1000:.0f} ms, python -c 'import click' {c * 1000:.0f} ms, "
+          f"ratio {h / c:.2f} (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tickets.buyer import Delays
+from tickets.cli import cli
+from tickets.runner import RunConfig, RunResult, run_buy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """All state under tmp_path: the default store, its lock and histories."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TICKETS_DB", str(tmp_path / "tickets.json"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "tickets.json"
+
+
+@pytest.fixture
+def invoke() -> Callable[..., Result]:
+    def run(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def sale(store: Path) -> Callable[..., RunResult]:
+    """Run a real sale (real processes) with small, fast defaults."""
+
+    def run(**kw: Any) -> RunResult:
+        kw.setdefault("buyers", 20)
+        kw.setdefault("tickets", 5)
+        kw.setdefault("delays", Delays(0.002, 0.001))
+        kw.setdefault("stall_timeout", 20.0)
+        return run_buy(RunConfig(store=kw.pop("store", store), **kw))
+
+    return run

@@ -1,0 +1,185 @@
+"""Parsing, messages, exit codes and the JSON shape (CliRunner), plus the
+entry points in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from click.testing import Result
+
+from helpers import read_json_lines, snapshot
+from tickets.cli import cli
+
+Invoke = Callable[..., Result]
+ANSI = re.compile(r"\x1b\[")
+COMMANDS = sorted(cli.commands)
+FAST = ["--search-delay", "2", "--write-delay", "1"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(invoke: Invoke, command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert cli.commands[command].help and len(cli.commands[command].help) > 20
+    assert "Usage: " in result.output
+
+
+def test_group_help_documents_exit_codes(invoke: Invoke) -> None:
+    out = invoke("--help").output
+    for code in ("0 every check passed", "1 a check failed", "2 usage", "3 store", "4 run stopped"):
+        assert code in out
+
+
+def test_init_and_status(invoke: Invoke, store: Path) -> None:
+    assert invoke("init", "--tickets", "7").exit_code == 0
+    assert json.loads(store.read_text()) == {"count": 7}
+    result = invoke("status", "--json")
+    assert result.exit_code == 0 and json.loads(result.output) == {"count": 7}
+    assert "7 tickets left" in invoke("status").output
+
+
+@pytest.mark.timeout(60)
+def test_buy_json_schema_and_exit_0(invoke: Invoke, store: Path) -> None:
+    result = invoke("buy", "--buyers", "15", "--tickets", "5", "--json", *FAST)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)  # nothing but JSON on stdout
+    for key, kind in {
+        "strategy": str, "initial": int, "sold": int, "remaining": int, "oversold": int,
+        "unknown": int, "double_sold_seats": list, "passed": bool, "history": str,
+        "duration_s": float, "buyers": list, "checks": list,
+    }.items():
+        assert isinstance(doc[key], kind), key
+    assert (doc["strategy"], doc["initial"], doc["sold"], doc["remaining"]) == ("file", 5, 5, 0)
+    assert doc["oversold"] == 0 and doc["passed"] is True
+    assert len(doc["buyers"]) == 15
+    for b in doc["buyers"]:
+        assert {"buyer", "pid", "result", "seat"} <= set(b)
+    assert Path(doc["history"]).exists()
+    assert read_json_lines(Path(doc["history"]))[0]["type"] == "run"
+
+
+@pytest.mark.timeout(60)
+def test_buy_oversell_exits_1(invoke: Invoke) -> None:
+    result = invoke(
+        "buy", "--buyers", "12", "--tickets", "3", "--lock", "none",
+        "--search-delay", "0", "--write-delay", "60", "--json",
+    )
+    assert result.exit_code == 1
+    doc = json.loads(result.output)
+    assert doc["oversold"] > 0 and doc["passed"] is False and doc["double_sold_seats"]
+
+
+@pytest.mark.timeout(60)
+def test_buy_table_output_is_plain_when_piped(invoke: Invoke) -> None:
+    result = invoke("buy", "--buyers", "8", "--tickets", "3", *FAST)
+    assert result.exit_code == 0
+    assert not ANSI.search(result.output)
+    for word in ("buyer", "seat", "initial", "sold", "remaining", "oversold", "PASSED", "history"):
+        assert word in result.output
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["buy", "--buyers", "0"], "--buyers"),
+        (["buy", "--buyers", "-3"], "--buyers"),
+        (["buy", "--buyers", "ten"], "--buyers"),
+        (["buy", "--buyers", "10000000"], "--buyers"),
+        (["buy", "--tickets", "-1"], "--tickets"),
+        (["buy", "--lock", "spin"], "--lock"),
+        (["buy", "--lock-timeout", "0"], "--lock-timeout"),
+        (["buy", "--lock-timeout", "-1"], "--lock-timeout"),
+        (["buy", "--keep-stock", "--tickets", "4"], "--keep-stock"),
+        (["init", "--tickets", "x"], "--tickets"),
+        (["check"], "HISTORIES"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_usage_errors_exit_2_and_create_nothing(
+    invoke: Invoke, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [(None, "no such store"), (b"", "is empty"), (b'{"count": -2}', "negative"), (b"[]", "list")],
+)
+def test_unusable_store_exits_3_and_changes_nothing(
+    invoke: Invoke, store: Path, tmp_path: Path, content: bytes | None, needle: str
+) -> None:
+    if content is not None:
+        store.write_bytes(content)
+    before = snapshot(tmp_path)
+    for args in (["status"], ["buy", "--keep-stock", "--buyers", "2"], ["buy", "--buyers", "2"]):
+        if content is None and args == ["buy", "--buyers", "2"]:
+            continue  # restocking creates a missing store: that is not an error
+        result = invoke(*args)
+        assert result.exit_code == 3, (args, result.output)
+        assert needle in result.output and str(store) in result.output
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert snapshot(tmp_path) == before
+
+
+def test_check_exit_codes(invoke: Invoke, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    bad = tmp_path / "bad.jsonl"
+    run = {"type": "run", "version": 1, "run_id": "x", "store": "/s", "initial": 2, "t": 1}
+    good.write_text("\n".join(json.dumps(x) for x in [
+        run, {"type": "ok", "buyer": 0, "seat": 2}, {"type": "end", "remaining": 1, "t": 2}]))
+    bad.write_text("\n".join(json.dumps(x) for x in [
+        run | {"run_id": "y"}, {"type": "ok", "buyer": 0, "seat": 2},
+        {"type": "ok", "buyer": 1, "seat": 2}, {"type": "end", "remaining": 1, "t": 2}]))
+    assert invoke("check", str(good)).exit_code == 0
+    result = invoke("check", str(bad), "--json")
+    assert result.exit_code == 1
+    doc: dict[str, Any] = json.loads(result.output)
+    assert doc["double_sold_seats"] == [2] and doc["oversold"] == 1
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\n")
+    result = invoke("check", str(notes))
+    assert result.exit_code == 3 and "not a tickets history" in result.output
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tickets", *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.timeout(90)
+def test_python_m_tickets() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0 and "buy" in result.stdout and "check" in result.stdout
+
+
+@pytest.mark.timeout(90)
+def test_subprocess_buy_no_ansi_and_no_traceback(tmp_path: Path) -> None:
+    result = run_cli("buy", "--buyers", "10", "--tickets", "4", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert not ANSI.search(result.stdout) and result.stderr == ""
+    (tmp_path / "tickets.json").write_text("{")
+    result = run_cli("status")
+    assert result.returncode == 3
+    assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+
+
+def test_import_tickets_is_light() -> None:
+    code = "import sys, tickets; print(sorted(m for m in ('click', 'rich', 'multiprocessing') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+    code = "import sys, tickets.runner; print('click' in sys.modules, 'rich' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False False"

@@ -1,0 +1,140 @@
+"""Real sales on real processes and a real store file."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from tickets import store as st
+from tickets.buyer import Delays
+from tickets.history import read
+from tickets.runner import RunConfig, RunError, RunResult, run_buy
+
+from helpers import read_json_lines
+
+Sale = Callable[..., RunResult]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("strategy", ["process", "file"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_locked_strategies_sell_exactly_the_stock(sale: Sale, strategy: str, seed: int) -> None:
+    result = sale(buyers=50, tickets=10, strategy=strategy, seed=seed, delays=Delays())
+    assert result.report.sold == 10
+    assert result.remaining == 0
+    assert result.report.oversold == 0
+    assert result.report.unknown == 0
+    assert result.passed
+    assert sorted(r.seat for r in result.rows if r.result == "ok") == list(range(1, 11))
+    assert Counter(r.reason for r in result.rows if r.result == "fail") == {"sold out": 40}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("strategy", ["none", "per-buyer"])
+def test_unlocked_strategies_oversell_when_the_window_is_wide(sale: Sale, strategy: str) -> None:
+    # No search delay and a 30-60 ms write window: all 20 buyers read 5
+    # before anyone writes, so the overlap is certain, not likely.
+    result = sale(buyers=20, tickets=5, strategy=strategy, delays=Delays(0.0, 0.06))
+    assert result.report.oversold > 0
+    assert result.report.double_sold
+    assert not result.passed
+    failed = {c.name for c in result.report.failures()}
+    assert {"no seat sold twice", "conservation"} <= failed
+
+
+@pytest.mark.timeout(60)
+def test_history_records_every_buyer(sale: Sale) -> None:
+    result = sale(buyers=12, tickets=4, strategy="file")
+    lines = read_json_lines(result.history)
+    assert lines[0]["type"] == "run" and lines[0]["initial"] == 4
+    assert lines[-1]["type"] == "end" and lines[-1]["remaining"] == 0
+    per_buyer: dict[int, list[str]] = {}
+    for ev in lines[1:-1]:
+        per_buyer.setdefault(ev["buyer"], []).append(ev["type"])
+    assert sorted(per_buyer) == list(range(12))
+    assert all(kinds[0] == "invoke" and kinds[-1] in ("ok", "fail") for kinds in per_buyer.values())
+    ok = [ev for ev in lines if ev["type"] == "ok"]
+    assert all(ev["t_start"] <= ev["t_search"] <= ev["t_locked"] <= ev["t"] for ev in ok)
+    assert len({ev["pid"] for ev in ok}) == 4
+    assert read(result.history).remaining == 0
+
+
+@pytest.mark.timeout(60)
+def test_keep_stock_sells_what_is_left(sale: Sale, store: Path) -> None:
+    st.save(store, 7)
+    first = sale(buyers=4, tickets=None, strategy="file")
+    assert (first.initial, first.report.sold, first.remaining) == (7, 4, 3)
+    second = sale(buyers=5, tickets=None, strategy="file")
+    assert (second.initial, second.report.sold, second.remaining) == (3, 3, 0)
+    assert second.passed
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_other_start_methods(sale: Sale, method: str) -> None:
+    result = sale(buyers=6, tickets=3, strategy="process", start_method=method)
+    assert result.report.sold == 3 and result.passed
+
+
+@pytest.mark.timeout(60)
+def test_children_never_print(sale: Sale, capfd: pytest.CaptureFixture[str]) -> None:
+    sale(buyers=10, tickets=3, strategy="none", delays=Delays(0.0, 0.01))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.timeout(60)
+def test_no_delay_run_is_fast_enough_to_finish(sale: Sale) -> None:
+    result = sale(buyers=200, tickets=50, strategy="file", delays=Delays.none())
+    assert result.report.sold == 50 and result.passed
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"buyers": 0}, "buyers must be"),
+        ({"buyers": 10_000_000}, "buyers must be"),
+        ({"strategy": "spin"}, "unknown strategy"),
+        ({"tickets": -1}, "tickets must be"),
+        ({"lock_timeout": 0}, "lock timeout"),
+        ({"start_method": "teleport"}, "not available"),
+    ],
+)
+def test_bad_config_changes_nothing(store: Path, tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    cfg: dict[str, Any] = {"store": store, "buyers": 3, **change}
+    with pytest.raises(RunError, match=message):
+        run_buy(RunConfig(**cfg))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store_error_discards_the_history(store: Path, tmp_path: Path) -> None:
+    store.write_text('{"count": "ten"}')
+    with pytest.raises(st.StoreError):
+        run_buy(RunConfig(store=store, buyers=3, tickets=None))
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["tickets.json"]
+    assert json.loads(store.read_text()) == {"count": "ten"}
+
+
+@pytest.mark.timeout(60)
+def test_lock_timeout_changes_nothing(store: Path, tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from helpers import snapshot
+    from tickets.store import lock_path
+
+    st.save(store, 5)
+    held = os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    before = snapshot(tmp_path)
+    try:
+        with pytest.raises(st.StoreError, match="held by another process"):
+            run_buy(RunConfig(store=store, buyers=3, lock_timeout=0.2))
+    finally:
+        os.close(held)
+    assert snapshot(tmp_path) == before
+    assert not (tmp_path / "history").exists()

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tickets import store as st
+from tickets.store import StoreError
+
+
+def test_round_trip(store: Path) -> None:
+    for count in (0, 1, 10, 999_999):
+        st.save(store, count)
+        assert st.load(store) == count
+    assert json.loads(store.read_text()) == {"count": 999_999}
+
+
+def test_reads_the_tutorials_own_file(tmp_path: Path) -> None:
+    # The tutorial writes json.dump({"count": 3}, f) with no newline.
+    db = tmp_path / "db.txt"
+    db.write_text('{"count": 3}')
+    assert st.load(db) == 3
+
+
+def test_save_keeps_mode_and_leaves_no_temp(store: Path) -> None:
+    store.write_text('{"count": 5}')
+    os.chmod(store, 0o640)
+    st.save(store, 4)
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o640
+    assert sorted(p.name for p in store.parent.iterdir()) == ["tickets.json"]
+
+
+def test_failed_write_keeps_old_file(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.write_text('{"count": 5}')
+    before = store.read_bytes()
+
+    def boom(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        st.save(store, 4)
+    assert store.read_bytes() == before
+    assert sorted(p.name for p in store.parent.iterdir()) == ["tickets.json"]
+
+
+BAD = {
+    "empty": b"",
+    "whitespace": b"  \n",
+    "truncated": b'{"count": 1',
+    "list": b"[1, 2]",
+    "number": b"7",
+    "no count": b'{"tickets": 3}',
+    "extra key": b'{"count": 3, "price": 10}',
+    "duplicate key": b'{"count": 3, "count": 100}',
+    "bool": b'{"count": true}',
+    "float": b'{"count": 3.0}',
+    "string": b'{"count": "3"}',
+    "null": b'{"count": null}',
+    "negative": b'{"count": -1}',
+    "absurd": b'{"count": 100000000000000000000}',
+    "nan": b'{"count": NaN}',
+    "infinity": b'{"count": Infinity}',
+    "bom": b'\xef\xbb\xbf{"count": 3}',
+    "invalid utf-8": b'{"count": 3, "\xff": 1}',
+    "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "huge": b'{"count": 3}' + b" " * 10_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_strict_parse_rejects_and_leaves_file_untouched(store: Path, name: str) -> None:
+    store.write_bytes(BAD[name])
+    with pytest.raises(StoreError) as info:
+        st.load(store)
+    message = str(info.value)
+    assert str(store) in message
+    assert "\n" not in message
+    assert store.read_bytes() == BAD[name]
+
+
+def test_missing_folder_and_symlink(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no such store"):
+        st.load(tmp_path / "nope.json")
+    with pytest.raises(StoreError, match="folder"):
+        st.load(tmp_path)
+    real = tmp_path / "real.json"
+    real.write_text('{"count": 2}')
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    with pytest.raises(StoreError, match="symbolic link"):
+        st.load(link)
+    with pytest.raises(StoreError, match="symbolic link"):
+        st.check_writable(link)
+
+
+def test_error_survives_pickling() -> None:
+    import pickle
+
+    err = StoreError("/x/tickets.json", "is empty", "run init")
+    again = pickle.loads(pickle.dumps(err))
+    assert str(again) == str(err) == "/x/tickets.json: is empty; run init"
+
+
+def test_orphan_temps_of_dead_writers_are_removed(store: Path) -> None:
+    st.save(store, 3)
+    dead = store.parent / f".{store.name}.999999999.abcdef.tmp"
+    dead.write_text("{")
+    live = store.parent / f".{store.name}.{os.getpid()}.abcdef.tmp"
+    live.write_text("{")
+    assert st.orphan_temps(store) == [dead]
+    assert st.remove_orphan_temps(store) == 1
+    assert not dead.exists() and live.exists()

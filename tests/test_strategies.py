@@ -1,0 +1,150 @@
+"""Every strategy behind one interface, on real processes (shaped like
+filelock's tests/test_strict_soft_stress.py: a start gate, an "occupied"
+marker and a read-modify-write counter to catch overlap and lost updates)."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickets.store import StoreError, lock_path
+from tickets.strategies import STRATEGIES, LockTimeout, StoreFileLock, get, store_lock
+
+WORKERS = 6
+ROUNDS = 15
+
+
+def worker(name: str, token: Any, folder: str, gate: Any) -> None:
+    root = Path(folder)
+    lock = get(name).child_lock(token, root / "tickets.json", timeout=20)
+    gate.wait(20)
+    for _ in range(ROUNDS):
+        with lock:
+            marker = root / "occupied"
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.close(fd)
+            except FileExistsError:
+                (root / f"overlap-{os.getpid()}").touch()
+                marker = None  # type: ignore[assignment]
+            counter = root / "counter"
+            try:
+                value = int(counter.read_text())
+            except ValueError:  # caught another writer mid-write: an overlap too
+                (root / f"overlap-torn-{os.getpid()}").touch()
+                value = 0
+            time.sleep(0.001)
+            counter.write_text(str(value + 1))
+            if marker is not None:
+                os.unlink(marker)
+
+
+def contend(name: str, folder: Path) -> tuple[int, int]:
+    ctx = multiprocessing.get_context("fork")
+    (folder / "counter").write_text("0")
+    gate = ctx.Event()
+    tokens = get(name).tokens(ctx)
+    procs = [ctx.Process(target=worker, args=(name, next(tokens), str(folder), gate)) for _ in range(WORKERS)]
+    try:
+        for p in procs:
+            p.start()
+        gate.set()
+        for p in procs:
+            p.join(60)
+        assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    overlaps = len(list(folder.glob("overlap-*")))
+    return int((folder / "counter").read_text()), overlaps
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name", ["process", "file"])
+def test_excluding_strategies_never_overlap(name: str, tmp_path: Path) -> None:
+    assert STRATEGIES[name].excludes
+    total, overlaps = contend(name, tmp_path)
+    assert overlaps == 0
+    assert total == WORKERS * ROUNDS
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name", ["none", "per-buyer"])
+def test_non_excluding_strategies_overlap_and_lose_updates(name: str, tmp_path: Path) -> None:
+    assert not STRATEGIES[name].excludes
+    total, overlaps = contend(name, tmp_path)
+    # Six workers in a 1 ms window each, 15 rounds: overlap is certain in practice.
+    assert overlaps > 0
+    assert total < WORKERS * ROUNDS
+
+
+def test_file_lock_times_out_while_another_holds_it(store: Path) -> None:
+    held = os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        for timer in (False, True):
+            lock = StoreFileLock(store, 0.2, timer=timer)
+            t = time.monotonic()
+            with pytest.raises(LockTimeout):
+                lock.acquire()
+            assert 0.15 < time.monotonic() - t < 5
+            lock.close()
+        with pytest.raises(StoreError, match="held by another process"):
+            with store_lock(store, 0.1):
+                pass
+    finally:
+        os.close(held)
+    with store_lock(store, 0.1):
+        pass
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="flock(1) not installed")
+@pytest.mark.timeout(30)
+def test_shell_flock_takes_part_in_the_same_lock(store: Path) -> None:
+    lock_path(store).touch()
+    # Its own session, so the kill reaches `sleep` too, which inherits the lock.
+    holder = subprocess.Popen(["flock", str(lock_path(store)), "sleep", "3"], start_new_session=True)
+    try:
+        time.sleep(0.3)
+        with pytest.raises(StoreError, match="held by another process"):
+            with store_lock(store, 0.3):
+                pass
+    finally:
+        os.killpg(holder.pid, 9)
+        holder.wait(10)
+    with store_lock(store, 2):
+        pass
+
+
+def test_lock_file_is_not_world_writable(store: Path) -> None:
+    old = os.umask(0)
+    try:
+        with store_lock(store, 1):
+            pass
+    finally:
+        os.umask(old)
+    assert os.stat(lock_path(store)).st_mode & 0o002 == 0
+
+
+def test_symlinked_lock_is_refused(store: Path, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    lock_path(store).symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link"):
+        with store_lock(store, 1):
+            pass
+    assert not target.exists()
+
+
+def test_unknown_strategy() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        get("spinlock")
