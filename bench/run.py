@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tickets import store as st
@@ -52,14 +51,16 @@ def bare_loop(path: Path, lock_name: str, n: int) -> float:
 
 def sale(path: Path, strategy: str, n: int) -> float:
     result = run_buy(
-        RunConfig(store=path, buyers=n, tickets=n, strategy=strategy, delays=Delays.none(),
-                  history=path.parent / f"h-{strategy}-{time.monotonic_ns()}.jsonl")
+        RunConfig(
+            store=path,
+            buyers=n,
+            tickets=n,
+            strategy=strategy,
+            delays=Delays.none(),
+            history=path.parent / f"h-{strategy}-{time.monotonic_ns()}.jsonl",
+        )
     )
     return result.report.sold / result.duration_s
-
-
-def best(fn: Callable[[], float]) -> float:
-    return max(fn() for _ in range(REPEAT))
 
 
 def timed(cmd: list[str]) -> float:
@@ -75,8 +76,8 @@ def main() -> None:
         print(f"1. purchases/s, {BUYERS} buyers, --no-delay, best of {REPEAT} (same session)")
         print(f"   {'strategy':<10} {'sale':>10} {'bare loop':>10} {'ratio':>7}")
         for strategy in ("none", "per-buyer", "process", "file"):
-            bare = best(lambda: bare_loop(path, strategy, 2000))
-            run = best(lambda: sale(path, strategy, BUYERS))
+            bare = max(bare_loop(path, strategy, 2000) for _ in range(REPEAT))
+            run = max(sale(path, strategy, BUYERS) for _ in range(REPEAT))
             print(f"   {strategy:<10} {run:>10,.0f} {bare:>10,.0f} {run / bare:>7.2f}")
 
         print("\n2. tickets buy --buyers N --no-delay (whole command, median of 3)")
@@ -87,16 +88,30 @@ def main() -> None:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
                 t = time.perf_counter()
                 out = subprocess.run(
-                    [tickets_bin, "buy", "--buyers", str(n), "--no-delay", "--json",
-                     "--history", str(Path(tmp) / f"h{n}-{time.monotonic_ns()}.jsonl")],
-                    capture_output=True, text=True, timeout=300, env=env, check=False,
+                    [
+                        tickets_bin,
+                        "buy",
+                        "--buyers",
+                        str(n),
+                        "--no-delay",
+                        "--json",
+                        "--history",
+                        str(Path(tmp) / f"h{n}-{time.monotonic_ns()}.jsonl"),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    env=env,
+                    check=False,
                 )
                 walls.append(time.perf_counter() - t)
                 rss.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
                 doc = json.loads(out.stdout)
                 assert doc["passed"], doc
-            print(f"   {n:>5} buyers: {statistics.median(walls):.2f} s wall, "
-                  f"parent peak RSS {max(rss) / 1024:.0f} MB")
+            print(
+                f"   {n:>5} buyers: {statistics.median(walls):.2f} s wall, "
+                f"parent peak RSS {max(rss) / 1024:.0f} MB"
+            )
 
     print("\n3. start-up, median of 9 interleaved runs")
     helps, clicks = [], []
@@ -104,8 +119,10 @@ def main() -> None:
         helps.append(timed([tickets_bin, "--help"]))
         clicks.append(timed([sys.executable, "-c", "import click"]))
     h, c = statistics.median(helps), statistics.median(clicks)
-    print(f"   tickets --help {h * 1000:.0f} ms, python -c 'import click' {c * 1000:.0f} ms, "
-          f"ratio {h / c:.2f} (target <= 1.5)")
+    print(
+        f"   tickets --help {h * 1000:.0f} ms, python -c 'import click' {c * 1000:.0f} ms, "
+        f"ratio {h / c:.2f} (target <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

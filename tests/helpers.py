@@ -11,9 +11,7 @@ from typing import Any
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under folder with its bytes (to prove nothing changed)."""
     return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
 
 

@@ -84,24 +84,36 @@ def write_history(path: Path, lines: list[dict[str, Any]]) -> Path:
 
 def run_line(initial: int, t: float, run_id: str, restocked: bool = False) -> dict[str, Any]:
     return {
-        "type": "run", "version": 1, "run_id": run_id, "store": "/s/tickets.json",
-        "strategy": "process", "initial": initial, "restocked": restocked, "t": t,
+        "type": "run",
+        "version": 1,
+        "run_id": run_id,
+        "store": "/s/tickets.json",
+        "strategy": "process",
+        "initial": initial,
+        "restocked": restocked,
+        "t": t,
     }
 
 
 def test_two_runs_one_sale_cross_run_oversell(tmp_path: Path) -> None:
     # Each run had its own process lock: each is clean alone, together seat 2 sold twice.
-    a = write_history(tmp_path / "a.jsonl", [
-        run_line(2, 1.0, "a"),
-        {"type": "ok", "buyer": 0, "seat": 2, "t": 1.1},
-        {"type": "end", "remaining": 1, "t": 1.5},
-    ])
-    b = write_history(tmp_path / "b.jsonl", [
-        run_line(2, 1.05, "b"),
-        {"type": "ok", "buyer": 0, "seat": 2, "t": 1.1},
-        {"type": "ok", "buyer": 1, "seat": 1, "t": 1.2},
-        {"type": "end", "remaining": 0, "t": 1.6},
-    ])
+    a = write_history(
+        tmp_path / "a.jsonl",
+        [
+            run_line(2, 1.0, "a"),
+            {"type": "ok", "buyer": 0, "seat": 2, "t": 1.1},
+            {"type": "end", "remaining": 1, "t": 1.5},
+        ],
+    )
+    b = write_history(
+        tmp_path / "b.jsonl",
+        [
+            run_line(2, 1.05, "b"),
+            {"type": "ok", "buyer": 0, "seat": 2, "t": 1.1},
+            {"type": "ok", "buyer": 1, "seat": 1, "t": 1.2},
+            {"type": "end", "remaining": 0, "t": 1.6},
+        ],
+    )
     assert check_history(read(a)).passed
     report = check_histories([read(a), read(b)])
     assert not report.passed
@@ -110,8 +122,13 @@ def test_two_runs_one_sale_cross_run_oversell(tmp_path: Path) -> None:
 
 
 def test_combining_refuses_restocks_and_other_stores(tmp_path: Path) -> None:
-    a = write_history(tmp_path / "a.jsonl", [run_line(2, 1.0, "a"), {"type": "end", "remaining": 2, "t": 2}])
-    b = write_history(tmp_path / "b.jsonl", [run_line(2, 1.5, "b", restocked=True), {"type": "end", "remaining": 2, "t": 2}])
+    a = write_history(
+        tmp_path / "a.jsonl", [run_line(2, 1.0, "a"), {"type": "end", "remaining": 2, "t": 2}]
+    )
+    b = write_history(
+        tmp_path / "b.jsonl",
+        [run_line(2, 1.5, "b", restocked=True), {"type": "end", "remaining": 2, "t": 2}],
+    )
     with pytest.raises(HistoryError, match="restocked"):
         check_histories([read(a), read(b)])
     with pytest.raises(HistoryError, match="twice"):
@@ -131,8 +148,15 @@ def test_combining_refuses_restocks_and_other_stores(tmp_path: Path) -> None:
         ('{"type": "invoke", "buyer": 1}\n', "does not start with a run line"),
         (json.dumps({"type": "run", "version": 9, "initial": 1}) + "\n", "format version"),
         (json.dumps({"type": "run", "version": 1, "initial": -1}) + "\n", "initial stock"),
-        (json.dumps({"type": "run", "version": 1, "initial": 1}) + '\n{"type": "ok", "buyer": 1}\n', "without a seat"),
-        (json.dumps({"type": "run", "version": 1, "initial": 1}) + "\n{torn", "line 2 is not valid JSON"),
+        (
+            json.dumps({"type": "run", "version": 1, "initial": 1})
+            + '\n{"type": "ok", "buyer": 1}\n',
+            "without a seat",
+        ),
+        (
+            json.dumps({"type": "run", "version": 1, "initial": 1}) + "\n{torn",
+            "line 2 is not valid JSON",
+        ),
     ],
 )
 def test_not_a_history(tmp_path: Path, content: str, problem: str) -> None:

@@ -8,8 +8,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -51,9 +52,18 @@ def test_buy_json_schema_and_exit_0(invoke: Invoke, store: Path) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)  # nothing but JSON on stdout
     for key, kind in {
-        "strategy": str, "initial": int, "sold": int, "remaining": int, "oversold": int,
-        "unknown": int, "double_sold_seats": list, "passed": bool, "history": str,
-        "duration_s": float, "buyers": list, "checks": list,
+        "strategy": str,
+        "initial": int,
+        "sold": int,
+        "remaining": int,
+        "oversold": int,
+        "unknown": int,
+        "double_sold_seats": list,
+        "passed": bool,
+        "history": str,
+        "duration_s": float,
+        "buyers": list,
+        "checks": list,
     }.items():
         assert isinstance(doc[key], kind), key
     assert (doc["strategy"], doc["initial"], doc["sold"], doc["remaining"]) == ("file", 5, 5, 0)
@@ -68,8 +78,18 @@ def test_buy_json_schema_and_exit_0(invoke: Invoke, store: Path) -> None:
 @pytest.mark.timeout(60)
 def test_buy_oversell_exits_1(invoke: Invoke) -> None:
     result = invoke(
-        "buy", "--buyers", "12", "--tickets", "3", "--lock", "none",
-        "--search-delay", "0", "--write-delay", "60", "--json",
+        "buy",
+        "--buyers",
+        "12",
+        "--tickets",
+        "3",
+        "--lock",
+        "none",
+        "--search-delay",
+        "0",
+        "--write-delay",
+        "60",
+        "--json",
     )
     assert result.exit_code == 1
     doc = json.loads(result.output)
@@ -136,11 +156,27 @@ def test_check_exit_codes(invoke: Invoke, tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
     bad = tmp_path / "bad.jsonl"
     run = {"type": "run", "version": 1, "run_id": "x", "store": "/s", "initial": 2, "t": 1}
-    good.write_text("\n".join(json.dumps(x) for x in [
-        run, {"type": "ok", "buyer": 0, "seat": 2}, {"type": "end", "remaining": 1, "t": 2}]))
-    bad.write_text("\n".join(json.dumps(x) for x in [
-        run | {"run_id": "y"}, {"type": "ok", "buyer": 0, "seat": 2},
-        {"type": "ok", "buyer": 1, "seat": 2}, {"type": "end", "remaining": 1, "t": 2}]))
+    good.write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                run,
+                {"type": "ok", "buyer": 0, "seat": 2},
+                {"type": "end", "remaining": 1, "t": 2},
+            ]
+        )
+    )
+    bad.write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                run | {"run_id": "y"},
+                {"type": "ok", "buyer": 0, "seat": 2},
+                {"type": "ok", "buyer": 1, "seat": 2},
+                {"type": "end", "remaining": 1, "t": 2},
+            ]
+        )
+    )
     assert invoke("check", str(good)).exit_code == 0
     result = invoke("check", str(bad), "--json")
     assert result.exit_code == 1
@@ -155,7 +191,10 @@ def test_check_exit_codes(invoke: Invoke, tmp_path: Path) -> None:
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tickets", *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -177,7 +216,10 @@ def test_subprocess_buy_no_ansi_and_no_traceback(tmp_path: Path) -> None:
 
 
 def test_import_tickets_is_light() -> None:
-    code = "import sys, tickets; print(sorted(m for m in ('click', 'rich', 'multiprocessing') if m in sys.modules))"
+    code = (
+        "import sys, tickets; "
+        "print(sorted(m for m in ('click', 'rich', 'multiprocessing') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
     code = "import sys, tickets.runner; print('click' in sys.modules, 'rich' in sys.modules)"

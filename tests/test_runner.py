@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from helpers import read_json_lines
 from tickets import store as st
 from tickets.buyer import Delays
 from tickets.history import read
 from tickets.runner import RunConfig, RunError, RunResult, run_buy
-
-from helpers import read_json_lines
 
 Sale = Callable[..., RunResult]
 
@@ -104,7 +104,9 @@ def test_no_delay_run_is_fast_enough_to_finish(sale: Sale) -> None:
         ({"start_method": "teleport"}, "not available"),
     ],
 )
-def test_bad_config_changes_nothing(store: Path, tmp_path: Path, change: dict[str, Any], message: str) -> None:
+def test_bad_config_changes_nothing(
+    store: Path, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
     cfg: dict[str, Any] = {"store": store, "buyers": 3, **change}
     with pytest.raises(RunError, match=message):
         run_buy(RunConfig(**cfg))

@@ -52,7 +52,10 @@ def contend(name: str, folder: Path) -> tuple[int, int]:
     (folder / "counter").write_text("0")
     gate = ctx.Event()
     tokens = get(name).tokens(ctx)
-    procs = [ctx.Process(target=worker, args=(name, next(tokens), str(folder), gate)) for _ in range(WORKERS)]
+    procs = [
+        ctx.Process(target=worker, args=(name, next(tokens), str(folder), gate))
+        for _ in range(WORKERS)
+    ]
     try:
         for p in procs:
             p.start()
@@ -113,7 +116,9 @@ def test_file_lock_times_out_while_another_holds_it(store: Path) -> None:
 def test_shell_flock_takes_part_in_the_same_lock(store: Path) -> None:
     lock_path(store).touch()
     # Its own session, so the kill reaches `sleep` too, which inherits the lock.
-    holder = subprocess.Popen(["flock", str(lock_path(store)), "sleep", "3"], start_new_session=True)
+    holder = subprocess.Popen(
+        ["flock", str(lock_path(store)), "sleep", "3"], start_new_session=True
+    )
     try:
         time.sleep(0.3)
         with pytest.raises(StoreError, match="held by another process"):

@@ -1,0 +1,59 @@
+"""The README documents every command, option and exit code (after
+sqlite-utils' tests/test_docs.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from tickets import limits
+from tickets.cli import cli
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_readme_leads_with_run_and_test() -> None:
+    head = README[:800]
+    assert "make run" in head and "make test" in head
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_command_in_readme(name: str) -> None:
+    assert f"tickets {name}" in README
+
+
+@pytest.mark.parametrize(
+    "name, option",
+    [
+        (name, opt)
+        for name, command in sorted(cli.commands.items())
+        for param in command.params
+        if isinstance(param, click.Option)
+        for opt in param.opts
+        if opt != "--help"
+    ],
+)
+def test_option_in_readme(name: str, option: str) -> None:
+    assert f"`{option}" in README, f"{name} {option} is not documented"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        limits.EXIT_OK,
+        limits.EXIT_CHECK_FAILED,
+        limits.EXIT_USAGE,
+        limits.EXIT_STORE,
+        limits.EXIT_ABORTED,
+        limits.EXIT_INTERRUPTED,
+    ],
+)
+def test_exit_code_in_readme(code: int) -> None:
+    assert f"| {code} |" in README
+
+
+def test_every_strategy_in_readme() -> None:
+    for name in limits.STRATEGY_NAMES:
+        assert f"| `{name}` |" in README
