@@ -7,6 +7,7 @@ buyers never pay for a terminal library.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -62,12 +63,12 @@ def translate_errors() -> Iterator[None]:
         raise click.UsageError(str(exc)) from None
 
 
-def make_console(stderr: bool = False) -> Console:
+def make_console(stderr: bool = False, width: int | None = None) -> Console:
     from rich.console import Console
 
     # rich writes plain text (no ANSI codes) when the stream is not a
     # terminal, and honours NO_COLOR.
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def emit_json(doc: Any) -> None:
@@ -221,14 +222,14 @@ class LiveProgress:
         self.label = label
         self._live: Any = None
 
-    def __call__(self, p: Any) -> None:
+    def __call__(self, p: Any, label: str | None = None) -> None:
         if not self.enabled:
             return
         from rich.live import Live
         from rich.text import Text
 
         text = Text(
-            f"{self.label}: {p.done}/{p.total} buyers done, {p.sold} sold, "
+            f"{label or self.label}: {p.done}/{p.total} buyers done, {p.sold} sold, "
             f"{p.double_sold} oversold so far"
         )
         if self._live is None:
@@ -396,6 +397,225 @@ def buy(
     else:
         make_console().print(run_view(result, None if show_all else 40))
     finish(exit_code_for(result.passed, result.aborted))
+
+
+def parse_strategies(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STRATEGY_NAMES]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{unknown[0] if unknown else value!r} is not a strategy; "
+            f"use a comma-separated list of {', '.join(STRATEGY_NAMES)}"
+        )
+    if len(set(names)) != len(names):
+        raise click.BadParameter("a strategy is named twice")
+    return names
+
+
+@cli.command()
+@click.option(
+    "--buyers",
+    type=click.IntRange(1, MAX_BUYERS),
+    default=DEFAULT_BUYERS,
+    show_default=True,
+    help="How many buyer processes contend in each run.",
+)
+@lock_option()
+@click.option(
+    "--no-lock", is_flag=True, help="Run only the unlocked side: the oversell demonstration."
+)
+@click.option(
+    "--strategies",
+    callback=parse_strategies,
+    metavar="LIST",
+    help="Compare these strategies instead, e.g. none,per-buyer,process,file.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Run each side K times, seeds --seed, --seed+1, ...",
+)
+@click.option(
+    "--max-oversold",
+    type=click.IntRange(0, MAX_COUNT),
+    help="Fail (exit 1) if any run of any strategy oversold more than N.",
+)
+@click.option(
+    "--expect-oversell",
+    is_flag=True,
+    help="Fail (exit 1) if a strategy without exclusion oversold in none of its trials.",
+)
+@click.option(
+    "--timeline", "show_timeline", is_flag=True, help="Draw the worst unlocked run at the end."
+)
+@sale_options
+@click.pass_context
+def race(
+    ctx: click.Context,
+    buyers: int,
+    strategy: str,
+    no_lock: bool,
+    strategies: list[str] | None,
+    trials: int,
+    max_oversold: int | None,
+    expect_oversell: bool,
+    show_timeline: bool,
+    tickets: int,
+    keep_stock: bool,
+    seed: int,
+    no_delay: bool,
+    search_delay: float,
+    write_delay: float,
+    lock_timeout: float,
+    stall_timeout: float,
+    fsync: bool,
+    start_method: str,
+    history: Path | None,
+    json_: bool,
+) -> None:
+    """Run the same sale with and without a lock, side by side.
+
+    Every side gets the same buyers, stock, delays and seed. Oversell without
+    a lock is the expected demonstration; the exit code is 1 only when a
+    locking strategy (process, file) oversold or broke a check, or a
+    --max-oversold / --expect-oversell threshold was missed.
+
+    \b
+    Examples:
+        tickets race --buyers 50 --tickets 10
+        tickets race --no-lock --timeline
+        tickets race --strategies none,per-buyer,process,file --trials 20 --json
+    """
+    from .race import run_race
+    from .runner import RunConfig
+
+    explicit_lock = ctx.get_parameter_source("strategy") is not click.core.ParameterSource.DEFAULT
+    if keep_stock:
+        raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
+    if strategies is not None and (no_lock or explicit_lock):
+        raise click.UsageError("--strategies names every side; leave out --lock and --no-lock")
+    if no_lock and explicit_lock:
+        raise click.UsageError("--no-lock runs only the unlocked side; leave out --lock")
+    if strategies is None:
+        strategies = ["none"] if no_lock else [strategy, "none"]
+        if strategy == "none":
+            strategies = ["none"]
+    obj = ctx.find_object(StoreContext)
+    assert obj is not None
+    base = RunConfig(
+        store=obj.db,
+        buyers=buyers,
+        tickets=tickets,
+        seed=seed,
+        delays=delays_from(no_delay, search_delay, write_delay),
+        lock_timeout=lock_timeout,
+        fsync=fsync,
+        start_method=start_method,
+        history=history,
+        stall_timeout=stall_timeout,
+    )
+    live = LiveProgress(not json_, "race")
+    try:
+        with translate_errors():
+            result = run_race(
+                base,
+                strategies,
+                trials,
+                max_oversold=max_oversold,
+                expect_oversell=expect_oversell,
+                progress=lambda label, p: live(p, f"race: {label}"),
+            )
+    except KeyboardInterrupt:
+        live.stop()
+        click.echo("interrupted; the histories record the buyers stopped as unknown", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        live.stop()
+    if json_:
+        from .render import race_dict
+
+        emit_json(race_dict(result))
+    else:
+        from .render import race_view
+
+        console = make_console()
+        console.print(race_view(result))
+        if show_timeline:
+            from .history import read
+            from .timeline import timeline
+
+            unlocked = [r for r in result.runs if r.strategy in ("none", "per-buyer")]
+            pool = unlocked or list(result.runs)
+            worst = max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
+            with translate_errors():
+                console.print(timeline(read(worst.result.history), width=console.width))
+    aborted = next((r.result.aborted for r in result.runs if r.result.aborted), None)
+    finish(exit_code_for(result.verdict.passed, aborted))
+
+
+@cli.command("timeline")
+@click.argument("history", type=click.Path(path_type=str))
+@click.option(
+    "--svg", type=click.Path(dir_okay=False, path_type=Path), help="Also write the picture as SVG."
+)
+@click.option(
+    "--html", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as HTML."
+)
+@click.option(
+    "--width",
+    type=click.IntRange(60, 1000),
+    help="Columns to draw in (default: the terminal's, 120 for files).",
+)
+@click.option(
+    "--all", "show_all", is_flag=True, help="Draw every buyer (default: at most 60 rows)."
+)
+def timeline_command(
+    history: str, svg: Path | None, html: Path | None, width: int | None, show_all: bool
+) -> None:
+    """Draw a saved history on a time axis, one row per buyer.
+
+    Each buyer's search, wait for the lock and read-modify-write are bars on
+    one shared axis; seats sold twice are red, with the buyers that share
+    them, so the overlapping read-modify-writes that lost updates show.
+
+    \b
+    Examples:
+        tickets timeline history/tickets-...-buy-none-123.jsonl
+        tickets timeline run.jsonl --svg race.svg --html race.html
+    """
+    from rich.console import Console
+
+    from .history import read
+    from .timeline import MAX_ROWS, timeline
+
+    with translate_errors():
+        loaded = read(history)
+    console = make_console(width=width)
+    limit = None if show_all else MAX_ROWS
+    console.print(timeline(loaded, width=width or console.width, limit=limit))
+    for path, kind in ((svg, "svg"), (html, "html")):
+        if path is None:
+            continue
+        recorder = Console(
+            record=True, width=width or 120, file=io.StringIO(), color_system="truecolor"
+        )
+        recorder.print(timeline(loaded, width=width or 120, limit=limit))
+        try:
+            if kind == "svg":
+                recorder.save_svg(str(path), title=f"tickets timeline: {Path(history).name}")
+            else:
+                recorder.save_html(str(path))
+        except OSError as exc:
+            raise UnusableFile(
+                f"{path}: cannot be written ({exc.strerror}); choose another path"
+            ) from None
+        click.echo(f"wrote {path}", err=True)
 
 
 @cli.command()

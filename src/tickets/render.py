@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .checks import Report
+from .race import RaceResult, in_words
 from .runner import BuyerRow, RunResult
 
 #: Rows a buyer table shows before it elides (``--all`` shows every row).
@@ -176,3 +177,74 @@ def check_view(report: Report, paths: list[str]) -> RenderableType:
         summary_table(report),
         verdict(report),
     )
+
+
+def race_dict(race: RaceResult) -> dict[str, Any]:
+    """The ``race --json`` document: every run as in ``buy --json``, plus ``trial``."""
+    return {
+        "passed": race.verdict.passed,
+        "reasons": list(race.verdict.reasons),
+        "strategies": [side.as_dict() for side in race.sides],
+        "runs": [{**run_dict(r.result), "trial": r.trial} for r in race.runs],
+    }
+
+
+def race_table(race: RaceResult) -> Table:
+    sides = race.sides
+    trials = sides[0].trials
+    title = "the same sale, side by side" + (f", {trials} trials each" if trials > 1 else "")
+    table = Table(title=title)
+    table.add_column("")
+    for side in sides:
+        table.add_column(side.strategy, justify="right")
+    if trials == 1:
+        results = {r.strategy: r.result for r in race.runs}
+        rep = {name: results[name].report for name in results}
+
+        def cells(fn: Any) -> list[Any]:
+            return [fn(side.strategy) for side in sides]
+
+        table.add_row("initial", *cells(lambda n: str(rep[n].initial)))
+        table.add_row("sold", *cells(lambda n: str(rep[n].sold)))
+        table.add_row("remaining", *cells(lambda n: str(rep[n].remaining)))
+        table.add_row(
+            "oversold",
+            *cells(
+                lambda n: Text(str(rep[n].oversold), "bold red" if rep[n].oversold else "green")
+            ),
+        )
+        table.add_row(
+            "double-sold seats",
+            *cells(lambda n: ", ".join(map(str, rep[n].double_sold_seats[:8])) or "none"),
+        )
+        table.add_row("unknown outcomes", *cells(lambda n: str(rep[n].unknown)))
+        table.add_row("wall time", *cells(lambda n: f"{results[n].duration_s:.3f} s"))
+        table.add_row("purchases/s", *cells(lambda n: f"{results[n].purchases_per_s:,.0f}"))
+        table.add_row(
+            "checks",
+            *cells(
+                lambda n: Text("pass", "green") if results[n].passed else Text("FAIL", "bold red")
+            ),
+        )
+    else:
+        table.add_row("trials oversold", *[f"{s.oversold_trials}/{s.trials}" for s in sides])
+        table.add_row("oversold min", *[str(s.oversold_min) for s in sides])
+        table.add_row("oversold median", *[f"{s.oversold_median:g}" for s in sides])
+        table.add_row("oversold max", *[str(s.oversold_max) for s in sides])
+        table.add_row("trials failing a check", *[str(s.failed_check_trials) for s in sides])
+        table.add_row("unknown outcomes", *[str(s.unknown_total) for s in sides])
+        table.add_row("median wall time", *[f"{s.duration_median_s:.3f} s" for s in sides])
+        table.add_row("median purchases/s", *[f"{s.purchases_per_s_median:,.0f}" for s in sides])
+    return table
+
+
+def race_view(race: RaceResult) -> RenderableType:
+    words = Text("\n".join(in_words(side) for side in race.sides))
+    if race.verdict.passed:
+        verdict_text = Text("PASSED: every locking strategy sold exactly the stock", "bold green")
+    else:
+        verdict_text = Text("FAILED: " + "; ".join(race.verdict.reasons), "bold red")
+    histories = Text("histories:\n" + "\n".join(f"  {r.result.history}" for r in race.runs[:12]))
+    if len(race.runs) > 12:
+        histories.append(f"\n  … and {len(race.runs) - 12} more")
+    return Group(race_table(race), words, histories, verdict_text)

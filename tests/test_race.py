@@ -1,0 +1,179 @@
+"""`tickets race`: the comparison, trial statistics and the CI exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from helpers import read_json_lines
+from tickets.buyer import Delays
+from tickets.race import SideStats, in_words, judge, run_race, trial_seed
+from tickets.runner import RunConfig, RunError
+
+Invoke = Callable[..., Result]
+WIDE = ["--search-delay", "0", "--write-delay", "40"]  # every unlocked run oversells
+SMALL = ["--buyers", "10", "--tickets", "3"]
+
+
+def side(strategy: str, oversold: list[int], failed: int | None = None) -> SideStats:
+    return SideStats(
+        strategy=strategy,
+        trials=len(oversold),
+        oversold_trials=sum(1 for x in oversold if x),
+        oversold_min=min(oversold),
+        oversold_median=sorted(oversold)[len(oversold) // 2],
+        oversold_max=max(oversold),
+        sold_max=10 + max(oversold),
+        failed_check_trials=sum(1 for x in oversold if x) if failed is None else failed,
+        unknown_total=0,
+        duration_median_s=0.1,
+        purchases_per_s_median=100.0,
+        initial=10,
+    )
+
+
+def test_judge_matrix() -> None:
+    clean, demo = side("file", [0, 0]), side("none", [13, 0])
+    assert judge([clean, demo]).passed  # unlocked oversell is the demonstration
+    assert not judge([side("process", [0, 2]), demo]).passed
+    assert not judge([side("file", [0], failed=1)]).passed  # a broken check, no oversell
+    assert judge([clean, demo], max_oversold=13).passed
+    verdict = judge([clean, demo], max_oversold=12)
+    assert not verdict.passed and "more than --max-oversold 12" in verdict.reasons[0]
+    assert judge([clean, demo], expect_oversell=True).passed  # one trial of two oversold
+    verdict = judge([clean, side("per-buyer", [0, 0])], expect_oversell=True)
+    assert not verdict.passed and "did not oversell" in verdict.reasons[0]
+
+
+def test_in_words() -> None:
+    assert in_words(side("none", [13])) == "without a lock 10 tickets were sold 23 times"
+    text = in_words(side("file", [0, 0, 0]))
+    assert (
+        text
+        == "with the file lock 10 tickets were sold 10 times at most; none of 3 trials oversold"
+    )
+
+
+@pytest.mark.timeout(120)
+def test_real_race_over_trials(store: Path) -> None:
+    base = RunConfig(store=store, buyers=10, tickets=3, seed=7, delays=Delays(0.0, 0.04))
+    race = run_race(base, ["none", "file"], trials=3)
+    assert [(r.strategy, r.trial) for r in race.runs] == [
+        ("none", 0),
+        ("file", 0),
+        ("none", 1),
+        ("file", 1),
+        ("none", 2),
+        ("file", 2),
+    ]
+    none, file = race.sides
+    assert (none.oversold_trials, file.oversold_trials) == (3, 0)
+    assert none.oversold_min > 0 and file.oversold_max == 0
+    assert race.verdict.passed
+    # Same seed on both sides of a trial, a new one each trial.
+    seeds = [read_json_lines(r.result.history)[0]["seed"] for r in race.runs]
+    assert seeds == [7, 7, 8, 8, 9, 9] == [trial_seed(7, t) for t in (0, 0, 1, 1, 2, 2)]
+
+
+def test_race_config_errors(store: Path) -> None:
+    base = RunConfig(store=store, buyers=2)
+    for kwargs, message in (
+        ({"strategies": []}, "at least one"),
+        ({"strategies": ["none", "none"]}, "twice"),
+        ({"strategies": ["none"], "trials": 0}, "trials"),
+    ):
+        with pytest.raises(RunError, match=message):
+            run_race(base, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(RunError, match="--history"):
+        run_race(replace(base, history=store.parent / "h.jsonl"), ["none", "file"])
+
+
+@pytest.mark.timeout(120)
+def test_cli_race_json(invoke: Invoke) -> None:
+    result = invoke("race", *SMALL, *WIDE, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["passed"] is True
+    assert [(r["strategy"], r["trial"]) for r in doc["runs"]] == [("file", 0), ("none", 0)]
+    for run in doc["runs"]:
+        assert {
+            "initial",
+            "sold",
+            "remaining",
+            "oversold",
+            "unknown",
+            "double_sold_seats",
+            "passed",
+            "history",
+            "duration_s",
+            "buyers",
+        } <= set(run)
+    assert doc["runs"][0]["oversold"] == 0 and doc["runs"][1]["oversold"] > 0
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["--no-lock"], 0),
+        (["--no-lock", "--expect-oversell"], 0),
+        (["--no-lock", "--max-oversold", "0"], 1),
+        (["--strategies", "process,per-buyer", "--expect-oversell"], 0),
+        (["--lock", "process", "--max-oversold", "1000"], 0),
+    ],
+)
+def test_cli_exit_code_matrix(invoke: Invoke, args: list[str], code: int) -> None:
+    result = invoke("race", *SMALL, *WIDE, *args)
+    assert result.exit_code == code, result.output
+
+
+@pytest.mark.timeout(60)
+def test_expect_oversell_fails_when_the_demo_cannot_show(invoke: Invoke) -> None:
+    # One buyer cannot race anyone: the unlocked side sells exactly the stock.
+    result = invoke("race", "--no-lock", "--buyers", "1", "--tickets", "3", "--expect-oversell")
+    assert result.exit_code == 1
+    assert "did not oversell" in result.output
+
+
+@pytest.mark.timeout(60)
+def test_cli_race_table(invoke: Invoke) -> None:
+    result = invoke("race", *SMALL, *WIDE)
+    assert result.exit_code == 0
+    out = result.output
+    for needle in (
+        "file",
+        "none",
+        "oversold",
+        "double-sold seats",
+        "purchases/s",
+        "without a lock 3 tickets were sold 10 times",
+        "PASSED",
+    ):
+        assert needle in out, needle
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--strategies", "none,spin"], "spin"),
+        (["--strategies", "none,none"], "twice"),
+        (["--strategies", "none", "--no-lock"], "--strategies"),
+        (["--no-lock", "--lock", "file"], "--no-lock"),
+        (["--keep-stock"], "--keep-stock"),
+        (["--trials", "0"], "--trials"),
+        (["--trials", "2", "--history", "h.jsonl"], "--history"),
+        (["--max-oversold", "-1"], "--max-oversold"),
+    ],
+)
+def test_cli_race_usage_errors(
+    invoke: Invoke, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    result = invoke("race", *args)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert list(tmp_path.iterdir()) == []
