@@ -38,7 +38,8 @@ def test_unlocked_demo_is_not_flaky(store: object, capsys: pytest.CaptureFixture
         print(
             f"\nunlocked: {none.oversold_trials}/100 trials oversold "
             f"(min {none.oversold_min}, median {none.oversold_median}, max {none.oversold_max}); "
-            f"locked: {file.oversold_trials}/100 oversold, {file.failed_check_trials} failed a check"
+            f"locked: {file.oversold_trials}/100 oversold, "
+            f"{file.failed_check_trials} failed a check"
         )
     assert none.oversold_trials >= 99
     assert file.oversold_trials == 0 and file.failed_check_trials == 0
