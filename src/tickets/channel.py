@@ -32,18 +32,45 @@ def send(conn: Any, event: dict[str, Any]) -> None:
     conn.send_bytes(encode(event))
 
 
+class Batcher:
+    """Child side: several events per message (the queue mode's thousands of
+    orders), flushed when the next would not fit one atomic write, when
+    ``max_events`` are waiting, or when the caller says so."""
+
+    def __init__(self, conn: Any, max_events: int = 64) -> None:
+        self.conn = conn
+        self.max_events = max_events
+        self._parts: list[bytes] = []
+        self._size = 2
+
+    def add(self, event: dict[str, Any]) -> None:
+        data = encode(event)
+        if self._parts and self._size + len(data) + 1 > MAX_EVENT_BYTES:
+            self.flush()
+        self._parts.append(data)
+        self._size += len(data) + 1
+        if len(self._parts) >= self.max_events:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            self.conn.send_bytes(b"[" + b",".join(self._parts) + b"]")
+            self._parts = []
+            self._size = 2
+
+
 class Channel:
     """Parent side: the read end and the shared write end of one pipe."""
 
     def __init__(self, ctx: Any) -> None:
         self.reader, self.writer = ctx.Pipe(duplex=False)
 
-    def get(self, timeout: float) -> dict[str, Any] | None:
-        """The next event, or None when none arrives within ``timeout``."""
+    def get(self, timeout: float) -> list[dict[str, Any]]:
+        """The events of the next message; empty when none arrives within ``timeout``."""
         if not self.reader.poll(timeout):
-            return None
-        event: dict[str, Any] = json.loads(self.reader.recv_bytes())
-        return event
+            return []
+        message = json.loads(self.reader.recv_bytes())
+        return message if isinstance(message, list) else [message]
 
     def close(self) -> None:
         self.reader.close()

@@ -1,24 +1,23 @@
-"""All process handling: start method, start gate, deadlines, watchdog, events, cleanup.
+"""The parent side of a run, for both modes.
 
-Data flows one way: a frozen :class:`RunConfig` -> buyers started behind a
-gate -> each child sends events over one queue -> the parent writes the
-history and builds a :class:`RunResult` -> checks. Every wait in the parent
-has a deadline; a child that dies is noticed and its outcome is ``info``.
+Data flows one way: a frozen config -> children started behind a gate (see
+:mod:`tickets.procs`) -> each child sends events over one pipe -> the parent
+(:class:`Sale`) writes the history and keeps one row per buyer or order ->
+checks -> a :class:`RunResult`. Every wait has a deadline; a child that dies
+is noticed and what it had in hand becomes ``info`` (outcome unknown).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.process
 import os
-import resource
 import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from . import store
 from .buyer import BuyerPlan, Delays, run_buyer
@@ -33,7 +32,8 @@ from .limits import (
     MAX_BUYERS,
     MAX_COUNT,
 )
-from .strategies import STRATEGIES, check_lock_path, get, store_lock
+from .procs import Children, Gate, default_start_method, describe_exit, raise_fd_limit
+from .strategies import STRATEGIES, check_lock_path, store_lock
 
 #: How long finished children get to exit before they are killed.
 REAP_TIMEOUT = 5.0
@@ -43,17 +43,11 @@ class RunError(Exception):
     """A run could not be set up (bad configuration). ``str()`` is the message."""
 
 
-def default_start_method() -> str:
-    # fork is by far the cheapest start (~1.5 ms against ~30 ms for spawn) and
-    # the parent has no threads when it forks; elsewhere use the platform's.
-    methods = multiprocessing.get_all_start_methods()
-    return "fork" if "fork" in methods else methods[0]
+@dataclass(frozen=True, kw_only=True)
+class SaleConfig:
+    """What every run shares, whichever mode sells."""
 
-
-@dataclass(frozen=True)
-class RunConfig:
     store: Path
-    buyers: int
     strategy: str = DEFAULT_STRATEGY
     #: restock to this many tickets before the run; None keeps the stock as it is
     tickets: int | None = DEFAULT_TICKETS
@@ -71,8 +65,6 @@ class RunConfig:
             raise RunError(
                 f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}"
             )
-        if not 1 <= self.buyers <= MAX_BUYERS:
-            raise RunError(f"buyers must be from 1 to {MAX_BUYERS}, got {self.buyers}")
         if self.tickets is not None and not 0 <= self.tickets <= MAX_COUNT:
             raise RunError(f"tickets must be from 0 to {MAX_COUNT:,}, got {self.tickets}")
         if self.start_method not in multiprocessing.get_all_start_methods():
@@ -84,10 +76,33 @@ class RunConfig:
             if not 0 < value <= 86400:
                 raise RunError(f"{name} must be more than 0 and at most a day, got {value}")
 
+    def plan(self) -> BuyerPlan:
+        return BuyerPlan(
+            store=self.store,
+            strategy=self.strategy,
+            seed=self.seed,
+            delays=self.delays,
+            lock_timeout=self.lock_timeout,
+            fsync=self.fsync,
+            gate_timeout=max(60.0, self.stall_timeout),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(SaleConfig):
+    """``tickets buy``: N buyer processes against the store."""
+
+    buyers: int
+
+    def validate(self) -> None:
+        super().validate()
+        if not 1 <= self.buyers <= MAX_BUYERS:
+            raise RunError(f"buyers must be from 1 to {MAX_BUYERS}, got {self.buyers}")
+
 
 @dataclass
 class BuyerRow:
-    """One buyer as the parent saw it."""
+    """One buyer (or, in the queue mode, one order) as the parent saw it."""
 
     buyer: int
     pid: int | None = None
@@ -99,6 +114,8 @@ class BuyerRow:
     t_search: float | None = None
     t_locked: float | None = None
     t_end: float | None = None
+    producer: int | None = None
+    clerk: int | None = None
 
     @property
     def lock_wait(self) -> float | None:
@@ -114,11 +131,9 @@ class BuyerRow:
 
     def update(self, ev: dict[str, Any]) -> None:
         self.pid = ev.get("pid", self.pid)
-        for key in ("t_start", "t_search", "t_locked"):
+        for key in ("t_start", "t_search", "t_locked", "seen", "producer", "clerk"):
             if key in ev:
                 setattr(self, key, ev[key])
-        if "seen" in ev:
-            self.seen = ev["seen"]
         if ev["type"] != "invoke":
             self.result = ev["type"]
             self.seat = ev.get("seat")
@@ -129,7 +144,7 @@ class BuyerRow:
         def r(x: float | None) -> float | None:
             return None if x is None else round(x, 6)
 
-        return {
+        doc = {
             "buyer": self.buyer,
             "pid": self.pid,
             "result": self.result,
@@ -139,6 +154,9 @@ class BuyerRow:
             "lock_wait_s": r(self.lock_wait),
             "total_s": r(self.total),
         }
+        if self.producer is not None or self.clerk is not None:
+            doc |= {"producer": self.producer, "clerk": self.clerk}
+        return doc
 
 
 @dataclass
@@ -149,11 +167,14 @@ class Progress:
     done: int = 0
     sold: int = 0
     double_sold: int = 0
+    #: queue mode: orders waiting in the queue, orders submitted so far
+    queue_depth: int | None = None
+    submitted: int = 0
 
 
 @dataclass
 class RunResult:
-    config: RunConfig
+    config: SaleConfig
     run_id: str
     history: Path
     initial: int
@@ -164,6 +185,10 @@ class RunResult:
     t0: float
     aborted: str | None = None
     store_error: str | None = None
+    #: what the run noticed on the way (a clerk that died, ...)
+    notes: tuple[str, ...] = ()
+    #: queue mode: per producer and per clerk figures (see queue_run)
+    queue: Any = None
 
     @property
     def purchases_per_s(self) -> float:
@@ -180,19 +205,8 @@ def default_history_path(store_path: Path, mode: str, strategy: str) -> Path:
     return store_path.parent / "history" / name
 
 
-def _raise_fd_limit(children: int) -> None:
-    # Each live child holds a sentinel pipe in the parent.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = children + 256
-    if soft != resource.RLIM_INFINITY and soft < want:
-        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-
-
-def prepare_store(config: RunConfig) -> int:
+def prepare_store(config: SaleConfig) -> int:
     """Under the store lock: clean orphan temp files, restock if asked, read the stock."""
-    store.check_writable(config.store)
-    check_lock_path(config.store)
     with store_lock(config.store, config.lock_timeout):
         store.remove_orphan_temps(config.store)
         if config.tickets is not None:
@@ -207,337 +221,247 @@ def read_final(path: Path) -> tuple[int | None, str | None]:
         return None, str(exc)
 
 
-def _child_main(
-    target: Callable[..., None], args: tuple[Any, ...], close: Iterable[Any]
-) -> NoReturn:
-    """A forked child: run the target, then leave at once (no atexit, no flush)."""
-    code = 1
-    try:
-        # Ctrl-C goes to the whole process group: the parent decides.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for conn in close:
-            conn.close()
-        target(*args)
-        code = 0
-    finally:
-        os._exit(code)
+class Sale:
+    """The parent's record of one run: history file, rows, live counters.
 
-
-class Gate:
-    """Holds every child back until all are started, then lets them go at once.
-
-    A pipe nobody writes to: children wait for it to become readable, which it
-    does, for all of them in one go, when the parent closes the write end.
-    (A ``multiprocessing.Event`` wakes its waiters one by one, each waiting
-    for the last to acknowledge: 1,000 buyers trickled out over 1.2 s.)
+    Opening it checks the store and the history path before anything is
+    created: a run that cannot start changes nothing on disk.
     """
 
-    def __init__(self, ctx: Any) -> None:
-        self.reader, self.writer = ctx.Pipe(duplex=False)
-
-    def open(self) -> None:
-        self.writer.close()
-
-    def close(self) -> None:
-        self.reader.close()
-        if not self.writer.closed:
-            self.writer.close()
-
-
-def wait_at_gate(reader: Any, timeout: float) -> bool:
-    """Child side: True once the gate opens (EOF on the pipe), False on timeout."""
-    return bool(reader.poll(timeout))
-
-
-class Children:
-    """Start, watch and reap a run's child processes.
-
-    With the fork start method the parent forks its children itself:
-    ``multiprocessing.Process.start()`` polls every live child it knows of
-    (``multiprocessing.process._cleanup``), which makes starting N children
-    that all wait behind the gate O(N^2) (1,000 buyers took 5.6 s), and its
-    child bootstrap costs ~1 ms more per child. Forkserver and spawn go
-    through multiprocessing, which pickles the arguments for them.
-    """
-
-    def __init__(self, ctx: Any, method: str, close_in_child: Iterable[Any] = ()) -> None:
-        self.ctx = ctx
-        self.raw_fork = method == "fork"
-        #: parent-only pipe ends a forked child must not keep open
-        self.close_in_child = tuple(close_in_child)
-        self.pids: dict[Any, int] = {}
-        self.codes: dict[Any, int | None] = {}
-        self._procs: dict[Any, Any] = {}
-
-    def start(self, key: Any, target: Callable[..., None], args: Iterable[Any]) -> None:
-        args = tuple(args)
-        if self.raw_fork:
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child
-                _child_main(target, args, self.close_in_child)
-        else:
-            p = self.ctx.Process(target=target, args=args, daemon=True)
-            p.start()
-            children = getattr(multiprocessing.process, "_children", None)
-            if isinstance(children, set):
-                children.discard(p)  # we reap it ourselves (see the class doc)
-            self._procs[key] = p
-            pid = p.pid
-        self.pids[key] = pid
-        self.codes[key] = None
-
-    def exitcode(self, key: Any) -> int | None:
-        """The child's exit code (negative: killed by that signal), None while it runs."""
-        if self.codes[key] is None:
-            try:
-                pid, status = os.waitpid(self.pids[key], os.WNOHANG)
-            except ChildProcessError:
-                # Reaped elsewhere (multiprocessing's own bookkeeping): ask it.
-                proc = self._procs.get(key)
-                self.codes[key] = proc.exitcode if proc is not None else -1
-                return self.codes[key]
-            if pid:
-                self.codes[key] = os.waitstatus_to_exitcode(status)
-        return self.codes[key]
-
-    def alive(self) -> list[Any]:
-        return [key for key in self.pids if self.exitcode(key) is None]
-
-    def signal(self, keys: Iterable[Any], sig: int = signal.SIGKILL) -> None:
-        for key in keys:
-            if self.exitcode(key) is None:
-                try:
-                    os.kill(self.pids[key], sig)
-                except ProcessLookupError:
-                    pass
-
-    def reap(self, deadline: float) -> list[Any]:
-        """Wait for every child until the deadline, kill the rest; return the killed keys."""
-        pause = 0.001
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-        killed = self.alive()
-        self.signal(killed, signal.SIGKILL)
-        end = time.monotonic() + 2.0
-        while self.alive() and time.monotonic() < end:
-            time.sleep(0.01)
-        for proc in self._procs.values():
-            if proc.exitcode is not None:
-                proc.close()
-        return killed
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
+    def __init__(self, config: SaleConfig, total: int, run_fields: dict[str, Any]) -> None:
+        config.validate()
+        self.config = config
+        self.history_path = config.history or default_history_path(
+            config.store, config.mode, config.strategy
+        )
+        store.check_writable(config.store)
+        check_lock_path(config.store)
+        # A store that exists must parse before anything is created: bad
+        # input changes nothing (restocking does not paper over corruption;
+        # `tickets init` resets a store).
+        if config.tickets is None or config.store.exists():
+            store.load(config.store)
+        self.writer = HistoryWriter(self.history_path)
         try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
+            self.initial = prepare_store(config)
+        except BaseException:
+            self.writer.discard()
+            raise
+        self.run_id = os.urandom(8).hex()
+        self.rows: dict[int, BuyerRow] = {}
+        self.live = Progress(total=total)
+        self.notes: list[str] = []
+        self._seats: dict[int, int] = {}
+        self.writer.write(
+            {
+                "type": "run",
+                "version": 1,
+                "run_id": self.run_id,
+                "mode": config.mode,
+                "store": str(config.store.resolve()),
+                "strategy": config.strategy,
+                "initial": self.initial,
+                "restocked": config.tickets is not None,
+                **run_fields,
+                "seed": config.seed,
+                "delays": {"search": config.delays.search, "write": config.delays.write},
+                "start_method": config.start_method,
+                "pid": os.getpid(),
+                "wall": datetime.now(UTC).isoformat(),
+                "t": time.monotonic(),
+            }
+        )
+
+    def row(self, key: int) -> BuyerRow:
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = BuyerRow(key)
+        return row
+
+    def record(self, ev: dict[str, Any]) -> None:
+        """Write one event and fold it into its row (an outcome only once)."""
+        row = self.row(ev["buyer"])
+        if ev["type"] != "invoke" and row.result != "pending":
+            return  # a late duplicate (e.g. the parent already gave up on it)
+        self.writer.write(ev)
+        row.update(ev)
+        if ev["type"] == "invoke":
+            self.live.submitted += 1
+            return
+        self.live.done += 1
+        if ev["type"] == "ok":
+            self.live.sold += 1
+            seat = ev["seat"]
+            self._seats[seat] = self._seats.get(seat, 0) + 1
+            if self._seats[seat] > 1:
+                self.live.double_sold += 1
+
+    def unknown(self, key: int, why: str) -> None:
+        row = self.row(key)
+        self.record(
+            {
+                "type": "info",
+                "buyer": key,
+                "pid": row.pid,
+                "reason": f"no outcome reported ({why})",
+                "t": time.monotonic(),
+            }
+        )
+
+    def pending(self) -> list[int]:
+        return [k for k, r in self.rows.items() if r.result == "pending"]
+
+    def finish(self, t0: float, aborted: str | None, queue: Any = None) -> RunResult:
+        t_end = time.monotonic()
+        remaining, store_error = read_final(self.config.store)
+        self.writer.write(
+            {
+                "type": "end",
+                "remaining": remaining,
+                "store_error": store_error,
+                "aborted": aborted,
+                "notes": self.notes,
+                "duration_s": round(t_end - t0, 6),
+                "t": t_end,
+            }
+        )
+        self.writer.close()
+        rows = [self.rows[k] for k in sorted(self.rows)]
+        report = evaluate(
+            self.initial,
+            remaining,
+            [(str(r.buyer), {"type": r.result, "seat": r.seat}) for r in rows],
+            store_problem=store_error,
+        )
+        return RunResult(
+            config=self.config,
+            run_id=self.run_id,
+            history=self.history_path,
+            initial=self.initial,
+            remaining=remaining,
+            rows=rows,
+            report=report,
+            duration_s=t_end - t0,
+            t0=t0,
+            aborted=aborted,
+            store_error=store_error,
+            notes=tuple(self.notes),
+            queue=queue,
+        )
+
+
+def drain(channel: Channel, sale: Sale) -> None:
+    """Record every event already in the pipe (children that exited wrote theirs)."""
+    while True:
+        try:
+            events = channel.get(timeout=0.01)
+        except (EOFError, OSError, ValueError):
+            return
+        if not events:
+            return
+        for ev in events:
+            sale.record(ev)
 
 
 def run_buy(
     config: RunConfig,
     progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
-    """Run one sale: N buyer processes against the store. Raises StoreError,
-    HistoryError or RunError before anything changes when the run cannot start."""
-    config.validate()
-    strategy = get(config.strategy)
-    history_path = config.history or default_history_path(config.store, config.mode, strategy.name)
-    store.check_writable(config.store)
-    check_lock_path(config.store)
-    # A store that exists must parse before anything is created: bad input
-    # changes nothing on disk (restocking does not paper over corruption;
-    # `tickets init` resets a store).
-    if config.tickets is None or config.store.exists():
-        store.load(config.store)
-    writer = HistoryWriter(history_path)
-    try:
-        initial = prepare_store(config)
-    except BaseException:
-        writer.discard()
-        raise
-    _raise_fd_limit(config.buyers)
-    run_id = os.urandom(8).hex()
-    t_setup = time.monotonic()
-    writer.write(
-        {
-            "type": "run",
-            "version": 1,
-            "run_id": run_id,
-            "mode": config.mode,
-            "store": str(config.store.resolve()),
-            "strategy": strategy.name,
-            "initial": initial,
-            "restocked": config.tickets is not None,
-            "buyers": config.buyers,
-            "seed": config.seed,
-            "delays": {"search": config.delays.search, "write": config.delays.write},
-            "start_method": config.start_method,
-            "pid": os.getpid(),
-            "wall": datetime.now(UTC).isoformat(),
-            "t": t_setup,
-        }
-    )
-    plan = BuyerPlan(
-        store=config.store,
-        strategy=strategy.name,
-        seed=config.seed,
-        delays=config.delays,
-        lock_timeout=config.lock_timeout,
-        fsync=config.fsync,
-        gate_timeout=max(60.0, config.stall_timeout),
-    )
+    """Run one sale: N buyer processes against the store.
+
+    Raises StoreError, HistoryError or RunError before anything changes when
+    the run cannot start; KeyboardInterrupt after recording the buyers it
+    stopped as unknown.
+    """
+    sale = Sale(config, config.buyers, {"buyers": config.buyers})
+    raise_fd_limit(config.buyers)
     ctx = multiprocessing.get_context(config.start_method)
     channel = Channel(ctx)
     gate = Gate(ctx)
-    tokens = strategy.tokens(ctx)
+    tokens = STRATEGIES[config.strategy].tokens(ctx)
     children = Children(ctx, config.start_method, close_in_child=[gate.writer, channel.reader])
-    rows = [BuyerRow(b) for b in range(config.buyers)]
-    live = Progress(total=config.buyers)
-    seats: dict[int, int] = {}
+    plan = config.plan()
+    for b in range(config.buyers):
+        sale.row(b)
     aborted: str | None = None
     interrupted = False
-
-    def record(ev: dict[str, Any]) -> None:
-        writer.write(ev)
-        row = rows[ev["buyer"]]
-        row.update(ev)
-        if ev["type"] == "invoke":
-            return
-        live.done += 1
-        if ev["type"] == "ok":
-            live.sold += 1
-            seats[ev["seat"]] = seats.get(ev["seat"], 0) + 1
-            if seats[ev["seat"]] > 1:
-                live.double_sold += 1
-
-    def unknown(buyer: int, why: str) -> None:
-        pid = rows[buyer].pid or children.pids.get(buyer)
-        reason = f"no outcome reported ({why})"
-        record(
-            {"type": "info", "buyer": buyer, "pid": pid, "reason": reason, "t": time.monotonic()}
-        )
-
     t0 = time.monotonic()
     try:
         for b in range(config.buyers):
             children.start(b, run_buyer, (plan, b, next(tokens), channel.writer, gate.reader))
         t0 = time.monotonic()
         gate.open()
-        aborted = _collect(config, children, channel, rows, record, unknown, live, progress)
+        aborted = _collect(config, children, channel, sale, progress)
     except KeyboardInterrupt:
         interrupted = True
         aborted = "interrupted"
     finally:
-        pending = [r.buyer for r in rows if r.result == "pending"]
-        children.signal(pending, signal.SIGKILL)
-        killed = set(children.reap(time.monotonic() + REAP_TIMEOUT))
-        _drain(channel, rows, record)
-        for row in rows:
-            if row.result == "pending":
-                if interrupted:
-                    why = "interrupted"
-                elif row.buyer in killed or aborted:
-                    why = "stopped by the watchdog"
-                elif row.buyer in children.pids:
-                    why = describe_exit(children.exitcode(row.buyer))
-                else:
-                    why = "never started"
-                unknown(row.buyer, why)
-        channel.close()
+        _stop(children, channel, sale, range(config.buyers), interrupted, aborted)
         gate.close()
-    t_end = time.monotonic()
-    remaining, store_error = read_final(config.store)
-    writer.write(
-        {
-            "type": "end",
-            "remaining": remaining,
-            "store_error": store_error,
-            "aborted": aborted,
-            "duration_s": round(t_end - t0, 6),
-            "t": t_end,
-        }
-    )
-    writer.close()
-    report = evaluate(
-        initial,
-        remaining,
-        [(str(r.buyer), {"type": r.result, "seat": r.seat}) for r in rows],
-        store_problem=store_error,
-    )
+    result = sale.finish(t0, aborted)
     if interrupted:
         raise KeyboardInterrupt
-    return RunResult(
-        config=config,
-        run_id=run_id,
-        history=history_path,
-        initial=initial,
-        remaining=remaining,
-        rows=rows,
-        report=report,
-        duration_s=t_end - t0,
-        t0=t0,
-        aborted=aborted,
-        store_error=store_error,
-    )
+    return result
 
 
-def _drain(
-    channel: Channel, rows: list[BuyerRow], record: Callable[[dict[str, Any]], None]
+def _stop(
+    children: Children,
+    channel: Channel,
+    sale: Sale,
+    keys: Iterable[int],
+    interrupted: bool,
+    aborted: str | None,
 ) -> None:
-    """Take every event already in the pipe (children that exited wrote theirs)."""
-    while True:
-        try:
-            ev = channel.get(timeout=0.01)
-        except (EOFError, OSError, ValueError):
-            return
-        if ev is None:
-            return
-        if 0 <= ev.get("buyer", -1) < len(rows):
-            record(ev)
+    """Kill whoever is still running, reap everyone, and settle every pending row."""
+    children.signal(children.alive(), signal.SIGKILL)
+    killed = set(children.reap(time.monotonic() + REAP_TIMEOUT))
+    drain(channel, sale)
+    for key in keys:
+        if sale.rows[key].result != "pending":
+            continue
+        if interrupted:
+            why = "interrupted"
+        elif key in killed or aborted:
+            why = "stopped by the watchdog"
+        elif key in children.pids:
+            why = describe_exit(children.exitcode(key))
+        else:
+            why = "never started"
+        sale.unknown(key, why)
+    channel.close()
 
 
 def _collect(
     config: RunConfig,
     children: Children,
     channel: Channel,
-    rows: list[BuyerRow],
-    record: Callable[[dict[str, Any]], None],
-    unknown: Callable[[int, str], None],
-    live: Progress,
+    sale: Sale,
     progress: Callable[[Progress], None] | None,
 ) -> str | None:
     """Read events until every buyer has an outcome or the watchdog fires."""
-    last_progress = time.monotonic()
+    live = sale.live
+    last_event = time.monotonic()
     last_shown = 0.0
-    while live.done < len(rows):
-        ev = channel.get(timeout=0.05)
+    while live.done < config.buyers:
+        events = channel.get(timeout=0.05)
         now = time.monotonic()
-        if ev is not None:
-            record(ev)
-            last_progress = now
+        for ev in events:
+            sale.record(ev)
+        if events:
+            last_event = now
         else:
-            # Quiet: look for children that died without a word. Their last
+            # Quiet: look for buyers that died without a word. Their last
             # event may still be in the pipe, so drain before judging.
-            dead = [
-                r.buyer
-                for r in rows
-                if r.result == "pending" and children.exitcode(r.buyer) is not None
-            ]
+            dead = [b for b in sale.pending() if children.exitcode(b) is not None]
             if dead:
-                _drain(channel, rows, record)
+                drain(channel, sale)
                 for b in dead:
-                    if rows[b].result == "pending":
-                        unknown(b, describe_exit(children.exitcode(b)))
-                last_progress = time.monotonic()
-            elif now - last_progress > config.stall_timeout:
+                    if sale.rows[b].result == "pending":
+                        sale.unknown(b, describe_exit(children.exitcode(b)))
+                last_event = time.monotonic()
+            elif now - last_event > config.stall_timeout:
                 return f"no buyer reported for {config.stall_timeout:g}s; stopped by the watchdog"
-        if progress is not None and (now - last_shown > 0.05 or live.done == len(rows)):
+        if progress is not None and now - last_shown > 0.05:
             progress(live)
             last_shown = now
     if progress is not None:
@@ -552,6 +476,8 @@ __all__ = [
     "RunConfig",
     "RunError",
     "RunResult",
+    "Sale",
+    "SaleConfig",
     "default_start_method",
     "run_buy",
 ]
