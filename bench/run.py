@@ -8,6 +8,8 @@ not the absolute numbers, across machines).
 2. `tickets buy --buyers 1000 --no-delay`, whole command, and the parent's
    peak memory at 250 and 1000 buyers (memory per buyer in the parent).
 3. `tickets --help` start-up against `python -c "import click"`.
+4. The order queue with --batch (group commit) against `buy --no-delay`,
+   file lock, same store, same session.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from tickets import store as st
 from tickets.buyer import Delays
+from tickets.queue_run import QueueConfig, run_queue
 from tickets.runner import RunConfig, run_buy
 from tickets.strategies import NoLock, ProcessLock, StoreFileLock
 
@@ -60,6 +63,24 @@ def sale(path: Path, strategy: str, n: int) -> float:
             history=path.parent / f"h-{strategy}-{time.monotonic_ns()}.jsonl",
         )
     )
+    return result.report.sold / result.duration_s
+
+
+def queue_sale(path: Path, batch: int, orders: int) -> float:
+    result = run_queue(
+        QueueConfig(
+            store=path,
+            producers=2,
+            orders=orders // 2,
+            clerks=2,
+            queue_size=1000,
+            tickets=orders,
+            batch=batch,
+            delays=Delays.none(),
+            history=path.parent / f"q-{batch}-{time.monotonic_ns()}.jsonl",
+        )
+    )
+    assert result.passed and result.report.sold == orders, result.report
     return result.report.sold / result.duration_s
 
 
@@ -113,7 +134,17 @@ def main() -> None:
                 f"parent peak RSS {max(rss) / 1024:.0f} MB"
             )
 
-    print("\n3. start-up, median of 9 interleaved runs")
+        print(f"\n3. order queue against buy --no-delay, file lock, best of {REPEAT}")
+        buy = max(sale(path, "file", BUYERS) for _ in range(REPEAT))
+        print(f"   buy --buyers {BUYERS} --no-delay      {buy:>9,.0f}/s   1.00")
+        for batch, n in ((1, 4000), (100, 20000)):
+            rate = max(queue_sale(path, batch, n) for _ in range(REPEAT))
+            print(
+                f"   queue --batch {batch:<3} ({n:,} orders) {rate:>9,.0f}/s {rate / buy:>6.2f}x"
+                + ("   (target >= 10x)" if batch > 1 else "")
+            )
+
+    print("\n4. start-up, median of 9 interleaved runs")
     helps, clicks = [], []
     for _ in range(9):
         helps.append(timed([tickets_bin, "--help"]))

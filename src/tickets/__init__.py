@@ -7,7 +7,6 @@ click nor rich; names are loaded on first use so ``import tickets`` stays light.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 __version__ = "0.1.0"
 
@@ -35,7 +34,7 @@ _RENAMED = {"read_history": "read"}
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     try:
         module = _EXPORTS[name]
     except KeyError:

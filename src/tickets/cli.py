@@ -7,13 +7,10 @@ buyers never pay for a terminal library.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -30,13 +27,20 @@ from .limits import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
     EXIT_STORE,
+    MAX_BATCH,
     MAX_BUYERS,
+    MAX_CLERKS,
     MAX_COUNT,
+    MAX_ORDERS,
+    MAX_PRODUCERS,
+    MAX_QUEUE_SIZE,
     STORE_ENV,
     STRATEGY_NAMES,
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,11 +76,22 @@ def make_console(stderr: bool = False, width: int | None = None) -> Console:
 
 
 def emit_json(doc: Any) -> None:
+    import json
+
     click.echo(json.dumps(doc, indent=2))
+
+
+def as_path(value: str | None) -> Path | None:
+    # pathlib is imported here, not at the top: it costs `tickets --help` ~8 ms.
+    from pathlib import Path
+
+    return None if value is None else Path(value)
 
 
 class StoreContext:
     def __init__(self, db: str) -> None:
+        from pathlib import Path
+
         self.db = Path(db)
 
 
@@ -177,7 +192,7 @@ def sale_options(f: F) -> F:
         ),
         click.option(
             "--history",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=click.Path(dir_okay=False, path_type=str),
             help="Write the run's history here (default: history/ beside the store).",
         ),
         json_option,
@@ -228,9 +243,14 @@ class LiveProgress:
         from rich.live import Live
         from rich.text import Text
 
+        if p.queue_depth is None and not p.submitted or p.submitted == p.done == 0:
+            line = f"{p.done}/{p.total} buyers done"
+        else:
+            line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
+            if p.queue_depth is not None:
+                line += f", queue depth {p.queue_depth}"
         text = Text(
-            f"{label or self.label}: {p.done}/{p.total} buyers done, {p.sold} sold, "
-            f"{p.double_sold} oversold so far"
+            f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
         )
         if self._live is None:
             # Started only now, after every child is forked, and without a
@@ -347,7 +367,7 @@ def buy(
     stall_timeout: float,
     fsync: bool,
     start_method: str,
-    history: Path | None,
+    history: str | None,
     json_: bool,
     show_all: bool,
 ) -> None:
@@ -379,7 +399,7 @@ def buy(
         lock_timeout=lock_timeout,
         fsync=fsync,
         start_method=start_method,
-        history=history,
+        history=as_path(history),
         stall_timeout=stall_timeout,
     )
     live = LiveProgress(not json_, f"buy --lock {strategy}")
@@ -476,7 +496,7 @@ def race(
     stall_timeout: float,
     fsync: bool,
     start_method: str,
-    history: Path | None,
+    history: str | None,
     json_: bool,
 ) -> None:
     """Run the same sale with and without a lock, side by side.
@@ -517,7 +537,7 @@ def race(
         lock_timeout=lock_timeout,
         fsync=fsync,
         start_method=start_method,
-        history=history,
+        history=as_path(history),
         stall_timeout=stall_timeout,
     )
     live = LiveProgress(not json_, "race")
@@ -562,10 +582,10 @@ def race(
 @cli.command("timeline")
 @click.argument("history", type=click.Path(path_type=str))
 @click.option(
-    "--svg", type=click.Path(dir_okay=False, path_type=Path), help="Also write the picture as SVG."
+    "--svg", type=click.Path(dir_okay=False, path_type=str), help="Also write the picture as SVG."
 )
 @click.option(
-    "--html", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as HTML."
+    "--html", type=click.Path(dir_okay=False, path_type=str), help="Also write it as HTML."
 )
 @click.option(
     "--width",
@@ -576,7 +596,7 @@ def race(
     "--all", "show_all", is_flag=True, help="Draw every buyer (default: at most 60 rows)."
 )
 def timeline_command(
-    history: str, svg: Path | None, html: Path | None, width: int | None, show_all: bool
+    history: str, svg: str | None, html: str | None, width: int | None, show_all: bool
 ) -> None:
     """Draw a saved history on a time axis, one row per buyer.
 
@@ -602,20 +622,169 @@ def timeline_command(
     for path, kind in ((svg, "svg"), (html, "html")):
         if path is None:
             continue
+        import io
+
         recorder = Console(
             record=True, width=width or 120, file=io.StringIO(), color_system="truecolor"
         )
         recorder.print(timeline(loaded, width=width or 120, limit=limit))
         try:
             if kind == "svg":
-                recorder.save_svg(str(path), title=f"tickets timeline: {Path(history).name}")
+                recorder.save_svg(path, title=f"tickets timeline: {os.path.basename(history)}")
             else:
-                recorder.save_html(str(path))
+                recorder.save_html(path)
         except OSError as exc:
             raise UnusableFile(
                 f"{path}: cannot be written ({exc.strerror}); choose another path"
             ) from None
         click.echo(f"wrote {path}", err=True)
+
+
+@cli.command("queue")
+@click.option(
+    "--producers",
+    type=click.IntRange(1, MAX_PRODUCERS),
+    default=3,
+    show_default=True,
+    help="Producer processes (the buyers' front doors).",
+)
+@click.option(
+    "--orders",
+    type=click.IntRange(1, MAX_ORDERS),
+    default=20,
+    show_default=True,
+    help="Orders each producer submits.",
+)
+@click.option(
+    "--clerks",
+    type=click.IntRange(1, MAX_CLERKS),
+    default=2,
+    show_default=True,
+    help="Clerk processes selling from the queue.",
+)
+@click.option(
+    "--queue-size",
+    type=click.IntRange(1, MAX_QUEUE_SIZE),
+    default=10,
+    show_default=True,
+    help="Bound of the order queue.",
+)
+@click.option(
+    "--put-timeout",
+    type=click.FloatRange(0, 86_400),
+    metavar="S",
+    help="A producer waits at most S on a full queue, then rejects the order as busy "
+    "(0: put_nowait). Default: wait.",
+)
+@click.option(
+    "--get-timeout",
+    type=click.FloatRange(0, 86_400, min_open=True),
+    metavar="S",
+    help="A clerk idle for S goes home (queue.Empty). Default: wait for a sentinel.",
+)
+@click.option(
+    "--shutdown",
+    type=click.Choice(["sentinel", "join"]),
+    default="sentinel",
+    show_default=True,
+    help="sentinel: one None per clerk; join: JoinableQueue, task_done() and join().",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, MAX_BATCH),
+    default=1,
+    show_default=True,
+    help="A clerk sells up to N waiting orders under one lock and one write (group commit).",
+)
+@lock_option()
+@sale_options
+@click.pass_context
+def queue_command(
+    ctx: click.Context,
+    producers: int,
+    orders: int,
+    clerks: int,
+    queue_size: int,
+    put_timeout: float | None,
+    get_timeout: float | None,
+    shutdown: str,
+    batch: int,
+    strategy: str,
+    tickets: int,
+    keep_stock: bool,
+    seed: int,
+    no_delay: bool,
+    search_delay: float,
+    write_delay: float,
+    lock_timeout: float,
+    stall_timeout: float,
+    fsync: bool,
+    start_method: str,
+    history: str | None,
+    json_: bool,
+) -> None:
+    """Sell through an order queue: producers submit, clerks sell.
+
+    Producers put purchase orders into one bounded queue (the arrival gap is
+    --search-delay); clerks take them off and sell from the store under
+    --lock (the write takes --write-delay). Every order ends sold, sold out,
+    rejected busy or unknown; the same checks as `buy` run over the history.
+
+    \b
+    Examples:
+        tickets queue --producers 3 --orders 20 --clerks 2 --queue-size 10 --tickets 30
+        tickets queue --clerks 2 --lock none          # the queue does not stop the oversell
+        tickets queue --put-timeout 0 --queue-size 2  # put_nowait: rejected busy
+        tickets queue --shutdown join --batch 50 --no-delay
+    """
+    from .queue_run import QueueConfig, run_queue
+
+    obj = ctx.find_object(StoreContext)
+    assert obj is not None
+    if get_timeout is not None and shutdown == "join":
+        raise click.UsageError(
+            "--get-timeout does not fit --shutdown join: a clerk that goes home leaves the "
+            "producers waiting in join() forever"
+        )
+    config = QueueConfig(
+        store=obj.db,
+        producers=producers,
+        orders=orders,
+        clerks=clerks,
+        queue_size=queue_size,
+        put_timeout=put_timeout,
+        get_timeout=get_timeout,
+        shutdown=shutdown,
+        batch=batch,
+        strategy=strategy,
+        tickets=stock_to_restock(ctx, tickets, keep_stock),
+        seed=seed,
+        delays=delays_from(no_delay, search_delay, write_delay),
+        lock_timeout=lock_timeout,
+        fsync=fsync,
+        start_method=start_method,
+        history=as_path(history),
+        stall_timeout=stall_timeout,
+    )
+    live = LiveProgress(not json_, f"queue --lock {strategy}")
+    try:
+        with translate_errors():
+            result = run_queue(config, progress=live)
+    except KeyboardInterrupt:
+        live.stop()
+        click.echo("interrupted; the history records the orders stopped as unknown", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        live.stop()
+    if json_:
+        from .render import queue_dict
+
+        emit_json(queue_dict(result))
+    else:
+        from .render import queue_view
+
+        make_console().print(queue_view(result))
+    finish(exit_code_for(result.passed, result.aborted))
 
 
 @cli.command()

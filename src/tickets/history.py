@@ -20,7 +20,8 @@ from typing import IO, Any
 
 FORMAT_VERSION = 1
 OUTCOMES = ("ok", "fail", "info")
-KINDS = ("run", "end", "invoke", *OUTCOMES)
+#: "take": a clerk took these orders off the queue (queue mode)
+KINDS = ("run", "end", "take", "invoke", *OUTCOMES)
 #: A history line longer than this is not ours.
 MAX_LINE = 1 << 16
 
@@ -167,6 +168,8 @@ def read(path: str | os.PathLike[str]) -> History:
             raise HistoryError(p, f"line {lineno}: a second run line (concatenated histories?)")
         elif kind == "end":
             end = ev
+        elif kind == "take":
+            continue
         else:
             events.append(ev)
     if run is None:

@@ -9,6 +9,13 @@ DEFAULT_STRATEGY = "file"
 MAX_BUYERS = 5000
 MAX_COUNT = 1_000_000_000
 DEFAULT_BUYERS = 50
+MAX_PRODUCERS = 64
+MAX_CLERKS = 64
+#: orders in one queue run (producers x orders)
+MAX_ORDERS = 1_000_000
+MAX_QUEUE_SIZE = 100_000
+#: a clerk's group commit; its take list must fit one atomic pipe write
+MAX_BATCH = 200
 DEFAULT_TICKETS = 10
 DEFAULT_LOCK_TIMEOUT = 10.0
 #: The watchdog stops a run when no child has reported for this long.
@@ -21,11 +28,11 @@ EXIT_OK = 0  # every check passed
 EXIT_CHECK_FAILED = 1  # a check failed: oversold, a seat sold twice, stock lost
 EXIT_USAGE = 2  # bad flags or arguments (click's own code)
 EXIT_STORE = 3  # the store, its lock or a history file could not be used; nothing changed
-EXIT_ABORTED = 4  # the run was stopped: watchdog deadline, a lock left held by a dead buyer
+EXIT_ABORTED = 4  # the run was stopped: watchdog deadline, a clerk died under the join shutdown
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every check passed; 1 a check failed (oversold); "
     "2 usage error; 3 store, lock or history file unusable (nothing changed); "
-    "4 run stopped by the watchdog; 130 interrupted."
+    "4 run stopped (watchdog deadline, a clerk died under --shutdown join); 130 interrupted."
 )

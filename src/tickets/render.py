@@ -248,3 +248,76 @@ def race_view(race: RaceResult) -> RenderableType:
     if len(race.runs) > 12:
         histories.append(f"\n  … and {len(race.runs) - 12} more")
     return Group(race_table(race), words, histories, verdict_text)
+
+
+def queue_dict(result: RunResult) -> dict[str, Any]:
+    """The ``queue --json`` document: the fields of ``buy --json`` plus the queue's."""
+    stats = result.queue
+    return {**run_dict(result), **stats.as_dict(), "notes": list(result.notes)}
+
+
+def queue_view(result: RunResult) -> RenderableType:
+    stats = result.queue
+    clerks = Table(title=f"{len(stats.clerks)} clerks, strategy {result.config.strategy}")
+    for name in ("clerk", "pid", "orders taken", "sold", "time busy", "exit"):
+        clerks.add_column(name, justify="left" if name == "exit" else "right")
+    for c in stats.clerks:
+        clerks.add_row(
+            str(c["clerk"]),
+            str(c["pid"]),
+            str(c["taken"]),
+            str(c["sold"]),
+            f"{c['busy_s']:.3f} s",
+            c["exit"],
+        )
+    producers = Table(title=f"{len(stats.producers)} producers")
+    for name in ("producer", "pid", "submitted", "accepted", "rejected busy"):
+        producers.add_column(name, justify="right")
+    for p in stats.producers:
+        producers.add_row(
+            str(p["producer"]),
+            str(p["pid"]),
+            str(p["submitted"]),
+            str(p["accepted"]),
+            str(p["rejected"]),
+        )
+    parts: list[RenderableType] = [producers, clerks]
+    worth = [r for r in result.rows if r.result == "info" or r.seat in result.report.double_sold]
+    if worth:
+        orders = Table(title="orders worth a look (double-sold or unknown)")
+        for name in ("order", "producer", "clerk", "result", "seat", "note"):
+            orders.add_column(name)
+        for r in worth[:20]:
+            style = "bold red" if r.seat in result.report.double_sold else "magenta"
+            orders.add_row(
+                str(r.buyer),
+                str(r.producer),
+                "" if r.clerk is None else str(r.clerk),
+                Text(RESULT_WORD[r.result], style=style),
+                "" if r.seat is None else str(r.seat),
+                r.reason or "",
+            )
+        if len(worth) > 20:
+            orders.caption = f"{len(worth) - 20} more in the history"
+        parts.append(orders)
+    summary = summary_table(
+        result.report,
+        [
+            (
+                "orders",
+                f"{stats.submitted} submitted = {stats.accepted} accepted "
+                f"+ {stats.rejected} rejected busy",
+            ),
+            ("left in the queue", str(stats.left_in_queue)),
+            ("shutdown", stats.shutdown + (f", batch {stats.batch}" if stats.batch > 1 else "")),
+            ("wall time", f"{result.duration_s:.3f} s"),
+            ("purchases/s", f"{result.purchases_per_s:,.0f}"),
+            ("strategy", result.config.strategy),
+            ("history", str(result.history)),
+        ],
+    )
+    parts.append(summary)
+    for note in result.notes:
+        parts.append(Text(f"note: {note}", style="yellow"))
+    parts.append(verdict(result.report, result.aborted))
+    return Group(*parts)

@@ -98,9 +98,11 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
     times = [t for s in every for t in (s.first, s.end, s.locked) if t is not None]
     cols = max(20, width - LABEL_WIDTH - 1)
     run = history.run
+    # In the queue mode a row is an order, and its "search" is its wait in the queue.
+    noun = "order" if run.get("mode") == "queue" else "buyer"
     title = Text(
         f"{run.get('mode', 'buy')} with strategy {run.get('strategy')}: "
-        f"{len(every)} buyers, stock {history.initial}\n",
+        f"{len(every)} {noun}s, stock {history.initial}\n",
         style="bold",
     )
     title.append(f"history {history.path}", style="dim")
@@ -115,15 +117,15 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
     rows = [title, axis(span_s, cols)]
     shown = pick(every, set(double), limit)
     for s in shown:
-        rows.append(row(s, double, col, cols))
+        rows.append(row(s, double, col, cols, noun))
     if len(shown) < len(every):
         rows.append(
             Text(
-                f"… {len(every) - len(shown)} more buyers not drawn (--all draws every one)", "dim"
+                f"… {len(every) - len(shown)} more {noun}s not drawn (--all draws every one)", "dim"
             )
         )
-    rows.append(legend())
-    rows.append(double_sold_note(every, double, t0))
+    rows.append(legend(noun))
+    rows.append(double_sold_note(every, double, t0, noun))
     return Group(*rows)
 
 
@@ -138,19 +140,21 @@ def axis(span_s: float, cols: int) -> Text:
     return Text(" " * LABEL_WIDTH + " " + "".join(line), style="dim")
 
 
-def label(s: Span, double: dict[int, list[str]]) -> Text:
+def label(s: Span, double: dict[int, list[str]], noun: str) -> Text:
     if s.result == "ok":
         extra = f" ×{len(double[s.seat])}" if s.seat in double else ""
-        text = f"buyer {s.buyer} seat {s.seat}{extra}"
+        text = f"{noun} {s.buyer} seat {s.seat}{extra}"
         style = PALETTE["double"] if s.seat in double else PALETTE["ok"]
     elif s.result == "fail":
-        text, style = f"buyer {s.buyer} {s.reason or 'no ticket'}", PALETTE["fail"]
+        text, style = f"{noun} {s.buyer} {s.reason or 'no ticket'}", PALETTE["fail"]
     else:
-        text, style = f"buyer {s.buyer} unknown", PALETTE["info"]
+        text, style = f"{noun} {s.buyer} unknown", PALETTE["info"]
     return Text(text[:LABEL_WIDTH].ljust(LABEL_WIDTH), style=style)
 
 
-def row(s: Span, double: dict[int, list[str]], to_col: Callable[[float], int], cols: int) -> Text:
+def row(
+    s: Span, double: dict[int, list[str]], to_col: Callable[[float], int], cols: int, noun: str
+) -> Text:
     cells: list[tuple[str, str]] = [(" ", "")] * cols
 
     def paint(a: float | None, b: float | None, ch: str, style: str) -> None:
@@ -175,17 +179,17 @@ def row(s: Span, double: dict[int, list[str]], to_col: Callable[[float], int], c
         at = s.search if s.search is not None else s.start
         if at is not None:
             cells[to_col(at)] = ("?", PALETTE["info"])
-    text = label(s, double)
+    text = label(s, double, noun)
     text.append(" ")
     for ch, style in cells:
         text.append(ch, style=style or None)
     return text
 
 
-def legend() -> Text:
+def legend(noun: str = "buyer") -> Text:
     text = Text("  ")
     text.append(SEARCH * 3, PALETTE["search"])
-    text.append(" search   ")
+    text.append(" waiting in the queue   " if noun == "order" else " search   ")
     text.append(WAIT * 3, PALETTE["wait"])
     text.append(" waiting for the lock   ")
     text.append(RMW * 3, PALETTE["ok"])
@@ -197,7 +201,9 @@ def legend() -> Text:
     return text
 
 
-def double_sold_note(every: list[Span], double: dict[int, list[str]], t0: float) -> Text:
+def double_sold_note(
+    every: list[Span], double: dict[int, list[str]], t0: float, noun: str = "buyer"
+) -> Text:
     if not double:
         return Text("No seat was sold twice: no two read-modify-writes that sold overlapped.")
     by_buyer = {str(s.buyer): s for s in every}
@@ -209,10 +215,10 @@ def double_sold_note(every: list[Span], double: dict[int, list[str]], t0: float)
             s = by_buyer.get(key)
             if s is not None and s.locked is not None and s.end is not None:
                 parts.append(
-                    f"buyer {key} ({(s.locked - t0) * 1000:.1f}-{(s.end - t0) * 1000:.1f} ms)"
+                    f"{noun} {key} ({(s.locked - t0) * 1000:.1f}-{(s.end - t0) * 1000:.1f} ms)"
                 )
             else:
-                parts.append(f"buyer {key}")
+                parts.append(f"{noun} {key}")
         if len(keys) > SHOW_SHARERS:
             parts.append(f"and {len(keys) - SHOW_SHARERS} more")
         text.append(f"  seat {seat} sold {len(keys)} times: ", style="bold red")
