@@ -45,6 +45,7 @@ def sale(store: Path) -> Callable[..., RunResult]:
         kw.setdefault("tickets", 5)
         kw.setdefault("delays", Delays(0.002, 0.001))
         kw.setdefault("stall_timeout", 20.0)
-        return run_buy(RunConfig(store=kw.pop("store", store), **kw))
+        progress = kw.pop("progress", None)
+        return run_buy(RunConfig(store=kw.pop("store", store), **kw), progress=progress)
 
     return run

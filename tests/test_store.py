@@ -66,7 +66,8 @@ BAD = {
     "infinity": b'{"count": Infinity}',
     "bom": b'\xef\xbb\xbf{"count": 3}',
     "invalid utf-8": b'{"count": 3, "\xff": 1}',
-    "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "deep nesting": b"[" * 2000 + b"]" * 2000,
+    "deep and huge": b"[" * 100_000 + b"]" * 100_000,
     "huge": b'{"count": 3}' + b" " * 10_000,
 }
 

@@ -44,3 +44,67 @@ def test_unlocked_demo_is_not_flaky(store: object, capsys: pytest.CaptureFixture
     assert none.oversold_trials >= 99
     assert file.oversold_trials == 0 and file.failed_check_trials == 0
     assert race.verdict.passed
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(1800)
+def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """>= 300 kill -9s over many seeds; the store and the invariants survive all of them."""
+    from pathlib import Path
+
+    from tickets import store as st
+    from tickets.chaos import Chaos
+    from tickets.queue_run import QueueConfig, run_queue
+    from tickets.runner import RunConfig, run_buy
+
+    assert isinstance(tmp_path, Path)
+    db = tmp_path / "tickets.json"
+    figures = {
+        "runs": 0,
+        "kills": 0,
+        "pauses": 0,
+        "corrupt stores": 0,
+        "oversold": 0,
+        "unknown outcomes": 0,
+        "failed checks": 0,
+        "orphans after the run": 0,
+        "orphan temp files left": 0,
+    }
+    seed = 0
+    while figures["kills"] < 300:
+        seed += 1
+        chaos = Chaos(kill_rate=0.4, pause_rate=0.3, seed=seed)
+        if seed % 4:
+            result = run_buy(RunConfig(store=db, buyers=50, tickets=20, seed=seed, chaos=chaos))
+        else:
+            result = run_queue(
+                QueueConfig(
+                    store=db,
+                    producers=3,
+                    orders=30,
+                    clerks=6,
+                    queue_size=20,
+                    tickets=60,
+                    seed=seed,
+                    chaos=chaos,
+                )
+            )
+        assert result.chaos is not None
+        figures["runs"] += 1
+        figures["kills"] += result.chaos["killed"]
+        figures["pauses"] += result.chaos["paused"]
+        figures["oversold"] += result.report.oversold
+        figures["unknown outcomes"] += result.report.unknown
+        figures["failed checks"] += not result.report.passed
+        figures["orphans after the run"] += len(st.orphan_temps(db))
+        try:
+            st.load(db)
+        except st.StoreError:
+            figures["corrupt stores"] += 1
+        # The next start cleans what killed writers left behind.
+        run_buy(RunConfig(store=db, buyers=1, tickets=None))
+        figures["orphan temp files left"] += len(st.orphan_temps(db))
+    with capsys.disabled():
+        print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))
+    assert figures["corrupt stores"] == figures["oversold"] == figures["failed checks"] == 0
+    assert figures["orphan temp files left"] == 0

@@ -22,9 +22,6 @@ from . import store
 from .channel import send
 from .strategies import LockTimeout, get
 
-#: Where a chaos run may kill a buyer (see ``BuyerPlan.kill_at``).
-KILL_POINTS = ("search", "locked", "written")
-
 
 @dataclass(frozen=True)
 class Delays:
@@ -111,7 +108,12 @@ def run_buyer(plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any) -
                 _die()
             if count > 0:
                 time.sleep(write_delay)
-                store.save(plan.store, count - 1, fsync=plan.fsync)
+                store.save(
+                    plan.store,
+                    count - 1,
+                    fsync=plan.fsync,
+                    before_replace=_die if kill_at == "writing" else None,
+                )
                 if kill_at == "written":
                     _die()
                 outcome: dict[str, Any] = {"type": "ok", "seat": count}

@@ -202,6 +202,51 @@ def sale_options(f: F) -> F:
     return f
 
 
+def chaos_options(f: F) -> F:
+    """Fault injection for buy and queue."""
+    options = [
+        click.option(
+            "--chaos",
+            is_flag=True,
+            help="Inject faults: kill -9 some buyers (clerks) at seeded points, pause others "
+            "with SIGSTOP/SIGCONT.",
+        ),
+        click.option(
+            "--kill-rate",
+            type=click.FloatRange(0, 1),
+            default=0.2,
+            show_default=True,
+            help="With --chaos: the share of buyers (clerks) killed.",
+        ),
+        click.option(
+            "--pause-rate",
+            type=click.FloatRange(0, 1),
+            default=0.2,
+            show_default=True,
+            help="With --chaos: the share of processes paused for 5-50 ms.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def chaos_from(
+    ctx: click.Context, chaos: bool, kill_rate: float, pause_rate: float, seed: int
+) -> Any:
+    explicit = any(
+        ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        for name in ("kill_rate", "pause_rate")
+    )
+    if explicit and not chaos:
+        raise click.UsageError("--kill-rate and --pause-rate need --chaos")
+    if not chaos:
+        return None
+    from .chaos import Chaos
+
+    return Chaos(kill_rate=kill_rate, pause_rate=pause_rate, seed=seed)
+
+
 def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
     return click.option(
         "--lock",
@@ -351,12 +396,16 @@ def status(obj: StoreContext, json_: bool) -> None:
 )
 @lock_option()
 @sale_options
+@chaos_options
 @click.option("--all", "show_all", is_flag=True, help="Show every buyer in the table.")
 @click.pass_context
 def buy(
     ctx: click.Context,
     buyers: int,
     strategy: str,
+    chaos: bool,
+    kill_rate: float,
+    pause_rate: float,
     tickets: int,
     keep_stock: bool,
     seed: int,
@@ -383,6 +432,7 @@ def buy(
         tickets buy --buyers 50
         tickets buy --buyers 50 --lock none       # watch it oversell
         tickets buy --buyers 1000 --no-delay --json
+        tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
     """
     from .render import run_dict, run_view
     from .runner import RunConfig, run_buy
@@ -401,6 +451,7 @@ def buy(
         start_method=start_method,
         history=as_path(history),
         stall_timeout=stall_timeout,
+        chaos=chaos_from(ctx, chaos, kill_rate, pause_rate, seed),
     )
     live = LiveProgress(not json_, f"buy --lock {strategy}")
     try:
@@ -698,9 +749,13 @@ def timeline_command(
 )
 @lock_option()
 @sale_options
+@chaos_options
 @click.pass_context
 def queue_command(
     ctx: click.Context,
+    chaos: bool,
+    kill_rate: float,
+    pause_rate: float,
     producers: int,
     orders: int,
     clerks: int,
@@ -765,6 +820,7 @@ def queue_command(
         start_method=start_method,
         history=as_path(history),
         stall_timeout=stall_timeout,
+        chaos=chaos_from(ctx, chaos, kill_rate, pause_rate, seed),
     )
     live = LiveProgress(not json_, f"queue --lock {strategy}")
     try:

@@ -27,10 +27,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from .channel import Channel
+from .chaos import Pauser
 from .limits import MAX_BATCH, MAX_CLERKS, MAX_ORDERS, MAX_PRODUCERS, MAX_QUEUE_SIZE
 from .orders import CLERK_KILL_POINTS, OrderPlan, run_clerk, run_producer
 from .procs import Children, Gate, describe_exit, raise_fd_limit
-from .runner import REAP_TIMEOUT, Progress, RunError, RunResult, Sale, SaleConfig
+from .runner import (
+    ABANDON_WINDOW,
+    ABANDONED,
+    REAP_TIMEOUT,
+    LockWatch,
+    Progress,
+    RunError,
+    RunResult,
+    Sale,
+    SaleConfig,
+    chaos_report,
+)
 from .strategies import STRATEGIES
 
 SHUTDOWNS = ("sentinel", "join")
@@ -189,6 +201,15 @@ def run_queue(
     orders = ctx.JoinableQueue(config.queue_size) if join else ctx.Queue(config.queue_size)
     tokens = STRATEGIES[config.strategy].tokens(ctx)
     children = Children(ctx, config.start_method, close_in_child=[gate.writer, channel.reader])
+    kill_at = config.kill_at
+    pauser = Pauser([], children.pids)
+    if config.chaos is not None:
+        kill_at = kill_at or config.chaos.clerk_kills(
+            config.clerks, config.producers * config.orders
+        )
+        keys = [("clerk", c) for c in range(config.clerks)]
+        keys += [("producer", p) for p in range(config.producers)]
+        pauser = Pauser(config.chaos.pauses(keys), children.pids)
     plan = OrderPlan(
         sale=config.plan(),
         orders=config.orders,
@@ -196,27 +217,32 @@ def run_queue(
         get_timeout=config.get_timeout,
         shutdown=config.shutdown,
         batch=config.batch,
-        kill_at=config.kill_at,
+        kill_at=kill_at,
     )
-    watch = _Watch(config, sale, children, orders)
+    first = next(tokens)
+    lock_watch = LockWatch(first if config.strategy == "process" else None, ABANDON_WINDOW)
+    watch = _Watch(config, sale, children, orders, pauser, lock_watch)
     aborted: str | None = None
     interrupted = False
     t0 = time.monotonic()
     left = 0
     try:
         for c in range(config.clerks):
-            clerk_args = (plan, c, next(tokens), channel.writer, gate.reader, orders)
+            token = first if c == 0 else next(tokens)
+            clerk_args = (plan, c, token, channel.writer, gate.reader, orders)
             children.start(("clerk", c), run_clerk, clerk_args)
         for p in range(config.producers):
             producer_args = (plan, p, channel.writer, gate.reader, orders)
             children.start(("producer", p), run_producer, producer_args)
         t0 = time.monotonic()
         gate.open()
+        pauser.start(t0)
         aborted = watch.collect(channel, progress)
     except KeyboardInterrupt:
         interrupted = True
         aborted = "interrupted"
     finally:
+        pauser.resume_all()
         children.signal(children.alive(), signal.SIGKILL)
         children.reap(time.monotonic() + REAP_TIMEOUT)
         watch.drain(channel)
@@ -225,6 +251,12 @@ def run_queue(
             row = sale.rows[oid]
             if row.clerk is not None and row.clerk in watch.dead_clerks:
                 why = f"clerk {row.clerk} {watch.dead_clerks[row.clerk]} with it in hand"
+            elif lock_watch.abandoned and row.clerk is not None:
+                # Its clerk was waiting for a lock only the dead could hold.
+                sale.record(
+                    {"type": "fail", "buyer": oid, "reason": ABANDONED, "t": time.monotonic()}
+                )
+                continue
             elif interrupted:
                 why = "interrupted"
             elif aborted:
@@ -238,7 +270,13 @@ def run_queue(
         gate.close()
     # Under the join shutdown a clean run ends by stopping the daemon clerks.
     daemons = join and aborted is None
-    result = sale.finish(t0, aborted, queue=_stats(sale, config, children, left, daemons))
+    report = None
+    if config.chaos is not None:
+        doomed = {("clerk", c) for c, _, _ in kill_at}
+        killed = sum(1 for k in doomed if children.exitcode(k) == -signal.SIGKILL)
+        report = chaos_report(config.chaos, len(doomed), killed, pauser.paused)
+    stats = _stats(sale, config, children, left, daemons)
+    result = sale.finish(t0, aborted, queue=stats, chaos=report)
     if interrupted:
         raise KeyboardInterrupt
     return result
@@ -271,7 +309,17 @@ def _drain_queue(orders: Any, sale: Sale) -> int:
 class _Watch:
     """The parent's loop: record events, shut down in order, notice deaths, keep deadlines."""
 
-    def __init__(self, config: QueueConfig, sale: Sale, children: Children, orders: Any) -> None:
+    def __init__(
+        self,
+        config: QueueConfig,
+        sale: Sale,
+        children: Children,
+        orders: Any,
+        pauser: Pauser,
+        lock_watch: LockWatch,
+    ) -> None:
+        self.pauser = pauser
+        self.lock_watch = lock_watch
         self.config = config
         self.sale = sale
         self.children = children
@@ -287,6 +335,7 @@ class _Watch:
                     self.sale.row(oid).clerk = ev["clerk"]
             else:
                 self.sale.record(ev)
+                self.lock_watch.passed(ev, time.monotonic())
 
     def drain(self, channel: Channel) -> None:
         while True:
@@ -307,7 +356,9 @@ class _Watch:
         last_event = time.monotonic()
         last_shown = 0.0
         while True:
-            events = channel.get(timeout=0.02)
+            self.pauser.tick()
+            wait = self.pauser.next_in()
+            events = channel.get(timeout=0.02 if wait is None else min(0.02, wait))
             now = time.monotonic()
             if events:
                 self.record(events)
@@ -318,6 +369,7 @@ class _Watch:
                 if code not in (None, 0) and c not in self.dead_clerks:
                     self.dead_clerks[c] = f"died ({describe_exit(code)})"
                     self.sale.notes.append(f"clerk {c} {self.dead_clerks[c]}")
+                    self.lock_watch.died(now)
             for p, code in enumerate(producers):
                 note = f"producer {p} died ({describe_exit(code)})"
                 if code not in (None, 0) and note not in self.sale.notes:
@@ -344,6 +396,9 @@ class _Watch:
             # Producers go quiet only when blocked on a full queue nobody reads.
             if clerks_done and not producers_done and quiet > 1.0:
                 return "every clerk has stopped but producers are still waiting to submit; stopped"
+            waiting = bool(self.sale.pending()) and not clerks_done
+            if message := self.lock_watch.check(now, waiting):
+                return message
             if quiet > cfg.stall_timeout:
                 return f"nothing reported for {cfg.stall_timeout:g}s; stopped by the watchdog"
             if progress is not None and now - last_shown > 0.05:

@@ -48,6 +48,8 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         "passed": result.passed,
         "aborted": result.aborted,
         "history": str(result.history),
+        "chaos": result.chaos,
+        "notes": list(result.notes),
         "duration_s": round(result.duration_s, 6),
         "purchases_per_s": round(result.purchases_per_s, 1),
         "buyers": [row.as_dict() for row in result.rows],
@@ -139,10 +141,24 @@ def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) ->
     return grid
 
 
+def chaos_line(result: RunResult) -> list[tuple[str, str]]:
+    c = result.chaos
+    if not c:
+        return []
+    return [
+        (
+            "chaos",
+            f"{c['killed']} killed with SIGKILL (of {c['kills_planned']} doomed), "
+            f"{c['paused']} paused with SIGSTOP/SIGCONT (seed {c['seed']})",
+        )
+    ]
+
+
 def run_summary(result: RunResult) -> Table:
     return summary_table(
         result.report,
         [
+            *chaos_line(result),
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
             ("strategy", result.config.strategy),
@@ -253,7 +269,7 @@ def race_view(race: RaceResult) -> RenderableType:
 def queue_dict(result: RunResult) -> dict[str, Any]:
     """The ``queue --json`` document: the fields of ``buy --json`` plus the queue's."""
     stats = result.queue
-    return {**run_dict(result), **stats.as_dict(), "notes": list(result.notes)}
+    return {**run_dict(result), **stats.as_dict()}
 
 
 def queue_view(result: RunResult) -> RenderableType:
@@ -310,6 +326,7 @@ def queue_view(result: RunResult) -> RenderableType:
             ),
             ("left in the queue", str(stats.left_in_queue)),
             ("shutdown", stats.shutdown + (f", batch {stats.batch}" if stats.batch > 1 else "")),
+            *chaos_line(result),
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
             ("strategy", result.config.strategy),

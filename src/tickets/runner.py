@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from . import store
 from .buyer import BuyerPlan, Delays, run_buyer
 from .channel import Channel
+from .chaos import Chaos, Pauser
 from .checks import Report, evaluate
 from .history import HistoryWriter
 from .limits import (
@@ -37,6 +38,20 @@ from .strategies import STRATEGIES, check_lock_path, store_lock
 
 #: How long finished children get to exit before they are killed.
 REAP_TIMEOUT = 5.0
+#: How long nobody may get through a process lock after a death before it
+#: is taken for abandoned (see LockWatch).
+ABANDON_WINDOW = 1.0
+
+
+def chaos_report(chaos: Chaos, planned: int, killed: int, paused: int) -> dict[str, Any]:
+    return {
+        "kill_rate": chaos.kill_rate,
+        "pause_rate": chaos.pause_rate,
+        "seed": chaos.seed,
+        "kills_planned": planned,
+        "killed": killed,
+        "paused": paused,
+    }
 
 
 class RunError(Exception):
@@ -58,6 +73,7 @@ class SaleConfig:
     start_method: str = field(default_factory=default_start_method)
     history: Path | None = None
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    chaos: Chaos | None = None
     mode: str = "buy"
 
     def validate(self) -> None:
@@ -189,6 +205,8 @@ class RunResult:
     notes: tuple[str, ...] = ()
     #: queue mode: per producer and per clerk figures (see queue_run)
     queue: Any = None
+    #: chaos runs: what was done to the run's processes
+    chaos: dict[str, Any] | None = None
 
     @property
     def purchases_per_s(self) -> float:
@@ -311,7 +329,13 @@ class Sale:
     def pending(self) -> list[int]:
         return [k for k, r in self.rows.items() if r.result == "pending"]
 
-    def finish(self, t0: float, aborted: str | None, queue: Any = None) -> RunResult:
+    def finish(
+        self,
+        t0: float,
+        aborted: str | None,
+        queue: Any = None,
+        chaos: dict[str, Any] | None = None,
+    ) -> RunResult:
         t_end = time.monotonic()
         remaining, store_error = read_final(self.config.store)
         self.writer.write(
@@ -321,6 +345,7 @@ class Sale:
                 "store_error": store_error,
                 "aborted": aborted,
                 "notes": self.notes,
+                "chaos": chaos,
                 "duration_s": round(t_end - t0, 6),
                 "t": t_end,
             }
@@ -347,7 +372,54 @@ class Sale:
             store_error=store_error,
             notes=tuple(self.notes),
             queue=queue,
+            chaos=chaos,
         )
+
+
+class LockWatch:
+    """Notices a ``multiprocessing.Lock`` left held by a dead process.
+
+    Its holder dead, such a lock is never released: everyone else would wait
+    out their lock timeouts one by one. Once a process died without an
+    outcome, if nobody gets through the lock for ``window`` seconds and the
+    parent's own non-blocking probes all fail, the lock is taken for
+    abandoned and the run stops. (A flock is released by the kernel when its
+    holder dies; the file strategy never needs this.)
+    """
+
+    def __init__(self, lock: Any, window: float) -> None:
+        self.lock = lock
+        self.window = window
+        self.suspect_since: float | None = None
+        self.last_through = time.monotonic()
+        self.abandoned = False
+
+    def died(self, now: float) -> None:
+        if self.lock is not None and self.suspect_since is None:
+            self.suspect_since = now
+
+    def passed(self, ev: dict[str, Any], now: float) -> None:
+        if ev["type"] == "ok" or (ev["type"] == "fail" and ev.get("t_locked") is not None):
+            self.last_through = now
+
+    def check(self, now: float, waiting: bool) -> str | None:
+        if self.suspect_since is None or not waiting:
+            return None
+        if self.lock.acquire(False):
+            self.lock.release()
+            self.suspect_since = None  # it was free: the dead one did not hold it
+            return None
+        if now - max(self.suspect_since, self.last_through) < self.window:
+            return None
+        self.abandoned = True
+        return (
+            "a process died holding the run's multiprocessing.Lock, which is never released "
+            "for a dead holder; stopped (--lock file survives this: the kernel releases a "
+            "flock when its holder dies)"
+        )
+
+
+ABANDONED = "stopped: the lock was left held by a dead process, so this one never got it"
 
 
 def drain(channel: Channel, sale: Sale) -> None:
@@ -381,6 +453,13 @@ def run_buy(
     tokens = STRATEGIES[config.strategy].tokens(ctx)
     children = Children(ctx, config.start_method, close_in_child=[gate.writer, channel.reader])
     plan = config.plan()
+    chaos = config.chaos
+    pauser = Pauser([], children.pids)
+    if chaos is not None:
+        plan = replace(plan, kill_at=chaos.buyer_kills(config.buyers))
+        pauser = Pauser(chaos.pauses(range(config.buyers)), children.pids)
+    first = next(tokens)
+    lock_watch = LockWatch(first if config.strategy == "process" else None, ABANDON_WINDOW)
     for b in range(config.buyers):
         sale.row(b)
     aborted: str | None = None
@@ -388,17 +467,25 @@ def run_buy(
     t0 = time.monotonic()
     try:
         for b in range(config.buyers):
-            children.start(b, run_buyer, (plan, b, next(tokens), channel.writer, gate.reader))
+            token = first if b == 0 else next(tokens)
+            children.start(b, run_buyer, (plan, b, token, channel.writer, gate.reader))
         t0 = time.monotonic()
         gate.open()
-        aborted = _collect(config, children, channel, sale, progress)
+        pauser.start(t0)
+        aborted = _collect(config, children, channel, sale, progress, pauser, lock_watch)
     except KeyboardInterrupt:
         interrupted = True
         aborted = "interrupted"
     finally:
-        _stop(children, channel, sale, range(config.buyers), interrupted, aborted)
+        pauser.resume_all()
+        _stop(children, channel, sale, range(config.buyers), interrupted, aborted, lock_watch)
         gate.close()
-    result = sale.finish(t0, aborted)
+    report = None
+    if chaos is not None:
+        victims = {b for b, _ in plan.kill_at}
+        killed = sum(1 for b in victims if children.exitcode(b) == -signal.SIGKILL)
+        report = chaos_report(chaos, len(victims), killed, pauser.paused)
+    result = sale.finish(t0, aborted, chaos=report)
     if interrupted:
         raise KeyboardInterrupt
     return result
@@ -411,13 +498,19 @@ def _stop(
     keys: Iterable[int],
     interrupted: bool,
     aborted: str | None,
+    lock_watch: LockWatch | None = None,
 ) -> None:
     """Kill whoever is still running, reap everyone, and settle every pending row."""
-    children.signal(children.alive(), signal.SIGKILL)
-    killed = set(children.reap(time.monotonic() + REAP_TIMEOUT))
+    killed = set(children.alive())  # still running now: stopped by us
+    children.signal(killed, signal.SIGKILL)
+    children.reap(time.monotonic() + REAP_TIMEOUT)
     drain(channel, sale)
     for key in keys:
         if sale.rows[key].result != "pending":
+            continue
+        if lock_watch is not None and lock_watch.abandoned and key in killed:
+            # Nobody could hold the lock but the dead: this one never wrote.
+            sale.record({"type": "fail", "buyer": key, "reason": ABANDONED, "t": time.monotonic()})
             continue
         if interrupted:
             why = "interrupted"
@@ -437,16 +530,21 @@ def _collect(
     channel: Channel,
     sale: Sale,
     progress: Callable[[Progress], None] | None,
+    pauser: Pauser,
+    lock_watch: LockWatch,
 ) -> str | None:
     """Read events until every buyer has an outcome or the watchdog fires."""
     live = sale.live
     last_event = time.monotonic()
     last_shown = 0.0
     while live.done < config.buyers:
-        events = channel.get(timeout=0.05)
+        pauser.tick()
+        wait = pauser.next_in()
+        events = channel.get(timeout=0.05 if wait is None else min(0.05, wait))
         now = time.monotonic()
         for ev in events:
             sale.record(ev)
+            lock_watch.passed(ev, now)
         if events:
             last_event = now
         else:
@@ -458,7 +556,10 @@ def _collect(
                 for b in dead:
                     if sale.rows[b].result == "pending":
                         sale.unknown(b, describe_exit(children.exitcode(b)))
+                        lock_watch.died(now)
                 last_event = time.monotonic()
+            elif message := lock_watch.check(now, live.done < config.buyers):
+                return message
             elif now - last_event > config.stall_timeout:
                 return f"no buyer reported for {config.stall_timeout:g}s; stopped by the watchdog"
         if progress is not None and now - last_shown > 0.05:

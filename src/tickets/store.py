@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,9 @@ def load(path: Path) -> int:
         os.close(fd)
     if len(data) > MAX_STORE_BYTES:
         raise StoreError(
-            path, f"is larger than {MAX_STORE_BYTES} bytes, not a store", "point --db at a store"
+            path,
+            f"is larger than {MAX_STORE_BYTES} bytes, not a store",
+            "point --db at a store file or recreate it with `tickets init`",
         )
     return parse(data, path)
 
@@ -134,7 +137,13 @@ def temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def save(path: Path, count: int, *, fsync: bool = False) -> None:
+def save(
+    path: Path,
+    count: int,
+    *,
+    fsync: bool = False,
+    before_replace: Callable[[], None] | None = None,
+) -> None:
     """Atomically replace the store with ``{"count": count}``, keeping its mode.
 
     Readers see the old file or the new one, never a partial write: the data
@@ -168,6 +177,8 @@ def save(path: Path, count: int, *, fsync: bool = False) -> None:
                 os.fsync(fd)
         finally:
             os.close(fd)
+        if before_replace is not None:  # chaos: a writer killed right here
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -184,7 +195,12 @@ def save(path: Path, count: int, *, fsync: bool = False) -> None:
 
 
 def check_writable(path: Path) -> None:
-    """Fail early, before anything changes, when a save would fail."""
+    """Fail early, before anything changes, when a save would fail or should not happen.
+
+    Permission bits are read as well as ``os.access``: as root, access()
+    allows everything, but a store or folder its owner made read-only is not
+    one to write.
+    """
     folder = path.parent
     if not folder.is_dir():
         raise StoreError(path, f"folder {folder} does not exist", "create it first")
@@ -192,10 +208,21 @@ def check_writable(path: Path) -> None:
         raise StoreError(path, "is a symbolic link", "point --db at the real file")
     if path.is_dir():
         raise StoreError(path, "is a folder, not a store file", "point --db at a file")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    folder_mode = os.stat(folder).st_mode
+    if not os.access(folder, os.W_OK | os.X_OK) or not folder_mode & stat.S_IWUSR:
         raise StoreError(
-            path, f"folder {folder} is not writable", "the store is replaced atomically there"
+            path,
+            f"folder {folder} is read-only",
+            "make it writable: the store is replaced atomically there",
         )
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not os.access(path, os.R_OK) or not mode & stat.S_IRUSR:
+        raise StoreError(path, "cannot be read (permission denied)", "fix its permissions")
+    if not os.access(path, os.W_OK) or not mode & stat.S_IWUSR:
+        raise StoreError(path, "is read-only", "make it writable (chmod u+w) to sell from it")
 
 
 def orphan_temps(path: Path) -> list[Path]:

@@ -156,6 +156,10 @@ class StoreFileLock(BuyerLock):
             if os.path.islink(self.path):
                 raise StoreError(self.path, "is a symbolic link", "remove it") from None
             raise StoreError(self.path, f"cannot be opened ({exc.strerror})") from None
+        # A lock file someone left world-writable is tightened if it is ours.
+        info = os.fstat(self._fd)
+        if info.st_mode & 0o002 and info.st_uid == os.geteuid():
+            os.fchmod(self._fd, LOCK_FILE_MODE)
 
     def acquire(self) -> None:
         if self._fallback is not None:  # pragma: no cover - Windows

@@ -1,0 +1,220 @@
+"""Faults: kills, pauses, dead lock holders, stalls, concurrent invocations."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from tickets import store as st
+from tickets.buyer import Delays
+from tickets.chaos import BUYER_POINTS, Chaos
+from tickets.checks import check_histories
+from tickets.history import read
+from tickets.runner import RunResult
+from tickets.store import lock_path
+
+Sale = Callable[..., RunResult]
+Invoke = Callable[..., Result]
+
+
+def chaos_run(sale: Sale, seed: int, strategy: str = "file", **kw: object) -> RunResult:
+    kw.setdefault("buyers", 30)
+    kw.setdefault("tickets", 10)
+    return sale(strategy=strategy, seed=seed, chaos=Chaos(0.3, 0.3, seed), **kw)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_chaos_never_breaks_the_invariants_with_the_file_lock(
+    sale: Sale, store: Path, seed: int
+) -> None:
+    result = chaos_run(sale, seed)
+    c = result.chaos
+    assert c is not None and c["kills_planned"] > 0 and c["killed"] > 0
+    assert st.load(store) == result.remaining  # valid JSON, whatever was killed
+    assert result.report.passed, [x.detail for x in result.report.failures()]
+    assert result.report.oversold == 0
+    # Every buyer killed before reporting is unknown, named as killed.
+    killed = [r for r in result.rows if r.result == "info"]
+    assert len(killed) == result.report.unknown <= c["killed"]
+    assert all("SIGKILL" in (r.reason or "") for r in killed)
+
+
+def test_chaos_is_reproducible() -> None:
+    a, b = Chaos(0.3, 0.3, 7), Chaos(0.3, 0.3, 7)
+    assert a.buyer_kills(100) == b.buyer_kills(100)
+    assert a.pauses(range(100)) == b.pauses(range(100))
+    assert a.buyer_kills(100) != Chaos(0.3, 0.3, 8).buyer_kills(100)
+    assert {p for _, p in a.buyer_kills(1000)} == set(BUYER_POINTS)
+
+
+@pytest.mark.timeout(120)
+def test_same_seed_kills_the_same_buyers(sale: Sale, store: Path) -> None:
+    runs = [chaos_run(sale, 5, tickets=100) for _ in range(2)]
+    dead = [sorted(r.buyer for r in run.rows if r.result == "info") for run in runs]
+    assert dead[0] == dead[1] and dead[0]
+
+
+@pytest.mark.timeout(120)
+def test_orphan_temp_files_are_cleaned_at_the_next_start(sale: Sale, store: Path) -> None:
+    seed = next(
+        s
+        for s in range(100)
+        if sum(p == "writing" for _, p in Chaos(1.0, 0, s).buyer_kills(20)) >= 3
+    )
+    # Plenty of stock: every doomed buyer reaches its kill point.
+    result = sale(buyers=20, tickets=100, seed=seed, chaos=Chaos(1.0, 0.0, seed))
+    writers = sum(p == "writing" for _, p in Chaos(1.0, 0, seed).buyer_kills(20))
+    orphans = st.orphan_temps(store)
+    assert len(orphans) == writers
+    assert all(len(p.name.split(".")) >= 5 for p in orphans)  # .<store>.<pid>.<random>.tmp
+    assert result.report.passed  # the half-written counts never reached the store
+    sale(buyers=2, tickets=None)
+    assert st.orphan_temps(store) == []
+
+
+@pytest.mark.timeout(60)
+def test_dead_holder_of_a_process_lock_stops_the_run(invoke: Invoke, store: Path) -> None:
+    seed = next(s for s in range(100) if Chaos(0.5, 0, s).buyer_kills(30)[0][1] == "locked")
+    t = time.monotonic()
+    result = invoke(
+        "buy",
+        "--buyers",
+        "30",
+        "--lock",
+        "process",
+        "--seed",
+        str(seed),
+        "--chaos",
+        "--kill-rate",
+        "0.5",
+        "--pause-rate",
+        "0",
+        "--json",
+    )
+    elapsed = time.monotonic() - t
+    doc = json.loads(result.output)
+    if doc["aborted"] is None:
+        pytest.skip("no buyer happened to die holding the lock in this run")
+    assert result.exit_code == 4
+    assert "multiprocessing.Lock" in doc["aborted"]
+    assert elapsed < 10  # well inside the 10 s lock timeout of the waiting buyers
+    assert doc["oversold"] == 0 and st.load(store) == doc["remaining"]
+    stopped = [b for b in doc["buyers"] if b["reason"] and "left held by a dead" in b["reason"]]
+    assert stopped and all(b["result"] == "fail" for b in stopped)
+
+
+@pytest.mark.timeout(60)
+def test_dead_holder_of_a_file_lock_does_not_stop_the_run(invoke: Invoke) -> None:
+    seed = next(s for s in range(100) if Chaos(0.5, 0, s).buyer_kills(30)[0][1] == "locked")
+    result = invoke(
+        "buy",
+        "--buyers",
+        "30",
+        "--lock",
+        "file",
+        "--seed",
+        str(seed),
+        "--chaos",
+        "--kill-rate",
+        "0.5",
+        "--json",
+    )
+    doc = json.loads(result.output)
+    assert result.exit_code == 0 and doc["aborted"] is None and doc["passed"]
+    assert doc["chaos"]["killed"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_watchdog_stops_a_stalled_run(sale: Sale, store: Path) -> None:
+    held: list[int] = []
+
+    def grab(_: object) -> None:  # once buyers are searching, take their lock away
+        if not held:
+            fd = os.open(lock_path(store), os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.append(fd)
+
+    t = time.monotonic()
+    try:
+        result = sale(
+            buyers=5,
+            tickets=5,
+            delays=Delays(0.3, 0.001),
+            lock_timeout=60,
+            stall_timeout=1.0,
+            progress=grab,
+        )
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert time.monotonic() - t < 15
+    assert result.aborted and "watchdog" in result.aborted
+    assert result.report.unknown == 5 and result.remaining == 5
+
+
+@pytest.mark.timeout(120)
+def test_chaos_in_the_queue_mode(invoke: Invoke) -> None:
+    result = invoke(
+        "queue",
+        "--clerks",
+        "4",
+        "--chaos",
+        "--kill-rate",
+        "0.5",
+        "--seed",
+        "3",
+        "--tickets",
+        "50",
+        "--orders",
+        "30",
+        "--json",
+    )
+    doc = json.loads(result.output)
+    assert result.exit_code == 0, result.output
+    assert doc["chaos"]["killed"] >= 1 and doc["passed"]
+    assert doc["submitted"] == doc["accepted"] + doc["rejected"]
+
+
+def run_concurrently(store: Path, lock: str, n: int, extra: list[str]) -> list[dict[str, object]]:
+    env = {**os.environ, "TICKETS_DB": str(store)}
+    cmd = [sys.executable, "-m", "tickets", "buy", "--keep-stock", "--lock", lock, "--json", *extra]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(n)
+    ]
+    docs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode in (0, 1), err
+        docs.append(json.loads(out))
+    return docs
+
+
+@pytest.mark.timeout(240)
+def test_concurrent_invocations_with_the_file_lock_never_oversell(store: Path) -> None:
+    st.save(store, 30)
+    docs = run_concurrently(store, "file", 3, ["--buyers", "20", "--write-delay", "10"])
+    report = check_histories([read(str(d["history"])) for d in docs])
+    assert report.passed and report.sold == 30 and report.remaining == 0
+    assert sum(int(str(d["sold"])) for d in docs) == 30
+
+
+@pytest.mark.timeout(240)
+def test_concurrent_invocations_with_process_locks_oversell_across_runs(store: Path) -> None:
+    st.save(store, 60)
+    docs = run_concurrently(
+        store, "process", 3, ["--buyers", "20", "--search-delay", "0", "--write-delay", "40"]
+    )
+    # Each run alone looks clean or nearly so; together they sold seats twice.
+    report = check_histories([read(str(d["history"])) for d in docs])
+    assert not report.passed and report.oversold > 0 and report.double_sold
