@@ -1,8 +1,8 @@
 """The buyer's body, run in a child process: search, lock, read, decide, write, report.
 
 The tutorial's ``Foo``: look at what is left (an unlocked read after a
-simulated network delay), then under the strategy's lock read the count
-again, and if a ticket is left take it, wait out the simulated write delay
+simulated network delay; a buyer who sees none left goes away), then under
+the strategy's lock read the count again, and if a ticket is left take it, wait out the simulated write delay
 (the race window) and write the new count. The seat is the count value the
 buyer decremented from. Children never print: they report to the parent over
 one pipe (see :mod:`tickets.channel`), and their stdout and stderr go to
@@ -94,6 +94,13 @@ def run_buyer(plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any) -
         if kill_at == "search":
             _die()
         timing = {"t_start": t_start, "t_search": t_search, "seen": seen}
+        if seen == 0:
+            # Sold out at the search: a buyer who sees nothing left walks
+            # away instead of queueing for the lock (and 1,000 buyers for 10
+            # tickets do not make 990 lock hand-offs to read a zero).
+            t = time.monotonic()
+            send(events, {"type": "fail", **base, **timing, "reason": "sold out", "t": t})
+            return
         try:
             lock.acquire()
         except LockTimeout:
