@@ -140,3 +140,42 @@ def test_lock_timeout_changes_nothing(store: Path, tmp_path: Path) -> None:
         os.close(held)
     assert snapshot(tmp_path) == before
     assert not (tmp_path / "history").exists()
+
+
+def test_draws_are_seeded_and_uniform() -> None:
+    from tickets.buyer import Draws
+
+    a = [Draws(7, 0, 3).random() for _ in range(3)]
+    assert a == [Draws(7, 0, 3).random() for _ in range(3)]
+    d = Draws(7, 0, 3)
+    values = [d.uniform(2.0, 4.0) for _ in range(10_000)]
+    assert 2.0 <= min(values) and max(values) < 4.0
+    assert 2.95 < sum(values) / len(values) < 3.05
+    assert Draws(7, 0, 3).random() != Draws(7, 0, 4).random() != Draws(8, 0, 3).random()
+
+
+def test_the_launcher_stays_lean() -> None:
+    """Buyers are forked from a process without random or threading, whose
+    at-fork hooks every buyer would run (see tickets.buyer)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tickets.launcher; "
+        "print(sorted({'random', 'threading', 'click', 'rich'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_launcher_that_cannot_start_stops_the_run(
+    sale: Sale, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    result = sale(buyers=5, tickets=3)
+    assert result.aborted is not None and "launcher exited with code 1" in result.aborted
+    assert result.report.unknown == 5 and st.load(store) == 3
+    assert all("never started" in (r.reason or "") for r in result.rows)

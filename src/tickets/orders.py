@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 import queue as queue_errors
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from . import store
-from .buyer import BuyerPlan, _die, _quiet
+from .buyer import BuyerPlan, Draws, _die, _quiet
 from .channel import Batcher
 from .strategies import LockTimeout, get
 
@@ -55,7 +54,7 @@ def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders:
     _quiet()
     out = Batcher(events)
     base = {"pid": os.getpid(), "producer": producer}
-    rng = random.Random(f"{plan.sale.seed}:producer:{producer}")
+    rng = Draws(plan.sale.seed, 1, producer)
     if not gate.poll(plan.sale.gate_timeout):
         return
     # Every order's invoke leaves before the order goes into the queue, so
@@ -99,7 +98,7 @@ def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, o
     out = Batcher(events)
     base = {"pid": os.getpid(), "clerk": clerk}
     lock = get(sale.strategy).child_lock(token, sale.store, sale.lock_timeout)
-    rng = random.Random(f"{sale.seed}:clerk:{clerk}")
+    rng = Draws(sale.seed, 2, clerk)
     die = {after: point for c, after, point in plan.kill_at if c == clerk}
     handled = 0
     join = plan.shutdown == "join"
@@ -161,7 +160,7 @@ def sell(
     point: str | None,
     base: dict[str, Any],
     out: Batcher,
-    rng: random.Random,
+    rng: Draws,
 ) -> None:
     """Sell ``taken`` under one lock acquire and (at most) one write."""
     t_take = time.monotonic()

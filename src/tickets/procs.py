@@ -136,6 +136,17 @@ class Children:
                 except ProcessLookupError:
                     pass
 
+    def record(self, ev: dict[str, Any]) -> bool:
+        """Children started here send no messages about themselves."""
+        return False
+
+    def stop(self, deadline: float, kill_now: bool = False) -> list[Any]:
+        """Kill those still running (all at once if ``kill_now``, else after the
+        deadline), reap everyone; return the keys that had to be killed."""
+        killed = self.alive() if kill_now else []
+        self.signal(killed, signal.SIGKILL)
+        return killed + self.reap(deadline)
+
     def reap(self, deadline: float) -> list[Any]:
         """Wait for every child until the deadline, kill the rest; return the killed keys."""
         pause = 0.001

@@ -25,6 +25,7 @@ from .channel import Channel
 from .chaos import Chaos, Pauser
 from .checks import Report, evaluate
 from .history import HistoryWriter
+from .launcher import Launcher
 from .limits import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
@@ -381,32 +382,34 @@ class LockWatch:
 
     Its holder dead, such a lock is never released: everyone else would wait
     out their lock timeouts one by one. Once a process died without an
-    outcome, if nobody gets through the lock for ``window`` seconds and the
-    parent's own non-blocking probes all fail, the lock is taken for
-    abandoned and the run stops. (A flock is released by the kernel when its
-    holder dies; the file strategy never needs this.)
+    outcome, if nobody gets through the lock for ``window`` seconds and no
+    non-blocking probe of the lock succeeds, the lock is taken for abandoned
+    and the run stops. ``probe(since)`` says whether the lock was found free
+    since then (tried by the parent itself, or reported by the launcher that
+    holds the lock). A flock is released by the kernel when its holder dies:
+    the file strategy never needs this.
     """
 
-    def __init__(self, lock: Any, window: float) -> None:
-        self.lock = lock
+    def __init__(self, probe: Callable[[float], bool] | None, window: float) -> None:
+        self.probe = probe
         self.window = window
         self.suspect_since: float | None = None
         self.last_through = time.monotonic()
         self.abandoned = False
 
-    def died(self, now: float) -> None:
-        if self.lock is not None and self.suspect_since is None:
-            self.suspect_since = now
+    def died(self, at: float) -> None:
+        """A process died without an outcome at ``at`` (monotonic seconds)."""
+        if self.probe is not None and self.suspect_since is None:
+            self.suspect_since = at
 
     def passed(self, ev: dict[str, Any], now: float) -> None:
         if ev["type"] == "ok" or (ev["type"] == "fail" and ev.get("t_locked") is not None):
             self.last_through = now
 
     def check(self, now: float, waiting: bool) -> str | None:
-        if self.suspect_since is None or not waiting:
+        if self.probe is None or self.suspect_since is None or not waiting:
             return None
-        if self.lock.acquire(False):
-            self.lock.release()
+        if self.probe(self.suspect_since):
             self.suspect_since = None  # it was free: the dead one did not hold it
             return None
         if now - max(self.suspect_since, self.last_through) < self.window:
@@ -419,10 +422,20 @@ class LockWatch:
         )
 
 
+def local_probe(lock: Any) -> Callable[[float], bool]:
+    def probe(since: float) -> bool:
+        if lock.acquire(False):
+            lock.release()
+            return True
+        return False
+
+    return probe
+
+
 ABANDONED = "stopped: the lock was left held by a dead process, so this one never got it"
 
 
-def drain(channel: Channel, sale: Sale) -> None:
+def drain(channel: Channel, sale: Sale, children: Any = None) -> None:
     """Record every event already in the pipe (children that exited wrote theirs)."""
     while True:
         try:
@@ -432,7 +445,8 @@ def drain(channel: Channel, sale: Sale) -> None:
         if not events:
             return
         for ev in events:
-            sale.record(ev)
+            if children is None or not children.record(ev):
+                sale.record(ev)
 
 
 def run_buy(
@@ -450,29 +464,41 @@ def run_buy(
     ctx = multiprocessing.get_context(config.start_method)
     channel = Channel(ctx)
     gate = Gate(ctx)
-    tokens = STRATEGIES[config.strategy].tokens(ctx)
-    children = Children(ctx, config.start_method, close_in_child=[gate.writer, channel.reader])
     plan = config.plan()
     chaos = config.chaos
-    pauser = Pauser([], children.pids)
     if chaos is not None:
         plan = replace(plan, kill_at=chaos.buyer_kills(config.buyers))
-        pauser = Pauser(chaos.pauses(range(config.buyers)), children.pids)
-    first = next(tokens)
-    lock_watch = LockWatch(first if config.strategy == "process" else None, ABANDON_WINDOW)
     for b in range(config.buyers):
         sale.row(b)
     aborted: str | None = None
     interrupted = False
     t0 = time.monotonic()
+    children: Children | Launcher
+    if config.start_method == "fork":
+        children = Launcher(plan, config.buyers, channel.writer.fileno(), gate.reader.fileno())
+        launcher = children
+        probe = (
+            (lambda since: launcher.lock_free_at > since) if plan.strategy == "process" else None
+        )
+    else:
+        children = Children(ctx, config.start_method)
+        tokens = STRATEGIES[config.strategy].tokens(ctx)
+        first = next(tokens)
+        probe = local_probe(first) if plan.strategy == "process" else None
+    lock_watch = LockWatch(probe, ABANDON_WINDOW)
+    pauser = Pauser(chaos.pauses(range(config.buyers)) if chaos else [], children.pids)
     try:
-        for b in range(config.buyers):
-            token = first if b == 0 else next(tokens)
-            children.start(b, run_buyer, (plan, b, token, channel.writer, gate.reader))
+        if isinstance(children, Launcher):
+            aborted = _launch(children, channel, sale, config.stall_timeout)
+        else:
+            for b in range(config.buyers):
+                token = first if b == 0 else next(tokens)
+                children.start(b, run_buyer, (plan, b, token, channel.writer, gate.reader))
         t0 = time.monotonic()
-        gate.open()
-        pauser.start(t0)
-        aborted = _collect(config, children, channel, sale, progress, pauser, lock_watch)
+        if aborted is None:
+            gate.open()
+            pauser.start(t0)
+            aborted = _collect(config, children, channel, sale, progress, pauser, lock_watch)
     except KeyboardInterrupt:
         interrupted = True
         aborted = "interrupted"
@@ -491,8 +517,22 @@ def run_buy(
     return result
 
 
+def _launch(launcher: Launcher, channel: Channel, sale: Sale, deadline_s: float) -> str | None:
+    """Wait, with a deadline, until the launcher has forked every buyer."""
+    deadline = time.monotonic() + max(60.0, deadline_s)
+    while not launcher.launched:
+        for ev in channel.get(timeout=0.05):
+            if not launcher.record(ev):
+                sale.record(ev)
+        if failure := launcher.failed():
+            return failure
+        if time.monotonic() > deadline:
+            return "the buyer launcher did not start every buyer in time; stopped"
+    return None
+
+
 def _stop(
-    children: Children,
+    children: Children | Launcher,
     channel: Channel,
     sale: Sale,
     keys: Iterable[int],
@@ -501,10 +541,8 @@ def _stop(
     lock_watch: LockWatch | None = None,
 ) -> None:
     """Kill whoever is still running, reap everyone, and settle every pending row."""
-    killed = set(children.alive())  # still running now: stopped by us
-    children.signal(killed, signal.SIGKILL)
-    children.reap(time.monotonic() + REAP_TIMEOUT)
-    drain(channel, sale)
+    killed = set(children.stop(time.monotonic() + REAP_TIMEOUT, kill_now=aborted is not None))
+    drain(channel, sale, children)
     for key in keys:
         if sale.rows[key].result != "pending":
             continue
@@ -512,21 +550,21 @@ def _stop(
             # Nobody could hold the lock but the dead: this one never wrote.
             sale.record({"type": "fail", "buyer": key, "reason": ABANDONED, "t": time.monotonic()})
             continue
-        if interrupted:
+        if key not in children.pids:
+            why = "never started"
+        elif interrupted:
             why = "interrupted"
         elif key in killed or aborted:
             why = "stopped by the watchdog"
-        elif key in children.pids:
-            why = describe_exit(children.exitcode(key))
         else:
-            why = "never started"
+            why = describe_exit(children.exitcode(key))
         sale.unknown(key, why)
     channel.close()
 
 
 def _collect(
     config: RunConfig,
-    children: Children,
+    children: Children | Launcher,
     channel: Channel,
     sale: Sale,
     progress: Callable[[Progress], None] | None,
@@ -543,6 +581,12 @@ def _collect(
         events = channel.get(timeout=0.05 if wait is None else min(0.05, wait))
         now = time.monotonic()
         for ev in events:
+            if children.record(ev):
+                if ev["type"] == "exit" and sale.rows[ev["buyer"]].result == "pending":
+                    # Its outcome would have come before its exit: there is none.
+                    sale.unknown(ev["buyer"], describe_exit(ev["code"]))
+                    lock_watch.died(ev["t"])
+                continue
             sale.record(ev)
             lock_watch.passed(ev, now)
         if events:
@@ -552,7 +596,7 @@ def _collect(
             # event may still be in the pipe, so drain before judging.
             dead = [b for b in sale.pending() if children.exitcode(b) is not None]
             if dead:
-                drain(channel, sale)
+                drain(channel, sale, children)
                 for b in dead:
                     if sale.rows[b].result == "pending":
                         sale.unknown(b, describe_exit(children.exitcode(b)))

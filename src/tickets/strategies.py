@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -112,6 +111,10 @@ class _Expired(Exception):
     pass
 
 
+class _NotMainThread(Exception):
+    pass
+
+
 def _expire(signum: int, frame: Any) -> None:
     raise _Expired
 
@@ -176,14 +179,20 @@ class StoreFileLock(BuyerLock):
             return
         except BlockingIOError:
             pass
-        if self.timer and threading.current_thread() is threading.main_thread():
-            self._wait_blocking()
-        else:
-            self._wait_polling()
+        if self.timer:
+            try:
+                self._wait_blocking()
+                return
+            except _NotMainThread:
+                pass
+        self._wait_polling()
 
     def _wait_blocking(self) -> None:
         assert self._fd is not None and fcntl is not None
-        previous = signal.signal(signal.SIGALRM, _expire)
+        try:
+            previous = signal.signal(signal.SIGALRM, _expire)
+        except ValueError:  # not the main thread: no signal can reach us here
+            raise _NotMainThread from None
         try:
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
             try:
