@@ -72,6 +72,18 @@ class Channel:
         message = json.loads(self.reader.recv_bytes())
         return message if isinstance(message, list) else [message]
 
+    def drain(self) -> list[dict[str, Any]]:
+        """Every event already in the pipe (what exited children wrote before they went)."""
+        events: list[dict[str, Any]] = []
+        while True:
+            try:
+                more = self.get(timeout=0.01)
+            except (EOFError, OSError, ValueError):
+                return events
+            if not more:
+                return events
+            events += more
+
     def close(self) -> None:
         self.reader.close()
         self.writer.close()

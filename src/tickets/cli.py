@@ -9,24 +9,33 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .cli_support import (
+    StoreContext,
+    UnusableFile,
+    chaos_options,
+    emit_json,
+    exit_code_for,
+    finish,
+    json_option,
+    lock_option,
+    make_console,
+    run_live,
+    sale_config,
+    sale_options,
+    translate_errors,
+)
 from .limits import (
     DEFAULT_BUYERS,
     DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_STALL_TIMEOUT,
     DEFAULT_STORE,
-    DEFAULT_STRATEGY,
     DEFAULT_TICKETS,
-    EXIT_ABORTED,
     EXIT_CHECK_FAILED,
     EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
-    EXIT_STORE,
     MAX_BATCH,
     MAX_BUYERS,
     MAX_CLERKS,
@@ -39,60 +48,9 @@ from .limits import (
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from rich.console import Console
+    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class UnusableFile(click.ClickException):
-    """The store, its lock or a history file cannot be used (exit 3)."""
-
-    exit_code = EXIT_STORE
-
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Core exceptions -> one-line click errors with the documented exit code."""
-    from .history import HistoryError
-    from .runner import RunError
-    from .store import StoreError
-
-    try:
-        yield
-    except (StoreError, HistoryError) as exc:
-        raise UnusableFile(str(exc)) from None
-    except RunError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def make_console(stderr: bool = False, width: int | None = None) -> Console:
-    from rich.console import Console
-
-    # rich writes plain text (no ANSI codes) when the stream is not a
-    # terminal, and honours NO_COLOR.
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
-
-
-def emit_json(doc: Any) -> None:
-    import json
-
-    click.echo(json.dumps(doc, indent=2))
-
-
-def as_path(value: str | None) -> Path | None:
-    # pathlib is imported here, not at the top: it costs `tickets --help` ~8 ms.
-    from pathlib import Path
-
-    return None if value is None else Path(value)
-
-
-class StoreContext:
-    def __init__(self, db: str) -> None:
-        from pathlib import Path
-
-        self.db = Path(db)
 
 
 pass_store = click.make_pass_decorator(StoreContext)
@@ -117,208 +75,6 @@ def cli(ctx: click.Context, db: str) -> None:
     checked: no seat sold twice, nothing sold that the store did not lose.
     """
     ctx.obj = StoreContext(db)
-
-
-# -- shared options -------------------------------------------------------
-
-
-def json_option(f: F) -> F:
-    return click.option(
-        "json_", "--json", is_flag=True, help="Print one JSON document, nothing else."
-    )(f)
-
-
-def sale_options(f: F) -> F:
-    """Options every selling command shares."""
-    # Not multiprocessing.get_all_start_methods(): importing multiprocessing
-    # costs --help ~20 ms; the runner checks availability.
-    methods = ["spawn"] if sys.platform == "win32" else ["fork", "forkserver", "spawn"]
-    options = [
-        click.option(
-            "--tickets",
-            type=click.IntRange(0, MAX_COUNT),
-            default=DEFAULT_TICKETS,
-            show_default=True,
-            help="Restock the store to this many tickets before the run.",
-        ),
-        click.option(
-            "--keep-stock",
-            is_flag=True,
-            help="Sell from the store as it is (share one sale across runs).",
-        ),
-        click.option(
-            "--seed", type=int, default=0, show_default=True, help="Seed of the simulated delays."
-        ),
-        click.option("--no-delay", is_flag=True, help="No simulated network delays at all."),
-        click.option(
-            "--search-delay",
-            type=click.FloatRange(0, 10_000),
-            default=20.0,
-            show_default=True,
-            metavar="MS",
-            help="Upper bound of a buyer's search delay.",
-        ),
-        click.option(
-            "--write-delay",
-            type=click.FloatRange(0, 10_000),
-            default=4.0,
-            show_default=True,
-            metavar="MS",
-            help="Upper bound of the delay between read and write (the race window).",
-        ),
-        click.option(
-            "--lock-timeout",
-            type=click.FloatRange(0, 86_400, min_open=True),
-            default=DEFAULT_LOCK_TIMEOUT,
-            show_default=True,
-            metavar="S",
-            help="Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3).",
-        ),
-        click.option(
-            "--stall-timeout",
-            type=click.FloatRange(0, 86_400, min_open=True),
-            default=DEFAULT_STALL_TIMEOUT,
-            show_default=True,
-            metavar="S",
-            help="Watchdog: stop the run when no process has reported for S seconds (exit 4).",
-        ),
-        click.option("--fsync", is_flag=True, help="fsync every write (file and folder)."),
-        click.option(
-            "--start-method",
-            type=click.Choice(methods),
-            default="fork" if "fork" in methods else methods[0],
-            show_default=True,
-            help="How child processes start.",
-        ),
-        click.option(
-            "--history",
-            type=click.Path(dir_okay=False, path_type=str),
-            help="Write the run's history here (default: history/ beside the store).",
-        ),
-        json_option,
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def chaos_options(f: F) -> F:
-    """Fault injection for buy and queue."""
-    options = [
-        click.option(
-            "--chaos",
-            is_flag=True,
-            help="Inject faults: kill -9 some buyers (clerks) at seeded points, pause others "
-            "with SIGSTOP/SIGCONT.",
-        ),
-        click.option(
-            "--kill-rate",
-            type=click.FloatRange(0, 1),
-            default=0.2,
-            show_default=True,
-            help="With --chaos: the share of buyers (clerks) killed.",
-        ),
-        click.option(
-            "--pause-rate",
-            type=click.FloatRange(0, 1),
-            default=0.2,
-            show_default=True,
-            help="With --chaos: the share of processes paused for 5-50 ms.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def chaos_from(
-    ctx: click.Context, chaos: bool, kill_rate: float, pause_rate: float, seed: int
-) -> Any:
-    explicit = any(
-        ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-        for name in ("kill_rate", "pause_rate")
-    )
-    if explicit and not chaos:
-        raise click.UsageError("--kill-rate and --pause-rate need --chaos")
-    if not chaos:
-        return None
-    from .chaos import Chaos
-
-    return Chaos(kill_rate=kill_rate, pause_rate=pause_rate, seed=seed)
-
-
-def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
-    return click.option(
-        "--lock",
-        "strategy",
-        type=click.Choice(STRATEGY_NAMES),
-        default=default,
-        show_default=True,
-        help="How a buyer protects its read-modify-write: none, per-buyer (the tutorial's bug), "
-        "process (one multiprocessing.Lock), file (flock on <store>.lock).",
-    )
-
-
-def stock_to_restock(ctx: click.Context, tickets: int, keep_stock: bool) -> int | None:
-    explicit = ctx.get_parameter_source("tickets") is not click.core.ParameterSource.DEFAULT
-    if keep_stock and explicit:
-        raise click.UsageError(
-            "--tickets and --keep-stock exclude each other: restock or keep the stock"
-        )
-    return None if keep_stock else tickets
-
-
-def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
-    from .buyer import Delays
-
-    return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)
-
-
-class LiveProgress:
-    """A live line on a terminal while a run goes on; nothing when piped or with --json."""
-
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled = enabled and sys.stdout.isatty()
-        self.label = label
-        self._live: Any = None
-
-    def __call__(self, p: Any, label: str | None = None) -> None:
-        if not self.enabled:
-            return
-        from rich.live import Live
-        from rich.text import Text
-
-        if p.queue_depth is None and not p.submitted or p.submitted == p.done == 0:
-            line = f"{p.done}/{p.total} buyers done"
-        else:
-            line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
-            if p.queue_depth is not None:
-                line += f", queue depth {p.queue_depth}"
-        text = Text(
-            f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
-        )
-        if self._live is None:
-            # Started only now, after every child is forked, and without a
-            # refresh thread: the parent never forks with threads running.
-            self._live = Live(text, auto_refresh=False, transient=True, console=make_console())
-            self._live.start()
-        self._live.update(text, refresh=True)
-
-    def stop(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-
-
-def finish(code: int) -> None:
-    if code:
-        sys.exit(code)
-
-
-def exit_code_for(passed: bool, aborted: str | None) -> int:
-    if aborted:
-        return EXIT_ABORTED
-    return 0 if passed else EXIT_CHECK_FAILED
 
 
 # -- commands -------------------------------------------------------------
@@ -401,24 +157,12 @@ def status(obj: StoreContext, json_: bool) -> None:
 @click.pass_context
 def buy(
     ctx: click.Context,
+    /,
     buyers: int,
     strategy: str,
-    chaos: bool,
-    kill_rate: float,
-    pause_rate: float,
-    tickets: int,
-    keep_stock: bool,
-    seed: int,
-    no_delay: bool,
-    search_delay: float,
-    write_delay: float,
-    lock_timeout: float,
-    stall_timeout: float,
-    fsync: bool,
-    start_method: str,
-    history: str | None,
     json_: bool,
     show_all: bool,
+    **opts: Any,
 ) -> None:
     """Run a sale: N buyer processes contend for the stock.
 
@@ -437,32 +181,9 @@ def buy(
     from .render import run_dict, run_view
     from .runner import RunConfig, run_buy
 
-    obj = ctx.find_object(StoreContext)
-    assert obj is not None
-    config = RunConfig(
-        store=obj.db,
-        buyers=buyers,
-        strategy=strategy,
-        tickets=stock_to_restock(ctx, tickets, keep_stock),
-        seed=seed,
-        delays=delays_from(no_delay, search_delay, write_delay),
-        lock_timeout=lock_timeout,
-        fsync=fsync,
-        start_method=start_method,
-        history=as_path(history),
-        stall_timeout=stall_timeout,
-        chaos=chaos_from(ctx, chaos, kill_rate, pause_rate, seed),
-    )
-    live = LiveProgress(not json_, f"buy --lock {strategy}")
-    try:
-        with translate_errors():
-            result = run_buy(config, progress=live)
-    except KeyboardInterrupt:
-        live.stop()
-        click.echo("interrupted; the history records the buyers stopped as unknown", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    finally:
-        live.stop()
+    config = RunConfig(buyers=buyers, strategy=strategy, **sale_config(ctx, opts))
+    live_label = "" if json_ else f"buy --lock {strategy}"
+    result = run_live(live_label, "buyers", lambda live: run_buy(config, progress=live))
     if json_:
         emit_json(run_dict(result))
     else:
@@ -529,6 +250,7 @@ def parse_strategies(
 @click.pass_context
 def race(
     ctx: click.Context,
+    /,
     buyers: int,
     strategy: str,
     no_lock: bool,
@@ -537,18 +259,8 @@ def race(
     max_oversold: int | None,
     expect_oversell: bool,
     show_timeline: bool,
-    tickets: int,
-    keep_stock: bool,
-    seed: int,
-    no_delay: bool,
-    search_delay: float,
-    write_delay: float,
-    lock_timeout: float,
-    stall_timeout: float,
-    fsync: bool,
-    start_method: str,
-    history: str | None,
     json_: bool,
+    **opts: Any,
 ) -> None:
     """Run the same sale with and without a lock, side by side.
 
@@ -567,47 +279,28 @@ def race(
     from .runner import RunConfig
 
     explicit_lock = ctx.get_parameter_source("strategy") is not click.core.ParameterSource.DEFAULT
-    if keep_stock:
+    if opts["keep_stock"]:
         raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
     if strategies is not None and (no_lock or explicit_lock):
         raise click.UsageError("--strategies names every side; leave out --lock and --no-lock")
     if no_lock and explicit_lock:
         raise click.UsageError("--no-lock runs only the unlocked side; leave out --lock")
     if strategies is None:
-        strategies = ["none"] if no_lock else [strategy, "none"]
-        if strategy == "none":
-            strategies = ["none"]
-    obj = ctx.find_object(StoreContext)
-    assert obj is not None
-    base = RunConfig(
-        store=obj.db,
-        buyers=buyers,
-        tickets=tickets,
-        seed=seed,
-        delays=delays_from(no_delay, search_delay, write_delay),
-        lock_timeout=lock_timeout,
-        fsync=fsync,
-        start_method=start_method,
-        history=as_path(history),
-        stall_timeout=stall_timeout,
+        strategies = ["none"] if no_lock or strategy == "none" else [strategy, "none"]
+    base = RunConfig(buyers=buyers, **sale_config(ctx, opts))
+    chosen = strategies
+    result = run_live(
+        "" if json_ else "race",
+        "buyers",
+        lambda live: run_race(
+            base,
+            chosen,
+            trials,
+            max_oversold=max_oversold,
+            expect_oversell=expect_oversell,
+            progress=lambda label, p: live(p, f"race: {label}"),
+        ),
     )
-    live = LiveProgress(not json_, "race")
-    try:
-        with translate_errors():
-            result = run_race(
-                base,
-                strategies,
-                trials,
-                max_oversold=max_oversold,
-                expect_oversell=expect_oversell,
-                progress=lambda label, p: live(p, f"race: {label}"),
-            )
-    except KeyboardInterrupt:
-        live.stop()
-        click.echo("interrupted; the histories record the buyers stopped as unknown", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    finally:
-        live.stop()
     if json_:
         from .render import race_dict
 
@@ -670,20 +363,24 @@ def timeline_command(
     console = make_console(width=width)
     limit = None if show_all else MAX_ROWS
     console.print(timeline(loaded, width=width or console.width, limit=limit))
+    if svg is None and html is None:
+        return
+    import io
+
+    # rich records what it prints and exports the recording (one draw, both files).
+    recorder = Console(
+        record=True, width=width or 120, file=io.StringIO(), color_system="truecolor"
+    )
+    recorder.print(timeline(loaded, width=width or 120, limit=limit))
     for path, kind in ((svg, "svg"), (html, "html")):
         if path is None:
             continue
-        import io
-
-        recorder = Console(
-            record=True, width=width or 120, file=io.StringIO(), color_system="truecolor"
-        )
-        recorder.print(timeline(loaded, width=width or 120, limit=limit))
         try:
             if kind == "svg":
-                recorder.save_svg(path, title=f"tickets timeline: {os.path.basename(history)}")
+                title = f"tickets timeline: {os.path.basename(history)}"
+                recorder.save_svg(path, title=title, clear=False)
             else:
-                recorder.save_html(path)
+                recorder.save_html(path, clear=False)
         except OSError as exc:
             raise UnusableFile(
                 f"{path}: cannot be written ({exc.strerror}); choose another path"
@@ -753,9 +450,7 @@ def timeline_command(
 @click.pass_context
 def queue_command(
     ctx: click.Context,
-    chaos: bool,
-    kill_rate: float,
-    pause_rate: float,
+    /,
     producers: int,
     orders: int,
     clerks: int,
@@ -765,18 +460,8 @@ def queue_command(
     shutdown: str,
     batch: int,
     strategy: str,
-    tickets: int,
-    keep_stock: bool,
-    seed: int,
-    no_delay: bool,
-    search_delay: float,
-    write_delay: float,
-    lock_timeout: float,
-    stall_timeout: float,
-    fsync: bool,
-    start_method: str,
-    history: str | None,
     json_: bool,
+    **opts: Any,
 ) -> None:
     """Sell through an order queue: producers submit, clerks sell.
 
@@ -794,15 +479,12 @@ def queue_command(
     """
     from .queue_run import QueueConfig, run_queue
 
-    obj = ctx.find_object(StoreContext)
-    assert obj is not None
     if get_timeout is not None and shutdown == "join":
         raise click.UsageError(
             "--get-timeout does not fit --shutdown join: a clerk that goes home leaves the "
             "producers waiting in join() forever"
         )
     config = QueueConfig(
-        store=obj.db,
         producers=producers,
         orders=orders,
         clerks=clerks,
@@ -812,26 +494,10 @@ def queue_command(
         shutdown=shutdown,
         batch=batch,
         strategy=strategy,
-        tickets=stock_to_restock(ctx, tickets, keep_stock),
-        seed=seed,
-        delays=delays_from(no_delay, search_delay, write_delay),
-        lock_timeout=lock_timeout,
-        fsync=fsync,
-        start_method=start_method,
-        history=as_path(history),
-        stall_timeout=stall_timeout,
-        chaos=chaos_from(ctx, chaos, kill_rate, pause_rate, seed),
+        **sale_config(ctx, opts),
     )
-    live = LiveProgress(not json_, f"queue --lock {strategy}")
-    try:
-        with translate_errors():
-            result = run_queue(config, progress=live)
-    except KeyboardInterrupt:
-        live.stop()
-        click.echo("interrupted; the history records the orders stopped as unknown", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    finally:
-        live.stop()
+    live_label = "" if json_ else f"queue --lock {strategy}"
+    result = run_live(live_label, "orders", lambda live: run_queue(config, progress=live))
     if json_:
         from .render import queue_dict
 

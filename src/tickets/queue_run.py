@@ -338,14 +338,7 @@ class _Watch:
                 self.lock_watch.passed(ev, time.monotonic())
 
     def drain(self, channel: Channel) -> None:
-        while True:
-            try:
-                events = channel.get(timeout=0.01)
-            except (EOFError, OSError, ValueError):
-                return
-            if not events:
-                return
-            self.record(events)
+        self.record(channel.drain())
 
     def _exited(self, kind: str, n: int) -> list[int | None]:
         return [self.children.exitcode((kind, i)) for i in range(n)]

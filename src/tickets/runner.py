@@ -436,17 +436,10 @@ ABANDONED = "stopped: the lock was left held by a dead process, so this one neve
 
 
 def drain(channel: Channel, sale: Sale, children: Any = None) -> None:
-    """Record every event already in the pipe (children that exited wrote theirs)."""
-    while True:
-        try:
-            events = channel.get(timeout=0.01)
-        except (EOFError, OSError, ValueError):
-            return
-        if not events:
-            return
-        for ev in events:
-            if children is None or not children.record(ev):
-                sale.record(ev)
+    """Record every event already in the pipe, the launcher's own to ``children``."""
+    for ev in channel.drain():
+        if children is None or not children.record(ev):
+            sale.record(ev)
 
 
 def run_buy(
