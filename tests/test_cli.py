@@ -225,3 +225,47 @@ def test_import_tickets_is_light() -> None:
     code = "import sys, tickets.runner; print('click' in sys.modules, 'rich' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False"
+
+
+def run_on_a_terminal(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run the CLI with a pseudo-terminal as stdout; return everything it wrote."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickets", *args],
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(60)
+    os.close(master)
+    return out.decode(errors="replace")
+
+
+@pytest.mark.timeout(120)
+def test_live_progress_on_a_terminal_only() -> None:
+    slow = ["--buyers", "20", "--tickets", "5", "--search-delay", "300"]
+    on_tty = run_on_a_terminal("buy", *slow)
+    assert "buyers done" in on_tty and ANSI.search(on_tty)
+    as_json = run_on_a_terminal("buy", *slow, "--json")
+    assert "buyers done" not in as_json
+    json.loads(as_json)  # nothing but the document
+    queue = run_on_a_terminal("queue", "--orders", "10", "--search-delay", "60")
+    assert "orders submitted" in queue and "queue depth" in queue
+    plain = run_on_a_terminal("buy", *slow, env={"NO_COLOR": "1"})
+    assert "PASSED" in plain and "\x1b[1m" not in plain.split("PASSED")[0][-20:]

@@ -6,6 +6,7 @@ Only click is imported at module level (see :mod:`tickets.cli`).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,9 +59,16 @@ def translate_errors() -> Iterator[None]:
 def make_console(stderr: bool = False, width: int | None = None) -> Console:
     from rich.console import Console
 
-    # rich writes plain text (no ANSI codes) when the stream is not a
-    # terminal, and honours NO_COLOR.
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    # Plain text when the stream is not a terminal (rich's own rule) or when
+    # NO_COLOR is set: rich would drop only the colours and keep bold.
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=False,
+        width=width,
+        color_system=None if plain else "auto",
+    )
 
 
 def emit_json(doc: Any) -> None:
@@ -289,12 +297,12 @@ class LiveProgress:
         from rich.live import Live
         from rich.text import Text
 
-        if p.queue_depth is None and not p.submitted or p.submitted == p.done == 0:
-            line = f"{p.done}/{p.total} buyers done"
-        else:
+        if p.noun == "order":
             line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
             if p.queue_depth is not None:
                 line += f", queue depth {p.queue_depth}"
+        else:
+            line = f"{p.done}/{p.total} buyers done"
         text = Text(
             f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
         )

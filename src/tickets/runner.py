@@ -181,6 +181,8 @@ class Progress:
     """What a live view shows while a run goes on."""
 
     total: int
+    #: what is counted: "buyer", or "order" in the queue mode
+    noun: str = "buyer"
     done: int = 0
     sold: int = 0
     double_sold: int = 0
@@ -268,7 +270,7 @@ class Sale:
             raise
         self.run_id = os.urandom(8).hex()
         self.rows: dict[int, BuyerRow] = {}
-        self.live = Progress(total=total)
+        self.live = Progress(total=total, noun="order" if config.mode == "queue" else "buyer")
         self.notes: list[str] = []
         self._seats: dict[int, int] = {}
         self.writer.write(
