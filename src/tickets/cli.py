@@ -187,7 +187,7 @@ def buy(
     if json_:
         emit_json(run_dict(result))
     else:
-        make_console().print(run_view(result, None if show_all else 40))
+        make_console().print(run_view(result, None) if show_all else run_view(result))
     finish(exit_code_for(result.passed, result.aborted))
 
 

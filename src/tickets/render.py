@@ -13,7 +13,7 @@ from .race import RaceResult, in_words
 from .runner import BuyerRow, RunResult
 
 #: Rows a buyer table shows before it elides (``--all`` shows every row).
-MAX_ROWS = 40
+MAX_ROWS = 60
 RESULT_STYLE = {"ok": "green", "fail": "yellow", "info": "magenta", "pending": "dim"}
 RESULT_WORD = {"ok": "sold", "fail": "no ticket", "info": "unknown", "pending": "pending"}
 
@@ -126,7 +126,7 @@ def verdict(report: Report, aborted: str | None = None) -> Text:
 def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(overflow="fold")
     remaining = "unknown" if report.remaining is None else str(report.remaining)
     oversold = Text(str(report.oversold), style="bold red" if report.oversold else "green")
     grid.add_row("initial", str(report.initial))
