@@ -15,13 +15,15 @@ from typing import Any
 #: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 4.
 MAX_EVENT_BYTES = 4000
 MAX_REASON = 300
+#: json.dumps with separators builds a new encoder per call; buyers reuse this one.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode(event: dict[str, Any]) -> bytes:
     reason = event.get("reason")
     if isinstance(reason, str) and len(reason) > MAX_REASON:
         event = {**event, "reason": reason[: MAX_REASON - 1] + "…"}
-    data = json.dumps(event, separators=(",", ":")).encode()
+    data = _ENCODER.encode(event).encode()
     if len(data) > MAX_EVENT_BYTES:
         raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
     return data

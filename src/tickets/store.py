@@ -56,6 +56,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a ticket count")
 
 
+# One decoder for every read: json.loads with hooks builds a new one per call,
+# which every forked buyer would pay for (see tickets.launcher).
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
 def parse(data: bytes, path: str | os.PathLike[str] = "<store>") -> int:
     """Parse a store's bytes strictly and return its count."""
     fix = "repair it or recreate it with `tickets init`"
@@ -68,9 +73,7 @@ def parse(data: bytes, path: str | os.PathLike[str] = "<store>") -> int:
     if not text.strip():
         raise StoreError(path, "is empty", fix)
     try:
-        doc = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        doc = _DECODER.decode(text)
     except RecursionError:
         raise StoreError(path, "is nested too deeply to be a store", fix) from None
     except ValueError as exc:  # JSONDecodeError is a ValueError
