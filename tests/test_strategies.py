@@ -91,17 +91,37 @@ def test_non_excluding_strategies_overlap_and_lose_updates(name: str, tmp_path: 
     assert total < WORKERS * ROUNDS
 
 
+def _time_out_with_timer(store: str, queue: Any) -> None:
+    # In a child: the timer path owns SIGALRM, which pytest-timeout uses here.
+    lock = StoreFileLock(Path(store), 0.2, timer=True)
+    t = time.monotonic()
+    try:
+        lock.acquire()
+        queue.put(("acquired", 0.0))
+    except LockTimeout:
+        queue.put(("timeout", time.monotonic() - t))
+    finally:
+        lock.close()
+
+
+@pytest.mark.timeout(60)
 def test_file_lock_times_out_while_another_holds_it(store: Path) -> None:
     held = os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(held, fcntl.LOCK_EX)
     try:
-        for timer in (False, True):
-            lock = StoreFileLock(store, 0.2, timer=timer)
-            t = time.monotonic()
-            with pytest.raises(LockTimeout):
-                lock.acquire()
-            assert 0.15 < time.monotonic() - t < 5
-            lock.close()
+        lock = StoreFileLock(store, 0.2)  # the parent's way: polling
+        t = time.monotonic()
+        with pytest.raises(LockTimeout):
+            lock.acquire()
+        assert 0.15 < time.monotonic() - t < 5
+        lock.close()
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_time_out_with_timer, args=(str(store), queue))
+        child.start()
+        kind, waited = queue.get(timeout=30)
+        child.join(30)
+        assert kind == "timeout" and 0.15 < waited < 5
         with pytest.raises(StoreError, match="held by another process"):
             with store_lock(store, 0.1):
                 pass

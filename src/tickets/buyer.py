@@ -104,9 +104,13 @@ def _die() -> None:
     os.kill(os.getpid(), 9)
 
 
-def run_buyer(plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any) -> None:
-    """Entry point of a buyer process."""
-    _quiet()
+def run_buyer(
+    plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any, *, silence: bool = True
+) -> None:
+    """Entry point of a buyer process (``silence=False``: stdout and stderr
+    already go nowhere, as under the launcher)."""
+    if silence:
+        _quiet()
     pid = os.getpid()
     kill_at = dict(plan.kill_at).get(buyer)
     base = {"buyer": buyer, "pid": pid}

@@ -107,7 +107,7 @@ def main() -> None:
         if pid == 0:  # pragma: no cover - runs in the buyer
             code = 1
             try:
-                run_buyer(plan, buyer, token, events, gate)
+                run_buyer(plan, buyer, token, events, gate, silence=False)
                 code = 0
             finally:
                 os._exit(code)

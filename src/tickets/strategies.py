@@ -111,10 +111,6 @@ class _Expired(Exception):
     pass
 
 
-class _NotMainThread(Exception):
-    pass
-
-
 def _expire(signum: int, frame: Any) -> None:
     raise _Expired
 
@@ -138,7 +134,8 @@ class StoreFileLock(BuyerLock):
         super().__init__(timeout)
         self.path = lock_path(store)
         #: wait with a blocking flock and a SIGALRM timer (buyers: they own
-        #: their process and its signals); else poll with back-off
+        #: their process and its signals, so the handler stays installed);
+        #: else poll with back-off
         self.timer = timer
         self._fd: int | None = None
         self._fallback: Any = None
@@ -163,6 +160,14 @@ class StoreFileLock(BuyerLock):
         info = os.fstat(self._fd)
         if info.st_mode & 0o002 and info.st_uid == os.geteuid():
             os.fchmod(self._fd, LOCK_FILE_MODE)
+        self._previous_alarm: Any = None
+        if timer:
+            try:
+                # Installed once, until close(): a buyer waits once, and every
+                # syscall and exception saved is saved 1,000 times over.
+                self._previous_alarm = signal.signal(signal.SIGALRM, _expire)
+            except ValueError:  # not the main thread: no signal can reach us here
+                self.timer = False
 
     def acquire(self) -> None:
         if self._fallback is not None:  # pragma: no cover - Windows
@@ -174,25 +179,16 @@ class StoreFileLock(BuyerLock):
                 raise LockTimeout(f"lock {self.path}", self.timeout) from None
             return
         assert self._fd is not None and fcntl is not None
+        if self.timer:
+            self._wait_blocking()
+            return
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
         except BlockingIOError:
-            pass
-        if self.timer:
-            try:
-                self._wait_blocking()
-                return
-            except _NotMainThread:
-                pass
-        self._wait_polling()
+            self._wait_polling()
 
     def _wait_blocking(self) -> None:
         assert self._fd is not None and fcntl is not None
-        try:
-            previous = signal.signal(signal.SIGALRM, _expire)
-        except ValueError:  # not the main thread: no signal can reach us here
-            raise _NotMainThread from None
         try:
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
             try:
@@ -204,8 +200,6 @@ class StoreFileLock(BuyerLock):
             # whatever we might hold (a no-op if we hold nothing).
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             raise LockTimeout(f"lock {self.path}", self.timeout) from None
-        finally:
-            signal.signal(signal.SIGALRM, previous)
 
     def _wait_polling(self) -> None:
         assert self._fd is not None and fcntl is not None
@@ -229,6 +223,9 @@ class StoreFileLock(BuyerLock):
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        if self.timer:
+            signal.signal(signal.SIGALRM, self._previous_alarm)
+            self.timer = False
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
