@@ -119,9 +119,10 @@ def main() -> None:
     while children:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid:
-            code = os.waitstatus_to_exitcode(status)
-            t = time.monotonic()
-            out.add({"type": "exit", "buyer": children.pop(pid), "code": code, "t": t})
+            buyer = children.pop(pid, None)
+            if buyer is not None:
+                code = os.waitstatus_to_exitcode(status)
+                out.add({"type": "exit", "buyer": buyer, "code": code, "t": time.monotonic()})
             continue
         out.flush()
         now = time.monotonic()
