@@ -119,8 +119,8 @@ def main() -> None:
     while children:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid:
-            buyer = children.pop(pid, None)
-            if buyer is not None:
+            if pid in children:
+                buyer = children.pop(pid)
                 code = os.waitstatus_to_exitcode(status)
                 out.add({"type": "exit", "buyer": buyer, "code": code, "t": time.monotonic()})
             continue
