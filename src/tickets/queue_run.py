@@ -389,7 +389,8 @@ class _Watch:
             # Producers go quiet only when blocked on a full queue nobody reads.
             if clerks_done and not producers_done and quiet > 1.0:
                 return "every clerk has stopped but producers are still waiting to submit; stopped"
-            waiting = bool(self.sale.pending()) and not clerks_done
+            live = self.sale.live  # counters: sale.pending() is O(orders) per message
+            waiting = live.done < live.submitted and not clerks_done
             if message := self.lock_watch.check(now, waiting):
                 return message
             if quiet > cfg.stall_timeout:
