@@ -21,3 +21,25 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
 
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+#: The fields every run's JSON document has (buy, each race run, queue); the README's schema.
+RUN_FIELDS = {
+    "strategy": str,
+    "initial": int,
+    "sold": int,
+    "remaining": int,
+    "oversold": int,
+    "unknown": int,
+    "double_sold_seats": list,
+    "passed": bool,
+    "history": str,
+    "duration_s": float,
+    "buyers": list,
+    "checks": list,
+}
+
+
+def assert_run_fields(doc: dict[str, Any]) -> None:
+    for key, kind in RUN_FIELDS.items():
+        assert isinstance(doc[key], kind), key

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from helpers import read_json_lines, snapshot
+from helpers import assert_run_fields, read_json_lines, snapshot
 from tickets.cli import cli
 
 Invoke = Callable[..., Result]
@@ -51,21 +51,7 @@ def test_buy_json_schema_and_exit_0(invoke: Invoke, store: Path) -> None:
     result = invoke("buy", "--buyers", "15", "--tickets", "5", "--json", *FAST)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)  # nothing but JSON on stdout
-    for key, kind in {
-        "strategy": str,
-        "initial": int,
-        "sold": int,
-        "remaining": int,
-        "oversold": int,
-        "unknown": int,
-        "double_sold_seats": list,
-        "passed": bool,
-        "history": str,
-        "duration_s": float,
-        "buyers": list,
-        "checks": list,
-    }.items():
-        assert isinstance(doc[key], kind), key
+    assert_run_fields(doc)
     assert (doc["strategy"], doc["initial"], doc["sold"], doc["remaining"]) == ("file", 5, 5, 0)
     assert doc["oversold"] == 0 and doc["passed"] is True
     assert len(doc["buyers"]) == 15

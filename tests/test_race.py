@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from helpers import read_json_lines
+from helpers import assert_run_fields, read_json_lines
 from tickets.buyer import Delays
 from tickets.race import SideStats, in_words, judge, run_race, trial_seed
 from tickets.runner import RunConfig, RunError
@@ -101,18 +101,7 @@ def test_cli_race_json(invoke: Invoke) -> None:
     assert doc["passed"] is True
     assert [(r["strategy"], r["trial"]) for r in doc["runs"]] == [("file", 0), ("none", 0)]
     for run in doc["runs"]:
-        assert {
-            "initial",
-            "sold",
-            "remaining",
-            "oversold",
-            "unknown",
-            "double_sold_seats",
-            "passed",
-            "history",
-            "duration_s",
-            "buyers",
-        } <= set(run)
+        assert_run_fields(run)
     assert doc["runs"][0]["oversold"] == 0 and doc["runs"][1]["oversold"] > 0
 
 
