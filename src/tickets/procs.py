@@ -1,7 +1,9 @@
 """Child processes: start them, hold them at a gate, watch them, reap them.
 
 Every wait here has a deadline; a child that dies is noticed by its exit
-code. Used by both modes (buyers; producers and clerks).
+code. Used for the order queue's producers and clerks, and for buyers under
+the forkserver and spawn start methods (forked buyers come from
+:mod:`tickets.launcher`).
 """
 
 from __future__ import annotations
@@ -69,11 +71,6 @@ class Gate:
             self.writer.close()
 
 
-def wait_at_gate(reader: Any, timeout: float) -> bool:
-    """Child side: True once the gate opens (EOF on the pipe), False on timeout."""
-    return bool(reader.poll(timeout))
-
-
 class Children:
     """Start, watch and reap a run's child processes.
 
@@ -82,7 +79,9 @@ class Children:
     (``multiprocessing.process._cleanup``), which makes starting N children
     that all wait behind the gate O(N^2) (1,000 buyers took 5.6 s), and its
     child bootstrap costs ~1 ms more per child. Forkserver and spawn go
-    through multiprocessing, which pickles the arguments for them.
+    through multiprocessing, which pickles the arguments for them, and the
+    started processes are taken off its list of children for the same
+    reason: this class reaps them.
     """
 
     def __init__(self, ctx: Any, method: str, close_in_child: Iterable[Any] = ()) -> None:
