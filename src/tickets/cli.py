@@ -23,6 +23,7 @@ from .cli_support import (
     finish,
     json_option,
     lock_option,
+    lock_timeout_option,
     make_console,
     run_live,
     sale_config,
@@ -31,7 +32,6 @@ from .cli_support import (
 )
 from .limits import (
     DEFAULT_BUYERS,
-    DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STORE,
     DEFAULT_TICKETS,
     EXIT_CHECK_FAILED,
@@ -88,14 +88,7 @@ def cli(ctx: click.Context, db: str) -> None:
     show_default=True,
     help="How many tickets the store holds.",
 )
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(0, 86_400, min_open=True),
-    default=DEFAULT_LOCK_TIMEOUT,
-    show_default=True,
-    metavar="S",
-    help="Give up after S seconds when another process holds the store's lock.",
-)
+@lock_timeout_option("Give up after S seconds when another process holds the store's lock.")
 @json_option
 @pass_store
 def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> None:
@@ -106,16 +99,14 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
         tickets --db sale.json init --tickets 100
     """
     from . import store
-    from .strategies import check_lock_path, store_lock
+    from .strategies import check_lock_path, restock
 
     with translate_errors():
         if not obj.db.parent.exists():
             obj.db.parent.mkdir(parents=True)
         store.check_writable(obj.db)
         check_lock_path(obj.db)
-        with store_lock(obj.db, lock_timeout):
-            store.remove_orphan_temps(obj.db)
-            store.save(obj.db, tickets)
+        restock(obj.db, tickets, lock_timeout)
     if json_:
         emit_json({"count": tickets, "store": str(obj.db)})
     else:

@@ -100,6 +100,17 @@ def json_option(f: F) -> F:
     )(f)
 
 
+def lock_timeout_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(0, 86_400, min_open=True),
+        default=DEFAULT_LOCK_TIMEOUT,
+        show_default=True,
+        metavar="S",
+        help=help,
+    )
+
+
 def sale_options(f: F) -> F:
     """Options every selling command shares."""
     # Not multiprocessing.get_all_start_methods(): importing multiprocessing
@@ -138,13 +149,8 @@ def sale_options(f: F) -> F:
             metavar="MS",
             help="Upper bound of the delay between read and write (the race window).",
         ),
-        click.option(
-            "--lock-timeout",
-            type=click.FloatRange(0, 86_400, min_open=True),
-            default=DEFAULT_LOCK_TIMEOUT,
-            show_default=True,
-            metavar="S",
-            help="Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3).",
+        lock_timeout_option(
+            "Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3)."
         ),
         click.option(
             "--stall-timeout",

@@ -35,7 +35,7 @@ from .limits import (
     MAX_COUNT,
 )
 from .procs import Children, Gate, default_start_method, describe_exit, raise_fd_limit
-from .strategies import STRATEGIES, check_lock_path, store_lock
+from .strategies import STRATEGIES, check_lock_path, restock
 
 #: How long finished children get to exit before they are killed.
 REAP_TIMEOUT = 5.0
@@ -226,15 +226,6 @@ def default_history_path(store_path: Path, mode: str, strategy: str) -> Path:
     return store_path.parent / "history" / name
 
 
-def prepare_store(config: SaleConfig) -> int:
-    """Under the store lock: clean orphan temp files, restock if asked, read the stock."""
-    with store_lock(config.store, config.lock_timeout):
-        store.remove_orphan_temps(config.store)
-        if config.tickets is not None:
-            store.save(config.store, config.tickets, fsync=config.fsync)
-        return store.load(config.store)
-
-
 def read_final(path: Path) -> tuple[int | None, str | None]:
     try:
         return store.load(path), None
@@ -264,7 +255,9 @@ class Sale:
             store.load(config.store)
         self.writer = HistoryWriter(self.history_path)
         try:
-            self.initial = prepare_store(config)
+            self.initial = restock(
+                config.store, config.tickets, config.lock_timeout, fsync=config.fsync
+            )
         except BaseException:
             self.writer.discard()
             raise

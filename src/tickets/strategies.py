@@ -318,3 +318,15 @@ def store_lock(store: Path, timeout: float) -> Iterator[None]:
     finally:
         lock.release()
         lock.close()
+
+
+def restock(store_path: Path, tickets: int | None, timeout: float, *, fsync: bool = False) -> int:
+    """Under the store lock: clean orphan temp files, restock to ``tickets``
+    unless None, and read the stock (``tickets init`` and every run's start)."""
+    from . import store
+
+    with store_lock(store_path, timeout):
+        store.remove_orphan_temps(store_path)
+        if tickets is not None:
+            store.save(store_path, tickets, fsync=fsync)
+        return store.load(store_path)
