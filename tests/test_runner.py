@@ -169,13 +169,42 @@ def test_the_launcher_stays_lean() -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("late_orders", [False, True], ids=["orders-sent", "launcher-gone-first"])
 def test_a_launcher_that_cannot_start_stops_the_run(
-    sale: Sale, store: Path, monkeypatch: pytest.MonkeyPatch
+    sale: Sale, store: Path, monkeypatch: pytest.MonkeyPatch, late_orders: bool
 ) -> None:
     import sys
+    import time
+    from types import SimpleNamespace
+
+    from tickets import launcher
 
     monkeypatch.setattr(sys, "executable", "/bin/false")
+    if late_orders:
+        # The launcher exits before its orders are written: the write meets a
+        # closed pipe, which must end the run like any other early exit.
+        def slow_dumps(doc: Any) -> str:
+            time.sleep(0.5)
+            return json.dumps(doc)
+
+        monkeypatch.setattr(launcher, "json", SimpleNamespace(dumps=slow_dumps))
     result = sale(buyers=5, tickets=3)
     assert result.aborted is not None and "launcher exited with code 1" in result.aborted
     assert result.report.unknown == 5 and st.load(store) == 3
+    assert all("never started" in (r.reason or "") for r in result.rows)
+    events = read_json_lines(result.history)
+    assert sum(e["type"] == "info" for e in events) == 5
+
+
+@pytest.mark.timeout(60)
+def test_a_launcher_that_cannot_be_executed_stops_the_run(
+    sale: Sale, store: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    result = sale(buyers=4, tickets=2)
+    assert result.aborted is not None
+    assert "could not start the buyer launcher" in result.aborted
+    assert result.report.unknown == 4 and st.load(store) == 2
     assert all("never started" in (r.reason or "") for r in result.rows)

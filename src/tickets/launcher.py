@@ -161,18 +161,28 @@ class Launcher:
             "gate_timeout": plan.gate_timeout,
             "kill_at": [list(k) for k in plan.kill_at],
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tickets.launcher"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(events_fd, gate_fd),
-            start_new_session=True,  # one killpg stops it and every buyer
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
-        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start_error: str | None = None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tickets.launcher"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(events_fd, gate_fd),
+                start_new_session=True,  # one killpg stops it and every buyer
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            )
+        except OSError as exc:
+            self.start_error = f"could not start the buyer launcher: {exc.strerror or exc}"
+            return
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(doc).encode())
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.write(json.dumps(doc).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            # It exited before reading its orders; failed() reports how.
+            pass
 
     def record(self, ev: dict[str, Any]) -> bool:
         """Take the launcher's own messages; False for a buyer's event."""
@@ -193,6 +203,8 @@ class Launcher:
 
     def failed(self) -> str | None:
         """Why the launcher is gone before it started every buyer, if it is."""
+        if self.proc is None:
+            return self.start_error
         code = self.proc.poll()
         if code is None or self.launched:
             return None
@@ -220,6 +232,8 @@ class Launcher:
         """
         import subprocess
 
+        if self.proc is None:
+            return self.alive()
         if not kill_now:
             try:
                 self.proc.wait(max(0.0, deadline - time.monotonic()))

@@ -193,6 +193,15 @@ def run_queue(
             "get_timeout": config.get_timeout,
         },
     )
+    try:
+        return _sell(config, sale, progress)
+    finally:
+        sale.writer.close()  # also when the run fails: no history is left open
+
+
+def _sell(
+    config: QueueConfig, sale: Sale, progress: Callable[[Progress], None] | None
+) -> RunResult:
     raise_fd_limit(config.producers + config.clerks)
     ctx = multiprocessing.get_context(config.start_method)
     channel = Channel(ctx)

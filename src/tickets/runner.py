@@ -448,6 +448,13 @@ def run_buy(
     stopped as unknown.
     """
     sale = Sale(config, config.buyers, {"buyers": config.buyers})
+    try:
+        return _sell(config, sale, progress)
+    finally:
+        sale.writer.close()  # also when the run fails: no history is left open
+
+
+def _sell(config: RunConfig, sale: Sale, progress: Callable[[Progress], None] | None) -> RunResult:
     raise_fd_limit(config.buyers)
     ctx = multiprocessing.get_context(config.start_method)
     channel = Channel(ctx)
