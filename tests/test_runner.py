@@ -154,6 +154,26 @@ def test_draws_are_seeded_and_uniform() -> None:
     assert Draws(7, 0, 3).random() != Draws(7, 0, 4).random() != Draws(8, 0, 3).random()
 
 
+
+def test_each_buyer_draws_its_own_delays_and_none_without_delays() -> None:
+    from tickets.buyer import Delays, buyer_rng
+
+    delays = Delays(search=0.02, write=0.004)
+    drawn = [delays.for_buyer(5, b) for b in range(50)]
+    assert drawn == [delays.draw(buyer_rng(5, b)) for b in range(50)]
+    assert len(set(drawn)) == 50
+    assert all(0 <= s < 0.02 and 0.002 <= w < 0.004 for s, w in drawn)
+    assert {Delays.none().for_buyer(5, b) for b in range(50)} == {(0.0, 0.0)}
+
+
+def test_buyers_who_see_none_left_walk_away_without_the_lock(sale: Sale, store: Path) -> None:
+    """Sold out at the search: the buyer reports and leaves without queueing."""
+    result = sale(buyers=20, tickets=0)
+    assert result.report.sold == 0 and result.report.passed
+    events = read(result.history).events
+    assert [e["reason"] for e in events if e["type"] == "fail"] == ["sold out"] * 20
+    assert not any("t_locked" in e for e in events)
+
 def test_the_launcher_stays_lean() -> None:
     """Buyers are forked from a process without random or threading, whose
     at-fork hooks every buyer would run (see tickets.buyer)."""

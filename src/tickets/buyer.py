@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import store
-from .channel import send
+from .channel import send, send_all
 from .strategies import LockTimeout, get
 
 
@@ -40,6 +40,12 @@ class Delays:
 
     def draw(self, rng: Draws) -> tuple[float, float]:
         return rng.uniform(0, self.search), rng.uniform(self.write / 2, self.write)
+
+    def for_buyer(self, seed: int, buyer: int) -> tuple[float, float]:
+        """This buyer's (search, write) delays: the same for the same seed."""
+        if not (self.search or self.write):
+            return 0.0, 0.0  # --no-delay: no generator to build in every child
+        return self.draw(buyer_rng(seed, buyer))
 
 
 @dataclass(frozen=True)
@@ -115,31 +121,35 @@ def run_buyer(
     kill_at = dict(plan.kill_at).get(buyer)
     base = {"buyer": buyer, "pid": pid}
     try:
-        rng = buyer_rng(plan.seed, buyer)
-        search_delay, write_delay = plan.delays.draw(rng)
-        lock = get(plan.strategy).child_lock(token, plan.store, plan.lock_timeout)
+        search_delay, write_delay = plan.delays.for_buyer(plan.seed, buyer)
         # EOF on the gate pipe: every buyer has started (see runner.Gate).
         if not gate.poll(plan.gate_timeout):
             send(events, {"type": "fail", **base, "reason": "never started", "t": time.monotonic()})
             return
         t_start = time.monotonic()
-        time.sleep(search_delay)
+        if search_delay:
+            time.sleep(search_delay)
         try:
             seen: int | None = store.load(plan.store)
         except store.StoreError:
             seen = None
         t_search = time.monotonic()
-        send(events, {"type": "invoke", **base, "t": t_search, "t_start": t_start, "seen": seen})
-        if kill_at == "search":
-            _die()
+        invoke = {"type": "invoke", **base, "t": t_search, "t_start": t_start, "seen": seen}
         timing = {"t_start": t_start, "t_search": t_search, "seen": seen}
-        if seen == 0:
+        if seen == 0 and kill_at != "search":
             # Sold out at the search: a buyer who sees nothing left walks
             # away instead of queueing for the lock (and 1,000 buyers for 10
-            # tickets do not make 990 lock hand-offs to read a zero).
-            t = time.monotonic()
-            send(events, {"type": "fail", **base, **timing, "reason": "sold out", "t": t})
+            # tickets do not make 990 lock hand-offs to read a zero). Both
+            # events go in one message: one write, one wake-up of the parent.
+            fail = {"type": "fail", **base, **timing, "reason": "sold out", "t": t_search}
+            send_all(events, [invoke, fail])
             return
+        send(events, invoke)
+        if kill_at == "search":
+            _die()
+        # Only a buyer who goes for a ticket builds its lock (a file lock
+        # opens <store>.lock): the rest never pay for it.
+        lock = get(plan.strategy).child_lock(token, plan.store, plan.lock_timeout)
         try:
             lock.acquire()
         except LockTimeout:
@@ -153,7 +163,8 @@ def run_buyer(
             if kill_at == "locked":
                 _die()
             if count > 0:
-                time.sleep(write_delay)
+                if write_delay:
+                    time.sleep(write_delay)
                 store.save(
                     plan.store,
                     count - 1,

@@ -34,6 +34,14 @@ def send(conn: Any, event: dict[str, Any]) -> None:
     conn.send_bytes(encode(event))
 
 
+def send_all(conn: Any, events: list[dict[str, Any]]) -> None:
+    """Child side: a few events in one atomic write (the caller keeps them small)."""
+    data = b"[" + b",".join(encode(e) for e in events) + b"]"
+    if len(data) > MAX_EVENT_BYTES:
+        raise ValueError(f"events too large for one atomic write ({len(data)} bytes)")
+    conn.send_bytes(data)
+
+
 class Batcher:
     """Child side: several events per message (the queue mode's thousands of
     orders), flushed when the next would not fit one atomic write, when
