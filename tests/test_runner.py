@@ -154,7 +154,6 @@ def test_draws_are_seeded_and_uniform() -> None:
     assert Draws(7, 0, 3).random() != Draws(7, 0, 4).random() != Draws(8, 0, 3).random()
 
 
-
 def test_each_buyer_draws_its_own_delays_and_none_without_delays() -> None:
     from tickets.buyer import Delays, buyer_rng
 
@@ -173,6 +172,7 @@ def test_buyers_who_see_none_left_walk_away_without_the_lock(sale: Sale, store: 
     events = read(result.history).events
     assert [e["reason"] for e in events if e["type"] == "fail"] == ["sold out"] * 20
     assert not any("t_locked" in e for e in events)
+
 
 def test_the_launcher_stays_lean() -> None:
     """Buyers are forked from a process without random or threading, whose

@@ -69,7 +69,31 @@ BAD = {
     "deep nesting": b"[" * 2000 + b"]" * 2000,
     "deep and huge": b"[" * 100_000 + b"]" * 100_000,
     "huge": b'{"count": 3}' + b" " * 10_000,
+    # Near the form buyers parse on a fast path: all must still be refused.
+    "leading zero": b'{"count": 007}',
+    "plus sign": b'{"count": +3}',
+    "brace twice": b'{"count": 3}}',
+    "no digits": b'{"count": }',
+    "over the limit": b'{"count": 1000000001}\n',
+    "non-ascii digit": '{"count": \u0663}'.encode(),
 }
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 10, 450, 123_456, 1_000_000_000])
+def test_every_spelling_of_a_count_parses_alike(store: Path, count: int) -> None:
+    """The fast path for the form we write agrees with the strict JSON parse."""
+    spellings = [
+        st.dumps(count),
+        st.dumps(count).rstrip(),
+        st.dumps(count) + b"\n",
+        b'{"count":%d}' % count,
+        b'  {\n  "count" : %d\n}\n' % count,
+        json.dumps({"count": count}, indent=2).encode(),
+    ]
+    for data in spellings:
+        assert st.parse(data) == count == json.loads(data)["count"]
+        store.write_bytes(data)
+        assert st.load(store) == count
 
 
 @pytest.mark.parametrize("name", sorted(BAD))

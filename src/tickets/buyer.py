@@ -189,3 +189,35 @@ def run_buyer(
         send(events, {**outcome, **base, **timing, "t_locked": t_locked, "t": t_done})
     except Exception as exc:  # reported, never printed: the parent renders
         send(events, {"type": "fail", **base, "reason": f"error: {exc}", "t": time.monotonic()})
+
+
+def warm_up(plan: BuyerPlan, events: Any, gate: Any, rounds: int = 10) -> None:
+    """Run a buyer's steps a few times in the process that forks buyers.
+
+    CPython 3.11 rewrites a function's bytecode in place ("quickening") and
+    fills its caches as the function runs. Done here once, every buyer
+    inherits the result; otherwise each buyer does that work itself and
+    copies every page it writes (a buyer's search cost ~0.7 ms less, warm).
+    Nothing is changed: the store is only read, the lock is built but never
+    taken, and the events go to ``events``, which the caller points at
+    /dev/null; ``gate`` must be ready.
+    """
+    strategy = get(plan.strategy)
+    base = {"buyer": 0, "pid": os.getpid()}
+    for _ in range(rounds):
+        plan.delays.for_buyer(plan.seed, 0)
+        gate.poll(0)
+        t = time.monotonic()
+        try:
+            seen: int | None = store.load(plan.store)
+        except store.StoreError:
+            seen = None
+        timing = {"t_start": t, "t_search": t, "seen": seen}
+        invoke = {"type": "invoke", **base, "t": t, "t_start": t, "seen": seen}
+        send(events, invoke)
+        send_all(events, [invoke, {"type": "fail", **base, **timing, "reason": "sold out", "t": t}])
+        if strategy.name == "file":  # the others' locks are the launcher's own
+            try:
+                strategy.child_lock(None, plan.store, plan.lock_timeout).close()
+            except store.StoreError:
+                pass

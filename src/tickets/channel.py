@@ -10,6 +10,7 @@ Nor does a child start a feeder thread or have to flush one before it exits.
 from __future__ import annotations
 
 import json
+import json.encoder
 from typing import Any
 
 #: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 4.
@@ -19,11 +20,38 @@ MAX_REASON = 300
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
+def _c_encoder() -> Any:
+    """The C encoder ``JSONEncoder.encode`` builds on every call, built once.
+
+    Per call it also makes a dict for cycle checks that events (flat dicts)
+    do not need. A forked buyer that skips all that touches fewer objects,
+    and so copies fewer pages (see tickets.launcher).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return None
+    try:
+        # markers (None: no cycle checks), default, encoder, indent,
+        # key and item separators, sort_keys, skipkeys, allow_nan
+        return make(
+            None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",",
+            False, False, True,
+        )  # fmt: skip
+    except TypeError:  # pragma: no cover - a json whose C encoder takes other arguments
+        return None
+
+
+_C_ENCODE = _c_encoder()
+
+
 def encode(event: dict[str, Any]) -> bytes:
     reason = event.get("reason")
     if isinstance(reason, str) and len(reason) > MAX_REASON:
         event = {**event, "reason": reason[: MAX_REASON - 1] + "…"}
-    data = _ENCODER.encode(event).encode()
+    if _C_ENCODE is not None:
+        data = "".join(_C_ENCODE(event, 0)).encode()
+    else:  # pragma: no cover - an interpreter without the C accelerator
+        data = _ENCODER.encode(event).encode()
     if len(data) > MAX_EVENT_BYTES:
         raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
     return data

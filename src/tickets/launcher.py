@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .buyer import BuyerPlan, Delays, run_buyer
+from .buyer import BuyerPlan, Delays, run_buyer, warm_up
 from .channel import Batcher
 
 #: Kinds of message only the launcher sends; the parent keeps them out of the history.
@@ -98,6 +98,10 @@ def main() -> None:
         kill_at=tuple((b, p) for b, p in doc["kill_at"]),
     )
     out = Batcher(events)
+    if os.environ.get("TICKETS_NOWARM") is None:
+        sink = os.open(os.devnull, os.O_RDWR)
+        warm_up(plan, FdWriter(sink), FdGate(sink))
+        os.close(sink)
     tokens = _tokens(plan.strategy)
     shared = next(tokens)
     children: dict[int, int] = {}

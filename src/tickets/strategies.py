@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - Windows: filelock takes over
     fcntl = None  # type: ignore[assignment]
 
 from .limits import DEFAULT_STRATEGY, STRATEGY_NAMES
-from .store import StoreError, lock_path
+from .store import LOCK_SUFFIX, StoreError, lock_path
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -70,6 +70,9 @@ class BuyerLock(ABC):
 
     @abstractmethod
     def release(self) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - most locks hold nothing open
+        """Let go of what the lock holds open (a buyer's exit does it too)."""
 
     def __enter__(self) -> BuyerLock:
         self.acquire()
@@ -132,7 +135,8 @@ class StoreFileLock(BuyerLock):
 
     def __init__(self, store: Path, timeout: float, *, timer: bool = False) -> None:
         super().__init__(timeout)
-        self.path = lock_path(store)
+        # lock_path(store) as plain string work: pathlib's is slow in a fresh child.
+        self.path = os.fspath(store) + LOCK_SUFFIX
         #: wait with a blocking flock and a SIGALRM timer (buyers: they own
         #: their process and its signals, so the handler stays installed);
         #: else poll with back-off

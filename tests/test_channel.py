@@ -1,0 +1,87 @@
+"""The children -> parent event pipe: framing, encoding, atomic sizes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tickets import store as st
+from tickets.buyer import BuyerPlan, Delays, warm_up
+from tickets.channel import MAX_EVENT_BYTES, MAX_REASON, Channel, encode, send, send_all
+from tickets.launcher import FdGate, FdWriter
+
+EVENTS = [
+    {"type": "invoke", "buyer": 3, "pid": 77, "t": 12.345678901234, "t_start": 1e-7, "seen": None},
+    {"type": "ok", "buyer": 0, "pid": 1, "seat": 10, "t": 3.0, "t_locked": 2.5, "seen": 10},
+    {"type": "fail", "buyer": 9, "pid": 2, "reason": 'é "quoted"\n\ttab \u2603', "t": 1.0},
+    {"type": "info", "buyer": 1, "pid": 3, "reason": "", "t": -0.0, "nested": {"a": [1, 2.5]}},
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=[e["type"] for e in EVENTS])
+def test_events_encode_as_compact_json(event: dict[str, object]) -> None:
+    data = encode(event)
+    assert json.loads(data) == event
+    assert data == json.dumps(event, separators=(",", ":")).encode()
+
+
+def test_long_reasons_are_cut_and_oversized_events_refused() -> None:
+    event = {"type": "fail", "buyer": 1, "reason": "x" * 5000}
+    assert len(json.loads(encode(event))["reason"]) == MAX_REASON
+    with pytest.raises(ValueError, match="atomic"):
+        encode({"type": "fail", "buyer": 1, "blob": "y" * MAX_EVENT_BYTES})
+    with pytest.raises(ValueError, match="atomic"):
+        send_all(FdWriter(-1), [{"type": "fail", "reason": "z" * 290}] * 20)
+
+
+@pytest.mark.timeout(30)
+def test_a_raw_descriptor_writer_speaks_the_channel_framing() -> None:
+    channel = Channel(multiprocessing.get_context("fork"))
+    try:
+        writer = FdWriter(channel.writer.fileno())
+        send(writer, EVENTS[0])
+        send_all(writer, EVENTS[1:3])
+        assert channel.get(timeout=5) == [EVENTS[0]]
+        assert channel.get(timeout=5) == EVENTS[1:3]
+        assert channel.get(timeout=0.01) == []
+    finally:
+        channel.close()
+
+
+def test_warming_up_a_buyer_changes_nothing(store: Path) -> None:
+    st.save(store, 4)
+    before = store.read_bytes()
+    lock_file = st.lock_path(store)
+    handler = signal.getsignal(signal.SIGALRM)
+    fds = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    read_end, write_end = os.pipe()
+    sink = os.open(os.devnull, os.O_RDWR)
+    try:
+        for strategy in ("none", "per-buyer", "process", "file"):
+            plan = BuyerPlan(
+                store=store, strategy=strategy, seed=1, delays=Delays(), lock_timeout=1
+            )
+            warm_up(plan, FdWriter(write_end), FdGate(sink))
+        os.close(write_end)
+        sent = os.read(read_end, 1 << 20)
+    finally:
+        os.close(read_end)
+        os.close(sink)
+    assert sent, "the warm-up sends its events where it is told"
+    assert store.read_bytes() == before
+    assert signal.getsignal(signal.SIGALRM) == handler
+    if fds is not None:
+        assert set(os.listdir("/proc/self/fd")) == fds
+    # The lock was built but never taken: a non-blocking try gets it at once.
+    import fcntl
+
+    fd = os.open(lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
