@@ -98,10 +98,9 @@ def main() -> None:
         kill_at=tuple((b, p) for b, p in doc["kill_at"]),
     )
     out = Batcher(events)
-    if os.environ.get("TICKETS_NOWARM") is None:
-        sink = os.open(os.devnull, os.O_RDWR)
-        warm_up(plan, FdWriter(sink), FdGate(sink))
-        os.close(sink)
+    sink = os.open(os.devnull, os.O_RDWR)
+    warm_up(plan, FdWriter(sink), FdGate(sink))  # see buyer.warm_up
+    os.close(sink)
     tokens = _tokens(plan.strategy)
     shared = next(tokens)
     children: dict[int, int] = {}
