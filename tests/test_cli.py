@@ -213,6 +213,35 @@ def test_import_tickets_is_light() -> None:
     assert out.stdout.strip() == "False False"
 
 
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["buy", "--buyers", "5", "--no-delay", "--json"],
+        ["race", "--buyers", "5", "--tickets", "2", "--no-delay", "--json"],
+        ["queue", "--producers", "1", "--orders", "3", "--clerks", "1", "--no-delay", "--json"],
+        ["status", "--json"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_json_output_never_imports_rich(tmp_path: Path, args: list[str]) -> None:
+    """A CI job that asks for --json pays for click and the core, not rich."""
+    code = (
+        "import sys\n"
+        "from tickets.cli import main\n"
+        "sys.argv = ['tickets', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('rich' in sys.modules, file=sys.stderr)\n"
+    )
+    db = ["--db", str(tmp_path / "tickets.json")]
+    subprocess.run([sys.executable, "-m", "tickets", *db, "init"], check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *db, *args], capture_output=True, text=True, timeout=100
+    )
+    assert json.loads(out.stdout)
+    assert out.stderr.strip().splitlines()[-1] == "False", out.stderr
+
 def run_on_a_terminal(*args: str, env: dict[str, str] | None = None) -> str:
     """Run the CLI with a pseudo-terminal as stdout; return everything it wrote."""
     import pty

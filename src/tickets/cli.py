@@ -169,7 +169,7 @@ def buy(
         tickets buy --buyers 1000 --no-delay --json
         tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
     """
-    from .render import run_dict, run_view
+    from .documents import run_dict
     from .runner import RunConfig, run_buy
 
     config = RunConfig(buyers=buyers, strategy=strategy, **sale_config(ctx, opts))
@@ -178,6 +178,8 @@ def buy(
     if json_:
         emit_json(run_dict(result))
     else:
+        from .render import run_view
+
         make_console().print(run_view(result, None) if show_all else run_view(result))
     finish(exit_code_for(result.passed, result.aborted))
 
@@ -293,7 +295,7 @@ def race(
         ),
     )
     if json_:
-        from .render import race_dict
+        from .documents import race_dict
 
         emit_json(race_dict(result))
     else:
@@ -490,7 +492,7 @@ def queue_command(
     live_label = "" if json_ else f"queue --lock {strategy}"
     result = run_live(live_label, "orders", lambda live: run_queue(config, progress=live))
     if json_:
-        from .render import queue_dict
+        from .documents import queue_dict
 
         emit_json(queue_dict(result))
     else:
@@ -514,8 +516,8 @@ def check(histories: tuple[str, ...], json_: bool) -> None:
         tickets check history/*.jsonl --json
     """
     from .checks import check_histories
+    from .documents import report_dict
     from .history import read
-    from .render import check_view, report_dict
 
     with translate_errors():
         loaded = [read(p) for p in histories]
@@ -523,6 +525,8 @@ def check(histories: tuple[str, ...], json_: bool) -> None:
     if json_:
         emit_json({**report_dict(report), "histories": list(histories)})
     else:
+        from .render import check_view
+
         make_console().print(check_view(report, list(histories)))
     finish(0 if report.passed else EXIT_CHECK_FAILED)
 

@@ -1,4 +1,5 @@
-"""Results -> rich renderables (pure functions) and -> plain dicts for --json."""
+"""Results -> rich renderables (pure functions); the --json documents are in
+:mod:`tickets.documents`, which needs no rich."""
 
 from __future__ import annotations
 
@@ -20,40 +21,6 @@ RESULT_WORD = {"ok": "sold", "fail": "no ticket", "info": "unknown", "pending": 
 
 def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:.1f}"
-
-
-def report_dict(report: Report) -> dict[str, Any]:
-    return {
-        "initial": report.initial,
-        "sold": report.sold,
-        "remaining": report.remaining,
-        "oversold": report.oversold,
-        "unknown": report.unknown,
-        "failed": report.failed,
-        "double_sold_seats": report.double_sold_seats,
-        "passed": report.passed,
-        "checks": [c.as_dict() for c in report.checks],
-    }
-
-
-def run_dict(result: RunResult) -> dict[str, Any]:
-    """The ``--json`` document of one run (schema in the README)."""
-    cfg = result.config
-    return {
-        "mode": cfg.mode,
-        "strategy": cfg.strategy,
-        "store": str(cfg.store),
-        "seed": cfg.seed,
-        **report_dict(result.report),
-        "passed": result.passed,
-        "aborted": result.aborted,
-        "history": str(result.history),
-        "chaos": result.chaos,
-        "notes": list(result.notes),
-        "duration_s": round(result.duration_s, 6),
-        "purchases_per_s": round(result.purchases_per_s, 1),
-        "buyers": [row.as_dict() for row in result.rows],
-    }
 
 
 def pick_rows(rows: list[BuyerRow], report: Report, limit: int | None) -> list[BuyerRow]:
@@ -195,16 +162,6 @@ def check_view(report: Report, paths: list[str]) -> RenderableType:
     )
 
 
-def race_dict(race: RaceResult) -> dict[str, Any]:
-    """The ``race --json`` document: every run as in ``buy --json``, plus ``trial``."""
-    return {
-        "passed": race.verdict.passed,
-        "reasons": list(race.verdict.reasons),
-        "strategies": [side.as_dict() for side in race.sides],
-        "runs": [{**run_dict(r.result), "trial": r.trial} for r in race.runs],
-    }
-
-
 def race_table(race: RaceResult) -> Table:
     sides = race.sides
     trials = sides[0].trials
@@ -264,12 +221,6 @@ def race_view(race: RaceResult) -> RenderableType:
     if len(race.runs) > 12:
         histories.append(f"\n  … and {len(race.runs) - 12} more")
     return Group(race_table(race), words, histories, verdict_text)
-
-
-def queue_dict(result: RunResult) -> dict[str, Any]:
-    """The ``queue --json`` document: the fields of ``buy --json`` plus the queue's."""
-    stats = result.queue
-    return {**run_dict(result), **stats.as_dict()}
 
 
 def queue_view(result: RunResult) -> RenderableType:

@@ -1,0 +1,64 @@
+"""Results -> the plain dicts that ``--json`` prints (schema in the README).
+
+Kept apart from :mod:`tickets.render` so that ``--json`` never imports rich:
+a CI job pays only for what it prints.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .checks import Report
+    from .race import RaceResult
+    from .runner import RunResult
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "initial": report.initial,
+        "sold": report.sold,
+        "remaining": report.remaining,
+        "oversold": report.oversold,
+        "unknown": report.unknown,
+        "failed": report.failed,
+        "double_sold_seats": report.double_sold_seats,
+        "passed": report.passed,
+        "checks": [c.as_dict() for c in report.checks],
+    }
+
+
+def run_dict(result: RunResult) -> dict[str, Any]:
+    """The ``--json`` document of one run (schema in the README)."""
+    cfg = result.config
+    return {
+        "mode": cfg.mode,
+        "strategy": cfg.strategy,
+        "store": str(cfg.store),
+        "seed": cfg.seed,
+        **report_dict(result.report),
+        "passed": result.passed,
+        "aborted": result.aborted,
+        "history": str(result.history),
+        "chaos": result.chaos,
+        "notes": list(result.notes),
+        "duration_s": round(result.duration_s, 6),
+        "purchases_per_s": round(result.purchases_per_s, 1),
+        "buyers": [row.as_dict() for row in result.rows],
+    }
+
+
+def race_dict(race: RaceResult) -> dict[str, Any]:
+    """The ``race --json`` document: every run as in ``buy --json``, plus ``trial``."""
+    return {
+        "passed": race.verdict.passed,
+        "reasons": list(race.verdict.reasons),
+        "strategies": [side.as_dict() for side in race.sides],
+        "runs": [{**run_dict(r.result), "trial": r.trial} for r in race.runs],
+    }
+
+
+def queue_dict(result: RunResult) -> dict[str, Any]:
+    """The ``queue --json`` document: the fields of ``buy --json`` plus the queue's."""
+    stats = result.queue
+    return {**run_dict(result), **stats.as_dict()}
