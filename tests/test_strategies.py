@@ -91,15 +91,23 @@ def test_non_excluding_strategies_overlap_and_lose_updates(name: str, tmp_path: 
     assert total < WORKERS * ROUNDS
 
 
-def _time_out_with_timer(store: str, queue: Any) -> None:
+def _time_out_with_timer(store: str, queue: Any, preinstalled: bool = False) -> None:
     # In a child: the timer path owns SIGALRM, which pytest-timeout uses here.
+    import signal
+
+    from tickets import strategies
+
+    if preinstalled:  # as the launcher does before forking buyers
+        strategies.install_alarm()
+    handler = signal.getsignal(signal.SIGALRM)
     lock = StoreFileLock(Path(store), 0.2, timer=True)
+    kept = signal.getsignal(signal.SIGALRM) is handler
     t = time.monotonic()
     try:
         lock.acquire()
-        queue.put(("acquired", 0.0))
+        queue.put(("acquired", 0.0, kept))
     except LockTimeout:
-        queue.put(("timeout", time.monotonic() - t))
+        queue.put(("timeout", time.monotonic() - t, kept))
     finally:
         lock.close()
 
@@ -117,11 +125,14 @@ def test_file_lock_times_out_while_another_holds_it(store: Path) -> None:
         lock.close()
         ctx = multiprocessing.get_context("fork")
         queue = ctx.Queue()
-        child = ctx.Process(target=_time_out_with_timer, args=(str(store), queue))
-        child.start()
-        kind, waited = queue.get(timeout=30)
-        child.join(30)
-        assert kind == "timeout" and 0.15 < waited < 5
+        for preinstalled in (False, True):
+            child = ctx.Process(target=_time_out_with_timer, args=(str(store), queue, preinstalled))
+            child.start()
+            kind, waited, kept = queue.get(timeout=30)
+            child.join(30)
+            assert kind == "timeout" and 0.15 < waited < 5
+            # A handler installed before the fork is used as it is, not re-installed.
+            assert kept == preinstalled
         with pytest.raises(StoreError, match="held by another process"):
             with store_lock(store, 0.1):
                 pass

@@ -34,6 +34,7 @@ from typing import Any
 
 from .buyer import BuyerPlan, Delays, run_buyer, warm_up
 from .channel import Batcher
+from .strategies import install_alarm
 
 #: Kinds of message only the launcher sends; the parent keeps them out of the history.
 LAUNCHER_KINDS = ("spawned", "launched", "exit", "lockfree")
@@ -98,6 +99,8 @@ def main() -> None:
         kill_at=tuple((b, p) for b, p in doc["kill_at"]),
     )
     out = Batcher(events)
+    if plan.strategy == "file":
+        install_alarm()  # every buyer inherits its lock timer's handler
     sink = os.open(os.devnull, os.O_RDWR)
     warm_up(plan, FdWriter(sink), FdGate(sink))  # see buyer.warm_up
     os.close(sink)
