@@ -46,11 +46,42 @@ def test_a_raw_descriptor_writer_speaks_the_channel_framing() -> None:
         writer = FdWriter(channel.writer.fileno())
         send(writer, EVENTS[0])
         send_all(writer, EVENTS[1:3])
-        assert channel.get(timeout=5) == [EVENTS[0]]
-        assert channel.get(timeout=5) == EVENTS[1:3]
+        # Every message waiting comes back from one call, in order.
+        assert channel.get(timeout=5) == EVENTS[:3]
         assert channel.get(timeout=0.01) == []
     finally:
         channel.close()
+
+
+@pytest.mark.timeout(30)
+def test_the_parent_reassembles_frames_split_across_reads() -> None:
+    channel = Channel(multiprocessing.get_context("fork"))
+    fd = channel.writer.fileno()
+    try:
+        many = [{"type": "invoke", "buyer": b, "pid": b, "t": b / 7} for b in range(3000)]
+        data = b"".join(
+            len(encode(e)).to_bytes(4, "big") + encode(e) for e in many
+        )  # more than one read's worth
+        frame = len(encode(EVENTS[1])).to_bytes(4, "big") + encode(EVENTS[1])
+        got: list[dict[str, object]] = []
+        for start in range(0, len(data), 50_000):
+            os.write(fd, data[start : start + 50_000])
+            got += channel.get(timeout=5)
+        while len(got) < len(many):
+            got += channel.get(timeout=5)
+        assert got == many
+        os.write(fd, frame[:3])  # half a header, then half a payload
+        assert channel.get(timeout=0.05) == []
+        os.write(fd, frame[3:10])
+        assert channel.get(timeout=0.05) == []
+        os.write(fd, frame[10:])
+        assert channel.get(timeout=5) == [EVENTS[1]]
+        channel.writer.close()
+        with pytest.raises(EOFError):
+            channel.get(timeout=5)
+        assert channel.drain() == []
+    finally:
+        channel.reader.close()
 
 
 def test_warming_up_a_buyer_changes_nothing(store: Path) -> None:

@@ -213,7 +213,6 @@ def test_import_tickets_is_light() -> None:
     assert out.stdout.strip() == "False False"
 
 
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "args",
@@ -241,6 +240,7 @@ def test_json_output_never_imports_rich(tmp_path: Path, args: list[str]) -> None
     )
     assert json.loads(out.stdout)
     assert out.stderr.strip().splitlines()[-1] == "False", out.stderr
+
 
 def run_on_a_terminal(*args: str, env: dict[str, str] | None = None) -> str:
     """Run the CLI with a pseudo-terminal as stdout; return everything it wrote."""

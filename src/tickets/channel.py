@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import os
+import select
 from typing import Any
 
 #: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 4.
 MAX_EVENT_BYTES = 4000
 MAX_REASON = 300
+#: How much the parent reads from the event pipe at once.
+READ_SIZE = 1 << 16
 #: json.dumps with separators builds a new encoder per call; buyers reuse this one.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
@@ -44,14 +48,19 @@ def _c_encoder() -> Any:
 _C_ENCODE = _c_encoder()
 
 
+def compact(doc: Any) -> str:
+    """``json.dumps(doc, separators=(",", ":"))``, without building an encoder
+    per call. For the flat, acyclic documents events and histories hold."""
+    if _C_ENCODE is not None:
+        return "".join(_C_ENCODE(doc, 0))
+    return _ENCODER.encode(doc)  # pragma: no cover - no C accelerator
+
+
 def encode(event: dict[str, Any]) -> bytes:
     reason = event.get("reason")
     if isinstance(reason, str) and len(reason) > MAX_REASON:
         event = {**event, "reason": reason[: MAX_REASON - 1] + "…"}
-    if _C_ENCODE is not None:
-        data = "".join(_C_ENCODE(event, 0)).encode()
-    else:  # pragma: no cover - an interpreter without the C accelerator
-        data = _ENCODER.encode(event).encode()
+    data = compact(event).encode()
     if len(data) > MAX_EVENT_BYTES:
         raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
     return data
@@ -68,6 +77,11 @@ def send_all(conn: Any, events: list[dict[str, Any]]) -> None:
     if len(data) > MAX_EVENT_BYTES:
         raise ValueError(f"events too large for one atomic write ({len(data)} bytes)")
     conn.send_bytes(data)
+
+
+def _events(message: bytes) -> list[dict[str, Any]]:
+    decoded = json.loads(message)
+    return decoded if isinstance(decoded, list) else [decoded]
 
 
 class Batcher:
@@ -98,17 +112,49 @@ class Batcher:
 
 
 class Channel:
-    """Parent side: the read end and the shared write end of one pipe."""
+    """Parent side: the read end and the shared write end of one pipe.
+
+    On POSIX the parent reads the pipe's descriptor in bulk and splits the
+    frames itself: one ``read`` takes every message waiting, where
+    ``Connection.poll``/``recv_bytes`` cost a selector and two reads per
+    message (1,000 buyers send ~4,000).
+    """
 
     def __init__(self, ctx: Any) -> None:
         self.reader, self.writer = ctx.Pipe(duplex=False)
+        self._fd = self.reader.fileno() if os.name == "posix" else None
+        self._pending = bytearray()
 
     def get(self, timeout: float) -> list[dict[str, Any]]:
-        """The events of the next message; empty when none arrives within ``timeout``."""
-        if not self.reader.poll(timeout):
-            return []
-        message = json.loads(self.reader.recv_bytes())
-        return message if isinstance(message, list) else [message]
+        """The events of the messages that arrive within ``timeout`` (empty if none).
+
+        Raises EOFError once every write end is closed and nothing is left.
+        """
+        if self._fd is None:  # pragma: no cover - not POSIX
+            if not self.reader.poll(timeout):
+                return []
+            return _events(self.reader.recv_bytes())
+        if not self._has_frame():
+            if not select.select([self._fd], [], [], timeout)[0]:
+                return []
+            chunk = os.read(self._fd, READ_SIZE)
+            if not chunk:
+                raise EOFError("every writer has closed the event pipe")
+            self._pending += chunk
+        events: list[dict[str, Any]] = []
+        while self._has_frame():
+            size = int.from_bytes(self._pending[:4], "big", signed=True)
+            if size < 0:
+                raise ValueError("a message framed for another reader")
+            events += _events(bytes(self._pending[4 : 4 + size]))
+            del self._pending[: 4 + size]
+        return events
+
+    def _has_frame(self) -> bool:
+        pending = self._pending
+        if len(pending) < 4:
+            return False
+        return len(pending) >= 4 + int.from_bytes(pending[:4], "big", signed=True)
 
     def drain(self) -> list[dict[str, Any]]:
         """Every event already in the pipe (what exited children wrote before they went)."""

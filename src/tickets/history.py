@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .channel import compact
+
 FORMAT_VERSION = 1
 OUTCOMES = ("ok", "fail", "info")
 #: "take": a clerk took these orders off the queue (queue mode)
@@ -58,7 +60,7 @@ class HistoryWriter:
 
     def write(self, event: dict[str, Any]) -> None:
         assert self._file is not None, "history already closed"
-        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._file.write(compact(event) + "\n")
 
     def flush(self) -> None:
         if self._file is not None:
