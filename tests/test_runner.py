@@ -176,14 +176,13 @@ def test_buyers_who_see_none_left_walk_away_without_the_lock(sale: Sale, store: 
 
 def test_the_launcher_stays_lean() -> None:
     """Buyers are forked from a process without random or threading, whose
-    at-fork hooks every buyer would run (see tickets.buyer)."""
+    at-fork hooks every buyer would run (see tickets.buyer), and without the
+    heavy modules whose memory every fork and exit pays for (tickets.record)."""
     import subprocess
     import sys
 
-    code = (
-        "import sys, tickets.launcher; "
-        "print(sorted({'random', 'threading', 'click', 'rich'} & set(sys.modules)))"
-    )
+    heavy = {"random", "threading", "click", "rich", "typing", "dataclasses", "pathlib", "inspect"}
+    code = f"import sys, tickets.launcher; print(sorted({heavy!r} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
 

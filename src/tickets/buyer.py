@@ -18,21 +18,28 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from . import store
 from .channel import send, send_all
+from .record import Record
 from .strategies import LockTimeout, get
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
-class Delays:
+    from .store import StorePath
+
+
+class Delays(Record):
     """Simulated network delays in seconds; each buyer draws its own, seeded."""
 
-    search: float = 0.020  # upper bound of the search delay, uniform from 0
-    write: float = 0.004  # upper bound of the write delay (the race window), from half of it
+    __slots__ = ("search", "write")
+    search: float  # upper bound of the search delay, uniform from 0
+    write: float  # upper bound of the write delay (the race window), from half of it
+
+    def __init__(self, search: float = 0.020, write: float = 0.004) -> None:
+        self._set(search=search, write=write)
 
     @classmethod
     def none(cls) -> Delays:
@@ -48,19 +55,43 @@ class Delays:
         return self.draw(buyer_rng(seed, buyer))
 
 
-@dataclass(frozen=True)
-class BuyerPlan:
+class BuyerPlan(Record):
     """What every buyer of a run shares. Small and picklable (spawn sends it)."""
 
-    store: Path
+    __slots__ = (
+        "store", "strategy", "seed", "delays", "lock_timeout", "fsync", "gate_timeout", "kill_at"
+    )  # fmt: skip
+    store: StorePath
     strategy: str
     seed: int
     delays: Delays
     lock_timeout: float
-    fsync: bool = False
-    gate_timeout: float = 120.0
+    fsync: bool
+    gate_timeout: float
     #: buyer -> kill point: chaos runs kill these buyers with SIGKILL there
-    kill_at: tuple[tuple[int, str], ...] = ()
+    kill_at: tuple[tuple[int, str], ...]
+
+    def __init__(
+        self,
+        store: StorePath,
+        strategy: str,
+        seed: int,
+        delays: Delays,
+        lock_timeout: float,
+        fsync: bool = False,
+        gate_timeout: float = 120.0,
+        kill_at: tuple[tuple[int, str], ...] = (),
+    ) -> None:
+        self._set(
+            store=store,
+            strategy=strategy,
+            seed=seed,
+            delays=delays,
+            lock_timeout=lock_timeout,
+            fsync=fsync,
+            gate_timeout=gate_timeout,
+            kill_at=kill_at,
+        )
 
 
 _MASK = (1 << 64) - 1

@@ -13,7 +13,10 @@ import json
 import json.encoder
 import os
 import select
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no typing at run time: see tickets.record
+    from typing import Any
 
 #: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 4.
 MAX_EVENT_BYTES = 4000

@@ -29,12 +29,17 @@ import signal
 import struct
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from .buyer import BuyerPlan, Delays, run_buyer, warm_up
 from .channel import Batcher
 from .strategies import install_alarm
+
+# What this process imports, every buyer's fork and exit pays for: no
+# typing, dataclasses or pathlib here or in the modules above (a test
+# keeps it so; see tickets.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Kinds of message only the launcher sends; the parent keeps them out of the history.
 LAUNCHER_KINDS = ("spawned", "launched", "exit", "lockfree")
@@ -89,7 +94,7 @@ def main() -> None:
     events = FdWriter(doc["events_fd"])
     gate = FdGate(doc["gate_fd"])
     plan = BuyerPlan(
-        store=Path(doc["store"]),
+        store=doc["store"],  # a plain string: no pathlib in the launcher
         strategy=doc["strategy"],
         seed=doc["seed"],
         delays=Delays(*doc["delays"]),

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -462,7 +462,7 @@ def _sell(config: RunConfig, sale: Sale, progress: Callable[[Progress], None] | 
     plan = config.plan()
     chaos = config.chaos
     if chaos is not None:
-        plan = replace(plan, kill_at=chaos.buyer_kills(config.buyers))
+        plan = plan.replace(kill_at=chaos.buyer_kills(config.buyers))
     for b in range(config.buyers):
         sale.row(b)
     aborted: str | None = None

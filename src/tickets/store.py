@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from .limits import MAX_COUNT
+
+# No pathlib, typing or collections.abc at run time: buyers are forked from a
+# process that imports only what they use (see tickets.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
+#: What the functions a buyer calls accept: a Path, or the launcher's plain string.
+StorePath = str | os.PathLike[str]
 
 #: A store is a few bytes; anything much larger is not a store.
 MAX_STORE_BYTES = 4096
@@ -123,7 +131,7 @@ def parse(data: bytes, path: str | os.PathLike[str] = "<store>") -> int:
     return count
 
 
-def load(path: Path) -> int:
+def load(path: StorePath) -> int:
     """Read and strictly parse the store. Never changes the file."""
     try:
         # O_NOFOLLOW: a store that is a symlink is refused, never followed.
@@ -164,12 +172,12 @@ def dumps(count: int) -> bytes:
     return json.dumps({"count": count}).encode() + b"\n"
 
 
-def temp_prefix(path: Path) -> str:
-    return f".{path.name}."
+def temp_prefix(path: StorePath) -> str:
+    return f".{os.path.basename(os.fspath(path))}."
 
 
 def save(
-    path: Path,
+    path: StorePath,
     count: int,
     *,
     fsync: bool = False,
@@ -184,14 +192,17 @@ def save(
     """
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
         raise ValueError(f"count must be a whole number from 0 to {MAX_COUNT}, got {count!r}")
-    folder = path.parent
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
     try:
         mode = stat.S_IMODE(os.lstat(path).st_mode)
     except FileNotFoundError:
         mode = 0o644
     # The writer's pid is in the name so that a later run can tell an orphan
     # (its writer was killed) from a write still in flight.
-    tmp = folder / f"{temp_prefix(path)}{os.getpid()}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
+    tmp = os.path.join(
+        folder, f"{temp_prefix(path)}{os.getpid()}.{os.urandom(6).hex()}{TEMP_SUFFIX}"
+    )
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:

@@ -14,12 +14,7 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 try:
     import fcntl
@@ -27,7 +22,19 @@ except ImportError:  # pragma: no cover - Windows: filelock takes over
     fcntl = None  # type: ignore[assignment]
 
 from .limits import DEFAULT_STRATEGY, STRATEGY_NAMES
+from .record import Record
 from .store import LOCK_SUFFIX, StoreError, lock_path
+
+# Annotations only: buyers are forked from a process that imports only what
+# they use (see tickets.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from types import TracebackType
+    from typing import Any
+
+    from .store import StorePath
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -149,7 +156,7 @@ class StoreFileLock(BuyerLock):
     ~1.2 ms slower, which alone put 1,000 buyers over 3 s.
     """
 
-    def __init__(self, store: Path, timeout: float, *, timer: bool = False) -> None:
+    def __init__(self, store: StorePath, timeout: float, *, timer: bool = False) -> None:
         super().__init__(timeout)
         # lock_path(store) as plain string work: pathlib's is slow in a fresh child.
         self.path = os.fspath(store) + LOCK_SUFFIX
@@ -255,14 +262,17 @@ class StoreFileLock(BuyerLock):
             self._fd = None
 
 
-@dataclass(frozen=True)
-class Strategy:
+class Strategy(Record):
+    __slots__ = ("name", "summary", "excludes", "across_runs")
     name: str
     summary: str
     #: Does it keep two buyers of one run out of each other's critical section?
     excludes: bool
     #: Does it also exclude buyers of other, concurrent invocations?
     across_runs: bool
+
+    def __init__(self, name: str, summary: str, excludes: bool, across_runs: bool) -> None:
+        self._set(name=name, summary=summary, excludes=excludes, across_runs=across_runs)
 
     def tokens(self, ctx: Any) -> Iterator[Any]:
         """Per-buyer tokens, made in the parent (an endless iterator)."""
@@ -279,7 +289,7 @@ class Strategy:
             while True:
                 yield None
 
-    def child_lock(self, token: Any, store: Path, timeout: float) -> BuyerLock:
+    def child_lock(self, token: Any, store: StorePath, timeout: float) -> BuyerLock:
         """Build the buyer's lock inside the child."""
         if self.name == "file":
             return StoreFileLock(store, timeout, timer=True)
