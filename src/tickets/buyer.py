@@ -141,6 +141,28 @@ def _die() -> None:
     os.kill(os.getpid(), 9)
 
 
+def _search(
+    plan: BuyerPlan, base: dict[str, Any], delay: float
+) -> tuple[int | None, dict[str, Any], dict[str, Any]]:
+    """The unlocked read after the simulated network delay: what the buyer
+    saw (None: unreadable), its ``invoke`` event, and the timing fields
+    every later event of the buyer repeats."""
+    t_start = time.monotonic()
+    if delay:
+        time.sleep(delay)
+    try:
+        seen: int | None = store.load(plan.store)
+    except store.StoreError:
+        seen = None
+    t_search = time.monotonic()
+    invoke = {"type": "invoke", **base, "t": t_search, "t_start": t_start, "seen": seen}
+    return seen, invoke, {"t_start": t_start, "t_search": t_search, "seen": seen}
+
+
+def _sold_out(base: dict[str, Any], timing: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "fail", **base, **timing, "reason": "sold out", "t": timing["t_search"]}
+
+
 def run_buyer(
     plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any, *, silence: bool = True
 ) -> None:
@@ -157,23 +179,13 @@ def run_buyer(
         if not gate.poll(plan.gate_timeout):
             send(events, {"type": "fail", **base, "reason": "never started", "t": time.monotonic()})
             return
-        t_start = time.monotonic()
-        if search_delay:
-            time.sleep(search_delay)
-        try:
-            seen: int | None = store.load(plan.store)
-        except store.StoreError:
-            seen = None
-        t_search = time.monotonic()
-        invoke = {"type": "invoke", **base, "t": t_search, "t_start": t_start, "seen": seen}
-        timing = {"t_start": t_start, "t_search": t_search, "seen": seen}
+        seen, invoke, timing = _search(plan, base, search_delay)
         if seen == 0 and kill_at != "search":
             # Sold out at the search: a buyer who sees nothing left walks
             # away instead of queueing for the lock (and 1,000 buyers for 10
             # tickets do not make 990 lock hand-offs to read a zero). Both
             # events go in one message: one write, one wake-up of the parent.
-            fail = {"type": "fail", **base, **timing, "reason": "sold out", "t": t_search}
-            send_all(events, [invoke, fail])
+            send_all(events, [invoke, _sold_out(base, timing)])
             return
         send(events, invoke)
         if kill_at == "search":
@@ -238,15 +250,9 @@ def warm_up(plan: BuyerPlan, events: Any, gate: Any, rounds: int = 10) -> None:
     for _ in range(rounds):
         plan.delays.for_buyer(plan.seed, 0)
         gate.poll(0)
-        t = time.monotonic()
-        try:
-            seen: int | None = store.load(plan.store)
-        except store.StoreError:
-            seen = None
-        timing = {"t_start": t, "t_search": t, "seen": seen}
-        invoke = {"type": "invoke", **base, "t": t, "t_start": t, "seen": seen}
+        _, invoke, timing = _search(plan, base, 0.0)
         send(events, invoke)
-        send_all(events, [invoke, {"type": "fail", **base, **timing, "reason": "sold out", "t": t}])
+        send_all(events, [invoke, _sold_out(base, timing)])
         if strategy.name == "file":  # the others' locks are the launcher's own
             try:
                 strategy.child_lock(None, plan.store, plan.lock_timeout).close()
