@@ -6,10 +6,14 @@ not the absolute numbers, across machines).
    against a bare read-modify-write loop on the same lock and write path in
    one process: how much of the raw store speed a sale of processes keeps.
 2. `tickets buy --buyers 1000 --no-delay`, whole command, and the parent's
-   peak memory at 250 and 1000 buyers (memory per buyer in the parent).
-3. `tickets --help` start-up against `python -c "import click"`.
-4. The order queue with --batch (group commit) against `buy --no-delay`,
+   peak memory at 250 and 1000 buyers (memory per buyer in the parent),
+   against a bare fork-and-join of as many processes (the tutorial's way:
+   start N `multiprocessing.Process`, then join them all).
+3. The order queue with --batch (group commit) against `buy --no-delay`,
    file lock, same store, same session.
+4. `tickets --help` start-up against `python -c "import click"`.
+5. The polling file lock (filelock) against the blocking flock on the
+   default sale: the hand-off gaps a polling lock leaves.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import time
 from pathlib import Path
 
 from tickets import store as st
-from tickets.buyer import Delays
-from tickets.queue_run import QueueConfig, run_queue
-from tickets.runner import RunConfig, run_buy
-from tickets.strategies import NoLock, ProcessLock, StoreFileLock
+from tickets.child.plan import Delays
+from tickets.config import BuyConfig, QueueConfig
+from tickets.constants import STRATEGY_NAMES
+from tickets.locks import FileLock, FlockLock, NoLock, ProcessLock
+from tickets.run.buy import run_buy
+from tickets.run.queue import run_queue
 
 BUYERS = int(os.environ.get("BENCH_BUYERS", "400"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
@@ -39,7 +45,9 @@ def bare_loop(path: Path, lock_name: str, n: int) -> float:
     """Purchases/s of one process doing lock, read, decrement, write, release."""
     st.save(path, n)
     if lock_name == "file":
-        lock: object = StoreFileLock(path, 10)
+        lock: object = FileLock(path, 10)
+    elif lock_name == "flock":
+        lock = FlockLock(path, 10, timer=True)  # the buyer's way
     elif lock_name in ("process", "per-buyer"):
         lock = ProcessLock(multiprocessing.get_context("fork").Lock(), 10)
     else:
@@ -54,7 +62,7 @@ def bare_loop(path: Path, lock_name: str, n: int) -> float:
 
 def sale(path: Path, strategy: str, n: int) -> float:
     result = run_buy(
-        RunConfig(
+        BuyConfig(
             store=path,
             buyers=n,
             tickets=n,
@@ -90,60 +98,88 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def main() -> None:
-    tickets_bin = str(Path(sys.executable).with_name("tickets"))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "tickets.json"
-        print(f"1. purchases/s, {BUYERS} buyers, --no-delay, best of {REPEAT} (same session)")
-        print(f"   {'strategy':<10} {'sale':>10} {'bare loop':>10} {'ratio':>7}")
-        for strategy in ("none", "per-buyer", "process", "file"):
-            bare = max(bare_loop(path, strategy, 2000) for _ in range(REPEAT))
-            run = max(sale(path, strategy, BUYERS) for _ in range(REPEAT))
-            print(f"   {strategy:<10} {run:>10,.0f} {bare:>10,.0f} {run / bare:>7.2f}")
+BARE_FORK_JOIN = """
+import multiprocessing as mp
+ctx = mp.get_context("fork")
+procs = [ctx.Process(target=int) for _ in range({n})]
+for p in procs:
+    p.start()
+for p in procs:
+    p.join()
+"""
 
-        print("\n2. tickets buy --buyers N --no-delay (whole command, median of 3)")
-        env = {**os.environ, "TICKETS_DB": str(path)}
-        for n in (250, 1000):
-            walls, rss = [], []
-            for _ in range(3):
-                before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-                t = time.perf_counter()
-                out = subprocess.run(
-                    [
-                        tickets_bin,
-                        "buy",
-                        "--buyers",
-                        str(n),
-                        "--no-delay",
-                        "--json",
-                        "--history",
-                        str(Path(tmp) / f"h{n}-{time.monotonic_ns()}.jsonl"),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                    env=env,
-                    check=False,
-                )
-                walls.append(time.perf_counter() - t)
-                rss.append(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-                doc = json.loads(out.stdout)
-                assert doc["passed"], doc
-            print(
-                f"   {n:>5} buyers: {statistics.median(walls):.2f} s wall, "
-                f"parent peak RSS {max(rss) / 1024:.0f} MB"
-            )
 
-        print(f"\n3. order queue against buy --no-delay, file lock, best of {REPEAT}")
-        buy = max(sale(path, "file", BUYERS) for _ in range(REPEAT))
-        print(f"   buy --buyers {BUYERS} --no-delay      {buy:>9,.0f}/s   1.00")
-        for batch, n in ((1, 4000), (100, 20000)):
-            rate = max(queue_sale(path, batch, n) for _ in range(REPEAT))
-            print(
-                f"   queue --batch {batch:<3} ({n:,} orders) {rate:>9,.0f}/s {rate / buy:>6.2f}x"
-                + ("   (target >= 10x)" if batch > 1 else "")
-            )
+def strategies_against_bare_loops(path: Path) -> None:
+    print(f"1. purchases/s, {BUYERS} buyers, --no-delay, best of {REPEAT} (same session)")
+    print(f"   {'strategy':<10} {'sale':>10} {'bare loop':>10} {'ratio':>7}")
+    for strategy in STRATEGY_NAMES:
+        bare = max(bare_loop(path, strategy, 2000) for _ in range(REPEAT))
+        run = max(sale(path, strategy, BUYERS) for _ in range(REPEAT))
+        print(f"   {strategy:<10} {run:>10,.0f} {bare:>10,.0f} {run / bare:>7.2f}")
 
+
+def whole_command(tickets_bin: str, path: Path, n: int) -> tuple[float, int]:
+    """Wall time and the parent's peak RSS (KB) of `tickets buy --buyers n --no-delay`."""
+    env = {**os.environ, "TICKETS_DB": str(path)}
+    history = path.parent / f"h{n}-{time.monotonic_ns()}.jsonl"
+    cmd = [tickets_bin, "buy", "--buyers", str(n), "--no-delay", "--json"]
+    cmd += ["--history", str(history)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+    wall = time.perf_counter() - t
+    doc = json.loads(out.stdout)
+    assert doc["passed"], doc
+    return wall, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def buy_against_bare_fork_join(tickets_bin: str, path: Path) -> None:
+    print("\n2. tickets buy --buyers N --no-delay against a bare fork-and-join of N processes")
+    print("   (whole commands, median of 3, interleaved)")
+    for n in (250, 1000):
+        walls, rss, bare = [], [], []
+        for _ in range(3):
+            wall, peak = whole_command(tickets_bin, path, n)
+            walls.append(wall)
+            rss.append(peak)
+            bare.append(timed([sys.executable, "-c", BARE_FORK_JOIN.format(n=n)]))
+        w, b = statistics.median(walls), statistics.median(bare)
+        print(
+            f"   {n:>5} buyers: {w:.2f} s wall, bare fork-and-join {b:.2f} s, "
+            f"ratio {w / b:.2f} (target <= 2), parent peak RSS {max(rss) / 1024:.0f} MB"
+        )
+
+
+def queue_against_buy(path: Path) -> None:
+    print(f"\n3. order queue against buy --no-delay, file lock, best of {REPEAT}")
+    buy = max(sale(path, "file", BUYERS) for _ in range(REPEAT))
+    print(f"   buy --buyers {BUYERS} --no-delay      {buy:>9,.0f}/s   1.00")
+    for batch, n in ((1, 4000), (100, 20000)):
+        rate = max(queue_sale(path, batch, n) for _ in range(REPEAT))
+        print(
+            f"   queue --batch {batch:<3} ({n:,} orders) {rate:>9,.0f}/s {rate / buy:>6.2f}x"
+            + ("   (target >= 10x)" if batch > 1 else "")
+        )
+
+
+def polling_against_blocking(path: Path) -> None:
+    """The default sale (50 buyers, 10 tickets, default delays) under the
+    polling file lock and the blocking flock: what the hand-off gaps cost."""
+    print(f"\n5. the default sale, 50 buyers for 10 tickets, median of {3 * REPEAT}")
+    walls: dict[str, list[float]] = {"file": [], "flock": []}
+    for seed in range(3 * REPEAT):
+        for strategy in walls:
+            config = BuyConfig(
+                store=path, buyers=50, tickets=10, strategy=strategy, seed=seed,
+                history=path.parent / f"d-{strategy}-{time.monotonic_ns()}.jsonl",
+            )  # fmt: skip
+            walls[strategy].append(run_buy(config).duration_s)
+    file, flock = (statistics.median(walls[s]) for s in ("file", "flock"))
+    print(f"   file (filelock, polls)   {file * 1000:7.1f} ms   {file / flock:.2f}x")
+    print(f"   flock (blocks)           {flock * 1000:7.1f} ms   1.00x")
+
+
+def startup(tickets_bin: str) -> None:
     print("\n4. start-up, median of 9 interleaved runs")
     helps, clicks = [], []
     for _ in range(9):
@@ -154,6 +190,17 @@ def main() -> None:
         f"   tickets --help {h * 1000:.0f} ms, python -c 'import click' {c * 1000:.0f} ms, "
         f"ratio {h / c:.2f} (target <= 1.5)"
     )
+
+
+def main() -> None:
+    tickets_bin = str(Path(sys.executable).with_name("tickets"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tickets.json"
+        strategies_against_bare_loops(path)
+        buy_against_bare_fork_join(tickets_bin, path)
+        queue_against_buy(path)
+        startup(tickets_bin)
+        polling_against_blocking(path)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tickets.buyer import Delays
+from tickets.child.plan import Delays
 from tickets.cli import cli
-from tickets.runner import RunConfig, RunResult, run_buy
+from tickets.config import BuyConfig
+from tickets.run.buy import run_buy
+from tickets.run.ledger import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +48,6 @@ def sale(store: Path) -> Callable[..., RunResult]:
         kw.setdefault("delays", Delays(0.002, 0.001))
         kw.setdefault("stall_timeout", 20.0)
         progress = kw.pop("progress", None)
-        return run_buy(RunConfig(store=kw.pop("store", store), **kw), progress=progress)
+        return run_buy(BuyConfig(store=kw.pop("store", store), **kw), progress=progress)
 
     return run

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from tickets import limits
+from tickets import constants
 from tickets.cli import cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -42,12 +42,12 @@ def test_option_in_readme(name: str, option: str) -> None:
 @pytest.mark.parametrize(
     "code",
     [
-        limits.EXIT_OK,
-        limits.EXIT_CHECK_FAILED,
-        limits.EXIT_USAGE,
-        limits.EXIT_STORE,
-        limits.EXIT_ABORTED,
-        limits.EXIT_INTERRUPTED,
+        constants.EXIT_OK,
+        constants.EXIT_CHECK_FAILED,
+        constants.EXIT_USAGE,
+        constants.EXIT_STORE,
+        constants.EXIT_ABORTED,
+        constants.EXIT_INTERRUPTED,
     ],
 )
 def test_exit_code_in_readme(code: int) -> None:
@@ -55,5 +55,5 @@ def test_exit_code_in_readme(code: int) -> None:
 
 
 def test_every_strategy_in_readme() -> None:
-    for name in limits.STRATEGY_NAMES:
+    for name in constants.STRATEGY_NAMES:
         assert f"| `{name}` |" in README

@@ -15,11 +15,11 @@ import pytest
 from click.testing import Result
 
 from tickets import store as st
-from tickets.buyer import Delays
-from tickets.chaos import BUYER_POINTS, Chaos
 from tickets.checks import check_histories
+from tickets.child.plan import Delays
 from tickets.history import read
-from tickets.runner import RunResult
+from tickets.run.chaos import BUYER_POINTS, Chaos
+from tickets.run.ledger import RunResult
 from tickets.store import lock_path
 
 Sale = Callable[..., RunResult]
@@ -60,7 +60,7 @@ def test_chaos_is_reproducible() -> None:
 @pytest.mark.timeout(120)
 def test_same_seed_kills_the_same_buyers(sale: Sale, store: Path) -> None:
     runs = [chaos_run(sale, 5, tickets=100) for _ in range(2)]
-    dead = [sorted(r.buyer for r in run.rows if r.result == "info") for run in runs]
+    dead = [sorted(r.number for r in run.rows if r.result == "info") for run in runs]
     assert dead[0] == dead[1] and dead[0]
 
 

@@ -12,11 +12,12 @@ import pytest
 from click.testing import Result
 
 from helpers import assert_run_fields, read_json_lines
-from tickets.buyer import Delays
 from tickets.checks import check_history
+from tickets.child.plan import Delays
+from tickets.config import ConfigError, QueueConfig
 from tickets.history import read
-from tickets.queue_run import QueueConfig, run_queue
-from tickets.runner import RunError, RunResult
+from tickets.run.ledger import RunResult
+from tickets.run.queue import run_queue
 
 Invoke = Callable[..., Result]
 
@@ -44,7 +45,7 @@ def assert_accounting(result: RunResult) -> None:
     events = read_json_lines(result.history)
     invoked = Counter(e["buyer"] for e in events if e["type"] == "invoke")
     answered = Counter(e["buyer"] for e in events if e["type"] in ("ok", "fail", "info"))
-    assert set(invoked) == set(answered) == {r.buyer for r in result.rows}
+    assert set(invoked) == set(answered) == {r.number for r in result.rows}
     assert max(invoked.values()) == 1 and max(answered.values()) == 1
     assert all(r.result != "pending" for r in result.rows)
 
@@ -161,7 +162,7 @@ def test_config_errors(store: Path) -> None:
         ({"get_timeout": 1.0, "shutdown": "join"}, "join"),
         ({"put_timeout": -1.0}, "put timeout"),
     ):
-        with pytest.raises(RunError, match=message):
+        with pytest.raises(ConfigError, match=message):
             run_queue(QueueConfig(**(base | change)))  # type: ignore[arg-type]
     assert not store.exists()
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import Result
 
 from helpers import assert_run_fields, read_json_lines
-from tickets.buyer import Delays
-from tickets.race import SideStats, in_words, judge, run_race, trial_seed
-from tickets.runner import RunConfig, RunError
+from tickets.child.plan import Delays
+from tickets.config import BuyConfig, ConfigError
+from tickets.run.race import SideStats, in_words, judge, run_race, trial_seed
 
 Invoke = Callable[..., Result]
 WIDE = ["--search-delay", "0", "--write-delay", "40"]  # every unlocked run oversells
@@ -61,7 +61,7 @@ def test_in_words() -> None:
 
 @pytest.mark.timeout(120)
 def test_real_race_over_trials(store: Path) -> None:
-    base = RunConfig(store=store, buyers=10, tickets=3, seed=7, delays=Delays(0.0, 0.04))
+    base = BuyConfig(store=store, buyers=10, tickets=3, seed=7, delays=Delays(0.0, 0.04))
     race = run_race(base, ["none", "file"], trials=3)
     assert [(r.strategy, r.trial) for r in race.runs] == [
         ("none", 0),
@@ -81,15 +81,15 @@ def test_real_race_over_trials(store: Path) -> None:
 
 
 def test_race_config_errors(store: Path) -> None:
-    base = RunConfig(store=store, buyers=2)
+    base = BuyConfig(store=store, buyers=2)
     for kwargs, message in (
         ({"strategies": []}, "at least one"),
         ({"strategies": ["none", "none"]}, "twice"),
         ({"strategies": ["none"], "trials": 0}, "trials"),
     ):
-        with pytest.raises(RunError, match=message):
+        with pytest.raises(ConfigError, match=message):
             run_race(base, **kwargs)  # type: ignore[arg-type]
-    with pytest.raises(RunError, match="--history"):
+    with pytest.raises(ConfigError, match="--history"):
         run_race(replace(base, history=store.parent / "h.jsonl"), ["none", "file"])
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tickets.buyer import Delays
-from tickets.runner import RunResult
+from tickets.child.plan import Delays
+from tickets.run.ledger import RunResult
 
 Sale = Callable[..., RunResult]
 
@@ -28,11 +28,11 @@ def test_unlocked_demo_is_not_flaky(store: object, capsys: pytest.CaptureFixture
     """Default settings: >= 99 of 100 unlocked trials oversell, 100 of 100 locked ones don't."""
     from pathlib import Path
 
-    from tickets.race import run_race
-    from tickets.runner import RunConfig
+    from tickets.config import BuyConfig
+    from tickets.run.race import run_race
 
     assert isinstance(store, Path)
-    race = run_race(RunConfig(store=store, buyers=50, tickets=10), ["none", "file"], trials=100)
+    race = run_race(BuyConfig(store=store, buyers=50, tickets=10), ["none", "file"], trials=100)
     none, file = race.sides
     with capsys.disabled():
         print(
@@ -53,9 +53,10 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
     from pathlib import Path
 
     from tickets import store as st
-    from tickets.chaos import Chaos
-    from tickets.queue_run import QueueConfig, run_queue
-    from tickets.runner import RunConfig, run_buy
+    from tickets.config import BuyConfig, QueueConfig
+    from tickets.run.buy import run_buy
+    from tickets.run.chaos import Chaos
+    from tickets.run.queue import run_queue
 
     assert isinstance(tmp_path, Path)
     db = tmp_path / "tickets.json"
@@ -75,7 +76,7 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
         seed += 1
         chaos = Chaos(kill_rate=0.4, pause_rate=0.3, seed=seed)
         if seed % 4:
-            result = run_buy(RunConfig(store=db, buyers=50, tickets=20, seed=seed, chaos=chaos))
+            result = run_buy(BuyConfig(store=db, buyers=50, tickets=20, seed=seed, chaos=chaos))
         else:
             result = run_queue(
                 QueueConfig(
@@ -102,7 +103,7 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
         except st.StoreError:
             figures["corrupt stores"] += 1
         # The next start cleans what killed writers left behind.
-        run_buy(RunConfig(store=db, buyers=1, tickets=None))
+        run_buy(BuyConfig(store=db, buyers=1, tickets=None))
         figures["orphan temp files left"] += len(st.orphan_temps(db))
     with capsys.disabled():
         print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))

@@ -14,7 +14,7 @@ from click.testing import Result
 from rich.console import Console
 
 from tickets.history import read
-from tickets.timeline import timeline
+from tickets.output.timeline import timeline
 
 Invoke = Callable[..., Result]
 

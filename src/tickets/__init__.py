@@ -1,7 +1,10 @@
 """tickets: a flash-sale simulator and oversell checker.
 
-The core (store, strategies, buyer, runner, history, checks) imports neither
-click nor rich; names are loaded on first use so ``import tickets`` stays light.
+The core (store, locks, child, run, history, checks) imports neither click
+nor rich; names are loaded on first use so ``import tickets`` stays light.
+``ls`` shows the design: ``child/`` runs in the buyer, producer and clerk
+processes, ``run/`` is the parent's side of a run, ``output/`` draws the
+results, ``cli/`` is the command line.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ _EXPORTS = {
     "StoreError": "store",
     "load": "store",
     "save": "store",
-    "STRATEGIES": "strategies",
-    "Strategy": "strategies",
-    "LockTimeout": "strategies",
-    "Delays": "buyer",
-    "RunConfig": "runner",
-    "RunResult": "runner",
-    "RunError": "runner",
-    "run_buy": "runner",
+    "STRATEGIES": "locks",
+    "Strategy": "locks",
+    "LockTimeout": "locks",
+    "Delays": "child.plan",
+    "BuyConfig": "config",
+    "QueueConfig": "config",
+    "ConfigError": "config",
+    "RunResult": "run.ledger",
+    "run_buy": "run.buy",
+    "run_queue": "run.queue",
     "History": "history",
     "HistoryError": "history",
     "read_history": "history",

@@ -84,12 +84,14 @@ def evaluate(
     double = {seat: keys for seat, keys in holders.items() if len(keys) > 1}
 
     checks = [
-        Check(
-            "sold <= initial",
-            sold <= initial,
-            f"{sold} sold from a stock of {initial}",
-        )
+        Check("sold <= initial", sold <= initial, f"{sold} sold from a stock of {initial}"),
+        _seats_check(initial, double, out_of_range),
+        *_stock_checks(initial, remaining, sold, unknown, store_problem, finished),
     ]
+    return Report(initial, remaining, sold, failed, unknown, double, tuple(checks))
+
+
+def _seats_check(initial: int, double: dict[int, list[str]], out_of_range: list[int]) -> Check:
     if double:
         seats = ", ".join(str(s) for s in sorted(double, reverse=True)[:10])
         more = f" and {len(double) - 10} more" if len(double) > 10 else ""
@@ -98,24 +100,36 @@ def evaluate(
         detail = "every seat sold at most once"
     if out_of_range:
         detail += f"; seat(s) outside 1..{initial}: {sorted(set(out_of_range))[:10]}"
-    checks.append(Check("no seat sold twice", not double and not out_of_range, detail))
+    return Check("no seat sold twice", not double and not out_of_range, detail)
 
+
+def _stock_checks(
+    initial: int,
+    remaining: int | None,
+    sold: int,
+    unknown: int,
+    store_problem: str | None,
+    finished: bool,
+) -> list[Check]:
+    """Conservation, and whether the store could be read after the run."""
     if remaining is None:
         why = store_problem or ("the run did not finish" if not finished else "not recorded")
-        checks.append(Check("conservation", False, f"final stock unknown: {why}"))
-        checks.append(Check("store valid after the run", False, why))
+        return [
+            Check("conservation", False, f"final stock unknown: {why}"),
+            Check("store valid after the run", False, why),
+        ]
+    taken = initial - remaining
+    ok = sold <= taken <= sold + unknown
+    if sold > taken:
+        detail = f"{sold} sold but the store went down by only {taken}: lost updates"
+    elif taken > sold + unknown:
+        detail = f"the store went down by {taken} but only {sold} sold (+{unknown} unknown)"
     else:
-        taken = initial - remaining
-        ok = sold <= taken <= sold + unknown
-        if sold > taken:
-            detail = f"{sold} sold but the store went down by only {taken}: lost updates"
-        elif taken > sold + unknown:
-            detail = f"the store went down by {taken} but only {sold} sold (+{unknown} unknown)"
-        else:
-            detail = f"{sold} <= {taken} (initial - remaining) <= {sold + unknown}"
-        checks.append(Check("conservation", ok, detail))
-        checks.append(Check("store valid after the run", True, f"count is {remaining}"))
-    return Report(initial, remaining, sold, failed, unknown, double, tuple(checks))
+        detail = f"{sold} <= {taken} (initial - remaining) <= {sold + unknown}"
+    return [
+        Check("conservation", ok, detail),
+        Check("store valid after the run", True, f"count is {remaining}"),
+    ]
 
 
 def check_history(history: History) -> Report:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .channel import compact
+from .child.events import compact
 
 FORMAT_VERSION = 1
 OUTCOMES = ("ok", "fail", "info")

@@ -2,7 +2,7 @@
 
 Loading is strict and never changes the file; saving is atomic (a temp file
 with an unpredictable name in the same folder, optional fsync, ``os.replace``,
-the file's mode kept). Locking policy lives in :mod:`tickets.strategies`.
+the file's mode kept). Locking policy lives in :mod:`tickets.locks`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import json
 import os
 import stat
 
-from .limits import MAX_COUNT
+from .constants import MAX_COUNT, TYPE_CHECKING
 
-# No pathlib, typing or collections.abc at run time: buyers are forked from a
-# process that imports only what they use (see tickets.record).
-TYPE_CHECKING = False
+# Run by buyers: no pathlib, typing or collections.abc at run time (see tickets.child).
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -68,7 +66,7 @@ def _reject_constant(name: str) -> Any:
 
 
 # One decoder for every read: json.loads with hooks builds a new one per call,
-# which every forked buyer would pay for (see tickets.launcher).
+# which every forked buyer would pay for (see tickets.child).
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
@@ -229,11 +227,15 @@ def save(
             pass
         raise
     if fsync:
-        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def check_writable(path: Path) -> None:

@@ -1,28 +1,20 @@
-"""What the commands share: errors as exit codes, consoles, option bundles,
-the sale configuration they build, and the live progress line.
+"""Option bundles the commands share, and the run config they add up to.
 
 Only click is imported at module level (see :mod:`tickets.cli`).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .limits import (
+from ..constants import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STRATEGY,
     DEFAULT_TICKETS,
-    EXIT_ABORTED,
-    EXIT_CHECK_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_STORE,
     MAX_COUNT,
     STRATEGY_NAMES,
 )
@@ -30,65 +22,22 @@ from .limits import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from rich.console import Console
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UnusableFile(click.ClickException):
-    """The store, its lock or a history file cannot be used (exit 3)."""
+class StoreContext:
+    """The group's context object: the store every command works on."""
 
-    exit_code = EXIT_STORE
+    def __init__(self, db: str) -> None:
+        from pathlib import Path  # here: it costs `tickets --help` ~8 ms
 
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Core exceptions -> one-line click errors with the documented exit code."""
-    from .history import HistoryError
-    from .runner import RunError
-    from .store import StoreError
-
-    try:
-        yield
-    except (StoreError, HistoryError) as exc:
-        raise UnusableFile(str(exc)) from None
-    except RunError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def make_console(stderr: bool = False, width: int | None = None) -> Console:
-    from rich.console import Console
-
-    # Plain text when the stream is not a terminal (rich's own rule) or when
-    # NO_COLOR is set: rich would drop only the colours and keep bold.
-    plain = bool(os.environ.get("NO_COLOR"))
-    return Console(
-        stderr=stderr,
-        highlight=False,
-        soft_wrap=False,
-        width=width,
-        color_system=None if plain else "auto",
-    )
-
-
-def emit_json(doc: Any) -> None:
-    import json
-
-    click.echo(json.dumps(doc, indent=2))
+        self.db: Path = Path(db)
 
 
 def as_path(value: str | None) -> Path | None:
-    # pathlib is imported here, not at the top: it costs `tickets --help` ~8 ms.
     from pathlib import Path
 
     return None if value is None else Path(value)
-
-
-class StoreContext:
-    def __init__(self, db: str) -> None:
-        from pathlib import Path
-
-        self.db = Path(db)
 
 
 # -- shared options -------------------------------------------------------
@@ -114,8 +63,8 @@ def lock_timeout_option(help: str) -> Callable[[F], F]:
 def sale_options(f: F) -> F:
     """Options every selling command shares."""
     # Not multiprocessing.get_all_start_methods(): importing multiprocessing
-    # costs --help ~20 ms; the runner checks availability.
-    methods = ["spawn"] if sys.platform == "win32" else ["fork", "forkserver", "spawn"]
+    # costs --help ~20 ms; the run config checks availability.
+    methods = ["fork", "forkserver", "spawn"]  # POSIX only (see the README)
     options = [
         click.option(
             "--tickets",
@@ -164,7 +113,7 @@ def sale_options(f: F) -> F:
         click.option(
             "--start-method",
             type=click.Choice(methods),
-            default="fork" if "fork" in methods else methods[0],
+            default="fork",
             show_default=True,
             help="How child processes start.",
         ),
@@ -220,7 +169,7 @@ def chaos_from(
         raise click.UsageError("--kill-rate and --pause-rate need --chaos")
     if not chaos:
         return None
-    from .chaos import Chaos
+    from ..run.chaos import Chaos
 
     return Chaos(kill_rate=kill_rate, pause_rate=pause_rate, seed=seed)
 
@@ -233,7 +182,8 @@ def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
         default=default,
         show_default=True,
         help="How a buyer protects its read-modify-write: none, per-buyer (the tutorial's bug), "
-        "process (one multiprocessing.Lock), file (flock on <store>.lock).",
+        "process (one multiprocessing.Lock), file (filelock on <store>.lock: polls), "
+        "flock (the kernel's blocking flock on the same file).",
     )
 
 
@@ -247,7 +197,7 @@ def stock_to_restock(ctx: click.Context, tickets: int, keep_stock: bool) -> int 
 
 
 def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
-    from .buyer import Delays
+    from ..child.plan import Delays
 
     return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)
 
@@ -274,63 +224,19 @@ def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def run_live(label: str, what: str, run: Callable[[LiveProgress], Any]) -> Any:
-    """Run with a live line on a terminal; Ctrl-C and core errors as exit codes."""
-    live = LiveProgress(True, label)
-    try:
-        with translate_errors():
-            return run(live)
-    except KeyboardInterrupt:
-        live.stop()
-        click.echo(f"interrupted; the history records the {what} stopped as unknown", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    finally:
-        live.stop()
-
-
-class LiveProgress:
-    """A live line on a terminal while a run goes on; nothing when piped or with --json
-    (an empty label)."""
-
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled = enabled and bool(label) and sys.stdout.isatty()
-        self.label = label
-        self._live: Any = None
-
-    def __call__(self, p: Any, label: str | None = None) -> None:
-        if not self.enabled:
-            return
-        from rich.live import Live
-        from rich.text import Text
-
-        if p.noun == "order":
-            line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
-            if p.queue_depth is not None:
-                line += f", queue depth {p.queue_depth}"
-        else:
-            line = f"{p.done}/{p.total} buyers done"
-        text = Text(
-            f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
+def parse_strategies(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[str] | None:
+    """``--strategies none,file``: a comma-separated list of known strategies."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STRATEGY_NAMES]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{unknown[0] if unknown else value!r} is not a strategy; "
+            f"use a comma-separated list of {', '.join(STRATEGY_NAMES)}"
         )
-        if self._live is None:
-            # Started only now, after every child is forked, and without a
-            # refresh thread: the parent never forks with threads running.
-            self._live = Live(text, auto_refresh=False, transient=True, console=make_console())
-            self._live.start()
-        self._live.update(text, refresh=True)
-
-    def stop(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-
-
-def finish(code: int) -> None:
-    if code:
-        sys.exit(code)
-
-
-def exit_code_for(passed: bool, aborted: str | None) -> int:
-    if aborted:
-        return EXIT_ABORTED
-    return 0 if passed else EXIT_CHECK_FAILED
+    if len(set(names)) != len(names):
+        raise click.BadParameter("a strategy is named twice")
+    return names

@@ -12,9 +12,11 @@ import pytest
 
 from helpers import read_json_lines
 from tickets import store as st
-from tickets.buyer import Delays
+from tickets.child.plan import Delays
+from tickets.config import BuyConfig, ConfigError
 from tickets.history import read
-from tickets.runner import RunConfig, RunError, RunResult, run_buy
+from tickets.run.buy import run_buy
+from tickets.run.ledger import RunResult
 
 Sale = Callable[..., RunResult]
 
@@ -108,15 +110,15 @@ def test_bad_config_changes_nothing(
     store: Path, tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
     cfg: dict[str, Any] = {"store": store, "buyers": 3, **change}
-    with pytest.raises(RunError, match=message):
-        run_buy(RunConfig(**cfg))
+    with pytest.raises(ConfigError, match=message):
+        run_buy(BuyConfig(**cfg))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_store_error_discards_the_history(store: Path, tmp_path: Path) -> None:
     store.write_text('{"count": "ten"}')
     with pytest.raises(st.StoreError):
-        run_buy(RunConfig(store=store, buyers=3, tickets=None))
+        run_buy(BuyConfig(store=store, buyers=3, tickets=None))
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["tickets.json"]
     assert json.loads(store.read_text()) == {"count": "ten"}
 
@@ -135,7 +137,7 @@ def test_lock_timeout_changes_nothing(store: Path, tmp_path: Path) -> None:
     before = snapshot(tmp_path)
     try:
         with pytest.raises(st.StoreError, match="held by another process"):
-            run_buy(RunConfig(store=store, buyers=3, lock_timeout=0.2))
+            run_buy(BuyConfig(store=store, buyers=3, lock_timeout=0.2))
     finally:
         os.close(held)
     assert snapshot(tmp_path) == before
@@ -143,7 +145,7 @@ def test_lock_timeout_changes_nothing(store: Path, tmp_path: Path) -> None:
 
 
 def test_draws_are_seeded_and_uniform() -> None:
-    from tickets.buyer import Draws
+    from tickets.child.plan import Draws
 
     a = [Draws(7, 0, 3).random() for _ in range(3)]
     assert a == [Draws(7, 0, 3).random() for _ in range(3)]
@@ -155,7 +157,7 @@ def test_draws_are_seeded_and_uniform() -> None:
 
 
 def test_each_buyer_draws_its_own_delays_and_none_without_delays() -> None:
-    from tickets.buyer import Delays, buyer_rng
+    from tickets.child.plan import Delays, buyer_rng
 
     delays = Delays(search=0.02, write=0.004)
     drawn = [delays.for_buyer(5, b) for b in range(50)]
@@ -174,19 +176,6 @@ def test_buyers_who_see_none_left_walk_away_without_the_lock(sale: Sale, store: 
     assert not any("t_locked" in e for e in events)
 
 
-def test_the_launcher_stays_lean() -> None:
-    """Buyers are forked from a process without random or threading, whose
-    at-fork hooks every buyer would run (see tickets.buyer), and without the
-    heavy modules whose memory every fork and exit pays for (tickets.record)."""
-    import subprocess
-    import sys
-
-    heavy = {"random", "threading", "click", "rich", "typing", "dataclasses", "pathlib", "inspect"}
-    code = f"import sys, tickets.launcher; print(sorted({heavy!r} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "[]", out.stderr
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("late_orders", [False, True], ids=["orders-sent", "launcher-gone-first"])
 def test_a_launcher_that_cannot_start_stops_the_run(
@@ -196,7 +185,7 @@ def test_a_launcher_that_cannot_start_stops_the_run(
     import time
     from types import SimpleNamespace
 
-    from tickets import launcher
+    from tickets.run import launcher
 
     monkeypatch.setattr(sys, "executable", "/bin/false")
     if late_orders:

@@ -1,33 +1,37 @@
-"""How a buyer protects its read-modify-write: one interface, four strategies.
+"""How a buyer protects its read-modify-write: one lock interface, five strategies.
 
 Shaped like filelock's ``_api.py``: a small abstract lock with a context
-manager, concrete locks beside it. A strategy makes, in the parent, the token
-each buyer gets (``token_for``), and turns it into a lock inside the child
-(``child_lock``): a file lock is a descriptor of the process that opened it
-(a ``filelock.FileLock`` cannot cross a fork or a pickle at all), so it is
-only ever built in the process that uses it.
+manager, concrete locks beside it. A :class:`Strategy` makes, in the parent,
+the token each buyer gets (:meth:`Strategy.tokens`), and turns it into a lock
+inside the child (:meth:`Strategy.child_lock`): a file lock is a descriptor
+of the process that opened it, so it is only ever built in the process that
+uses it. Buyers run this module: it keeps the lean-import rule of
+:mod:`tickets.child` (``filelock`` is imported only when a ``file`` lock is
+first built).
+
+The two file strategies take the same advisory ``flock(2)`` on
+``<store>.lock`` and exclude each other, and ``flock(1)`` in a shell script:
+
+- ``file`` is ``filelock.FileLock``: a non-blocking ``flock``, retried every
+  :data:`FILE_POLL_INTERVAL` until it is free, so a waiter wakes up to one
+  interval late (the hand-off gaps ``race --strategies file,flock`` shows);
+- ``flock`` is what filelock does without polling: one blocking ``flock``,
+  queued in the kernel, which wakes a waiter the moment the lock is free.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections import namedtuple
 from contextlib import contextmanager
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: filelock takes over
-    fcntl = None  # type: ignore[assignment]
-
-from .limits import DEFAULT_STRATEGY, STRATEGY_NAMES
-from .record import Record
+from .constants import DEFAULT_STRATEGY, STRATEGY_NAMES, TYPE_CHECKING
 from .store import LOCK_SUFFIX, StoreError, lock_path
 
-# Annotations only: buyers are forked from a process that imports only what
-# they use (see tickets.record).
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -40,14 +44,22 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "BuyerLock",
+    "FileLock",
+    "FlockLock",
     "LockTimeout",
     "Strategy",
     "get",
+    "restock",
     "store_lock",
 ]
 
 #: The lock file is made readable by all but writable by its owner only.
 LOCK_FILE_MODE = 0o644
+#: How often a ``file`` lock's waiter retries. Measured with 50 buyers for 10
+#: tickets and 400 buyers --no-delay (README, "Speed"): 50 ms (filelock's
+#: default) left the lock idle for most of a sale; below ~2 ms, hundreds of
+#: waiters polling cost more CPU than they saved.
+FILE_POLL_INTERVAL = 0.002
 
 
 class LockTimeout(Exception):
@@ -117,6 +129,51 @@ class ProcessLock(BuyerLock):
         self._lock.release()
 
 
+def _unusable_lock_file(path: str, exc: OSError) -> StoreError:
+    if os.path.islink(path):
+        return StoreError(path, "is a symbolic link", "remove it; tickets recreates the lock file")
+    if isinstance(exc, PermissionError):
+        return StoreError(path, "cannot be opened (permission denied)", "fix its permissions")
+    return StoreError(path, f"cannot be opened ({exc.strerror or exc})")
+
+
+class FileLock(BuyerLock):
+    """``filelock.FileLock`` on ``<store>.lock``: polls every :data:`FILE_POLL_INTERVAL`.
+
+    The lock file stays in place on release, so every waiter, and
+    ``flock(1)``, locks the same inode; the kernel drops the lock when its
+    holder dies. No soft-lock fallback: on a file system without ``flock``
+    a marker file would not exclude the ``flock`` strategy or a shell script.
+    """
+
+    def __init__(self, store: StorePath, timeout: float) -> None:
+        super().__init__(timeout)
+        import filelock  # here, not at the top: see tickets.child
+
+        # Plain string work: pathlib's lock_path is slow in a fresh child.
+        self.path = os.fspath(store) + LOCK_SUFFIX
+        self._timeout_error = filelock.Timeout
+        self._lock = filelock.FileLock(
+            self.path,
+            timeout=timeout,
+            mode=LOCK_FILE_MODE,
+            poll_interval=FILE_POLL_INTERVAL,
+            fallback_to_soft=False,
+            preserve_lock_file=True,
+        )
+
+    def acquire(self) -> None:
+        try:
+            self._lock.acquire()
+        except self._timeout_error:
+            raise LockTimeout(f"lock {self.path}", self.timeout) from None
+        except OSError as exc:
+            raise _unusable_lock_file(self.path, exc) from None
+
+    def release(self) -> None:
+        self._lock.release()
+
+
 class _Expired(Exception):
     pass
 
@@ -130,7 +187,7 @@ _alarm_installed = False
 
 
 def install_alarm() -> None:
-    """Make SIGALRM the lock timer's, here and in every child forked from here.
+    """Make SIGALRM the ``flock`` lock's timer, here and in every child forked from here.
 
     The launcher calls it once before forking buyers: a buyer's lock then
     finds the handler in place, instead of paying for ``signal.signal`` in a
@@ -141,103 +198,63 @@ def install_alarm() -> None:
     _alarm_installed = True
 
 
-class StoreFileLock(BuyerLock):
-    """An advisory ``flock`` on ``<store>.lock``, held on a kept-open descriptor.
+class FlockLock(BuyerLock):
+    """A blocking ``flock(2)`` on ``<store>.lock``, on a kept-open descriptor.
 
-    The kernel drops it when the holder dies, and ``flock(1)`` in a shell
-    script takes part in the same exclusion. Waiting is a blocking ``flock``
-    (the kernel queues exclusive waiters and wakes one per release) bounded by
-    a one-shot timer in buyers, which own their process and its signals; the
-    parent (and any other thread) polls with a growing back-off instead.
-
-    Hand-written rather than ``filelock.FileLock``, which is used only where
-    ``fcntl`` is missing: filelock 4.3 spends ~315 us per acquire and release
-    against ~2 us here, and its at-fork hooks make every fork of the parent
-    ~1.2 ms slower, which alone put 1,000 buyers over 3 s.
+    The kernel queues exclusive waiters and wakes one per release. With
+    ``timer`` (buyers and clerks, which own their process and its signals)
+    the wait is bounded by a one-shot SIGALRM timer; without it (any other
+    process, whose SIGALRM may be someone else's, or a thread other than the
+    main one) the lock polls with a growing back-off instead.
     """
 
     def __init__(self, store: StorePath, timeout: float, *, timer: bool = False) -> None:
         super().__init__(timeout)
-        # lock_path(store) as plain string work: pathlib's is slow in a fresh child.
         self.path = os.fspath(store) + LOCK_SUFFIX
-        #: wait with a blocking flock and a SIGALRM timer (buyers: they own
-        #: their process and its signals, so the handler stays installed);
-        #: else poll with back-off
-        self.timer = timer
-        self._fd: int | None = None
-        self._fallback: Any = None
-        if fcntl is None:  # pragma: no cover - Windows
-            from filelock import FileLock
-
-            self._fallback = FileLock(self.path, timeout=timeout, mode=LOCK_FILE_MODE)
-            return
         try:
-            self._fd = os.open(
+            self._fd: int | None = os.open(
                 self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_FILE_MODE
             )
-        except PermissionError:
-            raise StoreError(
-                self.path, "cannot be opened (permission denied)", "fix its permissions"
-            ) from None
         except OSError as exc:
-            if os.path.islink(self.path):
-                raise StoreError(self.path, "is a symbolic link", "remove it") from None
-            raise StoreError(self.path, f"cannot be opened ({exc.strerror})") from None
-        # A lock file someone left world-writable is tightened if it is ours.
-        info = os.fstat(self._fd)
-        if info.st_mode & 0o002 and info.st_uid == os.geteuid():
-            os.fchmod(self._fd, LOCK_FILE_MODE)
+            raise _unusable_lock_file(self.path, exc) from None
         self._previous_alarm: Any = None
         #: did this lock install the handler (and so restores the old one)?
         self._owns_alarm = False
+        self.timer = timer
         if timer and not _alarm_installed:
             try:
-                # Installed once, until close(): a buyer waits once, and every
-                # syscall and exception saved is saved 1,000 times over.
+                # Installed once, until close(): a buyer waits once.
                 self._previous_alarm = signal.signal(signal.SIGALRM, _expire)
                 self._owns_alarm = True
             except ValueError:  # not the main thread: no signal can reach us here
                 self.timer = False
 
     def acquire(self) -> None:
-        if self._fallback is not None:  # pragma: no cover - Windows
-            from filelock import Timeout
-
-            try:
-                self._fallback.acquire()
-            except Timeout:
-                raise LockTimeout(f"lock {self.path}", self.timeout) from None
-            return
-        assert self._fd is not None and fcntl is not None
+        assert self._fd is not None, "lock already closed"
         if self.timer:
-            self._wait_blocking()
-            return
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._wait_polling()
+            self._wait_blocking(self._fd)
+        else:
+            self._wait_polling(self._fd)
 
-    def _wait_blocking(self) -> None:
-        assert self._fd is not None and fcntl is not None
+    def _wait_blocking(self, fd: int) -> None:
         try:
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                fcntl.flock(fd, fcntl.LOCK_EX)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _Expired:
             # The timer may have fired just after flock returned: let go of
             # whatever we might hold (a no-op if we hold nothing).
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
             raise LockTimeout(f"lock {self.path}", self.timeout) from None
 
-    def _wait_polling(self) -> None:
-        assert self._fd is not None and fcntl is not None
+    def _wait_polling(self, fd: int) -> None:
         deadline = time.monotonic() + self.timeout
         pause = 0.0001
         while True:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -246,36 +263,36 @@ class StoreFileLock(BuyerLock):
                 pause = min(pause * 2, 0.005)
 
     def release(self) -> None:
-        if self._fallback is not None:  # pragma: no cover - Windows
-            self._fallback.release()
-            return
-        assert self._fd is not None and fcntl is not None
+        assert self._fd is not None, "lock already closed"
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._owns_alarm:
             signal.signal(signal.SIGALRM, self._previous_alarm)
             self._owns_alarm = False
-        self.timer = False
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
 
-class Strategy(Record):
-    __slots__ = ("name", "summary", "excludes", "across_runs")
+#: Strategies whose token is a ``multiprocessing.Lock`` made in the parent.
+MP_LOCK_STRATEGIES = ("process", "per-buyer")
+
+
+class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
+    """A lock strategy. ``excludes``: does it keep two buyers of one run out of
+    each other's critical section? ``across_runs``: also buyers of other,
+    concurrent invocations?"""
+
+    __slots__ = ()
     name: str
     summary: str
-    #: Does it keep two buyers of one run out of each other's critical section?
     excludes: bool
-    #: Does it also exclude buyers of other, concurrent invocations?
     across_runs: bool
 
-    def __init__(self, name: str, summary: str, excludes: bool, across_runs: bool) -> None:
-        self._set(name=name, summary=summary, excludes=excludes, across_runs=across_runs)
-
     def tokens(self, ctx: Any) -> Iterator[Any]:
-        """Per-buyer tokens, made in the parent (an endless iterator)."""
+        """Per-buyer tokens, made in the parent (an endless iterator); ``ctx``
+        is the multiprocessing context, needed only by MP_LOCK_STRATEGIES."""
         if self.name == "process":
             shared = ctx.Lock()  # one lock, created once per run, shared by all
             while True:
@@ -292,8 +309,10 @@ class Strategy(Record):
     def child_lock(self, token: Any, store: StorePath, timeout: float) -> BuyerLock:
         """Build the buyer's lock inside the child."""
         if self.name == "file":
-            return StoreFileLock(store, timeout, timer=True)
-        if self.name in ("process", "per-buyer"):
+            return FileLock(store, timeout)
+        if self.name == "flock":
+            return FlockLock(store, timeout, timer=True)
+        if self.name in MP_LOCK_STRATEGIES:
             return ProcessLock(token, timeout)
         return NoLock(timeout)
 
@@ -303,13 +322,11 @@ STRATEGIES: dict[str, Strategy] = {
     for s in (
         Strategy("none", "no lock at all: the read-modify-write races", False, False),
         Strategy(
-            "per-buyer",
-            "the tutorial's bug: a new Lock() per buyer, so no exclusion",
-            False,
-            False,
+            "per-buyer", "the tutorial's bug: a new Lock() per buyer, so no exclusion", False, False
         ),
         Strategy("process", "one multiprocessing.Lock shared by the run's buyers", True, False),
-        Strategy("file", "flock on <store>.lock: excludes other invocations too", True, True),
+        Strategy("file", "filelock.FileLock on <store>.lock: polls", True, True),
+        Strategy("flock", "the kernel's blocking flock on <store>.lock: no polling", True, True),
     )
 }
 assert tuple(STRATEGIES) == STRATEGY_NAMES
@@ -333,25 +350,34 @@ def check_lock_path(store: Path) -> None:
         raise StoreError(path, "is a folder, not a lock file", "remove it")
 
 
+def _tighten(path: str) -> None:
+    """A lock file someone left world-writable is made 0644 if it is ours."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if info.st_mode & 0o002 and info.st_uid == os.geteuid():
+        os.chmod(path, LOCK_FILE_MODE, follow_symlinks=False)
+
+
 @contextmanager
 def store_lock(store: Path, timeout: float) -> Iterator[None]:
     """Hold the store's file lock in the parent (restock, final read, cleanup)."""
     check_lock_path(store)
-    lock = StoreFileLock(store, timeout)
+    lock = FileLock(store, timeout)
     try:
         lock.acquire()
     except LockTimeout:
-        lock.close()
         raise StoreError(
             lock.path,
             f"is held by another process (waited {timeout:g}s)",
             "wait for it to finish or raise --lock-timeout",
         ) from None
     try:
+        _tighten(lock.path)
         yield
     finally:
         lock.release()
-        lock.close()
 
 
 def restock(store_path: Path, tickets: int | None, timeout: float, *, fsync: bool = False) -> int:

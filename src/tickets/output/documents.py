@@ -1,7 +1,7 @@
 """Results -> the plain dicts that ``--json`` prints (schema in the README).
 
-Kept apart from :mod:`tickets.render` so that ``--json`` never imports rich:
-a CI job pays only for what it prints.
+Kept apart from :mod:`tickets.output.tables` so that ``--json`` never
+imports rich: a CI job pays only for what it prints.
 """
 
 from __future__ import annotations
@@ -9,9 +9,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .checks import Report
-    from .race import RaceResult
-    from .runner import RunResult
+    from ..checks import Report
+    from ..run.ledger import OperationRow, RunResult
+    from ..run.race import RaceResult
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def row_dict(row: OperationRow) -> dict[str, Any]:
+    """One buyer (or order) of the ``buyers`` list."""
+    doc = {
+        "buyer": row.number,
+        "pid": row.pid,
+        "result": row.result,
+        "seat": row.seat,
+        "reason": row.reason,
+        "seen": row.seen,
+        "lock_wait_s": _rounded(row.lock_wait),
+        "total_s": _rounded(row.total),
+    }
+    if row.producer is not None or row.clerk is not None:
+        doc |= {"producer": row.producer, "clerk": row.clerk}
+    return doc
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -44,7 +65,7 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "duration_s": round(result.duration_s, 6),
         "purchases_per_s": round(result.purchases_per_s, 1),
-        "buyers": [row.as_dict() for row in result.rows],
+        "buyers": [row_dict(row) for row in result.rows],
     }
 
 

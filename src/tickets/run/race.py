@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .runner import Progress, RunConfig, RunError, RunResult, run_buy
-from .strategies import STRATEGIES
+from ..config import BuyConfig, ConfigError
+from ..locks import STRATEGIES
+from .buy import run_buy
+from .ledger import Progress, RunResult
 
 MAX_TRIALS = 1000
 
@@ -128,6 +130,7 @@ def in_words(side: SideStats) -> str:
         "per-buyer": "with a lock per buyer",
         "process": "with one process lock",
         "file": "with the file lock",
+        "flock": "with the kernel's flock",
     }[side.strategy]
     times = "once" if side.sold_max == 1 else f"{side.sold_max} times"
     tickets = "1 ticket was" if side.initial == 1 else f"{side.initial} tickets were"
@@ -149,7 +152,7 @@ class RaceResult:
 
 
 def run_race(
-    base: RunConfig,
+    base: BuyConfig,
     strategies: Sequence[str],
     trials: int = 1,
     *,
@@ -159,16 +162,16 @@ def run_race(
 ) -> RaceResult:
     """Run every strategy ``trials`` times on the same sale, one run at a time."""
     if not strategies:
-        raise RunError("name at least one strategy")
+        raise ConfigError("name at least one strategy")
     for name in strategies:
         if name not in STRATEGIES:
-            raise RunError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     if len(set(strategies)) != len(strategies):
-        raise RunError("a strategy is named twice")
+        raise ConfigError("a strategy is named twice")
     if not 1 <= trials <= MAX_TRIALS:
-        raise RunError(f"trials must be from 1 to {MAX_TRIALS}, got {trials}")
+        raise ConfigError(f"trials must be from 1 to {MAX_TRIALS}, got {trials}")
     if base.history is not None and (trials > 1 or len(strategies) > 1):
-        raise RunError("one --history path cannot hold several runs; leave it out")
+        raise ConfigError("one --history path cannot hold several runs; leave it out")
     runs: list[RaceRun] = []
     for trial in range(trials):
         for name in strategies:

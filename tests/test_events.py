@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from tickets import store as st
-from tickets.buyer import BuyerPlan, Delays, warm_up
-from tickets.channel import MAX_EVENT_BYTES, MAX_REASON, Channel, encode, send, send_all
-from tickets.launcher import FdGate, FdWriter
+from tickets.child.buyer import warm_up
+from tickets.child.events import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode
+from tickets.child.launcher import FdGate
+from tickets.child.plan import BuyerPlan, Delays
+from tickets.run.event_pipe import EventPipe
 
 EVENTS = [
     {"type": "invoke", "buyer": 3, "pid": 77, "t": 12.345678901234, "t_start": 1e-7, "seen": None},
@@ -36,16 +38,17 @@ def test_long_reasons_are_cut_and_oversized_events_refused() -> None:
     with pytest.raises(ValueError, match="atomic"):
         encode({"type": "fail", "buyer": 1, "blob": "y" * MAX_EVENT_BYTES})
     with pytest.raises(ValueError, match="atomic"):
-        send_all(FdWriter(-1), [{"type": "fail", "reason": "z" * 290}] * 20)
+        EventWriter(-1).send_all([{"type": "fail", "reason": "z" * 290}] * 20)
 
 
 @pytest.mark.timeout(30)
-def test_a_raw_descriptor_writer_speaks_the_channel_framing() -> None:
-    channel = Channel(multiprocessing.get_context("fork"))
+def test_a_child_writes_what_the_parent_reads() -> None:
+    channel = EventPipe(multiprocessing.get_context("fork"))
     try:
-        writer = FdWriter(channel.writer.fileno())
-        send(writer, EVENTS[0])
-        send_all(writer, EVENTS[1:3])
+        writer = EventWriter.over(channel.writer)  # as a spawned child gets it
+        assert writer.fd == channel.writer.fileno()
+        writer.send(EVENTS[0])
+        EventWriter.over(channel.writer.fileno()).send_all(EVENTS[1:3])
         # Every message waiting comes back from one call, in order.
         assert channel.get(timeout=5) == EVENTS[:3]
         assert channel.get(timeout=0.01) == []
@@ -55,7 +58,7 @@ def test_a_raw_descriptor_writer_speaks_the_channel_framing() -> None:
 
 @pytest.mark.timeout(30)
 def test_the_parent_reassembles_frames_split_across_reads() -> None:
-    channel = Channel(multiprocessing.get_context("fork"))
+    channel = EventPipe(multiprocessing.get_context("fork"))
     fd = channel.writer.fileno()
     try:
         many = [{"type": "invoke", "buyer": b, "pid": b, "t": b / 7} for b in range(3000)]
@@ -93,11 +96,11 @@ def test_warming_up_a_buyer_changes_nothing(store: Path) -> None:
     read_end, write_end = os.pipe()
     sink = os.open(os.devnull, os.O_RDWR)
     try:
-        for strategy in ("none", "per-buyer", "process", "file"):
+        for strategy in ("none", "per-buyer", "process", "file", "flock"):
             plan = BuyerPlan(
                 store=store, strategy=strategy, seed=1, delays=Delays(), lock_timeout=1
             )
-            warm_up(plan, FdWriter(write_end), FdGate(sink))
+            warm_up(plan, EventWriter(write_end), FdGate(sink))
         os.close(write_end)
         sent = os.read(read_end, 1 << 20)
     finally:

@@ -1,9 +1,9 @@
-"""Child processes: start them, hold them at a gate, watch them, reap them.
+"""Child processes, parent side: start them, hold them at a gate, watch them, reap them.
 
 Every wait here has a deadline; a child that dies is noticed by its exit
 code. Used for the order queue's producers and clerks, and for buyers under
-the forkserver and spawn start methods (forked buyers come from
-:mod:`tickets.launcher`).
+the forkserver and spawn start methods (forked buyers come from the
+launcher: :mod:`tickets.run.launcher`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 
-def default_start_method() -> str:
-    # fork is by far the cheapest start (~1.5 ms against ~30 ms for spawn) and
-    # the parent has no threads when it forks; elsewhere use the platform's.
-    methods = multiprocessing.get_all_start_methods()
-    return "fork" if "fork" in methods else methods[0]
-
-
 def raise_fd_limit(children: int) -> None:
     # Each live child holds a sentinel pipe in the parent.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -32,6 +25,23 @@ def raise_fd_limit(children: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+def forget(process: Any) -> None:
+    """Take a started ``multiprocessing.Process`` off multiprocessing's own
+    list of children: we reap it ourselves.
+
+    The one place the package relies on a CPython private: in
+    ``Lib/multiprocessing/process.py``, ``BaseProcess.start()`` first calls
+    ``_cleanup()``, which polls every process in the module's ``_children``
+    set, then adds the new one to it; starting N children that all wait at
+    the gate is then O(N^2) (1,000 buyers took 5.6 s). A process left in the
+    set is harmless, just slow: if the set goes away the run stays correct,
+    and ``tests/test_layout.py`` fails loudly so that this is looked at.
+    """
+    children = getattr(multiprocessing.process, "_children", None)
+    if isinstance(children, set):
+        children.discard(process)
 
 
 def _child_main(
@@ -76,12 +86,10 @@ class Children:
 
     With the fork start method the parent forks its children itself:
     ``multiprocessing.Process.start()`` polls every live child it knows of
-    (``multiprocessing.process._cleanup``), which makes starting N children
-    that all wait behind the gate O(N^2) (1,000 buyers took 5.6 s), and its
-    child bootstrap costs ~1 ms more per child. Forkserver and spawn go
-    through multiprocessing, which pickles the arguments for them, and the
-    started processes are taken off its list of children for the same
-    reason: this class reaps them.
+    (see :func:`forget`) and its child bootstrap costs ~1 ms more per child.
+    Forkserver and spawn go through multiprocessing, which pickles the
+    arguments for them, and the started processes are taken off its list of
+    children: this class reaps them.
     """
 
     def __init__(self, ctx: Any, method: str, close_in_child: Iterable[Any] = ()) -> None:
@@ -102,9 +110,7 @@ class Children:
         else:
             p = self.ctx.Process(target=target, args=args, daemon=True)
             p.start()
-            children = getattr(multiprocessing.process, "_children", None)
-            if isinstance(children, set):
-                children.discard(p)  # we reap it ourselves (see the class doc)
+            forget(p)
             self._procs[key] = p
             pid = p.pid
         self.pids[key] = pid

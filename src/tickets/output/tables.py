@@ -1,5 +1,6 @@
-"""Results -> rich renderables (pure functions); the --json documents are in
-:mod:`tickets.documents`, which needs no rich."""
+"""Results -> rich renderables (pure functions): the buyer, queue, race and
+check views. The --json documents are in :mod:`tickets.output.documents`,
+which needs no rich."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .checks import Report
-from .race import RaceResult, in_words
-from .runner import BuyerRow, RunResult
+from ..checks import Report
+from ..run.ledger import OperationRow, RunResult
+from ..run.race import RaceResult, in_words
 
 #: Rows a buyer table shows before it elides (``--all`` shows every row).
 MAX_ROWS = 60
@@ -23,18 +24,18 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:.1f}"
 
 
-def pick_rows(rows: list[BuyerRow], report: Report, limit: int | None) -> list[BuyerRow]:
+def pick_rows(rows: list[OperationRow], report: Report, limit: int | None) -> list[OperationRow]:
     """The rows worth showing: all, or every double-sold and unknown one first."""
     if limit is None or len(rows) <= limit:
         return rows
     double = set(report.double_sold)
     first = [r for r in rows if r.seat in double or r.result == "info"][:limit]
-    chosen = {r.buyer for r in first}
+    chosen = {r.number for r in first}
     for r in rows:
         if len(chosen) >= limit:
             break
-        chosen.add(r.buyer)
-    return [r for r in rows if r.buyer in chosen]
+        chosen.add(r.number)
+    return [r for r in rows if r.number in chosen]
 
 
 def buyers_table(result: RunResult, limit: int | None = MAX_ROWS) -> Table:
@@ -57,7 +58,7 @@ def buyers_table(result: RunResult, limit: int | None = MAX_ROWS) -> Table:
             seat_text = Text(f"{seat} ×{len(report.double_sold[row.seat])}", style="bold red")
             note = "double-sold seat" + (f"; {note}" if note else "")
         table.add_row(
-            str(row.buyer),
+            str(row.number),
             "" if row.pid is None else str(row.pid),
             "" if row.seen is None else str(row.seen),
             Text(RESULT_WORD[row.result], style=RESULT_STYLE[row.result]),
@@ -223,60 +224,72 @@ def race_view(race: RaceResult) -> RenderableType:
     return Group(race_table(race), words, histories, verdict_text)
 
 
-def queue_view(result: RunResult) -> RenderableType:
+def clerks_table(result: RunResult) -> Table:
     stats = result.queue
     clerks = Table(title=f"{len(stats.clerks)} clerks, strategy {result.config.strategy}")
     for name in ("clerk", "pid", "orders taken", "sold", "time busy", "exit"):
         clerks.add_column(name, justify="left" if name == "exit" else "right")
     for c in stats.clerks:
         clerks.add_row(
-            str(c["clerk"]),
-            str(c["pid"]),
-            str(c["taken"]),
-            str(c["sold"]),
-            f"{c['busy_s']:.3f} s",
-            c["exit"],
-        )
+            str(c["clerk"]), str(c["pid"]), str(c["taken"]), str(c["sold"]),
+            f"{c['busy_s']:.3f} s", c["exit"],
+        )  # fmt: skip
+    return clerks
+
+
+def producers_table(result: RunResult) -> Table:
+    stats = result.queue
     producers = Table(title=f"{len(stats.producers)} producers")
     for name in ("producer", "pid", "submitted", "accepted", "rejected busy"):
         producers.add_column(name, justify="right")
     for p in stats.producers:
         producers.add_row(
-            str(p["producer"]),
-            str(p["pid"]),
-            str(p["submitted"]),
-            str(p["accepted"]),
+            str(p["producer"]), str(p["pid"]), str(p["submitted"]), str(p["accepted"]),
             str(p["rejected"]),
+        )  # fmt: skip
+    return producers
+
+
+def orders_table(result: RunResult) -> Table | None:
+    """The orders worth a look (double-sold or unknown), if any."""
+    double = result.report.double_sold
+    worth = [r for r in result.rows if r.result == "info" or r.seat in double]
+    if not worth:
+        return None
+    orders = Table(title="orders worth a look (double-sold or unknown)")
+    for name in ("order", "producer", "clerk", "result", "seat", "note"):
+        orders.add_column(name)
+    for r in worth[:20]:
+        style = "bold red" if r.seat in double else "magenta"
+        orders.add_row(
+            str(r.number),
+            str(r.producer),
+            "" if r.clerk is None else str(r.clerk),
+            Text(RESULT_WORD[r.result], style=style),
+            "" if r.seat is None else str(r.seat),
+            r.reason or "",
         )
-    parts: list[RenderableType] = [producers, clerks]
-    worth = [r for r in result.rows if r.result == "info" or r.seat in result.report.double_sold]
-    if worth:
-        orders = Table(title="orders worth a look (double-sold or unknown)")
-        for name in ("order", "producer", "clerk", "result", "seat", "note"):
-            orders.add_column(name)
-        for r in worth[:20]:
-            style = "bold red" if r.seat in result.report.double_sold else "magenta"
-            orders.add_row(
-                str(r.buyer),
-                str(r.producer),
-                "" if r.clerk is None else str(r.clerk),
-                Text(RESULT_WORD[r.result], style=style),
-                "" if r.seat is None else str(r.seat),
-                r.reason or "",
-            )
-        if len(worth) > 20:
-            orders.caption = f"{len(worth) - 20} more in the history"
+    if len(worth) > 20:
+        orders.caption = f"{len(worth) - 20} more in the history"
+    return orders
+
+
+def queue_view(result: RunResult) -> RenderableType:
+    stats = result.queue
+    parts: list[RenderableType] = [producers_table(result), clerks_table(result)]
+    orders = orders_table(result)
+    if orders is not None:
         parts.append(orders)
+    accounting = (
+        f"{stats.submitted} submitted = {stats.accepted} accepted + {stats.rejected} rejected busy"
+    )
+    shutdown = stats.shutdown + (f", batch {stats.batch}" if stats.batch > 1 else "")
     summary = summary_table(
         result.report,
         [
-            (
-                "orders",
-                f"{stats.submitted} submitted = {stats.accepted} accepted "
-                f"+ {stats.rejected} rejected busy",
-            ),
+            ("orders", accounting),
             ("left in the queue", str(stats.left_in_queue)),
-            ("shutdown", stats.shutdown + (f", batch {stats.batch}" if stats.batch > 1 else "")),
+            ("shutdown", shutdown),
             *chaos_line(result),
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),

@@ -15,8 +15,15 @@ from typing import Any
 
 import pytest
 
+from tickets.locks import (
+    STRATEGIES,
+    FileLock,
+    FlockLock,
+    LockTimeout,
+    get,
+    store_lock,
+)
 from tickets.store import StoreError, lock_path
-from tickets.strategies import STRATEGIES, LockTimeout, StoreFileLock, get, store_lock
 
 WORKERS = 6
 ROUNDS = 15
@@ -73,7 +80,7 @@ def contend(name: str, folder: Path) -> tuple[int, int]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("name", ["process", "file"])
+@pytest.mark.parametrize("name", ["process", "file", "flock"])
 def test_excluding_strategies_never_overlap(name: str, tmp_path: Path) -> None:
     assert STRATEGIES[name].excludes
     total, overlaps = contend(name, tmp_path)
@@ -95,12 +102,12 @@ def _time_out_with_timer(store: str, queue: Any, preinstalled: bool = False) -> 
     # In a child: the timer path owns SIGALRM, which pytest-timeout uses here.
     import signal
 
-    from tickets import strategies
+    from tickets import locks
 
     if preinstalled:  # as the launcher does before forking buyers
-        strategies.install_alarm()
+        locks.install_alarm()
     handler = signal.getsignal(signal.SIGALRM)
-    lock = StoreFileLock(Path(store), 0.2, timer=True)
+    lock = FlockLock(Path(store), 0.2, timer=True)
     kept = signal.getsignal(signal.SIGALRM) is handler
     t = time.monotonic()
     try:
@@ -113,16 +120,17 @@ def _time_out_with_timer(store: str, queue: Any, preinstalled: bool = False) -> 
 
 
 @pytest.mark.timeout(60)
-def test_file_lock_times_out_while_another_holds_it(store: Path) -> None:
+def test_file_locks_time_out_while_another_holds_it(store: Path) -> None:
     held = os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(held, fcntl.LOCK_EX)
     try:
-        lock = StoreFileLock(store, 0.2)  # the parent's way: polling
-        t = time.monotonic()
-        with pytest.raises(LockTimeout):
-            lock.acquire()
-        assert 0.15 < time.monotonic() - t < 5
-        lock.close()
+        # In this process: filelock's polling, and the flock lock without a timer.
+        for lock in (FileLock(store, 0.2), FlockLock(store, 0.2)):
+            t = time.monotonic()
+            with pytest.raises(LockTimeout):
+                lock.acquire()
+            assert 0.15 < time.monotonic() - t < 5
+            lock.close()
         ctx = multiprocessing.get_context("fork")
         queue = ctx.Queue()
         for preinstalled in (False, True):
@@ -142,22 +150,60 @@ def test_file_lock_times_out_while_another_holds_it(store: Path) -> None:
         pass
 
 
+def _hold(name: str, store: str, held: Any, release: Any) -> None:
+    """In a child: take the strategy's lock, say so, and hold it until told."""
+    lock = get(name).child_lock(None, Path(store), 10)
+    with lock:
+        held.set()
+        release.wait(30)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("holder, waiter", [("file", "flock"), ("flock", "file")])
+def test_file_and_flock_exclude_each_other(store: Path, holder: str, waiter: str) -> None:
+    """Both take the same flock on <store>.lock, and the file stays in place."""
+    ctx = multiprocessing.get_context("fork")
+    held, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold, args=(holder, str(store), held, release))
+    child.start()
+    try:
+        assert held.wait(30), "the holder never got the lock"
+        other = FileLock(store, 0.2) if waiter == "file" else FlockLock(store, 0.2)
+        with pytest.raises(LockTimeout):
+            other.acquire()
+        release.set()
+        child.join(30)
+        assert child.exitcode == 0
+        other.acquire()  # free once the holder let go
+        other.release()
+        other.close()
+    finally:
+        release.set()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+    assert lock_path(store).is_file()  # released, not removed: flock(1) still shares it
+
+
 @pytest.mark.skipif(shutil.which("flock") is None, reason="flock(1) not installed")
 @pytest.mark.timeout(30)
 def test_shell_flock_takes_part_in_the_same_lock(store: Path) -> None:
     lock_path(store).touch()
-    # Its own session, so the kill reaches `sleep` too, which inherits the lock.
+    # Its own session, so the kill reaches the shell too, which inherits the lock.
     holder = subprocess.Popen(
-        ["flock", str(lock_path(store)), "sleep", "3"], start_new_session=True
+        ["flock", str(lock_path(store)), "sh", "-c", "echo held; sleep 20"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        time.sleep(0.3)
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         with pytest.raises(StoreError, match="held by another process"):
             with store_lock(store, 0.3):
                 pass
     finally:
         os.killpg(holder.pid, 9)
-        holder.wait(10)
+        holder.communicate(timeout=10)
     with store_lock(store, 2):
         pass
 
@@ -179,6 +225,14 @@ def test_symlinked_lock_is_refused(store: Path, tmp_path: Path) -> None:
         with store_lock(store, 1):
             pass
     assert not target.exists()
+
+
+def test_the_file_strategy_is_filelock(store: Path) -> None:
+    import filelock
+
+    lock = get("file").child_lock(None, store, 1)
+    assert isinstance(lock, FileLock) and isinstance(lock._lock, filelock.FileLock)
+    assert isinstance(get("flock").child_lock(None, store, 1), FlockLock)
 
 
 def test_unknown_strategy() -> None:

@@ -1,10 +1,16 @@
-"""Names, limits and exit codes shared by the core and the CLI.
+"""Names, limits and exit codes shared by the core, the children and the CLI.
 
 Import-free on purpose: the CLI builds its options from these without
-loading the core, so ``tickets --help`` starts as fast as click does.
+loading the core, so ``tickets --help`` starts as fast as click does, and
+forked buyers load nothing more for them.
 """
 
-STRATEGY_NAMES = ("none", "per-buyer", "process", "file")
+#: ``typing.TYPE_CHECKING`` for the modules children run, which must not import
+#: typing (see tickets.child): type checkers take any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+
+#: The lock strategies (see tickets.locks), in the order tables show them.
+STRATEGY_NAMES = ("none", "per-buyer", "process", "file", "flock")
 DEFAULT_STRATEGY = "file"
 MAX_BUYERS = 5000
 MAX_COUNT = 1_000_000_000

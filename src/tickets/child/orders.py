@@ -1,5 +1,7 @@
 """The order queue's producer and clerk bodies (the tutorial's sections 2-4).
 
+Run in producer and clerk processes, which the parent forks itself (this
+module may import ``queue`` and ``typing``: the launcher never loads it).
 Producers are the buyers' front doors: each submits its orders to one
 bounded ``multiprocessing.Queue`` (or ``JoinableQueue``). Clerks take orders
 off the queue and sell from the store under the run's lock strategy, one
@@ -18,31 +20,17 @@ from __future__ import annotations
 import os
 import queue as queue_errors
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from . import store
-from .buyer import BuyerPlan, Draws, _die, _quiet
-from .channel import Batcher
-from .strategies import LockTimeout, get
+from .. import store
+from ..locks import LockTimeout, get
+from .buyer import die, quiet
+from .events import Batcher, EventWriter
+from .plan import BuyerPlan, Draws, OrderPlan
 
 SENTINEL = None
 #: Where a chaos run may kill a clerk (see ``OrderPlan.kill_at``).
 CLERK_KILL_POINTS = ("took", "locked", "written")
-
-
-@dataclass(frozen=True)
-class OrderPlan:
-    """What producers and clerks of a run share."""
-
-    sale: BuyerPlan
-    orders: int  # per producer
-    put_timeout: float | None  # None: block; 0: put_nowait
-    get_timeout: float | None  # None: block until a sentinel
-    shutdown: str  # "sentinel" | "join"
-    batch: int
-    #: (clerk, order count after which it dies, kill point)
-    kill_at: tuple[tuple[int, int, str], ...] = ()
 
 
 def order_id(plan: OrderPlan, producer: int, i: int) -> int:
@@ -51,8 +39,8 @@ def order_id(plan: OrderPlan, producer: int, i: int) -> int:
 
 def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders: Any) -> None:
     """Submit ``plan.orders`` orders; with the join shutdown, wait until all are handled."""
-    _quiet()
-    out = Batcher(events)
+    quiet()
+    out = Batcher(EventWriter.over(events))
     base = {"pid": os.getpid(), "producer": producer}
     rng = Draws(plan.sale.seed, 1, producer)
     if not gate.poll(plan.sale.gate_timeout):
@@ -93,64 +81,58 @@ def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders:
 
 def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, orders: Any) -> None:
     """Sell orders from the queue until a sentinel, an idle timeout, or being killed."""
-    _quiet()
+    quiet()
     sale = plan.sale
-    out = Batcher(events)
+    out = Batcher(EventWriter.over(events))
     base = {"pid": os.getpid(), "clerk": clerk}
     lock = get(sale.strategy).child_lock(token, sale.store, sale.lock_timeout)
     rng = Draws(sale.seed, 2, clerk)
-    die = {after: point for c, after, point in plan.kill_at if c == clerk}
+    die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
     handled = 0
-    join = plan.shutdown == "join"
     if not gate.poll(sale.gate_timeout):
         return
     while True:
-        try:
-            if plan.get_timeout is None:
-                first = orders.get()
-            else:
-                first = orders.get(timeout=plan.get_timeout)
-        except queue_errors.Empty:
-            return  # idle for get_timeout: this clerk goes home
-        if first is SENTINEL:
-            if join:
-                orders.task_done()
-            return
-        taken = [first]
-        stop = False
-        while len(taken) < plan.batch:
-            try:
-                more = orders.get_nowait()
-            except queue_errors.Empty:
-                break
-            if more is SENTINEL:
-                if join:
+        taken, stop = take_orders(plan, orders)
+        if taken:
+            batch = range(handled, handled + len(taken))
+            point = next((die_at[n] for n in batch if n in die_at), None)
+            if point == "took":
+                die()
+            # Said before selling, so a clerk that dies is known to have held these.
+            out.add({"type": "take", "clerk": clerk, "pid": base["pid"], "orders": taken,
+                     "t": time.monotonic()})  # fmt: skip
+            out.flush()
+            sell(sale, lock, taken, point, base, out, rng)
+            out.flush()  # every confirmation leaves only after the write that records it
+            handled += len(taken)
+            if plan.shutdown == "join":
+                for _ in taken:
                     orders.task_done()
-                stop = True
-                break
-            taken.append(more)
-        point = next((die[n] for n in range(handled, handled + len(taken)) if n in die), None)
-        if point == "took":
-            _die()
-        # Said before selling, so a clerk that dies is known to have held these.
-        out.add(
-            {
-                "type": "take",
-                "clerk": clerk,
-                "pid": base["pid"],
-                "orders": taken,
-                "t": time.monotonic(),
-            }
-        )
-        out.flush()
-        sell(sale, lock, taken, point, base, out, rng)
-        out.flush()  # every confirmation leaves only after the write that records it
-        handled += len(taken)
-        if join:
-            for _ in taken:
-                orders.task_done()
         if stop:
             return
+
+
+def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
+    """The next order and up to ``batch - 1`` more already waiting, and whether
+    to stop after them (a sentinel, or idle for ``get_timeout``)."""
+    join = plan.shutdown == "join"
+    taken: list[int] = []
+    while len(taken) < plan.batch:
+        try:
+            if taken:
+                oid = orders.get_nowait()
+            elif plan.get_timeout is None:
+                oid = orders.get()
+            else:
+                oid = orders.get(timeout=plan.get_timeout)
+        except queue_errors.Empty:
+            return taken, not taken  # idle for get_timeout: this clerk goes home
+        if oid is SENTINEL:
+            if join:
+                orders.task_done()
+            return taken, True
+        taken.append(oid)
+    return taken, False
 
 
 def sell(
@@ -168,36 +150,12 @@ def sell(
         lock.acquire()
     except LockTimeout:
         for oid in taken:
-            out.add(
-                {
-                    "type": "fail",
-                    "buyer": oid,
-                    **base,
-                    "reason": "busy",
-                    "t_search": t_take,
-                    "t": time.monotonic(),
-                }
-            )
+            busy = {"type": "fail", "buyer": oid, **base, "reason": "busy", "t_search": t_take}
+            out.add({**busy, "t": time.monotonic()})
         return
     t_locked = time.monotonic()
-    outcomes: list[dict[str, Any]] = []
     try:
-        count = store.load(sale.store)
-        if point == "locked":
-            _die()
-        left = count
-        for oid in taken:
-            if left > 0:
-                outcomes.append({"type": "ok", "buyer": oid, "seat": left})
-                left -= 1
-            else:
-                outcomes.append({"type": "fail", "buyer": oid, "reason": "sold out"})
-        if left != count:
-            if sale.delays.write:
-                time.sleep(rng.uniform(sale.delays.write / 2, sale.delays.write))
-            store.save(sale.store, left, fsync=sale.fsync)
-            if point == "written":
-                _die()
+        outcomes = sell_locked(sale, taken, point, rng)
     except Exception as exc:
         # Inside the critical section: whether the write landed is unknown.
         outcomes = [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
@@ -208,3 +166,28 @@ def sell(
     t = time.monotonic()
     for ev in outcomes:
         out.add({**ev, **base, "t_search": t_take, "t_locked": t_locked, "t": t})
+
+
+def sell_locked(
+    sale: BuyerPlan, taken: list[int], point: str | None, rng: Draws
+) -> list[dict[str, Any]]:
+    """Holding the lock: read the count, give each order a seat while any is
+    left, and write what is left once (group commit)."""
+    count = store.load(sale.store)
+    if point == "locked":
+        die()
+    left = count
+    outcomes: list[dict[str, Any]] = []
+    for oid in taken:
+        if left > 0:
+            outcomes.append({"type": "ok", "buyer": oid, "seat": left})
+            left -= 1
+        else:
+            outcomes.append({"type": "fail", "buyer": oid, "reason": "sold out"})
+    if left != count:
+        if sale.delays.write:
+            time.sleep(rng.uniform(sale.delays.write / 2, sale.delays.write))
+        store.save(sale.store, left, fsync=sale.fsync)
+        if point == "written":
+            die()
+    return outcomes

@@ -30,8 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-BUYER_POINTS = ("search", "locked", "writing", "written")
-CLERK_POINTS = ("took", "locked", "written")
+from ..child.buyer import BUYER_KILL_POINTS as BUYER_POINTS
+from ..child.orders import CLERK_KILL_POINTS as CLERK_POINTS
+from ..config import ConfigError
+
 #: Pauses start within this long after the gate opens...
 PAUSE_WINDOW = 0.2
 #: ...and last between these (seconds).
@@ -40,6 +42,8 @@ PAUSE_MIN, PAUSE_MAX = 0.005, 0.05
 
 @dataclass(frozen=True)
 class Chaos:
+    """A chaos run's plan: the share of processes killed and paused, and the seed."""
+
     kill_rate: float = 0.2
     pause_rate: float = 0.2
     seed: int = 0
@@ -47,7 +51,7 @@ class Chaos:
     def __post_init__(self) -> None:
         for name, rate in (("kill rate", self.kill_rate), ("pause rate", self.pause_rate)):
             if not 0 <= rate <= 1:
-                raise ValueError(f"{name} must be from 0 to 1, got {rate}")
+                raise ConfigError(f"{name} must be from 0 to 1, got {rate}")
 
     def rng(self, what: str) -> random.Random:
         return random.Random(f"chaos:{self.seed}:{what}")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from .checks import check_history
-from .history import History, outcomes
+from ..checks import check_history
+from ..history import History, outcomes
 
 MAX_ROWS = 60
 #: Buyers named per double-sold seat under the picture.
@@ -33,9 +33,10 @@ PALETTE = {
 
 @dataclass(frozen=True)
 class Span:
-    """One buyer's phases (absolute monotonic seconds; None where unknown)."""
+    """One operation's phases (a buyer, or an order in the queue mode;
+    absolute monotonic seconds, None where unknown)."""
 
-    buyer: int
+    number: int
     result: str
     seat: int | None
     reason: str | None
@@ -51,21 +52,21 @@ class Span:
     @property
     def order(self) -> tuple[float, int]:
         key = self.locked if self.locked is not None else self.search or self.start
-        return (key if key is not None else float("inf"), self.buyer)
+        return (key if key is not None else float("inf"), self.number)
 
 
 def spans(history: History) -> list[Span]:
     invoked = {ev["buyer"]: ev for ev in history.events if ev["type"] == "invoke"}
     out = []
-    for buyer, ev in outcomes(history.events).items():
-        inv = invoked.get(buyer, {})
+    for number, ev in outcomes(history.events).items():
+        inv = invoked.get(number, {})
         start = ev.get("t_start", inv.get("t_start"))
         search = ev.get("t_search", inv.get("t"))
         end = ev.get("t") if ev["type"] in ("ok", "fail") else None
         result = ev["type"] if ev["type"] != "invoke" else "info"
         out.append(
             Span(
-                buyer,
+                number,
                 result,
                 ev.get("seat"),
                 ev.get("reason"),
@@ -81,13 +82,13 @@ def spans(history: History) -> list[Span]:
 def pick(all_spans: list[Span], double: set[int], limit: int | None) -> list[Span]:
     if limit is None or len(all_spans) <= limit:
         return all_spans
-    chosen = {s.buyer for s in all_spans if s.seat in double or s.result == "info"}
+    chosen = {s.number for s in all_spans if s.seat in double or s.result == "info"}
     chosen = set(sorted(chosen)[:limit])
     for s in all_spans:
         if len(chosen) >= limit:
             break
-        chosen.add(s.buyer)
-    return [s for s in all_spans if s.buyer in chosen]
+        chosen.add(s.number)
+    return [s for s in all_spans if s.number in chosen]
 
 
 def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -> RenderableType:
@@ -143,12 +144,12 @@ def axis(span_s: float, cols: int) -> Text:
 def label(s: Span, double: dict[int, list[str]], noun: str) -> Text:
     if s.result == "ok":
         extra = f" ×{len(double[s.seat])}" if s.seat in double else ""
-        text = f"{noun} {s.buyer} seat {s.seat}{extra}"
+        text = f"{noun} {s.number} seat {s.seat}{extra}"
         style = PALETTE["double"] if s.seat in double else PALETTE["ok"]
     elif s.result == "fail":
-        text, style = f"{noun} {s.buyer} {s.reason or 'no ticket'}", PALETTE["fail"]
+        text, style = f"{noun} {s.number} {s.reason or 'no ticket'}", PALETTE["fail"]
     else:
-        text, style = f"{noun} {s.buyer} unknown", PALETTE["info"]
+        text, style = f"{noun} {s.number} unknown", PALETTE["info"]
     return Text(text[:LABEL_WIDTH].ljust(LABEL_WIDTH), style=style)
 
 
@@ -206,13 +207,13 @@ def double_sold_note(
 ) -> Text:
     if not double:
         return Text("No seat was sold twice: no two read-modify-writes that sold overlapped.")
-    by_buyer = {str(s.buyer): s for s in every}
+    by_number = {str(s.number): s for s in every}
     text = Text(f"{len(double)} seat(s) sold twice or more:\n", style="bold red")
     for seat in sorted(double, reverse=True):
         parts = []
         keys = double[seat]
         for key in keys[:SHOW_SHARERS]:
-            s = by_buyer.get(key)
+            s = by_number.get(key)
             if s is not None and s.locked is not None and s.end is not None:
                 parts.append(
                     f"{noun} {key} ({(s.locked - t0) * 1000:.1f}-{(s.end - t0) * 1000:.1f} ms)"

@@ -1,0 +1,236 @@
+"""A buyer, run in a child process: the tutorial's purchase, watched from outside.
+
+:func:`purchase` is the tutorial's ``Foo`` and ``get()``, nothing more: look
+at what is left, and if anything is, take the lock, read the count, wait
+out the write delay, write ``count - 1`` and release. Everything else wraps
+it from outside: a :class:`Counter` (the store as this buyer sees it) times
+every step, reports the buyer's events to the parent and kills the buyer at
+a chaos run's kill point; a :class:`WatchedLock` builds the strategy's lock
+only when it is first needed and notes when it was taken.
+
+Children never print (see :mod:`tickets.child`): they report over the event
+pipe, and their stdout and stderr go to /dev/null.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .. import store
+from ..constants import TYPE_CHECKING
+from ..locks import LockTimeout, get
+from .events import EventWriter
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..locks import BuyerLock
+    from .plan import BuyerPlan
+
+#: Where a chaos run may kill a buyer (see :class:`Counter`).
+BUYER_KILL_POINTS = ("search", "locked", "writing", "written")
+
+
+def purchase(counter: Counter, lock: BuyerLock) -> int | None:
+    """One buyer: the seat it got (the count it decremented from), or None."""
+    if counter.search() == 0:
+        return None  # sold out: walk away rather than queue for the lock
+    with lock:
+        count = counter.read()
+        if count > 0:
+            counter.wait()  # the simulated write delay: the race window
+            counter.write(count - 1)
+            return count
+    return None
+
+
+def quiet() -> None:
+    """Send this process's stdout and stderr to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def die() -> None:
+    """A chaos kill: SIGKILL, as from outside (no cleanup, no last word)."""
+    os.kill(os.getpid(), 9)
+
+
+class Counter:
+    """The store as one buyer sees it: reads and writes, timed and reported.
+
+    ``search()`` sends the buyer's ``invoke`` (held back when it sees none
+    left, to go in one write with its ``fail``: one write, one wake-up of the
+    parent); ``report()`` sends its outcome. A chaos run kills the buyer at
+    ``kill_at``: after its search (``search``), holding the lock before it
+    writes (``locked``), with the new count in the temp file (``writing``), or
+    after the write (``written``).
+    """
+
+    def __init__(
+        self, plan: BuyerPlan, buyer: int, events: EventWriter, delays: tuple[float, float]
+    ) -> None:
+        self.plan = plan
+        self.events = events
+        self.kill_at = dict(plan.kill_at).get(buyer)
+        self.search_delay, self.write_delay = delays
+        self.base: dict[str, Any] = {"buyer": buyer, "pid": os.getpid()}
+        self.timing: dict[str, Any] = {}
+        self.held: dict[str, Any] | None = None
+
+    def search(self) -> int | None:
+        """The unlocked look after the network delay (None: unreadable)."""
+        t_start = time.monotonic()
+        if self.search_delay:
+            time.sleep(self.search_delay)
+        try:
+            seen: int | None = store.load(self.plan.store)
+        except store.StoreError:
+            seen = None
+        t_search = time.monotonic()
+        self.timing = {"t_start": t_start, "t_search": t_search, "seen": seen}
+        invoke = {"type": "invoke", **self.base, "t": t_search, "t_start": t_start, "seen": seen}
+        if seen == 0 and self.kill_at != "search":
+            self.held = invoke
+            return seen
+        self.events.send(invoke)
+        if self.kill_at == "search":
+            die()
+        return seen
+
+    def read(self) -> int:
+        count = store.load(self.plan.store)
+        if self.kill_at == "locked":
+            die()
+        return count
+
+    def wait(self) -> None:
+        if self.write_delay:
+            time.sleep(self.write_delay)
+
+    def write(self, count: int) -> None:
+        dying = die if self.kill_at == "writing" else None
+        store.save(self.plan.store, count, fsync=self.plan.fsync, before_replace=dying)
+        if self.kill_at == "written":
+            die()
+
+    def report(self, outcome: dict[str, Any], t_locked: float | None) -> None:
+        event = {**outcome, **self.base, **self.timing}
+        if t_locked is not None:
+            event["t_locked"] = t_locked
+        event["t"] = time.monotonic()
+        if self.held is None:
+            self.events.send(event)
+        else:  # sold out at the search: both events in one write
+            event["t"] = self.timing["t_search"]
+            self.events.send_all([self.held, event])
+
+
+class WatchedLock:
+    """The strategy's lock, built when first taken (a buyer who walks away
+    never opens ``<store>.lock``), with the time it was taken and any
+    failure to release it (the sale, if any, is done: the buyer says so)."""
+
+    def __init__(self, plan: BuyerPlan, token: Any) -> None:
+        self.plan = plan
+        self.token = token
+        self.t_locked: float | None = None
+        self.release_error: str | None = None
+        self._lock: BuyerLock | None = None
+
+    def __enter__(self) -> WatchedLock:
+        if self._lock is None:
+            strategy = get(self.plan.strategy)
+            self._lock = strategy.child_lock(self.token, self.plan.store, self.plan.lock_timeout)
+        self._lock.acquire()
+        self.t_locked = time.monotonic()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._lock is not None
+        try:
+            self._lock.release()
+        except Exception as exc:
+            self.release_error = f"lock release failed: {exc}"
+
+
+def outcome_of(purchase_: Any, counter: Counter, lock: WatchedLock) -> dict[str, Any]:
+    """Run the purchase and say how it ended, as a history event's fields."""
+    try:
+        seat = purchase_(counter, lock)
+    except LockTimeout:
+        return {"type": "fail", "reason": "busy"}
+    except Exception as exc:
+        # Inside the critical section a failure may or may not have reached
+        # the store: the outcome is unknown, not a failure.
+        kind = "fail" if lock.t_locked is None else "info"
+        return {"type": kind, "reason": f"error: {exc}"}
+    if seat is None:
+        outcome: dict[str, Any] = {"type": "fail", "reason": "sold out"}
+    else:
+        outcome = {"type": "ok", "seat": seat}
+    if lock.release_error is not None:
+        outcome.setdefault("reason", lock.release_error)
+    return outcome
+
+
+def run_buyer(
+    plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any, *, silence: bool = True
+) -> None:
+    """Entry point of a buyer process. ``events`` is the event pipe's write
+    end, ``gate`` the start gate (see tickets.run.children); ``silence=False``
+    when stdout and stderr already go nowhere, as under the launcher."""
+    if silence:
+        quiet()
+    writer = EventWriter.over(events)
+    try:
+        counter = Counter(plan, buyer, writer, plan.delays.for_buyer(plan.seed, buyer))
+        # EOF on the gate pipe: every buyer has started.
+        if not gate.poll(plan.gate_timeout):
+            never = {"type": "fail", **counter.base, "reason": "never started"}
+            writer.send({**never, "t": time.monotonic()})
+            return
+        lock = WatchedLock(plan, token)
+        counter.report(outcome_of(purchase, counter, lock), lock.t_locked)
+    except Exception as exc:  # reported, never printed: the parent renders
+        writer.send(
+            {"type": "fail", "buyer": buyer, "pid": os.getpid(), "reason": f"error: {exc}",
+             "t": time.monotonic()}
+        )  # fmt: skip
+
+
+class _SoldOutCounter(Counter):
+    """A counter that always finds the sale sold out: the warm-up's, which
+    runs a buyer's whole path without ever taking the lock or writing."""
+
+    def search(self) -> int | None:
+        super().search()  # sends its invoke to /dev/null, or holds it back
+        self.held = self.held or {"type": "invoke", **self.base}
+        return 0
+
+
+def warm_up(plan: BuyerPlan, events: EventWriter, gate: Any, rounds: int = 10) -> None:
+    """Run a buyer's steps a few times in the process that forks buyers.
+
+    CPython 3.11 rewrites a function's bytecode in place ("quickening") and
+    fills its caches as the function runs. Done here once, every buyer
+    inherits the result; otherwise each buyer does that work itself and
+    copies every page it writes (a buyer's search cost ~0.7 ms less, warm).
+    Nothing is changed: the store is only read, the lock is built but never
+    taken (which also imports what it needs), and the events go to
+    ``events``, which the caller points at /dev/null; ``gate`` must be ready.
+    """
+    calm = plan._replace(kill_at=())
+    for _ in range(rounds):
+        plan.delays.for_buyer(plan.seed, 0)
+        counter = _SoldOutCounter(calm, 0, events, (0.0, 0.0))
+        gate.poll(0)
+        lock = WatchedLock(calm, None)
+        counter.report(outcome_of(purchase, counter, lock), lock.t_locked)
+        if plan.strategy in ("file", "flock"):  # the others' locks are the launcher's own
+            try:
+                get(plan.strategy).child_lock(None, plan.store, plan.lock_timeout).close()
+            except store.StoreError:
+                pass

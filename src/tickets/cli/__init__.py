@@ -1,0 +1,60 @@
+"""The command line: parse, delegate to the core, render, translate errors to exit codes.
+
+- ``store_commands``: ``init``, ``status``; ``sale_commands``: ``buy``,
+  ``race``, ``queue``; ``history_commands``: ``check``, ``timeline``;
+- ``options``: the option bundles and the run config they add up to;
+- ``console``: consoles, the JSON printer, the live line;
+- ``errors``: core exceptions -> one-line messages and exit codes.
+
+Only click is imported at module level; the core and rich load inside the
+commands, so ``tickets --help`` is as quick as click itself and forked
+buyers never pay for a terminal library.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, STORE_ENV
+from .history_commands import check, timeline_command
+from .options import StoreContext
+from .sale_commands import buy, queue_command, race
+from .store_commands import init, status
+
+
+@click.group(epilog=EXIT_CODES_HELP)
+@click.version_option(package_name="tickets")
+@click.option(
+    "--db",
+    envvar=STORE_ENV,
+    default=DEFAULT_STORE,
+    show_default=True,
+    type=click.Path(dir_okay=True, path_type=str),
+    help=f'The ticket store, a JSON file {{"count": N}} (also ${STORE_ENV}).',
+)
+@click.pass_context
+def cli(ctx: click.Context, db: str) -> None:
+    """A flash-sale simulator and oversell checker.
+
+    Buyer processes search the remaining tickets, then lock, read, decrement
+    and write one JSON ticket file. Every run is recorded as a history and
+    checked: no seat sold twice, nothing sold that the store did not lose.
+    """
+    ctx.obj = StoreContext(db)
+
+
+for command in (init, status, buy, race, queue_command, timeline_command, check):
+    cli.add_command(command)
+
+
+def main() -> None:
+    # A closed stdout (tickets ... | head) is not an error worth a traceback.
+    try:
+        cli(prog_name="tickets")
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

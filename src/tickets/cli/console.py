@@ -1,0 +1,93 @@
+"""What the commands print with: consoles, the JSON printer, the live line.
+
+rich is imported only when something is drawn (see :mod:`tickets.cli`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..constants import EXIT_INTERRUPTED
+from .errors import translate_errors
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..run.ledger import Progress
+
+
+def make_console(stderr: bool = False, width: int | None = None) -> Console:
+    from rich.console import Console
+
+    # Plain text when the stream is not a terminal (rich's own rule) or when
+    # NO_COLOR is set: rich would drop only the colours and keep bold.
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=False,
+        width=width,
+        color_system=None if plain else "auto",
+    )
+
+
+def emit_json(doc: Any) -> None:
+    import json
+
+    click.echo(json.dumps(doc, indent=2))
+
+
+class LiveProgress:
+    """A live line on a terminal while a run goes on; nothing when piped or with --json
+    (an empty label)."""
+
+    def __init__(self, label: str) -> None:
+        self.enabled = bool(label) and sys.stdout.isatty()
+        self.label = label
+        self._live: Any = None
+
+    def __call__(self, p: Progress, label: str | None = None) -> None:
+        if not self.enabled:
+            return
+        from rich.live import Live
+        from rich.text import Text
+
+        if p.noun == "order":
+            line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
+            if p.queue_depth is not None:
+                line += f", queue depth {p.queue_depth}"
+        else:
+            line = f"{p.done}/{p.total} buyers done"
+        text = Text(
+            f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
+        )
+        if self._live is None:
+            # Started only now, after every child is forked, and without a
+            # refresh thread: the parent never forks with threads running.
+            self._live = Live(text, auto_refresh=False, transient=True, console=make_console())
+            self._live.start()
+        self._live.update(text, refresh=True)
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def run_live(label: str, what: str, run: Callable[[LiveProgress], Any]) -> Any:
+    """Run with a live line on a terminal; Ctrl-C and core errors as exit codes."""
+    live = LiveProgress(label)
+    try:
+        with translate_errors():
+            return run(live)
+    except KeyboardInterrupt:
+        live.stop()
+        click.echo(f"interrupted; the history records the {what} stopped as unknown", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        live.stop()

@@ -1,0 +1,47 @@
+"""Core exceptions -> one-line click errors with the documented exit codes.
+
+Only click is imported at module level (see :mod:`tickets.cli`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE
+
+
+class UnusableFile(click.ClickException):
+    """The store, its lock or a history file cannot be used (exit 3)."""
+
+    exit_code = EXIT_STORE
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """StoreError and HistoryError -> exit 3; ConfigError -> a usage error (exit 2)."""
+    from ..config import ConfigError
+    from ..history import HistoryError
+    from ..store import StoreError
+
+    try:
+        yield
+    except (StoreError, HistoryError) as exc:
+        raise UnusableFile(str(exc)) from None
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def exit_code_for(passed: bool, aborted: str | None) -> int:
+    if aborted:
+        return EXIT_ABORTED
+    return 0 if passed else EXIT_CHECK_FAILED
+
+
+def exit_with(code: int) -> None:
+    """Leave with ``code`` (nothing to do for 0: the command returns)."""
+    if code:
+        sys.exit(code)

@@ -1,0 +1,337 @@
+"""``tickets buy``, ``tickets race`` and ``tickets queue``: the commands that sell.
+
+Each parses its options into a run config (which validates itself), runs
+it with a live line on a terminal, prints the table or the JSON document,
+and exits with the documented code. The core and rich load inside the
+commands (see :mod:`tickets.cli`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..constants import (
+    DEFAULT_BUYERS,
+    MAX_BATCH,
+    MAX_BUYERS,
+    MAX_CLERKS,
+    MAX_COUNT,
+    MAX_ORDERS,
+    MAX_PRODUCERS,
+    MAX_QUEUE_SIZE,
+)
+from .console import emit_json, make_console, run_live
+from .errors import exit_code_for, exit_with, translate_errors
+from .options import (
+    chaos_options,
+    lock_option,
+    parse_strategies,
+    sale_config,
+    sale_options,
+)
+
+
+@click.command()
+@click.option(
+    "--buyers",
+    type=click.IntRange(1, MAX_BUYERS),
+    default=DEFAULT_BUYERS,
+    show_default=True,
+    help="How many buyer processes contend for the stock.",
+)
+@lock_option()
+@sale_options
+@chaos_options
+@click.option("--all", "show_all", is_flag=True, help="Show every buyer in the table.")
+@click.pass_context
+def buy(
+    ctx: click.Context,
+    /,
+    buyers: int,
+    strategy: str,
+    json_: bool,
+    show_all: bool,
+    **opts: Any,
+) -> None:
+    """Run a sale: N buyer processes contend for the stock.
+
+    Each buyer searches (an unlocked read after a simulated delay), then
+    under the lock strategy reads the count, decrements it and writes it
+    back. The table shows every buyer's outcome; the checks run over the
+    recorded history.
+
+    \b
+    Examples:
+        tickets buy --buyers 50
+        tickets buy --buyers 50 --lock none       # watch it oversell
+        tickets buy --buyers 1000 --no-delay --json
+        tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
+    """
+    from ..config import BuyConfig
+    from ..output.documents import run_dict
+    from ..run.buy import run_buy
+
+    with translate_errors():
+        config = BuyConfig(buyers=buyers, strategy=strategy, **sale_config(ctx, opts))
+    live_label = "" if json_ else f"buy --lock {strategy}"
+    result = run_live(live_label, "buyers", lambda live: run_buy(config, progress=live))
+    if json_:
+        emit_json(run_dict(result))
+    else:
+        from ..output.tables import run_view
+
+        make_console().print(run_view(result, None) if show_all else run_view(result))
+    exit_with(exit_code_for(result.passed, result.aborted))
+
+
+@click.command()
+@click.option(
+    "--buyers",
+    type=click.IntRange(1, MAX_BUYERS),
+    default=DEFAULT_BUYERS,
+    show_default=True,
+    help="How many buyer processes contend in each run.",
+)
+@lock_option()
+@click.option(
+    "--no-lock", is_flag=True, help="Run only the unlocked side: the oversell demonstration."
+)
+@click.option(
+    "--strategies",
+    callback=parse_strategies,
+    metavar="LIST",
+    help="Compare these strategies instead, e.g. none,per-buyer,process,file.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Run each side K times, seeds --seed, --seed+1, ...",
+)
+@click.option(
+    "--max-oversold",
+    type=click.IntRange(0, MAX_COUNT),
+    help="Fail (exit 1) if any run of any strategy oversold more than N.",
+)
+@click.option(
+    "--expect-oversell",
+    is_flag=True,
+    help="Fail (exit 1) if a strategy without exclusion oversold in none of its trials.",
+)
+@click.option(
+    "--timeline", "show_timeline", is_flag=True, help="Draw the worst unlocked run at the end."
+)
+@sale_options
+@click.pass_context
+def race(
+    ctx: click.Context,
+    /,
+    buyers: int,
+    strategy: str,
+    no_lock: bool,
+    strategies: list[str] | None,
+    trials: int,
+    max_oversold: int | None,
+    expect_oversell: bool,
+    show_timeline: bool,
+    json_: bool,
+    **opts: Any,
+) -> None:
+    """Run the same sale with and without a lock, side by side.
+
+    Every side gets the same buyers, stock, delays and seed. Oversell without
+    a lock is the expected demonstration; the exit code is 1 only when a
+    locking strategy (process, file, flock) oversold or broke a check, or a
+    --max-oversold / --expect-oversell threshold was missed.
+
+    \b
+    Examples:
+        tickets race --buyers 50 --tickets 10
+        tickets race --no-lock --timeline
+        tickets race --strategies none,per-buyer,process,file --trials 20 --json
+    """
+    from ..config import BuyConfig
+    from ..run.race import run_race
+
+    if opts["keep_stock"]:
+        raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
+    chosen = race_sides(ctx, strategy, no_lock, strategies)
+    with translate_errors():
+        base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
+    result = run_live(
+        "" if json_ else "race",
+        "buyers",
+        lambda live: run_race(
+            base,
+            chosen,
+            trials,
+            max_oversold=max_oversold,
+            expect_oversell=expect_oversell,
+            progress=lambda label, p: live(p, f"race: {label}"),
+        ),
+    )
+    if json_:
+        from ..output.documents import race_dict
+
+        emit_json(race_dict(result))
+    else:
+        show_race(result, show_timeline)
+    aborted = next((r.result.aborted for r in result.runs if r.result.aborted), None)
+    exit_with(exit_code_for(result.verdict.passed, aborted))
+
+
+def race_sides(
+    ctx: click.Context, strategy: str, no_lock: bool, strategies: list[str] | None
+) -> list[str]:
+    """The strategies a race runs, from --lock, --no-lock and --strategies."""
+    explicit_lock = ctx.get_parameter_source("strategy") is not click.core.ParameterSource.DEFAULT
+    if strategies is not None and (no_lock or explicit_lock):
+        raise click.UsageError("--strategies names every side; leave out --lock and --no-lock")
+    if no_lock and explicit_lock:
+        raise click.UsageError("--no-lock runs only the unlocked side; leave out --lock")
+    if strategies is not None:
+        return strategies
+    return ["none"] if no_lock or strategy == "none" else [strategy, "none"]
+
+
+def show_race(result: Any, show_timeline: bool) -> None:
+    """The race table, and with --timeline the worst unlocked run drawn."""
+    from ..output.tables import race_view
+
+    console = make_console()
+    console.print(race_view(result))
+    if show_timeline:
+        from ..history import read
+        from ..output.timeline import timeline
+
+        unlocked = [r for r in result.runs if r.strategy in ("none", "per-buyer")]
+        pool = unlocked or list(result.runs)
+        worst = max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
+        with translate_errors():
+            console.print(timeline(read(worst.result.history), width=console.width))
+
+
+@click.command("queue")
+@click.option(
+    "--producers",
+    type=click.IntRange(1, MAX_PRODUCERS),
+    default=3,
+    show_default=True,
+    help="Producer processes (the buyers' front doors).",
+)
+@click.option(
+    "--orders",
+    type=click.IntRange(1, MAX_ORDERS),
+    default=20,
+    show_default=True,
+    help="Orders each producer submits.",
+)
+@click.option(
+    "--clerks",
+    type=click.IntRange(1, MAX_CLERKS),
+    default=2,
+    show_default=True,
+    help="Clerk processes selling from the queue.",
+)
+@click.option(
+    "--queue-size",
+    type=click.IntRange(1, MAX_QUEUE_SIZE),
+    default=10,
+    show_default=True,
+    help="Bound of the order queue.",
+)
+@click.option(
+    "--put-timeout",
+    type=click.FloatRange(0, 86_400),
+    metavar="S",
+    help="A producer waits at most S on a full queue, then rejects the order as busy "
+    "(0: put_nowait). Default: wait.",
+)
+@click.option(
+    "--get-timeout",
+    type=click.FloatRange(0, 86_400, min_open=True),
+    metavar="S",
+    help="A clerk idle for S goes home (queue.Empty). Default: wait for a sentinel.",
+)
+@click.option(
+    "--shutdown",
+    type=click.Choice(["sentinel", "join"]),
+    default="sentinel",
+    show_default=True,
+    help="sentinel: one None per clerk; join: JoinableQueue, task_done() and join().",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, MAX_BATCH),
+    default=1,
+    show_default=True,
+    help="A clerk sells up to N waiting orders under one lock and one write (group commit).",
+)
+@lock_option()
+@sale_options
+@chaos_options
+@click.pass_context
+def queue_command(
+    ctx: click.Context,
+    /,
+    producers: int,
+    orders: int,
+    clerks: int,
+    queue_size: int,
+    put_timeout: float | None,
+    get_timeout: float | None,
+    shutdown: str,
+    batch: int,
+    strategy: str,
+    json_: bool,
+    **opts: Any,
+) -> None:
+    """Sell through an order queue: producers submit, clerks sell.
+
+    Producers put purchase orders into one bounded queue (the arrival gap is
+    --search-delay); clerks take them off and sell from the store under
+    --lock (the write takes --write-delay). Every order ends sold, sold out,
+    rejected busy or unknown; the same checks as `buy` run over the history.
+
+    \b
+    Examples:
+        tickets queue --producers 3 --orders 20 --clerks 2 --queue-size 10 --tickets 30
+        tickets queue --clerks 2 --lock none          # the queue does not stop the oversell
+        tickets queue --put-timeout 0 --queue-size 2  # put_nowait: rejected busy
+        tickets queue --shutdown join --batch 50 --no-delay
+    """
+    from ..config import QueueConfig
+    from ..run.queue import run_queue
+
+    if get_timeout is not None and shutdown == "join":
+        raise click.UsageError(
+            "--get-timeout does not fit --shutdown join: a clerk that goes home leaves the "
+            "producers waiting in join() forever"
+        )
+    with translate_errors():
+        config = QueueConfig(
+            producers=producers,
+            orders=orders,
+            clerks=clerks,
+            queue_size=queue_size,
+            put_timeout=put_timeout,
+            get_timeout=get_timeout,
+            shutdown=shutdown,
+            batch=batch,
+            strategy=strategy,
+            **sale_config(ctx, opts),
+        )
+    live_label = "" if json_ else f"queue --lock {strategy}"
+    result = run_live(live_label, "orders", lambda live: run_queue(config, progress=live))
+    if json_:
+        from ..output.documents import queue_dict
+
+        emit_json(queue_dict(result))
+    else:
+        from ..output.tables import queue_view
+
+        make_console().print(queue_view(result))
+    exit_with(exit_code_for(result.passed, result.aborted))

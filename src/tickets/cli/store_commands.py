@@ -1,0 +1,65 @@
+"""``tickets init`` and ``tickets status``: the store itself."""
+
+from __future__ import annotations
+
+import click
+
+from ..constants import DEFAULT_TICKETS, MAX_COUNT
+from .console import emit_json
+from .errors import translate_errors
+from .options import StoreContext, json_option, lock_timeout_option
+
+pass_store = click.make_pass_decorator(StoreContext)
+
+
+@click.command()
+@click.option(
+    "--tickets",
+    type=click.IntRange(0, MAX_COUNT),
+    default=DEFAULT_TICKETS,
+    show_default=True,
+    help="How many tickets the store holds.",
+)
+@lock_timeout_option("Give up after S seconds when another process holds the store's lock.")
+@json_option
+@pass_store
+def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> None:
+    """Create or reset the store with N tickets.
+
+    \b
+    Example:
+        tickets --db sale.json init --tickets 100
+    """
+    from .. import store
+    from ..locks import check_lock_path, restock
+
+    with translate_errors():
+        if not obj.db.parent.exists():
+            obj.db.parent.mkdir(parents=True)
+        store.check_writable(obj.db)
+        check_lock_path(obj.db)
+        restock(obj.db, tickets, lock_timeout)
+    if json_:
+        emit_json({"count": tickets, "store": str(obj.db)})
+    else:
+        click.echo(f"{obj.db}: {tickets} tickets")
+
+
+@click.command()
+@json_option
+@pass_store
+def status(obj: StoreContext, json_: bool) -> None:
+    """Show how many tickets are left.
+
+    \b
+    Example:
+        tickets status --json
+    """
+    from .. import store
+
+    with translate_errors():
+        count = store.load(obj.db)
+    if json_:
+        emit_json({"count": count})
+    else:
+        click.echo(f"{obj.db}: {count} tickets left")

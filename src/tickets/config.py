@@ -1,0 +1,161 @@
+"""What a run is asked to do: frozen configs that validate themselves.
+
+Every config checks its fields when it is made (``__post_init__``) and
+raises :class:`ConfigError` with a one-line message; a config that exists is
+a valid one. ``dataclasses.replace`` (the race makes one config per side and
+trial) checks again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .child.plan import BuyerPlan, Delays
+from .constants import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    DEFAULT_STRATEGY,
+    DEFAULT_TICKETS,
+    MAX_BATCH,
+    MAX_BUYERS,
+    MAX_CLERKS,
+    MAX_COUNT,
+    MAX_ORDERS,
+    MAX_PRODUCERS,
+    MAX_QUEUE_SIZE,
+    STRATEGY_NAMES,
+)
+
+if TYPE_CHECKING:
+    from .run.chaos import Chaos
+
+SHUTDOWNS = ("sentinel", "join")
+#: The longest any timeout may be: a day.
+MAX_WAIT_S = 86_400
+
+
+class ConfigError(ValueError):
+    """A run cannot be set up as configured. ``str()`` is the one-line message."""
+
+
+def default_start_method() -> str:
+    # fork is by far the cheapest start (~1.5 ms against ~30 ms for spawn) and
+    # the parent has no threads when it forks; elsewhere use the platform's.
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return "fork" if "fork" in methods else methods[0]
+
+
+def _in_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be from {low} to {high:,}, got {value}")
+
+
+def _timeout(name: str, value: float | None, *, zero_ok: bool = False) -> None:
+    if value is None:
+        return
+    if not (0 <= value if zero_ok else 0 < value) or not value <= MAX_WAIT_S:
+        allowed = "from 0 to a day" if zero_ok else "more than 0 and at most a day"
+        raise ConfigError(f"{name} must be {allowed}, got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaleConfig:
+    """What every run shares, whichever mode sells."""
+
+    store: Path
+    strategy: str = DEFAULT_STRATEGY
+    #: restock to this many tickets before the run; None keeps the stock as it is
+    tickets: int | None = DEFAULT_TICKETS
+    seed: int = 0
+    delays: Delays = field(default_factory=Delays)
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    fsync: bool = False
+    start_method: str = field(default_factory=default_start_method)
+    history: Path | None = None
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    chaos: Chaos | None = None
+    mode: str = "buy"
+
+    def __post_init__(self) -> None:
+        import multiprocessing
+
+        if self.strategy not in STRATEGY_NAMES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGY_NAMES)}"
+            )
+        if self.tickets is not None:
+            _in_range("tickets", self.tickets, 0, MAX_COUNT)
+        if self.start_method not in multiprocessing.get_all_start_methods():
+            raise ConfigError(f"start method {self.start_method!r} is not available here")
+        _timeout("lock timeout", self.lock_timeout)
+        _timeout("stall timeout", self.stall_timeout)
+
+    def plan(self) -> BuyerPlan:
+        """What the run's children share."""
+        return BuyerPlan(
+            store=self.store,
+            strategy=self.strategy,
+            seed=self.seed,
+            delays=self.delays,
+            lock_timeout=self.lock_timeout,
+            fsync=self.fsync,
+            gate_timeout=max(60.0, self.stall_timeout),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuyConfig(SaleConfig):
+    """``tickets buy``: N buyer processes against the store."""
+
+    buyers: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range("buyers", self.buyers, 1, MAX_BUYERS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueConfig(SaleConfig):
+    """``tickets queue``: producers submit orders to a bounded queue, clerks sell."""
+
+    producers: int
+    orders: int
+    clerks: int
+    queue_size: int
+    #: None: a producer waits on a full queue; 0: put_nowait
+    put_timeout: float | None = None
+    #: None: a clerk waits for a sentinel; else it goes home when idle this long
+    get_timeout: float | None = None
+    shutdown: str = "sentinel"
+    batch: int = 1
+    #: (clerk, after how many orders, kill point): clerks a test kills on purpose
+    kill_at: tuple[tuple[int, int, str], ...] = ()
+    mode: str = "queue"
+
+    def __post_init__(self) -> None:
+        from .child.orders import CLERK_KILL_POINTS
+
+        super().__post_init__()
+        _in_range("producers", self.producers, 1, MAX_PRODUCERS)
+        _in_range("orders", self.orders, 1, MAX_ORDERS)
+        _in_range("clerks", self.clerks, 1, MAX_CLERKS)
+        _in_range("queue size", self.queue_size, 1, MAX_QUEUE_SIZE)
+        _in_range("batch", self.batch, 1, MAX_BATCH)
+        if self.producers * self.orders > MAX_ORDERS:
+            raise ConfigError(f"producers x orders must be at most {MAX_ORDERS:,}")
+        if self.shutdown not in SHUTDOWNS:
+            raise ConfigError(f"shutdown must be one of {', '.join(SHUTDOWNS)}")
+        _timeout("put timeout", self.put_timeout, zero_ok=True)
+        _timeout("get timeout", self.get_timeout)
+        if self.get_timeout is not None and self.shutdown == "join":
+            raise ConfigError(
+                "a get timeout does not fit the join shutdown: a clerk that goes home "
+                "leaves the producers waiting in join() forever"
+            )
+        for _, _, point in self.kill_at:
+            if point not in CLERK_KILL_POINTS:
+                raise ConfigError(f"unknown clerk kill point {point!r}")

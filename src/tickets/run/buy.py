@@ -1,0 +1,140 @@
+"""``tickets buy``: N buyer processes against the store, parent side.
+
+With the fork start method the buyers are forked by the launcher
+(:mod:`tickets.run.launcher`); with forkserver and spawn the parent starts
+them through multiprocessing (:class:`tickets.run.children.Children`).
+Either way a buyer that exits without an outcome is unknown (``info``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from ..child.buyer import run_buyer
+from ..config import BuyConfig
+from ..locks import STRATEGIES
+from .abandoned_lock import ABANDONED, probe_by_trying
+from .children import Children, describe_exit
+from .harness import FINISHED, NEWS, REAP_TIMEOUT, Harness, SaleMode, sell
+from .launcher import LauncherHandle
+from .ledger import Progress, RunResult
+
+
+def run_buy(config: BuyConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
+    """Run one sale: N buyer processes against the store (see tickets.run.harness.sell)."""
+    return sell(BuyMode(config), progress)
+
+
+class BuyMode(SaleMode):
+    config: BuyConfig
+
+    def __init__(self, config: BuyConfig) -> None:
+        super().__init__(config)
+        plan = config.plan()
+        if config.chaos is not None:
+            plan = plan._replace(kill_at=config.chaos.buyer_kills(config.buyers))
+        self.plan = plan
+        self._tokens: Iterable[Any] = ()
+
+    @property
+    def total(self) -> int:
+        return self.config.buyers
+
+    @property
+    def processes(self) -> int:
+        return self.config.buyers
+
+    def run_fields(self) -> dict[str, Any]:
+        return {"buyers": self.config.buyers}
+
+    def make_children(self, run: Harness) -> LauncherHandle | Children:
+        process_lock = self.config.strategy == "process"
+        if self.config.start_method == "fork":
+            launcher = LauncherHandle(
+                self.plan, self.config.buyers, run.events.writer.fileno(), run.gate.reader.fileno()
+            )
+            if process_lock:  # the run's lock lives in the launcher, which tries it
+                run.detector.probe = launcher.lock_was_free_since
+            return launcher
+        tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
+        first = next(tokens)
+        self._tokens = (first if b == 0 else next(tokens) for b in range(self.config.buyers))
+        if process_lock:
+            run.detector.probe = probe_by_trying(first)
+        return Children(run.ctx, self.config.start_method)
+
+    def start(self, run: Harness) -> str | None:
+        for b in range(self.config.buyers):
+            run.ledger.row(b)
+        children = run.children
+        if isinstance(children, LauncherHandle):
+            return self._launch(run, children)
+        for b, token in enumerate(self._tokens):
+            args = (self.plan, b, token, run.events.writer, run.gate.reader)
+            children.start(b, run_buyer, args)
+        return None
+
+    def _launch(self, run: Harness, launcher: LauncherHandle) -> str | None:
+        """Wait, with a deadline, until the launcher has forked every buyer."""
+        deadline = time.monotonic() + max(60.0, self.config.stall_timeout)
+        while not launcher.launched:
+            run.take(run.events.get(timeout=0.05), time.monotonic(), live=False)
+            if failure := launcher.failed():
+                return failure
+            if time.monotonic() > deadline:
+                return "the buyer launcher did not start every buyer in time; stopped"
+        return None
+
+    def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+        if not run.children.record(ev):
+            run.ledger.record(ev)
+            run.detector.passed(ev, now)
+        elif live and ev["type"] == "exit" and run.ledger.rows[ev["buyer"]].result == "pending":
+            # Its outcome would have come before its exit: there is none.
+            run.ledger.unknown(ev["buyer"], describe_exit(ev["code"]))
+            run.detector.died(ev["t"])
+
+    def step(self, run: Harness, now: float, quiet: float, heard: bool) -> str | None:
+        if run.ledger.live.done >= self.config.buyers:
+            return FINISHED
+        if heard:
+            return None
+        # Quiet: look for buyers that died without a word. Their last
+        # event may still be in the pipe, so drain before judging.
+        dead = [b for b in run.ledger.pending() if run.children.exitcode(b) is not None]
+        if not dead:
+            return None
+        run.drain()
+        for b in dead:
+            if run.ledger.rows[b].result == "pending":
+                run.ledger.unknown(b, describe_exit(run.children.exitcode(b)))
+                run.detector.died(now)
+        return NEWS
+
+    def stall_message(self, seconds: float) -> str:
+        return f"no buyer reported for {seconds:g}s; stopped by the watchdog"
+
+    def pause_keys(self) -> Iterable[Hashable]:
+        return range(self.config.buyers)
+
+    def doomed(self) -> Iterable[Hashable]:
+        return {b for b, _ in self.plan.kill_at}
+
+    def stop(self, run: Harness, aborted: str | None) -> Iterable[Hashable]:
+        deadline = time.monotonic() + REAP_TIMEOUT
+        killed: list[Hashable] = run.children.stop(deadline, kill_now=aborted is not None)
+        return killed
+
+    def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
+        if run.detector.abandoned and number in killed:
+            return ("fail", ABANDONED)  # nobody could hold the lock but the dead: no write
+        if number not in run.children.pids:
+            return ("info", "never started")
+        return None
+
+    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+        if number in killed:
+            return "stopped by the watchdog"
+        return describe_exit(run.children.exitcode(number))

@@ -1,0 +1,121 @@
+"""The parent's handle on the launcher, the lean process that forks the buyers.
+
+See :mod:`tickets.child.launcher` for why buyers are forked by a launcher
+and what it reports. The handle starts it, takes its messages
+(``spawned``, ``launched``, ``exit``, ``lockfree``) off the event stream,
+and offers the same interface as :class:`tickets.run.children.Children`:
+pids, exit codes, signals, stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ..child.launcher import orders_doc
+from ..child.plan import BuyerPlan
+
+
+class LauncherHandle:
+    """Start the launcher, follow its reports, stop it and every buyer."""
+
+    def __init__(self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int) -> None:
+        self.pids: dict[int, int] = {}
+        self.codes: dict[int, int | None] = {}
+        self.launched = False
+        #: when the launcher last found the run's process lock free (its clock)
+        self.lock_free_at = 0.0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start_error: str | None = None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tickets.child.launcher"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(events_fd, gate_fd),
+                start_new_session=True,  # one killpg stops it and every buyer
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            )
+        except OSError as exc:
+            self.start_error = f"could not start the buyer launcher: {exc.strerror or exc}"
+            return
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(orders_doc(plan, buyers, events_fd, gate_fd)).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it exited before reading its orders; failed() reports how
+
+    def record(self, ev: dict[str, Any]) -> bool:
+        """Take the launcher's own messages; False for a buyer's event."""
+        kind = ev.get("type")
+        if kind == "spawned":
+            self.pids[ev["buyer"]] = ev["pid"]
+            self.codes[ev["buyer"]] = None
+        elif kind == "exit":
+            self.codes[ev["buyer"]] = ev["code"]
+        elif kind == "launched":
+            self.launched = True
+        elif kind == "lockfree":
+            # The launcher's clock: comparable with the death times it reports.
+            self.lock_free_at = max(self.lock_free_at, ev["t"])
+        else:
+            return False
+        return True
+
+    def failed(self) -> str | None:
+        """Why the launcher is gone before it started every buyer, if it is."""
+        if self.proc is None:
+            return self.start_error
+        code = self.proc.poll()
+        if code is None or self.launched:
+            return None
+        return f"the buyer launcher exited with code {code} before starting every buyer"
+
+    def lock_was_free_since(self, since: float) -> bool:
+        return self.lock_free_at > since
+
+    def exitcode(self, buyer: int) -> int | None:
+        return self.codes.get(buyer)
+
+    def alive(self) -> list[int]:
+        return [b for b, code in self.codes.items() if code is None]
+
+    def signal(self, buyers: Iterable[int], sig: int = signal.SIGKILL) -> None:
+        for b in buyers:
+            if self.codes.get(b) is None and b in self.pids:
+                try:
+                    os.kill(self.pids[b], sig)
+                except ProcessLookupError:
+                    pass
+
+    def stop(self, deadline: float, kill_now: bool = False) -> list[int]:
+        """Let the launcher reap its buyers and leave (until the deadline, or not
+        at all if ``kill_now``), then kill its whole session.
+
+        Returns the buyers not known to have exited: those killed here.
+        """
+        if self.proc is None:
+            return self.alive()
+        if not kill_now:
+            try:
+                self.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        alive = self.alive()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL
+            pass
+        return alive

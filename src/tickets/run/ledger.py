@@ -1,0 +1,252 @@
+"""The parent's ledger of one run: the history it writes, one row per
+operation, the live counters, and the result it closes with.
+
+An operation is one buyer's attempt, or one order in the queue mode. Every
+event a child reports is written to the history as it arrives and folded
+into its operation's row; an operation gets one outcome, the first.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from ..checks import Report, evaluate
+from ..config import SaleConfig
+from ..history import HistoryWriter
+from ..locks import check_lock_path, restock
+
+
+@dataclass
+class OperationRow:
+    """One operation (a buyer, or an order in the queue mode) as the parent saw it."""
+
+    #: the buyer's number, or the order's
+    number: int
+    pid: int | None = None
+    result: str = "pending"  # ok | fail | info | pending
+    seat: int | None = None
+    reason: str | None = None
+    seen: int | None = None
+    t_start: float | None = None
+    t_search: float | None = None
+    t_locked: float | None = None
+    t_end: float | None = None
+    producer: int | None = None
+    clerk: int | None = None
+
+    @property
+    def lock_wait(self) -> float | None:
+        if self.t_locked is None or self.t_search is None:
+            return None
+        return self.t_locked - self.t_search
+
+    @property
+    def total(self) -> float | None:
+        if self.t_end is None or self.t_start is None:
+            return None
+        return self.t_end - self.t_start
+
+    def update(self, ev: dict[str, Any]) -> None:
+        self.pid = ev.get("pid", self.pid)
+        for key in ("t_start", "t_search", "t_locked", "seen", "producer", "clerk"):
+            if key in ev:
+                setattr(self, key, ev[key])
+        if ev["type"] != "invoke":
+            self.result = ev["type"]
+            self.seat = ev.get("seat")
+            self.reason = ev.get("reason")
+            self.t_end = ev.get("t")
+
+
+@dataclass
+class Progress:
+    """What a live view shows while a run goes on."""
+
+    total: int
+    #: what is counted: "buyer", or "order" in the queue mode
+    noun: str = "buyer"
+    done: int = 0
+    sold: int = 0
+    double_sold: int = 0
+    #: queue mode: orders waiting in the queue, orders submitted so far
+    queue_depth: int | None = None
+    submitted: int = 0
+
+
+@dataclass
+class RunResult:
+    config: SaleConfig
+    run_id: str
+    history: Path
+    initial: int
+    remaining: int | None
+    rows: list[OperationRow]
+    report: Report
+    duration_s: float
+    t0: float
+    aborted: str | None = None
+    store_error: str | None = None
+    #: what the run noticed on the way (a clerk that died, ...)
+    notes: tuple[str, ...] = ()
+    #: queue mode: per producer and per clerk figures (see tickets.run.queue)
+    queue: Any = None
+    #: chaos runs: what was done to the run's processes
+    chaos: dict[str, Any] | None = None
+
+    @property
+    def purchases_per_s(self) -> float:
+        return self.report.sold / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed and self.aborted is None
+
+
+def default_history_path(store_path: Path, mode: str, strategy: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    name = f"{store_path.stem}-{stamp}-{mode}-{strategy}-{os.getpid()}.jsonl"
+    return store_path.parent / "history" / name
+
+
+def read_final(path: Path) -> tuple[int | None, str | None]:
+    try:
+        return store.load(path), None
+    except store.StoreError as exc:
+        return None, str(exc)
+
+
+class SaleLedger:
+    """Opening it checks the store and the history path before anything is
+    created (a run that cannot start changes nothing on disk), then creates
+    the history, restocks under the store's lock and writes the ``run`` line.
+    """
+
+    def __init__(self, config: SaleConfig, total: int, run_fields: dict[str, Any]) -> None:
+        self.config = config
+        self.history_path = config.history or default_history_path(
+            config.store, config.mode, config.strategy
+        )
+        store.check_writable(config.store)
+        check_lock_path(config.store)
+        # A store that exists must parse before anything is created: bad
+        # input changes nothing (restocking does not paper over corruption;
+        # `tickets init` resets a store).
+        if config.tickets is None or config.store.exists():
+            store.load(config.store)
+        self.writer = HistoryWriter(self.history_path)
+        try:
+            self.initial = restock(
+                config.store, config.tickets, config.lock_timeout, fsync=config.fsync
+            )
+        except BaseException:
+            self.writer.discard()
+            raise
+        self.run_id = os.urandom(8).hex()
+        self.rows: dict[int, OperationRow] = {}
+        self.live = Progress(total=total, noun="order" if config.mode == "queue" else "buyer")
+        self.notes: list[str] = []
+        self._seats: dict[int, int] = {}
+        self.writer.write(self._run_line(run_fields))
+
+    def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
+        config = self.config
+        return {
+            "type": "run",
+            "version": 1,
+            "run_id": self.run_id,
+            "mode": config.mode,
+            "store": str(config.store.resolve()),
+            "strategy": config.strategy,
+            "initial": self.initial,
+            "restocked": config.tickets is not None,
+            **run_fields,
+            "seed": config.seed,
+            "delays": {"search": config.delays.search, "write": config.delays.write},
+            "start_method": config.start_method,
+            "pid": os.getpid(),
+            "wall": datetime.now(UTC).isoformat(),
+            "t": time.monotonic(),
+        }
+
+    def row(self, number: int) -> OperationRow:
+        row = self.rows.get(number)
+        if row is None:
+            row = self.rows[number] = OperationRow(number)
+        return row
+
+    def write(self, ev: dict[str, Any]) -> None:
+        """Write an event of no operation's own (a clerk's ``take``)."""
+        self.writer.write(ev)
+
+    def record(self, ev: dict[str, Any]) -> None:
+        """Write one operation's event and fold it into its row (an outcome only once)."""
+        row = self.row(ev["buyer"])
+        if ev["type"] != "invoke" and row.result != "pending":
+            return  # a late duplicate (e.g. the parent already gave up on it)
+        self.writer.write(ev)
+        row.update(ev)
+        if ev["type"] == "invoke":
+            self.live.submitted += 1
+            return
+        self.live.done += 1
+        if ev["type"] == "ok":
+            self.live.sold += 1
+            seat = ev["seat"]
+            self._seats[seat] = self._seats.get(seat, 0) + 1
+            if self._seats[seat] > 1:
+                self.live.double_sold += 1
+
+    def unknown(self, number: int, why: str) -> None:
+        """The operation's outcome is unknown: it was never heard of again."""
+        reason = f"no outcome reported ({why})"
+        pid = self.row(number).pid
+        self.record({"type": "info", "buyer": number, "pid": pid, "reason": reason,
+                     "t": time.monotonic()})  # fmt: skip
+
+    def pending(self) -> list[int]:
+        return [k for k, r in self.rows.items() if r.result == "pending"]
+
+    def close_run(
+        self, t0: float, aborted: str | None, queue: Any = None, chaos: dict[str, Any] | None = None
+    ) -> RunResult:
+        """Read the final stock, write the ``end`` line, close the history, check."""
+        t_end = time.monotonic()
+        remaining, store_error = read_final(self.config.store)
+        self.writer.write(
+            {
+                "type": "end",
+                "remaining": remaining,
+                "store_error": store_error,
+                "aborted": aborted,
+                "notes": self.notes,
+                "chaos": chaos,
+                "duration_s": round(t_end - t0, 6),
+                "t": t_end,
+            }
+        )
+        self.writer.close()
+        rows = [self.rows[k] for k in sorted(self.rows)]
+        outcomes = [(str(r.number), {"type": r.result, "seat": r.seat}) for r in rows]
+        report = evaluate(self.initial, remaining, outcomes, store_problem=store_error)
+        return RunResult(
+            config=self.config,
+            run_id=self.run_id,
+            history=self.history_path,
+            initial=self.initial,
+            remaining=remaining,
+            rows=rows,
+            report=report,
+            duration_s=t_end - t0,
+            t0=t0,
+            aborted=aborted,
+            store_error=store_error,
+            notes=tuple(self.notes),
+            queue=queue,
+            chaos=chaos,
+        )

@@ -1,0 +1,112 @@
+"""The rules that keep the house's layout: what children may import, the one
+CPython private the package leans on, and modules and functions short
+enough to read in one sitting."""
+
+from __future__ import annotations
+
+import ast
+import multiprocessing
+import multiprocessing.process
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tickets.run.children import forget
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "tickets"
+#: What a forked buyer must not carry (see tickets.child): memory every fork
+#: and exit pays for, or at-fork hooks every buyer runs.
+HEAVY = {
+    "random", "threading", "click", "rich", "typing", "dataclasses", "pathlib", "inspect",
+    "filelock", "multiprocessing", "subprocess", "asyncio",
+}  # fmt: skip
+#: The modules a buyer runs: the launcher and everything it loads.
+BUYER_MODULES = [
+    "tickets.child.launcher",
+    "tickets.child.buyer",
+    "tickets.child.plan",
+    "tickets.child.events",
+    "tickets.store",
+    "tickets.locks",
+    "tickets.constants",
+]
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 50
+#: Declarative click option blocks, exempt from the function length.
+DECLARATIVE = {"sale_options"}
+
+
+def loaded_after(code: str) -> set[str]:
+    check = f"import sys; {code}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+def test_a_buyer_loads_nothing_heavy() -> None:
+    loaded = loaded_after("import " + ", ".join(BUYER_MODULES))
+    assert sorted(HEAVY & loaded) == []
+
+
+def test_the_file_lock_loads_filelock_only_when_built(tmp_path: Path) -> None:
+    store = tmp_path / "s.json"
+    build = f"from tickets.locks import get; get('file').child_lock(None, {str(store)!r}, 1)"
+    assert "filelock" in loaded_after(build)
+    flock = build.replace("'file'", "'flock'")
+    assert "filelock" not in loaded_after(flock)
+
+
+def test_the_core_loads_neither_click_nor_rich() -> None:
+    core = "import tickets.run.buy, tickets.run.queue, tickets.run.race, tickets.output.documents"
+    loaded = loaded_after(core)
+    assert "click" not in loaded and "rich" not in loaded
+
+
+def test_multiprocessing_still_keeps_its_children_in_a_set() -> None:
+    """tickets.run.children.forget relies on this CPython private (see its
+    docstring): if this fails, starting many spawned children is slow again."""
+    children = getattr(multiprocessing.process, "_children", None)
+    assert isinstance(children, set), "multiprocessing.process._children is gone"
+    process = multiprocessing.get_context("fork").Process(target=int)
+    process.start()
+    try:
+        assert process in children
+        forget(process)
+        assert process not in children
+    finally:
+        process.join(30)
+        process.close()
+
+
+def _function_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    assert node.end_lineno is not None
+    lines = node.end_lineno - node.lineno + 1
+    doc = node.body[0]
+    if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
+        assert doc.end_lineno is not None
+        lines -= doc.end_lineno - doc.lineno + 1
+    return lines
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_modules_and_functions_stay_short(path: Path) -> None:
+    source = path.read_text()
+    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    long = [
+        (node.name, _function_lines(node))
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name not in DECLARATIVE
+        and _function_lines(node) > MAX_FUNCTION_LINES
+    ]
+    assert long == []
+
+
+def test_every_folder_says_what_it_holds() -> None:
+    for folder in ("child", "run", "output", "cli"):
+        doc = ast.get_docstring(ast.parse((SRC / folder / "__init__.py").read_text()))
+        assert doc and len(doc) > 100, folder
