@@ -202,12 +202,13 @@ def test_lock_timeout_against_a_shell_flock(store: Path, tmp_path: Path) -> None
     store.write_text('{"count": 5}')
     lock_path(store).touch()
     holder = subprocess.Popen(
-        ["flock", str(lock_path(store)), "sleep", "20"], start_new_session=True
+        ["flock", str(lock_path(store)), "sh", "-c", "echo held; sleep 20"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        import time
-
-        time.sleep(0.3)
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         before = snapshot(tmp_path)
         env = {**os.environ, "TICKETS_DB": str(store)}
         result = subprocess.run(
@@ -222,7 +223,7 @@ def test_lock_timeout_against_a_shell_flock(store: Path, tmp_path: Path) -> None
         assert snapshot(tmp_path) == before
     finally:
         os.killpg(holder.pid, 9)
-        holder.wait(10)
+        holder.communicate(timeout=10)
 
 
 def test_store_without_read_permission_is_refused_even_as_root(

@@ -82,30 +82,24 @@ def test_orphan_temp_files_are_cleaned_at_the_next_start(sale: Sale, store: Path
     assert st.orphan_temps(store) == []
 
 
+def dies_holding_the_lock(buyers: int) -> int:
+    """A seed whose first doomed buyer dies holding the lock (kill point ``locked``)."""
+    return next(s for s in range(100) if Chaos(0.5, 0, s).buyer_kills(buyers)[0][1] == "locked")
+
+
 @pytest.mark.timeout(60)
 def test_dead_holder_of_a_process_lock_stops_the_run(invoke: Invoke, store: Path) -> None:
-    seed = next(s for s in range(100) if Chaos(0.5, 0, s).buyer_kills(30)[0][1] == "locked")
+    # More tickets than buyers: every buyer goes for the lock (none walks away
+    # at its search), so the doomed ones die holding it, every run.
+    seed = dies_holding_the_lock(30)
     t = time.monotonic()
     result = invoke(
-        "buy",
-        "--buyers",
-        "30",
-        "--lock",
-        "process",
-        "--seed",
-        str(seed),
-        "--chaos",
-        "--kill-rate",
-        "0.5",
-        "--pause-rate",
-        "0",
-        "--json",
-    )
+        "buy", "--buyers", "30", "--tickets", "100", "--lock", "process", "--seed", str(seed),
+        "--chaos", "--kill-rate", "0.5", "--pause-rate", "0", "--json",
+    )  # fmt: skip
     elapsed = time.monotonic() - t
     doc = json.loads(result.output)
-    if doc["aborted"] is None:
-        pytest.skip("no buyer happened to die holding the lock in this run")
-    assert result.exit_code == 4
+    assert result.exit_code == 4, doc["aborted"]
     assert "multiprocessing.Lock" in doc["aborted"]
     assert elapsed < 10  # well inside the 10 s lock timeout of the waiting buyers
     assert doc["oversold"] == 0 and st.load(store) == doc["remaining"]
@@ -114,21 +108,30 @@ def test_dead_holder_of_a_process_lock_stops_the_run(invoke: Invoke, store: Path
 
 
 @pytest.mark.timeout(60)
-def test_dead_holder_of_a_file_lock_does_not_stop_the_run(invoke: Invoke) -> None:
-    seed = next(s for s in range(100) if Chaos(0.5, 0, s).buyer_kills(30)[0][1] == "locked")
+def test_dead_holder_of_a_process_lock_stops_the_queue(store: Path) -> None:
+    """A clerk dead holding the run's process lock stops the queue run too
+    (it used to crash: the queue mode had no way to probe its lock)."""
+    from tickets.config import QueueConfig
+    from tickets.run.queue import run_queue
+
+    config = QueueConfig(
+        store=store, producers=2, orders=10, clerks=3, queue_size=5, tickets=20,
+        strategy="process", kill_at=((1, 1, "locked"),), delays=Delays(0.001, 0.001),
+    )  # fmt: skip
+    result = run_queue(config)
+    assert result.aborted is not None and "multiprocessing.Lock" in result.aborted
+    assert "clerk 1 died (killed by SIGKILL)" in result.notes
+    assert result.report.oversold == 0 and st.load(store) == result.remaining
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("lock", ["file", "flock"])
+def test_dead_holder_of_a_file_lock_does_not_stop_the_run(invoke: Invoke, lock: str) -> None:
+    seed = dies_holding_the_lock(30)
     result = invoke(
-        "buy",
-        "--buyers",
-        "30",
-        "--lock",
-        "file",
-        "--seed",
-        str(seed),
-        "--chaos",
-        "--kill-rate",
-        "0.5",
-        "--json",
-    )
+        "buy", "--buyers", "30", "--tickets", "100", "--lock", lock, "--seed", str(seed),
+        "--chaos", "--kill-rate", "0.5", "--json",
+    )  # fmt: skip
     doc = json.loads(result.output)
     assert result.exit_code == 0 and doc["aborted"] is None and doc["passed"]
     assert doc["chaos"]["killed"] > 0

@@ -61,7 +61,8 @@ def test_the_file_lock_loads_filelock_only_when_built(tmp_path: Path) -> None:
 
 
 def test_the_core_loads_neither_click_nor_rich() -> None:
-    core = "import tickets.run.buy, tickets.run.queue, tickets.run.race, tickets.output.documents"
+    core = "import tickets.run.buy, tickets.run.queue, tickets.run.race"
+    core += ", tickets.output.json_documents"
     loaded = loaded_after(core)
     assert "click" not in loaded and "rich" not in loaded
 

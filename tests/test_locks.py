@@ -88,14 +88,42 @@ def test_excluding_strategies_never_overlap(name: str, tmp_path: Path) -> None:
     assert total == WORKERS * ROUNDS
 
 
+def meet_inside(name: str, token: Any, folder: str, barrier: Any) -> None:
+    """Inside the lock: read the counter, wait until every worker is inside
+    too, write the counter + 1. Only a lock that excludes nobody lets all in."""
+    counter = Path(folder) / "counter"
+    with get(name).child_lock(token, Path(folder) / "tickets.json", timeout=20):
+        value = int(counter.read_text())
+        barrier.wait(20)
+        counter.write_text(str(value + 1))
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("name", ["none", "per-buyer"])
 def test_non_excluding_strategies_overlap_and_lose_updates(name: str, tmp_path: Path) -> None:
+    """Deterministic: every worker is in the critical section at once (the
+    barrier would time out otherwise), all read 0, and all write 1."""
     assert not STRATEGIES[name].excludes
-    total, overlaps = contend(name, tmp_path)
-    # Six workers in a 1 ms window each, 15 rounds: overlap is certain in practice.
-    assert overlaps > 0
-    assert total < WORKERS * ROUNDS
+    ctx = multiprocessing.get_context("fork")
+    (tmp_path / "counter").write_text("0")
+    barrier = ctx.Barrier(WORKERS)
+    tokens = get(name).tokens(ctx)
+    procs = [
+        ctx.Process(target=meet_inside, args=(name, next(tokens), str(tmp_path), barrier))
+        for _ in range(WORKERS)
+    ]
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0] * WORKERS  # every one met the others inside
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    assert (tmp_path / "counter").read_text() == "1"  # WORKERS - 1 updates lost
 
 
 def _time_out_with_timer(store: str, queue: Any, preinstalled: bool = False) -> None:

@@ -27,7 +27,7 @@ def check(histories: tuple[str, ...], json_: bool) -> None:
     """
     from ..checks import check_histories
     from ..history import read
-    from ..output.documents import report_dict
+    from ..output.json_documents import report_dict
 
     with translate_errors():
         loaded = [read(p) for p in histories]

@@ -70,7 +70,7 @@ def buy(
         tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
     """
     from ..config import BuyConfig
-    from ..output.documents import run_dict
+    from ..output.json_documents import run_dict
     from ..run.buy import run_buy
 
     with translate_errors():
@@ -174,7 +174,7 @@ def race(
         ),
     )
     if json_:
-        from ..output.documents import race_dict
+        from ..output.json_documents import race_dict
 
         emit_json(race_dict(result))
     else:
@@ -327,7 +327,7 @@ def queue_command(
     live_label = "" if json_ else f"queue --lock {strategy}"
     result = run_live(live_label, "orders", lambda live: run_queue(config, progress=live))
     if json_:
-        from ..output.documents import queue_dict
+        from ..output.json_documents import queue_dict
 
         emit_json(queue_dict(result))
     else:

@@ -1,3 +1,3 @@
 """What the parent shows: rich tables and views (``tables``), the timeline of
-a history (``timeline``), and the ``--json`` documents (``documents``, which
+a history (``timeline``), and the ``--json`` documents (``json_documents``, which
 never imports rich). Pure functions from results to renderables or dicts."""

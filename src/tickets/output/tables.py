@@ -1,5 +1,5 @@
 """Results -> rich renderables (pure functions): the buyer, queue, race and
-check views. The --json documents are in :mod:`tickets.output.documents`,
+check views. The --json documents are in :mod:`tickets.output.json_documents`,
 which needs no rich."""
 
 from __future__ import annotations

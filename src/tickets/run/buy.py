@@ -88,7 +88,7 @@ class BuyMode(SaleMode):
         return None
 
     def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
-        if not run.children.record(ev):
+        if not run.children.take_message(ev):
             run.ledger.record(ev)
             run.detector.passed(ev, now)
         elif live and ev["type"] == "exit" and run.ledger.rows[ev["buyer"]].result == "pending":

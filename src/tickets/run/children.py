@@ -141,7 +141,7 @@ class Children:
                 except ProcessLookupError:
                     pass
 
-    def record(self, ev: dict[str, Any]) -> bool:
+    def take_message(self, ev: dict[str, Any]) -> bool:
         """Children started here send no messages about themselves."""
         return False
 

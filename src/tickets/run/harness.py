@@ -63,7 +63,7 @@ class SaleMode(ABC):
 
     @abstractmethod
     def make_children(self, run: Harness) -> Any:
-        """The children's handle (pids, exitcode, alive, signal, record, stop),
+        """The children's handle (pids, exitcode, alive, signal, take_message, stop),
         and ``run.detector``'s probe; nothing is started yet."""
 
     @abstractmethod

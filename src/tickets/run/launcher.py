@@ -53,7 +53,7 @@ class LauncherHandle:
         except BrokenPipeError:
             pass  # it exited before reading its orders; failed() reports how
 
-    def record(self, ev: dict[str, Any]) -> bool:
+    def take_message(self, ev: dict[str, Any]) -> bool:
         """Take the launcher's own messages; False for a buyer's event."""
         kind = ev.get("type")
         if kind == "spawned":
