@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +46,41 @@ RUN_FIELDS = {
 def assert_run_fields(doc: dict[str, Any]) -> None:
     for key, kind in RUN_FIELDS.items():
         assert isinstance(doc[key], kind), key
+
+
+@contextmanager
+def shell_flock_holder(lock_file: Path) -> Iterator[None]:
+    """``flock(1)`` holding ``lock_file`` in a shell script, from the moment it
+    says so until the block ends (then its whole session is killed)."""
+    holder = subprocess.Popen(
+        ["flock", str(lock_file), "sh", "-c", "echo held; sleep 30"],
+        start_new_session=True,  # the kill reaches the shell, which inherits the lock
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        os.killpg(holder.pid, 9)
+        holder.communicate(timeout=10)
+
+
+def run_all(
+    procs: Sequence[Any], timeout: float = 60, started: Callable[[], object] | None = None
+) -> list[int | None]:
+    """Start every process (then call ``started``: open a gate), join each
+    within the timeout, kill stragglers; return the exit codes."""
+    try:
+        for p in procs:
+            p.start()
+        if started is not None:
+            started()
+        for p in procs:
+            p.join(timeout)
+        return [p.exitcode for p in procs]
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from helpers import is_root, snapshot
+from helpers import is_root, shell_flock_holder, snapshot
 from test_store import BAD
 from tickets.store import lock_path
 
@@ -201,14 +201,7 @@ def test_absurd_flags_are_usage_errors(
 def test_lock_timeout_against_a_shell_flock(store: Path, tmp_path: Path) -> None:
     store.write_text('{"count": 5}')
     lock_path(store).touch()
-    holder = subprocess.Popen(
-        ["flock", str(lock_path(store)), "sh", "-c", "echo held; sleep 20"],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with shell_flock_holder(lock_path(store)):
         before = snapshot(tmp_path)
         env = {**os.environ, "TICKETS_DB": str(store)}
         result = subprocess.run(
@@ -221,9 +214,6 @@ def test_lock_timeout_against_a_shell_flock(store: Path, tmp_path: Path) -> None
         assert result.returncode == 3
         assert "held by another process" in result.stderr and "--lock-timeout" in result.stderr
         assert snapshot(tmp_path) == before
-    finally:
-        os.killpg(holder.pid, 9)
-        holder.communicate(timeout=10)
 
 
 def test_store_without_read_permission_is_refused_even_as_root(

@@ -8,13 +8,13 @@ import fcntl
 import multiprocessing
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import run_all, shell_flock_holder
 from tickets.locks import (
     STRATEGIES,
     FileLock,
@@ -63,18 +63,8 @@ def contend(name: str, folder: Path) -> tuple[int, int]:
         ctx.Process(target=worker, args=(name, next(tokens), str(folder), gate))
         for _ in range(WORKERS)
     ]
-    try:
-        for p in procs:
-            p.start()
-        gate.set()
-        for p in procs:
-            p.join(60)
-        assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join(5)
+    codes = run_all(procs, started=gate.set)
+    assert codes == [0] * WORKERS, codes
     overlaps = len(list(folder.glob("overlap-*")))
     return int((folder / "counter").read_text()), overlaps
 
@@ -112,17 +102,7 @@ def test_non_excluding_strategies_overlap_and_lose_updates(name: str, tmp_path: 
         ctx.Process(target=meet_inside, args=(name, next(tokens), str(tmp_path), barrier))
         for _ in range(WORKERS)
     ]
-    try:
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(60)
-        assert [p.exitcode for p in procs] == [0] * WORKERS  # every one met the others inside
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join(5)
+    assert run_all(procs) == [0] * WORKERS  # every one met the others inside
     assert (tmp_path / "counter").read_text() == "1"  # WORKERS - 1 updates lost
 
 
@@ -217,21 +197,10 @@ def test_file_and_flock_exclude_each_other(store: Path, holder: str, waiter: str
 @pytest.mark.timeout(30)
 def test_shell_flock_takes_part_in_the_same_lock(store: Path) -> None:
     lock_path(store).touch()
-    # Its own session, so the kill reaches the shell too, which inherits the lock.
-    holder = subprocess.Popen(
-        ["flock", str(lock_path(store)), "sh", "-c", "echo held; sleep 20"],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with shell_flock_holder(lock_path(store)):
         with pytest.raises(StoreError, match="held by another process"):
             with store_lock(store, 0.3):
                 pass
-    finally:
-        os.killpg(holder.pid, 9)
-        holder.communicate(timeout=10)
     with store_lock(store, 2):
         pass
 

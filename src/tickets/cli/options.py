@@ -43,6 +43,22 @@ def as_path(value: str | None) -> Path | None:
 # -- shared options -------------------------------------------------------
 
 
+def count_option(flag: str, low: int, high: int, default: int, help: str) -> Callable[[F], F]:
+    """A whole-number option within [low, high], with its default shown."""
+    return click.option(
+        flag, type=click.IntRange(low, high), default=default, show_default=True, help=help
+    )
+
+
+def amount_option(
+    flag: str, kind: click.FloatRange, default: float, help: str, metavar: str | None = None
+) -> Callable[[F], F]:
+    """A number within ``kind``'s range (seconds, milliseconds, a share), default shown."""
+    return click.option(
+        flag, type=kind, default=default, show_default=True, metavar=metavar, help=help
+    )
+
+
 def json_option(f: F) -> F:
     return click.option(
         "json_", "--json", is_flag=True, help="Print one JSON document, nothing else."
@@ -50,14 +66,8 @@ def json_option(f: F) -> F:
 
 
 def lock_timeout_option(help: str) -> Callable[[F], F]:
-    return click.option(
-        "--lock-timeout",
-        type=click.FloatRange(0, 86_400, min_open=True),
-        default=DEFAULT_LOCK_TIMEOUT,
-        show_default=True,
-        metavar="S",
-        help=help,
-    )
+    kind = click.FloatRange(0, 86_400, min_open=True)
+    return amount_option("--lock-timeout", kind, DEFAULT_LOCK_TIMEOUT, help, "S")
 
 
 def sale_options(f: F) -> F:
@@ -66,13 +76,10 @@ def sale_options(f: F) -> F:
     # costs --help ~20 ms; the run config checks availability.
     methods = ["fork", "forkserver", "spawn"]  # POSIX only (see the README)
     options = [
-        click.option(
-            "--tickets",
-            type=click.IntRange(0, MAX_COUNT),
-            default=DEFAULT_TICKETS,
-            show_default=True,
-            help="Restock the store to this many tickets before the run.",
-        ),
+        count_option(
+            "--tickets", 0, MAX_COUNT, DEFAULT_TICKETS,
+            "Restock the store to this many tickets before the run.",
+        ),  # fmt: skip
         click.option(
             "--keep-stock",
             is_flag=True,
@@ -82,32 +89,23 @@ def sale_options(f: F) -> F:
             "--seed", type=int, default=0, show_default=True, help="Seed of the simulated delays."
         ),
         click.option("--no-delay", is_flag=True, help="No simulated network delays at all."),
-        click.option(
-            "--search-delay",
-            type=click.FloatRange(0, 10_000),
-            default=20.0,
-            show_default=True,
-            metavar="MS",
-            help="Upper bound of a buyer's search delay.",
+        amount_option(
+            "--search-delay", click.FloatRange(0, 10_000), 20.0,
+            "Upper bound of a buyer's search delay.",
+            "MS",
         ),
-        click.option(
-            "--write-delay",
-            type=click.FloatRange(0, 10_000),
-            default=4.0,
-            show_default=True,
-            metavar="MS",
-            help="Upper bound of the delay between read and write (the race window).",
+        amount_option(
+            "--write-delay", click.FloatRange(0, 10_000), 4.0,
+            "Upper bound of the delay between read and write (the race window).",
+            "MS",
         ),
         lock_timeout_option(
             "Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3)."
         ),
-        click.option(
-            "--stall-timeout",
-            type=click.FloatRange(0, 86_400, min_open=True),
-            default=DEFAULT_STALL_TIMEOUT,
-            show_default=True,
-            metavar="S",
-            help="Watchdog: stop the run when no process has reported for S seconds (exit 4).",
+        amount_option(
+            "--stall-timeout", click.FloatRange(0, 86_400, min_open=True), DEFAULT_STALL_TIMEOUT,
+            "Watchdog: stop the run when no process has reported for S seconds (exit 4).",
+            "S",
         ),
         click.option("--fsync", is_flag=True, help="fsync every write (file and folder)."),
         click.option(
@@ -138,19 +136,13 @@ def chaos_options(f: F) -> F:
             help="Inject faults: kill -9 some buyers (clerks) at seeded points, pause others "
             "with SIGSTOP/SIGCONT.",
         ),
-        click.option(
-            "--kill-rate",
-            type=click.FloatRange(0, 1),
-            default=0.2,
-            show_default=True,
-            help="With --chaos: the share of buyers (clerks) killed.",
+        amount_option(
+            "--kill-rate", click.FloatRange(0, 1), 0.2,
+            "With --chaos: the share of buyers (clerks) killed.",
         ),
-        click.option(
-            "--pause-rate",
-            type=click.FloatRange(0, 1),
-            default=0.2,
-            show_default=True,
-            help="With --chaos: the share of processes paused for 5-50 ms.",
+        amount_option(
+            "--pause-rate", click.FloatRange(0, 1), 0.2,
+            "With --chaos: the share of processes paused for 5-50 ms.",
         ),
     ]
     for option in reversed(options):

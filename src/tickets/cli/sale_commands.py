@@ -26,6 +26,7 @@ from .console import emit_json, make_console, run_live
 from .errors import exit_code_for, exit_with, translate_errors
 from .options import (
     chaos_options,
+    count_option,
     lock_option,
     parse_strategies,
     sale_config,
@@ -34,12 +35,9 @@ from .options import (
 
 
 @click.command()
-@click.option(
-    "--buyers",
-    type=click.IntRange(1, MAX_BUYERS),
-    default=DEFAULT_BUYERS,
-    show_default=True,
-    help="How many buyer processes contend for the stock.",
+@count_option(
+    "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
+    "How many buyer processes contend for the stock.",
 )
 @lock_option()
 @sale_options
@@ -87,12 +85,9 @@ def buy(
 
 
 @click.command()
-@click.option(
-    "--buyers",
-    type=click.IntRange(1, MAX_BUYERS),
-    default=DEFAULT_BUYERS,
-    show_default=True,
-    help="How many buyer processes contend in each run.",
+@count_option(
+    "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
+    "How many buyer processes contend in each run.",
 )
 @lock_option()
 @click.option(
@@ -104,13 +99,7 @@ def buy(
     metavar="LIST",
     help="Compare these strategies instead, e.g. none,per-buyer,process,file.",
 )
-@click.option(
-    "--trials",
-    type=click.IntRange(1, 1000),
-    default=1,
-    show_default=True,
-    help="Run each side K times, seeds --seed, --seed+1, ...",
-)
+@count_option("--trials", 1, 1000, 1, "Run each side K times, seeds --seed, --seed+1, ...")
 @click.option(
     "--max-oversold",
     type=click.IntRange(0, MAX_COUNT),
@@ -215,34 +204,10 @@ def show_race(result: Any, show_timeline: bool) -> None:
 
 
 @click.command("queue")
-@click.option(
-    "--producers",
-    type=click.IntRange(1, MAX_PRODUCERS),
-    default=3,
-    show_default=True,
-    help="Producer processes (the buyers' front doors).",
-)
-@click.option(
-    "--orders",
-    type=click.IntRange(1, MAX_ORDERS),
-    default=20,
-    show_default=True,
-    help="Orders each producer submits.",
-)
-@click.option(
-    "--clerks",
-    type=click.IntRange(1, MAX_CLERKS),
-    default=2,
-    show_default=True,
-    help="Clerk processes selling from the queue.",
-)
-@click.option(
-    "--queue-size",
-    type=click.IntRange(1, MAX_QUEUE_SIZE),
-    default=10,
-    show_default=True,
-    help="Bound of the order queue.",
-)
+@count_option("--producers", 1, MAX_PRODUCERS, 3, "Producer processes (the buyers' front doors).")
+@count_option("--orders", 1, MAX_ORDERS, 20, "Orders each producer submits.")
+@count_option("--clerks", 1, MAX_CLERKS, 2, "Clerk processes selling from the queue.")
+@count_option("--queue-size", 1, MAX_QUEUE_SIZE, 10, "Bound of the order queue.")
 @click.option(
     "--put-timeout",
     type=click.FloatRange(0, 86_400),
@@ -263,12 +228,9 @@ def show_race(result: Any, show_timeline: bool) -> None:
     show_default=True,
     help="sentinel: one None per clerk; join: JoinableQueue, task_done() and join().",
 )
-@click.option(
-    "--batch",
-    type=click.IntRange(1, MAX_BATCH),
-    default=1,
-    show_default=True,
-    help="A clerk sells up to N waiting orders under one lock and one write (group commit).",
+@count_option(
+    "--batch", 1, MAX_BATCH, 1,
+    "A clerk sells up to N waiting orders under one lock and one write (group commit).",
 )
 @lock_option()
 @sale_options

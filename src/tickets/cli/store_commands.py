@@ -7,19 +7,13 @@ import click
 from ..constants import DEFAULT_TICKETS, MAX_COUNT
 from .console import emit_json
 from .errors import translate_errors
-from .options import StoreContext, json_option, lock_timeout_option
+from .options import StoreContext, count_option, json_option, lock_timeout_option
 
 pass_store = click.make_pass_decorator(StoreContext)
 
 
 @click.command()
-@click.option(
-    "--tickets",
-    type=click.IntRange(0, MAX_COUNT),
-    default=DEFAULT_TICKETS,
-    show_default=True,
-    help="How many tickets the store holds.",
-)
+@count_option("--tickets", 0, MAX_COUNT, DEFAULT_TICKETS, "How many tickets the store holds.")
 @lock_timeout_option("Give up after S seconds when another process holds the store's lock.")
 @json_option
 @pass_store
