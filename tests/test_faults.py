@@ -192,12 +192,16 @@ def test_chaos_in_the_queue_mode(invoke: Invoke) -> None:
     assert doc["submitted"] == doc["accepted"] + doc["rejected"]
 
 
-def run_concurrently(store: Path, lock: str, n: int, extra: list[str]) -> list[dict[str, object]]:
+def run_concurrently(store: Path, locks: list[str], extra: list[str]) -> list[dict[str, object]]:
+    """One `tickets buy --keep-stock` per lock, all at once on one store."""
     env = {**os.environ, "TICKETS_DB": str(store)}
-    cmd = [sys.executable, "-m", "tickets", "buy", "--keep-stock", "--lock", lock, "--json", *extra]
+    cmd = [sys.executable, "-m", "tickets", "buy", "--keep-stock", "--json", *extra]
     procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for _ in range(n)
+        subprocess.Popen(
+            [*cmd, "--lock", lock], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+        )  # fmt: skip
+        for lock in locks
     ]
     docs = []
     for p in procs:
@@ -208,9 +212,15 @@ def run_concurrently(store: Path, lock: str, n: int, extra: list[str]) -> list[d
 
 
 @pytest.mark.timeout(240)
-def test_concurrent_invocations_with_the_file_lock_never_oversell(store: Path) -> None:
+@pytest.mark.parametrize(
+    "locks", [["file"] * 3, ["flock"] * 3, ["file", "flock", "file", "flock"]], ids="+".join
+)
+def test_concurrent_invocations_with_file_locks_never_oversell(
+    store: Path, locks: list[str]
+) -> None:
+    """filelock and the kernel's flock take the same lock: mixed, they still exclude."""
     st.save(store, 30)
-    docs = run_concurrently(store, "file", 3, ["--buyers", "20", "--write-delay", "10"])
+    docs = run_concurrently(store, locks, ["--buyers", "20", "--write-delay", "10"])
     report = check_histories([read(str(d["history"])) for d in docs])
     assert report.passed and report.sold == 30 and report.remaining == 0
     assert sum(int(str(d["sold"])) for d in docs) == 30
@@ -220,7 +230,7 @@ def test_concurrent_invocations_with_the_file_lock_never_oversell(store: Path) -
 def test_concurrent_invocations_with_process_locks_oversell_across_runs(store: Path) -> None:
     st.save(store, 60)
     docs = run_concurrently(
-        store, "process", 3, ["--buyers", "20", "--search-delay", "0", "--write-delay", "40"]
+        store, ["process"] * 3, ["--buyers", "20", "--search-delay", "0", "--write-delay", "40"]
     )
     # Each run alone looks clean or nearly so; together they sold seats twice.
     report = check_histories([read(str(d["history"])) for d in docs])
