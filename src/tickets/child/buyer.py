@@ -23,16 +23,20 @@ from ..locks import LockTimeout, get
 from .events import EventWriter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
     from typing import Any
 
     from ..locks import BuyerLock
     from .plan import BuyerPlan
 
+    Purchase = Callable[["Counter", "WatchedLock"], "int | None"]
+
 #: Where a chaos run may kill a buyer (see :class:`Counter`).
 BUYER_KILL_POINTS = ("search", "locked", "writing", "written")
 
 
-def purchase(counter: Counter, lock: BuyerLock) -> int | None:
+def purchase(counter: Counter, lock: AbstractContextManager[Any]) -> int | None:
     """One buyer: the seat it got (the count it decremented from), or None."""
     if counter.search() == 0:
         return None  # sold out: walk away rather than queue for the lock
@@ -156,10 +160,10 @@ class WatchedLock:
             self.release_error = f"lock release failed: {exc}"
 
 
-def outcome_of(purchase_: Any, counter: Counter, lock: WatchedLock) -> dict[str, Any]:
-    """Run the purchase and say how it ended, as a history event's fields."""
+def outcome_of(buy: Purchase, counter: Counter, lock: WatchedLock) -> dict[str, Any]:
+    """Run a purchase and say how it ended, as a history event's fields."""
     try:
-        seat = purchase_(counter, lock)
+        seat = buy(counter, lock)
     except LockTimeout:
         return {"type": "fail", "reason": "busy"}
     except Exception as exc:
