@@ -22,7 +22,7 @@ Sale = Callable[..., RunResult]
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("strategy", ["process", "file"])
+@pytest.mark.parametrize("strategy", ["process", "file", "flock"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_locked_strategies_sell_exactly_the_stock(sale: Sale, strategy: str, seed: int) -> None:
     result = sale(buyers=50, tickets=10, strategy=strategy, seed=seed, delays=Delays())
@@ -77,8 +77,9 @@ def test_keep_stock_sells_what_is_left(sale: Sale, store: Path) -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_other_start_methods(sale: Sale, method: str) -> None:
-    result = sale(buyers=6, tickets=3, strategy="process", start_method=method)
+@pytest.mark.parametrize("strategy", ["process", "file", "flock"])
+def test_other_start_methods(sale: Sale, method: str, strategy: str) -> None:
+    result = sale(buyers=6, tickets=3, strategy=strategy, start_method=method)
     assert result.report.sold == 3 and result.passed
 
 

@@ -57,3 +57,15 @@ def test_exit_code_in_readme(code: int) -> None:
 def test_every_strategy_in_readme() -> None:
     for name in constants.STRATEGY_NAMES:
         assert f"| `{name}` |" in README
+
+
+def test_readme_shows_the_buyer_as_it_is() -> None:
+    """The README's purchase() is the real one, but for annotations and docstring."""
+    import inspect
+
+    from tickets.child.buyer import purchase
+
+    start = README.index("def purchase(counter, lock):")
+    shown = README[start : README.index("```", start)].strip().splitlines()[1:]
+    real = inspect.getsource(purchase).strip().splitlines()[2:]  # signature, docstring
+    assert shown == real

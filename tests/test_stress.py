@@ -14,7 +14,7 @@ Sale = Callable[..., RunResult]
 
 @pytest.mark.stress
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("strategy", ["process", "file"])
+@pytest.mark.parametrize("strategy", ["process", "file", "flock"])
 def test_locked_strategies_never_oversell_under_heavy_contention(sale: Sale, strategy: str) -> None:
     for seed in range(10):
         result = sale(buyers=500, tickets=200, strategy=strategy, seed=seed, delays=Delays.none())
