@@ -224,3 +224,69 @@ def test_store_without_read_permission_is_refused_even_as_root(
     before = snapshot(tmp_path)
     assert_refused(invoke("buy"), str(store), "cannot be read")
     assert snapshot(tmp_path) == before
+
+
+def make_special(path: Path, kind: str) -> None:
+    """A FIFO, a Unix socket or (as root) a character device at ``path``."""
+    import socket
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        server.close()  # the socket file stays
+    else:
+        if not is_root():
+            pytest.skip("making a device node needs root")
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+
+
+SPECIAL = ["fifo", "socket", "device"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_is_never_a_store(
+    invoke: Invoke, store: Path, tmp_path: Path, kind: str
+) -> None:
+    """init used to replace a FIFO, a device or a socket with a regular file."""
+    make_special(store, kind)
+    before = os.lstat(store)
+    for args in (["init"], ["status"], *SELLING):
+        assert_refused(invoke(*args), str(store), "not a regular file")
+    after = os.lstat(store)
+    assert (after.st_ino, after.st_mode, after.st_rdev) == (
+        before.st_ino, before.st_mode, before.st_rdev
+    )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [store.name]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_is_never_a_lock_file(
+    invoke: Invoke, store: Path, tmp_path: Path, kind: str
+) -> None:
+    store.write_text('{"count": 3}')
+    make_special(lock_path(store), kind)
+    before = snapshot_names(tmp_path)
+    for args in (["init"], *SELLING[1:]):
+        assert_refused(invoke(*args), str(lock_path(store)), "not a regular file")
+    assert snapshot_names(tmp_path) == before
+    assert store.read_text() == '{"count": 3}'
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_special_file_is_never_read_as_a_history(
+    invoke: Invoke, tmp_path: Path, kind: str
+) -> None:
+    """check and timeline used to wait forever on a FIFO."""
+    path = tmp_path / "h.jsonl"
+    make_special(path, kind)
+    for args in (["check", str(path)], ["timeline", str(path)]):
+        assert_refused(invoke(*args), str(path), "not a regular file")
+
+
+def snapshot_names(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,14 +125,20 @@ def _check_event(path: Path, lineno: int, ev: Any) -> dict[str, Any]:
 
 def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        f = open(path, "rb")  # noqa: SIM115
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise HistoryError(path, "no such history file") from None
-    except IsADirectoryError:
-        raise HistoryError(path, "is a folder, not a history file") from None
     except OSError as exc:
+        if os.path.exists(path) and not os.path.isfile(path):  # a socket cannot be opened
+            raise HistoryError(path, "is not a regular file, not a history file") from None
         raise HistoryError(path, f"cannot be read ({exc.strerror})") from None
-    with f:
+    kind = os.fstat(fd).st_mode
+    if not stat.S_ISREG(kind):
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(kind) else "not a regular file"
+        raise HistoryError(path, f"is {what}, not a history file")
+    with os.fdopen(fd, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             if len(raw) > MAX_LINE:
                 raise HistoryError(path, f"line {lineno} is too long for a history")

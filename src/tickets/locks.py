@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import stat
 import time
 from abc import ABC, abstractmethod
 from collections import namedtuple
@@ -346,10 +347,17 @@ def get(name: str) -> Strategy:
 def check_lock_path(store: Path) -> None:
     """Refuse a lock path that could lead a lock or write elsewhere."""
     path = lock_path(store)
-    if os.path.islink(path):
-        raise StoreError(path, "is a symbolic link", "remove it; tickets recreates the lock file")
-    if path.is_dir():
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    recreate = "remove it; tickets recreates the lock file"
+    if stat.S_ISLNK(mode):
+        raise StoreError(path, "is a symbolic link", recreate)
+    if stat.S_ISDIR(mode):
         raise StoreError(path, "is a folder, not a lock file", "remove it")
+    if not stat.S_ISREG(mode):
+        raise StoreError(path, "is not a regular file", recreate)
 
 
 def _tighten(path: str) -> None:

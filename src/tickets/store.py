@@ -145,6 +145,8 @@ def load(path: StorePath) -> int:
     except OSError as exc:
         if os.path.islink(path):
             raise StoreError(path, "is a symbolic link", "point --db at the real file") from None
+        if _special(path):  # a socket cannot even be opened
+            raise StoreError(path, "is not a regular file", "point --db at a store file") from None
         raise StoreError(path, f"cannot be opened ({exc.strerror})") from None
     try:
         info = os.fstat(fd)
@@ -164,6 +166,15 @@ def load(path: StorePath) -> int:
             "point --db at a store file or recreate it with `tickets init`",
         )
     return parse(data, path)
+
+
+def _special(path: StorePath) -> bool:
+    """Is there something at ``path`` that is neither a regular file nor a folder?"""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def dumps(count: int) -> bytes:
@@ -263,6 +274,8 @@ def check_writable(path: Path) -> None:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return
+    if not stat.S_ISREG(mode):  # a FIFO, a device, a socket: never replaced
+        raise StoreError(path, "is not a regular file", "point --db at a store file")
     if not os.access(path, os.R_OK) or not mode & stat.S_IRUSR:
         raise StoreError(path, "cannot be read (permission denied)", "fix its permissions")
     if not os.access(path, os.W_OK) or not mode & stat.S_IWUSR:
