@@ -48,6 +48,8 @@ def test_option_in_readme(name: str, option: str) -> None:
         constants.EXIT_STORE,
         constants.EXIT_ABORTED,
         constants.EXIT_INTERRUPTED,
+        constants.EXIT_HANGUP,
+        constants.EXIT_TERMINATED,
     ],
 )
 def test_exit_code_in_readme(code: int) -> None:

@@ -21,9 +21,9 @@ from tickets.locks import (
     FlockLock,
     LockTimeout,
     get,
-    store_lock,
 )
 from tickets.store import StoreError, lock_path
+from tickets.store_lock import store_lock
 
 WORKERS = 6
 ROUNDS = 15

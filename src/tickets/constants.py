@@ -35,10 +35,13 @@ EXIT_CHECK_FAILED = 1  # a check failed: oversold, a seat sold twice, stock lost
 EXIT_USAGE = 2  # bad flags or arguments (click's own code)
 EXIT_STORE = 3  # the store, its lock or a history file could not be used; nothing changed
 EXIT_ABORTED = 4  # the run was stopped: watchdog deadline, a clerk died under the join shutdown
-EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_HANGUP = 129  # SIGHUP: the terminal went away; handled like Ctrl-C
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (a CI job's timeout, kill): handled like Ctrl-C
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every check passed; 1 a check failed (oversold); "
     "2 usage error; 3 store, lock or history file unusable (nothing changed); "
-    "4 run stopped (watchdog deadline, a clerk died under --shutdown join); 130 interrupted."
+    "4 run stopped (watchdog deadline, a clerk died under --shutdown join); "
+    "129, 130, 143 stopped by SIGHUP, Ctrl-C, SIGTERM (what was sold so far is shown)."
 )

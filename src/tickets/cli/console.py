@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..constants import EXIT_INTERRUPTED
 from .errors import translate_errors
 
 if TYPE_CHECKING:
@@ -79,15 +78,31 @@ class LiveProgress:
             self._live = None
 
 
-def run_live(label: str, what: str, run: Callable[[LiveProgress], Any]) -> Any:
-    """Run with a live line on a terminal; Ctrl-C and core errors as exit codes."""
+def run_live(
+    label: str,
+    what: str,
+    run: Callable[[LiveProgress], Any],
+    show_partial: Callable[[Any], None] | None = None,
+) -> Any:
+    """Run with a live line on a terminal; core errors as exit codes.
+
+    Ctrl-C, SIGTERM and SIGHUP stop the run (see tickets.run.interrupts):
+    what it sold so far is shown by ``show_partial``, then the command exits
+    128 + the signal's number.
+    """
+    from ..run import interrupts
+
     live = LiveProgress(label)
     try:
-        with translate_errors():
+        with translate_errors(), interrupts.terminations_interrupt():
             return run(live)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         live.stop()
-        click.echo(f"interrupted; the history records the {what} stopped as unknown", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        result = getattr(interrupt, "result", None)
+        if show_partial is not None and result is not None:
+            show_partial(result)
+        happened = interrupts.describe(interrupt)
+        click.echo(f"{happened}; the history records the {what} stopped as unknown", err=True)
+        sys.exit(interrupts.exit_code(interrupt))
     finally:
         live.stop()

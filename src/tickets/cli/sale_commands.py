@@ -73,14 +73,17 @@ def buy(
 
     with translate_errors():
         config = BuyConfig(buyers=buyers, strategy=strategy, **sale_config(ctx, opts))
-    live_label = "" if json_ else f"buy --lock {strategy}"
-    result = run_live(live_label, "buyers", lambda live: run_buy(config, progress=live))
-    if json_:
-        emit_json(run_dict(result))
-    else:
-        from ..output.tables import run_view
+    def show(result: Any) -> None:
+        if json_:
+            emit_json(run_dict(result))
+        else:
+            from ..output.tables import run_view
 
-        make_console().print(run_view(result, None) if show_all else run_view(result))
+            make_console().print(run_view(result, None) if show_all else run_view(result))
+
+    live_label = "" if json_ else f"buy --lock {strategy}"
+    result = run_live(live_label, "buyers", lambda live: run_buy(config, progress=live), show)
+    show(result)
     exit_with(exit_code_for(result.passed, result.aborted))
 
 
@@ -286,14 +289,17 @@ def queue_command(
             strategy=strategy,
             **sale_config(ctx, opts),
         )
+    def show(result: Any) -> None:
+        if json_:
+            from ..output.json_documents import queue_dict
+
+            emit_json(queue_dict(result))
+        else:
+            from ..output.tables import queue_view
+
+            make_console().print(queue_view(result))
+
     live_label = "" if json_ else f"queue --lock {strategy}"
-    result = run_live(live_label, "orders", lambda live: run_queue(config, progress=live))
-    if json_:
-        from ..output.json_documents import queue_dict
-
-        emit_json(queue_dict(result))
-    else:
-        from ..output.tables import queue_view
-
-        make_console().print(queue_view(result))
+    result = run_live(live_label, "orders", lambda live: run_queue(config, progress=live), show)
+    show(result)
     exit_with(exit_code_for(result.passed, result.aborted))

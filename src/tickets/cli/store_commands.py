@@ -25,7 +25,7 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
         tickets --db sale.json init --tickets 100
     """
     from .. import store
-    from ..locks import check_lock_path, restock
+    from ..store_lock import check_lock_path, restock
 
     with translate_errors():
         if not obj.db.parent.exists():

@@ -22,6 +22,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from ..config import SaleConfig
+from . import interrupts
 from .abandoned_lock import AbandonedLockDetector
 from .chaos import Pauser
 from .children import Gate, raise_fd_limit
@@ -123,8 +124,10 @@ def sell(mode: SaleMode, progress: Callable[[Progress], None] | None = None) -> 
     """Run one sale the mode's way.
 
     Raises StoreError, HistoryError or ConfigError before anything changes
-    when the run cannot start; KeyboardInterrupt after recording the
-    operations it stopped as unknown.
+    when the run cannot start. An interrupt (KeyboardInterrupt, or
+    :class:`tickets.run.interrupts.Terminated` for SIGTERM and SIGHUP) or an
+    error during the sale is raised after the run is settled and its
+    history finished, with the run's result as its ``result``.
     """
     ledger = SaleLedger(mode.config, mode.total, mode.run_fields())
     try:
@@ -151,8 +154,10 @@ class Harness:
         self.pauser = Pauser(pauses, self.children.pids)
 
     def run(self, progress: Callable[[Progress], None] | None) -> RunResult:
+        """Sell, then stop, settle and close the run on every path; raise what
+        stopped it (an interrupt, an error) once the history is finished."""
         aborted: str | None = None
-        interrupted = False
+        stopped_by: BaseException | None = None
         t0 = time.monotonic()
         try:
             aborted = self.mode.start(self)
@@ -161,16 +166,21 @@ class Harness:
                 self.gate.open()
                 self.pauser.start(t0)
                 aborted = self.collect(progress)
-        except KeyboardInterrupt:
-            interrupted = True
-            aborted = "interrupted"
-        finally:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP
+            stopped_by, aborted = interrupt, interrupts.describe(interrupt)
+        except Exception as error:
+            stopped_by, aborted = error, f"stopped by an error: {error}"
+        caught: list[int] = []
+        with interrupts.held_back(caught):  # the history gets its end line, whatever comes
             self.pauser.resume_all()
-            self.settle(interrupted, aborted)
-        stats = self.mode.stats(self, aborted)
-        result = self.ledger.close_run(t0, aborted, queue=stats, chaos=self.chaos_report())
-        if interrupted:
-            raise KeyboardInterrupt
+            self.settle(aborted if stopped_by is not None else None, aborted)
+            stats = self.mode.stats(self, aborted)
+            result = self.ledger.close_run(t0, aborted, queue=stats, chaos=self.chaos_report())
+        if stopped_by is None and caught:
+            stopped_by = interrupts.interrupt_for(caught[0])
+        if stopped_by is not None:
+            stopped_by.result = result  # type: ignore[attr-defined]
+            raise stopped_by
         return result
 
     def take(self, events: list[dict[str, Any]], now: float, live: bool = True) -> None:
@@ -193,6 +203,7 @@ class Harness:
             now = time.monotonic()
             if events:
                 self.take(events, now)
+                self.ledger.writer.flush()  # as the sale goes: a killed parent loses no batch
                 last_event = now
             news = mode.step(self, now, now - last_event, bool(events))
             if news == FINISHED:
@@ -213,8 +224,10 @@ class Harness:
             progress(live)
         return None
 
-    def settle(self, interrupted: bool, aborted: str | None) -> None:
-        """Stop every child and give every operation left pending its outcome."""
+    def settle(self, interrupted: str | None, aborted: str | None) -> None:
+        """Stop every child and give every operation left pending its outcome
+        (``interrupted``: what cut the sale short, a signal or an error, if
+        something did)."""
         try:
             killed = set(self.mode.stop(self, aborted))
             self.drain()
@@ -228,7 +241,7 @@ class Harness:
                 if fate is not None:
                     why = fate[1]
                 elif interrupted:
-                    why = "interrupted"
+                    why = interrupted
                 elif aborted:
                     why = "stopped by the watchdog"
                 else:

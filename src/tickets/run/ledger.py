@@ -19,7 +19,7 @@ from .. import store
 from ..checks import Report, evaluate
 from ..config import SaleConfig
 from ..history import HistoryWriter
-from ..locks import check_lock_path, restock
+from ..store_lock import check_lock_path, restock
 
 
 @dataclass
@@ -153,6 +153,7 @@ class SaleLedger:
         self.notes: list[str] = []
         self._seats: dict[int, int] = {}
         self.writer.write(self._run_line(run_fields))
+        self.writer.flush()  # on disk before any buyer is let through the gate
 
     def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
         config = self.config

@@ -1,0 +1,87 @@
+"""Signals to the parent: SIGTERM and SIGHUP are handled like Ctrl-C, and
+the end of a run is never cut short by one.
+
+A CI job that times out sends SIGTERM; a closed terminal sends SIGHUP. Both
+stop the run the way Ctrl-C does: the children are stopped, what they had
+in hand is recorded as unknown, the history gets its ``end`` line, and the
+command exits 128 + the signal's number. While a run settles and writes its
+``end`` line, further signals are held back and raised once it is written
+(a second Ctrl-C used to leave the history unfinished).
+
+Signal handlers can only be set in the main thread; elsewhere these do nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: The signals that stop a run, besides SIGINT (Ctrl-C).
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: an interrupt, from another process than the terminal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"terminated by {signal.Signals(self.signum).name}"
+
+
+def interrupt_for(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def describe(interrupt: KeyboardInterrupt) -> str:
+    """What the history says of an interrupted run."""
+    return str(interrupt) if isinstance(interrupt, Terminated) else "interrupted"
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    signum = interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT
+    return 128 + signum
+
+
+def _install(handler: Callable[[int, Any], None], signals: tuple[int, ...]) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    try:
+        for signum in signals:
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread: leave the signals alone
+        pass
+    return previous
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated`."""
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = _install(terminate, TERMINATING)
+    try:
+        yield
+    finally:
+        _restore(previous)
+
+
+@contextmanager
+def held_back(caught: list[int]) -> Iterator[None]:
+    """While the block runs, SIGINT, SIGTERM and SIGHUP are noted in
+    ``caught`` instead of interrupting it."""
+    previous = _install(lambda signum, frame: caught.append(signum), (signal.SIGINT, *TERMINATING))
+    try:
+        yield
+    finally:
+        _restore(previous)

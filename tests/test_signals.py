@@ -1,0 +1,110 @@
+"""Signals to a real parent: SIGTERM and SIGHUP stop a run like Ctrl-C, the
+history is finished, nothing is left running, and the exit code says which."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import read_json_lines
+
+
+def start(store: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "TICKETS_DB": str(store)}
+    cmd = [sys.executable, "-m", "tickets", *args, "--json"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def history_of(store: Path, timeout: float = 30) -> Path:
+    """The run's history, once its run line is on disk (the sale is under way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list((store.parent / "history").glob("*.jsonl"))
+        if found and found[0].read_text().count("\n") >= 2:  # the run line and an event
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError("the run never started")
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie is gone for our purposes only once reaped; ours are reaped.
+    return False
+
+
+SLOW_BUY = ["buy", "--buyers", "40", "--tickets", "100", "--search-delay", "1500"]
+SLOW_QUEUE = ["queue", "--orders", "300", "--search-delay", "30"]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    "args, sig, code",
+    [
+        (SLOW_BUY, signal.SIGTERM, 143),
+        (SLOW_BUY, signal.SIGHUP, 129),
+        (SLOW_BUY, signal.SIGINT, 130),
+        (SLOW_QUEUE, signal.SIGTERM, 143),
+    ],
+    ids=["buy-term", "buy-hup", "buy-int", "queue-term"],
+)
+def test_a_signal_stops_the_run_like_ctrl_c(
+    store: Path, args: list[str], sig: int, code: int
+) -> None:
+    proc = start(store, *args)
+    history = history_of(store)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    name = "interrupted" if sig == signal.SIGINT else f"terminated by {signal.Signals(sig).name}"
+    assert name in err and "Traceback" not in err
+    doc = json.loads(out)  # what was sold so far still reaches the JSON document
+    assert doc["aborted"] == name and doc["passed"] is False
+    lines = read_json_lines(history)
+    assert lines[-1]["type"] == "end" and lines[-1]["aborted"] == name
+    assert all(b["result"] != "pending" for b in doc["buyers"])
+    pids = {int(b["pid"]) for b in doc["buyers"] if b["pid"]}
+    assert pids and all(gone(pid) for pid in pids)  # nothing of the run is left running
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_signal_never_leaves_the_history_unfinished(store: Path, second: int) -> None:
+    for _ in range(3):
+        for old in (store.parent / "history").glob("*.jsonl"):
+            old.unlink()
+        proc = start(store, *SLOW_BUY)
+        history = history_of(store)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+        proc.send_signal(second)
+        proc.communicate(timeout=60)
+        assert proc.returncode in (130, 143)
+        assert read_json_lines(history)[-1]["type"] == "end"
+
+
+@pytest.mark.timeout(60)
+def test_the_history_is_on_disk_while_the_sale_goes(store: Path) -> None:
+    """A parent killed with SIGKILL leaves every batch it had read: the run
+    line and the events so far, which check reports as unfinished."""
+    proc = start(store, *SLOW_BUY)
+    history = history_of(store)
+    proc.kill()
+    proc.communicate(timeout=30)
+    lines = read_json_lines(history)
+    assert lines[0]["type"] == "run" and any(e["type"] == "invoke" for e in lines)
+    check = subprocess.run(
+        [sys.executable, "-m", "tickets", "check", str(history), "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert check.returncode == 1
+    assert "did not finish" in check.stdout
