@@ -33,17 +33,36 @@ def history_of(store: Path, timeout: float = 30) -> Path:
     raise AssertionError("the run never started")
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie is gone for our purposes only once reaped; ours are reaped.
-    return False
+def left_running(store: Path) -> list[int]:
+    """Live processes of this test's runs: every process a run starts (the
+    parent, launcher, buyers, producers, clerks) inherits TICKETS_DB=store.
+    Zombies are not running: killed buyers are reparented to PID 1, which
+    need not reap them."""
+    mark = f"TICKETS_DB={store}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as env:
+                if mark not in env.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if state != "Z":
+            pids.append(int(entry))
+    return pids
 
 
-SLOW_BUY = ["buy", "--buyers", "40", "--tickets", "100", "--search-delay", "1500"]
-SLOW_QUEUE = ["queue", "--orders", "300", "--search-delay", "30"]
+# Every buyer searches at once and queues at the lock, each holding it for
+# 100-200 ms: the sale lasts seconds, most of it buyers waiting to sell.
+SLOW_BUY = ["buy", "--buyers", "40", "--tickets", "100"]
+SLOW_BUY += ["--search-delay", "0", "--write-delay", "200"]
+# One slow clerk and a queue of one: the producers block in put().
+SLOW_QUEUE = ["queue", "--clerks", "1", "--queue-size", "1", "--orders", "50"]
+SLOW_QUEUE += ["--write-delay", "300"]
 
 
 @pytest.mark.timeout(90)
@@ -72,8 +91,7 @@ def test_a_signal_stops_the_run_like_ctrl_c(
     lines = read_json_lines(history)
     assert lines[-1]["type"] == "end" and lines[-1]["aborted"] == name
     assert all(b["result"] != "pending" for b in doc["buyers"])
-    pids = {int(b["pid"]) for b in doc["buyers"] if b["pid"]}
-    assert pids and all(gone(pid) for pid in pids)  # nothing of the run is left running
+    assert left_running(store) == []  # nothing of the run is left running
 
 
 @pytest.mark.timeout(120)
@@ -108,3 +126,25 @@ def test_the_history_is_on_disk_while_the_sale_goes(store: Path) -> None:
     )  # fmt: skip
     assert check.returncode == 1
     assert "did not finish" in check.stdout
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    "args",
+    [SLOW_BUY, [*SLOW_BUY, "--start-method", "spawn"], SLOW_QUEUE],
+    ids=["buy-fork", "buy-spawn", "queue"],
+)
+def test_nothing_outlives_a_killed_parent(store: Path, args: list[str]) -> None:
+    """SIGKILL of the parent mid-sale: within 2 s no process of the run is
+    left, and the store stops changing (the orphans used to keep selling)."""
+    proc = start(store, *args)
+    history_of(store)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 2.0
+    while left_running(store) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left_running(store) == []
+    before = store.read_bytes()
+    time.sleep(0.5)
+    assert store.read_bytes() == before

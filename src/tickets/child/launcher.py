@@ -12,7 +12,9 @@ the parent, and a buyer costs ~1.9 ms of CPU against ~4 ms.
 The launcher tells the parent each buyer's pid (``spawned``), that all are
 started (``launched``), and each buyer's exit code once it has reaped it
 (``exit``), over the run's event pipe. It runs in a session of its own, so
-the parent can kill it and every buyer left with one ``killpg``. Under the
+the parent can kill it and every buyer left with one ``killpg``; and if the
+parent dies (by any signal, SIGKILL too), the launcher reads EOF on its
+lifeline pipe within a tick and kills that session itself. Under the
 ``process`` strategy the run's lock lives here, so the launcher also tries
 the lock now and then and says when it found it free (``lockfree``), which
 is how the parent tells a lock left held by a dead buyer from a busy one.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import sys
 import time
 
@@ -55,11 +58,26 @@ class FdGate:
         return bool(select.select([self.fd], [], [], timeout)[0])
 
 
-def orders_doc(plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int) -> dict[str, Any]:
+def orders_doc(
+    plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, lifeline_fd: int
+) -> dict[str, Any]:
     """What the parent sends the launcher: plain JSON (see :func:`read_plan`)."""
     fields = plan._asdict()
     fields["store"] = str(plan.store)  # a plain string: no pathlib in the launcher
-    return {"events_fd": events_fd, "gate_fd": gate_fd, "buyers": buyers, "plan": fields}
+    fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
+    return {**fds, "buyers": buyers, "plan": fields}
+
+
+def parent_gone(lifeline: int) -> bool:
+    """The parent holds the lifeline's only write end: it reads EOF once the
+    parent has died, whatever killed it."""
+    return bool(select.select([lifeline], [], [], 0)[0])
+
+
+def stop_everyone() -> None:
+    """The parent is gone: this launcher and every buyer stop now, before
+    another write (they share the launcher's process group)."""
+    os.killpg(0, signal.SIGKILL)
 
 
 def read_plan(doc: dict[str, Any]) -> BuyerPlan:
@@ -92,11 +110,14 @@ def fork_buyers(plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd
     return children, shared
 
 
-def reap(children: dict[int, int], out: Batcher, lock: Any) -> None:
+def reap(children: dict[int, int], out: Batcher, lock: Any, lifeline: int) -> None:
     """Report each buyer's exit code until all have exited; with a process
-    lock, report now and then that it was found free."""
+    lock, report now and then that it was found free. If the parent dies,
+    stop everyone within a tick."""
     last_free = 0.0
     while children:
+        if parent_gone(lifeline):
+            stop_everyone()
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid:
             if pid in children:
@@ -130,8 +151,10 @@ def main() -> None:
 
         ctx = multiprocessing.get_context("fork")
     tokens = get(plan.strategy).tokens(ctx)
+    if parent_gone(doc["lifeline_fd"]):
+        return
     children, shared = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"])
-    reap(children, out, shared if plan.strategy == "process" else None)
+    reap(children, out, shared if plan.strategy == "process" else None, doc["lifeline_fd"])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import multiprocessing.process
 import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
@@ -44,20 +45,51 @@ def forget(process: Any) -> None:
         children.discard(process)
 
 
+#: prctl(2) option: the signal this process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Be killed (SIGKILL) the moment the parent process dies, by any signal.
+
+    Linux's ``prctl(PR_SET_PDEATHSIG)``; elsewhere nothing (the launcher's
+    lifeline covers forked buyers everywhere). ``parent`` is the pid the
+    child was started by: if it is already gone, the child leaves now.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (AttributeError, OSError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
 def _child_main(
-    target: Callable[..., None], args: tuple[Any, ...], close: Iterable[Any]
+    target: Callable[..., None], args: tuple[Any, ...], close: Iterable[Any], parent: int
 ) -> NoReturn:
     """A forked child: run the target, then leave at once (no atexit, no flush)."""
     code = 1
     try:
         # Ctrl-C goes to the whole process group: the parent decides.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        die_with_parent(parent)
         for conn in close:
             conn.close()
         target(*args)
         code = 0
     finally:
         os._exit(code)
+
+
+def _started_child(target: Callable[..., None], parent: int | None, *args: Any) -> None:
+    """A child started by multiprocessing: dies with its parent, the run's
+    process (spawn) or the fork server (``parent`` None), which exits when
+    the run's process is gone."""
+    die_with_parent(os.getppid() if parent is None else parent)
+    target(*args)
 
 
 class Gate:
@@ -94,6 +126,7 @@ class Children:
 
     def __init__(self, ctx: Any, method: str, close_in_child: Iterable[Any] = ()) -> None:
         self.ctx = ctx
+        self.method = method
         self.raw_fork = method == "fork"
         #: parent-only pipe ends a forked child must not keep open
         self.close_in_child = tuple(close_in_child)
@@ -104,11 +137,14 @@ class Children:
     def start(self, key: Any, target: Callable[..., None], args: Iterable[Any]) -> None:
         args = tuple(args)
         if self.raw_fork:
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
-                _child_main(target, args, self.close_in_child)
+                _child_main(target, args, self.close_in_child, parent)
         else:
-            p = self.ctx.Process(target=target, args=args, daemon=True)
+            known_parent = os.getpid() if self.method == "spawn" else None
+            child_args = (target, known_parent, *args)
+            p = self.ctx.Process(target=_started_child, args=child_args, daemon=True)
             p.start()
             forget(p)
             self._procs[key] = p

@@ -26,6 +26,8 @@ class LauncherHandle:
     """Start the launcher, follow its reports, stop it and every buyer."""
 
     def __init__(self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int) -> None:
+        # The lifeline: the launcher reads EOF on it once this process is gone.
+        lifeline_fd, self._lifeline = os.pipe()
         self.pids: dict[int, int] = {}
         self.codes: dict[int, int | None] = {}
         self.launched = False
@@ -39,16 +41,19 @@ class LauncherHandle:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                pass_fds=(events_fd, gate_fd),
+                pass_fds=(events_fd, gate_fd, lifeline_fd),
                 start_new_session=True,  # one killpg stops it and every buyer
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )
         except OSError as exc:
             self.start_error = f"could not start the buyer launcher: {exc.strerror or exc}"
             return
+        finally:
+            os.close(lifeline_fd)  # the launcher's end only
         assert self.proc.stdin is not None
+        orders = orders_doc(plan, buyers, events_fd, gate_fd, lifeline_fd)
         try:
-            self.proc.stdin.write(json.dumps(orders_doc(plan, buyers, events_fd, gate_fd)).encode())
+            self.proc.stdin.write(json.dumps(orders).encode())
             self.proc.stdin.close()
         except BrokenPipeError:
             pass  # it exited before reading its orders; failed() reports how
@@ -103,6 +108,7 @@ class LauncherHandle:
         Returns the buyers not known to have exited: those killed here.
         """
         if self.proc is None:
+            os.close(self._lifeline)
             return self.alive()
         if not kill_now:
             try:
@@ -118,4 +124,5 @@ class LauncherHandle:
             self.proc.wait(5.0)
         except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL
             pass
+        os.close(self._lifeline)
         return alive
