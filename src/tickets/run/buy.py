@@ -36,7 +36,7 @@ class BuyMode(SaleMode):
         if config.chaos is not None:
             plan = plan._replace(kill_at=config.chaos.buyer_kills(config.buyers))
         self.plan = plan
-        self._tokens: Iterable[Any] = ()
+        self._tokens: list[Any] = []
 
     @property
     def total(self) -> int:
@@ -58,11 +58,13 @@ class BuyMode(SaleMode):
             if process_lock:  # the run's lock lives in the launcher, which tries it
                 run.detector.probe = launcher.lock_was_free_since
             return launcher
+        # Every token is kept until the run ends: Process.start() drops its
+        # arguments, and a per-buyer lock nobody holds is unlinked before a
+        # spawned child can open it (FileNotFoundError in SemLock._rebuild).
         tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
-        first = next(tokens)
-        self._tokens = (first if b == 0 else next(tokens) for b in range(self.config.buyers))
+        self._tokens = [next(tokens) for _ in range(self.config.buyers)]
         if process_lock:
-            run.detector.probe = probe_by_trying(first)
+            run.detector.probe = probe_by_trying(self._tokens[0])
         return Children(run.ctx, self.config.start_method)
 
     def start(self, run: Harness) -> str | None:

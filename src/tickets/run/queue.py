@@ -79,7 +79,7 @@ class QueueMode(SaleMode):
         )  # fmt: skip
         self.join = config.shutdown == "join"
         self.orders: Any = None
-        self.first_token: Any = None
+        self.tokens: list[Any] = []
         self.dead_clerks: dict[int, str] = {}
         self.sentinels = 0
         self.clerks_done = False
@@ -104,17 +104,17 @@ class QueueMode(SaleMode):
     def make_children(self, run: Harness) -> Children:
         size = self.config.queue_size
         self.orders = run.ctx.JoinableQueue(size) if self.join else run.ctx.Queue(size)
-        self._tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
-        self.first_token = next(self._tokens)
+        # Kept until the run ends (see BuyMode.make_children).
+        tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
+        self.tokens = [next(tokens) for _ in range(self.config.clerks)]
         if self.config.strategy == "process":
-            run.detector.probe = probe_by_trying(self.first_token)
+            run.detector.probe = probe_by_trying(self.tokens[0])
         close = [run.gate.writer, run.events.reader]
         return Children(run.ctx, self.config.start_method, close_in_child=close)
 
     def start(self, run: Harness) -> str | None:
         gate, events, orders = run.gate.reader, run.events.writer, self.orders
-        for c in range(self.config.clerks):
-            token = self.first_token if c == 0 else next(self._tokens)
+        for c, token in enumerate(self.tokens):
             run.children.start(("clerk", c), run_clerk, (self.plan, c, token, events, gate, orders))
         for p in range(self.config.producers):
             run.children.start(("producer", p), run_producer, (self.plan, p, events, gate, orders))
