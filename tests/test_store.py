@@ -139,3 +139,24 @@ def test_orphan_temps_of_dead_writers_are_removed(store: Path) -> None:
     assert st.orphan_temps(store) == [dead]
     assert st.remove_orphan_temps(store) == 1
     assert not dead.exists() and live.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_write_keeps_owner_and_group_and_drops_dangerous_bits(store: Path) -> None:
+    """Root used to take a store over (its owner then got 'Permission
+    denied'), and a planted 6777 store became a root-owned setuid file."""
+    st.save(store, 5)
+    os.chown(store, 65534, 65534)
+    os.chmod(store, 0o6777)
+    st.save(store, 4)
+    info = os.stat(store)
+    assert (info.st_uid, info.st_gid) == (65534, 65534)
+    assert stat.S_IMODE(info.st_mode) == 0o777  # permission bits kept, setuid/setgid gone
+    assert st.load(store) == 4
+
+
+def test_a_write_drops_setuid_setgid_and_sticky_bits(store: Path) -> None:
+    st.save(store, 5)
+    os.chmod(store, 0o7640)
+    st.save(store, 4)
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o640

@@ -192,7 +192,8 @@ def save(
     fsync: bool = False,
     before_replace: Callable[[], None] | None = None,
 ) -> None:
-    """Atomically replace the store with ``{"count": count}``, keeping its mode.
+    """Atomically replace the store with ``{"count": count}``, keeping its
+    permission bits (never setuid, setgid or sticky), owner and group.
 
     Readers see the old file or the new one, never a partial write: the data
     goes to a temp file created exclusively (unpredictable name, same folder),
@@ -204,9 +205,11 @@ def save(
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     try:
-        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        old = os.lstat(path)
+        # The store's permission bits are kept, never setuid, setgid or sticky.
+        mode, owner = old.st_mode & 0o777, (old.st_uid, old.st_gid)
     except FileNotFoundError:
-        mode = 0o644
+        mode, owner = 0o644, None
     # The writer's pid is in the name so that a later run can tell an orphan
     # (its writer was killed) from a write still in flight.
     tmp = os.path.join(
@@ -222,6 +225,8 @@ def save(
         ) from None
     try:
         try:
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                _keep_owner(fd, owner)
             os.fchmod(fd, mode)
             os.write(fd, dumps(count))
             if fsync:
@@ -239,6 +244,15 @@ def save(
         raise
     if fsync:
         _fsync_folder(folder)
+
+
+def _keep_owner(fd: int, owner: tuple[int, int]) -> None:
+    """The new file keeps the old one's owner and group where this process may
+    give them (root may; others only a group they belong to)."""
+    try:
+        os.fchown(fd, *owner)
+    except PermissionError:
+        pass
 
 
 def _fsync_folder(folder: str) -> None:
