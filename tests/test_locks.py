@@ -21,6 +21,7 @@ from tickets.locks import (
     FlockLock,
     LockTimeout,
     get,
+    names_held_file,
 )
 from tickets.store import StoreError, lock_path
 from tickets.store_lock import store_lock
@@ -235,3 +236,40 @@ def test_the_file_strategy_is_filelock(store: Path) -> None:
 def test_unknown_strategy() -> None:
     with pytest.raises(ValueError, match="choose one of"):
         get("spinlock")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("holder", ["file", "flock"])
+def test_a_deleted_lock_file_does_not_let_two_in(store: Path, holder: str) -> None:
+    """A holds the lock; the lock file is deleted; B takes the new file at the
+    path. W, which opened the old file before it went, gets the old one once
+    A lets go: it must notice the path names another file and wait for B."""
+    ctx = multiprocessing.get_context("fork")
+    held_a, release_a = ctx.Event(), ctx.Event()
+    held_b, release_b = ctx.Event(), ctx.Event()
+    a = ctx.Process(target=_hold, args=(holder, str(store), held_a, release_a))
+    a.start()
+    try:
+        assert held_a.wait(30)
+        waiter = FlockLock(store, 1.0)  # opens the old file now
+        lock_path(store).unlink()
+        b = ctx.Process(target=_hold, args=(holder, str(store), held_b, release_b))
+        b.start()
+        assert held_b.wait(30)  # B got the new file: A and B both hold (unavoidable)
+        release_a.set()
+        a.join(30)
+        with pytest.raises(LockTimeout):  # W would have been a third holder
+            waiter.acquire()
+        release_b.set()
+        b.join(30)
+        waiter.acquire()  # and it gets the lock once B lets go
+        assert names_held_file(str(lock_path(store)), waiter._fd or -1)
+        waiter.release()
+        waiter.close()
+    finally:
+        for event in (release_a, release_b):
+            event.set()
+        for p in (a, locals().get("b")):
+            if p is not None and p.is_alive():
+                p.kill()
+                p.join(5)

@@ -128,6 +128,23 @@ class ProcessLock(BuyerLock):
         self._lock.release()
 
 
+def names_held_file(path: str, fd: int) -> bool:
+    """Does ``path`` still name the file ``fd`` has open?
+
+    Someone may delete ``<store>.lock`` while it is held: the next process
+    then creates a new file at the path and locks that one, while those who
+    opened the old file before it went lock the old one, and two chains of
+    holders overlap. A lock taken on a file the path no longer names is let
+    go and taken again on the one it does name.
+    """
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
 def _unusable_lock_file(path: str, exc: OSError) -> StoreError:
     if os.path.islink(path):
         return StoreError(path, "is a symbolic link", "remove it; tickets recreates the lock file")
@@ -152,6 +169,7 @@ class FileLock(BuyerLock):
         # Plain string work: pathlib's lock_path is slow in a fresh child.
         self.path = os.fspath(store) + LOCK_SUFFIX
         self._timeout_error = filelock.Timeout
+        self._stale = False
         self._lock = filelock.FileLock(
             self.path,
             timeout=timeout,
@@ -159,15 +177,24 @@ class FileLock(BuyerLock):
             poll_interval=FILE_POLL_INTERVAL,
             fallback_to_soft=False,
             preserve_lock_file=True,
+            on_acquired=self._check_held,
         )
 
+    def _check_held(self, fd: int) -> None:
+        self._stale = not names_held_file(self.path, fd)
+
     def acquire(self) -> None:
-        try:
-            self._lock.acquire()
-        except self._timeout_error:
-            raise LockTimeout(f"lock {self.path}", self.timeout) from None
-        except OSError as exc:
-            raise _unusable_lock_file(self.path, exc) from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            except self._timeout_error:
+                raise LockTimeout(f"lock {self.path}", self.timeout) from None
+            except OSError as exc:
+                raise _unusable_lock_file(self.path, exc) from None
+            if not self._stale:
+                return
+            self._lock.release()  # a deleted lock file's: take the one the path names
 
     def release(self) -> None:
         self._lock.release()
@@ -210,12 +237,7 @@ class FlockLock(BuyerLock):
     def __init__(self, store: StorePath, timeout: float, *, timer: bool = False) -> None:
         super().__init__(timeout)
         self.path = os.fspath(store) + LOCK_SUFFIX
-        try:
-            self._fd: int | None = os.open(
-                self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_FILE_MODE
-            )
-        except OSError as exc:
-            raise _unusable_lock_file(self.path, exc) from None
+        self._fd: int | None = self._open()
         self._previous_alarm: Any = None
         #: did this lock install the handler (and so restores the old one)?
         self._owns_alarm = False
@@ -228,16 +250,33 @@ class FlockLock(BuyerLock):
             except ValueError:  # not the main thread: no signal can reach us here
                 self.timer = False
 
+    def _open(self) -> int:
+        try:
+            return os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_FILE_MODE
+            )
+        except OSError as exc:
+            raise _unusable_lock_file(self.path, exc) from None
+
     def acquire(self) -> None:
         assert self._fd is not None, "lock already closed"
-        if self.timer:
-            self._wait_blocking(self._fd)
-        else:
-            self._wait_polling(self._fd)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            wait = max(deadline - time.monotonic(), 0.000_001)
+            if self.timer:
+                self._wait_blocking(self._fd, wait)
+            else:
+                self._wait_polling(self._fd, wait)
+            if names_held_file(self.path, self._fd):
+                return
+            # A deleted lock file's: let go, and take the one the path names.
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = self._open()
 
-    def _wait_blocking(self, fd: int) -> None:
+    def _wait_blocking(self, fd: int, wait: float) -> None:
         try:
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+            signal.setitimer(signal.ITIMER_REAL, wait)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             finally:
@@ -248,8 +287,8 @@ class FlockLock(BuyerLock):
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise LockTimeout(f"lock {self.path}", self.timeout) from None
 
-    def _wait_polling(self, fd: int) -> None:
-        deadline = time.monotonic() + self.timeout
+    def _wait_polling(self, fd: int, wait: float) -> None:
+        deadline = time.monotonic() + wait
         pause = 0.0001
         while True:
             try:
