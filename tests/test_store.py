@@ -41,7 +41,7 @@ def test_failed_write_keeps_old_file(store: Path, monkeypatch: pytest.MonkeyPatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreError, match="No space left on device"):
         st.save(store, 4)
     assert store.read_bytes() == before
     assert sorted(p.name for p in store.parent.iterdir()) == ["tickets.json"]

@@ -13,6 +13,9 @@ from typing import Any
 
 from .history import History, HistoryError, outcomes
 
+#: The reason of an outcome that ended on an error (see tickets.child.buyer).
+ERROR_PREFIX = "error: "
+
 
 @dataclass(frozen=True)
 class Check:
@@ -70,8 +73,12 @@ def evaluate(
     sold = failed = unknown = 0
     holders: dict[int, list[str]] = defaultdict(list)
     out_of_range: list[int] = []
+    errors: list[str] = []
     for key, ev in outcome_events:
         kind = ev["type"]
+        reason = ev.get("reason")
+        if isinstance(reason, str) and reason.startswith(ERROR_PREFIX):
+            errors.append(reason)
         if kind == "ok":
             sold += 1
             holders[ev["seat"]].append(key)
@@ -87,8 +94,18 @@ def evaluate(
         Check("sold <= initial", sold <= initial, f"{sold} sold from a stock of {initial}"),
         _seats_check(initial, double, out_of_range),
         *_stock_checks(initial, remaining, sold, unknown, store_problem, finished),
+        _errors_check(errors),
     ]
     return Report(initial, remaining, sold, failed, unknown, double, tuple(checks))
+
+
+def _errors_check(errors: list[str]) -> Check:
+    """A buyer that could not use the store (a full disk, a lock file it could
+    not open) did not take part in the sale: such a run proves nothing."""
+    if not errors:
+        return Check("no errors", True, "no operation ended on an error")
+    detail = f"{len(errors)} operation(s) ended on an error, the first: {errors[0]}"
+    return Check("no errors", False, detail)
 
 
 def _seats_check(initial: int, double: dict[int, list[str]], out_of_range: list[int]) -> Check:

@@ -58,18 +58,39 @@ class HistoryWriter:
             raise HistoryError(path, "already exists; choose another --history path") from None
         except OSError as exc:
             raise HistoryError(path, f"cannot be created ({exc.strerror})") from None
+        #: the first failed write, after which nothing more is written
+        self.broken: HistoryError | None = None
 
     def write(self, event: dict[str, Any]) -> None:
+        """Append one event (buffered; see :meth:`flush`). After a failed
+        write the history is broken: the error was raised once, and later
+        writes are dropped so the run can still be settled."""
+        if self.broken is not None:
+            return
         assert self._file is not None, "history already closed"
-        self._file.write(compact(event) + "\n")
+        try:
+            self._file.write(compact(event) + "\n")
+        except OSError as exc:
+            self._fail(exc)
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        if self._file is not None and self.broken is None:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.broken = HistoryError(self.path, f"cannot be written ({exc.strerror})")
+        raise self.broken from None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:  # what was buffered could not be written
+                if self.broken is None:
+                    self.broken = HistoryError(self.path, f"cannot be written ({exc.strerror})")
             self._file = None
 
     def discard(self) -> None:

@@ -204,12 +204,6 @@ def save(
         raise ValueError(f"count must be a whole number from 0 to {MAX_COUNT}, got {count!r}")
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    try:
-        old = os.lstat(path)
-        # The store's permission bits are kept, never setuid, setgid or sticky.
-        mode, owner = old.st_mode & 0o777, (old.st_uid, old.st_gid)
-    except FileNotFoundError:
-        mode, owner = 0o644, None
     # The writer's pid is in the name so that a later run can tell an orphan
     # (its writer was killed) from a write still in flight.
     tmp = os.path.join(
@@ -224,26 +218,40 @@ def save(
             "check the folder's permissions",
         ) from None
     try:
-        try:
-            if owner is not None and owner != (os.geteuid(), os.getegid()):
-                _keep_owner(fd, owner)
-            os.fchmod(fd, mode)
-            os.write(fd, dumps(count))
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fill(fd, path, count, fsync)
         if before_replace is not None:  # chaos: a writer killed right here
             before_replace()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):  # a full disk, an I/O error: the old file stands
+            fix = "make room there or point --db elsewhere; the store is unchanged"
+            raise StoreError(path, f"cannot be written ({exc.strerror})", fix) from None
         raise
     if fsync:
         _fsync_folder(folder)
+
+
+def _fill(fd: int, path: str, count: int, fsync: bool) -> None:
+    """Write the new store into the temp file ``fd`` (and close it), with
+    the old store's owner, group and permission bits (never setuid, setgid
+    or sticky)."""
+    try:
+        try:
+            old: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
+            old = None
+        if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+            _keep_owner(fd, (old.st_uid, old.st_gid))
+        os.fchmod(fd, 0o644 if old is None else old.st_mode & 0o777)
+        os.write(fd, dumps(count))
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _keep_owner(fd: int, owner: tuple[int, int]) -> None:

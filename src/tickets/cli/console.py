@@ -95,7 +95,14 @@ def run_live(
     live = LiveProgress(label)
     try:
         with translate_errors(), interrupts.terminations_interrupt():
-            return run(live)
+            try:
+                return run(live)
+            except Exception as error:  # a history or store that failed mid-run
+                live.stop()
+                result = getattr(error, "result", None)
+                if show_partial is not None and result is not None:
+                    show_partial(result)  # what was sold before it failed
+                raise
     except KeyboardInterrupt as interrupt:
         live.stop()
         result = getattr(interrupt, "result", None)

@@ -176,6 +176,8 @@ class Harness:
             self.settle(aborted if stopped_by is not None else None, aborted)
             stats = self.mode.stats(self, aborted)
             result = self.ledger.close_run(t0, aborted, queue=stats, chaos=self.chaos_report())
+        if stopped_by is None:  # the end line could not be written, or a signal came
+            stopped_by = self.ledger.writer.broken
         if stopped_by is None and caught:
             stopped_by = interrupts.interrupt_for(caught[0])
         if stopped_by is not None:

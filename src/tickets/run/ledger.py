@@ -152,8 +152,12 @@ class SaleLedger:
         self.live = Progress(total=total, noun="order" if config.mode == "queue" else "buyer")
         self.notes: list[str] = []
         self._seats: dict[int, int] = {}
-        self.writer.write(self._run_line(run_fields))
-        self.writer.flush()  # on disk before any buyer is let through the gate
+        try:  # on disk before any buyer is let through the gate: no record, no sale
+            self.writer.write(self._run_line(run_fields))
+            self.writer.flush()
+        except BaseException:
+            self.writer.discard()
+            raise
 
     def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
         config = self.config
@@ -233,7 +237,9 @@ class SaleLedger:
         )
         self.writer.close()
         rows = [self.rows[k] for k in sorted(self.rows)]
-        outcomes = [(str(r.number), {"type": r.result, "seat": r.seat}) for r in rows]
+        outcomes = [
+            (str(r.number), {"type": r.result, "seat": r.seat, "reason": r.reason}) for r in rows
+        ]
         report = evaluate(self.initial, remaining, outcomes, store_problem=store_error)
         return RunResult(
             config=self.config,

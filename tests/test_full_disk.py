@@ -1,0 +1,124 @@
+"""A full disk, for real: a tiny tmpfs mounted for the test (root only).
+
+No record, no sale: a history that cannot be written stops the run (exit 3)
+before a buyer is let through, or at once mid-run with what was sold so far
+in the JSON document; a store that cannot be written is an exit 3 with one
+line, never a traceback; a sale whose buyers could not write never passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import is_root
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="mounting a tmpfs needs root")
+
+
+@pytest.fixture
+def full(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs; call fill() on it to leave no room (or one page)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(mount: Path, leave_pages: int = 0) -> None:
+    """Write until the tmpfs is full, then free ``leave_pages`` pages again."""
+    filler = mount / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                os.write(fd, b"x" * 4096)
+            except OSError:
+                break
+    finally:
+        os.close(fd)
+    if leave_pages:
+        os.truncate(filler, max(0, filler.stat().st_size - 4096 * leave_pages))
+
+
+def tickets(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tickets", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.timeout(60)
+def test_init_and_a_restocking_buy_on_a_full_disk(full: Path) -> None:
+    store = full / "t.json"
+    store.write_text('{"count": 5}')
+    fill(full)
+    for args in (["init", "--tickets", "9"], ["buy", "--buyers", "3", "--tickets", "9"]):
+        result = tickets("--db", str(store), *args)
+        assert result.returncode == 3, result.stderr
+        one_error_line(result, str(store), "No space left on device")
+        assert store.read_text() == '{"count": 5}'
+
+
+@pytest.mark.timeout(60)
+def test_a_sale_whose_buyers_cannot_write_never_passes(full: Path, tmp_path: Path) -> None:
+    store = full / "t.json"
+    store.write_text('{"count": 5}')
+    fill(full)
+    history = tmp_path / "h.jsonl"
+    result = tickets("--db", str(store), "buy", "--buyers", "4", "--keep-stock", "--no-delay",
+                     "--history", str(history), "--json")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["passed"] is False and doc["sold"] == 0
+    failed = {c["name"]: c for c in doc["checks"] if not c["passed"]}
+    assert "No space left on device" in failed["no errors"]["detail"]
+    assert store.read_text() == '{"count": 5}'
+
+
+@pytest.mark.timeout(60)
+def test_no_record_no_sale(full: Path, tmp_path: Path) -> None:
+    """The history cannot even take its run line: nobody sells."""
+    store = tmp_path / "t.json"
+    store.write_text('{"count": 5}')
+    fill(full)
+    history = full / "h.jsonl"
+    result = tickets("--db", str(store), "buy", "--buyers", "4", "--keep-stock",
+                     "--history", str(history), "--json")  # fmt: skip
+    assert result.returncode == 3
+    one_error_line(result, str(history), "No space left on device")
+    assert result.stdout == "" and not history.exists()
+    assert store.read_text() == '{"count": 5}'
+
+
+@pytest.mark.timeout(60)
+def test_a_history_that_fills_up_stops_the_sale_at_once(full: Path, tmp_path: Path) -> None:
+    """Room for the run line and not much more: the sale stops, the JSON
+    document still says what was sold, exit 3 names the history."""
+    store = tmp_path / "t.json"
+    history = full / "h.jsonl"
+    fill(full, leave_pages=1)
+    result = tickets("--db", str(store), "buy", "--buyers", "60", "--tickets", "60",
+                     "--search-delay", "50", "--history", str(history), "--json")  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    one_error_line(result, str(history), "No space left on device")
+    doc = json.loads(result.stdout)
+    assert "cannot be written" in doc["aborted"] and doc["passed"] is False
+    assert all(b["result"] != "pending" for b in doc["buyers"])
+    assert doc["sold"] < 60  # stopped at once, not sold out first
