@@ -290,3 +290,52 @@ def test_a_special_file_is_never_read_as_a_history(
 
 def snapshot_names(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_temp_cleanup_removes_only_what_tickets_made(store: Path) -> None:
+    from tickets import store as st
+
+    st.save(store, 3)
+    folder = store.parent
+    theirs = [".tickets.json.bak.tmp", ".tickets.json.123.tmp", ".tickets.json.99999999.x.tmp"]
+    for name in theirs:
+        (folder / name).write_text("a user's file")
+    ours = folder / ".tickets.json.99999999.0123456789ab.tmp"  # a writer long gone
+    ours.write_text('{"count": 1}')
+    assert st.remove_orphan_temps(store) == 1
+    assert not ours.exists() and all((folder / name).exists() for name in theirs)
+
+
+@pytest.mark.parametrize(
+    "folders, command", [(["new", "deeper"], ["init"]), ([], ["buy", "--buyers", "2"])]
+)
+def test_a_store_name_too_long_for_its_temp_file(
+    invoke: Invoke, tmp_path: Path, folders: list[str], command: list[str]
+) -> None:
+    """It used to say 'check the folder's permissions', and init left the
+    folders it had made (buy makes none: a missing folder is an error)."""
+    db = tmp_path.joinpath(*folders, "s" * 240)
+    result = invoke("--db", str(db), *command)
+    assert_refused(result, "too long a name", "at most")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_history_path_is_a_usage_error(invoke: Invoke, tmp_path: Path) -> None:
+    result = invoke("buy", "--history", "")
+    assert result.exit_code == 2 and "--history" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("args", [["status"], ["buy", "--buyers", "3", "--json"]])
+def test_output_that_cannot_be_written(store: Path, args: list[str]) -> None:
+    store.write_text('{"count": 5}')
+    env = {**os.environ, "TICKETS_DB": str(store)}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "tickets", *args], stdout=full, stderr=subprocess.PIPE,
+            text=True, timeout=60, env=env,
+        )  # fmt: skip
+    assert result.returncode == 3
+    assert result.stderr.strip() == "Error: the output cannot be written (No space left on device)"

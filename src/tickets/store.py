@@ -281,6 +281,14 @@ def check_writable(path: Path) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise StoreError(path, f"folder {folder} does not exist", "create it first")
+    longest = len(os.fsencode(temp_prefix(path))) + len(f"{2**32}.{'0' * 12}{TEMP_SUFFIX}")
+    if longest > _name_max(folder):
+        raise StoreError(
+            path,
+            "has too long a name: its temp file's name would not fit the folder",
+            f"use a name of at most {_name_max(folder) - longest + len(os.fsencode(path.name))}"
+            " bytes",
+        )
     if os.path.islink(path):
         raise StoreError(path, "is a symbolic link", "point --db at the real file")
     if path.is_dir():
@@ -315,11 +323,18 @@ def orphan_temps(path: Path) -> list[Path]:
     for name in names:
         if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
             continue
-        pid_text = name[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and _alive(int(pid_text)):
+        # Only names save() makes: <pid>.<12 hex digits>, nothing else
+        # (a user's .tickets.json.bak.tmp is not ours to delete).
+        pid_text, _, token = name[len(prefix) : -len(TEMP_SUFFIX)].partition(".")
+        if not (pid_text.isdigit() and len(token) == 12 and _is_hex(token)):
             continue
-        orphans.append(path.parent / name)
+        if not _alive(int(pid_text)):
+            orphans.append(path.parent / name)
     return orphans
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def remove_orphan_temps(path: Path) -> int:
@@ -332,6 +347,13 @@ def remove_orphan_temps(path: Path) -> int:
         except FileNotFoundError:
             pass
     return removed
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _alive(pid: int) -> bool:

@@ -18,7 +18,7 @@ import sys
 
 import click
 
-from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, STORE_ENV
+from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_STORE, STORE_ENV
 from .history_commands import check, timeline_command
 from .options import StoreContext
 from .sale_commands import buy, queue_command, race
@@ -50,11 +50,32 @@ for command in (init, status, buy, race, queue_command, timeline_command, check)
     cli.add_command(command)
 
 
+#: The modules that write the output: an OSError raised in them is stdout's.
+WRITERS = ("click.utils", "rich.console")
+
+
 def main() -> None:
-    # A closed stdout (tickets ... | head) is not an error worth a traceback.
     try:
         cli(prog_name="tickets")
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except BrokenPipeError:  # tickets ... | head: not an error worth a traceback
+        drop_output()
         sys.exit(1)
+    except OSError as exc:
+        if not raised_writing_output(exc):
+            raise
+        drop_output()  # a full disk, /dev/full: one line, exit 3
+        click.echo(f"Error: the output cannot be written ({exc.strerror})", err=True)
+        sys.exit(EXIT_STORE)
+
+
+def raised_writing_output(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") in WRITERS
+
+
+def drop_output() -> None:
+    """Point stdout at /dev/null: what is still buffered cannot fail at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -198,6 +198,8 @@ def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
     """The shared SaleConfig fields, from the options of sale_options (and chaos_options)."""
     obj = ctx.find_object(StoreContext)
     assert obj is not None
+    if opts["history"] == "":
+        raise click.BadParameter("give a file path, not an empty one", param_hint="--history")
     fields = {
         "store": obj.db,
         "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"]),

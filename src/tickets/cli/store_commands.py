@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
+
 import click
 
 from ..constants import DEFAULT_TICKETS, MAX_COUNT
@@ -9,7 +12,19 @@ from .console import emit_json
 from .errors import translate_errors
 from .options import StoreContext, count_option, json_option, lock_timeout_option
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 pass_store = click.make_pass_decorator(StoreContext)
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would make, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 @click.command()
@@ -27,12 +42,20 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
     from .. import store
     from ..store_lock import check_lock_path, restock
 
-    with translate_errors():
-        if not obj.db.parent.exists():
-            obj.db.parent.mkdir(parents=True)
-        store.check_writable(obj.db)
-        check_lock_path(obj.db)
-        restock(obj.db, tickets, lock_timeout)
+    made = missing_folders(obj.db.parent)
+    try:
+        with translate_errors():
+            obj.db.parent.mkdir(parents=True, exist_ok=True)
+            store.check_writable(obj.db)
+            check_lock_path(obj.db)
+            restock(obj.db, tickets, lock_timeout)
+    except BaseException:
+        for folder in made:  # an init that failed leaves nothing behind
+            with contextlib.suppress(OSError):
+                for leftover in folder.iterdir():  # the lock file it may have made
+                    leftover.unlink()
+                folder.rmdir()
+        raise
     if json_:
         emit_json({"count": tickets, "store": str(obj.db)})
     else:
