@@ -132,9 +132,9 @@ def test_error_survives_pickling() -> None:
 
 def test_orphan_temps_of_dead_writers_are_removed(store: Path) -> None:
     st.save(store, 3)
-    dead = store.parent / f".{store.name}.999999999.abcdef.tmp"
+    dead = store.parent / f".{store.name}.999999999.0123456789ab.tmp"
     dead.write_text("{")
-    live = store.parent / f".{store.name}.{os.getpid()}.abcdef.tmp"
+    live = store.parent / f".{store.name}.{os.getpid()}.0123456789ab.tmp"
     live.write_text("{")
     assert st.orphan_temps(store) == [dead]
     assert st.remove_orphan_temps(store) == 1
