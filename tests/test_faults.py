@@ -171,8 +171,13 @@ def test_watchdog_stops_a_stalled_run(sale: Sale, store: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_chaos_in_the_queue_mode(invoke: Invoke) -> None:
+    # flock hands the lock to waiting clerks in turn, so every doomed clerk
+    # reaches its kill point; under the polling file lock one clerk can take
+    # the orders of the others (make stress runs chaos queues with it).
     result = invoke(
         "queue",
+        "--lock",
+        "flock",
         "--clerks",
         "4",
         "--chaos",
@@ -235,3 +240,34 @@ def test_concurrent_invocations_with_process_locks_oversell_across_runs(store: P
     # Each run alone looks clean or nearly so; together they sold seats twice.
     report = check_histories([read(str(d["history"])) for d in docs])
     assert not report.passed and report.oversold > 0 and report.double_sold
+
+
+@pytest.mark.timeout(120)
+def test_a_restock_waits_for_the_sale_it_would_spoil(store: Path) -> None:
+    """init during a --keep-stock sale used to restock mid-sale: the sale's
+    verdict then said 'double-sold, lost updates', blaming the lock."""
+    st.save(store, 30)
+    env = {**os.environ, "TICKETS_DB": str(store)}
+    sale = subprocess.Popen(
+        [sys.executable, "-m", "tickets", "buy", "--keep-stock", "--buyers", "20",
+         "--search-delay", "0", "--write-delay", "60", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    history = store.parent / "history"
+    deadline = time.monotonic() + 30
+    while not list(history.glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    refused = subprocess.run(
+        [sys.executable, "-m", "tickets", "init", "--tickets", "30", "--lock-timeout", "0.2"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    waited = subprocess.run(
+        [sys.executable, "-m", "tickets", "init", "--tickets", "30", "--lock-timeout", "60"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    out, err = sale.communicate(timeout=120)
+    assert refused.returncode == 3 and "another sale is running" in refused.stderr
+    assert waited.returncode == 0, waited.stderr
+    doc = json.loads(out)
+    assert doc["passed"], doc["checks"]  # the sale was judged on its own
+    assert st.load(store) == 30  # and the restock came after it

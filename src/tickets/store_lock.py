@@ -1,13 +1,22 @@
-"""The store's own lock, as the parent takes it: around a restock, the
-final read and the cleanup of orphan temp files (``tickets init`` and every
-run's start and end). It is the ``file`` strategy's lock, so buyers, other
-invocations and ``flock(1)`` in a script all wait for it.
+"""The store's own locks, as the parent takes them.
+
+- ``<store>.lock`` around a restock, the final read and the cleanup of
+  orphan temp files (``tickets init`` and every run's start and end). It is
+  the ``file`` strategy's lock, so buyers, other invocations and
+  ``flock(1)`` in a script all wait for it.
+- ``<store>.sale``, held for a whole run: shared by ``--keep-stock`` runs,
+  which make one sale together, and exclusive for a run or ``init`` that
+  restocks, so that a restock never lands in the middle of someone else's
+  sale (whose verdict would then blame the lock for lost updates).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +25,23 @@ from . import store
 from .locks import LOCK_FILE_MODE, FileLock, LockTimeout
 from .store import StoreError, lock_path
 
+SALE_SUFFIX = ".sale"
+#: How often a claim on a sale that is taken is tried again.
+CLAIM_POLL = 0.01
+
+
+def sale_path(store: Path) -> Path:
+    """The file a run holds for its whole duration: ``<store>.sale``."""
+    return store.with_name(store.name + SALE_SUFFIX)
+
 
 def check_lock_path(store: Path) -> None:
-    """Refuse a lock path that could lead a lock or write elsewhere."""
-    path = lock_path(store)
+    """Refuse lock paths that could lead a lock or write elsewhere."""
+    for path in (lock_path(store), sale_path(store)):
+        _check_lock_file(path)
+
+
+def _check_lock_file(path: Path) -> None:
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -71,3 +93,56 @@ def restock(store_path: Path, tickets: int | None, timeout: float, *, fsync: boo
         if tickets is not None:
             store.save(store_path, tickets, fsync=fsync)
         return store.load(store_path)
+
+
+class SaleClaim:
+    """A run's hold on its store: shared (``--keep-stock``) or exclusive (a
+    restock). Taken within ``timeout`` or not at all; held until closed, or
+    until the process dies (the kernel lets go of a flock)."""
+
+    def __init__(self, store_path: Path, exclusive: bool, timeout: float) -> None:
+        self.path = sale_path(store_path)
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+        #: did this claim make the file (and so may remove it: see close)?
+        self.created = True
+        try:
+            try:
+                self._fd: int | None = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                self.created = False
+                self._fd = os.open(self.path, flags)
+        except OSError as exc:
+            raise StoreError(self.path, f"cannot be opened ({exc.strerror})") from None
+        kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._fd, kind | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.close(undo=True)
+                    raise StoreError(self.path, *_busy(exclusive, timeout)) from None
+                time.sleep(CLAIM_POLL)
+
+    def close(self, *, undo: bool = False) -> None:
+        """Let go of the store. ``undo``: the run never started, so a file
+        this claim made is removed again (bad input changes nothing)."""
+        if self._fd is not None:
+            if undo and self.created:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+            os.close(self._fd)  # and with it the claim
+            self._fd = None
+
+
+def _busy(exclusive: bool, timeout: float) -> tuple[str, str]:
+    if exclusive:
+        return (
+            f"another sale is running on this store (waited {timeout:g}s)",
+            "wait for it to finish, or join it with --keep-stock",
+        )
+    return (
+        f"the store is being restocked by another command (waited {timeout:g}s)",
+        "wait for it to finish or raise --lock-timeout",
+    )

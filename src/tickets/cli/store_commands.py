@@ -40,7 +40,7 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
         tickets --db sale.json init --tickets 100
     """
     from .. import store
-    from ..store_lock import check_lock_path, restock
+    from ..store_lock import SaleClaim, check_lock_path, restock
 
     made = missing_folders(obj.db.parent)
     try:
@@ -48,7 +48,13 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
             obj.db.parent.mkdir(parents=True, exist_ok=True)
             store.check_writable(obj.db)
             check_lock_path(obj.db)
-            restock(obj.db, tickets, lock_timeout)
+            claim = SaleClaim(obj.db, exclusive=True, timeout=lock_timeout)  # no sale running
+            try:
+                restock(obj.db, tickets, lock_timeout)
+            except BaseException:
+                claim.close(undo=True)
+                raise
+            claim.close()
     except BaseException:
         for folder in made:  # an init that failed leaves nothing behind
             with contextlib.suppress(OSError):

@@ -133,7 +133,7 @@ def sell(mode: SaleMode, progress: Callable[[Progress], None] | None = None) -> 
     try:
         return Harness(mode, ledger).run(progress)
     finally:
-        ledger.writer.close()  # also when the run fails: no history is left open
+        ledger.close()  # also when the run fails: no history left open, no claim held
 
 
 class Harness:

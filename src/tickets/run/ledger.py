@@ -19,7 +19,7 @@ from .. import store
 from ..checks import Report, evaluate
 from ..config import SaleConfig
 from ..history import HistoryWriter
-from ..store_lock import check_lock_path, restock
+from ..store_lock import SaleClaim, check_lock_path, restock
 
 
 @dataclass
@@ -139,13 +139,22 @@ class SaleLedger:
         # `tickets init` resets a store).
         if config.tickets is None or config.store.exists():
             store.load(config.store)
-        self.writer = HistoryWriter(self.history_path)
+        # The store is this run's until it ends: shared with other --keep-stock
+        # runs, alone if it restocks.
+        restocks = config.tickets is not None
+        self.claim = SaleClaim(config.store, exclusive=restocks, timeout=config.lock_timeout)
+        try:
+            self.writer = HistoryWriter(self.history_path)
+        except BaseException:
+            self.claim.close(undo=True)
+            raise
         try:
             self.initial = restock(
                 config.store, config.tickets, config.lock_timeout, fsync=config.fsync
             )
         except BaseException:
             self.writer.discard()
+            self.claim.close(undo=True)
             raise
         self.run_id = os.urandom(8).hex()
         self.rows: dict[int, OperationRow] = {}
@@ -157,6 +166,7 @@ class SaleLedger:
             self.writer.flush()
         except BaseException:
             self.writer.discard()
+            self.claim.close(undo=True)
             raise
 
     def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +188,11 @@ class SaleLedger:
             "wall": datetime.now(UTC).isoformat(),
             "t": time.monotonic(),
         }
+
+    def close(self) -> None:
+        """Close the history and let go of the store."""
+        self.writer.close()
+        self.claim.close()
 
     def row(self, number: int) -> OperationRow:
         row = self.rows.get(number)
