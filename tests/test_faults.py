@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from helpers import read_json_lines
 from tickets import store as st
 from tickets.checks import check_histories
 from tickets.child.plan import Delays
@@ -271,3 +272,42 @@ def test_a_restock_waits_for_the_sale_it_would_spoil(store: Path) -> None:
     doc = json.loads(out)
     assert doc["passed"], doc["checks"]  # the sale was judged on its own
     assert st.load(store) == 30  # and the restock came after it
+
+
+def blocked_on_a_lock(pid: int) -> bool:
+    """Is the process waiting on a futex (a multiprocessing.Lock), not running?"""
+    try:
+        with open(f"/proc/{pid}/wchan") as wchan:
+            return "futex" in wchan.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not os.path.exists("/proc/self/wchan"), reason="needs /proc/<pid>/wchan")
+def test_a_dead_waiter_is_not_a_dead_holder(store: Path) -> None:
+    """With a slow holder (1.5 s write delay), kill -9 of a buyer *waiting*
+    for the process lock used to stop the run (exit 4) and record the live
+    holder as 'never got the lock'. Who holds the lock is now known."""
+    env = {**os.environ, "TICKETS_DB": str(store)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickets", "buy", "--lock", "process", "--buyers", "4",
+         "--tickets", "4", "--search-delay", "0", "--write-delay", "1500", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    waiting: list[int] = []
+    while not waiting and time.monotonic() < deadline:
+        histories = list((store.parent / "history").glob("*.jsonl"))
+        if histories:
+            pids = {e["pid"] for e in read_json_lines(histories[0]) if e["type"] == "invoke"}
+            waiting = [pid for pid in pids if blocked_on_a_lock(pid)]
+        time.sleep(0.05)
+    assert waiting, "no buyer was seen waiting for the lock"
+    os.kill(waiting[0], 9)
+    out, err = proc.communicate(timeout=90)
+    doc = json.loads(out)
+    assert proc.returncode == 0, (doc["aborted"], err)
+    killed = [b for b in doc["buyers"] if b["pid"] == waiting[0]]
+    assert killed and killed[0]["result"] == "info" and "SIGKILL" in killed[0]["reason"]
+    assert doc["sold"] == 3 and doc["passed"]

@@ -137,9 +137,12 @@ class WatchedLock:
     never opens ``<store>.lock``), with the time it was taken and any
     failure to release it (the sale, if any, is done: the buyer says so)."""
 
-    def __init__(self, plan: BuyerPlan, token: Any) -> None:
+    def __init__(self, plan: BuyerPlan, token: Any, announce: Any = None) -> None:
         self.plan = plan
         self.token = token
+        #: under the process strategy, tell the parent who holds the lock
+        #: (see tickets.run.abandoned_lock)
+        self.announce = announce
         self.t_locked: float | None = None
         self.release_error: str | None = None
         self._lock: BuyerLock | None = None
@@ -150,6 +153,8 @@ class WatchedLock:
             self._lock = strategy.child_lock(self.token, self.plan.store, self.plan.lock_timeout)
         self._lock.acquire()
         self.t_locked = time.monotonic()
+        if self.announce is not None:
+            self.announce()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -196,7 +201,9 @@ def run_buyer(
             never = {"type": "fail", **counter.base, "reason": "never started"}
             writer.send({**never, "t": time.monotonic()})
             return
-        lock = WatchedLock(plan, token)
+        holder = {"type": "locked", "pid": counter.base["pid"]}
+        announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
+        lock = WatchedLock(plan, token, announce)
         counter.report(outcome_of(purchase, counter, lock), lock.t_locked)
     except Exception as exc:  # reported, never printed: the parent renders
         writer.send(

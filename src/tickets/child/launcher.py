@@ -14,10 +14,7 @@ started (``launched``), and each buyer's exit code once it has reaped it
 (``exit``), over the run's event pipe. It runs in a session of its own, so
 the parent can kill it and every buyer left with one ``killpg``; and if the
 parent dies (by any signal, SIGKILL too), the launcher reads EOF on its
-lifeline pipe within a tick and kills that session itself. Under the
-``process`` strategy the run's lock lives here, so the launcher also tries
-the lock now and then and says when it found it free (``lockfree``), which
-is how the parent tells a lock left held by a dead buyer from a busy one.
+lifeline pipe within a tick and kills that session itself.
 
 Run as ``python -m tickets.child.launcher`` with its orders as JSON on
 stdin; :class:`tickets.run.launcher.LauncherHandle` is the parent's side.
@@ -42,10 +39,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: Kinds of message only the launcher sends; the parent keeps them out of the history.
-LAUNCHER_KINDS = ("spawned", "launched", "exit", "lockfree")
-#: How often the launcher reaps, flushes and (process strategy) tries the lock.
+LAUNCHER_KINDS = ("spawned", "launched", "exit")
+#: How often the launcher reaps, flushes and looks for its parent.
 TICK = 0.005
-LOCKFREE_EVERY = 0.1
 
 
 class FdGate:
@@ -87,14 +83,15 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
     return BuyerPlan(**fields)
 
 
-def fork_buyers(plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd: int) -> Any:
-    """Fork every buyer; return {pid: buyer} and the run's shared lock token."""
+def fork_buyers(
+    plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd: int
+) -> dict[int, int]:
+    """Fork every buyer; return {pid: buyer}."""
     events = out.writer.fd  # each buyer writes to the event pipe's descriptor
     gate = FdGate(gate_fd)
-    shared = next(tokens)
     children: dict[int, int] = {}
     for buyer in range(buyers):
-        token = shared if buyer == 0 else next(tokens)
+        token = next(tokens)  # the run's one lock (process), a lock each (per-buyer)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the buyer
             code = 1
@@ -107,14 +104,12 @@ def fork_buyers(plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd
         out.add({"type": "spawned", "buyer": buyer, "pid": pid})
     out.add({"type": "launched"})
     out.flush()
-    return children, shared
+    return children
 
 
-def reap(children: dict[int, int], out: Batcher, lock: Any, lifeline: int) -> None:
-    """Report each buyer's exit code until all have exited; with a process
-    lock, report now and then that it was found free. If the parent dies,
-    stop everyone within a tick."""
-    last_free = 0.0
+def reap(children: dict[int, int], out: Batcher, lifeline: int) -> None:
+    """Report each buyer's exit code until all have exited. If the parent
+    dies, stop everyone within a tick."""
     while children:
         if parent_gone(lifeline):
             stop_everyone()
@@ -126,11 +121,6 @@ def reap(children: dict[int, int], out: Batcher, lock: Any, lifeline: int) -> No
                          "t": time.monotonic()})  # fmt: skip
             continue
         out.flush()
-        now = time.monotonic()
-        if lock is not None and now - last_free > LOCKFREE_EVERY and lock.acquire(False):
-            lock.release()
-            last_free = now
-            out.add({"type": "lockfree", "t": now})
         time.sleep(TICK)
     out.flush()
 
@@ -153,8 +143,8 @@ def main() -> None:
     tokens = get(plan.strategy).tokens(ctx)
     if parent_gone(doc["lifeline_fd"]):
         return
-    children, shared = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"])
-    reap(children, out, shared if plan.strategy == "process" else None, doc["lifeline_fd"])
+    children = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"])
+    reap(children, out, doc["lifeline_fd"])
 
 
 if __name__ == "__main__":

@@ -154,6 +154,9 @@ def sell(
             out.add({**busy, "t": time.monotonic()})
         return
     t_locked = time.monotonic()
+    if sale.strategy == "process":  # who holds the run's lock (tickets.run.abandoned_lock)
+        out.add({"type": "locked", "pid": base["pid"]})
+        out.flush()
     try:
         outcomes = sell_locked(sale, taken, point, rng)
     except Exception as exc:

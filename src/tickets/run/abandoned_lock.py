@@ -1,19 +1,22 @@
 """Noticing a ``multiprocessing.Lock`` left held by a dead process.
 
 Its holder dead, such a lock is never released: everyone else would wait out
-their lock timeouts one by one. A flock is released by the kernel when its
+their lock timeouts one by one. Under the ``process`` strategy the holder
+says so: right after it takes the lock it sends ``locked`` (its pid), and
+its next message (an outcome, sent after it let go) says it no longer holds
+it. A process that dies while it is the holder has abandoned the lock, and
+the run stops at once; one that dies waiting for the lock is just a dead
+buyer. (The run used to guess from timing, and stopped when a waiter died
+while a slow holder worked.) A flock is released by the kernel when its
 holder dies, so the file strategies never need this.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-#: How long nobody may get through a process lock after a death before it
-#: is taken for abandoned.
-ABANDON_WINDOW = 1.0
+#: The message a process-lock holder sends once it holds the lock.
+LOCKED = "locked"
 #: The outcome of those who waited for a lock only the dead could hold.
 ABANDONED = "stopped: the lock was left held by a dead process, so this one never got it"
 STOP_MESSAGE = (
@@ -23,53 +26,29 @@ STOP_MESSAGE = (
 )
 
 
-def probe_by_trying(lock: Any) -> Callable[[float], bool]:
-    """A probe that tries the lock itself, without waiting (the lock is ours)."""
-
-    def probe(since: float) -> bool:
-        if lock.acquire(False):
-            lock.release()
-            return True
-        return False
-
-    return probe
-
-
 class AbandonedLockDetector:
-    """Once a process died without an outcome, if nobody gets through the
-    lock for ``window`` seconds and the lock is not found free since the
-    death, the lock is taken for abandoned and the run stops.
+    """Who holds the run's process lock, and whether its holder died."""
 
-    ``probe(since)`` says whether the lock was found free since then: tried
-    by the parent itself (:func:`probe_by_trying`), or reported by the
-    launcher that holds the lock. None: the strategy has no such lock.
-    """
-
-    def __init__(self, probe: Callable[[float], bool] | None, window: float = ABANDON_WINDOW):
-        self.probe = probe
-        self.window = window
-        self.suspect_since: float | None = None
-        self.last_through = time.monotonic()
+    def __init__(self) -> None:
+        self.holder: int | None = None
         self.abandoned = False
 
-    def died(self, at: float) -> None:
-        """A process died without an outcome at ``at`` (monotonic seconds)."""
-        if self.probe is not None and self.suspect_since is None:
-            self.suspect_since = at
+    def heard(self, ev: dict[str, Any]) -> bool:
+        """Take one event from a child; True if it was a ``locked`` message,
+        which is the detector's alone (it stays out of the history)."""
+        pid = ev.get("pid")
+        if ev.get("type") == LOCKED:
+            self.holder = pid
+            return True
+        if pid is not None and pid == self.holder:
+            self.holder = None  # it speaks again only once it has let go
+        return False
 
-    def passed(self, ev: dict[str, Any], now: float) -> None:
-        """An event: did its process get through the lock?"""
-        if ev["type"] == "ok" or (ev["type"] == "fail" and ev.get("t_locked") is not None):
-            self.last_through = now
+    def died(self, pid: int | None) -> None:
+        """A process died; read every message it sent before calling this."""
+        if pid is not None and pid == self.holder:
+            self.abandoned = True
 
-    def check(self, now: float, waiting: bool) -> str | None:
-        """Why the run must stop, once the lock is taken for abandoned."""
-        if self.probe is None or self.suspect_since is None or not waiting:
-            return None
-        if self.probe(self.suspect_since):
-            self.suspect_since = None  # it was free: the dead one did not hold it
-            return None
-        if now - max(self.suspect_since, self.last_through) < self.window:
-            return None
-        self.abandoned = True
-        return STOP_MESSAGE
+    def check(self) -> str | None:
+        """Why the run must stop, once the lock's holder is dead."""
+        return STOP_MESSAGE if self.abandoned else None

@@ -15,7 +15,7 @@ from typing import Any
 from ..child.buyer import run_buyer
 from ..config import BuyConfig
 from ..locks import STRATEGIES
-from .abandoned_lock import ABANDONED, probe_by_trying
+from .abandoned_lock import ABANDONED
 from .children import Children, describe_exit
 from .harness import FINISHED, NEWS, REAP_TIMEOUT, Harness, SaleMode, sell
 from .launcher import LauncherHandle
@@ -50,21 +50,15 @@ class BuyMode(SaleMode):
         return {"buyers": self.config.buyers}
 
     def make_children(self, run: Harness) -> LauncherHandle | Children:
-        process_lock = self.config.strategy == "process"
         if self.config.start_method == "fork":
-            launcher = LauncherHandle(
+            return LauncherHandle(
                 self.plan, self.config.buyers, run.events.writer.fileno(), run.gate.reader.fileno()
             )
-            if process_lock:  # the run's lock lives in the launcher, which tries it
-                run.detector.probe = launcher.lock_was_free_since
-            return launcher
         # Every token is kept until the run ends: Process.start() drops its
         # arguments, and a per-buyer lock nobody holds is unlinked before a
         # spawned child can open it (FileNotFoundError in SemLock._rebuild).
         tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
         self._tokens = [next(tokens) for _ in range(self.config.buyers)]
-        if process_lock:
-            run.detector.probe = probe_by_trying(self._tokens[0])
         return Children(run.ctx, self.config.start_method)
 
     def start(self, run: Harness) -> str | None:
@@ -90,13 +84,14 @@ class BuyMode(SaleMode):
         return None
 
     def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+        if run.detector.heard(ev):
+            return
         if not run.children.take_message(ev):
             run.ledger.record(ev)
-            run.detector.passed(ev, now)
         elif live and ev["type"] == "exit" and run.ledger.rows[ev["buyer"]].result == "pending":
             # Its outcome would have come before its exit: there is none.
             run.ledger.unknown(ev["buyer"], describe_exit(ev["code"]))
-            run.detector.died(ev["t"])
+            run.detector.died(run.children.pids.get(ev["buyer"]))
 
     def step(self, run: Harness, now: float, quiet: float, heard: bool) -> str | None:
         if run.ledger.live.done >= self.config.buyers:
@@ -112,7 +107,7 @@ class BuyMode(SaleMode):
         for b in dead:
             if run.ledger.rows[b].result == "pending":
                 run.ledger.unknown(b, describe_exit(run.children.exitcode(b)))
-                run.detector.died(now)
+                run.detector.died(run.children.pids.get(b))
         return NEWS
 
     def stall_message(self, seconds: float) -> str:

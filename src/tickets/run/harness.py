@@ -64,8 +64,8 @@ class SaleMode(ABC):
 
     @abstractmethod
     def make_children(self, run: Harness) -> Any:
-        """The children's handle (pids, exitcode, alive, signal, take_message, stop),
-        and ``run.detector``'s probe; nothing is started yet."""
+        """The children's handle (pids, exitcode, alive, signal, take_message,
+        stop); nothing is started yet."""
 
     @abstractmethod
     def start(self, run: Harness) -> str | None:
@@ -81,10 +81,6 @@ class SaleMode(ABC):
 
     @abstractmethod
     def stall_message(self, seconds: float) -> str: ...
-
-    def waiting(self, run: Harness) -> bool:
-        """Is anyone waiting to get through the lock?"""
-        return True
 
     def pause_keys(self) -> Iterable[Hashable]:
         """The children a chaos run may pause."""
@@ -147,7 +143,7 @@ class Harness:
         self.ctx = multiprocessing.get_context(self.config.start_method)
         self.events = EventPipe(self.ctx)
         self.gate = Gate(self.ctx)
-        self.detector = AbandonedLockDetector(None)
+        self.detector = AbandonedLockDetector()
         self.children = mode.make_children(self)
         chaos = self.config.chaos
         pauses = chaos.pauses(mode.pause_keys()) if chaos is not None else []
@@ -214,7 +210,7 @@ class Harness:
                 last_event = time.monotonic()
             elif news is not None:
                 return news
-            elif message := self.detector.check(now, mode.waiting(self)):
+            elif message := self.detector.check():
                 return message
             elif now - last_event > stall:
                 return mode.stall_message(stall)

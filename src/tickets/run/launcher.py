@@ -2,7 +2,7 @@
 
 See :mod:`tickets.child.launcher` for why buyers are forked by a launcher
 and what it reports. The handle starts it, takes its messages
-(``spawned``, ``launched``, ``exit``, ``lockfree``) off the event stream,
+(``spawned``, ``launched``, ``exit``) off the event stream,
 and offers the same interface as :class:`tickets.run.children.Children`:
 pids, exit codes, signals, stop.
 """
@@ -31,8 +31,6 @@ class LauncherHandle:
         self.pids: dict[int, int] = {}
         self.codes: dict[int, int | None] = {}
         self.launched = False
-        #: when the launcher last found the run's process lock free (its clock)
-        self.lock_free_at = 0.0
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_error: str | None = None
         try:
@@ -68,9 +66,6 @@ class LauncherHandle:
             self.codes[ev["buyer"]] = ev["code"]
         elif kind == "launched":
             self.launched = True
-        elif kind == "lockfree":
-            # The launcher's clock: comparable with the death times it reports.
-            self.lock_free_at = max(self.lock_free_at, ev["t"])
         else:
             return False
         return True
@@ -83,9 +78,6 @@ class LauncherHandle:
         if code is None or self.launched:
             return None
         return f"the buyer launcher exited with code {code} before starting every buyer"
-
-    def lock_was_free_since(self, since: float) -> bool:
-        return self.lock_free_at > since
 
     def exitcode(self, buyer: int) -> int | None:
         return self.codes.get(buyer)

@@ -29,7 +29,7 @@ from ..child.orders import run_clerk, run_producer
 from ..child.plan import OrderPlan
 from ..config import QueueConfig
 from ..locks import STRATEGIES
-from .abandoned_lock import ABANDONED, probe_by_trying
+from .abandoned_lock import ABANDONED
 from .children import Children, describe_exit
 from .harness import FINISHED, REAP_TIMEOUT, Harness, SaleMode, sell
 from .ledger import OperationRow, Progress, RunResult
@@ -107,8 +107,6 @@ class QueueMode(SaleMode):
         # Kept until the run ends (see BuyMode.make_children).
         tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
         self.tokens = [next(tokens) for _ in range(self.config.clerks)]
-        if self.config.strategy == "process":
-            run.detector.probe = probe_by_trying(self.tokens[0])
         close = [run.gate.writer, run.events.reader]
         return Children(run.ctx, self.config.start_method, close_in_child=close)
 
@@ -121,13 +119,14 @@ class QueueMode(SaleMode):
         return None
 
     def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+        if run.detector.heard(ev):
+            return
         if ev["type"] == "take":
             run.ledger.write(ev)
             for oid in ev["orders"]:
                 run.ledger.row(oid).clerk = ev["clerk"]
         else:
             run.ledger.record(ev)
-            run.detector.passed(ev, now)
 
     def _exits(self, run: Harness, kind: str, n: int) -> list[int | None]:
         return [run.children.exitcode((kind, i)) for i in range(n)]
@@ -140,7 +139,8 @@ class QueueMode(SaleMode):
             if code not in (None, 0) and c not in self.dead_clerks:
                 self.dead_clerks[c] = f"died ({describe_exit(code)})"
                 run.ledger.notes.append(f"clerk {c} {self.dead_clerks[c]}")
-                run.detector.died(now)
+                run.drain()  # what it said before it died, "locked" among it
+                run.detector.died(run.children.pids.get(("clerk", c)))
         for p, code in enumerate(producers):
             note = f"producer {p} died ({describe_exit(code)})"
             if code not in (None, 0) and note not in run.ledger.notes:
@@ -179,10 +179,6 @@ class QueueMode(SaleMode):
             except queue_errors.Full:
                 return  # the clerks are still busy; try again next round
             self.sentinels += 1
-
-    def waiting(self, run: Harness) -> bool:
-        live = run.ledger.live  # counters: ledger.pending() is O(orders) per round
-        return live.done < live.submitted and not self.clerks_done
 
     def stall_message(self, seconds: float) -> str:
         return f"nothing reported for {seconds:g}s; stopped by the watchdog"
