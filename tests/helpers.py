@@ -84,3 +84,26 @@ def run_all(
             if p.is_alive():
                 p.kill()
                 p.join(5)
+
+
+def left_running(store: Path) -> list[int]:
+    """Live processes of this test's runs: every process a run starts (the
+    parent, launcher, buyers, producers, clerks) inherits TICKETS_DB=store.
+    Zombies are not running: killed buyers are reparented to PID 1, which
+    need not reap them."""
+    mark = f"TICKETS_DB={store}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as env:
+                if mark not in env.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if state != "Z":
+            pids.append(int(entry))
+    return pids

@@ -109,3 +109,65 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
         print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))
     assert figures["corrupt stores"] == figures["oversold"] == figures["failed checks"] == 0
     assert figures["orphan temp files left"] == 0
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(1800)
+def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM or SIGKILL to the parent at a random moment of buy, race and
+    queue runs: no process of the run left after 2 s, every SIGTERMed
+    history finished, and no sale the history does not know of (the store
+    went down by at most the number of operations the history invoked)."""
+    import json
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from helpers import left_running, read_json_lines
+
+    assert isinstance(tmp_path, Path)
+    rng = random.Random(9)
+    commands = {
+        "buy": ["buy", "--buyers", "60", "--tickets", "40", "--write-delay", "20"],
+        "race": ["race", "--buyers", "40", "--tickets", "20", "--trials", "3"],
+        "queue": ["queue", "--orders", "100", "--clerks", "3", "--write-delay", "5"],
+    }
+    figures = {"runs": 0, "SIGTERM": 0, "SIGKILL": 0, "orphans": 0,
+               "unfinished after SIGTERM": 0, "unrecorded sales": 0}  # fmt: skip
+    for n in range(45):
+        folder = tmp_path / f"run{n}"
+        folder.mkdir()
+        store = folder / "tickets.json"
+        name = rng.choice(sorted(commands))
+        sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
+        env = {**os.environ, "TICKETS_DB": str(store)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tickets", *commands[name], "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder, env=env,
+        )  # fmt: skip
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.send_signal(sig)
+        proc.communicate(timeout=120)
+        figures["runs"] += 1
+        figures[signal.Signals(sig).name] += 1
+        deadline = time.monotonic() + 2.0
+        while left_running(store) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        figures["orphans"] += len(left_running(store))
+        histories = sorted((folder / "history").glob("*.jsonl"), key=os.path.getmtime)
+        if not histories:
+            continue  # stopped before its first run began
+        events = read_json_lines(histories[-1])
+        if sig == signal.SIGTERM and events[-1]["type"] != "end":
+            figures["unfinished after SIGTERM"] += 1
+        invoked = sum(1 for e in events if e["type"] == "invoke")
+        taken = events[0]["initial"] - json.loads(store.read_text())["count"]
+        figures["unrecorded sales"] += max(0, taken - invoked)
+    with capsys.disabled():
+        print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))
+    assert figures["orphans"] == figures["unfinished after SIGTERM"] == 0
+    assert figures["unrecorded sales"] == 0
