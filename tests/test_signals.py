@@ -125,3 +125,20 @@ def test_nothing_outlives_a_killed_parent(store: Path, args: list[str]) -> None:
     before = store.read_bytes()
     time.sleep(0.5)
     assert store.read_bytes() == before
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_early_in_a_spawn_run_prints_no_child_tracebacks(store: Path) -> None:
+    """Ctrl-C reaches the whole process group; spawned buyers still importing
+    used to print tracebacks of their own."""
+    env = {**os.environ, "TICKETS_DB": str(store)}
+    for delay in (0.25, 0.4, 0.6):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tickets", "buy", "--start-method", "spawn", "--buyers", "12"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, err

@@ -88,6 +88,8 @@ def _started_child(target: Callable[..., None], parent: int | None, *args: Any) 
     """A child started by multiprocessing: dies with its parent, the run's
     process (spawn) or the fork server (``parent`` None), which exits when
     the run's process is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (see Children.start)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     die_with_parent(os.getppid() if parent is None else parent)
     target(*args)
 
@@ -133,6 +135,12 @@ class Children:
         self.pids: dict[Any, int] = {}
         self.codes: dict[Any, int | None] = {}
         self._procs: dict[Any, Any] = {}
+        if not self.raw_fork:
+            # Started on first use, it unblocks SIGINT in this process when
+            # it is up: start it now, not inside start()'s blocked window.
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
 
     def start(self, key: Any, target: Callable[..., None], args: Iterable[Any]) -> None:
         args = tuple(args)
@@ -145,7 +153,16 @@ class Children:
             known_parent = os.getpid() if self.method == "spawn" else None
             child_args = (target, known_parent, *args)
             p = self.ctx.Process(target=_started_child, args=child_args, daemon=True)
-            p.start()
+            # Ctrl-C goes to the whole process group, and a child still
+            # importing would print a traceback. A blocked signal stays
+            # blocked across exec: the child starts deaf to it (and ignores
+            # it before it unblocks, see _started_child), while the parent's
+            # own Ctrl-C waits, pending, until the child is started.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                p.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             forget(p)
             self._procs[key] = p
             pid = p.pid
