@@ -50,6 +50,16 @@ def fill(mount: Path, leave_pages: int = 0) -> None:
         os.truncate(filler, max(0, filler.stat().st_size - 4096 * leave_pages))
 
 
+def keep_stock_sale(
+    full: Path, store: Path, history: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """A --keep-stock sale of 4 buyers from a store of 5, the tmpfs full."""
+    store.write_text('{"count": 5}')
+    fill(full)
+    return tickets("--db", str(store), "buy", "--buyers", "4", "--keep-stock",
+                   "--history", str(history), "--json", *extra)  # fmt: skip
+
+
 def tickets(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tickets", *args], capture_output=True, text=True, timeout=120
@@ -79,11 +89,7 @@ def test_init_and_a_restocking_buy_on_a_full_disk(full: Path) -> None:
 @pytest.mark.timeout(60)
 def test_a_sale_whose_buyers_cannot_write_never_passes(full: Path, tmp_path: Path) -> None:
     store = full / "t.json"
-    store.write_text('{"count": 5}')
-    fill(full)
-    history = tmp_path / "h.jsonl"
-    result = tickets("--db", str(store), "buy", "--buyers", "4", "--keep-stock", "--no-delay",
-                     "--history", str(history), "--json")  # fmt: skip
+    result = keep_stock_sale(full, store, tmp_path / "h.jsonl", "--no-delay")
     assert result.returncode == 1, result.stderr
     doc = json.loads(result.stdout)
     assert doc["passed"] is False and doc["sold"] == 0
@@ -95,12 +101,8 @@ def test_a_sale_whose_buyers_cannot_write_never_passes(full: Path, tmp_path: Pat
 @pytest.mark.timeout(60)
 def test_no_record_no_sale(full: Path, tmp_path: Path) -> None:
     """The history cannot even take its run line: nobody sells."""
-    store = tmp_path / "t.json"
-    store.write_text('{"count": 5}')
-    fill(full)
-    history = full / "h.jsonl"
-    result = tickets("--db", str(store), "buy", "--buyers", "4", "--keep-stock",
-                     "--history", str(history), "--json")  # fmt: skip
+    store, history = tmp_path / "t.json", full / "h.jsonl"
+    result = keep_stock_sale(full, store, history)
     assert result.returncode == 3
     one_error_line(result, str(history), "No space left on device")
     assert result.stdout == "" and not history.exists()
