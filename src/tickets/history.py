@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .child.events import compact
+from .store import is_special
 
 FORMAT_VERSION = 1
 OUTCOMES = ("ok", "fail", "info")
@@ -151,7 +152,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except FileNotFoundError:
         raise HistoryError(path, "no such history file") from None
     except OSError as exc:
-        if os.path.exists(path) and not os.path.isfile(path):  # a socket cannot be opened
+        if is_special(path):  # a socket cannot even be opened
             raise HistoryError(path, "is not a regular file, not a history file") from None
         raise HistoryError(path, f"cannot be read ({exc.strerror})") from None
     kind = os.fstat(fd).st_mode

@@ -145,7 +145,8 @@ def names_held_file(path: str, fd: int) -> bool:
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
-def _unusable_lock_file(path: str, exc: OSError) -> StoreError:
+def unusable_lock_file(path: str | os.PathLike[str], exc: OSError) -> StoreError:
+    """The one-line error for a lock file that cannot be opened."""
     if os.path.islink(path):
         return StoreError(path, "is a symbolic link", "remove it; tickets recreates the lock file")
     if isinstance(exc, PermissionError):
@@ -191,7 +192,7 @@ class FileLock(BuyerLock):
             except self._timeout_error:
                 raise LockTimeout(f"lock {self.path}", self.timeout) from None
             except OSError as exc:
-                raise _unusable_lock_file(self.path, exc) from None
+                raise unusable_lock_file(self.path, exc) from None
             if not self._stale:
                 return
             self._lock.release()  # a deleted lock file's: take the one the path names
@@ -256,7 +257,7 @@ class FlockLock(BuyerLock):
                 self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_FILE_MODE
             )
         except OSError as exc:
-            raise _unusable_lock_file(self.path, exc) from None
+            raise unusable_lock_file(self.path, exc) from None
 
     def acquire(self) -> None:
         assert self._fd is not None, "lock already closed"

@@ -145,7 +145,7 @@ def load(path: StorePath) -> int:
     except OSError as exc:
         if os.path.islink(path):
             raise StoreError(path, "is a symbolic link", "point --db at the real file") from None
-        if _special(path):  # a socket cannot even be opened
+        if is_special(path):  # a socket cannot even be opened
             raise StoreError(path, "is not a regular file", "point --db at a store file") from None
         raise StoreError(path, f"cannot be opened ({exc.strerror})") from None
     try:
@@ -168,8 +168,9 @@ def load(path: StorePath) -> int:
     return parse(data, path)
 
 
-def _special(path: StorePath) -> bool:
-    """Is there something at ``path`` that is neither a regular file nor a folder?"""
+def is_special(path: StorePath) -> bool:
+    """Is there something at ``path`` that is neither a regular file nor a
+    folder (a FIFO, a socket, a device)?"""
     try:
         mode = os.stat(path).st_mode
     except OSError:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import store
-from .locks import LOCK_FILE_MODE, FileLock, LockTimeout
+from .locks import LOCK_FILE_MODE, FileLock, LockTimeout, unusable_lock_file
 from .store import StoreError, lock_path
 
 SALE_SUFFIX = ".sale"
@@ -112,7 +112,7 @@ class SaleClaim:
                 self.created = False
                 self._fd = os.open(self.path, flags)
         except OSError as exc:
-            raise StoreError(self.path, f"cannot be opened ({exc.strerror})") from None
+            raise unusable_lock_file(self.path, exc) from None
         kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + timeout
         while True:
