@@ -142,3 +142,21 @@ def test_ctrl_c_early_in_a_spawn_run_prints_no_child_tracebacks(store: Path) -> 
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         _, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, err
+
+
+@pytest.mark.timeout(120)
+def test_a_terminated_race_still_says_what_ran(store: Path) -> None:
+    """A CI job's timeout during a race: the JSON document has the runs so
+    far, the interrupted one last, and a verdict that does not pass."""
+    proc = start(store, "race", "--buyers", "30", "--trials", "3", "--write-delay", "30")
+    deadline = time.monotonic() + 60
+    while len(list((store.parent / "history").glob("*.jsonl"))) < 3:
+        assert time.monotonic() < deadline, "the race never got to its third run"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    doc = json.loads(out)
+    assert doc["passed"] is False and "stopped during" in doc["reasons"][0]
+    assert len(doc["runs"]) >= 3 and doc["runs"][-1]["aborted"] == "terminated by SIGTERM"
+    assert all(run["aborted"] is None for run in doc["runs"][:-1])

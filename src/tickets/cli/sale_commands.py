@@ -153,6 +153,14 @@ def race(
     chosen = race_sides(ctx, strategy, no_lock, strategies)
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
+    def show(result: Any) -> None:
+        if json_:
+            from ..output.json_documents import race_dict
+
+            emit_json(race_dict(result))
+        else:
+            show_race(result, show_timeline and bool(result.runs))
+
     result = run_live(
         "" if json_ else "race",
         "buyers",
@@ -164,13 +172,9 @@ def race(
             expect_oversell=expect_oversell,
             progress=lambda label, p: live(p, f"race: {label}"),
         ),
+        lambda partial: show(partial) if partial.runs else None,
     )
-    if json_:
-        from ..output.json_documents import race_dict
-
-        emit_json(race_dict(result))
-    else:
-        show_race(result, show_timeline)
+    show(result)
     aborted = next((r.result.aborted for r in result.runs if r.result.aborted), None)
     exit_with(exit_code_for(result.verdict.passed, aborted))
 

@@ -178,9 +178,32 @@ def run_race(
             config = replace(base, strategy=name, seed=trial_seed(base.seed, trial), mode="race")
             label = f"{name}, trial {trial + 1}/{trials}"
             hook = None if progress is None else _labelled(progress, label)
-            runs.append(RaceRun(name, trial, run_buy(config, progress=hook)))
-    sides = tuple(side_stats(n, [r.result for r in runs if r.strategy == n]) for n in strategies)
-    verdict = judge(sides, max_oversold=max_oversold, expect_oversell=expect_oversell)
+            try:
+                runs.append(RaceRun(name, trial, run_buy(config, progress=hook)))
+            except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP
+                stopped = getattr(interrupt, "result", None)
+                if stopped is not None:
+                    runs.append(RaceRun(name, trial, stopped))
+                reason = f"stopped during {label}: {stopped.aborted if stopped else 'interrupted'}"
+                interrupt.result = _race_result(  # type: ignore[attr-defined]
+                    runs, strategies, Verdict(False, (reason,))
+                )
+                raise
+    return _race_result(runs, strategies, None, max_oversold, expect_oversell)
+
+
+def _race_result(
+    runs: list[RaceRun],
+    strategies: Sequence[str],
+    verdict: Verdict | None,
+    max_oversold: int | None = None,
+    expect_oversell: bool = False,
+) -> RaceResult:
+    """The sides of the strategies that ran, and their verdict (judged unless given)."""
+    ran = [n for n in strategies if any(r.strategy == n for r in runs)]
+    sides = tuple(side_stats(n, [r.result for r in runs if r.strategy == n]) for n in ran)
+    if verdict is None:
+        verdict = judge(sides, max_oversold=max_oversold, expect_oversell=expect_oversell)
     return RaceResult(tuple(runs), sides, verdict)
 
 
