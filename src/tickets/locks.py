@@ -345,6 +345,14 @@ class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
             while True:
                 yield None
 
+    def hand_out(self, ctx: Any, n: int) -> list[Any]:
+        """``n`` tokens, for children started by multiprocessing. The caller
+        keeps them until its run ends: Process.start() drops its arguments,
+        and a per-buyer lock nobody holds any more is unlinked before a
+        spawned child can open it (FileNotFoundError in SemLock._rebuild)."""
+        tokens = self.tokens(ctx)
+        return [next(tokens) for _ in range(n)]
+
     def child_lock(self, token: Any, store: StorePath, timeout: float) -> BuyerLock:
         """Build the buyer's lock inside the child."""
         if self.name == "file":

@@ -97,17 +97,13 @@ def run_live(
         with translate_errors(), interrupts.terminations_interrupt():
             try:
                 return run(live)
-            except Exception as error:  # a history or store that failed mid-run
+            except BaseException as stopped:  # an interrupt, or a file that failed mid-run
                 live.stop()
-                result = getattr(error, "result", None)
+                result = getattr(stopped, "result", None)
                 if show_partial is not None and result is not None:
-                    show_partial(result)  # what was sold before it failed
+                    show_partial(result)  # what was sold before it stopped
                 raise
     except KeyboardInterrupt as interrupt:
-        live.stop()
-        result = getattr(interrupt, "result", None)
-        if show_partial is not None and result is not None:
-            show_partial(result)
         happened = interrupts.describe(interrupt)
         click.echo(f"{happened}; the history records the {what} stopped as unknown", err=True)
         sys.exit(interrupts.exit_code(interrupt))

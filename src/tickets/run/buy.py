@@ -54,11 +54,7 @@ class BuyMode(SaleMode):
             return LauncherHandle(
                 self.plan, self.config.buyers, run.events.writer.fileno(), run.gate.reader.fileno()
             )
-        # Every token is kept until the run ends: Process.start() drops its
-        # arguments, and a per-buyer lock nobody holds is unlinked before a
-        # spawned child can open it (FileNotFoundError in SemLock._rebuild).
-        tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
-        self._tokens = [next(tokens) for _ in range(self.config.buyers)]
+        self._tokens = STRATEGIES[self.config.strategy].hand_out(run.ctx, self.config.buyers)
         return Children(run.ctx, self.config.start_method)
 
     def start(self, run: Harness) -> str | None:

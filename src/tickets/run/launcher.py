@@ -99,22 +99,23 @@ class LauncherHandle:
 
         Returns the buyers not known to have exited: those killed here.
         """
-        if self.proc is None:
-            os.close(self._lifeline)
-            return self.alive()
-        if not kill_now:
+        try:
+            if self.proc is None:
+                return self.alive()
+            if not kill_now:
+                try:
+                    self.proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            alive = self.alive()
             try:
-                self.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
-        alive = self.alive()
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(5.0)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL
-            pass
-        os.close(self._lifeline)
-        return alive
+            try:
+                self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:  # pragma: no cover - ignores SIGKILL
+                pass
+            return alive
+        finally:
+            os.close(self._lifeline)

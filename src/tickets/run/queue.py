@@ -104,9 +104,7 @@ class QueueMode(SaleMode):
     def make_children(self, run: Harness) -> Children:
         size = self.config.queue_size
         self.orders = run.ctx.JoinableQueue(size) if self.join else run.ctx.Queue(size)
-        # Kept until the run ends (see BuyMode.make_children).
-        tokens = STRATEGIES[self.config.strategy].tokens(run.ctx)
-        self.tokens = [next(tokens) for _ in range(self.config.clerks)]
+        self.tokens = STRATEGIES[self.config.strategy].hand_out(run.ctx, self.config.clerks)
         close = [run.gate.writer, run.events.reader]
         return Children(run.ctx, self.config.start_method, close_in_child=close)
 
