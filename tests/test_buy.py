@@ -15,6 +15,7 @@ from tickets import store as st
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, ConfigError
 from tickets.history import read
+from tickets.operations import SOLD_OUT
 from tickets.run.buy import run_buy
 from tickets.run.ledger import RunResult
 
@@ -185,7 +186,8 @@ def test_buyers_who_see_none_left_walk_away_without_the_lock(sale: Sale, store: 
     """Sold out at the search: the buyer reports and leaves without queueing."""
     result = sale(buyers=20, tickets=0)
     assert result.report.sold == 0 and result.report.passed
-    events = read(result.history).events
+    assert read(result.history).ops.count(SOLD_OUT) == 20
+    events = read_json_lines(result.history)
     assert [e["reason"] for e in events if e["type"] == "fail"] == ["sold out"] * 20
     assert not any("t_locked" in e for e in events)
 

@@ -1,4 +1,5 @@
-"""The invariants on hand-made histories: each check must catch its fault."""
+"""The checks on hand-made histories: each must catch its fault, and every
+history a hostile hand made that the old checker passed is refused or failed."""
 
 from __future__ import annotations
 
@@ -8,36 +9,41 @@ from typing import Any
 
 import pytest
 
-from tickets.checks import check_histories, check_history, evaluate
+from histories import T0, Op, end_line, events_of, lines_of, run_line, table, write
+from tickets.checks import Report, check_histories, check_history, evaluate
 from tickets.history import HistoryError, read
 
 
-def ok(buyer: int, seat: int) -> tuple[str, dict[str, Any]]:
-    return str(buyer), {"type": "ok", "buyer": buyer, "seat": seat}
+def judge(initial: int, remaining: int | None, ops: list[Op], **kw: Any) -> Report:
+    return evaluate(table(ops), initial, remaining, **kw)
 
 
-def fail(buyer: int) -> tuple[str, dict[str, Any]]:
-    return str(buyer), {"type": "fail", "buyer": buyer, "reason": "sold out"}
-
-
-def info(buyer: int) -> tuple[str, dict[str, Any]]:
-    return str(buyer), {"type": "info", "buyer": buyer}
-
-
-def failed_names(report: Any) -> set[str]:
+def failed_names(report: Report) -> set[str]:
     return {c.name for c in report.failures()}
 
 
+def detail(report: Report, name: str) -> str:
+    return next(c.detail for c in report.checks if c.name == name)
+
+
+def ok(start: float, done: float, seat: int) -> Op:
+    return Op("ok", start, done, seat)
+
+
 def test_clean_sale_passes() -> None:
-    report = evaluate(3, 0, [ok(0, 3), ok(1, 2), ok(2, 1), fail(3)])
-    assert report.passed
+    report = judge(3, 0, [ok(0, 1, 3), ok(1, 2, 2), ok(2, 3, 1), Op("sold out", 3, 4)])
+    assert report.passed, report.failures()
     assert (report.sold, report.failed, report.unknown, report.oversold) == (3, 1, 0, 0)
     assert report.double_sold_seats == []
+    assert [c.name for c in report.checks] == [
+        "well-formed", "sold <= initial", "no seat sold twice", "conservation",
+        "real-time order", "no undersell", "store valid after the run", "no errors",
+    ]  # fmt: skip
 
 
 def test_double_sold_seat_and_lost_update() -> None:
     # Two buyers both read 3 and both wrote 2: one update lost.
-    report = evaluate(3, 1, [ok(0, 3), ok(1, 3), ok(2, 2)])
+    report = judge(3, 1, [ok(0, 2, 3), ok(0, 2, 3), ok(3, 4, 2)])
     assert not report.passed
     assert report.double_sold == {3: ["0", "1"]}
     assert report.oversold == 1
@@ -45,75 +51,198 @@ def test_double_sold_seat_and_lost_update() -> None:
 
 
 def test_sold_more_than_initial() -> None:
-    report = evaluate(2, 0, [ok(0, 2), ok(1, 2), ok(2, 1), ok(3, 1)])
+    report = judge(2, 0, [ok(0, 1, 2), ok(0, 1, 2), ok(2, 3, 1), ok(2, 3, 1)])
     assert "sold <= initial" in failed_names(report)
     assert report.oversold == 2
 
 
 def test_unknown_outcomes_widen_conservation() -> None:
     # A buyer died after writing: the store went down by 2, one sale confirmed.
-    report = evaluate(5, 3, [ok(0, 5), info(1)])
-    assert report.passed
+    report = judge(5, 3, [ok(1, 2, 5), Op("info", 0)])
+    assert report.passed, report.failures()
     assert report.unknown == 1
     # ...but the store may not lose more than sales plus unknowns.
-    report = evaluate(5, 2, [ok(0, 5), info(1)])
+    report = judge(5, 2, [ok(1, 2, 5), Op("info", 0)])
     assert failed_names(report) == {"conservation"}
 
 
 def test_final_count_alone_cannot_show_oversell() -> None:
     # Ends at count == 0 like a clean sale, yet seat 2 was sold twice.
-    report = evaluate(2, 0, [ok(0, 2), ok(1, 2), ok(2, 1)])
+    report = judge(2, 0, [ok(0, 1, 2), ok(0, 1, 2), ok(2, 3, 1)])
     assert report.remaining == 0 and not report.passed
     assert report.oversold == 1
 
 
 def test_invalid_store_after_run() -> None:
-    report = evaluate(2, None, [ok(0, 2)], store_problem="x: is empty")
-    assert "store valid after the run" in failed_names(report)
+    report = judge(2, None, [ok(0, 1, 2)], store_problem="x: is empty")
+    assert {"store valid after the run", "conservation"} <= failed_names(report)
 
 
-def test_seat_outside_stock() -> None:
-    report = evaluate(2, 1, [ok(0, 7)])
-    assert "no seat sold twice" in failed_names(report)
+def test_seat_outside_the_tickets_taken() -> None:
+    assert "no seat sold twice" in failed_names(judge(2, 1, [ok(0, 1, 7)]))
+    # Seat 1 is one of the two tickets still in the store: nobody can have bought it.
+    report = judge(3, 2, [ok(0, 1, 1)])
+    assert "outside 3..3" in detail(report, "no seat sold twice")
 
 
-def write_history(path: Path, lines: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    return path
+def test_a_stale_read_is_caught() -> None:
+    # Buyer 1 was invoked after buyer 0 got seat 2, yet got seat 3: it read
+    # a count older than one already confirmed. Counts and seats are fine.
+    report = judge(3, 1, [ok(0, 1, 2), ok(2, 3, 3)])
+    assert failed_names(report) == {"real-time order"}
+    text = detail(report, "real-time order")
+    assert "buyer 1 got seat 3, invoked 1000.0 ms after buyer 0 got seat 2 completed" in text
+    assert "stale read" in text
 
 
-def run_line(initial: int, t: float, run_id: str, restocked: bool = False) -> dict[str, Any]:
-    return {
-        "type": "run",
-        "version": 1,
-        "run_id": run_id,
-        "store": "/s/tickets.json",
-        "strategy": "process",
-        "initial": initial,
-        "restocked": restocked,
-        "t": t,
-    }
+def test_an_undersell_is_caught() -> None:
+    # Buyer 0 was told sold out at 1 s; buyer 1 bought the last ticket after that.
+    report = judge(1, 0, [Op("sold out", 0, 1), ok(2, 3, 1)])
+    assert failed_names(report) == {"no undersell"}
+    text = detail(report, "no undersell")
+    assert "buyer 0 was told sold out at 1000.0 ms; buyer 1 bought seat 1 after that" in text
+    # Told sold out while tickets remained at the end.
+    report = judge(2, 1, [ok(0, 1, 2), Op("sold out", 2, 3)])
+    assert failed_names(report) == {"no undersell"}
+    assert "while tickets remained: the sale ended with 1 left" in detail(report, "no undersell")
+
+
+def test_an_unconfirmed_seat_needs_an_unknown_buyer_in_time() -> None:
+    # Seat 2 went to nobody confirmed; the only unknown buyer began after
+    # seat 1 was sold: nobody can have taken seat 2 in time.
+    report = judge(2, 0, [ok(0, 1, 1), Op("info", 2)])
+    assert failed_names(report) == {"real-time order"}
+    assert "seat 2 went to no buyer that could have taken it" in detail(report, "real-time order")
+    # Begun in time, it accounts for the seat.
+    assert judge(2, 0, [ok(0, 1, 1), Op("info", 0.5)]).passed
+    # Begun after a sold out it cannot have been before it.
+    report = judge(2, 0, [ok(0, 1, 1), Op("sold out", 1, 1.5), Op("info", 1.7)])
+    assert "real-time order" in failed_names(report)
+    report = judge(2, 0, [ok(0, 9, 1), Op("sold out", 1, 1.5), Op("info", 1.7)])
+    assert failed_names(report) == {"no undersell"}
+    assert "before buyer 1 was told sold out" in detail(report, "no undersell")
+
+
+def test_other_failures_have_no_effect() -> None:
+    # A busy buyer took nothing: seat 2 cannot be his.
+    report = judge(2, 0, [Op("busy", 0, 5), ok(0, 1, 1)])
+    assert "conservation" in failed_names(report)
+    assert judge(2, 1, [Op("busy", 0, 5), ok(0, 1, 2)]).passed
+
+
+def test_errors_fail_the_run() -> None:
+    ops = table([ok(0, 1, 2)])
+    ops.errors, ops.first_error = 1, "error: disk full"
+    report = evaluate(ops, 2, 1)
+    assert failed_names(report) == {"no errors"}
+    assert "disk full" in detail(report, "no errors")
+
+
+def test_unfinished_history_is_reported_as_such(tmp_path: Path) -> None:
+    lines = lines_of(2, 1, [ok(0, 1, 2)])[:-1]
+    report = check_history(read(write(tmp_path / "h.jsonl", lines)))
+    assert "unfinished" in detail(report, "well-formed")
+    assert not report.passed
+
+
+# -- histories the old checker passed (issue: a checker that cannot be fooled)
+
+
+def _invoke(buyer: int, t: float) -> dict[str, Any]:
+    return {"type": "invoke", "buyer": buyer, "t": t}
+
+
+def _ok(buyer: int, seat: int, t: float) -> dict[str, Any]:
+    return {"type": "ok", "buyer": buyer, "seat": seat, "t": t}
+
+
+FORGED = {
+    "seat sold twice by one buyer": (
+        [run_line(1), _invoke(0, 11), _ok(0, 1, 12), _ok(0, 1, 13), end_line(0)],
+        "line 4: ok of buyer 0 after its completion",
+    ),
+    "a later fail hides a sale": (
+        [run_line(2), _invoke(0, 11), _invoke(1, 11), _ok(0, 2, 12), _ok(1, 2, 12),
+         {"type": "fail", "buyer": 1, "reason": "sold out", "t": 13}, end_line(1)],
+        "line 6: fail of buyer 1 after its completion",
+    ),
+    "a later info hides a sale": (
+        [run_line(2), _invoke(0, 11), _invoke(1, 11), _ok(0, 2, 12), _ok(1, 2, 12),
+         {"type": "info", "buyer": 1, "t": 13}, end_line(1)],
+        "line 6: info of buyer 1 after its completion",
+    ),
+    "a buyer number reused": (
+        [run_line(2), _invoke(0, 11), _ok(0, 2, 12), _invoke(1, 11), _ok(1, 1, 12),
+         _invoke(1, 13), _ok(1, 1, 14), end_line(0)],
+        "line 6: a second invoke of buyer 1",
+    ),
+    "an outcome without an invoke": (
+        [run_line(1), _ok(0, 1, 12), end_line(0)], "line 2: ok of buyer 0 before its invoke",
+    ),
+    "completed before invoked": (
+        [run_line(1), _invoke(0, 12), _ok(0, 1, 11), end_line(0)], "before its invoke at 12",
+    ),
+    "remaining true": (
+        [run_line(2), _invoke(0, 11), _ok(0, 2, 12), end_line(True)],  # type: ignore[arg-type]
+        "remaining True, not a count",
+    ),
+    "initial over the limit": ([run_line(10**10), end_line(0)], "no valid initial stock"),
+    "initial a bool": ([run_line(True), end_line(0)], "no valid initial stock"),  # type: ignore[arg-type]
+    "unknown mode": ([run_line(1, mode="sell"), end_line(1)], "mode 'sell'"),
+    "unknown strategy": ([run_line(1, strategy="hope"), end_line(1)], "strategy 'hope'"),
+    "a seat that is a bool": (
+        [run_line(1), _invoke(0, 11), _ok(0, True, 12), end_line(0)],  # type: ignore[arg-type]
+        "seat True",
+    ),
+    "a buyer beyond the run's": (
+        [run_line(1, size=2), _invoke(2, 11), end_line(1)], "buyer number 2, not one of 0..1",
+    ),
+    "a time before the run": ([run_line(1), _invoke(0, 9), end_line(1)], "has time 9"),
+    "a string time": ([run_line(1), _invoke(0, "11"), end_line(1)], "has time '11'"),  # type: ignore[arg-type]
+    "phases out of order": (
+        [run_line(1), _invoke(0, 11), _ok(0, 1, 13) | {"t_search": 12.5, "t_locked": 12},
+         end_line(0)],
+        "phases out of order",
+    ),
+    "a line after the end": ([run_line(1), end_line(1), _invoke(0, 11)], "after the end line"),
+    "an end before the last event": (
+        [run_line(1), _invoke(0, 11), _ok(0, 1, 12), end_line(0, t=11.5)],
+        "not after every event",
+    ),
+    "a reason that is not text": (
+        [run_line(1), _invoke(0, 11), {"type": "fail", "buyer": 0, "reason": 7, "t": 12},
+         end_line(1)],
+        "has reason 7",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FORGED))
+def test_forged_histories_are_malformed(tmp_path: Path, name: str, invoke: Any) -> None:
+    lines, problem = FORGED[name]
+    path = write(tmp_path / "forged.jsonl", lines)
+    with pytest.raises(HistoryError) as caught:
+        read(path)
+    assert problem in str(caught.value)
+    result = invoke("check", str(path))
+    assert result.exit_code == 3
+    assert problem in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_and_infinite_times_are_malformed(tmp_path: Path, constant: str) -> None:
+    text = [json.dumps(run_line(1)), f'{{"type": "invoke", "buyer": 0, "t": {constant}}}']
+    with pytest.raises(HistoryError, match="line 2"):
+        read(write(tmp_path / "h.jsonl", text))
 
 
 def test_two_runs_one_sale_cross_run_oversell(tmp_path: Path) -> None:
     # Each run had its own process lock: each is clean alone, together seat 2 sold twice.
-    a = write_history(
-        tmp_path / "a.jsonl",
-        [
-            run_line(2, 1.0, "a"),
-            {"type": "ok", "buyer": 0, "seat": 2, "t": 1.1},
-            {"type": "end", "remaining": 1, "t": 1.5},
-        ],
-    )
-    b = write_history(
-        tmp_path / "b.jsonl",
-        [
-            run_line(2, 1.05, "b"),
-            {"type": "ok", "buyer": 0, "seat": 2, "t": 1.1},
-            {"type": "ok", "buyer": 1, "seat": 1, "t": 1.2},
-            {"type": "end", "remaining": 0, "t": 1.6},
-        ],
-    )
+    a = write(tmp_path / "a.jsonl", [run_line(2, t=1.0, run_id="a", restocked=True),
+              _invoke(0, 1.05), _ok(0, 2, 1.1), end_line(1, t=1.5)])  # fmt: skip
+    b = write(tmp_path / "b.jsonl", [run_line(2, t=1.04, run_id="b", restocked=False),
+              _invoke(0, 1.05), _ok(0, 2, 1.1), _invoke(1, 1.15), _ok(1, 1, 1.2),
+              end_line(0, t=1.6)])  # fmt: skip
     assert check_history(read(a)).passed
     report = check_histories([read(a), read(b)])
     assert not report.passed
@@ -121,20 +250,26 @@ def test_two_runs_one_sale_cross_run_oversell(tmp_path: Path) -> None:
     assert report.oversold == 1
 
 
+def test_two_runs_one_sale_real_time_across_runs(tmp_path: Path) -> None:
+    # Run 2's buyer began after run 1's sale of seat 1 completed, yet got seat 2.
+    a = write(tmp_path / "a.jsonl", [run_line(2, t=1.0, run_id="a"), _invoke(0, 1.05),
+              _ok(0, 1, 1.1), end_line(0, t=1.5)])  # fmt: skip
+    b = write(tmp_path / "b.jsonl", [run_line(2, t=1.11, run_id="b", restocked=False),
+              _invoke(0, 1.2), _ok(0, 2, 1.3), end_line(0, t=1.6)])  # fmt: skip
+    report = check_histories([read(a), read(b)])
+    assert failed_names(report) == {"real-time order"}
+    assert "run 2 buyer 0 got seat 2" in detail(report, "real-time order")
+    assert "run 1 buyer 0 got seat 1" in detail(report, "real-time order")
+
+
 def test_combining_refuses_restocks_and_other_stores(tmp_path: Path) -> None:
-    a = write_history(
-        tmp_path / "a.jsonl", [run_line(2, 1.0, "a"), {"type": "end", "remaining": 2, "t": 2}]
-    )
-    b = write_history(
-        tmp_path / "b.jsonl",
-        [run_line(2, 1.5, "b", restocked=True), {"type": "end", "remaining": 2, "t": 2}],
-    )
+    a = write(tmp_path / "a.jsonl", [run_line(2, t=1.0, run_id="a"), end_line(2, t=2)])
+    b = write(tmp_path / "b.jsonl", [run_line(2, t=1.5, run_id="b"), end_line(2, t=2)])
     with pytest.raises(HistoryError, match="restocked"):
         check_histories([read(a), read(b)])
     with pytest.raises(HistoryError, match="twice"):
         check_histories([read(a), read(a)])
-    other = run_line(2, 1.6, "c") | {"store": "/elsewhere.json"}
-    c = write_history(tmp_path / "c.jsonl", [other])
+    c = write(tmp_path / "c.jsonl", [run_line(2, t=1.6, run_id="c", store="/elsewhere.json")])
     with pytest.raises(HistoryError, match="different stores"):
         check_histories([read(a), read(c)])
 
@@ -144,19 +279,19 @@ def test_combining_refuses_restocks_and_other_stores(tmp_path: Path) -> None:
     [
         ("", "empty"),
         ("hello\n", "not a tickets history"),
-        ('{"count": 3}\n', "unknown event type"),
+        ('{"count": 3}\n', "does not start with a run line"),
         ('{"type": "invoke", "buyer": 1}\n', "does not start with a run line"),
         (json.dumps({"type": "run", "version": 9, "initial": 1}) + "\n", "format version"),
-        (json.dumps({"type": "run", "version": 1, "initial": -1}) + "\n", "initial stock"),
+        (json.dumps(run_line(-1)) + "\n", "initial stock"),
+        (json.dumps(run_line(1)) + '\n{"type": "what"}\n', "unknown event type 'what'"),
+        (json.dumps(run_line(1)) + "\n[1, 2]\n", "line 2: not a JSON object"),
         (
-            json.dumps({"type": "run", "version": 1, "initial": 1})
-            + '\n{"type": "ok", "buyer": 1}\n',
-            "without a seat",
+            json.dumps(run_line(1)) + '\n{"type": "invoke", "buyer": 0, "t": 11}\n'
+            '{"type": "ok", "buyer": 0, "t": 12}\n',
+            "seat None",
         ),
-        (
-            json.dumps({"type": "run", "version": 1, "initial": 1}) + "\n{torn",
-            "line 2 is not valid JSON",
-        ),
+        (json.dumps(run_line(1)) + "\n{torn", "line 2: not valid JSON"),
+        (json.dumps(run_line(1)) + "\n" + "[" * 60000 + "\n", "line 2: not valid JSON"),
     ],
 )
 def test_not_a_history(tmp_path: Path, content: str, problem: str) -> None:
@@ -165,3 +300,19 @@ def test_not_a_history(tmp_path: Path, content: str, problem: str) -> None:
     with pytest.raises(HistoryError, match=problem) as info:
         read(path)
     assert str(path) in str(info.value)
+
+
+def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(json.dumps(run_line(1)).encode() + b'\n{"type": "\xff"}\n')
+    with pytest.raises(HistoryError, match="line 2 is not UTF-8"):
+        read(path)
+
+
+def test_events_of_real_shape_round_trip(tmp_path: Path) -> None:
+    ops = [ok(0, 1, 2), Op("info", 0.5), Op("sold out", 2, 3), Op("pending", 4)]
+    history = read(write(tmp_path / "h.jsonl", lines_of(2, 0, ops)))
+    assert history.ops.kinds == table(ops).kinds
+    assert len(events_of(ops)) == 7
+    assert check_history(history).passed
+    assert T0 == history.ops.t_run

@@ -16,6 +16,7 @@ import pytest
 from click.testing import Result
 
 from helpers import assert_run_fields, read_json_lines, snapshot
+from histories import Op, lines_of, write
 from tickets.cli import cli
 
 Invoke = Callable[..., Result]
@@ -139,30 +140,8 @@ def test_unusable_store_exits_3_and_changes_nothing(
 
 
 def test_check_exit_codes(invoke: Invoke, tmp_path: Path) -> None:
-    good = tmp_path / "good.jsonl"
-    bad = tmp_path / "bad.jsonl"
-    run = {"type": "run", "version": 1, "run_id": "x", "store": "/s", "initial": 2, "t": 1}
-    good.write_text(
-        "\n".join(
-            json.dumps(x)
-            for x in [
-                run,
-                {"type": "ok", "buyer": 0, "seat": 2},
-                {"type": "end", "remaining": 1, "t": 2},
-            ]
-        )
-    )
-    bad.write_text(
-        "\n".join(
-            json.dumps(x)
-            for x in [
-                run | {"run_id": "y"},
-                {"type": "ok", "buyer": 0, "seat": 2},
-                {"type": "ok", "buyer": 1, "seat": 2},
-                {"type": "end", "remaining": 1, "t": 2},
-            ]
-        )
-    )
+    good = write(tmp_path / "good.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2)]))
+    bad = write(tmp_path / "bad.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2), Op("ok", 0, 1, 2)]))
     assert invoke("check", str(good)).exit_code == 0
     result = invoke("check", str(bad), "--json")
     assert result.exit_code == 1

@@ -13,6 +13,7 @@ import pytest
 from click.testing import Result
 from rich.console import Console
 
+from histories import run_line
 from tickets.history import read
 from tickets.output.timeline import timeline
 
@@ -27,16 +28,7 @@ def ev(kind: str, buyer: int, **kw: Any) -> dict[str, Any]:
 def lost_update(tmp_path: Path) -> Path:
     """Buyers 0 and 1 both read 2 and both wrote 1 (lost update); buyer 2 then sold 1."""
     lines = [
-        {
-            "type": "run",
-            "version": 1,
-            "run_id": "r",
-            "store": "/s",
-            "strategy": "none",
-            "initial": 2,
-            "mode": "buy",
-            "t": 10.0,
-        },
+        run_line(2, 4, strategy="none"),
         ev("invoke", 0, t_start=10.0, t=10.010, seen=2),
         ev("invoke", 1, t_start=10.0, t=10.020, seen=2),
         ev("ok", 0, seat=2, t_start=10.0, t_search=10.010, t_locked=10.010, t=10.060),
@@ -90,7 +82,8 @@ def test_width_is_respected(lost_update: Path) -> None:
 
 def test_clean_history_says_so(tmp_path: Path) -> None:
     lines = [
-        {"type": "run", "version": 1, "run_id": "r", "store": "/s", "initial": 1, "t": 1.0},
+        run_line(1, 1, t=1.0),
+        ev("invoke", 0, t_start=1.0, t=1.01),
         ev("ok", 0, seat=1, t_start=1.0, t_search=1.01, t_locked=1.02, t=1.03),
         {"type": "end", "remaining": 0, "t": 1.1},
     ]

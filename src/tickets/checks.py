@@ -1,20 +1,22 @@
-"""The invariants every run is checked against, from its history.
+"""The checks every sale is judged by, from its operations.
 
 Pure functions: a final store alone cannot show an oversell (two concurrent
 runs can oversell by thousands and still end at ``count == 0``); the history
-of every confirmed sale can.
+of every confirmed sale can. Together the checks say whether the history is
+linearizable for the store's one operation (see tickets.linearizability),
+each naming what it found: well-formed, sold <= initial, no seat sold twice
+(and every seat within the tickets taken), conservation, real-time order,
+no undersell, the store valid after the run, and no errors.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .history import History, HistoryError, outcomes
-
-#: The reason of an outcome that ended on an error (see tickets.child.buyer).
-ERROR_PREFIX = "error: "
+from .history import History, HistoryError
+from .linearizability import order_checks, sorted_sales
+from .operations import ABSENT, NO_EFFECT, PENDING, SOLD_OUT, UNKNOWN, Operations
 
 
 @dataclass(frozen=True)
@@ -62,53 +64,81 @@ class Report:
 
 
 def evaluate(
+    ops: Operations,
     initial: int,
     remaining: int | None,
-    outcome_events: list[tuple[str, dict[str, Any]]],
     *,
     store_problem: str | None = None,
     finished: bool = True,
 ) -> Report:
-    """Check one sale. ``outcome_events`` pairs a buyer key with its last event."""
-    sold = failed = unknown = 0
-    holders: dict[int, list[str]] = defaultdict(list)
-    out_of_range: list[int] = []
-    errors: list[str] = []
-    for key, ev in outcome_events:
-        kind = ev["type"]
-        reason = ev.get("reason")
-        if isinstance(reason, str) and reason.startswith(ERROR_PREFIX):
-            errors.append(reason)
-        if kind == "ok":
-            sold += 1
-            holders[ev["seat"]].append(key)
-            if not 1 <= ev["seat"] <= initial:
-                out_of_range.append(ev["seat"])
-        elif kind == "fail":
-            failed += 1
-        else:  # info, or an invoke never answered: the outcome is unknown
-            unknown += 1
-    double = {seat: keys for seat, keys in holders.items() if len(keys) > 1}
-
-    checks = [
+    """Check one sale's operations against the model (see tickets.linearizability)."""
+    packed = sorted_sales(ops)
+    sold = len(packed)
+    failed = ops.count(SOLD_OUT) + ops.count(NO_EFFECT)
+    unknown = ops.count(PENDING) + ops.count(UNKNOWN)
+    double, out_of_range = _seats(ops, packed, initial, remaining)
+    fits = not double and not out_of_range and remaining is not None
+    fits = fits and (initial - (remaining or 0)) - sold <= unknown
+    real_time, undersell = order_checks(ops, packed, initial, remaining, fits)
+    conservation, store_valid = _stock_checks(
+        initial, remaining, sold, unknown, store_problem, finished
+    )
+    checks = (
+        _well_formed(ops, finished),
         Check("sold <= initial", sold <= initial, f"{sold} sold from a stock of {initial}"),
-        _seats_check(initial, double, out_of_range),
-        *_stock_checks(initial, remaining, sold, unknown, store_problem, finished),
-        _errors_check(errors),
-    ]
-    return Report(initial, remaining, sold, failed, unknown, double, tuple(checks))
+        _seats_check(initial, remaining, double, out_of_range),
+        conservation,
+        Check("real-time order", *real_time),
+        Check("no undersell", *undersell),
+        store_valid,
+        _errors_check(ops),
+    )
+    return Report(initial, remaining, sold, failed, unknown, double, checks)
 
 
-def _errors_check(errors: list[str]) -> Check:
+def _well_formed(ops: Operations, finished: bool) -> Check:
+    total = ops.size - ops.count(ABSENT)
+    if not finished:
+        detail = "unfinished: the history has no end line (the run was cut short)"
+        return Check("well-formed", False, detail)
+    detail = f"{total} operation(s), each invoked once and completed at most once"
+    return Check("well-formed", True, detail)
+
+
+def _seats(
+    ops: Operations, packed: list[int], initial: int, remaining: int | None
+) -> tuple[dict[int, list[str]], list[int]]:
+    """Seats sold more than once (seat -> keys), and seats outside the stock taken."""
+    double: dict[int, list[str]] = {}
+    out_of_range: set[int] = set()
+    low = 1 if remaining is None else remaining + 1
+    size = ops.size
+    group: list[int] = []
+    for n, p in enumerate(packed):
+        seat, i = divmod(p, size)
+        group.append(i)
+        if n + 1 < len(packed) and packed[n + 1] // size == seat:
+            continue  # the next one got the same seat
+        if len(group) > 1:
+            double[seat] = [ops.key(j) for j in sorted(group)]
+        if not low <= seat <= initial:
+            out_of_range.add(seat)
+        group = []
+    return double, sorted(out_of_range)
+
+
+def _errors_check(ops: Operations) -> Check:
     """A buyer that could not use the store (a full disk, a lock file it could
     not open) did not take part in the sale: such a run proves nothing."""
-    if not errors:
+    if not ops.errors:
         return Check("no errors", True, "no operation ended on an error")
-    detail = f"{len(errors)} operation(s) ended on an error, the first: {errors[0]}"
+    detail = f"{ops.errors} operation(s) ended on an error, the first: {ops.first_error}"
     return Check("no errors", False, detail)
 
 
-def _seats_check(initial: int, double: dict[int, list[str]], out_of_range: list[int]) -> Check:
+def _seats_check(
+    initial: int, remaining: int | None, double: dict[int, list[str]], out_of_range: list[int]
+) -> Check:
     if double:
         seats = ", ".join(str(s) for s in sorted(double, reverse=True)[:10])
         more = f" and {len(double) - 10} more" if len(double) > 10 else ""
@@ -116,7 +146,10 @@ def _seats_check(initial: int, double: dict[int, list[str]], out_of_range: list[
     else:
         detail = "every seat sold at most once"
     if out_of_range:
-        detail += f"; seat(s) outside 1..{initial}: {sorted(set(out_of_range))[:10]}"
+        low = 1 if remaining is None else remaining + 1
+        shown = ", ".join(str(s) for s in out_of_range[:10])
+        more = f" and {len(out_of_range) - 10} more" if len(out_of_range) > 10 else ""
+        detail += f"; seat(s) outside {low}..{initial} (the tickets taken): {shown}{more}"
     return Check("no seat sold twice", not double and not out_of_range, detail)
 
 
@@ -127,14 +160,14 @@ def _stock_checks(
     unknown: int,
     store_problem: str | None,
     finished: bool,
-) -> list[Check]:
+) -> tuple[Check, Check]:
     """Conservation, and whether the store could be read after the run."""
     if remaining is None:
         why = store_problem or ("the run did not finish" if not finished else "not recorded")
-        return [
+        return (
             Check("conservation", False, f"final stock unknown: {why}"),
             Check("store valid after the run", False, why),
-        ]
+        )
     taken = initial - remaining
     ok = sold <= taken <= sold + unknown
     if sold > taken:
@@ -143,21 +176,20 @@ def _stock_checks(
         detail = f"the store went down by {taken} but only {sold} sold (+{unknown} unknown)"
     else:
         detail = f"{sold} <= {taken} (initial - remaining) <= {sold + unknown}"
-    return [
+    return (
         Check("conservation", ok, detail),
         Check("store valid after the run", True, f"count is {remaining}"),
-    ]
+    )
 
 
 def check_history(history: History) -> Report:
-    end = history.end
-    last = outcomes(history.events)
+    end = history.end or {}
     return evaluate(
+        history.ops,
         history.initial,
         history.remaining,
-        [(str(b), ev) for b, ev in sorted(last.items())],
-        store_problem=(end or {}).get("store_error"),
-        finished=end is not None,
+        store_problem=end.get("store_error"),
+        finished=history.end is not None,
     )
 
 
@@ -170,32 +202,28 @@ def check_histories(histories: list[History]) -> Report:
     """
     if len(histories) == 1:
         return check_history(histories[0])
-    stores = {h.run.get("store") for h in histories}
+    stores = {h.run["store"] for h in histories}
     if len(stores) > 1:
         raise HistoryError(
             histories[0].path, "these histories are of different stores; check them one at a time"
         )
-    ordered = sorted(histories, key=lambda h: float(h.run.get("t", 0.0)))
+    ordered = sorted(histories, key=lambda h: float(h.run["t"]))
+    ids = [h.run["run_id"] for h in ordered]
+    if len(set(ids)) != len(ids):
+        raise HistoryError(ordered[0].path, "the same history was given twice")
     for h in ordered[1:]:
-        if h.run.get("restocked"):
+        if h.run["restocked"]:
             raise HistoryError(
                 h.path,
                 "restocked the store during the sale; one sale across runs needs --keep-stock runs",
             )
-    ids = [h.run.get("run_id") for h in ordered]
-    if len(set(ids)) != len(ids):
-        raise HistoryError(ordered[0].path, "the same history was given twice")
-    pairs: list[tuple[str, dict[str, Any]]] = []
-    for i, h in enumerate(ordered):
-        for buyer, ev in sorted(outcomes(h.events).items()):
-            pairs.append((f"{i + 1}:{buyer}", ev))
     unfinished = [h for h in ordered if h.end is None]
     last = max(ordered, key=lambda h: float((h.end or {}).get("t", 0.0)))
     problem = next(((h.end or {}).get("store_error") for h in ordered if h.end), None)
     return evaluate(
+        Operations.merge([h.ops for h in ordered]),
         ordered[0].initial,
         None if unfinished else last.remaining,
-        pairs,
         store_problem=problem,
         finished=not unfinished,
     )

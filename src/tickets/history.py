@@ -2,11 +2,17 @@
 
 A history opens with a ``run`` line (what was run, on which store, and the
 stock at the start) and closes with an ``end`` line (the stock at the end).
-Between them, per buyer, Jepsen's model: ``invoke`` when the buyer starts its
-attempt, then ``ok`` (with the seat), ``fail`` (with the reason) or ``info``
-(the outcome is unknown: the buyer died or was never heard from).
-Timestamps are ``time.monotonic()`` seconds, comparable across the processes
-of one machine, so histories of concurrent runs can be merged.
+Between them, per operation (a buyer, or an order in the queue mode),
+Jepsen's model: ``invoke`` when the attempt starts, then ``ok`` (with the
+seat), ``fail`` (with the reason) or ``info`` (the outcome is unknown: the
+buyer died or was never heard from). Timestamps are ``time.monotonic()``
+seconds, comparable across the processes of one machine, so histories of
+concurrent runs can be merged.
+
+Reading is bounded: regular files only, read in chunks with the line limit
+enforced as they arrive, every event validated (see tickets.operations)
+and folded into a compact table, so memory grows with the operations and
+never with the bytes.
 """
 
 from __future__ import annotations
@@ -14,20 +20,32 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from .child.events import compact
+from .constants import (
+    MAX_BUYERS,
+    MAX_COUNT,
+    MAX_ORDERS,
+    MAX_PRODUCERS,
+    STRATEGY_NAMES,
+)
+from .operations import MAX_REASON, MAX_TIME, Malformed, Operations, printable
 from .store import is_special
 
 FORMAT_VERSION = 1
 OUTCOMES = ("ok", "fail", "info")
+OPERATION_KINDS = frozenset(("invoke", *OUTCOMES))
 #: "take": a clerk took these orders off the queue (queue mode)
 KINDS = ("run", "end", "take", "invoke", *OUTCOMES)
+MODES = ("buy", "queue")
 #: A history line longer than this is not ours.
 MAX_LINE = 1 << 16
+#: Bytes read at a time.
+CHUNK = 1 << 20
 
 
 class HistoryError(Exception):
@@ -69,6 +87,9 @@ class HistoryWriter:
         if self.broken is not None:
             return
         assert self._file is not None, "history already closed"
+        reason = event.get("reason")
+        if reason is not None and len(reason) > MAX_REASON:
+            event = {**event, "reason": reason[: MAX_REASON - 1] + "…"}
         try:
             self._file.write(compact(event) + "\n")
         except OSError as exc:
@@ -107,12 +128,14 @@ class HistoryWriter:
 
 @dataclass
 class History:
-    """One run's events, parsed and validated."""
+    """One run's record, validated: its run and end lines and its operations."""
 
     path: str
     run: dict[str, Any]
-    events: list[dict[str, Any]] = field(default_factory=list)
+    ops: Operations
     end: dict[str, Any] | None = None
+    #: the events of the operations asked for by number (for drawing them)
+    details: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def initial(self) -> int:
@@ -120,35 +143,85 @@ class History:
 
     @property
     def remaining(self) -> int | None:
-        if self.end is None:
-            return None
-        value = self.end.get("remaining")
-        return value if isinstance(value, int) else None
+        return None if self.end is None else self.end.get("remaining")
+
+    @property
+    def noun(self) -> str:
+        return self.ops.noun
 
 
-def _check_event(path: Path, lineno: int, ev: Any) -> dict[str, Any]:
-    where = f"line {lineno}"
-    if not isinstance(ev, dict):
-        raise HistoryError(path, f"{where} is not a JSON object; is this a tickets history?")
-    kind = ev.get("type")
-    if kind not in KINDS:
-        raise HistoryError(path, f"{where} has unknown event type {kind!r}")
-    if kind in ("invoke", *OUTCOMES):
-        if not isinstance(ev.get("buyer"), int) or isinstance(ev.get("buyer"), bool):
-            raise HistoryError(path, f"{where}: {kind} event without a buyer number")
-        if kind == "ok":
-            seat = ev.get("seat")
-            if not isinstance(seat, int) or isinstance(seat, bool):
-                raise HistoryError(path, f"{where}: ok event without a seat")
-    if not isinstance(ev.get("t", 0.0), int | float):
-        raise HistoryError(path, f"{where}: timestamp is not a number")
-    return ev
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+#: NaN and Infinity are refused as they are parsed.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _is_int(value: Any, low: int, high: int) -> TypeGuard[int]:
+    return type(value) is int and low <= value <= high
+
+
+def _is_time(value: Any) -> TypeGuard[float]:
+    return (type(value) is float or type(value) is int) and 0 <= value < MAX_TIME
+
+
+def _check_run(ev: dict[str, Any]) -> tuple[int, str]:
+    """The run line's fields; returns the number of operations and their noun."""
+    if ev.get("version") != FORMAT_VERSION:
+        raise Malformed(f"has format version {ev.get('version')!r}, not {FORMAT_VERSION}")
+    mode, strategy = ev.get("mode"), ev.get("strategy")
+    if mode not in MODES:
+        raise Malformed(f"run line has mode {mode!r}, not one of {', '.join(MODES)}")
+    if strategy not in STRATEGY_NAMES:
+        names = ", ".join(STRATEGY_NAMES)
+        raise Malformed(f"run line has strategy {strategy!r}, not one of {names}")
+    if not _is_int(ev.get("initial"), 0, MAX_COUNT):
+        raise Malformed(f"run line has no valid initial stock (0..{MAX_COUNT:,})")
+    if not _is_time(ev.get("t")):
+        raise Malformed("run line has no valid time")
+    for key in ("run_id", "store"):
+        if type(ev.get(key)) is not str:
+            raise Malformed(f"run line has no {key}")
+    if type(ev.get("restocked")) is not bool:
+        raise Malformed("run line does not say whether it restocked")
+    for key in ("seed", "pid", "batch", "clerks", "queue_size"):
+        if key in ev and not _is_int(ev[key], 0, MAX_COUNT):
+            raise Malformed(f"run line has {key} {ev[key]!r}")
+    if mode == "buy":
+        if not _is_int(ev.get("buyers"), 1, MAX_BUYERS):
+            raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
+        return ev["buyers"], "buyer"
+    producers, orders = ev.get("producers"), ev.get("orders")
+    if not (_is_int(producers, 1, MAX_PRODUCERS) and _is_int(orders, 1, MAX_ORDERS)
+            and producers * orders <= MAX_ORDERS):  # fmt: skip
+        raise Malformed(f"run line has no valid producers and orders (at most {MAX_ORDERS:,})")
+    return producers * orders, "order"
+
+
+def _check_end(ev: dict[str, Any], ops: Operations) -> dict[str, Any]:
+    remaining = ev.get("remaining")
+    if remaining is not None and not _is_int(remaining, 0, MAX_COUNT):
+        raise Malformed(f"end line has remaining {remaining!r}, not a count")
+    t = ev.get("t")
+    if not (_is_time(t) and t >= ops.latest):
+        raise Malformed(f"end line has time {t!r}, not after every event of the run")
+    texts = {}
+    for key in ("store_error", "aborted"):
+        value = ev.get(key)
+        if value is not None and type(value) is not str:
+            raise Malformed(f"end line has {key} {value!r}, not text")
+        texts[key] = None if value is None else printable(value)
+    notes = ev.get("notes", [])
+    if type(notes) is not list or not all(type(n) is str for n in notes):
+        raise Malformed("end line has notes that are not a list of text")
+    return {**ev, **texts, "notes": [printable(n) for n in notes]}
+
+
+def _open(path: Path) -> IO[bytes]:
+    """A regular file, opened without waiting on a FIFO's writer."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise HistoryError(path, "no such history file") from None
     except OSError as exc:
@@ -160,58 +233,129 @@ def iter_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         os.close(fd)
         what = "a folder" if stat.S_ISDIR(kind) else "not a regular file"
         raise HistoryError(path, f"is {what}, not a history file")
-    with os.fdopen(fd, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if len(raw) > MAX_LINE:
-                raise HistoryError(path, f"line {lineno} is too long for a history")
-            if not raw.strip():
-                continue
-            try:
-                ev = json.loads(raw)
-            except (ValueError, RecursionError):
-                if lineno == 1:
-                    raise HistoryError(path, "is not a tickets history (not JSON Lines)") from None
-                # A parent killed mid-write can leave a torn last line.
-                raise HistoryError(path, f"line {lineno} is not valid JSON") from None
-            yield lineno, _check_event(path, lineno, ev)
+    return os.fdopen(fd, "rb")
 
 
-def read(path: str | os.PathLike[str]) -> History:
-    """Parse and validate one history file."""
+def _chunks(path: Path, f: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
+    """The file's lines, a chunk at a time: (number of the first, the lines).
+    No line longer than MAX_LINE is ever held whole."""
+    lineno, rest = 0, b""
+    while True:
+        try:
+            chunk = f.read(CHUNK)
+        except OSError as exc:
+            raise HistoryError(path, f"cannot be read ({exc.strerror})") from None
+        if not chunk:
+            break
+        chunk = rest + chunk if rest else chunk
+        cut = chunk.rfind(b"\n") + 1
+        rest = chunk[cut:]
+        if len(rest) > MAX_LINE:
+            at = lineno + chunk.count(b"\n", 0, cut) + 1
+            raise HistoryError(path, f"line {at} is too long for a history")
+        lines = _decode(path, lineno, chunk[:cut]).split("\n")
+        lines.pop()  # what follows the last newline: nothing
+        yield lineno + 1, lines
+        lineno += len(lines)
+    if rest:
+        yield lineno + 1, [_decode(path, lineno, rest)]
+
+
+def _decode(path: Path, lineno: int, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = lineno + data.count(b"\n", 0, exc.start) + 1
+        raise HistoryError(path, f"line {at} is not UTF-8 text") from None
+
+
+def read(path: str | os.PathLike[str], details: set[int] | None = None) -> History:
+    """Parse and validate one history file (``details``: operation numbers
+    whose events to keep whole, for drawing them)."""
     p = Path(path)
-    run: dict[str, Any] | None = None
-    end = None
-    events: list[dict[str, Any]] = []
-    for lineno, ev in iter_lines(p):
-        kind = ev["type"]
-        if lineno == 1 or run is None:
-            if kind != "run":
-                raise HistoryError(p, "does not start with a run line; is this a tickets history?")
-            if ev.get("version") != FORMAT_VERSION:
-                raise HistoryError(
-                    p, f"has format version {ev.get('version')!r}, not {FORMAT_VERSION}"
-                )
-            initial = ev.get("initial")
-            if not isinstance(initial, int) or isinstance(initial, bool) or initial < 0:
-                raise HistoryError(p, "run line has no valid initial stock")
-            run = ev
-        elif kind == "run":
-            raise HistoryError(p, f"line {lineno}: a second run line (concatenated histories?)")
-        elif kind == "end":
-            end = ev
-        elif kind == "take":
-            continue
-        else:
-            events.append(ev)
-    if run is None:
-        raise HistoryError(p, "is empty, not a tickets history")
-    return History(str(p), run, events, end)
+    with _open(p) as f:
+        return _Reader(p, details).read(f)
 
 
-def outcomes(events: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Each buyer's last word: its ok / fail / info event (or its invoke)."""
-    last: dict[int, dict[str, Any]] = {}
-    for ev in events:
-        if ev["type"] in OUTCOMES or ev["buyer"] not in last:
-            last[ev["buyer"]] = ev
-    return last
+class _Reader:
+    def __init__(self, path: Path, details: set[int] | None) -> None:
+        self.path = path
+        self.wanted = details or set()
+        self.details: dict[int, dict[str, Any]] = {}
+        self.run: dict[str, Any] | None = None
+        self.end: dict[str, Any] | None = None
+
+    def fail(self, lineno: int, problem: str) -> HistoryError:
+        return HistoryError(self.path, f"line {lineno}: {problem}")
+
+    def read(self, f: IO[bytes]) -> History:
+        ops: Operations | None = None
+        decode, op_kinds, wanted = _DECODER.decode, OPERATION_KINDS, self.wanted
+        for first, lines in _chunks(self.path, f):
+            for lineno, line in enumerate(lines, first):
+                if len(line) > MAX_LINE:
+                    raise self.fail(lineno, "too long for a history")
+                try:
+                    ev = decode(line)
+                except (ValueError, RecursionError):
+                    if not line.strip():
+                        continue
+                    if lineno == 1:
+                        problem = "is not a tickets history (not JSON Lines)"
+                        raise HistoryError(self.path, problem) from None
+                    # A parent killed mid-write can leave a torn last line.
+                    raise self.fail(lineno, "not valid JSON") from None
+                if type(ev) is not dict:
+                    raise self.fail(lineno, "not a JSON object; is this a tickets history?")
+                kind = ev.get("type")
+                try:
+                    if ops is None:
+                        ops = self.first(ev)
+                    elif self.end is not None:
+                        raise Malformed("comes after the end line")
+                    elif kind in op_kinds:
+                        ops.add(ev)
+                        if wanted and ev["buyer"] in wanted:
+                            self.keep(ev)
+                    elif kind == "take":
+                        ops.add_take(ev)
+                    elif kind == "end":
+                        self.end = _check_end(ev, ops)
+                    elif kind == "run":
+                        raise Malformed("a second run line (concatenated histories?)")
+                    else:
+                        raise Malformed(f"unknown event type {printable(str(kind))[:40]!r}")
+                except Malformed as exc:
+                    raise self.fail(lineno, str(exc)) from None
+        if ops is None or self.run is None:
+            raise HistoryError(self.path, "is empty, not a tickets history")
+        return History(str(self.path), self.run, ops, self.end, self.details)
+
+    def first(self, ev: dict[str, Any]) -> Operations:
+        if ev.get("type") != "run":
+            raise HistoryError(
+                self.path, "does not start with a run line; is this a tickets history?"
+            )
+        try:
+            size, noun = _check_run(ev)
+        except Malformed as exc:
+            raise HistoryError(self.path, str(exc)) from None
+        self.run = {**ev, "store": printable(ev["store"]), "run_id": printable(ev["run_id"])}
+        return Operations(size, float(ev["t"]), noun)
+
+    def keep(self, ev: dict[str, Any]) -> None:
+        """An operation's fields, for drawing: its invoke's and its completion's."""
+        held = self.details.setdefault(ev["buyer"], {})
+        if ev["type"] == "invoke":
+            held.update(t_invoke=ev["t"], t_start=ev.get("t_start"), t_search=ev["t"])
+            return
+        reason = ev.get("reason")
+        held.update(
+            type=ev["type"],
+            seat=ev.get("seat"),
+            reason=None if reason is None else printable(reason),
+            t_end=ev["t"] if ev["type"] != "info" else None,
+        )
+        for key in ("t_start", "t_search", "t_locked"):
+            if ev.get(key) is not None:
+                held[key] = ev[key]

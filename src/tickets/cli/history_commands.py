@@ -72,12 +72,12 @@ def timeline_command(
         tickets timeline run.jsonl --svg race.svg --html race.html
     """
     from ..history import read
-    from ..output.timeline import MAX_ROWS, timeline
+    from ..output.timeline import MAX_ROWS, prepare, timeline
 
-    with translate_errors():
-        loaded = read(history)
-    console = make_console(width=width)
     limit = None if show_all else MAX_ROWS
+    with translate_errors():
+        loaded, _, _ = prepare(read(history), limit)
+    console = make_console(width=width)
     console.print(timeline(loaded, width=width or console.width, limit=limit))
     if svg is not None or html is not None:
         export(timeline(loaded, width=width or 120, limit=limit), width or 120, history, svg, html)

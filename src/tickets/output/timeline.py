@@ -7,6 +7,7 @@ the other wrote it back.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +15,8 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ..checks import check_history
-from ..history import History, outcomes
+from ..history import History, read
+from ..operations import ABSENT, OK, PENDING, UNKNOWN, Operations, printable
 
 MAX_ROWS = 60
 #: Buyers named per double-sold seat under the picture.
@@ -55,60 +57,79 @@ class Span:
         return (key if key is not None else float("inf"), self.number)
 
 
-def spans(history: History) -> list[Span]:
-    invoked = {ev["buyer"]: ev for ev in history.events if ev["type"] == "invoke"}
+def spans(history: History, numbers: set[int]) -> list[Span]:
+    """The chosen operations' phases (from the events the reader kept)."""
     out = []
-    for number, ev in outcomes(history.events).items():
-        inv = invoked.get(number, {})
-        start = ev.get("t_start", inv.get("t_start"))
-        search = ev.get("t_search", inv.get("t"))
-        end = ev.get("t") if ev["type"] in ("ok", "fail") else None
-        result = ev["type"] if ev["type"] != "invoke" else "info"
+    for number in numbers:
+        held = history.details.get(number)
+        if held is None:  # the file changed between the two reads
+            continue
+        result = held.get("type", "info")
         out.append(
             Span(
                 number,
                 result,
-                ev.get("seat"),
-                ev.get("reason"),
-                start,
-                search,
-                ev.get("t_locked"),
-                end,
+                held.get("seat"),
+                held.get("reason"),
+                held.get("t_start"),
+                held.get("t_search"),
+                held.get("t_locked"),
+                held.get("t_end"),
             )
         )
     return sorted(out, key=lambda s: s.order)
 
 
-def pick(all_spans: list[Span], double: set[int], limit: int | None) -> list[Span]:
-    if limit is None or len(all_spans) <= limit:
-        return all_spans
-    chosen = {s.number for s in all_spans if s.seat in double or s.result == "info"}
-    chosen = set(sorted(chosen)[:limit])
-    for s in all_spans:
-        if len(chosen) >= limit:
-            break
-        chosen.add(s.number)
-    return [s for s in all_spans if s.number in chosen]
+def choose(ops: Operations, double: dict[int, list[str]], limit: int | None) -> set[int]:
+    """The operations to draw: those that got a double-sold seat or whose
+    outcome is unknown first, then the earliest invoked, ``limit`` in all."""
+    present = [i for i in range(ops.size) if ops.kinds[i] != ABSENT]
+    if limit is None or len(present) <= limit:
+        return set(present)
+    kinds, seats = ops.kinds, ops.seats
+    unknown = (PENDING, UNKNOWN)
+    worth = [i for i in present if kinds[i] in unknown or (kinds[i] == OK and seats[i] in double)]
+    chosen = set(worth[:limit])
+    rest = (i for i in present if i not in chosen)
+    chosen.update(heapq.nsmallest(limit - len(chosen), rest, key=ops.invoked.__getitem__))
+    return chosen
+
+
+def prepare(
+    history: History, limit: int | None = MAX_ROWS
+) -> tuple[History, set[int], dict[int, list[str]]]:
+    """The history with the events of the operations to draw (read once more
+    for just those if they were not kept), those operations, and the
+    double-sold seats. Raises HistoryError if the file no longer reads."""
+    double = check_history(history).double_sold
+    chosen = choose(history.ops, double, limit)
+    if not chosen <= set(history.details):
+        history = read(history.path, details=chosen)
+    return history, chosen, double
 
 
 def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -> RenderableType:
-    """The whole picture: title, axis, one row per buyer, legend, double-sold seats."""
-    report = check_history(history)
-    double = report.double_sold
-    every = spans(history)
-    times = [t for s in every for t in (s.first, s.end, s.locked) if t is not None]
+    """The whole picture: title, axis, one row per buyer, legend, double-sold seats.
+
+    Drawing needs each chosen operation's phases: when ``history`` was read
+    without them, the file is read once more for just those (memory stays
+    in proportion to the operations, not the events)."""
+    history, chosen, double = prepare(history, limit)
+    total = history.ops.size - history.ops.count(ABSENT)
+    shown = spans(history, chosen)
+    times = [t for s in shown for t in (s.first, s.end, s.locked) if t is not None]
     cols = max(20, width - LABEL_WIDTH - 1)
     run = history.run
     # In the queue mode a row is an order, and its "search" is its wait in the queue.
-    noun = "order" if run.get("mode") == "queue" else "buyer"
+    noun = history.noun
     title = Text(
-        f"{run.get('mode', 'buy')} with strategy {run.get('strategy')}: "
-        f"{len(every)} {noun}s, stock {history.initial}\n",
+        f"{run['mode']} with strategy {run['strategy']}: "
+        f"{total} {noun}s, stock {history.initial}\n",
         style="bold",
     )
-    title.append(f"history {history.path}", style="dim")
+    title.append(f"history {printable(history.path)}", style="dim")
     if not times:
-        return Group(title, Text("no buyer got as far as a search: nothing to draw"))
+        return Group(title, Text(f"no {noun} got as far as a search: nothing to draw"))
     t0, t1 = min(times), max(times)
     span_s = max(t1 - t0, 1e-6)
 
@@ -116,17 +137,14 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
         return min(cols - 1, max(0, int((t - t0) / span_s * (cols - 1))))
 
     rows = [title, axis(span_s, cols)]
-    shown = pick(every, set(double), limit)
     for s in shown:
         rows.append(row(s, double, col, cols, noun))
-    if len(shown) < len(every):
+    if len(shown) < total:
         rows.append(
-            Text(
-                f"… {len(every) - len(shown)} more {noun}s not drawn (--all draws every one)", "dim"
-            )
+            Text(f"… {total - len(shown)} more {noun}s not drawn (--all draws every one)", "dim")
         )
     rows.append(legend(noun))
-    rows.append(double_sold_note(every, double, t0, noun))
+    rows.append(double_sold_note(shown, double, t0, noun))
     return Group(*rows)
 
 

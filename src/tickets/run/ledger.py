@@ -19,6 +19,7 @@ from .. import store
 from ..checks import Report, evaluate
 from ..config import SaleConfig
 from ..history import HistoryWriter
+from ..operations import ABSENT, Malformed, Operations
 from ..store_lock import SaleClaim, check_lock_path, restock
 
 
@@ -157,6 +158,9 @@ class SaleLedger:
             self.claim.close(undo=True)
             raise
         self.run_id = os.urandom(8).hex()
+        self.t_run = time.monotonic()
+        #: what ``tickets check`` reads back from the history, folded in as it is written
+        self.ops = Operations(total, self.t_run, "order" if config.mode == "queue" else "buyer")
         self.rows: dict[int, OperationRow] = {}
         self.live = Progress(total=total, noun="order" if config.mode == "queue" else "buyer")
         self.notes: list[str] = []
@@ -186,7 +190,7 @@ class SaleLedger:
             "start_method": config.start_method,
             "pid": os.getpid(),
             "wall": datetime.now(UTC).isoformat(),
-            "t": time.monotonic(),
+            "t": self.t_run,
         }
 
     def close(self) -> None:
@@ -205,10 +209,32 @@ class SaleLedger:
         self.writer.write(ev)
 
     def record(self, ev: dict[str, Any]) -> None:
-        """Write one operation's event and fold it into its row (an outcome only once)."""
-        row = self.row(ev["buyer"])
+        """Write one operation's event and fold it into its row: one invoke,
+        then one outcome, the first (a late duplicate, say from a child the
+        parent already gave up on, is dropped). An outcome of an operation
+        whose invoke never came gets one first, dated at the run's start:
+        it may have begun at any time since."""
+        number = ev["buyer"]
+        if not (type(number) is int and 0 <= number < self.ops.size):
+            self.notes.append(f"dropped an event of no operation of this run: {number!r:.40}")
+            return
+        row = self.row(number)
+        state = self.ops.kinds[number]
+        if ev["type"] == "invoke" and state != ABSENT:
+            return
         if ev["type"] != "invoke" and row.result != "pending":
-            return  # a late duplicate (e.g. the parent already gave up on it)
+            return
+        if ev["type"] != "invoke" and state == ABSENT:
+            self._fold({"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run})
+        try:
+            self.ops.add(ev)
+        except Malformed as exc:  # a child's report the history could not hold
+            if ev["type"] == "invoke":
+                ev = {"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run}
+            else:
+                reason = f"error: its report was malformed ({exc})"[:300]
+                ev = {"type": "info", "buyer": number, "reason": reason, "t": time.monotonic()}
+            self.ops.add(ev)
         self.writer.write(ev)
         row.update(ev)
         if ev["type"] == "invoke":
@@ -221,6 +247,11 @@ class SaleLedger:
             self._seats[seat] = self._seats.get(seat, 0) + 1
             if self._seats[seat] > 1:
                 self.live.double_sold += 1
+
+    def _fold(self, ev: dict[str, Any]) -> None:
+        self.ops.add(ev)
+        self.writer.write(ev)
+        self.row(ev["buyer"]).update(ev)
 
     def unknown(self, number: int, why: str) -> None:
         """The operation's outcome is unknown: it was never heard of again."""
@@ -252,10 +283,7 @@ class SaleLedger:
         )
         self.writer.close()
         rows = [self.rows[k] for k in sorted(self.rows)]
-        outcomes = [
-            (str(r.number), {"type": r.result, "seat": r.seat, "reason": r.reason}) for r in rows
-        ]
-        report = evaluate(self.initial, remaining, outcomes, store_problem=store_error)
+        report = evaluate(self.ops, self.initial, remaining, store_problem=store_error)
         return RunResult(
             config=self.config,
             run_id=self.run_id,

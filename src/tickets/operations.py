@@ -1,0 +1,225 @@
+"""One sale's operations, compact, and the rules their events obey.
+
+An operation is one buyer's attempt (or one order in the queue mode): one
+``invoke``, then at most one completion, ``ok`` (with its seat), ``fail``
+(with its reason) or ``info`` (outcome unknown). :class:`Operations` folds
+events into a table of about 21 bytes per operation (a kind, two times and
+a seat), so that checking a history of a million operations costs memory
+in proportion to the operations and never to the bytes read; the parent's
+ledger folds the events it writes into the same table, so a run's verdict
+and ``tickets check`` of its history are one computation.
+
+Every event is validated as it is folded in; the first that breaks a rule
+raises :class:`Malformed`, saying what is wrong in words.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from array import array
+from typing import Any
+
+from .constants import MAX_BATCH, MAX_CLERKS, MAX_COUNT, MAX_PRODUCERS
+
+# An operation's kind, as kept in :attr:`Operations.kinds`.
+ABSENT = 0  #: no event of this number
+PENDING = 1  #: invoked, never completed: its outcome is unknown
+OK = 2  #: sold a seat
+SOLD_OUT = 3  #: fail: sold out (saw the count at zero)
+NO_EFFECT = 4  #: any other fail: busy, never started, an error before the store
+UNKNOWN = 5  #: info: may or may not have taken a ticket
+KIND_NAMES = ("absent", "pending", "ok", "sold out", "no effect", "unknown")
+
+SOLD_OUT_REASON = "sold out"
+#: The reason of an outcome that ended on an error (see tickets.child.buyer).
+ERROR_PREFIX = "error: "
+#: A reason longer than this is not ours (writers cut theirs to 300 characters).
+MAX_REASON = 300
+#: Times are ``time.monotonic()`` seconds: finite, and below this.
+MAX_TIME = 1e12
+INF = float("inf")
+#: Unicode categories that are not shown as themselves: controls, format
+#: characters (bidirectional overrides), surrogates, private use, unassigned,
+#: line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+class Malformed(ValueError):
+    """An event that breaks the history's rules; ``str()`` says which and why."""
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, format, surrogate or unassigned character
+    replaced by ``?``: what came from a history may not steer a terminal
+    (escape sequences, bidirectional overrides) or fail to encode."""
+    if text.isprintable():
+        return text
+    return "".join("?" if unicodedata.category(ch) in _HIDDEN else ch for ch in text)
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_COUNT
+
+
+def _time_or_none(value: Any, low: float) -> bool:
+    if value is None:
+        return True
+    return (type(value) is float or type(value) is int) and low <= value < MAX_TIME
+
+
+class Operations:
+    """The operations of a sale, numbered ``0 .. size-1``, in flat arrays.
+
+    ``invoked[i]`` and ``completed[i]`` are monotonic seconds (``completed``
+    is infinite for an operation whose outcome is unknown: it may take effect
+    at any time after its invoke); ``seats[i]`` is the seat of an ``ok``.
+    """
+
+    def __init__(self, size: int, t_run: float = 0.0, noun: str = "buyer") -> None:
+        self.size = size
+        self.noun = noun
+        #: no operation may have happened before its run began
+        self.t_run = t_run
+        self.kinds = bytearray(size)
+        self.invoked = array("d", bytes(8 * size))
+        self.completed = array("d", bytes(8 * size))
+        self.seats = array("i", bytes(4 * size))
+        self.errors = 0
+        self.first_error: str | None = None
+        #: the latest time any event carried (the end line may not be earlier)
+        self.latest = t_run
+        #: a merged sale's runs: (first operation, label prefix), see :meth:`merge`
+        self.parts: list[tuple[int, str]] = [(0, "")]
+
+    # -- folding events in -------------------------------------------------
+
+    def add(self, ev: dict[str, Any]) -> None:
+        """Fold one ``invoke``/``ok``/``fail``/``info`` event in, or raise Malformed."""
+        kind = ev["type"]
+        number = ev.get("buyer")
+        if type(number) is not int or not 0 <= number < self.size:
+            raise Malformed(f"{kind} event with {self.noun} number {number!r}, "
+                            f"not one of 0..{self.size - 1}")  # fmt: skip
+        t = ev.get("t")
+        if not ((type(t) is float or type(t) is int) and self.t_run <= t < MAX_TIME):
+            raise Malformed(f"{kind} event of {self.noun} {number} has time {t!r}, "
+                            "not a time during its run")  # fmt: skip
+        self._check_fields(ev, kind, t)
+        if t > self.latest:
+            self.latest = t
+        state = self.kinds[number]
+        if kind == "invoke":
+            if state != ABSENT:
+                raise Malformed(f"a second invoke of {self.noun} {number}")
+            self.kinds[number] = PENDING
+            self.invoked[number] = t
+            self.completed[number] = INF
+            return
+        if state != PENDING:
+            what = "before its invoke" if state == ABSENT else "after its completion"
+            raise Malformed(f"{kind} of {self.noun} {number} {what}")
+        if t < self.invoked[number]:
+            raise Malformed(f"{kind} of {self.noun} {number} at {t!r}, "
+                            f"before its invoke at {self.invoked[number]!r}")  # fmt: skip
+        reason = ev.get("reason")
+        if reason is not None:
+            if type(reason) is not str or len(reason) > MAX_REASON:
+                raise Malformed(f"{kind} of {self.noun} {number} has reason {reason!r:.60}")
+            if reason.startswith(ERROR_PREFIX):
+                self.errors += 1
+                if self.first_error is None:
+                    self.first_error = printable(reason)
+        if kind == "ok":
+            seat = ev.get("seat")
+            if type(seat) is not int or not -MAX_COUNT <= seat <= MAX_COUNT:
+                raise Malformed(
+                    f"ok of {self.noun} {number} has seat {seat!r}, not a ticket number"
+                )
+            self.kinds[number] = OK
+            self.seats[number] = seat
+            self.completed[number] = t
+        elif kind == "fail":
+            if reason is None:
+                raise Malformed(f"fail of {self.noun} {number} without a reason")
+            self.kinds[number] = SOLD_OUT if reason == SOLD_OUT_REASON else NO_EFFECT
+            self.completed[number] = t
+        else:  # info: it may take effect at any time after its invoke
+            self.kinds[number] = UNKNOWN
+
+    def _check_fields(self, ev: dict[str, Any], kind: str, t: float) -> None:
+        """The optional fields: their types, ranges, and phases in time order."""
+        low = self.t_run
+        t_start, t_search, t_locked = ev.get("t_start"), ev.get("t_search"), ev.get("t_locked")
+        if not (_time_or_none(t_start, low) and _time_or_none(t_search, low)
+                and _time_or_none(t_locked, low)):  # fmt: skip
+            raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has a phase time "
+                            "that is not a time during its run")  # fmt: skip
+        last = low
+        for phase in (t_start, t_search, t_locked, t):
+            if phase is not None:
+                if phase < last:
+                    raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has its phases "
+                                    "out of order (start, search, locked, t)")  # fmt: skip
+                last = phase
+        pid, seen = ev.get("pid"), ev.get("seen")
+        if pid is not None and not (type(pid) is int and pid >= 0):
+            raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has pid {pid!r}")
+        if seen is not None and not (type(seen) is int and -MAX_COUNT <= seen <= MAX_COUNT):
+            raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has seen {seen!r}")
+        for key, bound in (("producer", MAX_PRODUCERS), ("clerk", MAX_CLERKS)):
+            value = ev.get(key)
+            if value is not None and not (type(value) is int and 0 <= value < bound):
+                raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has {key} {value!r}")
+
+    def add_take(self, ev: dict[str, Any]) -> None:
+        """Check a clerk's ``take`` (the orders it took off the queue); nothing is kept."""
+        clerk, orders, t = ev.get("clerk"), ev.get("orders"), ev.get("t")
+        if not (type(clerk) is int and 0 <= clerk < MAX_CLERKS):
+            raise Malformed(f"take event with clerk {clerk!r}")
+        if not _time_or_none(t, self.t_run) or t is None:
+            raise Malformed(f"take event of clerk {clerk} has time {t!r}")
+        if (type(orders) is not list or not 0 < len(orders) <= MAX_BATCH
+                or not all(type(o) is int and 0 <= o < self.size for o in orders)):  # fmt: skip
+            raise Malformed(f"take event of clerk {clerk} without a list of order numbers")
+        self.latest = max(self.latest, t)
+
+    # -- reading it back ---------------------------------------------------
+
+    def label(self, i: int) -> str:
+        """``buyer 12``, or ``run 2 buyer 12`` in a merged sale."""
+        start, prefix = self.parts[0]
+        for part in self.parts:
+            if part[0] > i:
+                break
+            start, prefix = part
+        return f"{prefix}{self.noun} {i - start}"
+
+    def key(self, i: int) -> str:
+        """``12``, or ``2:12`` in a merged sale (the keys of double-sold seats)."""
+        text = self.label(i).rsplit(" ", 1)[1]
+        return f"{self.part_of(i) + 1}:{text}" if len(self.parts) > 1 else text
+
+    def part_of(self, i: int) -> int:
+        return max(n for n, (start, _) in enumerate(self.parts) if start <= i)
+
+    def count(self, kind: int) -> int:
+        return self.kinds.count(kind)
+
+    @classmethod
+    def merge(cls, tables: list[Operations]) -> Operations:
+        """One table for a sale of several runs (times are comparable: one machine's clock)."""
+        if len(tables) == 1:
+            return tables[0]
+        merged = cls(0, min(t.t_run for t in tables), tables[0].noun)
+        merged.parts = []
+        for n, table in enumerate(tables):
+            merged.parts.append((merged.size, f"run {n + 1} "))
+            merged.size += table.size
+            merged.kinds += table.kinds
+            merged.invoked += table.invoked
+            merged.completed += table.completed
+            merged.seats += table.seats
+            merged.errors += table.errors
+            merged.first_error = merged.first_error or table.first_error
+            merged.latest = max(merged.latest, table.latest)
+        return merged
