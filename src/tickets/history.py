@@ -150,8 +150,12 @@ class History:
         return self.ops.noun
 
 
+class _NotANumber(ValueError):
+    pass
+
+
 def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
+    raise _NotANumber(f"{name} is not a number; a history holds finite numbers only")
 
 
 #: NaN and Infinity are refused as they are parsed.
@@ -297,6 +301,8 @@ class _Reader:
                     raise self.fail(lineno, "too long for a history")
                 try:
                     ev = decode(line)
+                except _NotANumber as exc:
+                    raise self.fail(lineno, str(exc)) from None
                 except (ValueError, RecursionError):
                     if not line.strip():
                         continue

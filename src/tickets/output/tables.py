@@ -83,7 +83,10 @@ def verdict(report: Report, aborted: str | None = None) -> Text:
             f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold",
             style="bold green",
         )
-    lines = [f"FAILED: oversold by {report.oversold}"]
+    if report.oversold:
+        lines = [f"FAILED: oversold by {report.oversold}"]
+    else:
+        lines = ["FAILED: " + ", ".join(c.name for c in report.failures())]
     if report.double_sold:
         seats = ", ".join(str(s) for s in report.double_sold_seats[:10])
         lines.append(f"double-sold seats: {seats}")
@@ -150,7 +153,7 @@ def checks_table(report: Report) -> Table:
     table.add_column("detail")
     for c in report.checks:
         mark = Text("pass", style="green") if c.passed else Text("FAIL", style="bold red")
-        table.add_row(c.name, mark, c.detail)
+        table.add_row(c.name, mark, Text(c.detail))  # never markup: details quote histories
     return table
 
 
