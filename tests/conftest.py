@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +51,19 @@ def sale(store: Path) -> Callable[..., RunResult]:
         return run_buy(BuyConfig(store=kw.pop("store", store), **kw), progress=progress)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def histories_are_well_formed(tmp_path: Path) -> Iterator[None]:
+    """Every history a run writes under a ``history/`` folder during a test
+    must read back as well-formed (unfinished is allowed: a killed parent)."""
+    yield
+    from tickets.history import HistoryError, read
+
+    for path in tmp_path.rglob("history/*.jsonl"):
+        try:
+            read(path)
+        except HistoryError as exc:
+            if "not valid JSON" in str(exc) and path.stat().st_size % 4096:
+                continue  # a torn last line: a parent killed mid-write, or a full disk
+            pytest.fail(f"a run wrote a malformed history: {exc}")

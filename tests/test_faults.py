@@ -204,10 +204,7 @@ def run_concurrently(store: Path, locks: list[str], extra: list[str]) -> list[di
     cmd = [sys.executable, "-m", "tickets", "buy", "--keep-stock", "--json", *extra]
     procs = [
         subprocess.Popen(
-            [*cmd, "--lock", lock],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            [*cmd, "--lock", lock], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=env,
         )  # fmt: skip
         for lock in locks

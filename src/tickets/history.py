@@ -41,7 +41,8 @@ OUTCOMES = ("ok", "fail", "info")
 OPERATION_KINDS = frozenset(("invoke", *OUTCOMES))
 #: "take": a clerk took these orders off the queue (queue mode)
 KINDS = ("run", "end", "take", "invoke", *OUTCOMES)
-MODES = ("buy", "queue")
+#: a race run is a buy sale, recorded as such
+MODES = ("buy", "race", "queue")
 #: A history line longer than this is not ours.
 MAX_LINE = 1 << 16
 #: Bytes read at a time.
@@ -192,7 +193,7 @@ def _check_run(ev: dict[str, Any]) -> tuple[int, str]:
     for key in ("seed", "pid", "batch", "clerks", "queue_size"):
         if key in ev and not _is_int(ev[key], 0, MAX_COUNT):
             raise Malformed(f"run line has {key} {ev[key]!r}")
-    if mode == "buy":
+    if mode != "queue":
         if not _is_int(ev.get("buyers"), 1, MAX_BUYERS):
             raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
         return ev["buyers"], "buyer"

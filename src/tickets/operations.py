@@ -121,14 +121,7 @@ class Operations:
         if t < self.invoked[number]:
             raise Malformed(f"{kind} of {self.noun} {number} at {t!r}, "
                             f"before its invoke at {self.invoked[number]!r}")  # fmt: skip
-        reason = ev.get("reason")
-        if reason is not None:
-            if type(reason) is not str or len(reason) > MAX_REASON:
-                raise Malformed(f"{kind} of {self.noun} {number} has reason {reason!r:.60}")
-            if reason.startswith(ERROR_PREFIX):
-                self.errors += 1
-                if self.first_error is None:
-                    self.first_error = printable(reason)
+        reason = self._reason(ev, kind, number)
         if kind == "ok":
             seat = ev.get("seat")
             if type(seat) is not int or not -MAX_COUNT <= seat <= MAX_COUNT:
@@ -145,6 +138,18 @@ class Operations:
             self.completed[number] = t
         else:  # info: it may take effect at any time after its invoke
             self.kinds[number] = UNKNOWN
+
+    def _reason(self, ev: dict[str, Any], kind: str, number: int) -> str | None:
+        """An outcome's reason, if any; one starting "error: " is counted."""
+        reason = ev.get("reason")
+        if reason is not None:
+            if type(reason) is not str or len(reason) > MAX_REASON:
+                raise Malformed(f"{kind} of {self.noun} {number} has reason {reason!r:.60}")
+            if reason.startswith(ERROR_PREFIX):
+                self.errors += 1
+                if self.first_error is None:
+                    self.first_error = printable(reason)
+        return reason
 
     def _check_fields(self, ev: dict[str, Any], kind: str, t: float) -> None:
         """The optional fields: their types, ranges, and phases in time order."""

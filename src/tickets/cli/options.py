@@ -77,10 +77,7 @@ def sale_options(f: F) -> F:
     methods = ["fork", "forkserver", "spawn"]  # POSIX only (see the README)
     options = [
         count_option(
-            "--tickets",
-            0,
-            MAX_COUNT,
-            DEFAULT_TICKETS,
+            "--tickets", 0, MAX_COUNT, DEFAULT_TICKETS,
             "Restock the store to this many tickets before the run.",
         ),  # fmt: skip
         click.option(
@@ -93,16 +90,12 @@ def sale_options(f: F) -> F:
         ),
         click.option("--no-delay", is_flag=True, help="No simulated network delays at all."),
         amount_option(
-            "--search-delay",
-            click.FloatRange(0, 10_000),
-            20.0,
+            "--search-delay", click.FloatRange(0, 10_000), 20.0,
             "Upper bound of a buyer's search delay.",
             "MS",
         ),
         amount_option(
-            "--write-delay",
-            click.FloatRange(0, 10_000),
-            4.0,
+            "--write-delay", click.FloatRange(0, 10_000), 4.0,
             "Upper bound of the delay between read and write (the race window).",
             "MS",
         ),
@@ -110,9 +103,7 @@ def sale_options(f: F) -> F:
             "Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3)."
         ),
         amount_option(
-            "--stall-timeout",
-            click.FloatRange(0, 86_400, min_open=True),
-            DEFAULT_STALL_TIMEOUT,
+            "--stall-timeout", click.FloatRange(0, 86_400, min_open=True), DEFAULT_STALL_TIMEOUT,
             "Watchdog: stop the run when no process has reported for S seconds (exit 4).",
             "S",
         ),
@@ -146,15 +137,11 @@ def chaos_options(f: F) -> F:
             "with SIGSTOP/SIGCONT.",
         ),
         amount_option(
-            "--kill-rate",
-            click.FloatRange(0, 1),
-            0.2,
+            "--kill-rate", click.FloatRange(0, 1), 0.2,
             "With --chaos: the share of buyers (clerks) killed.",
         ),
         amount_option(
-            "--pause-rate",
-            click.FloatRange(0, 1),
-            0.2,
+            "--pause-rate", click.FloatRange(0, 1), 0.2,
             "With --chaos: the share of processes paused for 5-50 ms.",
         ),
     ]

@@ -36,10 +36,7 @@ from .options import (
 
 @click.command()
 @count_option(
-    "--buyers",
-    1,
-    MAX_BUYERS,
-    DEFAULT_BUYERS,
+    "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
     "How many buyer processes contend for the stock.",
 )
 @lock_option()
@@ -76,7 +73,6 @@ def buy(
 
     with translate_errors():
         config = BuyConfig(buyers=buyers, strategy=strategy, **sale_config(ctx, opts))
-
     def show(result: Any) -> None:
         if json_:
             emit_json(run_dict(result))
@@ -93,10 +89,7 @@ def buy(
 
 @click.command()
 @count_option(
-    "--buyers",
-    1,
-    MAX_BUYERS,
-    DEFAULT_BUYERS,
+    "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
     "How many buyer processes contend in each run.",
 )
 @lock_option()
@@ -160,7 +153,6 @@ def race(
     chosen = race_sides(ctx, strategy, no_lock, strategies)
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
-
     def show(result: Any) -> None:
         if json_:
             from ..output.json_documents import race_dict
@@ -244,10 +236,7 @@ def show_race(result: Any, show_timeline: bool) -> None:
     help="sentinel: one None per clerk; join: JoinableQueue, task_done() and join().",
 )
 @count_option(
-    "--batch",
-    1,
-    MAX_BATCH,
-    1,
+    "--batch", 1, MAX_BATCH, 1,
     "A clerk sells up to N waiting orders under one lock and one write (group commit).",
 )
 @lock_option()
@@ -304,7 +293,6 @@ def queue_command(
             strategy=strategy,
             **sale_config(ctx, opts),
         )
-
     def show(result: Any) -> None:
         if json_:
             from ..output.json_documents import queue_dict
