@@ -14,6 +14,7 @@ from helpers import read_json_lines
 from tickets import store as st
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, ConfigError
+from tickets.checks import check_history
 from tickets.history import read
 from tickets.operations import SOLD_OUT
 from tickets.run.buy import run_buy
@@ -34,6 +35,10 @@ def test_locked_strategies_sell_exactly_the_stock(sale: Sale, strategy: str, see
     assert result.passed
     assert sorted(r.seat for r in result.rows if r.result == "ok") == list(range(1, 11))
     assert Counter(r.reason for r in result.rows if r.result == "fail") == {"sold out": 40}
+    # Linearizable too, and tickets check of the history says exactly the same.
+    names = [c.name for c in result.report.checks]
+    assert "real-time order" in names and "no undersell" in names
+    assert check_history(read(result.history)) == result.report
 
 
 @pytest.mark.timeout(120)
@@ -47,6 +52,7 @@ def test_unlocked_strategies_oversell_when_the_window_is_wide(sale: Sale, strate
     assert not result.passed
     failed = {c.name for c in result.report.failures()}
     assert {"no seat sold twice", "conservation"} <= failed
+    assert check_history(read(result.history)) == result.report
 
 
 @pytest.mark.timeout(60)

@@ -316,3 +316,47 @@ def test_events_of_real_shape_round_trip(tmp_path: Path) -> None:
     assert len(events_of(ops)) == 7
     assert check_history(history).passed
     assert T0 == history.ops.t_run
+
+
+# -- the parent's ledger keeps its history well-formed whatever children send
+
+
+def test_the_ledger_writes_well_formed_histories_from_any_order_of_reports(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from tickets.config import BuyConfig
+    from tickets.run.ledger import SaleLedger
+
+    config = BuyConfig(store=tmp_path / "s.json", tickets=2, buyers=4, history=tmp_path / "h.jsonl")
+    ledger = SaleLedger(config, 4, {"buyers": 4})
+    try:
+        now = time.monotonic()
+        ledger.record({"type": "invoke", "buyer": 0, "t": now})
+        ledger.record({"type": "ok", "buyer": 0, "seat": 2, "t": now + 0.001})
+        ledger.record({"type": "invoke", "buyer": 0, "t": now + 0.002})  # late: dropped
+        ledger.record({"type": "fail", "buyer": 0, "reason": "sold out", "t": now})  # dropped
+        # An outcome whose invoke never came: the parent writes one, at the run's start.
+        ledger.record({"type": "fail", "buyer": 1, "reason": "never started", "t": now})
+        # A report the history cannot hold becomes an unknown outcome.
+        ledger.record({"type": "invoke", "buyer": 2, "t": now})
+        ledger.record({"type": "ok", "buyer": 2, "seat": "one", "t": now + 0.003})
+        ledger.record({"type": "ok", "buyer": 99, "seat": 1, "t": now})  # no such buyer
+        ledger.unknown(3, "killed by SIGKILL")
+        result = ledger.close_run(now, None)
+    finally:
+        ledger.close()
+    history = read(result.history)
+    lines = [json.loads(x) for x in result.history.read_text().splitlines()]
+    parent_invokes = [x for x in lines if x.get("by") == "parent"]
+    assert [x["buyer"] for x in parent_invokes] == [1, 3]
+    assert all(x["t"] == history.run["t"] for x in parent_invokes)
+    assert [x["type"] for x in lines if x.get("buyer") == 0] == ["invoke", "ok"]
+    assert [x["type"] for x in lines if x.get("buyer") == 2] == ["invoke", "info"]
+    info = next(x for x in lines if x.get("buyer") == 2 and x["type"] == "info")
+    assert info["reason"].startswith("error: its report was malformed (ok of buyer 2 has seat")
+    assert any("no operation of this run" in n for n in result.notes)
+    # The run's verdict and tickets check of its history are one computation.
+    assert result.report == check_history(history)
+    assert result.report.passed is False  # an error outcome: the run proves nothing

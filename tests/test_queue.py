@@ -48,6 +48,8 @@ def assert_accounting(result: RunResult) -> None:
     assert set(invoked) == set(answered) == {r.number for r in result.rows}
     assert max(invoked.values()) == 1 and max(answered.values()) == 1
     assert all(r.result != "pending" for r in result.rows)
+    # The run's verdict is tickets check's verdict on its history, check for check.
+    assert check_history(read(result.history)) == result.report
 
 
 @pytest.mark.timeout(60)

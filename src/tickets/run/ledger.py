@@ -267,8 +267,10 @@ class SaleLedger:
         self, t0: float, aborted: str | None, queue: Any = None, chaos: dict[str, Any] | None = None
     ) -> RunResult:
         """Read the final stock, write the ``end`` line, close the history, check."""
-        t_end = time.monotonic()
         remaining, store_error = read_final(self.config.store)
+        # Not before any event it closes (one clock: only a clock that
+        # stepped back could make it so, and the history must stay readable).
+        t_end = max(time.monotonic(), self.ops.latest)
         self.writer.write(
             {
                 "type": "end",
