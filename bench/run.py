@@ -14,6 +14,9 @@ not the absolute numbers, across machines).
 4. `tickets --help` start-up against `python -c "import click"`.
 5. The polling file lock (filelock) against the blocking flock on the
    default sale: the hand-off gaps a polling lock leaves.
+6. `tickets check` of a million-operation history against a bare loop that
+   only parses its lines with the same JSON library, and its peak memory
+   per operation (bench/history_check.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import history_check
 from tickets import store as st
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, QueueConfig
@@ -39,6 +43,7 @@ from tickets.run.queue import run_queue
 
 BUYERS = int(os.environ.get("BENCH_BUYERS", "400"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+CHECK_OPERATIONS = int(os.environ.get("BENCH_CHECK_OPERATIONS", "1000000"))
 
 
 def bare_loop(path: Path, lock_name: str, n: int) -> float:
@@ -201,6 +206,7 @@ def main() -> None:
         queue_against_buy(path)
         startup(tickets_bin)
         polling_against_blocking(path)
+    history_check.report(CHECK_OPERATIONS)
 
 
 if __name__ == "__main__":
