@@ -12,9 +12,9 @@ import pytest
 
 from helpers import read_json_lines
 from tickets import store as st
+from tickets.checks import check_history
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, ConfigError
-from tickets.checks import check_history
 from tickets.history import read
 from tickets.operations import SOLD_OUT
 from tickets.run.buy import run_buy
