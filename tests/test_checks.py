@@ -290,7 +290,7 @@ def test_combining_refuses_restocks_and_other_stores(tmp_path: Path) -> None:
             '{"type": "ok", "buyer": 0, "t": 12}\n',
             "seat None",
         ),
-        (json.dumps(run_line(1)) + "\n{torn", "line 2: not valid JSON"),
+        (json.dumps(run_line(1)) + "\n{torn\n", "line 2: not valid JSON"),
         (json.dumps(run_line(1)) + "\n" + "[" * 60000 + "\n", "line 2: not valid JSON"),
     ],
 )

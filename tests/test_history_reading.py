@@ -127,3 +127,28 @@ def test_a_live_history_reads_as_unfinished(tmp_path: Path, invoke: Invoke) -> N
     checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
     assert "unfinished" in checks["well-formed"]["detail"]
     assert checks["real-time order"]["passed"] and checks["no undersell"]["passed"]
+
+
+def test_a_last_line_cut_off_mid_write_reads_as_unfinished(tmp_path: Path, invoke: Invoke) -> None:
+    """A parent killed mid-write leaves a torn last line: the history is
+    unfinished (exit 1, saying so), not unreadable; a torn line before the
+    last is malformed."""
+    text = "".join(
+        json.dumps(x) + "\n" for x in lines_of(2, 1, [Op("ok", 0, 1, 2), Op("ok", 1, 2, 1)])[:-1]
+    )
+    cut = text[: text.rindex('"seat"') + 3]
+    path = tmp_path / "torn.jsonl"
+    path.write_text(cut)
+    result = invoke("check", str(path), "--json")
+    assert result.exit_code == 1
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    lines = cut.count("\n") + 1
+    assert checks["well-formed"]["detail"] == (
+        f"unfinished: the history's last line, {lines}, was cut off mid-write"
+    )
+    path.write_text(cut + "\n" + json.dumps(end_line(0)) + "\n")
+    result = invoke("check", str(path))
+    assert result.exit_code == 3 and f"line {lines}: not valid JSON" in result.output
+    # Cut inside a character: still only unfinished.
+    path.write_bytes(cut.encode() + "é".encode()[:1])
+    assert invoke("check", str(path)).exit_code == 1

@@ -69,9 +69,11 @@ def evaluate(
     remaining: int | None,
     *,
     store_problem: str | None = None,
-    finished: bool = True,
+    unfinished: str | None = None,
 ) -> Report:
-    """Check one sale's operations against the model (see tickets.linearizability)."""
+    """Check one sale's operations against the model (see tickets.linearizability);
+    ``unfinished``: why the history has no end, if it has none."""
+    finished = unfinished is None
     packed = sorted_sales(ops)
     sold = len(packed)
     failed = ops.count(SOLD_OUT) + ops.count(NO_EFFECT)
@@ -84,7 +86,7 @@ def evaluate(
         initial, remaining, sold, unknown, store_problem, finished
     )
     checks = (
-        _well_formed(ops, finished),
+        _well_formed(ops, unfinished),
         Check("sold <= initial", sold <= initial, f"{sold} sold from a stock of {initial}"),
         _seats_check(initial, remaining, double, out_of_range),
         conservation,
@@ -96,11 +98,10 @@ def evaluate(
     return Report(initial, remaining, sold, failed, unknown, double, checks)
 
 
-def _well_formed(ops: Operations, finished: bool) -> Check:
+def _well_formed(ops: Operations, unfinished: str | None) -> Check:
     total = ops.size - ops.count(ABSENT)
-    if not finished:
-        detail = "unfinished: the history has no end line (the run was cut short)"
-        return Check("well-formed", False, detail)
+    if unfinished is not None:
+        return Check("well-formed", False, f"unfinished: {unfinished}")
     detail = f"{total} operation(s), each invoked once and completed at most once"
     return Check("well-formed", True, detail)
 
@@ -189,7 +190,7 @@ def check_history(history: History) -> Report:
         history.initial,
         history.remaining,
         store_problem=end.get("store_error"),
-        finished=history.end is not None,
+        unfinished=history.unfinished,
     )
 
 
@@ -225,5 +226,5 @@ def check_histories(histories: list[History]) -> Report:
         ordered[0].initial,
         None if unfinished else last.remaining,
         store_problem=problem,
-        finished=not unfinished,
+        unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
     )

@@ -137,6 +137,18 @@ class History:
     end: dict[str, Any] | None = None
     #: the events of the operations asked for by number (for drawing them)
     details: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: the number of a last line cut off mid-write (a parent killed, a full
+    #: disk): left out, and the history is unfinished
+    torn: int | None = None
+
+    @property
+    def unfinished(self) -> str | None:
+        """Why the history is unfinished, or None."""
+        if self.end is not None:
+            return None
+        if self.torn is not None:
+            return f"the history's last line, {self.torn}, was cut off mid-write"
+        return "the history has no end line (the run was cut short)"
 
     @property
     def initial(self) -> int:
@@ -241,9 +253,10 @@ def _open(path: Path) -> IO[bytes]:
     return os.fdopen(fd, "rb")
 
 
-def _chunks(path: Path, f: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
-    """The file's lines, a chunk at a time: (number of the first, the lines).
-    No line longer than MAX_LINE is ever held whole."""
+def _chunks(path: Path, f: IO[bytes]) -> Iterator[tuple[int, list[str], bool]]:
+    """The file's lines, a chunk at a time: (number of the first, the lines,
+    whether they end in a newline: only a last line cut off mid-write does
+    not). No line longer than MAX_LINE is ever held whole."""
     lineno, rest = 0, b""
     while True:
         try:
@@ -260,10 +273,11 @@ def _chunks(path: Path, f: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
             raise HistoryError(path, f"line {at} is too long for a history")
         lines = _decode(path, lineno, chunk[:cut]).split("\n")
         lines.pop()  # what follows the last newline: nothing
-        yield lineno + 1, lines
+        yield lineno + 1, lines, True
         lineno += len(lines)
     if rest:
-        yield lineno + 1, [_decode(path, lineno, rest)]
+        # A cut-off last line may end inside a character, too.
+        yield lineno + 1, [rest.decode("utf-8", "replace")], False
 
 
 def _decode(path: Path, lineno: int, data: bytes) -> str:
@@ -289,6 +303,7 @@ class _Reader:
         self.details: dict[int, dict[str, Any]] = {}
         self.run: dict[str, Any] | None = None
         self.end: dict[str, Any] | None = None
+        self.torn: int | None = None
 
     def fail(self, lineno: int, problem: str) -> HistoryError:
         return HistoryError(self.path, f"line {lineno}: {problem}")
@@ -296,7 +311,7 @@ class _Reader:
     def read(self, f: IO[bytes]) -> History:
         ops: Operations | None = None
         decode, op_kinds, wanted = _DECODER.decode, OPERATION_KINDS, self.wanted
-        for first, lines in _chunks(self.path, f):
+        for first, lines, ended in _chunks(self.path, f):
             for lineno, line in enumerate(lines, first):
                 if len(line) > MAX_LINE:
                     raise self.fail(lineno, "too long for a history")
@@ -310,7 +325,9 @@ class _Reader:
                     if lineno == 1:
                         problem = "is not a tickets history (not JSON Lines)"
                         raise HistoryError(self.path, problem) from None
-                    # A parent killed mid-write can leave a torn last line.
+                    if not ended:  # the writer was stopped mid-line: unfinished
+                        self.torn = lineno
+                        break
                     raise self.fail(lineno, "not valid JSON") from None
                 if type(ev) is not dict:
                     raise self.fail(lineno, "not a JSON object; is this a tickets history?")
@@ -336,7 +353,7 @@ class _Reader:
                     raise self.fail(lineno, str(exc)) from None
         if ops is None or self.run is None:
             raise HistoryError(self.path, "is empty, not a tickets history")
-        return History(str(self.path), self.run, ops, self.end, self.details)
+        return History(str(self.path), self.run, ops, self.end, self.details, self.torn)
 
     def first(self, ev: dict[str, Any]) -> Operations:
         if ev.get("type") != "run":

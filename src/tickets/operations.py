@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import unicodedata
 from array import array
+from bisect import bisect_right
 from typing import Any
 
 from .constants import MAX_BATCH, MAX_CLERKS, MAX_COUNT, MAX_PRODUCERS
@@ -88,8 +89,9 @@ class Operations:
         self.first_error: str | None = None
         #: the latest time any event carried (the end line may not be earlier)
         self.latest = t_run
-        #: a merged sale's runs: (first operation, label prefix), see :meth:`merge`
-        self.parts: list[tuple[int, str]] = [(0, "")]
+        #: a merged sale's runs: (first operation, how its operations are
+        #: named), see :meth:`merge`
+        self.parts: list[tuple[int, str]] = [(0, noun)]
 
     # -- folding events in -------------------------------------------------
 
@@ -192,20 +194,18 @@ class Operations:
 
     def label(self, i: int) -> str:
         """``buyer 12``, or ``run 2 buyer 12`` in a merged sale."""
-        start, prefix = self.parts[0]
-        for part in self.parts:
-            if part[0] > i:
-                break
-            start, prefix = part
-        return f"{prefix}{self.noun} {i - start}"
+        start, name = self.parts[self.part_of(i)]
+        return f"{name} {i - start}"
 
     def key(self, i: int) -> str:
         """``12``, or ``2:12`` in a merged sale (the keys of double-sold seats)."""
-        text = self.label(i).rsplit(" ", 1)[1]
-        return f"{self.part_of(i) + 1}:{text}" if len(self.parts) > 1 else text
+        part = self.part_of(i)
+        number = i - self.parts[part][0]
+        return f"{part + 1}:{number}" if len(self.parts) > 1 else str(number)
 
     def part_of(self, i: int) -> int:
-        return max(n for n, (start, _) in enumerate(self.parts) if start <= i)
+        """Which run of a merged sale operation ``i`` is of."""
+        return bisect_right(self.parts, i, key=lambda part: part[0]) - 1
 
     def count(self, kind: int) -> int:
         return self.kinds.count(kind)
@@ -218,7 +218,7 @@ class Operations:
         merged = cls(0, min(t.t_run for t in tables), tables[0].noun)
         merged.parts = []
         for n, table in enumerate(tables):
-            merged.parts.append((merged.size, f"run {n + 1} "))
+            merged.parts.append((merged.size, f"run {n + 1} {table.noun}"))
             merged.size += table.size
             merged.kinds += table.kinds
             merged.invoked += table.invoked
