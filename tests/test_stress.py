@@ -138,6 +138,7 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
     }
     figures = {"runs": 0, "SIGTERM": 0, "SIGKILL": 0, "orphans": 0,
                "unfinished after SIGTERM": 0, "unrecorded sales": 0}  # fmt: skip
+    stopped: list[str] = []
     for n in range(45):
         folder = tmp_path / f"run{n}"
         folder.mkdir()
@@ -151,7 +152,7 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
         )  # fmt: skip
         time.sleep(rng.uniform(0.3, 1.5))
         proc.send_signal(sig)
-        proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         figures["runs"] += 1
         figures[signal.Signals(sig).name] += 1
         deadline = time.monotonic() + 2.0
@@ -164,10 +165,14 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
         events = read_json_lines(histories[-1])
         if sig == signal.SIGTERM and events[-1]["type"] != "end":
             figures["unfinished after SIGTERM"] += 1
+            stopped.append(f"{name} run {n} (exit {proc.returncode}): {err.decode()[-2000:]}")
         invoked = sum(1 for e in events if e["type"] == "invoke")
         taken = events[0]["initial"] - json.loads(store.read_text())["count"]
         figures["unrecorded sales"] += max(0, taken - invoked)
+        if taken > invoked:
+            stopped.append(f"{name} run {n} ({signal.Signals(sig).name}, exit {proc.returncode}): "
+                           f"{taken} taken, {invoked} invoked in {histories[-1].name}")  # fmt: skip
     with capsys.disabled():
         print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))
-    assert figures["orphans"] == figures["unfinished after SIGTERM"] == 0
-    assert figures["unrecorded sales"] == 0
+    assert figures["orphans"] == figures["unfinished after SIGTERM"] == 0, stopped
+    assert figures["unrecorded sales"] == 0, stopped

@@ -23,26 +23,23 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeGuard
+from typing import IO, Any
 
 from .child.events import compact
-from .constants import (
-    MAX_BUYERS,
-    MAX_COUNT,
-    MAX_ORDERS,
-    MAX_PRODUCERS,
-    STRATEGY_NAMES,
+from .operations import (
+    MAX_REASON,
+    Malformed,
+    Operations,
+    check_end_line,
+    check_run_line,
+    printable,
 )
-from .operations import MAX_REASON, MAX_TIME, Malformed, Operations, printable
 from .store import is_special
 
-FORMAT_VERSION = 1
 OUTCOMES = ("ok", "fail", "info")
 OPERATION_KINDS = frozenset(("invoke", *OUTCOMES))
 #: "take": a clerk took these orders off the queue (queue mode)
 KINDS = ("run", "end", "take", "invoke", *OUTCOMES)
-#: a race run is a buy sale, recorded as such
-MODES = ("buy", "race", "queue")
 #: A history line longer than this is not ours.
 MAX_LINE = 1 << 16
 #: Bytes read at a time.
@@ -65,21 +62,51 @@ class HistoryError(Exception):
 
 
 class HistoryWriter:
-    """Appends events to a history file, one line each, as they arrive."""
+    """Appends events to a history file, one line each, as they arrive.
+
+    The file appears under its name only with its first line in it: it is
+    written under a hidden temporary name and linked into place at the
+    first :meth:`flush`, so a parent killed at any moment never leaves an
+    empty history behind (at worst a hidden ``.<name>.<pid>.<hex>.tmp``).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._made_folder = not path.parent.exists()
+        if os.path.lexists(path):
+            raise HistoryError(path, "already exists; choose another --history path")
+        self._temp: Path | None = path.with_name(
+            f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # "x": never overwrite an earlier history; O_NOFOLLOW via "x" (O_EXCL).
-            self._file: IO[str] | None = open(path, "x", encoding="utf-8")  # noqa: SIM115
-        except FileExistsError:
-            raise HistoryError(path, "already exists; choose another --history path") from None
+            # "x" (O_EXCL, and so O_NOFOLLOW): a name nobody else has.
+            self._file: IO[str] | None = open(self._temp, "x", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise HistoryError(path, f"cannot be created ({exc.strerror})") from None
         #: the first failed write, after which nothing more is written
         self.broken: HistoryError | None = None
+
+    def _publish(self) -> None:
+        """Give the history its name (never over another file)."""
+        temp, self._temp = self._temp, None
+        assert temp is not None
+        try:
+            os.link(temp, self.path)
+        except FileExistsError:
+            self._temp = temp
+            raise HistoryError(
+                self.path, "already exists; choose another --history path"
+            ) from None
+        except OSError:  # a file system without hard links
+            if os.path.lexists(self.path):
+                self._temp = temp
+                raise HistoryError(
+                    self.path, "already exists; choose another --history path"
+                ) from None
+            os.rename(temp, self.path)
+            return
+        os.unlink(temp)
 
     def write(self, event: dict[str, Any]) -> None:
         """Append one event (buffered; see :meth:`flush`). After a failed
@@ -100,6 +127,8 @@ class HistoryWriter:
         if self._file is not None and self.broken is None:
             try:
                 self._file.flush()
+                if self._temp is not None:
+                    self._publish()
             except OSError as exc:
                 self._fail(exc)
 
@@ -120,7 +149,7 @@ class HistoryWriter:
         """Remove a history whose run never started."""
         self.close()
         try:
-            os.unlink(self.path)
+            os.unlink(self.path if self._temp is None else self._temp)
             if self._made_folder:
                 os.rmdir(self.path.parent)
         except OSError:
@@ -173,66 +202,6 @@ def _no_constant(name: str) -> None:
 
 #: NaN and Infinity are refused as they are parsed.
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
-
-
-def _is_int(value: Any, low: int, high: int) -> TypeGuard[int]:
-    return type(value) is int and low <= value <= high
-
-
-def _is_time(value: Any) -> TypeGuard[float]:
-    return (type(value) is float or type(value) is int) and 0 <= value < MAX_TIME
-
-
-def _check_run(ev: dict[str, Any]) -> tuple[int, str]:
-    """The run line's fields; returns the number of operations and their noun."""
-    if ev.get("version") != FORMAT_VERSION:
-        raise Malformed(f"has format version {ev.get('version')!r}, not {FORMAT_VERSION}")
-    mode, strategy = ev.get("mode"), ev.get("strategy")
-    if mode not in MODES:
-        raise Malformed(f"run line has mode {mode!r}, not one of {', '.join(MODES)}")
-    if strategy not in STRATEGY_NAMES:
-        names = ", ".join(STRATEGY_NAMES)
-        raise Malformed(f"run line has strategy {strategy!r}, not one of {names}")
-    if not _is_int(ev.get("initial"), 0, MAX_COUNT):
-        raise Malformed(f"run line has no valid initial stock (0..{MAX_COUNT:,})")
-    if not _is_time(ev.get("t")):
-        raise Malformed("run line has no valid time")
-    for key in ("run_id", "store"):
-        if type(ev.get(key)) is not str:
-            raise Malformed(f"run line has no {key}")
-    if type(ev.get("restocked")) is not bool:
-        raise Malformed("run line does not say whether it restocked")
-    for key in ("seed", "pid", "batch", "clerks", "queue_size"):
-        if key in ev and not _is_int(ev[key], 0, MAX_COUNT):
-            raise Malformed(f"run line has {key} {ev[key]!r}")
-    if mode != "queue":
-        if not _is_int(ev.get("buyers"), 1, MAX_BUYERS):
-            raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
-        return ev["buyers"], "buyer"
-    producers, orders = ev.get("producers"), ev.get("orders")
-    if not (_is_int(producers, 1, MAX_PRODUCERS) and _is_int(orders, 1, MAX_ORDERS)
-            and producers * orders <= MAX_ORDERS):  # fmt: skip
-        raise Malformed(f"run line has no valid producers and orders (at most {MAX_ORDERS:,})")
-    return producers * orders, "order"
-
-
-def _check_end(ev: dict[str, Any], ops: Operations) -> dict[str, Any]:
-    remaining = ev.get("remaining")
-    if remaining is not None and not _is_int(remaining, 0, MAX_COUNT):
-        raise Malformed(f"end line has remaining {remaining!r}, not a count")
-    t = ev.get("t")
-    if not (_is_time(t) and t >= ops.latest):
-        raise Malformed(f"end line has time {t!r}, not after every event of the run")
-    texts = {}
-    for key in ("store_error", "aborted"):
-        value = ev.get(key)
-        if value is not None and type(value) is not str:
-            raise Malformed(f"end line has {key} {value!r}, not text")
-        texts[key] = None if value is None else printable(value)
-    notes = ev.get("notes", [])
-    if type(notes) is not list or not all(type(n) is str for n in notes):
-        raise Malformed("end line has notes that are not a list of text")
-    return {**ev, **texts, "notes": [printable(n) for n in notes]}
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -344,7 +313,7 @@ class _Reader:
                     elif kind == "take":
                         ops.add_take(ev)
                     elif kind == "end":
-                        self.end = _check_end(ev, ops)
+                        self.end = check_end_line(ev, ops)
                     elif kind == "run":
                         raise Malformed("a second run line (concatenated histories?)")
                     else:
@@ -361,7 +330,7 @@ class _Reader:
                 self.path, "does not start with a run line; is this a tickets history?"
             )
         try:
-            size, noun = _check_run(ev)
+            size, noun = check_run_line(ev)
         except Malformed as exc:
             raise HistoryError(self.path, str(exc)) from None
         self.run = {**ev, "store": printable(ev["store"]), "run_id": printable(ev["run_id"])}

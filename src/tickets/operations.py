@@ -9,8 +9,9 @@ in proportion to the operations and never to the bytes read; the parent's
 ledger folds the events it writes into the same table, so a run's verdict
 and ``tickets check`` of its history are one computation.
 
-Every event is validated as it is folded in; the first that breaks a rule
-raises :class:`Malformed`, saying what is wrong in words.
+Every event is validated as it is folded in, and so are the run and end
+lines (:func:`check_run_line`, :func:`check_end_line`); the first that
+breaks a rule raises :class:`Malformed`, saying what is wrong in words.
 """
 
 from __future__ import annotations
@@ -18,9 +19,21 @@ from __future__ import annotations
 import unicodedata
 from array import array
 from bisect import bisect_right
-from typing import Any
+from typing import Any, TypeGuard
 
-from .constants import MAX_BATCH, MAX_CLERKS, MAX_COUNT, MAX_PRODUCERS
+from .constants import (
+    MAX_BATCH,
+    MAX_BUYERS,
+    MAX_CLERKS,
+    MAX_COUNT,
+    MAX_ORDERS,
+    MAX_PRODUCERS,
+    STRATEGY_NAMES,
+)
+
+FORMAT_VERSION = 1
+#: a race run is a buy sale, recorded as such
+MODES = ("buy", "race", "queue")
 
 # An operation's kind, as kept in :attr:`Operations.kinds`.
 ABSENT = 0  #: no event of this number
@@ -228,3 +241,65 @@ class Operations:
             merged.first_error = merged.first_error or table.first_error
             merged.latest = max(merged.latest, table.latest)
         return merged
+
+
+# -- the run and end lines ---------------------------------------------
+
+def _is_int(value: Any, low: int, high: int) -> TypeGuard[int]:
+    return type(value) is int and low <= value <= high
+
+
+def _is_time(value: Any) -> TypeGuard[float]:
+    return (type(value) is float or type(value) is int) and 0 <= value < MAX_TIME
+
+
+def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
+    """The run line's fields; returns the number of operations and their noun."""
+    if ev.get("version") != FORMAT_VERSION:
+        raise Malformed(f"has format version {ev.get('version')!r}, not {FORMAT_VERSION}")
+    mode, strategy = ev.get("mode"), ev.get("strategy")
+    if mode not in MODES:
+        raise Malformed(f"run line has mode {mode!r}, not one of {', '.join(MODES)}")
+    if strategy not in STRATEGY_NAMES:
+        names = ", ".join(STRATEGY_NAMES)
+        raise Malformed(f"run line has strategy {strategy!r}, not one of {names}")
+    if not _is_int(ev.get("initial"), 0, MAX_COUNT):
+        raise Malformed(f"run line has no valid initial stock (0..{MAX_COUNT:,})")
+    if not _is_time(ev.get("t")):
+        raise Malformed("run line has no valid time")
+    for key in ("run_id", "store"):
+        if type(ev.get(key)) is not str:
+            raise Malformed(f"run line has no {key}")
+    if type(ev.get("restocked")) is not bool:
+        raise Malformed("run line does not say whether it restocked")
+    for key in ("seed", "pid", "batch", "clerks", "queue_size"):
+        if key in ev and not _is_int(ev[key], 0, MAX_COUNT):
+            raise Malformed(f"run line has {key} {ev[key]!r}")
+    if mode != "queue":
+        if not _is_int(ev.get("buyers"), 1, MAX_BUYERS):
+            raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
+        return ev["buyers"], "buyer"
+    producers, orders = ev.get("producers"), ev.get("orders")
+    if not (_is_int(producers, 1, MAX_PRODUCERS) and _is_int(orders, 1, MAX_ORDERS)
+            and producers * orders <= MAX_ORDERS):  # fmt: skip
+        raise Malformed(f"run line has no valid producers and orders (at most {MAX_ORDERS:,})")
+    return producers * orders, "order"
+
+
+def check_end_line(ev: dict[str, Any], ops: Operations) -> dict[str, Any]:
+    remaining = ev.get("remaining")
+    if remaining is not None and not _is_int(remaining, 0, MAX_COUNT):
+        raise Malformed(f"end line has remaining {remaining!r}, not a count")
+    t = ev.get("t")
+    if not (_is_time(t) and t >= ops.latest):
+        raise Malformed(f"end line has time {t!r}, not after every event of the run")
+    texts = {}
+    for key in ("store_error", "aborted"):
+        value = ev.get(key)
+        if value is not None and type(value) is not str:
+            raise Malformed(f"end line has {key} {value!r}, not text")
+        texts[key] = None if value is None else printable(value)
+    notes = ev.get("notes", [])
+    if type(notes) is not list or not all(type(n) is str for n in notes):
+        raise Malformed("end line has notes that are not a list of text")
+    return {**ev, **texts, "notes": [printable(n) for n in notes]}

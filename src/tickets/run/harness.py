@@ -182,8 +182,10 @@ class Harness:
         return result
 
     def take(self, events: list[dict[str, Any]], now: float, live: bool = True) -> None:
-        for ev in events:
-            self.mode.on_event(self, ev, now, live)
+        """Record a batch of events whole: a signal waits for the end of it."""
+        with interrupts.shielded:
+            for ev in events:
+                self.mode.on_event(self, ev, now, live)
 
     def drain(self) -> None:
         """Record every event already in the pipe (what exited children wrote)."""

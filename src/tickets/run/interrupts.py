@@ -62,14 +62,46 @@ def _restore(previous: dict[int, Any]) -> None:
         signal.signal(signum, handler)
 
 
+class _Shield:
+    """Reentrant: while entered, the signals of :func:`terminations_interrupt`
+    are noted instead of raised, and leaving the outermost raises the first.
+
+    What it covers is done whole or not at all: an event written to the
+    history and folded into the operations table, a batch of events read
+    off the pipe (an interrupt in between lost the rest of the batch, or
+    left the history and the table apart: an outcome with no invoke)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.caught: list[int] = []
+
+    def __enter__(self) -> None:
+        self.depth += 1
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.caught:
+            signum = self.caught[0]
+            self.caught.clear()
+            if kind is None:  # else the error on its way out stops the run
+                raise interrupt_for(signum)
+
+
+shielded = _Shield()
+
+
 @contextmanager
 def terminations_interrupt() -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated`."""
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` and
+    SIGINT KeyboardInterrupt, except inside :data:`shielded`."""
 
     def terminate(signum: int, frame: Any) -> None:
-        raise Terminated(signum)
+        if shielded.depth:
+            shielded.caught.append(signum)
+            return
+        raise interrupt_for(signum)
 
-    previous = _install(terminate, TERMINATING)
+    previous = _install(terminate, (signal.SIGINT, *TERMINATING))
     try:
         yield
     finally:

@@ -21,6 +21,7 @@ from ..config import SaleConfig
 from ..history import HistoryWriter
 from ..operations import ABSENT, Malformed, Operations
 from ..store_lock import SaleClaim, check_lock_path, restock
+from .interrupts import shielded
 
 
 @dataclass
@@ -213,7 +214,12 @@ class SaleLedger:
         then one outcome, the first (a late duplicate, say from a child the
         parent already gave up on, is dropped). An outcome of an operation
         whose invoke never came gets one first, dated at the run's start:
-        it may have begun at any time since."""
+        it may have begun at any time since. Written and folded whole, or
+        not at all: a signal waits (see tickets.run.interrupts)."""
+        with shielded:
+            self._record(ev)
+
+    def _record(self, ev: dict[str, Any]) -> None:
         number = ev["buyer"]
         if not (type(number) is int and 0 <= number < self.ops.size):
             self.notes.append(f"dropped an event of no operation of this run: {number!r:.40}")
