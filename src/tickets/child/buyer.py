@@ -83,6 +83,8 @@ class Counter:
         self.base: dict[str, Any] = {"buyer": buyer, "pid": os.getpid()}
         self.timing: dict[str, Any] = {}
         self.held: dict[str, Any] | None = None
+        #: says whether the parent has died (see tickets.child.launcher)
+        self.orphaned: Any = None
 
     def search(self) -> int | None:
         """The unlocked look after the network delay (None: unreadable)."""
@@ -115,6 +117,9 @@ class Counter:
             time.sleep(self.write_delay)
 
     def write(self, count: int) -> None:
+        if self.orphaned is not None and self.orphaned():
+            # The parent is gone: nobody would record this sale. Not made.
+            os._exit(1)
         dying = die if self.kill_at == "writing" else None
         store.save(self.plan.store, count, fsync=self.plan.fsync, before_replace=dying)
         if self.kill_at == "written":
@@ -186,16 +191,26 @@ def outcome_of(buy: Purchase, counter: Counter, lock: WatchedLock) -> dict[str, 
 
 
 def run_buyer(
-    plan: BuyerPlan, buyer: int, token: Any, events: Any, gate: Any, *, silence: bool = True
+    plan: BuyerPlan,
+    buyer: int,
+    token: Any,
+    events: Any,
+    gate: Any,
+    *,
+    silence: bool = True,
+    orphaned: Any = None,
 ) -> None:
     """Entry point of a buyer process. ``events`` is the event pipe's write
     end, ``gate`` the start gate (see tickets.run.children); ``silence=False``
-    when stdout and stderr already go nowhere, as under the launcher."""
+    when stdout and stderr already go nowhere, as under the launcher;
+    ``orphaned()`` says whether the parent has died (checked just before
+    the store is written: a sale the parent cannot record is not made)."""
     if silence:
         quiet()
     writer = EventWriter.over(events)
     try:
         counter = Counter(plan, buyer, writer, plan.delays.for_buyer(plan.seed, buyer))
+        counter.orphaned = orphaned
         # EOF on the gate pipe: every buyer has started.
         if not gate.poll(plan.gate_timeout):
             never = {"type": "fail", **counter.base, "reason": "never started"}

@@ -84,11 +84,15 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
 
 
 def fork_buyers(
-    plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd: int
+    plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd: int, lifeline: int
 ) -> dict[int, int]:
     """Fork every buyer; return {pid: buyer}."""
     events = out.writer.fd  # each buyer writes to the event pipe's descriptor
     gate = FdGate(gate_fd)
+
+    def orphaned() -> bool:  # a buyer's last look before it writes the store
+        return parent_gone(lifeline)
+
     children: dict[int, int] = {}
     for buyer in range(buyers):
         token = next(tokens)  # the run's one lock (process), a lock each (per-buyer)
@@ -96,7 +100,7 @@ def fork_buyers(
         if pid == 0:  # pragma: no cover - runs in the buyer
             code = 1
             try:
-                run_buyer(plan, buyer, token, events, gate, silence=False)
+                run_buyer(plan, buyer, token, events, gate, silence=False, orphaned=orphaned)
                 code = 0
             finally:
                 os._exit(code)
@@ -143,7 +147,7 @@ def main() -> None:
     tokens = get(plan.strategy).tokens(ctx)
     if parent_gone(doc["lifeline_fd"]):
         return
-    children = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"])
+    children = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"], doc["lifeline_fd"])
     reap(children, out, doc["lifeline_fd"])
 
 
