@@ -160,3 +160,28 @@ def test_a_terminated_race_still_says_what_ran(store: Path) -> None:
     assert doc["passed"] is False and "stopped during" in doc["reasons"][0]
     assert len(doc["runs"]) >= 3 and doc["runs"][-1]["aborted"] == "terminated by SIGTERM"
     assert all(run["aborted"] is None for run in doc["runs"][:-1])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), OSError(24, "Too many open files")])
+def test_stopped_while_the_children_are_set_up_the_history_is_finished(
+    store: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException
+) -> None:
+    """A signal (or an error) after the run line, before the harness can
+    settle the sale itself, still gives the history its end line."""
+    from tickets.config import BuyConfig
+    from tickets.history import read
+    from tickets.run.buy import BuyMode, run_buy
+
+    def fail(*args: object) -> None:
+        raise stop
+
+    monkeypatch.setattr(BuyMode, "make_children", fail)
+    with pytest.raises(type(stop)) as caught:
+        run_buy(BuyConfig(store=store, tickets=5, buyers=4))
+    result = caught.value.result  # type: ignore[attr-defined]
+    history = read(result.history)
+    assert history.end is not None and history.end["remaining"] == 5
+    expected = "interrupted" if isinstance(stop, KeyboardInterrupt) else "stopped by an error"
+    assert history.end["aborted"].startswith(expected)
+    assert left_running(store) == []

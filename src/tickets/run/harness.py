@@ -126,8 +126,18 @@ def sell(mode: SaleMode, progress: Callable[[Progress], None] | None = None) -> 
     history finished, with the run's result as its ``result``.
     """
     ledger = SaleLedger(mode.config, mode.total, mode.run_fields())
+    harness: Harness | None = None
     try:
-        return Harness(mode, ledger).run(progress)
+        harness = Harness(mode, ledger)
+        return harness.run(progress)
+    except BaseException as stop:
+        if harness is None or not harness.started:
+            # Stopped after the run line, before the sale could settle itself
+            # (setting up the children): the history still gets its end line.
+            what = interrupts.describe(stop) if isinstance(stop, KeyboardInterrupt) else None
+            result = ledger.close_run(time.monotonic(), what or f"stopped by an error: {stop}")
+            stop.result = result  # type: ignore[attr-defined]
+        raise
     finally:
         ledger.close()  # also when the run fails: no history left open, no claim held
 
@@ -139,6 +149,8 @@ class Harness:
         self.mode = mode
         self.config = mode.config
         self.ledger = ledger
+        #: run() has taken over: it settles and closes the run on every path
+        self.started = False
         raise_fd_limit(mode.processes)
         self.ctx = multiprocessing.get_context(self.config.start_method)
         self.events = EventPipe(self.ctx)
@@ -156,6 +168,7 @@ class Harness:
         stopped_by: BaseException | None = None
         t0 = time.monotonic()
         try:
+            self.started = True
             aborted = self.mode.start(self)
             t0 = time.monotonic()
             if aborted is None:
