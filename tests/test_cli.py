@@ -263,3 +263,21 @@ def test_live_progress_on_a_terminal_only() -> None:
     assert "orders submitted" in queue and "queue depth" in queue
     plain = run_on_a_terminal("buy", *slow, env={"NO_COLOR": "1"})
     assert "PASSED" in plain and "\x1b[1m" not in plain.split("PASSED")[0][-20:]
+
+
+@pytest.mark.timeout(120)
+def test_db_works_after_the_command_name_too(invoke: Invoke, tmp_path: Path) -> None:
+    """`tickets buy --db x.json` as well as `tickets --db x.json buy`; the
+    one after the command wins; every store command's help names it."""
+    x, y = tmp_path / "x.json", tmp_path / "y.json"
+    assert invoke("init", "--db", str(x), "--tickets", "7").exit_code == 0
+    assert json.loads(x.read_text()) == {"count": 7}
+    assert "7 tickets left" in invoke("status", "--db", str(x)).output
+    for command in (["buy", "--buyers", "3"], ["race", "--buyers", "3"], ["queue", "--orders", "2"]):
+        result = invoke("--db", str(y), *command, "--db", str(x), "--tickets", "2", "--no-delay")
+        assert result.exit_code == 0, result.output
+        assert not y.exists()
+        assert json.loads(x.read_text()) == {"count": 0}
+    for command in ("init", "status", "buy", "race", "queue"):
+        help_text = invoke(command, "--help").output
+        assert "--db PATH" in help_text and "$TICKETS_DB" in help_text, command

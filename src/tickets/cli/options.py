@@ -59,6 +59,28 @@ def amount_option(
     )
 
 
+def _set_store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        from pathlib import Path
+
+        obj = ctx.find_object(StoreContext)
+        assert obj is not None, "the group sets the store first"
+        obj.db = Path(value)
+
+
+def db_option(f: F) -> F:
+    """``--db`` after the command name too (``tickets buy --db x.json``)."""
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=True, path_type=str),
+        expose_value=False,
+        callback=_set_store,
+        metavar="PATH",
+        help='The ticket store, a JSON file {"count": N} (default: tickets.json, or '
+        "$TICKETS_DB); also accepted before the command.",
+    )(f)
+
+
 def json_option(f: F) -> F:
     return click.option(
         "json_", "--json", is_flag=True, help="Print one JSON document, nothing else."
@@ -76,6 +98,7 @@ def sale_options(f: F) -> F:
     # costs --help ~20 ms; the run config checks availability.
     methods = ["fork", "forkserver", "spawn"]  # POSIX only (see the README)
     options = [
+        db_option,
         count_option(
             "--tickets", 0, MAX_COUNT, DEFAULT_TICKETS,
             "Restock the store to this many tickets before the run.",

@@ -10,7 +10,13 @@ import click
 from ..constants import DEFAULT_TICKETS, MAX_COUNT
 from .console import emit_json
 from .errors import translate_errors
-from .options import StoreContext, count_option, json_option, lock_timeout_option
+from .options import (
+    StoreContext,
+    count_option,
+    db_option,
+    json_option,
+    lock_timeout_option,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,6 +37,7 @@ def missing_folders(folder: Path) -> list[Path]:
 @count_option("--tickets", 0, MAX_COUNT, DEFAULT_TICKETS, "How many tickets the store holds.")
 @lock_timeout_option("Give up after S seconds when another process holds the store's lock.")
 @json_option
+@db_option
 @pass_store
 def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> None:
     """Create or reset the store with N tickets.
@@ -70,6 +77,7 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
 
 @click.command()
 @json_option
+@db_option
 @pass_store
 def status(obj: StoreContext, json_: bool) -> None:
     """Show how many tickets are left.
