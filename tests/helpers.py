@@ -28,6 +28,7 @@ def is_root() -> bool:
 
 #: The fields every run's JSON document has (buy, each race run, queue); the README's schema.
 RUN_FIELDS = {
+    "stock": str,
     "strategy": str,
     "initial": int,
     "sold": int,

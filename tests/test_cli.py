@@ -273,11 +273,36 @@ def test_db_works_after_the_command_name_too(invoke: Invoke, tmp_path: Path) -> 
     assert invoke("init", "--db", str(x), "--tickets", "7").exit_code == 0
     assert json.loads(x.read_text()) == {"count": 7}
     assert "7 tickets left" in invoke("status", "--db", str(x)).output
-    for command in (["buy", "--buyers", "3"], ["race", "--buyers", "3"], ["queue", "--orders", "2"]):
-        result = invoke("--db", str(y), *command, "--db", str(x), "--tickets", "2", "--no-delay")
-        assert result.exit_code == 0, result.output
-        assert not y.exists()
-        assert json.loads(x.read_text()) == {"count": 0}
+    commands = [["buy", "--buyers", "3"], ["race", "--buyers", "3"], ["queue", "--orders", "2"]]
+    for command in commands:
+        args = ["--db", str(y), *command, "--db", str(x), "--tickets", "2", "--no-delay", "--json"]
+        doc = json.loads(invoke(*args).output)
+        stores = {run["store"] for run in doc.get("runs", [doc])}
+        assert stores == {str(x)} and not y.exists(), command
     for command in ("init", "status", "buy", "race", "queue"):
         help_text = invoke(command, "--help").output
         assert "--db PATH" in help_text and "$TICKETS_DB" in help_text, command
+
+
+@pytest.mark.timeout(120)
+def test_buy_sells_from_the_store_as_it_is(invoke: Invoke, store: Path) -> None:
+    """`init --tickets 100` then `buy --buyers 50` sells 50 of the 100; only
+    --tickets restocks, and the output says what was done to the stock."""
+    result = invoke("buy", "--buyers", "3", "--no-delay", "--json")  # no store yet
+    doc = json.loads(result.output)
+    assert (doc["stock"], doc["initial"], doc["remaining"]) == ("created with 10", 10, 7)
+    assert invoke("init", "--tickets", "100").exit_code == 0
+    doc = json.loads(invoke("buy", "--buyers", "50", "--no-delay", "--json").output)
+    assert (doc["stock"], doc["initial"], doc["sold"], doc["remaining"]) == (
+        "as it was: 100", 100, 50, 50
+    )
+    assert json.loads(store.read_text()) == {"count": 50}
+    result = invoke("buy", "--buyers", "4", "--no-delay", "--tickets", "10")
+    assert "restocked 50 → 10" in result.output
+    doc = json.loads(invoke("queue", "--orders", "2", "--no-delay", "--json").output)
+    assert doc["stock"] == "as it was: 6" and doc["initial"] == 6
+    doc = json.loads(invoke("buy", "--buyers", "2", "--keep-stock", "--json").output)
+    assert doc["stock"] == "as it was: 0"  # old scripts still run
+    # A race restocks every trial.
+    doc = json.loads(invoke("race", "--buyers", "3", "--no-delay", "--json").output)
+    assert all(r["stock"].startswith("restocked") and r["initial"] == 10 for r in doc["runs"])

@@ -99,14 +99,18 @@ def sale_options(f: F) -> F:
     methods = ["fork", "forkserver", "spawn"]  # POSIX only (see the README)
     options = [
         db_option,
-        count_option(
-            "--tickets", 0, MAX_COUNT, DEFAULT_TICKETS,
-            "Restock the store to this many tickets before the run.",
-        ),  # fmt: skip
+        click.option(
+            "--tickets",
+            type=click.IntRange(0, MAX_COUNT),
+            default=None,
+            help=f"Restock the store to N tickets before the run. Default: sell from the "
+            f"store as it is (a missing store is created with {DEFAULT_TICKETS}); "
+            f"race restocks every trial, to {DEFAULT_TICKETS}.",
+        ),
         click.option(
             "--keep-stock",
             is_flag=True,
-            help="Sell from the store as it is (share one sale across runs).",
+            help="Sell from the store as it is: the default; kept for old scripts.",
         ),
         click.option(
             "--seed", type=int, default=0, show_default=True, help="Seed of the simulated delays."
@@ -202,13 +206,25 @@ def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
     )
 
 
-def stock_to_restock(ctx: click.Context, tickets: int, keep_stock: bool) -> int | None:
-    explicit = ctx.get_parameter_source("tickets") is not click.core.ParameterSource.DEFAULT
-    if keep_stock and explicit:
+def stock_to_restock(
+    ctx: click.Context, tickets: int | None, keep_stock: bool, store: Path
+) -> int | None:
+    """What to restock to before the run: only what --tickets says; a race
+    restocks every trial (its default 10). A missing store is created with
+    the default stock. None: sell from the store as it is."""
+    import os
+
+    if keep_stock and tickets is not None:
         raise click.UsageError(
             "--tickets and --keep-stock exclude each other: restock or keep the stock"
         )
-    return None if keep_stock else tickets
+    if tickets is not None:
+        return tickets
+    if keep_stock:  # as before: the store must be there
+        return None
+    if ctx.command.name == "race":
+        return DEFAULT_TICKETS
+    return None if os.path.lexists(store) else DEFAULT_TICKETS
 
 
 def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
@@ -225,7 +241,7 @@ def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
         raise click.BadParameter("give a file path, not an empty one", param_hint="--history")
     fields = {
         "store": obj.db,
-        "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"]),
+        "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"], obj.db),
         "seed": opts["seed"],
         "delays": delays_from(opts["no_delay"], opts["search_delay"], opts["write_delay"]),
         "lock_timeout": opts["lock_timeout"],

@@ -57,6 +57,7 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         "strategy": cfg.strategy,
         "store": str(cfg.store),
         "seed": cfg.seed,
+        "stock": result.stock,
         **report_dict(result.report),
         "passed": result.passed,
         "aborted": result.aborted,

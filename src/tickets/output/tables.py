@@ -129,6 +129,7 @@ def run_summary(result: RunResult) -> Table:
     return summary_table(
         result.report,
         [
+            ("stock", result.stock),
             *chaos_line(result),
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),

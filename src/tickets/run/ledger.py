@@ -100,6 +100,9 @@ class RunResult:
     queue: Any = None
     #: chaos runs: what was done to the run's processes
     chaos: dict[str, Any] | None = None
+    #: what the run did to the stock first: "as it was: N", "created with N",
+    #: "restocked N → M"
+    stock: str = ""
 
     @property
     def purchases_per_s(self) -> float:
@@ -114,6 +117,15 @@ def default_history_path(store_path: Path, mode: str, strategy: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     name = f"{store_path.stem}-{stamp}-{mode}-{strategy}-{os.getpid()}.jsonl"
     return store_path.parent / "history" / name
+
+
+def stock_words(tickets: int | None, before: int | None, initial: int) -> str:
+    """``as it was: 7``, ``created with 10``, ``restocked 100 → 10``."""
+    if tickets is None:
+        return f"as it was: {initial}"
+    if before is None:
+        return f"created with {initial}"
+    return f"restocked {before} → {initial}"
 
 
 def read_final(path: Path) -> tuple[int | None, str | None]:
@@ -139,8 +151,9 @@ class SaleLedger:
         # A store that exists must parse before anything is created: bad
         # input changes nothing (restocking does not paper over corruption;
         # `tickets init` resets a store).
+        before = None
         if config.tickets is None or config.store.exists():
-            store.load(config.store)
+            before = store.load(config.store)
         # The store is this run's until it ends: shared with other --keep-stock
         # runs, alone if it restocks.
         restocks = config.tickets is not None
@@ -158,6 +171,8 @@ class SaleLedger:
             self.writer.discard()
             self.claim.close(undo=True)
             raise
+        #: what the run did to the stock before it sold, in words
+        self.stock = stock_words(config.tickets, before, self.initial)
         self.run_id = os.urandom(8).hex()
         self.t_run = time.monotonic()
         #: what ``tickets check`` reads back from the history, folded in as it is written
@@ -307,4 +322,5 @@ class SaleLedger:
             notes=tuple(self.notes),
             queue=queue,
             chaos=chaos,
+            stock=self.stock,
         )
