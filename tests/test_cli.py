@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -43,7 +44,9 @@ def test_init_and_status(invoke: Invoke, store: Path) -> None:
     assert invoke("init", "--tickets", "7").exit_code == 0
     assert json.loads(store.read_text()) == {"count": 7}
     result = invoke("status", "--json")
-    assert result.exit_code == 0 and json.loads(result.output) == {"count": 7}
+    expected = {"schema": 1, "exit_code": 0, "count": 7, "store": str(store)}
+    assert result.exit_code == 0 and json.loads(result.output) == expected
+    assert json.loads(invoke("init", "--tickets", "7", "--json").output) == expected
     assert "7 tickets left" in invoke("status").output
 
 
@@ -306,3 +309,47 @@ def test_buy_sells_from_the_store_as_it_is(invoke: Invoke, store: Path) -> None:
     # A race restocks every trial.
     doc = json.loads(invoke("race", "--buyers", "3", "--no-delay", "--json").output)
     assert all(r["stock"].startswith("restocked") and r["initial"] == 10 for r in doc["runs"])
+
+
+GATE = "import json, sys; sys.exit(0 if json.load(sys.stdin)['passed'] else 1)"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "args, code, error",
+    [
+        (["buy", "--buyers", "abc"], 2, "'abc' is not a valid integer"),
+        (["--db", "bad.json", "buy"], 3, "bad.json: is not valid store JSON"),
+        (["--db", "missing.json", "status"], 3, "missing.json"),
+        (["check", "nothing.jsonl"], 3, "no such history file"),
+        (["nosuch"], 2, "No such command"),
+    ],
+)
+def test_json_gate_fails_on_every_refusal_even_without_pipefail(
+    tmp_path: Path, args: list[str], code: int, error: str
+) -> None:
+    """With --json, a refused command still prints one JSON document on
+    stdout, so `tickets ... --json | jq -e .passed` fails without pipefail;
+    the one-line message stays on stderr."""
+    (tmp_path / "bad.json").write_text("{bad")
+    cmd = [sys.executable, "-m", "tickets", *args, "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert done.returncode == code, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc == {"schema": 1, "exit_code": code, "passed": False, "error": doc["error"]}
+    assert error in doc["error"] and error in done.stderr
+    # The shell pipeline a CI script writes, without pipefail: it must fail.
+    script = f"{shlex.join(cmd)} | {shlex.join([sys.executable, '-c', GATE])}"
+    gate = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, timeout=30)
+    assert gate.returncode == 1
+
+
+@pytest.mark.timeout(60)
+def test_every_json_document_has_schema_exit_code_and_passed(invoke: Invoke) -> None:
+    for args in (["buy", "--buyers", "3"], ["queue", "--orders", "2"], ["race", "--buyers", "3"]):
+        result = invoke(*args, "--no-delay", "--json")
+        doc = json.loads(result.output)
+        assert (doc["schema"], doc["exit_code"]) == (1, result.exit_code)
+        assert isinstance(doc["passed"], bool)
+    doc = json.loads(invoke("buy", "--buyers", "12", "--tickets", "2", "--json").output)
+    assert doc["no_ticket"] == 10 and "failed" not in doc  # "failed" read like a failed check

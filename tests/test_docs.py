@@ -3,7 +3,10 @@ sqlite-utils' tests/test_docs.py)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -71,3 +74,44 @@ def test_readme_shows_the_buyer_as_it_is() -> None:
     shown = README[start : README.index("```", start)].strip().splitlines()[1:]
     real = inspect.getsource(purchase).strip().splitlines()[2:]  # signature, docstring
     assert shown == real
+
+
+def documented_fields() -> dict[str, set[str]]:
+    """The README's JSON field table: document -> its fields."""
+    table: dict[str, set[str]] = {}
+    for line in README.splitlines():
+        match = re.match(r"^\| (`[^|]+`) \| `(\w+)` \|", line)
+        if match:
+            for document in re.findall(r"`([^`]+)`", match.group(1)):
+                table.setdefault(document, set()).add(match.group(2))
+    return table
+
+
+@pytest.mark.timeout(120)
+def test_the_documented_json_fields_are_exactly_the_emitted_ones(invoke: Any) -> None:
+    docs = documented_fields()
+    every = docs["every"]
+
+    def emitted(*args: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(invoke(*args, "--json").stdout)
+        return doc
+
+    buy = emitted("buy", "--buyers", "4", "--tickets", "2", "--no-delay", "--chaos")
+    assert set(buy) == every | docs["run"]
+    assert set(buy["checks"][0]) == docs["checks[]"]
+    assert set(buy["buyers"][0]) == docs["buyers[]"] - {"producer", "clerk"}
+    assert set(buy["chaos"]) == docs["chaos"]
+    queue = emitted("queue", "--orders", "2", "--no-delay")
+    assert set(queue) == every | docs["run"] | docs["queue"]
+    assert set(queue["buyers"][0]) == docs["buyers[]"]
+    assert set(queue["producers"][0]) == docs["producers[]"]
+    assert set(queue["clerks"][0]) == docs["clerks[]"]
+    race = emitted("race", "--buyers", "3", "--no-delay")
+    assert set(race) == every | docs["race"]
+    assert set(race["runs"][0]) == docs["run"] | docs["race.runs[]"]
+    assert set(race["strategies"][0]) == docs["strategies[]"]
+    check = emitted("check", buy["history"])
+    assert set(check) == every | docs["check"]
+    for command in ("init", "status"):
+        assert set(emitted(command)) == every | docs[command]
+    assert set(emitted("status", "--db", "missing/x.json")) == every | docs["error"]

@@ -105,7 +105,10 @@ def test_no_record_no_sale(full: Path, tmp_path: Path) -> None:
     result = keep_stock_sale(full, store, history)
     assert result.returncode == 3
     one_error_line(result, str(history), "No space left on device")
-    assert result.stdout == "" and not history.exists()
+    assert not history.exists()
+    doc = json.loads(result.stdout)  # --json: still one document, for | jq -e .passed
+    assert doc["passed"] is False and doc["exit_code"] == 3
+    assert "No space left on device" in doc["error"]
     assert store.read_text() == '{"count": 5}'
 
 

@@ -64,7 +64,7 @@ def test_a_signal_stops_the_run_like_ctrl_c(
     name = "interrupted" if sig == signal.SIGINT else f"terminated by {signal.Signals(sig).name}"
     assert name in err and "Traceback" not in err
     doc = json.loads(out)  # what was sold so far still reaches the JSON document
-    assert doc["aborted"] == name and doc["passed"] is False
+    assert doc["aborted"] == name and doc["passed"] is False and doc["exit_code"] == code
     lines = read_json_lines(history)
     assert lines[-1]["type"] == "end" and lines[-1]["aborted"] == name
     assert all(b["result"] != "pending" for b in doc["buyers"])
@@ -158,6 +158,7 @@ def test_a_terminated_race_still_says_what_ran(store: Path) -> None:
     assert proc.returncode == 143, err
     doc = json.loads(out)
     assert doc["passed"] is False and "stopped during" in doc["reasons"][0]
+    assert doc["exit_code"] == 143
     assert len(doc["runs"]) >= 3 and doc["runs"][-1]["aborted"] == "terminated by SIGTERM"
     assert all(run["aborted"] is None for run in doc["runs"][:-1])
 

@@ -29,6 +29,9 @@ DEFAULT_STALL_TIMEOUT = 30.0
 DEFAULT_STORE = "tickets.json"
 STORE_ENV = "TICKETS_DB"
 
+#: The version of every --json document's shape (its ``schema`` field; README).
+JSON_SCHEMA = 1
+
 # Exit codes: part of the interface (README, --help, tests).
 EXIT_OK = 0  # every check passed
 EXIT_CHECK_FAILED = 1  # a check failed: oversold, a seat sold twice, stock lost

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -25,7 +27,41 @@ from .sale_commands import buy, queue_command, race
 from .store_commands import init, status
 
 
-@click.group(epilog=EXIT_CODES_HELP)
+class TicketsGroup(click.Group):
+    """click's group, except that a refused command asked for ``--json``
+    still prints one JSON document on stdout: ``| jq -e .passed`` must fail
+    even without ``pipefail`` (a usage error, an unusable store)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        from .console import emitted
+
+        argv = list(sys.argv[1:] if args is None else args)
+        emitted.clear()
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            exc.show()
+            from .console import emit_json
+
+            if "--json" in argv and not emitted:  # a stopped run printed its own
+                emit_json({"passed": False, "error": exc.format_message()}, exc.exit_code)
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=TicketsGroup, epilog=EXIT_CODES_HELP)
 @click.version_option(package_name="tickets")
 @click.option(
     "--db",

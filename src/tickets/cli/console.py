@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..constants import EXIT_STORE
 from .errors import translate_errors
 
 if TYPE_CHECKING:
@@ -35,10 +36,19 @@ def make_console(stderr: bool = False, width: int | None = None) -> Console:
     )
 
 
-def emit_json(doc: Any) -> None:
+#: --json documents printed by this process (a command prints at most one)
+emitted: list[int] = []
+
+
+def emit_json(doc: dict[str, Any], exit_code: int) -> None:
+    """One --json document on stdout, led by its ``schema`` and the command's
+    ``exit_code`` (what a CI job gates on, with ``passed``)."""
     import json
 
-    click.echo(json.dumps(doc, indent=2))
+    from ..constants import JSON_SCHEMA
+
+    click.echo(json.dumps({"schema": JSON_SCHEMA, "exit_code": exit_code, **doc}, indent=2))
+    emitted.append(exit_code)
 
 
 class LiveProgress:
@@ -82,7 +92,7 @@ def run_live(
     label: str,
     what: str,
     run: Callable[[LiveProgress], Any],
-    show_partial: Callable[[Any], None] | None = None,
+    show_partial: Callable[[Any, int], None] | None = None,
 ) -> Any:
     """Run with a live line on a terminal; core errors as exit codes.
 
@@ -101,7 +111,10 @@ def run_live(
                 live.stop()
                 result = getattr(stopped, "result", None)
                 if show_partial is not None and result is not None:
-                    show_partial(result)  # what was sold before it stopped
+                    code = EXIT_STORE  # a file that failed mid-run (see translate_errors)
+                    if isinstance(stopped, KeyboardInterrupt):
+                        code = interrupts.exit_code(stopped)
+                    show_partial(result, code)  # what was sold before it stopped
                 raise
     except KeyboardInterrupt as interrupt:
         happened = interrupts.describe(interrupt)

@@ -32,13 +32,14 @@ def check(histories: tuple[str, ...], json_: bool) -> None:
     with translate_errors():
         loaded = [read(p) for p in histories]
         report = check_histories(loaded)
+    code = 0 if report.passed else EXIT_CHECK_FAILED
     if json_:
-        emit_json({**report_dict(report), "histories": list(histories)})
+        emit_json({**report_dict(report), "histories": list(histories)}, code)
     else:
         from ..output.tables import check_view
 
         make_console().print(check_view(report, list(histories)))
-    exit_with(0 if report.passed else EXIT_CHECK_FAILED)
+    exit_with(code)
 
 
 @click.command("timeline")

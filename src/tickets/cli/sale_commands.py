@@ -73,9 +73,9 @@ def buy(
 
     with translate_errors():
         config = BuyConfig(buyers=buyers, strategy=strategy, **sale_config(ctx, opts))
-    def show(result: Any) -> None:
+    def show(result: Any, code: int) -> None:
         if json_:
-            emit_json(run_dict(result))
+            emit_json(run_dict(result), code)
         else:
             from ..output.tables import run_view
 
@@ -83,8 +83,9 @@ def buy(
 
     live_label = "" if json_ else f"buy --lock {strategy}"
     result = run_live(live_label, "buyers", lambda live: run_buy(config, progress=live), show)
-    show(result)
-    exit_with(exit_code_for(result.passed, result.aborted))
+    code = exit_code_for(result.passed, result.aborted)
+    show(result, code)
+    exit_with(code)
 
 
 @click.command()
@@ -153,11 +154,11 @@ def race(
     chosen = race_sides(ctx, strategy, no_lock, strategies)
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
-    def show(result: Any) -> None:
+    def show(result: Any, code: int) -> None:
         if json_:
             from ..output.json_documents import race_dict
 
-            emit_json(race_dict(result))
+            emit_json(race_dict(result), code)
         else:
             show_race(result, show_timeline and bool(result.runs))
 
@@ -172,11 +173,12 @@ def race(
             expect_oversell=expect_oversell,
             progress=lambda label, p: live(p, f"race: {label}"),
         ),
-        lambda partial: show(partial) if partial.runs else None,
+        lambda partial, code: show(partial, code) if partial.runs else None,
     )
-    show(result)
     aborted = next((r.result.aborted for r in result.runs if r.result.aborted), None)
-    exit_with(exit_code_for(result.verdict.passed, aborted))
+    code = exit_code_for(result.verdict.passed, aborted)
+    show(result, code)
+    exit_with(code)
 
 
 def race_sides(
@@ -282,28 +284,22 @@ def queue_command(
         )
     with translate_errors():
         config = QueueConfig(
-            producers=producers,
-            orders=orders,
-            clerks=clerks,
-            queue_size=queue_size,
-            put_timeout=put_timeout,
-            get_timeout=get_timeout,
-            shutdown=shutdown,
-            batch=batch,
-            strategy=strategy,
-            **sale_config(ctx, opts),
-        )
-    def show(result: Any) -> None:
+            producers=producers, orders=orders, clerks=clerks, queue_size=queue_size,
+            put_timeout=put_timeout, get_timeout=get_timeout, shutdown=shutdown, batch=batch,
+            strategy=strategy, **sale_config(ctx, opts),
+        )  # fmt: skip
+    def show(result: Any, code: int) -> None:
         if json_:
             from ..output.json_documents import queue_dict
 
-            emit_json(queue_dict(result))
+            emit_json(queue_dict(result), code)
         else:
             from ..output.tables import queue_view
 
             make_console().print(queue_view(result))
 
-    live_label = "" if json_ else f"queue --lock {strategy}"
-    result = run_live(live_label, "orders", lambda live: run_queue(config, progress=live), show)
-    show(result)
-    exit_with(exit_code_for(result.passed, result.aborted))
+    label = "" if json_ else f"queue --lock {strategy}"
+    result = run_live(label, "orders", lambda live: run_queue(config, progress=live), show)
+    code = exit_code_for(result.passed, result.aborted)
+    show(result, code)
+    exit_with(code)

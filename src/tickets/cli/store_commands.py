@@ -70,7 +70,7 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
                 folder.rmdir()
         raise
     if json_:
-        emit_json({"count": tickets, "store": str(obj.db)})
+        emit_json({"count": tickets, "store": str(obj.db)}, 0)
     else:
         click.echo(f"{obj.db}: {tickets} tickets")
 
@@ -91,6 +91,6 @@ def status(obj: StoreContext, json_: bool) -> None:
     with translate_errors():
         count = store.load(obj.db)
     if json_:
-        emit_json({"count": count})
+        emit_json({"count": count, "store": str(obj.db)}, 0)
     else:
         click.echo(f"{obj.db}: {count} tickets left")

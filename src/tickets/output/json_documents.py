@@ -42,7 +42,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "remaining": report.remaining,
         "oversold": report.oversold,
         "unknown": report.unknown,
-        "failed": report.failed,
+        "no_ticket": report.failed,
         "double_sold_seats": report.double_sold_seats,
         "passed": report.passed,
         "checks": [c.as_dict() for c in report.checks],
