@@ -353,3 +353,18 @@ def test_every_json_document_has_schema_exit_code_and_passed(invoke: Invoke) -> 
         assert isinstance(doc["passed"], bool)
     doc = json.loads(invoke("buy", "--buyers", "12", "--tickets", "2", "--json").output)
     assert doc["no_ticket"] == 10 and "failed" not in doc  # "failed" read like a failed check
+
+
+@pytest.mark.timeout(60)
+def test_piped_output_is_not_wrapped_or_padded(tmp_path: Path) -> None:
+    """In a CI log the history's path is whole on one line, and no line
+    ends in spaces (tables pad their cells)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["TICKETS_DB"] = str(tmp_path / "a-store-with-a-rather-long-name-for-a-ci-log.json")
+    cmd = [sys.executable, "-m", "tickets", "buy", "--buyers", "5", "--no-delay"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 0, done.stderr
+    history = next(line for line in done.stdout.splitlines() if line.startswith("history"))
+    assert Path(history.split()[-1]).exists()  # whole: copy it, grep it
+    assert not [line for line in done.stdout.splitlines() if line != line.rstrip()]
+    assert max(len(line) for line in done.stdout.splitlines()) > 80  # not wrapped at 80

@@ -166,3 +166,22 @@ def test_cli_race_usage_errors(
     assert result.exit_code == 2, result.output
     assert needle in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_demonstration_says_demonstrated_and_the_verdict_comes_last(invoke: Invoke) -> None:
+    """`race --no-lock` ran no locking strategy: it does not say PASSED. Its
+    failing checks are marked expected; the verdict is the last line, after
+    the timeline."""
+    args = ["race", "--no-lock", "--buyers", "20", "--tickets", "5", "--search-delay", "0"]
+    result = invoke(*args, "--write-delay", "40", "--timeline")
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("DEMONSTRATED: without a lock 5 tickets were sold")
+    assert lines[-1].endswith("(expected)") and "PASSED" not in result.output
+    assert "FAIL (expected)" in result.output
+    timeline_at = next(i for i, line in enumerate(lines) if "seat(s) sold twice" in line)
+    assert timeline_at < len(lines) - 1
+    both = invoke("race", "--buyers", "20", "--tickets", "5", "--search-delay", "0",
+                  "--write-delay", "40").output.strip().splitlines()  # fmt: skip
+    assert both[-1].startswith("PASSED: every locking strategy sold exactly the stock; without")

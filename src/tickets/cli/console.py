@@ -21,13 +21,47 @@ if TYPE_CHECKING:
     from ..run.ledger import Progress
 
 
+#: The width of output that goes to a file or a pipe.
+UNWRAPPED = 1000
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain_console() -> type[Console]:
+    """A Console whose lines lose their trailing spaces (tables pad them)."""
+    from rich.console import Console
+
+    class PlainConsole(Console):
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            with self.capture() as captured:
+                super().print(*objects, **kwargs)
+            lines = captured.get().split("\n")
+            self.file.write("\n".join(line.rstrip() for line in lines))
+
+    return PlainConsole
+
+
 def make_console(stderr: bool = False, width: int | None = None) -> Console:
     from rich.console import Console
 
     # Plain text when the stream is not a terminal (rich's own rule) or when
     # NO_COLOR is set: rich would drop only the colours and keep bold.
     plain = bool(os.environ.get("NO_COLOR"))
-    return Console(
+    stream = sys.stderr if stderr else sys.stdout
+    kind = Console
+    if not _is_terminal(stream):
+        # A log or a pipe: no 80-column wrapping (a history's path stays on
+        # one line, to copy or grep; tables still take only what they need)
+        # and no trailing spaces.
+        kind = _plain_console()
+        if width is None and not os.environ.get("COLUMNS"):
+            width = UNWRAPPED
+    return kind(
         stderr=stderr,
         highlight=False,
         soft_wrap=False,

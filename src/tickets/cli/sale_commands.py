@@ -196,8 +196,9 @@ def race_sides(
 
 
 def show_race(result: Any, show_timeline: bool) -> None:
-    """The race table, and with --timeline the worst unlocked run drawn."""
-    from ..output.tables import race_view
+    """The race table, with --timeline the worst unlocked run drawn, and
+    the verdict last, where the eye ends."""
+    from ..output.tables import race_verdict, race_view
 
     console = make_console()
     console.print(race_view(result))
@@ -210,6 +211,7 @@ def show_race(result: Any, show_timeline: bool) -> None:
         worst = max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
         with translate_errors():
             console.print(timeline(read(worst.result.history), width=console.width))
+    console.print(race_verdict(result))
 
 
 @click.command("queue")
