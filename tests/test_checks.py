@@ -279,7 +279,7 @@ def test_combining_refuses_restocks_and_other_stores(tmp_path: Path) -> None:
     [
         ("", "empty"),
         ("hello\n", "not a tickets history"),
-        ('{"count": 3}\n', "does not start with a run line"),
+        ('{"count": 3}\n', "is a store, not a history"),
         ('{"type": "invoke", "buyer": 1}\n', "does not start with a run line"),
         (json.dumps({"type": "run", "version": 9, "initial": 1}) + "\n", "format version"),
         (json.dumps(run_line(-1)) + "\n", "initial stock"),

@@ -318,7 +318,7 @@ GATE = "import json, sys; sys.exit(0 if json.load(sys.stdin)['passed'] else 1)"
 @pytest.mark.parametrize(
     "args, code, error",
     [
-        (["buy", "--buyers", "abc"], 2, "'abc' is not a valid integer"),
+        (["buy", "--buyers", "abc"], 2, "'abc' is not a whole number"),
         (["--db", "bad.json", "buy"], 3, "bad.json: is not valid store JSON"),
         (["--db", "missing.json", "status"], 3, "missing.json"),
         (["check", "nothing.jsonl"], 3, "no such history file"),
@@ -368,3 +368,40 @@ def test_piped_output_is_not_wrapped_or_padded(tmp_path: Path) -> None:
     assert Path(history.split()[-1]).exists()  # whole: copy it, grep it
     assert not [line for line in done.stdout.splitlines() if line != line.rstrip()]
     assert max(len(line) for line in done.stdout.splitlines()) > 80  # not wrapped at 80
+
+
+@pytest.mark.timeout(120)
+def test_check_takes_folders_each_history_on_its_own_or_one_sale(
+    invoke: Invoke, store: Path, tmp_path: Path
+) -> None:
+    """`check history/` checks every history on its own (runs that each
+    restocked are not one sale); --one-sale judges them together; a store
+    is named as a store."""
+    assert invoke("buy", "--buyers", "4", "--tickets", "3", "--no-delay").exit_code == 0
+    assert invoke("buy", "--buyers", "4", "--tickets", "3", "--no-delay").exit_code == 0
+    result = invoke("check", str(tmp_path / "history"))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "PASSED: all 2 histories"
+    doc = json.loads(invoke("check", str(tmp_path / "history"), "--json").stdout)
+    assert doc["passed"] is True and len(doc["results"]) == 2
+    result = invoke("check", str(tmp_path / "history"), "--one-sale")
+    assert result.exit_code == 3 and "restocked the store during the sale" in result.output
+    result = invoke("check", str(store))
+    assert result.exit_code == 3 and "is a store, not a history" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke("check", str(empty))
+    assert result.exit_code == 3 and "no history (*.jsonl) in it" in result.output
+
+
+def test_short_options_help_and_exit_codes_everywhere(invoke: Invoke) -> None:
+    for command in ("init", "status", "buy", "race", "queue", "check", "timeline"):
+        text = invoke(command, "-h").output
+        assert text.startswith("Usage: ") and f" {command} [OPTIONS]" in text, command
+        assert "Exit codes: 0 every check passed" in text.replace("\n  ", " "), command
+    assert "--keep-stock" not in invoke("race", "-h").output  # every race run restocks
+    result = invoke("buy", "-n", "2", "-t", "1", "-l", "flock", "--no-delay", "--json")
+    doc = json.loads(result.stdout)
+    assert (doc["strategy"], doc["initial"], len(doc["buyers"])) == ("flock", 1, 2)
+    result = invoke("buy", "-n", "abc")
+    assert result.exit_code == 2 and "'abc' is not a whole number" in result.output

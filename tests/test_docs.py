@@ -112,6 +112,62 @@ def test_the_documented_json_fields_are_exactly_the_emitted_ones(invoke: Any) ->
     assert set(race["strategies"][0]) == docs["strategies[]"]
     check = emitted("check", buy["history"])
     assert set(check) == every | docs["check"]
+    each = emitted("check", buy["history"], queue["history"])
+    assert set(each) == every | docs["check-each"]
+    assert set(each["results"][0]) == docs["results[]"]
     for command in ("init", "status"):
         assert set(emitted(command)) == every | docs[command]
     assert set(emitted("status", "--db", "missing/x.json")) == every | docs["error"]
+
+
+def help_examples() -> list[tuple[str, str]]:
+    """Every example in every command's help: (command line, its comment)."""
+    from click.testing import CliRunner
+
+    examples = []
+    for name in ("init", "status", "buy", "race", "queue", "check", "timeline"):
+        text = CliRunner().invoke(cli, [name, "--help"]).output
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("tickets "):
+                command, _, comment = line.partition("#")
+                examples.append((command.strip(), comment.strip()))
+    return examples
+
+
+@pytest.mark.timeout(600)
+def test_every_help_example_runs_and_does_what_its_comment_says(tmp_path: Path) -> None:
+    """In one fresh folder, in the order the helps give them (placeholders
+    filled with real histories): each exits as it should, and the comments
+    that promise something see it happen."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TICKETS_DB"}
+    done_any = set()
+    for command, comment in help_examples():
+        histories = sorted((tmp_path / "history").glob("*.jsonl"), key=os.path.getmtime)
+        unlocked = [str(h) for h in histories if "-none-" in h.name] or ["none-yet.jsonl"]
+        line = command.replace("history/tickets-...-buy-none-123.jsonl", unlocked[-1])
+        line = line.replace("run.jsonl", unlocked[-1])
+        bought = [str(h) for h in histories if "-buy-" in h.name] or ["a", "b"]
+        line = line.replace("a.jsonl b.jsonl", f"{bought[0]} {bought[-1]}")
+        line = line.replace("tickets ", f"{shlex.quote(sys.executable)} -m tickets ", 1)
+        if "put_nowait" in comment:
+            line += " --json"
+        run = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+        failing_is_the_point = "oversell" in comment or command.startswith("tickets check")
+        allowed = {0, 1} if failing_is_the_point else {0}
+        assert run.returncode in allowed, (command, run.stdout[-500:], run.stderr[-500:])
+        if "watch it oversell" in comment:
+            assert "FAILED: oversold by" in run.stdout
+        if "put_nowait" in comment:
+            assert json.loads(run.stdout)["rejected"] > 0, command
+        if "kill -9" in comment:
+            assert "killed with SIGKILL" in run.stdout
+        done_any.add(command.split()[1])
+    assert done_any == {"init", "status", "buy", "race", "queue", "check", "timeline"}
+    assert (tmp_path / "race.svg").exists() and (tmp_path / "race.html").exists()

@@ -257,6 +257,20 @@ def _decode(path: Path, lineno: int, data: bytes) -> str:
         raise HistoryError(path, f"line {at} is not UTF-8 text") from None
 
 
+def expand(paths: tuple[str, ...] | list[str]) -> list[str]:
+    """The histories named: a folder stands for its ``*.jsonl`` files, by name."""
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).glob("*.jsonl") if not p.is_dir())
+            if not found:
+                raise HistoryError(path, "is a folder with no history (*.jsonl) in it")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
 def read(path: str | os.PathLike[str], details: set[int] | None = None) -> History:
     """Parse and validate one history file (``details``: operation numbers
     whose events to keep whole, for drawing them)."""
@@ -326,6 +340,10 @@ class _Reader:
 
     def first(self, ev: dict[str, Any]) -> Operations:
         if ev.get("type") != "run":
+            if set(ev) == {"count"}:
+                raise HistoryError(
+                    self.path, "is a store, not a history; its histories are in history/ beside it"
+                )
             raise HistoryError(
                 self.path, "does not start with a run line; is this a tickets history?"
             )

@@ -61,7 +61,11 @@ class TicketsGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(cls=TicketsGroup, epilog=EXIT_CODES_HELP)
+@click.group(
+    cls=TicketsGroup,
+    epilog=EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="tickets")
 @click.option(
     "--db",
@@ -83,6 +87,7 @@ def cli(ctx: click.Context, db: str) -> None:
 
 
 for command in (init, status, buy, race, queue_command, timeline_command, check):
+    command.epilog = EXIT_CODES_HELP  # in every command's help, not only the top one
     cli.add_command(command)
 
 

@@ -14,31 +14,49 @@ from .options import json_option
 
 @click.command()
 @click.argument("histories", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--one-sale",
+    is_flag=True,
+    help="Judge the histories as one sale (--keep-stock runs on one store): "
+    "a seat sold by two runs counts as sold twice.",
+)
 @json_option
-def check(histories: tuple[str, ...], json_: bool) -> None:
-    """Check saved histories against the invariants.
+def check(histories: tuple[str, ...], one_sale: bool, json_: bool) -> None:
+    """Check saved histories: each on its own, or as one sale.
 
-    Several histories of --keep-stock runs on one store are checked as one
-    sale: a seat sold by two runs counts as sold twice.
+    A folder stands for every history (*.jsonl) in it. Several histories
+    are checked one by one, each with its verdict; --one-sale judges them
+    together.
 
     \b
-    Example:
+    Examples:
+        tickets check history/
         tickets check history/*.jsonl --json
+        tickets check a.jsonl b.jsonl --one-sale
     """
-    from ..checks import check_histories
-    from ..history import read
+    from ..checks import check_histories, check_history
+    from ..history import expand, read
     from ..output.json_documents import report_dict
 
     with translate_errors():
-        loaded = [read(p) for p in histories]
-        report = check_histories(loaded)
-    code = 0 if report.passed else EXIT_CHECK_FAILED
-    if json_:
-        emit_json({**report_dict(report), "histories": list(histories)}, code)
+        paths = expand(histories)
+        if one_sale or len(paths) == 1:
+            report = check_histories([read(p) for p in paths])
+            results = None
+        else:  # one at a time: memory for one history, not all
+            results = [(p, check_history(read(p))) for p in paths]
+    passed = report.passed if results is None else all(r.passed for _, r in results)
+    code = 0 if passed else EXIT_CHECK_FAILED
+    if json_ and results is None:
+        emit_json({**report_dict(report), "histories": paths}, code)
+    elif json_:
+        docs = [{"history": p, **report_dict(r)} for p, r in results or ()]
+        emit_json({"passed": passed, "results": docs}, code)
     else:
-        from ..output.tables import check_view
+        from ..output.tables import check_view, each_view
 
-        make_console().print(check_view(report, list(histories)))
+        view = check_view(report, paths) if results is None else each_view(results)
+        make_console().print(view)
     exit_with(code)
 
 

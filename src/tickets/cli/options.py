@@ -43,10 +43,30 @@ def as_path(value: str | None) -> Path | None:
 # -- shared options -------------------------------------------------------
 
 
+class Count(click.IntRange):
+    """A whole number within a range, refused in words a person reads
+    ("'abc' is not a whole number", not "not a valid integer range")."""
+
+    name = "count"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip().replace("_", ""))
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+#: the common flags' short forms
+SHORT = {"--buyers": "-n", "--tickets": "-t", "--lock": "-l"}
+
+
 def count_option(flag: str, low: int, high: int, default: int, help: str) -> Callable[[F], F]:
     """A whole-number option within [low, high], with its default shown."""
+    names = [SHORT[flag], flag] if flag in SHORT else [flag]
     return click.option(
-        flag, type=click.IntRange(low, high), default=default, show_default=True, help=help
+        *names, type=Count(low, high), default=default, show_default=True, help=help
     )
 
 
@@ -100,8 +120,9 @@ def sale_options(f: F) -> F:
     options = [
         db_option,
         click.option(
+            "-t",
             "--tickets",
-            type=click.IntRange(0, MAX_COUNT),
+            type=Count(0, MAX_COUNT),
             default=None,
             help=f"Restock the store to N tickets before the run. Default: sell from the "
             f"store as it is (a missing store is created with {DEFAULT_TICKETS}); "
@@ -195,6 +216,7 @@ def chaos_from(
 
 def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
     return click.option(
+        "-l",
         "--lock",
         "strategy",
         type=click.Choice(STRATEGY_NAMES),

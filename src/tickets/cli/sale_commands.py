@@ -25,6 +25,7 @@ from ..constants import (
 from .console import emit_json, make_console, run_live
 from .errors import exit_code_for, exit_with, translate_errors
 from .options import (
+    Count,
     chaos_options,
     count_option,
     lock_option,
@@ -106,7 +107,7 @@ def buy(
 @count_option("--trials", 1, 1000, 1, "Run each side K times, seeds --seed, --seed+1, ...")
 @click.option(
     "--max-oversold",
-    type=click.IntRange(0, MAX_COUNT),
+    type=Count(0, MAX_COUNT),
     help="Fail (exit 1) if any run of any strategy oversold more than N.",
 )
 @click.option(
@@ -179,6 +180,12 @@ def race(
     code = exit_code_for(result.verdict.passed, aborted)
     show(result, code)
     exit_with(code)
+
+
+# Every run of a race restocks: --keep-stock has no place in its help.
+for _param in race.params:
+    if isinstance(_param, click.Option) and _param.name == "keep_stock":
+        _param.hidden = True
 
 
 def race_sides(
@@ -273,7 +280,7 @@ def queue_command(
     Examples:
         tickets queue --producers 3 --orders 20 --clerks 2 --queue-size 10 --tickets 30
         tickets queue --clerks 2 --lock none          # the queue does not stop the oversell
-        tickets queue --put-timeout 0 --queue-size 2  # put_nowait: rejected busy
+        tickets queue --put-timeout 0 --queue-size 2 --clerks 1 --tickets 60  # put_nowait: busy
         tickets queue --shutdown join --batch 50 --no-delay
     """
     from ..config import QueueConfig

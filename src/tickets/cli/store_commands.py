@@ -44,7 +44,8 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
 
     \b
     Example:
-        tickets --db sale.json init --tickets 100
+        tickets init --tickets 100
+        tickets init --db sale.json --tickets 100
     """
     from .. import store
     from ..store_lock import SaleClaim, check_lock_path, restock

@@ -167,6 +167,25 @@ def check_view(report: Report, paths: list[str]) -> RenderableType:
     )
 
 
+def each_view(results: list[tuple[str, Report]]) -> RenderableType:
+    """Several histories checked one by one: a line each, then how many passed."""
+    table = Table(title=f"{len(results)} histories, each checked on its own")
+    numbers = ("sold", "initial", "oversold")
+    for name in ("history", "verdict", *numbers, "failed checks"):
+        table.add_column(name, justify="right" if name in numbers else "left")
+    for path, report in results:
+        mark = Text("PASSED", "green") if report.passed else Text("FAILED", "bold red")
+        failed = ", ".join(c.name for c in report.failures())
+        table.add_row(Text(path), mark, str(report.sold), str(report.initial),
+                      str(report.oversold), Text(failed))  # fmt: skip
+    bad = sum(1 for _, r in results if not r.passed)
+    if bad:
+        last = Text(f"FAILED: {bad} of {len(results)} histories failed a check", "bold red")
+    else:
+        last = Text(f"PASSED: all {len(results)} histories", "bold green")
+    return Group(table, last)
+
+
 def race_table(race: RaceResult) -> Table:
     sides = race.sides
     trials = sides[0].trials
