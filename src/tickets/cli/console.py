@@ -85,36 +85,58 @@ def emit_json(doc: dict[str, Any], exit_code: int) -> None:
     emitted.append(exit_code)
 
 
-class LiveProgress:
-    """A live line on a terminal while a run goes on; nothing when piped or with --json
-    (an empty label)."""
+#: Seconds between heartbeat lines on stderr when stdout is not a terminal.
+HEARTBEAT_S = 5.0
 
-    def __init__(self, label: str) -> None:
+
+class LiveProgress:
+    """A live line on a terminal while a run goes on. When stdout is a pipe
+    or a log (or with --json, an empty label), a plain heartbeat line on
+    stderr every HEARTBEAT_S instead: a long run in CI is seen to be alive."""
+
+    def __init__(self, label: str, heartbeat_label: str = "") -> None:
         self.enabled = bool(label) and sys.stdout.isatty()
-        self.label = label
+        self.label = label or heartbeat_label
         self._live: Any = None
+        self._next_beat: float | None = None
 
     def __call__(self, p: Progress, label: str | None = None) -> None:
+        line = self._line(p, label)
         if not self.enabled:
+            self._beat(line)
             return
         from rich.live import Live
         from rich.text import Text
 
-        if p.noun == "order":
-            line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
-            if p.queue_depth is not None:
-                line += f", queue depth {p.queue_depth}"
-        else:
-            line = f"{p.done}/{p.total} buyers done"
-        text = Text(
-            f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
-        )
+        text = Text(line)
         if self._live is None:
             # Started only now, after every child is forked, and without a
             # refresh thread: the parent never forks with threads running.
             self._live = Live(text, auto_refresh=False, transient=True, console=make_console())
             self._live.start()
         self._live.update(text, refresh=True)
+
+    def _line(self, p: Progress, label: str | None) -> str:
+        if p.noun == "order":
+            line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
+            if p.queue_depth is not None:
+                line += f", queue depth {p.queue_depth}"
+        else:
+            line = f"{p.done}/{p.total} buyers done"
+        return f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
+
+    def _beat(self, line: str) -> None:
+        import time
+
+        now = time.monotonic()
+        if self._next_beat is None:
+            self._next_beat = now + HEARTBEAT_S  # a short run says nothing
+        elif now >= self._next_beat:
+            self._next_beat = now + HEARTBEAT_S
+            try:
+                click.echo(line, err=True)
+            except OSError:  # stderr gone: the run goes on without its heartbeat
+                pass
 
     def stop(self) -> None:
         if self._live is not None:
@@ -127,6 +149,7 @@ def run_live(
     what: str,
     run: Callable[[LiveProgress], Any],
     show_partial: Callable[[Any, int], None] | None = None,
+    heartbeat_label: str = "",
 ) -> Any:
     """Run with a live line on a terminal; core errors as exit codes.
 
@@ -136,7 +159,7 @@ def run_live(
     """
     from ..run import interrupts
 
-    live = LiveProgress(label)
+    live = LiveProgress(label, heartbeat_label or label)
     try:
         with translate_errors(), interrupts.terminations_interrupt():
             try:

@@ -83,7 +83,8 @@ def buy(
             make_console().print(run_view(result, None) if show_all else run_view(result))
 
     live_label = "" if json_ else f"buy --lock {strategy}"
-    result = run_live(live_label, "buyers", lambda live: run_buy(config, progress=live), show)
+    sell = lambda live: run_buy(config, progress=live)  # noqa: E731
+    result = run_live(live_label, "buyers", sell, show, f"buy --lock {strategy}")
     code = exit_code_for(result.passed, result.aborted)
     show(result, code)
     exit_with(code)
@@ -175,6 +176,7 @@ def race(
             progress=lambda label, p: live(p, f"race: {label}"),
         ),
         lambda partial, code: show(partial, code) if partial.runs else None,
+        "race",
     )
     aborted = next((r.result.aborted for r in result.runs if r.result.aborted), None)
     code = exit_code_for(result.verdict.passed, aborted)
@@ -308,7 +310,8 @@ def queue_command(
             make_console().print(queue_view(result))
 
     label = "" if json_ else f"queue --lock {strategy}"
-    result = run_live(label, "orders", lambda live: run_queue(config, progress=live), show)
+    sell = lambda live: run_queue(config, progress=live)  # noqa: E731
+    result = run_live(label, "orders", sell, show, f"queue --lock {strategy}")
     code = exit_code_for(result.passed, result.aborted)
     show(result, code)
     exit_with(code)
