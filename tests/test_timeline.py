@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,9 @@ def test_svg_and_html_export_name_the_double_sold_seats(
     assert "seat 2 sold 2 times" in svg_text(svg)
     page = html.read_text()
     assert page.lstrip().lower().startswith("<!doctype html>") and "seat 2 sold 2 times" in page
+    assert "<title>tickets timeline: lost.jsonl</title>" in page
+    # Renders offline: no font, script or style is fetched from anywhere.
+    assert not re.search(r"url\(\s*[\"']?https?:", svg.read_text() + page)
 
 
 @pytest.mark.timeout(60)

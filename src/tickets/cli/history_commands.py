@@ -111,17 +111,34 @@ def export(picture: object, width: int, history: str, svg: str | None, html: str
 
     recorder = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor")
     recorder.print(picture)
+    title = f"tickets timeline: {os.path.basename(history)}"
     for path, kind in ((svg, "svg"), (html, "html")):
         if path is None:
             continue
+        if kind == "svg":
+            text = offline_svg(recorder.export_svg(title=title, clear=False))
+        else:
+            text = titled_html(recorder.export_html(clear=False), title)
         try:
-            if kind == "svg":
-                title = f"tickets timeline: {os.path.basename(history)}"
-                recorder.save_svg(path, title=title, clear=False)
-            else:
-                recorder.save_html(path, clear=False)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
         except OSError as exc:
             raise UnusableFile(
                 f"{path}: cannot be written ({exc.strerror}); choose another path"
             ) from None
         click.echo(f"wrote {path}", err=True)
+
+
+def offline_svg(svg: str) -> str:
+    """rich's SVG fetches its font from a CDN: keep only the local sources
+    (and the monospace fallback), so the picture renders offline."""
+    import re
+
+    return re.sub(r',\s*url\("https?://[^"]*"\) format\("[^"]*"\)', "", svg)
+
+
+def titled_html(page: str, title: str) -> str:
+    """rich's HTML page has no <title>: give it one."""
+    import html
+
+    return page.replace("<head>", f"<head>\n<title>{html.escape(title)}</title>", 1)
