@@ -419,3 +419,16 @@ def test_a_long_piped_run_says_it_is_alive_on_stderr(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["sold"] == 60
     beats = [line for line in done.stderr.splitlines() if line.startswith("buy --lock file: ")]
     assert beats and "buyers done" in beats[0] and "oversold so far" in beats[0]
+
+
+@pytest.mark.timeout(60)
+def test_history_none_keeps_no_history_but_still_checks(invoke: Invoke, tmp_path: Path) -> None:
+    doc = json.loads(invoke("buy", "-n", "5", "--no-delay", "--history", "none", "--json").stdout)
+    assert doc["history"] is None and doc["passed"] is True
+    assert "not kept (--history none)" in invoke("buy", "-n", "3", "--history", "none").output
+    args = ["buy", "-n", "20", "-t", "5", "-l", "none", "--search-delay", "0"]
+    result = invoke(*args, "--write-delay", "60", "--history", "none", "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["oversold"] > 0  # in memory
+    assert not (tmp_path / "history").exists()
+    result = invoke("race", "--timeline", "--history", "none")
+    assert result.exit_code == 2 and "leave out --history none" in result.output

@@ -76,6 +76,8 @@ class SaleConfig:
     fsync: bool = False
     start_method: str = field(default_factory=default_start_method)
     history: Path | None = None
+    #: False (``--history none``): no history is kept; the run is checked in memory
+    keep_history: bool = True
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     chaos: Chaos | None = None
     mode: str = "buy"

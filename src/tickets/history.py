@@ -156,6 +156,26 @@ class HistoryWriter:
             pass
 
 
+class NoHistory(HistoryWriter):
+    """``--history none``: nothing is written; the run is still checked, in
+    memory, from the same events."""
+
+    def __init__(self) -> None:
+        self.broken = None
+
+    def write(self, event: dict[str, Any]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+
 @dataclass
 class History:
     """One run's record, validated: its run and end lines and its operations."""

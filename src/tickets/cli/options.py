@@ -166,7 +166,8 @@ def sale_options(f: F) -> F:
         click.option(
             "--history",
             type=click.Path(dir_okay=False, path_type=str),
-            help="Write the run's history here (default: history/ beside the store).",
+            help="Write the run's history here (default: history/ beside the store); "
+            "none: keep no history (the run is still checked, in memory).",
         ),
         json_option,
     ]
@@ -270,7 +271,8 @@ def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
         "stall_timeout": opts["stall_timeout"],
         "fsync": opts["fsync"],
         "start_method": opts["start_method"],
-        "history": as_path(opts["history"]),
+        "history": None if opts["history"] == "none" else as_path(opts["history"]),
+        "keep_history": opts["history"] != "none",
     }
     if "chaos" in opts:
         fields["chaos"] = chaos_from(

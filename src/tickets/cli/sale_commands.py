@@ -153,6 +153,8 @@ def race(
 
     if opts["keep_stock"]:
         raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
+    if show_timeline and opts["history"] == "none":
+        raise click.UsageError("--timeline draws a kept history: leave out --history none")
     chosen = race_sides(ctx, strategy, no_lock, strategies)
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))

@@ -61,7 +61,7 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         **report_dict(result.report),
         "passed": result.passed,
         "aborted": result.aborted,
-        "history": str(result.history),
+        "history": None if result.history is None else str(result.history),
         "chaos": result.chaos,
         "notes": list(result.notes),
         "duration_s": round(result.duration_s, 6),

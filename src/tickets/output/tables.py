@@ -134,7 +134,7 @@ def run_summary(result: RunResult) -> Table:
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
             ("strategy", result.config.strategy),
-            ("history", str(result.history)),
+            ("history", str(result.history or "not kept (--history none)")),
         ],
     )
 
@@ -272,9 +272,12 @@ def race_view(race: RaceResult) -> RenderableType:
     """The table, the sides in words and the histories (the verdict is
     :func:`race_verdict`, printed last)."""
     words = Text("\n".join(in_words(side) for side in race.sides))
-    histories = Text("histories:\n" + "\n".join(f"  {r.result.history}" for r in race.runs[:12]))
-    if len(race.runs) > 12:
-        histories.append(f"\n  … and {len(race.runs) - 12} more")
+    kept = [r for r in race.runs if r.result.history is not None]
+    histories = Text("histories:\n" + "\n".join(f"  {r.result.history}" for r in kept[:12]))
+    if len(kept) > 12:
+        histories.append(f"\n  … and {len(kept) - 12} more")
+    if not kept:
+        histories = Text("histories: not kept (--history none)")
     return Group(race_table(race), words, histories)
 
 
@@ -348,7 +351,7 @@ def queue_view(result: RunResult) -> RenderableType:
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
             ("strategy", result.config.strategy),
-            ("history", str(result.history)),
+            ("history", str(result.history or "not kept (--history none)")),
         ],
     )
     parts.append(summary)

@@ -18,7 +18,7 @@ from typing import Any
 from .. import store
 from ..checks import Report, evaluate
 from ..config import SaleConfig
-from ..history import HistoryWriter
+from ..history import HistoryWriter, NoHistory
 from ..operations import ABSENT, Malformed, Operations
 from ..store_lock import SaleClaim, check_lock_path, restock
 from .interrupts import shielded
@@ -85,7 +85,8 @@ class Progress:
 class RunResult:
     config: SaleConfig
     run_id: str
-    history: Path
+    #: None: kept by no one (--history none)
+    history: Path | None
     initial: int
     remaining: int | None
     rows: list[OperationRow]
@@ -143,9 +144,11 @@ class SaleLedger:
 
     def __init__(self, config: SaleConfig, total: int, run_fields: dict[str, Any]) -> None:
         self.config = config
-        self.history_path = config.history or default_history_path(
-            config.store, config.mode, config.strategy
-        )
+        self.history_path: Path | None = None
+        if config.keep_history:
+            self.history_path = config.history or default_history_path(
+                config.store, config.mode, config.strategy
+            )
         store.check_writable(config.store)
         check_lock_path(config.store)
         # A store that exists must parse before anything is created: bad
@@ -159,7 +162,9 @@ class SaleLedger:
         restocks = config.tickets is not None
         self.claim = SaleClaim(config.store, exclusive=restocks, timeout=config.lock_timeout)
         try:
-            self.writer = HistoryWriter(self.history_path)
+            self.writer = (
+                HistoryWriter(self.history_path) if self.history_path else NoHistory()
+            )
         except BaseException:
             self.claim.close(undo=True)
             raise
