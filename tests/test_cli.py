@@ -17,7 +17,7 @@ import pytest
 from click.testing import Result
 
 from helpers import assert_run_fields, read_json_lines, snapshot
-from histories import Op, lines_of, write
+from histories import Op, lines_of, run_line, write
 from tickets.cli import cli
 
 Invoke = Callable[..., Result]
@@ -432,3 +432,30 @@ def test_history_none_keeps_no_history_but_still_checks(invoke: Invoke, tmp_path
     assert not (tmp_path / "history").exists()
     result = invoke("race", "--timeline", "--history", "none")
     assert result.exit_code == 2 and "leave out --history none" in result.output
+
+
+@pytest.mark.timeout(120)
+def test_history_lists_verdicts_and_prunes_but_never_a_running_sale(
+    invoke: Invoke, store: Path, tmp_path: Path
+) -> None:
+    import time
+
+    assert invoke("buy", "-n", "3", "--no-delay").exit_code == 0
+    args = ["buy", "-n", "20", "-t", "5", "-l", "none", "--search-delay", "0"]
+    assert invoke(*args, "--write-delay", "60").exit_code == 1
+    folder = tmp_path / "history"
+    (folder / "notes.jsonl").write_text("not a history\n")
+    running = folder / "running.jsonl"  # a sale still going: its parent is this process
+    running.write_text(json.dumps(run_line(1, 1, pid=os.getpid(), t=1.0)) + "\n")
+    old = time.time() - 3 * 86_400
+    for path in folder.iterdir():
+        os.utime(path, (old, old))
+    doc = json.loads(invoke("history", "--json").stdout)
+    verdicts = sorted(h["verdict"] for h in doc["histories"])
+    assert verdicts == ["failed", "passed", "running", "unreadable"]
+    doc = json.loads(invoke("history", "--older-than", "2d", "--json").stdout)
+    assert [h["verdict"] for h in doc["histories"]] == ["running"] and len(doc["removed"]) == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["running.jsonl"]
+    assert invoke("history", "--keep", "0").exit_code == 0 and running.exists()
+    result = invoke("history", "--older-than", "soon")
+    assert result.exit_code == 2 and "'soon' is not an age" in result.output

@@ -115,6 +115,9 @@ def test_the_documented_json_fields_are_exactly_the_emitted_ones(invoke: Any) ->
     each = emitted("check", buy["history"], queue["history"])
     assert set(each) == every | docs["check-each"]
     assert set(each["results"][0]) == docs["results[]"]
+    listing = emitted("history")
+    assert set(listing) == every | docs["history"]
+    assert set(listing["histories"][0]) == docs["histories[]"]
     for command in ("init", "status"):
         assert set(emitted(command)) == every | docs[command]
     assert set(emitted("status", "--db", "missing/x.json")) == every | docs["error"]
@@ -125,7 +128,7 @@ def help_examples() -> list[tuple[str, str]]:
     from click.testing import CliRunner
 
     examples = []
-    for name in ("init", "status", "buy", "race", "queue", "check", "timeline"):
+    for name in ("init", "status", "buy", "race", "queue", "check", "timeline", "history"):
         text = CliRunner().invoke(cli, [name, "--help"]).output
         for line in text.splitlines():
             line = line.strip()
@@ -169,5 +172,5 @@ def test_every_help_example_runs_and_does_what_its_comment_says(tmp_path: Path) 
         if "kill -9" in comment:
             assert "killed with SIGKILL" in run.stdout
         done_any.add(command.split()[1])
-    assert done_any == {"init", "status", "buy", "race", "queue", "check", "timeline"}
+    assert done_any == {"init", "status", "buy", "race", "queue", "check", "timeline", "history"}
     assert (tmp_path / "race.svg").exists() and (tmp_path / "race.html").exists()

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_STORE, STORE_ENV
-from .history_commands import check, timeline_command
+from .history_commands import check, history_command, timeline_command
 from .options import StoreContext
 from .sale_commands import buy, queue_command, race
 from .store_commands import init, status
@@ -86,7 +86,8 @@ def cli(ctx: click.Context, db: str) -> None:
     ctx.obj = StoreContext(db)
 
 
-for command in (init, status, buy, race, queue_command, timeline_command, check):
+COMMANDS = (init, status, buy, race, queue_command, timeline_command, check, history_command)
+for command in COMMANDS:
     command.epilog = EXIT_CODES_HELP  # in every command's help, not only the top one
     cli.add_command(command)
 

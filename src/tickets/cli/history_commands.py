@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..constants import EXIT_CHECK_FAILED
 from .console import emit_json, make_console
 from .errors import UnusableFile, exit_with, translate_errors
-from .options import json_option
+from .options import Count, db_option, json_option
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @click.command()
@@ -142,3 +146,85 @@ def titled_html(page: str, title: str) -> str:
     import html
 
     return page.replace("<head>", f"<head>\n<title>{html.escape(title)}</title>", 1)
+
+
+def parse_age(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``30m``, ``12h``, ``7d`` (or seconds) -> seconds."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    text = value.strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise click.BadParameter(f"{value!r} is not an age; write 30m, 12h or 7d")
+    return seconds
+
+
+@click.command("history")
+@click.option("--keep", type=Count(0, 1_000_000), help="Remove all but the N newest histories.")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    callback=parse_age,
+    help="Remove histories older than AGE: 30m, 12h, 7d.",
+)
+@json_option
+@db_option
+@click.pass_context
+def history_command(ctx: click.Context, keep: int | None, older_than: float | None,
+                    json_: bool) -> None:  # fmt: skip
+    """List the store's histories, newest first, with their verdicts; prune old ones.
+
+    A history whose run is still going is never removed.
+
+    \b
+    Examples:
+        tickets history
+        tickets history --keep 20
+        tickets history --older-than 7d --json
+    """
+    import time
+
+    from ..housekeeping import entries, history_folder, prune, to_prune
+    from .options import StoreContext
+
+    obj = ctx.find_object(StoreContext)
+    assert obj is not None
+    folder = history_folder(obj.db)
+    with translate_errors():
+        listed = entries(folder)
+        removed = prune(to_prune(listed, keep, older_than, time.time()))
+    gone = {e.path for e in removed}
+    kept = [e for e in listed if e.path not in gone]
+    if json_:
+        rows = [{"path": str(e.path), "modified": round(e.modified, 3), "mode": e.mode,
+                 "strategy": e.strategy, "verdict": e.verdict} for e in kept]  # fmt: skip
+        emit_json({"folder": str(folder), "histories": rows,
+                   "removed": [str(e.path) for e in removed]}, 0)  # fmt: skip
+        return
+    show_histories(folder, kept, removed)
+
+
+def show_histories(folder: Path, kept: list[Any], removed: list[Any]) -> None:
+    import time
+
+    from rich.table import Table
+    from rich.text import Text
+
+    styles = {"passed": "green", "failed": "bold red", "running": "yellow"}
+    table = Table(title=f"{len(kept)} histories in {folder}, newest first")
+    for name in ("modified", "mode", "strategy", "verdict", "history"):
+        table.add_column(name)
+    for e in kept:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.modified))
+        verdict = Text(e.verdict, styles.get(e.verdict, "magenta"))
+        table.add_row(when, e.mode or "?", e.strategy or "?", verdict, Text(e.path.name))
+    console = make_console()
+    console.print(table if kept else Text(f"no histories in {folder}"))
+    if removed:
+        console.print(Text(f"removed {len(removed)} histories"))

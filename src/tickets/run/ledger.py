@@ -120,6 +120,13 @@ def default_history_path(store_path: Path, mode: str, strategy: str) -> Path:
     return store_path.parent / "history" / name
 
 
+def history_path_of(config: SaleConfig) -> Path | None:
+    """Where the run's history goes (None: ``--history none``)."""
+    if not config.keep_history:
+        return None
+    return config.history or default_history_path(config.store, config.mode, config.strategy)
+
+
 def stock_words(tickets: int | None, before: int | None, initial: int) -> str:
     """``as it was: 7``, ``created with 10``, ``restocked 100 → 10``."""
     if tickets is None:
@@ -144,11 +151,7 @@ class SaleLedger:
 
     def __init__(self, config: SaleConfig, total: int, run_fields: dict[str, Any]) -> None:
         self.config = config
-        self.history_path: Path | None = None
-        if config.keep_history:
-            self.history_path = config.history or default_history_path(
-                config.store, config.mode, config.strategy
-            )
+        self.history_path = history_path_of(config)
         store.check_writable(config.store)
         check_lock_path(config.store)
         # A store that exists must parse before anything is created: bad
@@ -181,9 +184,10 @@ class SaleLedger:
         self.run_id = os.urandom(8).hex()
         self.t_run = time.monotonic()
         #: what ``tickets check`` reads back from the history, folded in as it is written
-        self.ops = Operations(total, self.t_run, "order" if config.mode == "queue" else "buyer")
+        noun = "order" if config.mode == "queue" else "buyer"
+        self.ops = Operations(total, self.t_run, noun)
         self.rows: dict[int, OperationRow] = {}
-        self.live = Progress(total=total, noun="order" if config.mode == "queue" else "buyer")
+        self.live = Progress(total=total, noun=noun)
         self.notes: list[str] = []
         self._seats: dict[int, int] = {}
         try:  # on disk before any buyer is let through the gate: no record, no sale
