@@ -185,3 +185,20 @@ def test_a_demonstration_says_demonstrated_and_the_verdict_comes_last(invoke: In
     both = invoke("race", "--buyers", "20", "--tickets", "5", "--search-delay", "0",
                   "--write-delay", "40").output.strip().splitlines()  # fmt: skip
     assert both[-1].startswith("PASSED: every locking strategy sold exactly the stock; without")
+
+
+@pytest.mark.timeout(120)
+def test_race_draws_the_locked_run_above_the_unlocked_one(invoke: Invoke, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    svg, html = tmp_path / "race.svg", tmp_path / "race.html"
+    args = ["race", "-n", "12", "-t", "4", "--search-delay", "0", "--write-delay", "30"]
+    result = invoke(*args, "--svg", str(svg), "--html", str(html), "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["passed"] is True
+    text = "".join(ET.parse(svg).getroot().itertext()).replace("\xa0", " ")
+    locked, unlocked = text.index("with strategy file"), text.index("with strategy none")
+    assert locked < unlocked and "sold twice or more" in text[unlocked:]
+    page = html.read_text()
+    assert page.index("with strategy file") < page.index("with strategy none")
+    result = invoke("race", "--svg", str(svg), "--history", "none")
+    assert result.exit_code == 2 and "leave out --history none" in result.output

@@ -67,9 +67,17 @@ def test_overlapping_read_modify_writes_are_drawn(lost_update: Path) -> None:
     assert rows["3"].startswith("buyer 3 unknown") and "?" in rows["3"]
     # The two read-modify-writes of seat 2 overlap on the shared axis;
     # buyer 2's starts after both ended.
-    a, b, c = bar(rows["0"], "█"), bar(rows["1"], "█"), bar(rows["2"], "█")
+    # Seat 2's rows are drawn in their own glyph, not only their own colour.
+    a, b, c = bar(rows["0"], "▓"), bar(rows["1"], "▓"), bar(rows["2"], "█")
     assert set(a) & set(b)
     assert min(c) > max(a) and min(c) >= max(b)
+    # Each sale's read and write are marked: buyer 1 read before buyer 0 wrote.
+    r0, w0, r1 = rows["0"].index("R"), rows["0"].index("W"), rows["1"].index("R")
+    assert r0 < r1 < w0
+    text = "\n".join(lines)
+    # No lock (strategy none): no wait for one, in the rows or the legend.
+    assert "·" not in text and "waiting for the lock" not in text
+    assert "░░░ no ticket" in text and "▓▓▓ same seat" in text
     axis = next(line for line in lines if "0 ms" in line)
     assert axis.split() == ["0", "ms", "50.0", "ms", "100.0", "ms"]
     text = "\n".join(lines)

@@ -119,6 +119,16 @@ def buy(
 @click.option(
     "--timeline", "show_timeline", is_flag=True, help="Draw the worst unlocked run at the end."
 )
+@click.option(
+    "--svg",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write a locked run's timeline above the worst unlocked run's, as SVG.",
+)
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The same two timelines, one above the other, as an HTML page.",
+)
 @sale_options
 @click.pass_context
 def race(
@@ -153,12 +163,15 @@ def race(
 
     if opts["keep_stock"]:
         raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
-    if show_timeline and opts["history"] == "none":
-        raise click.UsageError("--timeline draws a kept history: leave out --history none")
+    drawn = show_timeline or opts["svg"] or opts["html"]
+    if drawn and opts["history"] == "none":
+        raise click.UsageError("timelines draw kept histories: leave out --history none")
     chosen = race_sides(ctx, strategy, no_lock, strategies)
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
     def show(result: Any, code: int) -> None:
+        if (opts["svg"] or opts["html"]) and result.runs:
+            export_race(result, opts["svg"], opts["html"])
         if json_:
             from ..output.json_documents import race_dict
 
@@ -206,6 +219,35 @@ def race_sides(
     return ["none"] if no_lock or strategy == "none" else [strategy, "none"]
 
 
+def worst_unlocked(result: Any) -> Any:
+    """The run of a strategy without exclusion that oversold most (or any run)."""
+    unlocked = [r for r in result.runs if r.strategy in ("none", "per-buyer")]
+    pool = unlocked or list(result.runs)
+    return max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
+
+
+def export_race(result: Any, svg: str | None, html: str | None) -> None:
+    """A locked run's timeline above the worst unlocked run's, on one page:
+    the picture that shows what the lock changes."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from ..history import read
+    from ..output.timeline import timeline
+    from .history_commands import export
+
+    worst = worst_unlocked(result)
+    locked = next((r for r in result.runs if r.strategy not in ("none", "per-buyer")), None)
+    shown = [worst] if locked is None or locked is worst else [locked, worst]
+    with translate_errors():
+        pictures = [timeline(read(r.result.history), width=120) for r in shown]
+    between = Text("\n" + "─" * 120 + "\n")
+    parts: list[Any] = [pictures[0]]
+    for picture in pictures[1:]:
+        parts += [between, picture]
+    export(Group(*parts), 120, "race", svg, html)
+
+
 def show_race(result: Any, show_timeline: bool) -> None:
     """The race table, with --timeline the worst unlocked run drawn, and
     the verdict last, where the eye ends."""
@@ -217,9 +259,7 @@ def show_race(result: Any, show_timeline: bool) -> None:
         from ..history import read
         from ..output.timeline import timeline
 
-        unlocked = [r for r in result.runs if r.strategy in ("none", "per-buyer")]
-        pool = unlocked or list(result.runs)
-        worst = max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
+        worst = worst_unlocked(result)
         with translate_errors():
             console.print(timeline(read(worst.result.history), width=console.width))
     console.print(race_verdict(result))

@@ -22,7 +22,11 @@ MAX_ROWS = 60
 #: Buyers named per double-sold seat under the picture.
 SHOW_SHARERS = 5
 LABEL_WIDTH = 22
-SEARCH, WAIT, RMW = "─", "·", "█"
+#: A glyph per phase, so the picture reads without colour too: the search,
+#: the wait for the lock, the read-modify-write of a sale, of a seat sold
+#: more than once, of no ticket; R and W mark the read and the write.
+SEARCH, WAIT, RMW, DOUBLE, NO_TICKET = "─", "·", "█", "▓", "░"
+READ, WRITE = "R", "W"
 PALETTE = {
     "search": "grey50",
     "wait": "yellow",
@@ -122,6 +126,7 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
     run = history.run
     # In the queue mode a row is an order, and its "search" is its wait in the queue.
     noun = history.noun
+    locked = run["strategy"] != "none"  # no lock, no wait for one
     title = Text(
         f"{run['mode']} with strategy {run['strategy']}: "
         f"{total} {noun}s, stock {history.initial}\n",
@@ -138,12 +143,12 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
 
     rows = [title, axis(span_s, cols)]
     for s in shown:
-        rows.append(row(s, double, col, cols, noun))
+        rows.append(row(s, double, col, cols, noun, locked))
     if len(shown) < total:
         rows.append(
             Text(f"… {total - len(shown)} more {noun}s not drawn (--all draws every one)", "dim")
         )
-    rows.append(legend(noun))
+    rows.append(legend(noun, locked))
     rows.append(double_sold_note(shown, double, t0, noun))
     return Group(*rows)
 
@@ -172,8 +177,14 @@ def label(s: Span, double: dict[int, list[str]], noun: str) -> Text:
 
 
 def row(
-    s: Span, double: dict[int, list[str]], to_col: Callable[[float], int], cols: int, noun: str
+    s: Span,
+    double: dict[int, list[str]],
+    to_col: Callable[[float], int],
+    cols: int,
+    noun: str,
+    locked: bool = True,
 ) -> Text:
+    """One operation's bar (``locked``: the strategy has a lock to wait for)."""
     cells: list[tuple[str, str]] = [(" ", "")] * cols
 
     def paint(a: float | None, b: float | None, ch: str, style: str) -> None:
@@ -185,14 +196,18 @@ def row(
 
     paint(s.start, s.search, SEARCH, PALETTE["search"])
     if s.locked is not None:
-        paint(s.search, s.locked, WAIT, PALETTE["wait"])
-        rmw_style = PALETTE["ok"]
+        if locked:
+            paint(s.search, s.locked, WAIT, PALETTE["wait"])
+        glyph, style = RMW, PALETTE["ok"]
         if s.result == "ok" and s.seat in double:
-            rmw_style = PALETTE["double"]
+            glyph, style = DOUBLE, PALETTE["double"]
         elif s.result != "ok":
-            rmw_style = PALETTE["fail"]
-        paint(s.locked, s.end, RMW, rmw_style)
-    elif s.end is not None:  # gave up waiting for the lock
+            glyph, style = NO_TICKET, PALETTE["fail"]
+        paint(s.locked, s.end, glyph, style)
+        if s.result == "ok" and s.end is not None and to_col(s.end) > to_col(s.locked):
+            cells[to_col(s.locked)] = (READ, style)
+            cells[to_col(s.end)] = (WRITE, style)
+    elif s.end is not None and locked:  # gave up waiting for the lock
         paint(s.search, s.end, WAIT, PALETTE["wait"])
     if s.result == "info":
         at = s.search if s.search is not None else s.start
@@ -205,16 +220,19 @@ def row(
     return text
 
 
-def legend(noun: str = "buyer") -> Text:
+def legend(noun: str = "buyer", locked: bool = True) -> Text:
+    """Every glyph and colour the rows use."""
     text = Text("  ")
-    text.append(SEARCH * 3, PALETTE["search"])
-    text.append(" waiting in the queue   " if noun == "order" else " search   ")
-    text.append(WAIT * 3, PALETTE["wait"])
-    text.append(" waiting for the lock   ")
-    text.append(RMW * 3, PALETTE["ok"])
-    text.append(" read-modify-write   ")
-    text.append(RMW * 3, PALETTE["double"])
-    text.append(" same seat as another buyer   ")
+    entries = [
+        (SEARCH, "search", "waiting in the queue" if noun == "order" else "search"),
+        *([(WAIT, "wait", "waiting for the lock")] if locked else []),
+        (RMW, "ok", "read-modify-write that sold (R read, W write)"),
+        (DOUBLE, "double", f"same seat as another {noun}"),
+        (NO_TICKET, "fail", "no ticket (sold out, busy)"),
+    ]
+    for glyph, colour, meaning in entries:
+        text.append(glyph * 3, PALETTE[colour])
+        text.append(f" {meaning}   ")
     text.append("?", PALETTE["info"])
     text.append(" outcome unknown")
     return text
