@@ -161,12 +161,7 @@ def race(
     from ..config import BuyConfig
     from ..run.race import run_race
 
-    if opts["keep_stock"]:
-        raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
-    drawn = show_timeline or opts["svg"] or opts["html"]
-    if drawn and opts["history"] == "none":
-        raise click.UsageError("timelines draw kept histories: leave out --history none")
-    chosen = race_sides(ctx, strategy, no_lock, strategies)
+    chosen = race_sides(ctx, strategy, no_lock, strategies, opts, show_timeline)
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
     def show(result: Any, code: int) -> None:
@@ -206,9 +201,20 @@ for _param in race.params:
 
 
 def race_sides(
-    ctx: click.Context, strategy: str, no_lock: bool, strategies: list[str] | None
+    ctx: click.Context,
+    strategy: str,
+    no_lock: bool,
+    strategies: list[str] | None,
+    opts: dict[str, Any],
+    show_timeline: bool,
 ) -> list[str]:
-    """The strategies a race runs, from --lock, --no-lock and --strategies."""
+    """The strategies a race runs, from --lock, --no-lock and --strategies
+    (and the options a race refuses)."""
+    if opts["keep_stock"]:
+        raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
+    drawn = show_timeline or opts["svg"] or opts["html"]
+    if drawn and opts["history"] == "none":
+        raise click.UsageError("timelines draw kept histories: leave out --history none")
     explicit_lock = ctx.get_parameter_source("strategy") is not click.core.ParameterSource.DEFAULT
     if strategies is not None and (no_lock or explicit_lock):
         raise click.UsageError("--strategies names every side; leave out --lock and --no-lock")
