@@ -174,3 +174,16 @@ def test_every_help_example_runs_and_does_what_its_comment_says(tmp_path: Path) 
         done_any.add(command.split()[1])
     assert done_any == {"init", "status", "buy", "race", "queue", "check", "timeline", "history"}
     assert (tmp_path / "race.svg").exists() and (tmp_path / "race.html").exists()
+
+
+def test_every_option_the_readme_names_exists() -> None:
+    """The other way round: no option in the README that no command has."""
+    import re
+
+    known = {"--help", "--version"}
+    for command in [cli, *cli.commands.values()]:
+        for param in command.params:
+            if isinstance(param, click.Option):
+                known.update(param.opts)
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", README))
+    assert named - known == set()

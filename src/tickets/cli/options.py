@@ -139,7 +139,8 @@ def sale_options(f: F) -> F:
         click.option("--no-delay", is_flag=True, help="No simulated network delays at all."),
         amount_option(
             "--search-delay", click.FloatRange(0, 10_000), 20.0,
-            "Upper bound of a buyer's search delay.",
+            "Upper bound of a buyer's search delay (queue: of the gap between a producer's "
+            "orders).",
             "MS",
         ),
         amount_option(
@@ -223,7 +224,8 @@ def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
         type=click.Choice(STRATEGY_NAMES),
         default=default,
         show_default=True,
-        help="How a buyer protects its read-modify-write: none, per-buyer (the tutorial's bug), "
+        help="How a buyer (queue: a clerk) protects its read-modify-write: none, per-buyer "
+        "(the tutorial's bug), "
         "process (one multiprocessing.Lock), file (filelock on <store>.lock: polls), "
         "flock (the kernel's blocking flock on the same file).",
     )

@@ -73,7 +73,7 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
     if json_:
         emit_json({"count": tickets, "store": str(obj.db)}, 0)
     else:
-        click.echo(f"{obj.db}: {tickets} tickets")
+        click.echo(f"{obj.db}: {tickets} tickets left")  # as status says it
 
 
 @click.command()
