@@ -459,3 +459,25 @@ def test_history_lists_verdicts_and_prunes_but_never_a_running_sale(
     assert invoke("history", "--keep", "0").exit_code == 0 and running.exists()
     result = invoke("history", "--older-than", "soon")
     assert result.exit_code == 2 and "'soon' is not an age" in result.output
+
+
+@pytest.mark.timeout(120)
+def test_the_table_shows_what_matters_and_fits_80_columns(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locked: the sales, and the buyers with no ticket rolled up. Unlocked:
+    a row per seat. --all: every buyer. No line over 80 columns."""
+    monkeypatch.setenv("COLUMNS", "80")
+    out = invoke("buy", "-n", "50", "-t", "10", "--no-delay").output
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert sum(1 for line in lines if " sold " in line and line.startswith("│")) == 10
+    assert any(re.fullmatch(r"40 buyers: sold out .*", line) for line in lines), out
+    args = ["buy", "-n", "30", "-t", "5", "-l", "none", "--search-delay", "0"]
+    out = invoke(*args, "--write-delay", "40").output
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert re.search(r"sales of \d seats, strategy none", out)
+    assert not [line for line in lines if re.match(r"│\s+\d+ │\s+\d+ │ sold", line)]
+    every = invoke("buy", "-n", "12", "-t", "3", "--no-delay", "--all").output
+    assert "pid" in every and sum(1 for line in every.splitlines() if "│" in line) >= 12

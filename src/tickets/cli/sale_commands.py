@@ -257,7 +257,7 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
 def show_race(result: Any, show_timeline: bool) -> None:
     """The race table, with --timeline the worst unlocked run drawn, and
     the verdict last, where the eye ends."""
-    from ..output.tables import race_verdict, race_view
+    from ..output.race_views import race_verdict, race_view
 
     console = make_console()
     console.print(race_view(result))

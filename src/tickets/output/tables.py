@@ -4,15 +4,12 @@ which needs no rich."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from ..checks import Report
 from ..run.ledger import OperationRow, RunResult
-from ..run.race import RaceResult, in_words
 
 #: Rows a buyer table shows before it elides (``--all`` shows every row).
 MAX_ROWS = 60
@@ -24,55 +21,89 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:.1f}"
 
 
-def pick_rows(rows: list[OperationRow], report: Report, limit: int | None) -> list[OperationRow]:
-    """The rows worth showing: all, or every double-sold and unknown one first."""
-    if limit is None or len(rows) <= limit:
-        return rows
-    double = set(report.double_sold)
-    first = [r for r in rows if r.seat in double or r.result == "info"][:limit]
-    chosen = {r.number for r in first}
-    for r in rows:
-        if len(chosen) >= limit:
-            break
-        chosen.add(r.number)
-    return [r for r in rows if r.number in chosen]
-
-
-def buyers_table(result: RunResult, limit: int | None = MAX_ROWS) -> Table:
-    report = result.report
-    shown = pick_rows(result.rows, report, limit)
-    table = Table(title=f"{len(result.rows)} buyers, strategy {result.config.strategy}")
-    table.add_column("buyer", justify="right")
-    table.add_column("pid", justify="right")
-    table.add_column("seen", justify="right")
-    table.add_column("result")
-    table.add_column("seat", justify="right")
-    table.add_column("lock wait ms", justify="right")
-    table.add_column("total ms", justify="right")
-    table.add_column("note")
-    for row in shown:
+def buyers_table(rows: list[OperationRow], report: Report, title: str, full: bool) -> Table:
+    """One row per buyer; ``full``: with its pid (--all). Notes are cut, never
+    wrapped: a row stays one line at 80 columns."""
+    table = Table(title=title)
+    names = ["buyer", *(["pid"] if full else []), "seen", "result", "seat", "wait ms", "total ms"]
+    for name in names:
+        table.add_column(name, justify="left" if name == "result" else "right")
+    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=None if full else 24)
+    for row in rows:
         seat = "" if row.seat is None else str(row.seat)
         seat_text = Text(seat)
-        note = row.reason or ""
         if row.seat is not None and row.seat in report.double_sold:
             seat_text = Text(f"{seat} ×{len(report.double_sold[row.seat])}", style="bold red")
-            note = "double-sold seat" + (f"; {note}" if note else "")
+        cells = [str(row.number), *(["" if row.pid is None else str(row.pid)] if full else [])]
+        cells += ["" if row.seen is None else str(row.seen)]
         table.add_row(
-            str(row.number),
-            "" if row.pid is None else str(row.pid),
-            "" if row.seen is None else str(row.seen),
+            *cells,
             Text(RESULT_WORD[row.result], style=RESULT_STYLE[row.result]),
             seat_text,
             _ms(row.lock_wait),
             _ms(row.total),
-            note,
-        )
-    if len(shown) < len(result.rows):
-        table.caption = (
-            f"showing {len(shown)} of {len(result.rows)} buyers (double-sold and unknown first); "
-            f"--all shows every buyer, the history has every event"
+            Text(row.reason or ""),
         )
     return table
+
+
+def seats_table(result: RunResult) -> Table:
+    """An unlocked run, a row per seat: how often it was sold, and to whom."""
+    report = result.report
+    holders: dict[int, list[int]] = {}
+    for row in result.rows:
+        if row.result == "ok" and row.seat is not None:
+            holders.setdefault(row.seat, []).append(row.number)
+    table = Table(title=f"{report.sold} sales of {len(holders)} seats, strategy "
+                        f"{result.config.strategy}")  # fmt: skip
+    for name in ("seat", "sold", "buyers"):
+        table.add_column(name, justify="left" if name == "buyers" else "right")
+    for seat in sorted(holders, reverse=True):
+        numbers = holders[seat]
+        times = Text(f"×{len(numbers)}", "bold red" if len(numbers) > 1 else "green")
+        listed = ", ".join(map(str, numbers[:10])) + (" …" if len(numbers) > 10 else "")
+        table.add_row(str(seat), times, listed)
+    return table
+
+
+def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
+    """The buyers that got no ticket, in one line per reason."""
+    reasons: dict[str, int] = {}
+    for row in rows:
+        if row.result == "fail":
+            why = row.reason or "no ticket"
+            if why == "sold out":
+                where = "at the search" if row.t_locked is None else "under the lock"
+                why = f"sold out {where}"
+            reasons[why] = reasons.get(why, 0) + 1
+    lines = [f"{n} {noun}{'s' if n > 1 else ''}: {why}" for why, n in
+             sorted(reasons.items(), key=lambda kv: -kv[1])]  # fmt: skip
+    return Text("\n".join(lines), style="yellow") if lines else Text("")
+
+
+def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
+    """What matters first: for a run that sold a seat twice, a row per seat;
+    otherwise the sales; the unknown outcomes always; the buyers with no
+    ticket rolled up by reason. ``limit`` None (--all): every buyer."""
+    rows, report = result.rows, result.report
+    strategy = result.config.strategy
+    if limit is None:
+        return buyers_table(rows, report, f"{len(rows)} buyers, strategy {strategy}", True)
+    parts: list[RenderableType] = []
+    if report.double_sold:
+        parts.append(seats_table(result))
+        shown = [r for r in rows if r.result in ("info", "pending")]
+        title = f"{len(shown)} buyers of unknown outcome"
+    else:
+        shown = [r for r in rows if r.result != "fail"]
+        title = f"{len(shown)} of {len(rows)} buyers: the sales and unknown outcomes"
+    if shown:
+        parts.append(buyers_table(shown[:limit], report, title, False))
+    parts.append(rolled_up(rows))
+    if len(shown) > limit:
+        parts.append(Text(f"… {len(shown) - limit} more not shown; --all shows every buyer",
+                          "dim"))  # fmt: skip
+    return Group(*parts)
 
 
 def verdict(report: Report, aborted: str | None = None) -> Text:
@@ -141,7 +172,7 @@ def run_summary(result: RunResult) -> Table:
 
 def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
     return Group(
-        buyers_table(result, limit),
+        buyers_view(result, limit),
         run_summary(result),
         verdict(result.report, result.aborted),
     )
@@ -184,101 +215,6 @@ def each_view(results: list[tuple[str, Report]]) -> RenderableType:
     else:
         last = Text(f"PASSED: all {len(results)} histories", "bold green")
     return Group(table, last)
-
-
-def race_table(race: RaceResult) -> Table:
-    sides = race.sides
-    trials = sides[0].trials
-    title = "the same sale, side by side" + (f", {trials} trials each" if trials > 1 else "")
-    table = Table(title=title)
-    table.add_column("")
-    for side in sides:
-        table.add_column(side.strategy, justify="right")
-    if trials == 1:
-        _one_trial_rows(table, race)
-    else:
-        table.add_row("trials oversold", *[f"{s.oversold_trials}/{s.trials}" for s in sides])
-        table.add_row("oversold min", *[str(s.oversold_min) for s in sides])
-        table.add_row("oversold median", *[f"{s.oversold_median:g}" for s in sides])
-        table.add_row("oversold max", *[str(s.oversold_max) for s in sides])
-        table.add_row("trials failing a check", *[str(s.failed_check_trials) for s in sides])
-        table.add_row("unknown outcomes", *[str(s.unknown_total) for s in sides])
-        table.add_row("median wall time", *[f"{s.duration_median_s:.3f} s" for s in sides])
-        table.add_row("median purchases/s", *[f"{s.purchases_per_s_median:,.0f}" for s in sides])
-    return table
-
-
-def _one_trial_rows(table: Table, race: RaceResult) -> None:
-    """The race table's rows when every side ran once: each run's figures."""
-    sides = race.sides
-    results = {r.strategy: r.result for r in race.runs}
-    rep = {name: results[name].report for name in results}
-
-    def cells(fn: Any) -> list[Any]:
-        return [fn(side.strategy) for side in sides]
-
-    table.add_row("initial", *cells(lambda n: str(rep[n].initial)))
-    table.add_row("sold", *cells(lambda n: str(rep[n].sold)))
-    table.add_row("remaining", *cells(lambda n: str(rep[n].remaining)))
-    table.add_row(
-        "oversold",
-        *cells(
-            lambda n: Text(str(rep[n].oversold), "bold red" if rep[n].oversold else "green")
-        ),
-    )
-    table.add_row(
-        "double-sold seats",
-        *cells(lambda n: ", ".join(map(str, rep[n].double_sold_seats[:8])) or "none"),
-    )
-    table.add_row("unknown outcomes", *cells(lambda n: str(rep[n].unknown)))
-    table.add_row("wall time", *cells(lambda n: f"{results[n].duration_s:.3f} s"))
-    table.add_row("purchases/s", *cells(lambda n: f"{results[n].purchases_per_s:,.0f}"))
-    excludes = {side.strategy: side.excludes for side in sides}
-
-    def check_cell(n: str) -> Text:
-        if results[n].passed:
-            return Text("pass", "green")
-        if not excludes[n]:  # no lock: failing is what it shows
-            return Text("FAIL (expected)", "yellow")
-        return Text("FAIL", "bold red")
-
-    table.add_row("checks", *cells(check_cell))
-
-
-def race_verdict(race: RaceResult) -> Text:
-    """What the race showed, in one line: PASSED or FAILED for the locking
-    strategies, DEMONSTRATED when only strategies without exclusion ran."""
-    if not race.verdict.passed:
-        return Text("FAILED: " + "; ".join(race.verdict.reasons), "bold red")
-    locked = [s for s in race.sides if s.excludes]
-    shown = [in_words(s) for s in race.sides if not s.excludes and s.oversold_trials]
-    missed = [s for s in race.sides if not s.excludes and not s.oversold_trials]
-    if locked:
-        text = "PASSED: every locking strategy sold exactly the stock"
-        if shown:
-            text += "; " + "; ".join(shown) + " (expected)"
-        return Text(text, "bold green")
-    if shown:
-        return Text("DEMONSTRATED: " + "; ".join(shown) + " (expected)", "bold yellow")
-    trials = sum(s.trials for s in missed)
-    return Text(
-        f"NOT SHOWN: nothing was oversold in {trials} unlocked run(s) this time; "
-        "an unlocked sale can come out right by luck (more --trials, --no-delay off)",
-        "bold yellow",
-    )
-
-
-def race_view(race: RaceResult) -> RenderableType:
-    """The table, the sides in words and the histories (the verdict is
-    :func:`race_verdict`, printed last)."""
-    words = Text("\n".join(in_words(side) for side in race.sides))
-    kept = [r for r in race.runs if r.result.history is not None]
-    histories = Text("histories:\n" + "\n".join(f"  {r.result.history}" for r in kept[:12]))
-    if len(kept) > 12:
-        histories.append(f"\n  … and {len(kept) - 12} more")
-    if not kept:
-        histories = Text("histories: not kept (--history none)")
-    return Group(race_table(race), words, histories)
 
 
 def clerks_table(result: RunResult) -> Table:
