@@ -405,6 +405,9 @@ def test_short_options_help_and_exit_codes_everywhere(invoke: Invoke) -> None:
     assert (doc["strategy"], doc["initial"], len(doc["buyers"])) == ("flock", 1, 2)
     result = invoke("buy", "-n", "abc")
     assert result.exit_code == 2 and "'abc' is not a whole number" in result.output
+    for flag, value in (("--search-delay", "soon"), ("--lock-timeout", "nan")):
+        result = invoke("buy", flag, value)
+        assert result.exit_code == 2 and f"'{value}' is not a number" in result.output
 
 
 @pytest.mark.timeout(90)

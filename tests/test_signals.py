@@ -186,3 +186,19 @@ def test_stopped_while_the_children_are_set_up_the_history_is_finished(
     expected = "interrupted" if isinstance(stop, KeyboardInterrupt) else "stopped by an error"
     assert history.end["aborted"].startswith(expected)
     assert left_running(store) == []
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_shows_what_was_sold_and_where_the_history_is(store: Path) -> None:
+    """Without --json too: the partial summary, the history's path, the
+    verdict ABORTED, and one line on stderr."""
+    env = {**os.environ, "TICKETS_DB": str(store)}
+    cmd = [sys.executable, "-m", "tickets", *SLOW_BUY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    history = history_of(store)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"history            {history.relative_to(store.parent)}" in out or str(history) in out
+    assert out.strip().splitlines()[-1] == "ABORTED: interrupted"
+    assert err.strip() == "interrupted; the history records the buyers stopped as unknown"

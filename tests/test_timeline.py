@@ -81,7 +81,8 @@ def test_overlapping_read_modify_writes_are_drawn(lost_update: Path) -> None:
     axis = next(line for line in lines if "0 ms" in line)
     assert axis.split() == ["0", "ms", "50.0", "ms", "100.0", "ms"]
     text = "\n".join(lines)
-    assert "seat 2 sold 2 times: buyer 0 (10.0-60.0 ms), buyer 1 (20.0-70.0 ms)" in text
+    assert "seat 2 sold 2 times:\n    buyer 0  read 10.0 ms, wrote 60.0 ms\n" in text
+    assert "    buyer 1  read 20.0 ms, wrote 70.0 ms" in text
 
 
 def test_width_is_respected(lost_update: Path) -> None:
@@ -139,7 +140,7 @@ def test_timeline_of_a_real_unlocked_run(invoke: Invoke) -> None:
     )
     history = json.loads(result.output)["history"]
     out = invoke("timeline", history, "--width", "120").output
-    assert "×" in out and "sold" in out and "each read the count" in out
+    assert "×" in out and "sold" in out and "each buyer read the count" in out
 
 
 def test_timeline_errors(invoke: Invoke, lost_update: Path, tmp_path: Path) -> None:

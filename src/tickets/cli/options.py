@@ -58,6 +58,26 @@ class Count(click.IntRange):
         return super().convert(value, param, ctx)
 
 
+class Amount(click.FloatRange):
+    """A number (seconds, milliseconds, a share) within a range, refused in
+    words ("'soon' is not a number"); NaN and infinities are not numbers."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            import math
+
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a number", param, ctx)
+            value = number
+        return super().convert(value, param, ctx)
+
+
 #: the common flags' short forms
 SHORT = {"--buyers": "-n", "--tickets": "-t", "--lock": "-l"}
 
@@ -108,7 +128,7 @@ def json_option(f: F) -> F:
 
 
 def lock_timeout_option(help: str) -> Callable[[F], F]:
-    kind = click.FloatRange(0, 86_400, min_open=True)
+    kind = Amount(0, 86_400, min_open=True)
     return amount_option("--lock-timeout", kind, DEFAULT_LOCK_TIMEOUT, help, "S")
 
 
@@ -138,13 +158,13 @@ def sale_options(f: F) -> F:
         ),
         click.option("--no-delay", is_flag=True, help="No simulated network delays at all."),
         amount_option(
-            "--search-delay", click.FloatRange(0, 10_000), 20.0,
+            "--search-delay", Amount(0, 10_000), 20.0,
             "Upper bound of a buyer's search delay (queue: of the gap between a producer's "
             "orders).",
             "MS",
         ),
         amount_option(
-            "--write-delay", click.FloatRange(0, 10_000), 4.0,
+            "--write-delay", Amount(0, 10_000), 4.0,
             "Upper bound of the delay between read and write (the race window).",
             "MS",
         ),
@@ -152,7 +172,7 @@ def sale_options(f: F) -> F:
             "Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3)."
         ),
         amount_option(
-            "--stall-timeout", click.FloatRange(0, 86_400, min_open=True), DEFAULT_STALL_TIMEOUT,
+            "--stall-timeout", Amount(0, 86_400, min_open=True), DEFAULT_STALL_TIMEOUT,
             "Watchdog: stop the run when no process has reported for S seconds (exit 4).",
             "S",
         ),
@@ -187,11 +207,11 @@ def chaos_options(f: F) -> F:
             "with SIGSTOP/SIGCONT.",
         ),
         amount_option(
-            "--kill-rate", click.FloatRange(0, 1), 0.2,
+            "--kill-rate", Amount(0, 1), 0.2,
             "With --chaos: the share of buyers (clerks) killed.",
         ),
         amount_option(
-            "--pause-rate", click.FloatRange(0, 1), 0.2,
+            "--pause-rate", Amount(0, 1), 0.2,
             "With --chaos: the share of processes paused for 5-50 ms.",
         ),
     ]

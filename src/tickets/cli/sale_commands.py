@@ -25,6 +25,7 @@ from ..constants import (
 from .console import emit_json, make_console, run_live
 from .errors import exit_code_for, exit_with, translate_errors
 from .options import (
+    Amount,
     Count,
     chaos_options,
     count_option,
@@ -278,14 +279,14 @@ def show_race(result: Any, show_timeline: bool) -> None:
 @count_option("--queue-size", 1, MAX_QUEUE_SIZE, 10, "Bound of the order queue.")
 @click.option(
     "--put-timeout",
-    type=click.FloatRange(0, 86_400),
+    type=Amount(0, 86_400),
     metavar="S",
     help="A producer waits at most S on a full queue, then rejects the order as busy "
     "(0: put_nowait). Default: wait.",
 )
 @click.option(
     "--get-timeout",
-    type=click.FloatRange(0, 86_400, min_open=True),
+    type=Amount(0, 86_400, min_open=True),
     metavar="S",
     help="A clerk idle for S goes home (queue.Empty). Default: wait for a sentinel.",
 )

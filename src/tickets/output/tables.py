@@ -171,9 +171,11 @@ def run_summary(result: RunResult) -> Table:
 
 
 def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
+    """The summary first, then the buyers that matter, the verdict last."""
     return Group(
-        buyers_view(result, limit),
         run_summary(result),
+        Text(""),
+        buyers_view(result, limit),
         verdict(result.report, result.aborted),
     )
 

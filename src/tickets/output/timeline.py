@@ -244,20 +244,21 @@ def double_sold_note(
     if not double:
         return Text("No seat was sold twice: no two read-modify-writes that sold overlapped.")
     by_number = {str(s.number): s for s in every}
-    text = Text(f"{len(double)} seat(s) sold twice or more:\n", style="bold red")
+    text = Text(
+        f"{len(double)} seat(s) sold twice or more; each buyer read the count before "
+        "another wrote it back:\n",
+        style="bold red",
+    )
+    # A short line per buyer: a value is never split by wrapping.
     for seat in sorted(double, reverse=True):
-        parts = []
         keys = double[seat]
+        text.append(f"  seat {seat} sold {len(keys)} times:\n", style="bold red")
         for key in keys[:SHOW_SHARERS]:
             s = by_number.get(key)
+            when = ""
             if s is not None and s.locked is not None and s.end is not None:
-                parts.append(
-                    f"{noun} {key} ({(s.locked - t0) * 1000:.1f}-{(s.end - t0) * 1000:.1f} ms)"
-                )
-            else:
-                parts.append(f"{noun} {key}")
+                when = f"  read {(s.locked - t0) * 1000:.1f} ms, wrote {(s.end - t0) * 1000:.1f} ms"
+            text.append(f"    {noun} {key}{when}\n")
         if len(keys) > SHOW_SHARERS:
-            parts.append(f"and {len(keys) - SHOW_SHARERS} more")
-        text.append(f"  seat {seat} sold {len(keys)} times: ", style="bold red")
-        text.append(", ".join(parts) + "; each read the count before another wrote it back\n")
+            text.append(f"    and {len(keys) - SHOW_SHARERS} more\n")
     return text
