@@ -65,7 +65,7 @@ def buy(
     \b
     Examples:
         tickets buy --buyers 50
-        tickets buy --buyers 50 --lock none       # watch it oversell
+        tickets buy --buyers 50 --lock none --tickets 10  # watch it oversell
         tickets buy --buyers 1000 --no-delay --json
         tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
     """
@@ -330,7 +330,7 @@ def queue_command(
     \b
     Examples:
         tickets queue --producers 3 --orders 20 --clerks 2 --queue-size 10 --tickets 30
-        tickets queue --clerks 2 --lock none          # the queue does not stop the oversell
+        tickets queue --clerks 2 --lock none --tickets 10  # the queue does not stop the oversell
         tickets queue --put-timeout 0 --queue-size 2 --clerks 1 --tickets 60  # put_nowait: busy
         tickets queue --shutdown join --batch 50 --no-delay
     """

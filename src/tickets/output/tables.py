@@ -106,7 +106,11 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     return Group(*parts)
 
 
-def verdict(report: Report, aborted: str | None = None) -> Text:
+#: Strategies that exclude no one: their failing is the demonstration.
+NO_EXCLUSION = ("none", "per-buyer")
+
+
+def verdict(report: Report, aborted: str | None = None, strategy: str | None = None) -> Text:
     if aborted:
         return Text(f"ABORTED: {aborted}", style="bold red")
     if report.passed:
@@ -114,7 +118,11 @@ def verdict(report: Report, aborted: str | None = None) -> Text:
             f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold",
             style="bold green",
         )
-    if report.oversold:
+    if report.oversold and strategy in NO_EXCLUSION:
+        lines = [f"FAILED, as expected with --lock {strategy} (no exclusion): "
+                 f"{report.initial} tickets were sold {report.sold} times, "
+                 f"oversold by {report.oversold}"]  # fmt: skip
+    elif report.oversold:
         lines = [f"FAILED: oversold by {report.oversold}"]
     else:
         lines = ["FAILED: " + ", ".join(c.name for c in report.failures())]
@@ -176,7 +184,7 @@ def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
         run_summary(result),
         Text(""),
         buyers_view(result, limit),
-        verdict(result.report, result.aborted),
+        verdict(result.report, result.aborted, result.config.strategy),
     )
 
 
@@ -295,5 +303,5 @@ def queue_view(result: RunResult) -> RenderableType:
     parts.append(summary)
     for note in result.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
-    parts.append(verdict(result.report, result.aborted))
+    parts.append(verdict(result.report, result.aborted, result.config.strategy))
     return Group(*parts)
