@@ -8,6 +8,7 @@ commands (see :mod:`tickets.cli`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -34,6 +35,21 @@ from .options import (
     sale_config,
     sale_options,
 )
+
+
+def sell_and_exit(
+    label: str,
+    what: str,
+    sell: Callable[[Any], Any],
+    show: Callable[[Any, int], None],
+    json_: bool,
+) -> None:
+    """Sell with the live line on a terminal (a heartbeat elsewhere), show
+    the result, and exit with its code."""
+    result = run_live("" if json_ else label, what, sell, show, label)
+    code = exit_code_for(result.passed, result.aborted)
+    show(result, code)
+    exit_with(code)
 
 
 @click.command()
@@ -83,12 +99,8 @@ def buy(
 
             make_console().print(run_view(result, None) if show_all else run_view(result))
 
-    live_label = "" if json_ else f"buy --lock {strategy}"
-    sell = lambda live: run_buy(config, progress=live)  # noqa: E731
-    result = run_live(live_label, "buyers", sell, show, f"buy --lock {strategy}")
-    code = exit_code_for(result.passed, result.aborted)
-    show(result, code)
-    exit_with(code)
+    label = f"buy --lock {strategy}"
+    sell_and_exit(label, "buyers", lambda live: run_buy(config, live), show, json_)
 
 
 @click.command()
@@ -358,9 +370,5 @@ def queue_command(
 
             make_console().print(queue_view(result))
 
-    label = "" if json_ else f"queue --lock {strategy}"
-    sell = lambda live: run_queue(config, progress=live)  # noqa: E731
-    result = run_live(label, "orders", sell, show, f"queue --lock {strategy}")
-    code = exit_code_for(result.passed, result.aborted)
-    show(result, code)
-    exit_with(code)
+    label = f"queue --lock {strategy}"
+    sell_and_exit(label, "orders", lambda live: run_queue(config, live), show, json_)
