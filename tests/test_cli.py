@@ -484,3 +484,13 @@ def test_the_table_shows_what_matters_and_fits_80_columns(
     assert not [line for line in lines if re.match(r"│\s+\d+ │\s+\d+ │ sold", line)]
     every = invoke("buy", "-n", "12", "-t", "3", "--no-delay", "--all").output
     assert "pid" in every and sum(1 for line in every.splitlines() if "│" in line) >= 12
+
+
+def test_passed_never_contradicts_the_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """A run whose sale was clean but whose command a signal stopped as it
+    closed exits 143: its document must not say passed."""
+    from tickets.cli.console import emit_json
+
+    emit_json({"passed": True, "sold": 5}, 143)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {"schema": 1, "exit_code": 143, "passed": False, "sold": 5}

@@ -152,7 +152,14 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
         )  # fmt: skip
         time.sleep(rng.uniform(0.3, 1.5))
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
+        # SIGTERM: the one document, whole, and never passed for a stopped
+        # command (SIGKILL can cut anything short).
+        if sig == signal.SIGTERM and out.strip():
+            doc = json.loads(out)
+            if doc["exit_code"] != 0 and doc["passed"]:
+                stopped.append(f"{name} run {n}: passed true with exit {doc['exit_code']}")
+            assert doc["exit_code"] == proc.returncode
         figures["runs"] += 1
         figures[signal.Signals(sig).name] += 1
         deadline = time.monotonic() + 2.0
@@ -176,3 +183,4 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
         print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))
     assert figures["orphans"] == figures["unfinished after SIGTERM"] == 0, stopped
     assert figures["unrecorded sales"] == 0, stopped
+    assert not [s for s in stopped if "passed true" in s], stopped

@@ -40,16 +40,21 @@ class TicketsGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        from .console import emitted
+        from .console import emit_json, emitted, stopped_because
 
         argv = list(sys.argv[1:] if args is None else args)
         emitted.clear()
+        stopped_because.clear()
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except SystemExit as stop:  # a run stopped before it had a result to show
+            code = stop.code if isinstance(stop.code, int) else 1
+            if code and "--json" in argv and not emitted:
+                why = stopped_because[-1] if stopped_because else f"stopped (exit {code})"
+                emit_json({"passed": False, "error": why}, code)
+            raise
         except click.ClickException as exc:
             exc.show()
-            from .console import emit_json
-
             if "--json" in argv and not emitted:  # a stopped run printed its own
                 emit_json({"passed": False, "error": exc.format_message()}, exc.exit_code)
             code = exc.exit_code
@@ -97,6 +102,9 @@ WRITERS = ("click.utils", "rich.console")
 
 
 def main() -> None:
+    from .errors import ENTRY_POINT
+
+    ENTRY_POINT.append(True)
     try:
         cli(prog_name="tickets")
     except BrokenPipeError:  # tickets ... | head: not an error worth a traceback

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..constants import EXIT_STORE
-from .errors import translate_errors
+from .errors import done_answering, translate_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,6 +72,9 @@ def make_console(stderr: bool = False, width: int | None = None) -> Console:
 
 #: --json documents printed by this process (a command prints at most one)
 emitted: list[int] = []
+#: why a run stopped, as said on stderr (for the --json document of a run
+#: stopped before it had a result to show)
+stopped_because: list[str] = []
 
 
 def emit_json(doc: dict[str, Any], exit_code: int) -> None:
@@ -81,6 +84,11 @@ def emit_json(doc: dict[str, Any], exit_code: int) -> None:
 
     from ..constants import JSON_SCHEMA
 
+    done_answering()  # from here a signal waits: the document goes out whole
+    if exit_code and doc.get("passed"):
+        # A signal that came as the run closed: the sale was clean, the
+        # command was stopped. What CI gates on must agree with the exit code.
+        doc = {**doc, "passed": False}
     click.echo(json.dumps({"schema": JSON_SCHEMA, "exit_code": exit_code, **doc}, indent=2))
     emitted.append(exit_code)
 
@@ -163,7 +171,9 @@ def run_live(
     try:
         with translate_errors(), interrupts.terminations_interrupt():
             try:
-                return run(live)
+                result = run(live)
+                done_answering()  # the run has its answer: a late signal waits for it
+                return result
             except BaseException as stopped:  # an interrupt, or a file that failed mid-run
                 live.stop()
                 result = getattr(stopped, "result", None)
@@ -175,7 +185,9 @@ def run_live(
                 raise
     except KeyboardInterrupt as interrupt:
         happened = interrupts.describe(interrupt)
-        click.echo(f"{happened}; the history records the {what} stopped as unknown", err=True)
+        message = f"{happened}; the history records the {what} stopped as unknown"
+        stopped_because.append(message)
+        click.echo(message, err=True)
         sys.exit(interrupts.exit_code(interrupt))
     finally:
         live.stop()

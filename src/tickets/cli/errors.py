@@ -41,7 +41,23 @@ def exit_code_for(passed: bool, aborted: str | None) -> int:
     return 0 if passed else EXIT_CHECK_FAILED
 
 
+#: Set by the ``tickets`` entry point (not under a test's CliRunner, whose
+#: process must keep its signals, and pass them on to its children).
+ENTRY_POINT: list[bool] = []
+
+
+def done_answering() -> None:
+    """The command has given its answer (the document, the verdict): a signal
+    that comes now is held until the process exits with the code the
+    answer gives, instead of killing it with another."""
+    if ENTRY_POINT:
+        import signal
+
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
 def exit_with(code: int) -> None:
     """Leave with ``code`` (nothing to do for 0: the command returns)."""
+    done_answering()
     if code:
         sys.exit(code)
