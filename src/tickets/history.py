@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .child.events import compact
+from .child.events import compact, cut_reason
 from .operations import (
-    MAX_REASON,
     Malformed,
     Operations,
     check_end_line,
@@ -38,8 +37,6 @@ from .store import is_special
 
 OUTCOMES = ("ok", "fail", "info")
 OPERATION_KINDS = frozenset(("invoke", *OUTCOMES))
-#: "take": a clerk took these orders off the queue (queue mode)
-KINDS = ("run", "end", "take", "invoke", *OUTCOMES)
 #: A history line longer than this is not ours.
 MAX_LINE = 1 << 16
 #: Bytes read at a time.
@@ -115,11 +112,8 @@ class HistoryWriter:
         if self.broken is not None:
             return
         assert self._file is not None, "history already closed"
-        reason = event.get("reason")
-        if reason is not None and len(reason) > MAX_REASON:
-            event = {**event, "reason": reason[: MAX_REASON - 1] + "…"}
         try:
-            self._file.write(compact(event) + "\n")
+            self._file.write(compact(cut_reason(event)) + "\n")
         except OSError as exc:
             self._fail(exc)
 

@@ -10,13 +10,13 @@ can read.
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checks import check_history
 from .history import HistoryError, read
+from .store import pid_alive
 
 
 @dataclass(frozen=True)
@@ -63,22 +63,12 @@ def _entry(path: Path, modified: float) -> Entry:
         return Entry(path, modified, None, None, "unreadable")
     run = history.run
     if history.end is None:
-        verdict = "running" if _alive(run.get("pid")) else "unfinished"
+        pid = run.get("pid")
+        alive = type(pid) is int and pid > 0 and pid_alive(pid)
+        verdict = "running" if alive else "unfinished"
     else:
         verdict = "passed" if check_history(history).passed else "failed"
     return Entry(path, modified, run["mode"], run["strategy"], verdict)
-
-
-def _alive(pid: object) -> bool:
-    if type(pid) is not int or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's: alive
-        return True
-    return True
 
 
 def to_prune(

@@ -21,6 +21,7 @@ from array import array
 from bisect import bisect_right
 from typing import Any, TypeGuard
 
+from .child.events import MAX_REASON
 from .constants import (
     MAX_BATCH,
     MAX_BUYERS,
@@ -42,13 +43,10 @@ OK = 2  #: sold a seat
 SOLD_OUT = 3  #: fail: sold out (saw the count at zero)
 NO_EFFECT = 4  #: any other fail: busy, never started, an error before the store
 UNKNOWN = 5  #: info: may or may not have taken a ticket
-KIND_NAMES = ("absent", "pending", "ok", "sold out", "no effect", "unknown")
 
 SOLD_OUT_REASON = "sold out"
 #: The reason of an outcome that ended on an error (see tickets.child.buyer).
 ERROR_PREFIX = "error: "
-#: A reason longer than this is not ours (writers cut theirs to 300 characters).
-MAX_REASON = 300
 #: Times are ``time.monotonic()`` seconds: finite, and below this.
 MAX_TIME = 1e12
 INF = float("inf")
@@ -75,10 +73,13 @@ def _count(value: Any) -> bool:
     return type(value) is int and 0 <= value <= MAX_COUNT
 
 
-def _time_or_none(value: Any, low: float) -> bool:
-    if value is None:
-        return True
+def _is_time(value: Any, low: float = 0.0) -> TypeGuard[float]:
+    """A finite time, not before ``low`` (a bool is not a number)."""
     return (type(value) is float or type(value) is int) and low <= value < MAX_TIME
+
+
+def _time_or_none(value: Any, low: float) -> bool:
+    return value is None or _is_time(value, low)
 
 
 class Operations:
@@ -196,7 +197,7 @@ class Operations:
         clerk, orders, t = ev.get("clerk"), ev.get("orders"), ev.get("t")
         if not (type(clerk) is int and 0 <= clerk < MAX_CLERKS):
             raise Malformed(f"take event with clerk {clerk!r}")
-        if not _time_or_none(t, self.t_run) or t is None:
+        if not _is_time(t, self.t_run):
             raise Malformed(f"take event of clerk {clerk} has time {t!r}")
         if (type(orders) is not list or not 0 < len(orders) <= MAX_BATCH
                 or not all(type(o) is int and 0 <= o < self.size for o in orders)):  # fmt: skip
@@ -247,10 +248,6 @@ class Operations:
 
 def _is_int(value: Any, low: int, high: int) -> TypeGuard[int]:
     return type(value) is int and low <= value <= high
-
-
-def _is_time(value: Any) -> TypeGuard[float]:
-    return (type(value) is float or type(value) is int) and 0 <= value < MAX_TIME
 
 
 def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:

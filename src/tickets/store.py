@@ -329,7 +329,7 @@ def orphan_temps(path: Path) -> list[Path]:
         pid_text, _, token = name[len(prefix) : -len(TEMP_SUFFIX)].partition(".")
         if not (pid_text.isdigit() and len(token) == 12 and _is_hex(token)):
             continue
-        if not _alive(int(pid_text)):
+        if not pid_alive(int(pid_text)):
             orphans.append(path.parent / name)
     return orphans
 
@@ -357,7 +357,8 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is there a process ``pid`` (someone else's counts)?"""
     if pid == os.getpid():
         return True
     try:

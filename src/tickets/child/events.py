@@ -35,11 +35,17 @@ def compact(doc: Any) -> str:
     return _ENCODER.encode(doc)
 
 
-def encode(event: dict[str, Any]) -> bytes:
+def cut_reason(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its reason cut to MAX_REASON characters (a history
+    refuses longer ones)."""
     reason = event.get("reason")
     if isinstance(reason, str) and len(reason) > MAX_REASON:
-        event = {**event, "reason": reason[: MAX_REASON - 1] + "…"}
-    data = compact(event).encode()
+        return {**event, "reason": reason[: MAX_REASON - 1] + "…"}
+    return event
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    data = compact(cut_reason(event)).encode()
     if len(data) > MAX_EVENT_BYTES:
         raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
     return data

@@ -240,7 +240,9 @@ def race_sides(
 
 def worst_unlocked(result: Any) -> Any:
     """The run of a strategy without exclusion that oversold most (or any run)."""
-    unlocked = [r for r in result.runs if r.strategy in ("none", "per-buyer")]
+    from ..locks import STRATEGIES
+
+    unlocked = [r for r in result.runs if not STRATEGIES[r.strategy].excludes]
     pool = unlocked or list(result.runs)
     return max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
 
@@ -252,11 +254,12 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
     from rich.text import Text
 
     from ..history import read
+    from ..locks import STRATEGIES
     from ..output.timeline import timeline
     from .history_commands import export
 
     worst = worst_unlocked(result)
-    locked = next((r for r in result.runs if r.strategy not in ("none", "per-buyer")), None)
+    locked = next((r for r in result.runs if STRATEGIES[r.strategy].excludes), None)
     shown = [worst] if locked is None or locked is worst else [locked, worst]
     with translate_errors():
         pictures = [timeline(read(r.result.history), width=120) for r in shown]

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..checks import Report
+from ..locks import STRATEGIES
 from ..run.ledger import OperationRow, RunResult
 
 #: Rows a buyer table shows before it elides (``--all`` shows every row).
@@ -106,10 +107,6 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     return Group(*parts)
 
 
-#: Strategies that exclude no one: their failing is the demonstration.
-NO_EXCLUSION = ("none", "per-buyer")
-
-
 def verdict(report: Report, aborted: str | None = None, strategy: str | None = None) -> Text:
     if aborted:
         return Text(f"ABORTED: {aborted}", style="bold red")
@@ -118,7 +115,7 @@ def verdict(report: Report, aborted: str | None = None, strategy: str | None = N
             f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold",
             style="bold green",
         )
-    if report.oversold and strategy in NO_EXCLUSION:
+    if report.oversold and strategy is not None and not STRATEGIES[strategy].excludes:
         lines = [f"FAILED, as expected with --lock {strategy} (no exclusion): "
                  f"{report.initial} tickets were sold {report.sold} times, "
                  f"oversold by {report.oversold}"]  # fmt: skip
