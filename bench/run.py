@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import history_check
-from tickets import store as st
+from tickets.stores import json_file as st
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, QueueConfig
 from tickets.constants import STRATEGY_NAMES

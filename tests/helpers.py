@@ -11,6 +11,21 @@ from pathlib import Path
 from typing import Any
 
 
+def handle(path: str | os.PathLike[str]) -> Any:
+    """A store handle on ``path`` (a JSON file, or a store URL), as a child opens one."""
+    from tickets.stores import open_store
+    from tickets.stores.spec import parse_db
+
+    return open_store(parse_db(os.fspath(path)))
+
+
+def spec_of(path: str | os.PathLike[str]) -> Any:
+    """The StoreSpec of a store path or URL."""
+    from tickets.stores.spec import parse_db
+
+    return parse_db(os.fspath(path))
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under folder with its bytes (to prove nothing changed)."""
     return {

@@ -17,7 +17,7 @@ from click.testing import Result
 
 from helpers import is_root, shell_flock_holder, snapshot
 from test_store import BAD
-from tickets.store import lock_path
+from tickets.stores.json_file import lock_path
 
 Invoke = Callable[..., Result]
 SELLING = [
@@ -293,7 +293,7 @@ def snapshot_names(folder: Path) -> list[str]:
 
 
 def test_temp_cleanup_removes_only_what_tickets_made(store: Path) -> None:
-    from tickets import store as st
+    from tickets.stores import json_file as st
 
     st.save(store, 3)
     folder = store.parent

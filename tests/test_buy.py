@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from helpers import read_json_lines
-from tickets import store as st
 from tickets.checks import check_history
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, ConfigError
@@ -19,6 +18,7 @@ from tickets.history import read
 from tickets.operations import SOLD_OUT
 from tickets.run.buy import run_buy
 from tickets.run.ledger import RunResult
+from tickets.stores import json_file as st
 
 Sale = Callable[..., RunResult]
 
@@ -150,7 +150,7 @@ def test_lock_timeout_changes_nothing(store: Path, tmp_path: Path) -> None:
     import os
 
     from helpers import snapshot
-    from tickets.store import lock_path
+    from tickets.stores.json_file import lock_path
 
     st.save(store, 5)
     held = os.open(lock_path(store), os.O_RDWR | os.O_CREAT, 0o644)

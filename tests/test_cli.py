@@ -44,7 +44,7 @@ def test_init_and_status(invoke: Invoke, store: Path) -> None:
     assert invoke("init", "--tickets", "7").exit_code == 0
     assert json.loads(store.read_text()) == {"count": 7}
     result = invoke("status", "--json")
-    expected = {"schema": 1, "exit_code": 0, "count": 7, "store": str(store)}
+    expected = {"schema": 1, "exit_code": 0, "count": 7, "store": str(store), "kind": "json"}
     assert result.exit_code == 0 and json.loads(result.output) == expected
     assert json.loads(invoke("init", "--tickets", "7", "--json").output) == expected
     assert "7 tickets left" in invoke("status").output
@@ -284,7 +284,7 @@ def test_db_works_after_the_command_name_too(invoke: Invoke, tmp_path: Path) -> 
         assert stores == {str(x)} and not y.exists(), command
     for command in ("init", "status", "buy", "race", "queue"):
         help_text = invoke(command, "--help").output
-        assert "--db PATH" in help_text and "$TICKETS_DB" in help_text, command
+        assert "--db PATH|URL" in help_text and "$TICKETS_DB" in help_text, command
 
 
 @pytest.mark.timeout(120)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tickets import store as st
+from helpers import spec_of
 from tickets.child.buyer import warm_up
 from tickets.child.events import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode
 from tickets.child.launcher import FdGate
 from tickets.child.plan import BuyerPlan, Delays
 from tickets.run.event_pipe import EventPipe
+from tickets.stores import json_file as st
 
 EVENTS = [
     {"type": "invoke", "buyer": 3, "pid": 77, "t": 12.345678901234, "t_start": 1e-7, "seen": None},
@@ -98,7 +99,7 @@ def test_warming_up_a_buyer_changes_nothing(store: Path) -> None:
     try:
         for strategy in ("none", "per-buyer", "process", "file", "flock"):
             plan = BuyerPlan(
-                store=store, strategy=strategy, seed=1, delays=Delays(), lock_timeout=1
+                store=spec_of(store), strategy=strategy, seed=1, delays=Delays(), lock_timeout=1
             )
             warm_up(plan, EventWriter(write_end), FdGate(sink))
         os.close(write_end)

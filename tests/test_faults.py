@@ -15,13 +15,13 @@ import pytest
 from click.testing import Result
 
 from helpers import read_json_lines
-from tickets import store as st
 from tickets.checks import check_histories
 from tickets.child.plan import Delays
 from tickets.history import read
 from tickets.run.chaos import BUYER_POINTS, Chaos
 from tickets.run.ledger import RunResult
-from tickets.store import lock_path
+from tickets.stores import json_file as st
+from tickets.stores.json_file import lock_path
 
 Sale = Callable[..., RunResult]
 Invoke = Callable[..., Result]

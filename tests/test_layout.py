@@ -28,8 +28,11 @@ BUYER_MODULES = [
     "tickets.child.buyer",
     "tickets.child.plan",
     "tickets.child.events",
-    "tickets.store",
+    "tickets.stores.json_file",
+    "tickets.stores.base",
+    "tickets.stores",
     "tickets.locks",
+    "tickets.strategies",
     "tickets.constants",
 ]
 MAX_MODULE_LINES = 400
@@ -54,7 +57,11 @@ def test_a_buyer_loads_nothing_heavy() -> None:
 
 def test_the_file_lock_loads_filelock_only_when_built(tmp_path: Path) -> None:
     store = tmp_path / "s.json"
-    build = f"from tickets.locks import get; get('file').child_lock(None, {str(store)!r}, 1)"
+    build = (
+        "from tickets.strategies import get; from tickets.stores import open_store; "
+        "from tickets.stores.spec import StoreSpec; "
+        f"get('file').child_lock(None, open_store(StoreSpec('json', {str(store)!r})), 1)"
+    )
     assert "filelock" in loaded_after(build)
     flock = build.replace("'file'", "'flock'")
     assert "filelock" not in loaded_after(flock)

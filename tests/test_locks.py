@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from helpers import run_all, shell_flock_holder
+from helpers import handle, run_all, shell_flock_holder, spec_of
 from tickets.locks import (
-    STRATEGIES,
     FileLock,
     FlockLock,
     LockTimeout,
-    get,
     names_held_file,
 )
-from tickets.store import StoreError, lock_path
 from tickets.store_lock import store_lock
+from tickets.stores.base import StoreError
+from tickets.stores.json_file import lock_path
+from tickets.strategies import STRATEGIES, get
 
 WORKERS = 6
 ROUNDS = 15
@@ -32,7 +32,7 @@ ROUNDS = 15
 
 def worker(name: str, token: Any, folder: str, gate: Any) -> None:
     root = Path(folder)
-    lock = get(name).child_lock(token, root / "tickets.json", timeout=20)
+    lock = get(name).child_lock(token, handle(root / "tickets.json"), timeout=20)
     gate.wait(20)
     for _ in range(ROUNDS):
         with lock:
@@ -83,7 +83,7 @@ def meet_inside(name: str, token: Any, folder: str, barrier: Any) -> None:
     """Inside the lock: read the counter, wait until every worker is inside
     too, write the counter + 1. Only a lock that excludes nobody lets all in."""
     counter = Path(folder) / "counter"
-    with get(name).child_lock(token, Path(folder) / "tickets.json", timeout=20):
+    with get(name).child_lock(token, handle(Path(folder) / "tickets.json"), timeout=20):
         value = int(counter.read_text())
         barrier.wait(20)
         counter.write_text(str(value + 1))
@@ -116,7 +116,7 @@ def _time_out_with_timer(store: str, queue: Any, preinstalled: bool = False) -> 
     if preinstalled:  # as the launcher does before forking buyers
         locks.install_alarm()
     handler = signal.getsignal(signal.SIGALRM)
-    lock = FlockLock(Path(store), 0.2, timer=True)
+    lock = FlockLock(store + ".lock", 0.2, timer=True)
     kept = signal.getsignal(signal.SIGALRM) is handler
     t = time.monotonic()
     try:
@@ -134,7 +134,7 @@ def test_file_locks_time_out_while_another_holds_it(store: Path) -> None:
     fcntl.flock(held, fcntl.LOCK_EX)
     try:
         # In this process: filelock's polling, and the flock lock without a timer.
-        for lock in (FileLock(store, 0.2), FlockLock(store, 0.2)):
+        for lock in (FileLock(lock_path(store), 0.2), FlockLock(lock_path(store), 0.2)):
             t = time.monotonic()
             with pytest.raises(LockTimeout):
                 lock.acquire()
@@ -151,17 +151,17 @@ def test_file_locks_time_out_while_another_holds_it(store: Path) -> None:
             # A handler installed before the fork is used as it is, not re-installed.
             assert kept == preinstalled
         with pytest.raises(StoreError, match="held by another process"):
-            with store_lock(store, 0.1):
+            with store_lock(spec_of(store), 0.1):
                 pass
     finally:
         os.close(held)
-    with store_lock(store, 0.1):
+    with store_lock(spec_of(store), 0.1):
         pass
 
 
 def _hold(name: str, store: str, held: Any, release: Any) -> None:
     """In a child: take the strategy's lock, say so, and hold it until told."""
-    lock = get(name).child_lock(None, Path(store), 10)
+    lock = get(name).child_lock(None, handle(store), 10)
     with lock:
         held.set()
         release.wait(30)
@@ -177,7 +177,8 @@ def test_file_and_flock_exclude_each_other(store: Path, holder: str, waiter: str
     child.start()
     try:
         assert held.wait(30), "the holder never got the lock"
-        other = FileLock(store, 0.2) if waiter == "file" else FlockLock(store, 0.2)
+        lock_file = lock_path(store)
+        other = FileLock(lock_file, 0.2) if waiter == "file" else FlockLock(lock_file, 0.2)
         with pytest.raises(LockTimeout):
             other.acquire()
         release.set()
@@ -200,16 +201,16 @@ def test_shell_flock_takes_part_in_the_same_lock(store: Path) -> None:
     lock_path(store).touch()
     with shell_flock_holder(lock_path(store)):
         with pytest.raises(StoreError, match="held by another process"):
-            with store_lock(store, 0.3):
+            with store_lock(spec_of(store), 0.3):
                 pass
-    with store_lock(store, 2):
+    with store_lock(spec_of(store), 2):
         pass
 
 
 def test_lock_file_is_not_world_writable(store: Path) -> None:
     old = os.umask(0)
     try:
-        with store_lock(store, 1):
+        with store_lock(spec_of(store), 1):
             pass
     finally:
         os.umask(old)
@@ -220,7 +221,7 @@ def test_symlinked_lock_is_refused(store: Path, tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     lock_path(store).symlink_to(target)
     with pytest.raises(StoreError, match="symbolic link"):
-        with store_lock(store, 1):
+        with store_lock(spec_of(store), 1):
             pass
     assert not target.exists()
 
@@ -228,9 +229,9 @@ def test_symlinked_lock_is_refused(store: Path, tmp_path: Path) -> None:
 def test_the_file_strategy_is_filelock(store: Path) -> None:
     import filelock
 
-    lock = get("file").child_lock(None, store, 1)
+    lock = get("file").child_lock(None, handle(store), 1)
     assert isinstance(lock, FileLock) and isinstance(lock._lock, filelock.FileLock)
-    assert isinstance(get("flock").child_lock(None, store, 1), FlockLock)
+    assert isinstance(get("flock").child_lock(None, handle(store), 1), FlockLock)
 
 
 def test_unknown_strategy() -> None:
@@ -251,7 +252,7 @@ def test_a_deleted_lock_file_does_not_let_two_in(store: Path, holder: str) -> No
     a.start()
     try:
         assert held_a.wait(30)
-        waiter = FlockLock(store, 1.0)  # opens the old file now
+        waiter = FlockLock(lock_path(store), 1.0)  # opens the old file now
         lock_path(store).unlink()
         b = ctx.Process(target=_hold, args=(holder, str(store), held_b, release_b))
         b.start()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tickets.child.plan import BuyerPlan, Delays, OrderPlan
-from tickets.locks import STRATEGIES
+from tickets.strategies import STRATEGIES
 
 
 def plan(**changes: object) -> BuyerPlan:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tickets import store as st
-from tickets.store import StoreError
+from tickets.stores import json_file as st
+from tickets.stores.base import StoreError
 
 
 def test_round_trip(store: Path) -> None:

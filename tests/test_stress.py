@@ -52,11 +52,11 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
     """>= 300 kill -9s over many seeds; the store and the invariants survive all of them."""
     from pathlib import Path
 
-    from tickets import store as st
     from tickets.config import BuyConfig, QueueConfig
     from tickets.run.buy import run_buy
     from tickets.run.chaos import Chaos
     from tickets.run.queue import run_queue
+    from tickets.stores import json_file as st
 
     assert isinstance(tmp_path, Path)
     db = tmp_path / "tickets.json"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .child.plan import BuyerPlan, Delays
 from .constants import (
+    DEFAULT_LEASE_TTL,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STRATEGY,
@@ -27,6 +28,7 @@ from .constants import (
     MAX_QUEUE_SIZE,
     STRATEGY_NAMES,
 )
+from .stores.spec import StoreSpec
 
 if TYPE_CHECKING:
     from .run.chaos import Chaos
@@ -66,7 +68,8 @@ def _timeout(name: str, value: float | None, *, zero_ok: bool = False) -> None:
 class SaleConfig:
     """What every run shares, whichever mode sells."""
 
-    store: Path
+    #: where the stock is (a path is taken as a JSON file, or a URL: see tickets.stores.spec)
+    store: StoreSpec
     strategy: str = DEFAULT_STRATEGY
     #: restock to this many tickets before the run; None keeps the stock as it is
     tickets: int | None = DEFAULT_TICKETS
@@ -81,14 +84,36 @@ class SaleConfig:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     chaos: Chaos | None = None
     mode: str = "buy"
+    #: a Redis lease's time to live, in seconds (the ``lease`` strategy)
+    lease_ttl: float = DEFAULT_LEASE_TTL
+    #: the ``lease`` strategy's holders read and write through fencing tokens
+    fencing: bool = False
 
     def __post_init__(self) -> None:
         import multiprocessing
 
+        from .stores import strategies_for
+        from .stores.spec import BadStoreURL, parse_db
+
+        if not isinstance(self.store, StoreSpec):  # a path, as the library's callers give it
+            try:
+                object.__setattr__(self, "store", parse_db(str(self.store)))
+            except BadStoreURL as exc:
+                raise ConfigError(str(exc)) from None
         if self.strategy not in STRATEGY_NAMES:
             raise ConfigError(
                 f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGY_NAMES)}"
             )
+        usable = strategies_for(self.store.kind)
+        if self.strategy not in usable:
+            raise ConfigError(
+                f"--lock {self.strategy} does not apply to a {self.store.kind} store; "
+                f"it takes {', '.join(usable)}"
+            )
+        if self.fencing and self.strategy != "lease":
+            raise ConfigError("--fencing is for --lock lease (a Redis store)")
+        if not 0.001 <= self.lease_ttl <= MAX_WAIT_S:
+            raise ConfigError(f"lease ttl must be from 1 ms to a day, got {self.lease_ttl}")
         if self.tickets is not None:
             _in_range("tickets", self.tickets, 0, MAX_COUNT)
         if self.start_method not in multiprocessing.get_all_start_methods():
@@ -106,6 +131,8 @@ class SaleConfig:
             lock_timeout=self.lock_timeout,
             fsync=self.fsync,
             gate_timeout=max(60.0, self.stall_timeout),
+            lease_ttl=self.lease_ttl,
+            fencing=self.fencing,
         )
 
 

@@ -9,9 +9,23 @@ forked buyers load nothing more for them.
 #: typing (see tickets.child): type checkers take any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 
-#: The lock strategies (see tickets.locks), in the order tables show them.
-STRATEGY_NAMES = ("none", "per-buyer", "process", "file", "flock")
+#: The lock strategies (see tickets.locks), in the order tables show them:
+#: they protect a read-modify-write on any store, from outside.
+LOCK_STRATEGY_NAMES = ("none", "per-buyer", "process", "file", "flock")
+#: The stores (see tickets.stores) and the strategies each engine adds of its own.
+STORE_KINDS = ("json", "sqlite", "redis")
+NATIVE_STRATEGIES = {
+    "json": (),
+    "sqlite": ("atomic", "transaction", "deferred"),
+    "redis": ("atomic", "transaction", "lease"),
+}
+#: Every strategy, in the order tables show them.
+STRATEGY_NAMES = LOCK_STRATEGY_NAMES + ("atomic", "transaction", "deferred", "lease")
 DEFAULT_STRATEGY = "file"
+#: How long connecting to a store's server may take (seconds; --connect-timeout).
+DEFAULT_CONNECT_TIMEOUT = 2.0
+#: A Redis lease's time to live (seconds; --lease-ttl).
+DEFAULT_LEASE_TTL = 1.0
 MAX_BUYERS = 5000
 MAX_COUNT = 1_000_000_000
 DEFAULT_BUYERS = 50

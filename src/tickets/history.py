@@ -33,7 +33,7 @@ from .operations import (
     check_run_line,
     printable,
 )
-from .store import is_special
+from .stores.json_file import is_special
 
 OUTCOMES = ("ok", "fail", "info")
 OPERATION_KINDS = frozenset(("invoke", *OUTCOMES))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .checks import check_history
 from .history import HistoryError, read
-from .store import pid_alive
+from .stores.json_file import pid_alive
+from .stores.spec import StoreSpec
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class Entry:
         return self.verdict == "running"
 
 
-def history_folder(store: Path) -> Path:
-    return store.parent / "history"
+def history_folder(spec: StoreSpec) -> Path:
+    """``history/`` beside a file store; in the current folder for a server."""
+    return Path(spec.folder) / "history"
 
 
 def entries(folder: Path) -> list[Entry]:

@@ -1,11 +1,11 @@
-"""How a buyer protects its read-modify-write: one lock interface, five strategies.
+"""The locks a buyer can hold around its read-modify-write.
 
 Shaped like filelock's ``_api.py``: a small abstract lock with a context
-manager, concrete locks beside it. A :class:`Strategy` makes, in the parent,
-the token each buyer gets (:meth:`Strategy.tokens`), and turns it into a lock
-inside the child (:meth:`Strategy.child_lock`): a file lock is a descriptor
-of the process that opened it, so it is only ever built in the process that
-uses it. Buyers run this module: it keeps the lean-import rule of
+manager, concrete locks beside it; the stores add their own (a SQLite
+transaction, a Redis lease). :mod:`tickets.strategies` says which lock each
+strategy builds. A file lock is a descriptor of the process that opened it,
+so it is only ever built in the process that uses it. Buyers run this
+module: it keeps the lean-import rule of
 :mod:`tickets.child` (``filelock`` is imported only when a ``file`` lock is
 first built).
 
@@ -26,27 +26,21 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections import namedtuple
 
-from .constants import DEFAULT_STRATEGY, STRATEGY_NAMES, TYPE_CHECKING
-from .store import LOCK_SUFFIX, StoreError
+from .constants import TYPE_CHECKING
+from .stores.base import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from types import TracebackType
     from typing import Any
 
-    from .store import StorePath
-
 __all__ = [
-    "DEFAULT_STRATEGY",
-    "STRATEGIES",
     "BuyerLock",
     "FileLock",
     "FlockLock",
     "LockTimeout",
-    "Strategy",
-    "get",
+    "NoLock",
+    "ProcessLock",
     "install_alarm",
 ]
 
@@ -88,6 +82,10 @@ class BuyerLock(ABC):
 
     @abstractmethod
     def release(self) -> None: ...
+
+    def abort(self) -> None:
+        """Let go after the critical section failed (a transaction rolls back)."""
+        self.release()
 
     def close(self) -> None:  # noqa: B027 - most locks hold nothing open
         """Let go of what the lock holds open (a buyer's exit does it too)."""
@@ -155,7 +153,8 @@ def unusable_lock_file(path: str | os.PathLike[str], exc: OSError) -> StoreError
 
 
 class FileLock(BuyerLock):
-    """``filelock.FileLock`` on ``<store>.lock``: polls every :data:`FILE_POLL_INTERVAL`.
+    """``filelock.FileLock`` on the lock file (``<store>.lock``): polls every
+    :data:`FILE_POLL_INTERVAL`.
 
     The lock file stays in place on release, so every waiter, and
     ``flock(1)``, locks the same inode; the kernel drops the lock when its
@@ -163,12 +162,11 @@ class FileLock(BuyerLock):
     a marker file would not exclude the ``flock`` strategy or a shell script.
     """
 
-    def __init__(self, store: StorePath, timeout: float) -> None:
+    def __init__(self, path: str | os.PathLike[str], timeout: float) -> None:
         super().__init__(timeout)
         import filelock  # here, not at the top: see tickets.child
 
-        # Plain string work: pathlib's lock_path is slow in a fresh child.
-        self.path = os.fspath(store) + LOCK_SUFFIX
+        self.path = os.fspath(path)
         self._timeout_error = filelock.Timeout
         self._stale = False
         self._lock = filelock.FileLock(
@@ -235,9 +233,10 @@ class FlockLock(BuyerLock):
     main one) the lock polls with a growing back-off instead.
     """
 
-    def __init__(self, store: StorePath, timeout: float, *, timer: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], timeout: float, *, timer: bool = False
+                 ) -> None:  # fmt: skip
         super().__init__(timeout)
-        self.path = os.fspath(store) + LOCK_SUFFIX
+        self.path = os.fspath(path)
         self._fd: int | None = self._open()
         self._previous_alarm: Any = None
         #: did this lock install the handler (and so restores the old one)?
@@ -312,77 +311,3 @@ class FlockLock(BuyerLock):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-#: Strategies whose token is a ``multiprocessing.Lock`` made in the parent.
-MP_LOCK_STRATEGIES = ("process", "per-buyer")
-
-
-class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
-    """A lock strategy. ``excludes``: does it keep two buyers of one run out of
-    each other's critical section? ``across_runs``: also buyers of other,
-    concurrent invocations?"""
-
-    __slots__ = ()
-    name: str
-    summary: str
-    excludes: bool
-    across_runs: bool
-
-    def tokens(self, ctx: Any) -> Iterator[Any]:
-        """Per-buyer tokens, made in the parent (an endless iterator); ``ctx``
-        is the multiprocessing context, needed only by MP_LOCK_STRATEGIES."""
-        if self.name == "process":
-            shared = ctx.Lock()  # one lock, created once per run, shared by all
-            while True:
-                yield shared
-        elif self.name == "per-buyer":
-            # The tutorial's mistake, kept on purpose: Lock() inside the loop
-            # gives every buyer its own lock, which excludes nobody.
-            while True:
-                yield ctx.Lock()
-        else:
-            while True:
-                yield None
-
-    def hand_out(self, ctx: Any, n: int) -> list[Any]:
-        """``n`` tokens, for children started by multiprocessing. The caller
-        keeps them until its run ends: Process.start() drops its arguments,
-        and a per-buyer lock nobody holds any more is unlinked before a
-        spawned child can open it (FileNotFoundError in SemLock._rebuild)."""
-        tokens = self.tokens(ctx)
-        return [next(tokens) for _ in range(n)]
-
-    def child_lock(self, token: Any, store: StorePath, timeout: float) -> BuyerLock:
-        """Build the buyer's lock inside the child."""
-        if self.name == "file":
-            return FileLock(store, timeout)
-        if self.name == "flock":
-            return FlockLock(store, timeout, timer=True)
-        if self.name in MP_LOCK_STRATEGIES:
-            return ProcessLock(token, timeout)
-        return NoLock(timeout)
-
-
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        Strategy("none", "no lock at all: the read-modify-write races", False, False),
-        Strategy(
-            "per-buyer", "the tutorial's bug: a new Lock() per buyer, so no exclusion", False, False
-        ),
-        Strategy("process", "one multiprocessing.Lock shared by the run's buyers", True, False),
-        Strategy("file", "filelock.FileLock on <store>.lock: polls", True, True),
-        Strategy("flock", "the kernel's blocking flock on <store>.lock: no polling", True, True),
-    )
-}
-assert tuple(STRATEGIES) == STRATEGY_NAMES
-
-
-def get(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
-        ) from None

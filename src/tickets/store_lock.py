@@ -21,24 +21,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import store
 from .locks import LOCK_FILE_MODE, FileLock, LockTimeout, unusable_lock_file
-from .store import StoreError, lock_path
+from .stores.base import Store, StoreError
+from .stores.spec import StoreSpec
 
-SALE_SUFFIX = ".sale"
 #: How often a claim on a sale that is taken is tried again.
 CLAIM_POLL = 0.01
 
 
-def sale_path(store: Path) -> Path:
-    """The file a run holds for its whole duration: ``<store>.sale``."""
-    return store.with_name(store.name + SALE_SUFFIX)
-
-
-def check_lock_path(store: Path) -> None:
+def check_lock_path(spec: StoreSpec) -> None:
     """Refuse lock paths that could lead a lock or write elsewhere."""
-    for path in (lock_path(store), sale_path(store)):
-        _check_lock_file(path)
+    for path in (spec.lock_path, spec.sale_path):
+        _check_lock_file(Path(path))
+    folder = Path(spec.lock_path).parent
+    if not folder.is_dir():
+        raise StoreError(spec.lock_path, f"folder {folder} does not exist", "create it first")
 
 
 def _check_lock_file(path: Path) -> None:
@@ -66,10 +63,10 @@ def _tighten(path: str) -> None:
 
 
 @contextmanager
-def store_lock(store: Path, timeout: float) -> Iterator[None]:
+def store_lock(spec: StoreSpec, timeout: float) -> Iterator[None]:
     """Hold the store's file lock in the parent (restock, final read, cleanup)."""
-    check_lock_path(store)
-    lock = FileLock(store, timeout)
+    check_lock_path(spec)
+    lock = FileLock(spec.lock_path, timeout)
     try:
         lock.acquire()
     except LockTimeout:
@@ -85,14 +82,15 @@ def store_lock(store: Path, timeout: float) -> Iterator[None]:
         lock.release()
 
 
-def restock(store_path: Path, tickets: int | None, timeout: float, *, fsync: bool = False) -> int:
-    """Under the store lock: clean orphan temp files, restock to ``tickets``
-    unless None, and read the stock (``tickets init`` and every run's start)."""
-    with store_lock(store_path, timeout):
-        store.remove_orphan_temps(store_path)
+def restock(store: Store, tickets: int | None, timeout: float) -> int:
+    """Under the store lock: clean what killed writers left, restock to
+    ``tickets`` unless None, and read the stock (``tickets init`` and every
+    run's start)."""
+    with store_lock(store.spec, timeout):
+        store.cleanup()
         if tickets is not None:
-            store.save(store_path, tickets, fsync=fsync)
-        return store.load(store_path)
+            store.restock(tickets)
+        return store.load()
 
 
 class SaleClaim:
@@ -100,8 +98,8 @@ class SaleClaim:
     restock). Taken within ``timeout`` or not at all; held until closed, or
     until the process dies (the kernel lets go of a flock)."""
 
-    def __init__(self, store_path: Path, exclusive: bool, timeout: float) -> None:
-        self.path = sale_path(store_path)
+    def __init__(self, spec: StoreSpec, exclusive: bool, timeout: float) -> None:
+        self.path = spec.sale_path
         flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
         #: did this claim make the file (and so may remove it: see close)?
         self.created = True

@@ -16,7 +16,8 @@ The parent's side of all this lives in :mod:`tickets.run`.
 and every fork pays for what the forking process has loaded: the kernel
 copies its page tables, a buyer copies every page it writes, and each
 module's at-fork hooks run in every child. So the modules a buyer runs
-(this package but ``orders``, plus :mod:`tickets.store`,
+(this package but ``orders``, plus :mod:`tickets.stores` but its SQLite and
+Redis modules,
 :mod:`tickets.locks` and :mod:`tickets.constants`) import only light
 standard modules: no ``typing``, ``dataclasses``, ``pathlib`` or
 ``inspect`` (their memory), no ``random`` or ``threading`` (their at-fork

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import time
 
-from .. import store
 from ..constants import TYPE_CHECKING
-from ..locks import LockTimeout, get
+from ..locks import LockTimeout
+from ..stores import NoEffect, StoreError, open_store
+from ..strategies import get, sells_by_take
 from .events import EventWriter
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..locks import BuyerLock
+    from ..stores import Store
     from .plan import BuyerPlan
 
     Purchase = Callable[["Counter", "WatchedLock"], "int | None"]
@@ -40,6 +42,8 @@ def purchase(counter: Counter, lock: AbstractContextManager[Any]) -> int | None:
     """One buyer: the seat it got (the count it decremented from), or None."""
     if counter.search() == 0:
         return None  # sold out: walk away rather than queue for the lock
+    if counter.takes:
+        return counter.take()  # the store's own indivisible take: no lock around it
     with lock:
         count = counter.read()
         if count > 0:
@@ -69,8 +73,11 @@ class Counter:
     left, to go in one write with its ``fail``: one write, one wake-up of the
     parent); ``report()`` sends its outcome. A chaos run kills the buyer at
     ``kill_at``: after its search (``search``), holding the lock before it
-    writes (``locked``), with the new count in the temp file (``writing``), or
-    after the write (``written``).
+    writes (``locked``), just before the write lands (``writing``: for the
+    JSON file, with the new count in the temp file), or after the write
+    (``written``); it pauses a buyer of ``pause_at`` between read and write.
+    Under a strategy that sells by the store's own take (``atomic``, Redis
+    ``transaction``) the buyer takes no lock: :meth:`take` is its sale.
     """
 
     def __init__(
@@ -79,7 +86,16 @@ class Counter:
         self.plan = plan
         self.events = events
         self.kill_at = dict(plan.kill_at).get(buyer)
+        self.pause = dict(plan.pause_at).get(buyer)
         self.search_delay, self.write_delay = delays
+        #: this buyer's own handle on the store (a connection is never shared)
+        self.store: Store = open_store(plan.store, plan.lock_timeout, plan.fsync)
+        self.takes = sells_by_take(plan.strategy, plan.store.kind)
+        #: has it begun a call that may change the store? (then a failure is
+        #: an unknown outcome, not a known one)
+        self.changing = False
+        #: how often an optimistic transaction was tried again
+        self.retries = 0
         self.base: dict[str, Any] = {"buyer": buyer, "pid": os.getpid()}
         self.timing: dict[str, Any] = {}
         self.held: dict[str, Any] | None = None
@@ -92,8 +108,8 @@ class Counter:
         if self.search_delay:
             time.sleep(self.search_delay)
         try:
-            seen: int | None = store.load(self.plan.store)
-        except store.StoreError:
+            seen: int | None = self.store.load()
+        except StoreError:
             seen = None
         t_search = time.monotonic()
         self.timing = {"t_start": t_start, "t_search": t_search, "seen": seen}
@@ -107,7 +123,7 @@ class Counter:
         return seen
 
     def read(self) -> int:
-        count = store.load(self.plan.store)
+        count = self.store.load()
         if self.kill_at == "locked":
             die()
         return count
@@ -115,20 +131,43 @@ class Counter:
     def wait(self) -> None:
         if self.write_delay:
             time.sleep(self.write_delay)
+        if self.pause:  # chaos: holding the lock (or the lease) far too long
+            time.sleep(self.pause)
 
-    def write(self, count: int) -> None:
+    def _last_look(self) -> None:
         if self.orphaned is not None and self.orphaned():
             # The parent is gone: nobody would record this sale. Not made.
             os._exit(1)
+        self.changing = True
+
+    def write(self, count: int) -> None:
+        self._last_look()
         dying = die if self.kill_at == "writing" else None
-        store.save(self.plan.store, count, fsync=self.plan.fsync, before_replace=dying)
+        self.store.save(count, before_write=dying)
         if self.kill_at == "written":
             die()
+
+    def take(self) -> int | None:
+        """Sell by the store's own take: the seat, or None when sold out."""
+        if self.kill_at == "locked":
+            die()
+        self._last_look()
+        if self.plan.strategy == "transaction":  # optimistic: WATCH ... EXEC
+            seat, self.retries = self.store.take_optimistic(1, self.wait, self.plan.lock_timeout)
+        else:
+            seat = self.store.take(1, before_write=die if self.kill_at == "writing" else None)
+        if self.kill_at == "written":
+            die()
+        return seat or None
 
     def report(self, outcome: dict[str, Any], t_locked: float | None) -> None:
         event = {**outcome, **self.base, **self.timing}
         if t_locked is not None:
             event["t_locked"] = t_locked
+        if self.retries:
+            event["retries"] = self.retries
+        if self.pause:
+            event["paused"] = self.pause
         event["t"] = time.monotonic()
         if self.held is None:
             self.events.send(event)
@@ -142,8 +181,9 @@ class WatchedLock:
     never opens ``<store>.lock``), with the time it was taken and any
     failure to release it (the sale, if any, is done: the buyer says so)."""
 
-    def __init__(self, plan: BuyerPlan, token: Any, announce: Any = None) -> None:
+    def __init__(self, plan: BuyerPlan, store: Store, token: Any, announce: Any = None) -> None:
         self.plan = plan
+        self.store = store
         self.token = token
         #: under the process strategy, tell the parent who holds the lock
         #: (see tickets.run.abandoned_lock)
@@ -155,19 +195,28 @@ class WatchedLock:
     def __enter__(self) -> WatchedLock:
         if self._lock is None:
             strategy = get(self.plan.strategy)
-            self._lock = strategy.child_lock(self.token, self.plan.store, self.plan.lock_timeout)
+            self._lock = strategy.child_lock(
+                self.token, self.store, self.plan.lock_timeout, self.plan.lease_ttl,
+                self.plan.fencing,
+            )  # fmt: skip
         self._lock.acquire()
         self.t_locked = time.monotonic()
         if self.announce is not None:
             self.announce()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._lock is not None
         try:
-            self._lock.release()
-        except Exception as exc:
-            self.release_error = f"lock release failed: {exc}"
+            if exc is None:
+                self._lock.release()  # a transaction's commit: may refuse (NoEffect)
+            else:
+                self._lock.abort()  # a transaction rolls back
+        except NoEffect:
+            if exc is None:
+                raise
+        except Exception as error:
+            self.release_error = f"lock release failed: {error}"
 
 
 def outcome_of(buy: Purchase, counter: Counter, lock: WatchedLock) -> dict[str, Any]:
@@ -176,10 +225,12 @@ def outcome_of(buy: Purchase, counter: Counter, lock: WatchedLock) -> dict[str, 
         seat = buy(counter, lock)
     except LockTimeout:
         return {"type": "fail", "reason": "busy"}
+    except NoEffect as exc:  # rolled back, refused: the store is as it was
+        return {"type": "fail", "reason": f"refused: {exc}"}
     except Exception as exc:
         # Inside the critical section a failure may or may not have reached
         # the store: the outcome is unknown, not a failure.
-        kind = "fail" if lock.t_locked is None else "info"
+        kind = "fail" if lock.t_locked is None and not counter.changing else "info"
         return {"type": kind, "reason": f"error: {exc}"}
     if seat is None:
         outcome: dict[str, Any] = {"type": "fail", "reason": "sold out"}
@@ -218,7 +269,7 @@ def run_buyer(
             return
         holder = {"type": "locked", "pid": counter.base["pid"]}
         announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
-        lock = WatchedLock(plan, token, announce)
+        lock = WatchedLock(plan, counter.store, token, announce)
         counter.report(outcome_of(purchase, counter, lock), lock.t_locked)
     except Exception as exc:  # reported, never printed: the parent renders
         writer.send(
@@ -253,10 +304,11 @@ def warm_up(plan: BuyerPlan, events: EventWriter, gate: Any, rounds: int = 10) -
         plan.delays.for_buyer(plan.seed, 0)
         counter = _SoldOutCounter(calm, 0, events, (0.0, 0.0))
         gate.poll(0)
-        lock = WatchedLock(calm, None)
+        lock = WatchedLock(calm, counter.store, None)
         counter.report(outcome_of(purchase, counter, lock), lock.t_locked)
         if plan.strategy in ("file", "flock"):  # the others' locks are the launcher's own
             try:
-                get(plan.strategy).child_lock(None, plan.store, plan.lock_timeout).close()
-            except store.StoreError:
+                get(plan.strategy).child_lock(None, counter.store, plan.lock_timeout).close()
+            except StoreError:
                 pass
+        counter.store.close()  # no connection crosses a fork

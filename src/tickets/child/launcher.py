@@ -30,7 +30,9 @@ import sys
 import time
 
 from ..constants import TYPE_CHECKING
-from ..locks import MP_LOCK_STRATEGIES, get, install_alarm
+from ..locks import install_alarm
+from ..stores.spec import StoreSpec
+from ..strategies import MP_LOCK_STRATEGIES, get
 from .buyer import run_buyer, warm_up
 from .events import Batcher, EventWriter
 from .plan import BuyerPlan, Delays
@@ -59,7 +61,7 @@ def orders_doc(
 ) -> dict[str, Any]:
     """What the parent sends the launcher: plain JSON (see :func:`read_plan`)."""
     fields = plan._asdict()
-    fields["store"] = str(plan.store)  # a plain string: no pathlib in the launcher
+    fields["store"] = list(plan.store)  # plain values; a password goes on stdin, not argv
     fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
     return {**fds, "buyers": buyers, "plan": fields}
 
@@ -80,6 +82,8 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
     fields = doc["plan"]
     fields["delays"] = Delays(*fields["delays"])
     fields["kill_at"] = tuple((buyer, point) for buyer, point in fields["kill_at"])
+    fields["pause_at"] = tuple((buyer, length) for buyer, length in fields["pause_at"])
+    fields["store"] = StoreSpec(*fields["store"])
     return BuyerPlan(**fields)
 
 

@@ -22,8 +22,9 @@ import queue as queue_errors
 import time
 from typing import Any
 
-from .. import store
-from ..locks import LockTimeout, get
+from ..locks import LockTimeout
+from ..stores import NoEffect, Store, open_store
+from ..strategies import get, sells_by_take
 from .buyer import die, quiet
 from .events import Batcher, EventWriter
 from .plan import BuyerPlan, Draws, OrderPlan
@@ -85,7 +86,10 @@ def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, o
     sale = plan.sale
     out = Batcher(EventWriter.over(events))
     base = {"pid": os.getpid(), "clerk": clerk}
-    lock = get(sale.strategy).child_lock(token, sale.store, sale.lock_timeout)
+    store = open_store(sale.store, sale.lock_timeout, sale.fsync)
+    lock = get(sale.strategy).child_lock(
+        token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing
+    )
     rng = Draws(sale.seed, 2, clerk)
     die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
     handled = 0
@@ -102,7 +106,7 @@ def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, o
             out.add({"type": "take", "clerk": clerk, "pid": base["pid"], "orders": taken,
                      "t": time.monotonic()})  # fmt: skip
             out.flush()
-            sell(sale, lock, taken, point, base, out, rng)
+            sell(Counter(sale, store, lock, rng), taken, point, base, out)
             out.flush()  # every confirmation leaves only after the write that records it
             handled += len(taken)
             if plan.shutdown == "join":
@@ -135,62 +139,102 @@ def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
     return taken, False
 
 
+class Counter:
+    """What a clerk sells with: its own store handle, the strategy's lock,
+    and its seeded write delays."""
+
+    def __init__(self, sale: BuyerPlan, store: Store, lock: Any, rng: Draws) -> None:
+        self.sale = sale
+        self.store = store
+        self.lock = lock
+        self.rng = rng
+        self.takes = sells_by_take(sale.strategy, sale.store.kind)
+
+    def wait(self) -> None:
+        if self.sale.delays.write:
+            time.sleep(self.rng.uniform(self.sale.delays.write / 2, self.sale.delays.write))
+
+
 def sell(
-    sale: BuyerPlan,
-    lock: Any,
-    taken: list[int],
-    point: str | None,
-    base: dict[str, Any],
-    out: Batcher,
-    rng: Draws,
+    counter: Counter, taken: list[int], point: str | None, base: dict[str, Any], out: Batcher
 ) -> None:
-    """Sell ``taken`` under one lock acquire and (at most) one write."""
+    """Sell ``taken`` under one lock acquire and (at most) one write; or, with
+    a store's own take, in one call to the store (a script, a transaction)."""
     t_take = time.monotonic()
     try:
-        lock.acquire()
+        if not counter.takes:
+            counter.lock.acquire()
     except LockTimeout:
         for oid in taken:
             busy = {"type": "fail", "buyer": oid, **base, "reason": "busy", "t_search": t_take}
             out.add({**busy, "t": time.monotonic()})
         return
     t_locked = time.monotonic()
-    if sale.strategy == "process":  # who holds the run's lock (tickets.run.abandoned_lock)
+    if counter.sale.strategy == "process":  # who holds the run's lock (tickets.run.abandoned_lock)
         out.add({"type": "locked", "pid": base["pid"]})
         out.flush()
-    try:
-        outcomes = sell_locked(sale, taken, point, rng)
-    except Exception as exc:
-        # Inside the critical section: whether the write landed is unknown.
-        outcomes = [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
-    try:
-        lock.release()
-    except Exception:
-        pass
+    outcomes = sell_guarded(counter, taken, point)
     t = time.monotonic()
     for ev in outcomes:
         out.add({**ev, **base, "t_search": t_take, "t_locked": t_locked, "t": t})
 
 
-def sell_locked(
-    sale: BuyerPlan, taken: list[int], point: str | None, rng: Draws
-) -> list[dict[str, Any]]:
+def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
+    """Sell, and say what is known when it failed: refused (nothing
+    changed), or unknown (inside the critical section, the write may have
+    landed). The lock is let go (a transaction committed) before anyone
+    is told they have a ticket."""
+    failed = True
+    try:
+        outcomes = sell_locked(counter, taken, point)
+        failed = False
+    except NoEffect as exc:
+        outcomes = [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
+    except Exception as exc:
+        outcomes = [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
+    if counter.takes:
+        return outcomes
+    try:
+        if failed:
+            counter.lock.abort()  # a transaction rolls back
+        else:
+            counter.lock.release()  # a transaction commits: it may be refused
+    except NoEffect as exc:  # nobody got a ticket
+        return [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
+    except Exception:
+        pass
+    return outcomes
+
+
+def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
     """Holding the lock: read the count, give each order a seat while any is
-    left, and write what is left once (group commit)."""
-    count = store.load(sale.store)
-    if point == "locked":
-        die()
-    left = count
+    left, and write what is left once (group commit). With a store's own
+    take, one call does the read and the write."""
+    store = counter.store
+    if counter.takes:
+        if point == "locked":
+            die()
+        if counter.sale.strategy == "transaction":
+            count, _ = store.take_optimistic(len(taken), counter.wait, counter.sale.lock_timeout)
+        else:
+            count = store.take(len(taken))
+        left = count - min(count, len(taken))
+    else:
+        count = store.load()
+        if point == "locked":
+            die()
+        left = max(0, count - len(taken))
     outcomes: list[dict[str, Any]] = []
+    seat = count
     for oid in taken:
-        if left > 0:
-            outcomes.append({"type": "ok", "buyer": oid, "seat": left})
-            left -= 1
+        if seat > left:
+            outcomes.append({"type": "ok", "buyer": oid, "seat": seat})
+            seat -= 1
         else:
             outcomes.append({"type": "fail", "buyer": oid, "reason": "sold out"})
-    if left != count:
-        if sale.delays.write:
-            time.sleep(rng.uniform(sale.delays.write / 2, sale.delays.write))
-        store.save(sale.store, left, fsync=sale.fsync)
-        if point == "written":
-            die()
+    if left != count and not counter.takes:
+        counter.wait()
+        store.save(left)
+    if left != count and point == "written":
+        die()
     return outcomes

@@ -14,7 +14,7 @@ from collections import namedtuple
 from ..constants import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..store import StorePath
+    from ..stores.spec import StoreSpec
 
 
 class Delays(namedtuple("Delays", "search write", defaults=(0.020, 0.004))):
@@ -45,18 +45,21 @@ class Delays(namedtuple("Delays", "search write", defaults=(0.020, 0.004))):
 class BuyerPlan(
     namedtuple(
         "BuyerPlan",
-        "store strategy seed delays lock_timeout fsync gate_timeout kill_at",
-        defaults=(False, 120.0, ()),
+        "store strategy seed delays lock_timeout fsync gate_timeout kill_at lease_ttl fencing"
+        " pause_at",
+        defaults=(False, 120.0, (), 1.0, False, ()),
     )
 ):
     """What every buyer of a run shares (the clerks of a queue run too).
 
-    ``store`` is the store's path (a plain string in the launcher);
-    ``kill_at`` pairs buyers with the point where a chaos run kills them.
+    ``store`` is where the store is (a StoreSpec: plain values);
+    ``kill_at`` pairs buyers with the point where a chaos run kills them;
+    ``pause_at`` pairs buyers with how long a chaos run pauses them holding
+    the lock, after the read and before the write (a lease may expire).
     """
 
     __slots__ = ()
-    store: StorePath
+    store: StoreSpec
     strategy: str
     seed: int
     delays: Delays
@@ -64,6 +67,9 @@ class BuyerPlan(
     fsync: bool
     gate_timeout: float
     kill_at: tuple[tuple[int, str], ...]
+    lease_ttl: float
+    fencing: bool
+    pause_at: tuple[tuple[int, float], ...]
 
 
 class OrderPlan(

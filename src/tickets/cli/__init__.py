@@ -22,9 +22,15 @@ import click
 
 from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_STORE, STORE_ENV
 from .history_commands import check, history_command, timeline_command
-from .options import StoreContext
 from .sale_commands import buy, queue_command, race
 from .store_commands import init, status
+from .store_options import (
+    CONNECT_TIMEOUT,
+    CONNECT_TIMEOUT_HELP,
+    DB_HELP,
+    LOCK_FILE_HELP,
+    StoreContext,
+)
 
 
 class TicketsGroup(click.Group):
@@ -77,18 +83,23 @@ class TicketsGroup(click.Group):
     envvar=STORE_ENV,
     default=DEFAULT_STORE,
     show_default=True,
-    type=click.Path(dir_okay=True, path_type=str),
-    help=f'The ticket store, a JSON file {{"count": N}} (also ${STORE_ENV}).',
+    metavar="PATH|URL",
+    help=DB_HELP,
 )
+@click.option("--lock-file", metavar="PATH", help=LOCK_FILE_HELP)
+@click.option("--connect-timeout", type=CONNECT_TIMEOUT, metavar="S", help=CONNECT_TIMEOUT_HELP)
 @click.pass_context
-def cli(ctx: click.Context, db: str) -> None:
+def cli(ctx: click.Context, db: str, lock_file: str | None, connect_timeout: float | None) -> None:
     """A flash-sale simulator and oversell checker.
 
     Buyer processes search the remaining tickets, then lock, read, decrement
-    and write one JSON ticket file. Every run is recorded as a history and
-    checked: no seat sold twice, nothing sold that the store did not lose.
+    and write the stock: a JSON ticket file, a SQLite database or a key on a
+    Redis server. Every run is recorded as a history and checked: no seat
+    sold twice, nothing sold that the store did not lose.
     """
     ctx.obj = StoreContext(db)
+    ctx.obj.lock_file = lock_file
+    ctx.obj.connect_timeout = connect_timeout
 
 
 COMMANDS = (init, status, buy, race, queue_command, timeline_command, check, history_command)

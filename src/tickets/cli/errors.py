@@ -25,7 +25,7 @@ def translate_errors() -> Iterator[None]:
     """StoreError and HistoryError -> exit 3; ConfigError -> a usage error (exit 2)."""
     from ..config import ConfigError
     from ..history import HistoryError
-    from ..store import StoreError
+    from ..stores.base import StoreError
 
     try:
         yield

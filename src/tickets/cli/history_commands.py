@@ -10,7 +10,8 @@ import click
 from ..constants import EXIT_CHECK_FAILED
 from .console import emit_json, make_console
 from .errors import UnusableFile, exit_with, translate_errors
-from .options import Count, db_option, json_option
+from .options import Count, json_option
+from .store_options import db_option
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -191,11 +192,11 @@ def history_command(ctx: click.Context, keep: int | None, older_than: float | No
     import time
 
     from ..housekeeping import entries, history_folder, prune, to_prune
-    from .options import StoreContext
+    from .store_options import StoreContext
 
     obj = ctx.find_object(StoreContext)
     assert obj is not None
-    folder = history_folder(obj.db)
+    folder = history_folder(obj.spec)
     with translate_errors():
         listed = entries(folder)
         removed = prune(to_prune(listed, keep, older_than, time.time()))

@@ -22,16 +22,9 @@ from ..constants import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..stores.spec import StoreSpec
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class StoreContext:
-    """The group's context object: the store every command works on."""
-
-    def __init__(self, db: str) -> None:
-        from pathlib import Path  # here: it costs `tickets --help` ~8 ms
-
-        self.db: Path = Path(db)
 
 
 def as_path(value: str | None) -> Path | None:
@@ -99,28 +92,6 @@ def amount_option(
     )
 
 
-def _set_store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        from pathlib import Path
-
-        obj = ctx.find_object(StoreContext)
-        assert obj is not None, "the group sets the store first"
-        obj.db = Path(value)
-
-
-def db_option(f: F) -> F:
-    """``--db`` after the command name too (``tickets buy --db x.json``)."""
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=True, path_type=str),
-        expose_value=False,
-        callback=_set_store,
-        metavar="PATH",
-        help='The ticket store, a JSON file {"count": N} (default: tickets.json, or '
-        "$TICKETS_DB); also accepted before the command.",
-    )(f)
-
-
 def json_option(f: F) -> F:
     return click.option(
         "json_", "--json", is_flag=True, help="Print one JSON document, nothing else."
@@ -137,6 +108,8 @@ def sale_options(f: F) -> F:
     # Not multiprocessing.get_all_start_methods(): importing multiprocessing
     # costs --help ~20 ms; the run config checks availability.
     methods = ["fork", "forkserver", "spawn"]  # POSIX only (see the README)
+    from .store_options import db_option  # it builds on this module's Amount
+
     options = [
         db_option,
         click.option(
@@ -176,7 +149,19 @@ def sale_options(f: F) -> F:
             "Watchdog: stop the run when no process has reported for S seconds (exit 4).",
             "S",
         ),
-        click.option("--fsync", is_flag=True, help="fsync every write (file and folder)."),
+        click.option(
+            "--fsync", is_flag=True,
+            help="fsync every write (JSON: file and folder; SQLite: synchronous=FULL).",
+        ),
+        amount_option(
+            "--lease-ttl", Amount(1, 86_400_000), 1000.0,
+            "With --lock lease: how long a lease lasts before Redis lets it go.", "MS",
+        ),
+        click.option(
+            "--fencing", is_flag=True,
+            help="With --lock lease: fencing tokens; the store refuses a holder whose lease "
+            "a newer holder has used.",
+        ),
         click.option(
             "--start-method",
             type=click.Choice(methods),
@@ -220,20 +205,33 @@ def chaos_options(f: F) -> F:
     return f
 
 
-def chaos_from(
-    ctx: click.Context, chaos: bool, kill_rate: float, pause_rate: float, seed: int
-) -> Any:
+def pause_length_option(f: F) -> F:
+    """``--pause-length``: buyers pause at one named point, holding the lock."""
+    return click.option(
+        "--pause-length", type=Amount(0, 3_600_000, min_open=True), metavar="MS",
+        help="With --chaos: paused buyers stop themselves holding the lock, after their read "
+        "and before their write, for MS ms (outlive a --lease-ttl), instead of SIGSTOP at "
+        "random moments.",
+    )(f)
+
+
+def chaos_from(ctx: click.Context, opts: dict[str, Any]) -> Any:
+    names = ("kill_rate", "pause_rate", "pause_length")
     explicit = any(
-        ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-        for name in ("kill_rate", "pause_rate")
+        ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+        for name in names
     )
-    if explicit and not chaos:
-        raise click.UsageError("--kill-rate and --pause-rate need --chaos")
-    if not chaos:
+    if explicit and not opts["chaos"]:
+        raise click.UsageError("--kill-rate, --pause-rate and --pause-length need --chaos")
+    if not opts["chaos"]:
         return None
     from ..run.chaos import Chaos
 
-    return Chaos(kill_rate=kill_rate, pause_rate=pause_rate, seed=seed)
+    length = opts.get("pause_length")
+    return Chaos(
+        kill_rate=opts["kill_rate"], pause_rate=opts["pause_rate"], seed=opts["seed"],
+        pause_length=None if length is None else length / 1000,
+    )  # fmt: skip
 
 
 def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
@@ -244,20 +242,25 @@ def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
         type=click.Choice(STRATEGY_NAMES),
         default=default,
         show_default=True,
-        help="How a buyer (queue: a clerk) protects its read-modify-write: none, per-buyer "
-        "(the tutorial's bug), "
-        "process (one multiprocessing.Lock), file (filelock on <store>.lock: polls), "
-        "flock (the kernel's blocking flock on the same file).",
+        help="How a buyer (queue: a clerk) protects its read-modify-write. Any store: none, "
+        "per-buyer (the tutorial's bug), process (one multiprocessing.Lock), file (filelock "
+        "on the lock file: polls), flock (the kernel's blocking flock on the same file). "
+        "SQLite: atomic (UPDATE ... WHERE count > 0 RETURNING), transaction (BEGIN "
+        "IMMEDIATE), deferred (BEGIN DEFERRED). Redis: atomic (a Lua script), transaction "
+        "(WATCH/MULTI/EXEC, retried), lease (SET NX PX; see --fencing).",
     )
 
 
 def stock_to_restock(
-    ctx: click.Context, tickets: int | None, keep_stock: bool, store: Path
+    ctx: click.Context, tickets: int | None, keep_stock: bool, spec: StoreSpec
 ) -> int | None:
     """What to restock to before the run: only what --tickets says; a race
     restocks every trial (its default 10). A missing store is created with
     the default stock. None: sell from the store as it is."""
     import os
+
+    from ..stores import open_store
+    from .errors import translate_errors
 
     if keep_stock and tickets is not None:
         raise click.UsageError(
@@ -269,7 +272,14 @@ def stock_to_restock(
         return None
     if ctx.command.name == "race":
         return DEFAULT_TICKETS
-    return None if os.path.lexists(store) else DEFAULT_TICKETS
+    if spec.path is not None:
+        return None if os.path.lexists(spec.path) else DEFAULT_TICKETS
+    store = open_store(spec)
+    with translate_errors():
+        try:
+            return None if store.exists() else DEFAULT_TICKETS
+        finally:
+            store.close()
 
 
 def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
@@ -280,13 +290,21 @@ def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
 
 def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
     """The shared SaleConfig fields, from the options of sale_options (and chaos_options)."""
+    from .store_options import StoreContext
+
     obj = ctx.find_object(StoreContext)
     assert obj is not None
     if opts["history"] == "":
         raise click.BadParameter("give a file path, not an empty one", param_hint="--history")
+    spec = obj.spec
+    leases = [ctx.params.get("strategy"), *(ctx.params.get("strategies") or ())]
+    if ctx.get_parameter_source("lease_ttl") is not click.core.ParameterSource.DEFAULT and (
+        "lease" not in leases
+    ):
+        raise click.UsageError("--lease-ttl is for --lock lease (a Redis store)")
     fields = {
-        "store": obj.db,
-        "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"], obj.db),
+        "store": spec,
+        "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"], spec),
         "seed": opts["seed"],
         "delays": delays_from(opts["no_delay"], opts["search_delay"], opts["write_delay"]),
         "lock_timeout": opts["lock_timeout"],
@@ -295,11 +313,11 @@ def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
         "start_method": opts["start_method"],
         "history": None if opts["history"] == "none" else as_path(opts["history"]),
         "keep_history": opts["history"] != "none",
+        "lease_ttl": opts["lease_ttl"] / 1000,
+        "fencing": opts["fencing"],
     }
     if "chaos" in opts:
-        fields["chaos"] = chaos_from(
-            ctx, opts["chaos"], opts["kill_rate"], opts["pause_rate"], opts["seed"]
-        )
+        fields["chaos"] = chaos_from(ctx, opts)
     return fields
 
 

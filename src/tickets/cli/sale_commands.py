@@ -32,6 +32,7 @@ from .options import (
     count_option,
     lock_option,
     parse_strategies,
+    pause_length_option,
     sale_config,
     sale_options,
 )
@@ -60,6 +61,7 @@ def sell_and_exit(
 @lock_option()
 @sale_options
 @chaos_options
+@pause_length_option
 @click.option("--all", "show_all", is_flag=True, help="Show every buyer in the table.")
 @click.pass_context
 def buy(
@@ -240,7 +242,7 @@ def race_sides(
 
 def worst_unlocked(result: Any) -> Any:
     """The run of a strategy without exclusion that oversold most (or any run)."""
-    from ..locks import STRATEGIES
+    from ..strategies import STRATEGIES
 
     unlocked = [r for r in result.runs if not STRATEGIES[r.strategy].excludes]
     pool = unlocked or list(result.runs)
@@ -254,8 +256,8 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
     from rich.text import Text
 
     from ..history import read
-    from ..locks import STRATEGIES
     from ..output.timeline import timeline
+    from ..strategies import STRATEGIES
     from .history_commands import export
 
     worst = worst_unlocked(result)

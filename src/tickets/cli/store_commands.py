@@ -10,13 +10,8 @@ import click
 from ..constants import DEFAULT_TICKETS, MAX_COUNT
 from .console import emit_json
 from .errors import translate_errors
-from .options import (
-    StoreContext,
-    count_option,
-    db_option,
-    json_option,
-    lock_timeout_option,
-)
+from .options import count_option, json_option, lock_timeout_option
+from .store_options import StoreContext, db_option
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,34 +41,42 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
     Example:
         tickets init --tickets 100
         tickets init --db sale.json --tickets 100
+        tickets init --db sqlite:sale.db --tickets 100
     """
-    from .. import store
-    from ..store_lock import SaleClaim, check_lock_path, restock
+    from pathlib import Path
 
-    made = missing_folders(obj.db.parent)
+    from ..store_lock import SaleClaim, check_lock_path, restock
+    from ..stores import open_store
+
+    spec = obj.spec
+    folder = Path(spec.path).parent if spec.path is not None else Path(".")
+    made = missing_folders(folder)
+    store = open_store(spec, lock_timeout)
     try:
         with translate_errors():
-            obj.db.parent.mkdir(parents=True, exist_ok=True)
-            store.check_writable(obj.db)
-            check_lock_path(obj.db)
-            claim = SaleClaim(obj.db, exclusive=True, timeout=lock_timeout)  # no sale running
+            folder.mkdir(parents=True, exist_ok=True)
+            store.check_ready()
+            check_lock_path(spec)
+            claim = SaleClaim(spec, exclusive=True, timeout=lock_timeout)  # no sale running
             try:
-                restock(obj.db, tickets, lock_timeout)
+                restock(store, tickets, lock_timeout)
             except BaseException:
                 claim.close(undo=True)
                 raise
             claim.close()
     except BaseException:
-        for folder in made:  # an init that failed leaves nothing behind
+        for made_folder in made:  # an init that failed leaves nothing behind
             with contextlib.suppress(OSError):
-                for leftover in folder.iterdir():  # the lock file it may have made
+                for leftover in made_folder.iterdir():  # the lock file it may have made
                     leftover.unlink()
-                folder.rmdir()
+                made_folder.rmdir()
         raise
+    finally:
+        store.close()
     if json_:
-        emit_json({"count": tickets, "store": str(obj.db)}, 0)
+        emit_json({"count": tickets, "store": spec.label, "kind": spec.kind}, 0)
     else:
-        click.echo(f"{obj.db}: {tickets} tickets left")  # as status says it
+        click.echo(f"{spec.label}: {tickets} tickets left")  # as status says it
 
 
 @click.command()
@@ -87,11 +90,16 @@ def status(obj: StoreContext, json_: bool) -> None:
     Example:
         tickets status --json
     """
-    from .. import store
+    from ..stores import open_store
 
-    with translate_errors():
-        count = store.load(obj.db)
+    spec = obj.spec
+    store = open_store(spec)
+    try:
+        with translate_errors():
+            count = store.load()
+    finally:
+        store.close()
     if json_:
-        emit_json({"count": count, "store": str(obj.db)}, 0)
+        emit_json({"count": count, "store": spec.label, "kind": spec.kind}, 0)
     else:
-        click.echo(f"{obj.db}: {count} tickets left")
+        click.echo(f"{spec.label}: {count} tickets left")

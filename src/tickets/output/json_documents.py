@@ -32,6 +32,8 @@ def row_dict(row: OperationRow) -> dict[str, Any]:
     }
     if row.producer is not None or row.clerk is not None:
         doc |= {"producer": row.producer, "clerk": row.clerk}
+    if row.retries is not None:  # an optimistic transaction's (Redis WATCH)
+        doc["retries"] = row.retries
     return doc
 
 
@@ -55,7 +57,8 @@ def run_dict(result: RunResult) -> dict[str, Any]:
     return {
         "mode": cfg.mode,
         "strategy": cfg.strategy,
-        "store": str(cfg.store),
+        "store": cfg.store.label,
+        "store_kind": cfg.store.kind,
         "seed": cfg.seed,
         "stock": result.stock,
         **report_dict(result.report),

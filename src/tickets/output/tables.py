@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..checks import Report
-from ..locks import STRATEGIES
 from ..run.ledger import OperationRow, RunResult
+from ..strategies import STRATEGIES
 
 #: Rows a buyer table shows before it elides (``--all`` shows every row).
 MAX_ROWS = 60

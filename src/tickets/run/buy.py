@@ -14,7 +14,7 @@ from typing import Any
 
 from ..child.buyer import run_buyer
 from ..config import BuyConfig
-from ..locks import STRATEGIES
+from ..strategies import STRATEGIES
 from .abandoned_lock import ABANDONED
 from .children import Children, describe_exit
 from .harness import FINISHED, NEWS, REAP_TIMEOUT, Harness, SaleMode, sell
@@ -34,7 +34,10 @@ class BuyMode(SaleMode):
         super().__init__(config)
         plan = config.plan()
         if config.chaos is not None:
-            plan = plan._replace(kill_at=config.chaos.buyer_kills(config.buyers))
+            plan = plan._replace(
+                kill_at=config.chaos.buyer_kills(config.buyers),
+                pause_at=config.chaos.held_pauses(config.buyers),
+            )
         self.plan = plan
         self._tokens: list[Any] = []
 

@@ -17,7 +17,10 @@ yet sold), ``locked`` or ``written``; it never dies inside a queue operation,
 where it would leave the queue's own lock held.
 
 Pauses are ``SIGSTOP`` then ``SIGCONT`` sent by the parent, at seeded moments
-after the start gate opens, for seeded lengths.
+after the start gate opens, for seeded lengths. With ``pause_length`` a
+paused buyer instead stops itself at one named point, holding the lock after
+its read and before its write, for exactly that long: the pause that outlives
+a lease (see tickets.stores.redis).
 """
 
 from __future__ import annotations
@@ -47,11 +50,16 @@ class Chaos:
     kill_rate: float = 0.2
     pause_rate: float = 0.2
     seed: int = 0
+    #: seconds a paused buyer holds the lock between its read and its write;
+    #: None: SIGSTOP pauses at random moments instead
+    pause_length: float | None = None
 
     def __post_init__(self) -> None:
         for name, rate in (("kill rate", self.kill_rate), ("pause rate", self.pause_rate)):
             if not 0 <= rate <= 1:
                 raise ConfigError(f"{name} must be from 0 to 1, got {rate}")
+        if self.pause_length is not None and not 0 < self.pause_length <= 3600:
+            raise ConfigError("pause length must be more than 0 and at most an hour")
 
     def rng(self, what: str) -> random.Random:
         return random.Random(f"chaos:{self.seed}:{what}")
@@ -73,7 +81,19 @@ class Chaos:
                 )
         return tuple(kills)
 
+    def held_pauses(self, buyers: int) -> tuple[tuple[int, float], ...]:
+        """(buyer, seconds): who pauses holding the lock, with ``pause_length``."""
+        if self.pause_length is None:
+            return ()
+        rng = self.rng("pause")
+        return tuple(
+            (b, self.pause_length) for b in range(buyers) if rng.random() < self.pause_rate
+        )
+
     def pauses(self, keys: Iterable[Any]) -> list[Pause]:
+        """SIGSTOP pauses (none when buyers pause themselves: ``pause_length``)."""
+        if self.pause_length is not None:
+            return []
         rng = self.rng("pause")
         plan = []
         for key in keys:

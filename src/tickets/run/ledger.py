@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import store
 from ..checks import Report, evaluate
 from ..config import SaleConfig
 from ..history import HistoryWriter, NoHistory
+from ..housekeeping import history_folder
 from ..operations import ABSENT, Malformed, Operations
 from ..store_lock import SaleClaim, check_lock_path, restock
+from ..stores import Store, StoreError, open_store
+from ..stores.spec import StoreSpec
 from .interrupts import shielded
 
 
@@ -41,6 +43,8 @@ class OperationRow:
     t_end: float | None = None
     producer: int | None = None
     clerk: int | None = None
+    #: an optimistic transaction's retries (Redis WATCH)
+    retries: int | None = None
 
     @property
     def lock_wait(self) -> float | None:
@@ -56,7 +60,7 @@ class OperationRow:
 
     def update(self, ev: dict[str, Any]) -> None:
         self.pid = ev.get("pid", self.pid)
-        for key in ("t_start", "t_search", "t_locked", "seen", "producer", "clerk"):
+        for key in ("t_start", "t_search", "t_locked", "seen", "producer", "clerk", "retries"):
             if key in ev:
                 setattr(self, key, ev[key])
         if ev["type"] != "invoke":
@@ -114,10 +118,10 @@ class RunResult:
         return self.report.passed and self.aborted is None
 
 
-def default_history_path(store_path: Path, mode: str, strategy: str) -> Path:
+def default_history_path(spec: StoreSpec, mode: str, strategy: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    name = f"{store_path.stem}-{stamp}-{mode}-{strategy}-{os.getpid()}.jsonl"
-    return store_path.parent / "history" / name
+    name = f"{spec.stem}-{stamp}-{mode}-{strategy}-{os.getpid()}.jsonl"
+    return history_folder(spec) / name
 
 
 def history_path_of(config: SaleConfig) -> Path | None:
@@ -136,11 +140,13 @@ def stock_words(tickets: int | None, before: int | None, initial: int) -> str:
     return f"restocked {before} → {initial}"
 
 
-def read_final(path: Path) -> tuple[int | None, str | None]:
+def read_final(store: Store) -> tuple[int | None, str | None]:
     try:
-        return store.load(path), None
-    except store.StoreError as exc:
+        return store.load(), None
+    except StoreError as exc:
         return None, str(exc)
+    finally:
+        store.close()
 
 
 class SaleLedger:
@@ -152,35 +158,29 @@ class SaleLedger:
     def __init__(self, config: SaleConfig, total: int, run_fields: dict[str, Any]) -> None:
         self.config = config
         self.history_path = history_path_of(config)
-        store.check_writable(config.store)
-        check_lock_path(config.store)
-        # A store that exists must parse before anything is created: bad
-        # input changes nothing (restocking does not paper over corruption;
-        # `tickets init` resets a store).
-        before = None
-        if config.tickets is None or config.store.exists():
-            before = store.load(config.store)
-        # The store is this run's until it ends: shared with other --keep-stock
-        # runs, alone if it restocks.
-        restocks = config.tickets is not None
-        self.claim = SaleClaim(config.store, exclusive=restocks, timeout=config.lock_timeout)
+        self.store = open_store(config.store, config.lock_timeout, config.fsync)
+        try:
+            self.claim = self._open_store()
+        except BaseException:
+            self.store.close()
+            raise
         try:
             self.writer = (
                 HistoryWriter(self.history_path) if self.history_path else NoHistory()
             )
         except BaseException:
-            self.claim.close(undo=True)
+            self._give_up()
             raise
         try:
-            self.initial = restock(
-                config.store, config.tickets, config.lock_timeout, fsync=config.fsync
-            )
+            self.initial = restock(self.store, config.tickets, config.lock_timeout)
         except BaseException:
-            self.writer.discard()
-            self.claim.close(undo=True)
+            self._give_up(discard=True)
             raise
+        # No connection of the parent's crosses the forks to come (it is
+        # opened again for the final read).
+        self.store.close()
         #: what the run did to the stock before it sold, in words
-        self.stock = stock_words(config.tickets, before, self.initial)
+        self.stock = stock_words(config.tickets, self._before, self.initial)
         self.run_id = os.urandom(8).hex()
         self.t_run = time.monotonic()
         #: what ``tickets check`` reads back from the history, folded in as it is written
@@ -194,18 +194,43 @@ class SaleLedger:
             self.writer.write(self._run_line(run_fields))
             self.writer.flush()
         except BaseException:
-            self.writer.discard()
-            self.claim.close(undo=True)
+            self._give_up(discard=True)
             raise
+
+    def _give_up(self, discard: bool = False) -> None:
+        """The run could not start: leave nothing of it behind."""
+        if discard:
+            self.writer.discard()
+        self.claim.close(undo=True)
+        self.store.close()
+
+    def _open_store(self) -> SaleClaim:
+        """Check the store and its lock files before anything is created, and
+        claim the store: shared with other --keep-stock runs, alone if the run
+        restocks. A store that exists must read back before anything changes
+        (restocking does not paper over corruption; `tickets init` resets one)."""
+        config = self.config
+        self.store.check_ready()
+        check_lock_path(config.store)
+        self._before: int | None = None
+        if config.tickets is None or self.store.exists():
+            self._before = self.store.load()
+        restocks = config.tickets is not None
+        return SaleClaim(config.store, exclusive=restocks, timeout=config.lock_timeout)
 
     def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
         config = self.config
+        extra = {}
+        if config.strategy == "lease":
+            extra = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
         return {
             "type": "run",
             "version": 1,
             "run_id": self.run_id,
             "mode": config.mode,
-            "store": str(config.store.resolve()),
+            "store": config.store.identity(),
+            "store_kind": config.store.kind,
+            **extra,
             "strategy": config.strategy,
             "initial": self.initial,
             "restocked": config.tickets is not None,
@@ -222,6 +247,7 @@ class SaleLedger:
         """Close the history and let go of the store."""
         self.writer.close()
         self.claim.close()
+        self.store.close()
 
     def row(self, number: int) -> OperationRow:
         row = self.rows.get(number)
@@ -297,7 +323,7 @@ class SaleLedger:
         self, t0: float, aborted: str | None, queue: Any = None, chaos: dict[str, Any] | None = None
     ) -> RunResult:
         """Read the final stock, write the ``end`` line, close the history, check."""
-        remaining, store_error = read_final(self.config.store)
+        remaining, store_error = read_final(self.store)
         # Not before any event it closes (one clock: only a clock that
         # stepped back could make it so, and the history must stay readable).
         t_end = max(time.monotonic(), self.ops.latest)

@@ -28,7 +28,7 @@ from typing import Any
 from ..child.orders import run_clerk, run_producer
 from ..child.plan import OrderPlan
 from ..config import QueueConfig
-from ..locks import STRATEGIES
+from ..strategies import STRATEGIES
 from .abandoned_lock import ABANDONED
 from .children import Children, describe_exit
 from .harness import FINISHED, REAP_TIMEOUT, Harness, SaleMode, sell

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import BuyConfig, ConfigError
-from ..locks import STRATEGIES
+from ..strategies import STRATEGIES
 from .buy import run_buy
 from .ledger import Progress, RunResult
 

@@ -1,4 +1,4 @@
-"""The ticket store: a JSON file ``{"count": N}`` (the tutorial's own format).
+"""The JSON file store: ``{"count": N}`` (the tutorial's own format), the default.
 
 Loading is strict and never changes the file; saving is atomic (a temp file
 with an unpredictable name in the same folder, optional fsync, ``os.replace``,
@@ -11,7 +11,8 @@ import json
 import os
 import stat
 
-from .constants import MAX_COUNT, TYPE_CHECKING
+from ..constants import MAX_COUNT, TYPE_CHECKING
+from .base import Store, StoreError
 
 # Run by buyers: no pathlib, typing or collections.abc at run time (see tickets.child).
 if TYPE_CHECKING:
@@ -19,30 +20,14 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from .spec import StoreSpec
+
 #: What the functions a buyer calls accept: a Path, or the launcher's plain string.
 StorePath = str | os.PathLike[str]
 
 #: A store is a few bytes; anything much larger is not a store.
 MAX_STORE_BYTES = 4096
 TEMP_SUFFIX = ".tmp"
-
-
-class StoreError(Exception):
-    """The store (or its lock) cannot be used. ``str()`` is the one-line message."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str, fix: str = "") -> None:
-        self.path = str(path)
-        self.problem = problem
-        self.fix = fix
-        super().__init__(path, problem, fix)
-
-    def __str__(self) -> str:
-        text = f"{self.path}: {self.problem}"
-        return f"{text}; {self.fix}" if self.fix else text
-
-    # Crosses a process boundary intact (children report it to the parent).
-    def __reduce__(self) -> tuple[type[StoreError], tuple[str, str, str]]:
-        return (type(self), (self.path, self.problem, self.fix))
 
 
 LOCK_SUFFIX = ".lock"
@@ -368,3 +353,33 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class JsonFileStore(Store):
+    """The JSON file as a :class:`~tickets.stores.base.Store`. Plain string
+    paths: buyers run it (no pathlib in a fresh child)."""
+
+    kind = "json"
+
+    def __init__(self, spec: StoreSpec) -> None:
+        super().__init__(spec)
+        self.path = str(spec.path)
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.path)
+
+    def check_ready(self) -> None:
+        from pathlib import Path  # the parent's: buyers never call it
+
+        check_writable(Path(self.path))
+
+    def load(self) -> int:
+        return load(self.path)
+
+    def save(self, count: int, before_write: Callable[[], None] | None = None) -> None:
+        save(self.path, count, fsync=self.fsync, before_replace=before_write)
+
+    def cleanup(self) -> int:
+        from pathlib import Path
+
+        return remove_orphan_temps(Path(self.path))

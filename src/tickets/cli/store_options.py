@@ -1,0 +1,96 @@
+"""``--db`` and its companions: which store a command works on.
+
+``--db`` takes a path or a URL (see :mod:`tickets.stores.spec`), before the
+command or after it; ``--lock-file`` and ``--connect-timeout`` go with it.
+Only click is imported at module level (see :mod:`tickets.cli`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .options import Amount
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..stores.spec import StoreSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StoreContext:
+    """The group's context object: the store every command works on, as
+    ``--db`` (a path or URL), ``--lock-file`` and ``--connect-timeout`` gave it."""
+
+    def __init__(self, db: str) -> None:
+        self.db_text = db
+        self.lock_file: str | None = None
+        self.connect_timeout: float | None = None
+
+    @property
+    def spec(self) -> StoreSpec:
+        """The parsed store; a malformed URL is a usage error naming --db
+        (and never its password)."""
+        from ..stores.spec import BadStoreURL, parse_db
+
+        if self.lock_file == "":
+            raise click.BadParameter("give a file path, not an empty one", param_hint="--lock-file")
+        try:
+            return parse_db(
+                self.db_text, lock_file=self.lock_file, connect_timeout=self.connect_timeout
+            )
+        except BadStoreURL as exc:
+            raise click.BadParameter(str(exc), param_hint="--db") from None
+
+    @property
+    def db(self) -> Path:
+        """The store's file, or the current folder for a server (histories)."""
+        from pathlib import Path  # here: it costs `tickets --help` ~8 ms
+
+        spec = self.spec
+        return Path(spec.path) if spec.path is not None else Path("redis")
+
+
+def _set_store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is not None:
+        obj = ctx.find_object(StoreContext)
+        assert obj is not None, "the group sets the store first"
+        setattr(obj, {"db": "db_text"}.get(str(param.name), str(param.name)), value)
+
+
+DB_HELP = (
+    'The ticket store: a JSON file {"count": N} (default: tickets.json, or $TICKETS_DB), '
+    "sqlite:PATH (sqlite:///absolute/path) or "
+    "redis://[USER:PASSWORD@]HOST[:PORT][/DB][?key=NAME]."
+)
+LOCK_FILE_HELP = (
+    "The file the file and flock strategies lock (default: <store>.lock beside a file "
+    "store; for Redis redis-<port>-<db>-<key>.lock in the current folder)."
+)
+CONNECT_TIMEOUT_HELP = "Give up on a store's server after S seconds (default 2)."
+
+
+#: --connect-timeout's range (seconds)
+CONNECT_TIMEOUT = Amount(0, 60, min_open=True)
+
+
+def db_option(f: F) -> F:
+    """``--db``, ``--lock-file`` and ``--connect-timeout`` after the command
+    name too (``tickets buy --db sqlite:sale.db``)."""
+    common: dict[str, Any] = {"expose_value": False, "callback": _set_store}
+    options = [
+        click.option("--db", metavar="PATH|URL", help=DB_HELP + " Also accepted before the "
+                     "command.", **common),  # fmt: skip
+        click.option("--lock-file", metavar="PATH", help=LOCK_FILE_HELP, **common),
+        click.option("--connect-timeout", type=CONNECT_TIMEOUT, metavar="S",
+                     help=CONNECT_TIMEOUT_HELP, **common),  # fmt: skip
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+

@@ -1,0 +1,45 @@
+"""The stores: where the remaining count lives.
+
+- :mod:`.json_file`: a JSON file ``{"count": N}``, the default;
+- :mod:`.sqlite`: a SQLite database (stdlib ``sqlite3``);
+- :mod:`.redis`: a key on a Redis server (``redis``, imported only for it).
+
+:mod:`.spec` parses ``--db`` into a :class:`~.spec.StoreSpec`;
+:func:`open_store` opens one in the process that uses it; :mod:`.base` is
+the interface every store offers. Which strategies each store takes is
+:data:`tickets.constants.NATIVE_STRATEGIES` plus the lock strategies.
+"""
+
+from __future__ import annotations
+
+from ..constants import LOCK_STRATEGY_NAMES, NATIVE_STRATEGIES, TYPE_CHECKING
+from .base import NoEffect, Store, StoreError
+from .json_file import JsonFileStore
+
+if TYPE_CHECKING:
+    from .spec import StoreSpec
+
+__all__ = ["NoEffect", "Store", "StoreError", "open_store", "strategies_for"]
+
+
+def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False) -> Store:
+    """The store ``spec`` names, opened lazily (a server is first asked at
+    the first call). ``lock_timeout`` bounds a SQLite wait for its write lock."""
+    store: Store
+    if spec.kind == "sqlite":
+        from .sqlite import SqliteStore
+
+        store = SqliteStore(spec, lock_timeout)
+    elif spec.kind == "redis":
+        from .redis import RedisStore
+
+        store = RedisStore(spec, lock_timeout)
+    else:
+        store = JsonFileStore(spec)
+    store.fsync = fsync
+    return store
+
+
+def strategies_for(kind: str) -> tuple[str, ...]:
+    """The strategies a store of this kind can sell with."""
+    return LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind]

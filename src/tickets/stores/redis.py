@@ -1,0 +1,286 @@
+"""A key on a Redis server as the store: the count as an integer string.
+
+Client: ``redis`` (redis-py), one connection per process, no retries (a
+command sent twice could sell twice) and every wait bounded by
+``--connect-timeout``. The strategies Redis has of its own:
+
+- ``atomic``: one Lua script (``EVALSHA``) that reads the count and takes up
+  to n if any are left;
+- ``transaction``: optimistic ``WATCH`` / ``GET`` / ``MULTI`` / ``SET`` /
+  ``EXEC``, retried when another client changed the key in between (the
+  retries are counted in the history);
+- ``lease``: a distributed lock, ``SET <key>:lease TOKEN NX PX ttl``, released
+  by a compare-and-delete script. A holder paused past its lease still
+  writes after the next holder took the lock, and the sale oversells. With
+  fencing the lease's token is a number from ``INCR <key>:fence``, and every
+  read and write of a holder goes through a script that refuses a token
+  older than the newest it has seen: the paused holder's write is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..constants import MAX_COUNT, TYPE_CHECKING
+from ..locks import BuyerLock, LockTimeout
+from .base import NoEffect, Store, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .spec import StoreSpec
+
+INIT_FIX = "create it with `tickets init`"
+
+TAKE = """
+local c = redis.call('GET', KEYS[1])
+if not c then return redis.error_reply('TICKETS no such key') end
+if not string.match(c, '^%d+$') then return redis.error_reply('TICKETS not a count') end
+c = tonumber(c)
+local k = math.min(c, tonumber(ARGV[1]))
+if k > 0 then redis.call('DECRBY', KEYS[1], k) end
+return c
+"""
+#: KEYS: stock, newest token seen. ARGV: token [, new count]. Refuses old tokens.
+FENCED = """
+local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
+local token = tonumber(ARGV[1])
+if token < newest then return redis.error_reply('TICKETS fenced ' .. newest) end
+redis.call('SET', KEYS[2], token)
+if ARGV[2] then redis.call('SET', KEYS[1], ARGV[2]) return 'OK' end
+return redis.call('GET', KEYS[1])
+"""
+#: KEYS: lease, token counter. ARGV: ttl in ms. The lease and its fencing token at once.
+ACQUIRE_FENCED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+return token
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisStore(Store):
+    kind = "redis"
+
+    def __init__(self, spec: StoreSpec, lock_timeout: float = 10.0) -> None:
+        super().__init__(spec)
+        self.key = str(spec.key)
+        self.lock_timeout = lock_timeout
+        #: the lease's fencing token while a fenced lease is held (see LeaseLock)
+        self.fence: int | None = None
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            spec = self.spec
+            self._client = redis.Redis(
+                host=str(spec.host), port=int(spec.port or 0), db=int(spec.db or 0),
+                username=spec.username, password=spec.password,
+                socket_connect_timeout=spec.connect_timeout,
+                socket_timeout=max(spec.connect_timeout, 1.0), retry=Retry(NoBackoff(), 0),
+                single_connection_client=True, lib_name=None, lib_version=None, protocol=2,
+            )  # fmt: skip
+        return self._client
+
+    def script(self, name: str, text: str) -> Any:
+        if name not in self._scripts:
+            self._scripts[name] = self.client.register_script(text)
+        return self._scripts[name]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def call(self, what: Callable[[], Any]) -> Any:
+        """Run one exchange with the server; its errors in one line."""
+        try:
+            return what()
+        except redis.WatchError:
+            raise  # the optimistic transaction's retry signal, not a failure
+        except redis.AuthenticationError:
+            raise StoreError(self.label, "refused the user name or password",
+                             "check the credentials in the URL") from None  # fmt: skip
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreError(self.label, f"cannot be reached ({self._scrub(exc)})",
+                             "start the server, or check the host and port") from None  # fmt: skip
+        except redis.ResponseError as exc:
+            raise self._refused(str(exc)) from None
+        except redis.RedisError as exc:
+            raise StoreError(self.label, f"failed: {self._scrub(exc)}") from None
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = str(exc).strip().rstrip(".")[:200]
+        password = self.spec.password
+        return text.replace(password, "***") if password else text
+
+    def _refused(self, text: str) -> Exception:
+        if text.startswith("TICKETS fenced"):
+            return NoEffect(f"fenced: the lease expired and token {self.fence} is older than "
+                            f"token {text.split()[-1]}, which the store has seen")  # fmt: skip
+        if text.startswith("TICKETS no such key"):
+            return StoreError(self.label, "no such key", INIT_FIX)
+        if text.startswith("TICKETS not a count"):
+            return StoreError(self.label, "holds something that is not a whole number",
+                              "repair it or recreate it with `tickets init`")  # fmt: skip
+        if text.startswith(("WRONGPASS", "NOAUTH", "NOPERM")):
+            return StoreError(self.label, "refused the user name or password",
+                              "check the credentials in the URL")  # fmt: skip
+        if text.startswith("WRONGTYPE"):
+            return StoreError(self.label, "holds a value that is not a string",
+                              "use another key=, or delete this one")  # fmt: skip
+        return StoreError(self.label, f"refused: {text[:200]}")
+
+    def _count(self, raw: Any) -> int:
+        if raw is None:
+            raise StoreError(self.label, "no such key", INIT_FIX)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if not text.isdigit() or not text.isascii():
+            raise StoreError(self.label, f"holds {text[:40]!r}, not a whole number",
+                             "repair it or recreate it with `tickets init`")  # fmt: skip
+        count = int(text)
+        if count > MAX_COUNT:
+            raise StoreError(self.label, f"count {count} is larger than {MAX_COUNT:,}",
+                             "repair it or recreate it with `tickets init`")  # fmt: skip
+        return count
+
+    # -- the interface ---------------------------------------------------
+
+    def exists(self) -> bool:
+        return bool(self.call(lambda: self.client.exists(self.key)))
+
+    def check_ready(self) -> None:
+        kind = self.call(lambda: self.client.type(self.key))
+        if kind not in (b"string", b"none"):
+            raise StoreError(self.label, f"holds a {kind.decode()}, not a count",
+                             "use another key=, or delete this one")  # fmt: skip
+        if kind == b"string":
+            self.load()
+
+    def load(self) -> int:
+        if self.fence is not None:
+            fenced = self.script("fenced", FENCED)
+            keys = [self.key, self.key + ":fenced"]
+            return self._count(self.call(lambda: fenced(keys=keys, args=[self.fence])))
+        return self._count(self.call(lambda: self.client.get(self.key)))
+
+    def save(self, count: int, before_write: Callable[[], None] | None = None) -> None:
+        if before_write is not None:
+            before_write()
+        if self.fence is not None:
+            fenced = self.script("fenced", FENCED)
+            keys = [self.key, self.key + ":fenced"]
+            self.call(lambda: fenced(keys=keys, args=[self.fence, count]))
+        else:
+            self.call(lambda: self.client.set(self.key, count))
+
+    def restock(self, count: int) -> None:
+        def reset() -> Any:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.key, count)
+            pipe.delete(self.key + ":lease")
+            return pipe.execute()
+
+        self.check_ready()
+        self.call(reset)
+
+    def take(self, n: int, before_write: Callable[[], None] | None = None) -> int:
+        take = self.script("take", TAKE)
+        if before_write is not None:
+            before_write()
+        return self._count(self.call(lambda: take(keys=[self.key], args=[n])))
+
+    def take_optimistic(self, n: int, wait: Callable[[], None], timeout: float
+                        ) -> tuple[int, int]:  # fmt: skip
+        """WATCH, read, MULTI, write, EXEC; again while someone else wrote in
+        between. Returns the count before and how many retries it took."""
+        deadline = time.monotonic() + timeout
+        retries = 0
+        while True:
+            try:
+                return self.call(lambda: self._watched(n, wait)), retries
+            except redis.WatchError:
+                retries += 1
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(f"an unchanged {self.key} ({retries} retries)",
+                                      timeout) from None  # fmt: skip
+
+    def _watched(self, n: int, wait: Callable[[], None]) -> int:
+        """One try: the count before, 0 when sold out; WatchError when another
+        client wrote the key between our WATCH and our EXEC."""
+        pipe: Any = self.client.pipeline(transaction=True)
+        try:
+            pipe.watch(self.key)
+            count = self._count(pipe.get(self.key))
+            if count == 0:
+                return 0
+            wait()  # the race window, as the lock strategies have it
+            pipe.multi()
+            pipe.set(self.key, count - min(n, count))
+            pipe.execute()
+            return count
+        finally:
+            pipe.reset()
+
+    def native_lock(self, strategy: str, timeout: float, *, lease_ttl: float = 1.0,
+                    fencing: bool = False) -> BuyerLock:  # fmt: skip
+        return LeaseLock(self, timeout, ttl=lease_ttl, fencing=fencing)
+
+
+class LeaseLock(BuyerLock):
+    """``SET <key>:lease TOKEN NX PX ttl``, polled until free or ``timeout``;
+    released only by its holder (compare and delete). A lease, not a mutex:
+    it ends when its time is up, whether or not its holder is done."""
+
+    def __init__(self, store: RedisStore, timeout: float, *, ttl: float, fencing: bool) -> None:
+        super().__init__(timeout)
+        self.store = store
+        self.ttl_ms = max(1, round(ttl * 1000))
+        self.fencing = fencing
+        self.name = store.key + ":lease"
+        self.token: str | None = None
+
+    def _try(self) -> str | None:
+        client = self.store.client
+        if self.fencing:
+            acquire = self.store.script("acquire", ACQUIRE_FENCED)
+            got = self.store.call(
+                lambda: acquire(keys=[self.name, self.store.key + ":fence"], args=[self.ttl_ms])
+            )
+            return None if got is None else str(got)
+        token = os.urandom(8).hex()
+        ok = self.store.call(lambda: client.set(self.name, token, nx=True, px=self.ttl_ms))
+        return token if ok else None
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        pause = 0.0005
+        while True:
+            self.token = self._try()
+            if self.token is not None:
+                if self.fencing:
+                    self.store.fence = int(self.token)
+                return
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"lease {self.name}", self.timeout)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+
+    def release(self) -> None:
+        token, self.token = self.token, None
+        self.store.fence = None
+        if token is not None:
+            release = self.store.script("release", RELEASE)
+            self.store.call(lambda: release(keys=[self.name], args=[token]))

@@ -1,0 +1,215 @@
+"""``--db``: a path or a URL, parsed once in the parent into a :class:`StoreSpec`.
+
+- ``tickets.json``, ``file:tickets.json``: the JSON file store (the default);
+- ``sqlite:sale.db`` (relative), ``sqlite:///srv/sale.db`` (absolute): a
+  SQLite database;
+- ``redis://[user:password@]host[:port][/db][?key=NAME]``: a key on a Redis
+  server (port 6379, database 0 and key ``tickets`` unless given).
+
+A spec is a named tuple of plain values, so it crosses to children as it is
+(the launcher gets it as JSON on stdin: the password is never in argv).
+Everything that shows a spec shows :attr:`StoreSpec.label`, which hides the
+password.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import namedtuple
+
+from ..constants import DEFAULT_CONNECT_TIMEOUT, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+REDIS_DEFAULT_PORT = 6379
+REDIS_DEFAULT_KEY = "tickets"
+#: Redis keys a sale uses are the stock key plus a suffix; keep them readable.
+MAX_KEY_BYTES = 200
+HIDDEN = "***"
+
+
+class BadStoreURL(ValueError):
+    """``--db`` is not a path or URL tickets can use (a usage error, exit 2)."""
+
+
+class StoreSpec(
+    namedtuple(
+        "StoreSpec",
+        "kind path host port db key username password lock_file connect_timeout",
+        defaults=(None, None, None, None, None, None, None, DEFAULT_CONNECT_TIMEOUT),
+    )
+):
+    """Where a store is. ``path``: the file of a JSON or SQLite store;
+    ``host``/``port``/``db``/``key``/``username``/``password``: a Redis
+    key; ``lock_file``: the file lock's file, when not beside the store."""
+
+    __slots__ = ()
+    kind: str
+    path: str | None
+    host: str | None
+    port: int | None
+    db: int | None
+    key: str | None
+    username: str | None
+    password: str | None
+    lock_file: str | None
+    connect_timeout: float
+
+    @property
+    def label(self) -> str:
+        """The store as messages name it: never with its password."""
+        if self.kind == "json":
+            return str(self.path)
+        if self.kind == "sqlite":
+            return f"sqlite:{self.path}"
+        user = ""
+        if self.username or self.password:
+            user = f"{self.username or ''}:{HIDDEN}@" if self.password else f"{self.username}@"
+        host = f"[{self.host}]" if ":" in str(self.host) else self.host
+        return f"redis://{user}{host}:{self.port}/{self.db}?key={self.key}"
+
+    def identity(self) -> str:
+        """What the history's ``run`` line names: runs on the same store
+        name it the same way (an absolute path; a URL without its password)."""
+        if self.kind == "json":
+            return os.path.realpath(str(self.path))
+        if self.kind == "sqlite":
+            return f"sqlite://{os.path.realpath(str(self.path))}"
+        return self.label
+
+    @property
+    def lock_path(self) -> str:
+        """The file that the ``file`` and ``flock`` strategies and the
+        parent's store lock take: beside a file store, else ``--lock-file``
+        or one in the current folder named after the server and key."""
+        if self.lock_file:
+            return self.lock_file
+        if self.path is not None:
+            return self.path + ".lock"
+        return self.stem + ".lock"
+
+    @property
+    def stem(self) -> str:
+        """A file name for things of this store: the store file's without its
+        suffix; for a Redis key ``redis-<port>-<db>-<key>``, safe characters only."""
+        if self.path is not None:
+            name = os.path.basename(self.path)
+            return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(self.key))[:80]
+        return f"redis-{self.port}-{self.db}-{safe}"
+
+    @property
+    def sale_path(self) -> str:
+        """The file a run holds for its whole duration (see tickets.store_lock)."""
+        if self.path is not None and not self.lock_file:
+            return self.path + ".sale"
+        lock = self.lock_path
+        return (lock[: -len(".lock")] if lock.endswith(".lock") else lock) + ".sale"
+
+    @property
+    def folder(self) -> str:
+        """Where the store's histories go by default: ``history/`` beside a
+        file store, in the current folder for a server."""
+        return os.path.dirname(self.path) if self.path is not None else ""
+
+    def to_json(self) -> list[Any]:
+        return list(self)
+
+
+def parse_db(text: str, *, lock_file: str | None = None, connect_timeout: float | None = None
+             ) -> StoreSpec:  # fmt: skip
+    """Parse ``--db``; raise :class:`BadStoreURL` with a message that names
+    no password."""
+    timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    if text == "":
+        raise BadStoreURL("give a store path or URL, not an empty one")
+    scheme, sep, rest = text.partition(":")
+    if not sep or scheme.lower() not in ("file", "sqlite", "redis", "rediss") or "/" in scheme:
+        if "://" in text:
+            raise BadStoreURL(
+                f"{_scheme_only(text)}: unknown kind of store; use a path, file:, sqlite: or redis://"
+            )
+        return StoreSpec("json", text, lock_file=lock_file, connect_timeout=timeout)
+    scheme = scheme.lower()
+    if scheme == "file":
+        return StoreSpec("json", _file_path(text, rest), lock_file=lock_file,
+                         connect_timeout=timeout)  # fmt: skip
+    if scheme == "sqlite":
+        return StoreSpec("sqlite", _file_path(text, rest), lock_file=lock_file,
+                         connect_timeout=timeout)  # fmt: skip
+    if scheme == "rediss":
+        raise BadStoreURL("rediss:// (TLS) is not supported; use redis:// on a trusted network")
+    return _parse_redis(text, lock_file, timeout)
+
+
+def _scheme_only(text: str) -> str:
+    return text.split("://", 1)[0] + "://…"
+
+
+def _file_path(text: str, rest: str) -> str:
+    """``file:x``, ``file:///abs/x``, ``sqlite:x``, ``sqlite:///abs/x``."""
+    kind = text.split(":", 1)[0]
+    if rest.startswith("//"):
+        host, slash, path = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise BadStoreURL(
+                f"{kind}://{host}/…: a {kind} store is a local file; "
+                f"write {kind}:///absolute/path or {kind}:relative/path"
+            )
+        rest = slash + path
+    if "?" in rest or "#" in rest:
+        raise BadStoreURL(f"{kind}:…: a file store takes no query or fragment")
+    if not rest or rest.endswith("/"):
+        raise BadStoreURL(f"{text}: name a file, e.g. {kind}:sale.db")
+    from urllib.parse import unquote
+
+    return unquote(rest)
+
+
+def _parse_redis(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    try:
+        url = urlsplit(text)
+        port = url.port or REDIS_DEFAULT_PORT
+    except ValueError as exc:  # a port out of range or not a number
+        raise BadStoreURL(f"redis URL has a bad port ({_scrub(str(exc), text)})") from None
+    host = url.hostname or "127.0.0.1"
+    if url.fragment:
+        raise BadStoreURL("a redis URL takes no #fragment")
+    db_text = url.path.lstrip("/") or "0"
+    if not db_text.isdigit() or not 0 <= int(db_text) <= 15:
+        raise BadStoreURL(f"redis URL names database {db_text[:20]!r}; use a number 0..15")
+    try:
+        query = parse_qs(url.query, keep_blank_values=True, strict_parsing=bool(url.query))
+    except ValueError:
+        raise BadStoreURL("redis URL has a malformed query; use ?key=NAME") from None
+    unknown = sorted(set(query) - {"key"})
+    if unknown:
+        raise BadStoreURL(f"redis URL has unknown parameter {unknown[0][:20]!r}; only key= is read")
+    keys = query.get("key", [REDIS_DEFAULT_KEY])
+    key = keys[0]
+    if len(keys) > 1 or not key or len(key.encode()) > MAX_KEY_BYTES or not key.isprintable():
+        raise BadStoreURL(
+            f"redis URL needs one printable key= of 1 to {MAX_KEY_BYTES} bytes"
+        )
+    username = unquote(url.username) if url.username else None
+    password = unquote(url.password) if url.password is not None else None
+    return StoreSpec("redis", None, host, port, int(db_text), key, username, password,
+                     lock_file, timeout)  # fmt: skip
+
+
+def _scrub(message: str, text: str) -> str:
+    """A parser's message, without the URL's password if it quotes it."""
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(text).password
+    except ValueError:
+        password = None
+    return message.replace(password, HIDDEN) if password else message
+
+
+def from_json(fields: list[Any]) -> StoreSpec:
+    return StoreSpec(*fields)

@@ -1,0 +1,248 @@
+"""A SQLite database as the store: one row of one table, in WAL mode.
+
+``tickets init --db sqlite:sale.db`` creates ``tickets_stock(id, count)``
+with its one row and puts the database in WAL mode (readers never block the
+writer). Every process opens its own connection in autocommit mode; the
+strategies begin transactions themselves:
+
+- ``atomic``: one statement, ``UPDATE … SET count = count - 1 WHERE count > 0
+  RETURNING count + 1`` (the seat), or, for a clerk's batch, one
+  ``BEGIN IMMEDIATE`` transaction;
+- ``transaction``: ``BEGIN IMMEDIATE`` around the read and the write: SQLite's
+  own write lock, waited for up to ``--lock-timeout``;
+- ``deferred``: ``BEGIN`` (deferred) around them: two buyers both read, and
+  the second to write gets "database is locked" and rolls back: no oversell,
+  but a failed sale (it fails safe).
+
+A file that is not a database, lacks the table, is read-only, or is not a
+regular file is refused before anything changes. A database is opened with
+``mode=rw``, so a missing one is never created behind the user's back.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+from urllib.parse import quote
+
+from ..constants import MAX_COUNT, TYPE_CHECKING
+from ..locks import BuyerLock, LockTimeout
+from .base import NoEffect, Store, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .spec import StoreSpec
+
+TABLE = "tickets_stock"
+INIT_FIX = "create it with `tickets init --db sqlite:PATH`"
+
+
+class SqliteStore(Store):
+    kind = "sqlite"
+
+    def __init__(self, spec: StoreSpec, lock_timeout: float = 10.0) -> None:
+        super().__init__(spec)
+        self.path = str(spec.path)
+        self.lock_timeout = lock_timeout
+        self._conn: sqlite3.Connection | None = None
+
+    # -- connecting ------------------------------------------------------
+
+    def _refuse_odd_files(self) -> None:
+        """Never open a FIFO (the open would block), a device or a symlink."""
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise StoreError(self.label, "is a symbolic link", "point --db at the real file")
+        if stat.S_ISDIR(mode):
+            raise StoreError(self.label, "is a folder, not a database", "point --db at a file")
+        if not stat.S_ISREG(mode):
+            raise StoreError(self.label, "is not a regular file", "point --db at a database")
+
+    def connect(self, create: bool = False) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        self._refuse_odd_files()
+        if not create and not os.path.exists(self.path):
+            raise StoreError(self.label, "no such database", INIT_FIX)
+        mode = "rwc" if create else "rw"
+        uri = f"file:{quote(os.path.abspath(self.path))}?mode={mode}"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=self.lock_timeout, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _error(self, exc: sqlite3.Error) -> Exception:
+        """One line for what SQLite said; "locked" is a refusal that changed nothing."""
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return NoEffect(f"database is locked ({text})")
+        if "not a database" in text or "malformed" in text:
+            return StoreError(self.label, "is not a SQLite database", INIT_FIX)
+        if "no such table" in text:
+            return StoreError(self.label, f"has no {TABLE} table", INIT_FIX)
+        if "readonly" in text or "read-only" in text:
+            return StoreError(self.label, "is read-only", "make it and its folder writable")
+        if "unable to open" in text:
+            return StoreError(self.label, "cannot be opened", "check the path and permissions")
+        return StoreError(self.label, f"failed: {text}")
+
+    # -- the interface ---------------------------------------------------
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.path)
+
+    def check_ready(self) -> None:
+        self._refuse_odd_files()
+        folder = os.path.dirname(self.path) or "."
+        if not os.path.isdir(folder):
+            raise StoreError(self.label, f"folder {folder} does not exist", "create it first")
+        if not _writable(folder):
+            raise StoreError(self.label, f"folder {folder} is read-only",
+                             "make it writable: SQLite keeps its journal there")  # fmt: skip
+        if not os.path.exists(self.path):
+            return
+        if not _writable(self.path):
+            raise StoreError(self.label, "is read-only", "make it writable (chmod u+w)")
+        self.load()
+
+    def load(self) -> int:
+        try:
+            row = self.connect().execute(f"SELECT count FROM {TABLE} WHERE id = 1").fetchone()
+        except sqlite3.Error as exc:
+            raise _as_store_error(self._error(exc), self.label) from None
+        if row is None:
+            raise StoreError(self.label, f"{TABLE} has no row", INIT_FIX)
+        return self._count(row[0])
+
+    def _count(self, value: Any) -> int:
+        if type(value) is not int:
+            raise StoreError(self.label, f"count is {str(value)[:40]!r}, not a whole number",
+                             "repair it or recreate it with `tickets init`")  # fmt: skip
+        if not 0 <= value <= MAX_COUNT:
+            raise StoreError(self.label, f"count {value} is out of range 0..{MAX_COUNT:,}",
+                             "repair it or recreate it with `tickets init`")  # fmt: skip
+        return value
+
+    def save(self, count: int, before_write: Callable[[], None] | None = None) -> None:
+        conn = self.connect()
+        if before_write is not None:
+            before_write()
+        try:
+            conn.execute(f"UPDATE {TABLE} SET count = ? WHERE id = 1", (count,))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def restock(self, count: int) -> None:
+        conn = self.connect(create=True)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                "(id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL)"
+            )
+            conn.execute(f"INSERT OR REPLACE INTO {TABLE} (id, count) VALUES (1, ?)", (count,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _as_store_error(self._error(exc), self.label) from None
+
+    def take(self, n: int, before_write: Callable[[], None] | None = None) -> int:
+        conn = self.connect()
+        if before_write is not None:
+            before_write()
+        try:
+            if n == 1:
+                row = conn.execute(
+                    f"UPDATE {TABLE} SET count = count - 1 WHERE id = 1 AND count > 0 "
+                    "RETURNING count + 1"
+                ).fetchone()
+                return 0 if row is None else self._count(row[0])
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = self.load()
+                if count:
+                    conn.execute(f"UPDATE {TABLE} SET count = ? WHERE id = 1",
+                                 (count - min(n, count),))  # fmt: skip
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return count
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def native_lock(self, strategy: str, timeout: float, *, lease_ttl: float = 1.0,
+                    fencing: bool = False) -> BuyerLock:  # fmt: skip
+        return Transaction(self, immediate=strategy == "transaction", timeout=timeout)
+
+
+def _writable(path: str) -> bool:
+    """Writable by permission bits too: as root, access() allows everything."""
+    return os.access(path, os.W_OK) and bool(os.stat(path).st_mode & stat.S_IWUSR)
+
+
+def _as_store_error(exc: Exception, label: str) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    fix = "wait for the other writer or raise --lock-timeout"
+    return StoreError(label, f"is busy ({exc})", fix)
+
+
+class Transaction(BuyerLock):
+    """A SQLite transaction as the buyer's "lock": begun on acquire, committed
+    on release, rolled back when the critical section failed. ``immediate``
+    takes the database's write lock at once (waiting up to ``timeout``);
+    a deferred one takes it only at the write, and fails there if another
+    writer got in first."""
+
+    def __init__(self, store: SqliteStore, *, immediate: bool, timeout: float) -> None:
+        super().__init__(timeout)
+        self.store = store
+        self.immediate = immediate
+
+    def acquire(self) -> None:
+        conn = self.store.connect()
+        begin = "BEGIN IMMEDIATE" if self.immediate else "BEGIN DEFERRED"
+        started = time.monotonic()
+        try:
+            conn.execute(begin)
+        except sqlite3.Error as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                waited = time.monotonic() - started
+                raise LockTimeout(f"the database's write lock (waited {waited:.1f}s)",
+                                  self.timeout) from None  # fmt: skip
+            raise self.store._error(exc) from None
+
+    def release(self) -> None:
+        conn = self.store.connect()
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise NoEffect(f"the commit failed and rolled back ({exc})") from None
+
+    def abort(self) -> None:
+        conn = self.store.connect()
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
