@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_TIMEOUT ?= 120
 
-.PHONY: run test stress bench lint clean
+.PHONY: run test stress bench lint clean redis
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ stress: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# A redis-server on 127.0.0.1:6379 (or PORT=...) to try the README's Redis
+# commands; Ctrl-C stops it. The binary comes with the dev dependencies.
+PORT ?= 6379
+redis: $(STAMP)
+	$(BIN)/python tests/redis_server.py $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

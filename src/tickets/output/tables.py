@@ -152,11 +152,15 @@ def chaos_line(result: RunResult) -> list[tuple[str, str]]:
     c = result.chaos
     if not c:
         return []
+    length = c.get("pause_length_s")
+    held = "with SIGSTOP/SIGCONT" if length is None else (
+        f"holding the lock {length * 1000:g} ms between read and write"
+    )
     return [
         (
             "chaos",
             f"{c['killed']} killed with SIGKILL (of {c['kills_planned']} doomed), "
-            f"{c['paused']} paused with SIGSTOP/SIGCONT (seed {c['seed']})",
+            f"{c['paused']} paused {held} (seed {c['seed']})",
         )
     ]
 

@@ -278,7 +278,8 @@ class Harness:
             "seed": chaos.seed,
             "kills_planned": len(doomed),
             "killed": killed,
-            "paused": self.pauser.paused,
+            "paused": self.pauser.paused + len(getattr(self.mode.plan, "pause_at", ())),
+            "pause_length_s": chaos.pause_length,
         }
 
 

@@ -90,7 +90,7 @@ class RedisStore(Store):
                 username=spec.username, password=spec.password,
                 socket_connect_timeout=spec.connect_timeout,
                 socket_timeout=max(spec.connect_timeout, 1.0), retry=Retry(NoBackoff(), 0),
-                single_connection_client=True, lib_name=None, lib_version=None, protocol=2,
+                single_connection_client=True, protocol=2,
             )  # fmt: skip
         return self._client
 
@@ -139,7 +139,11 @@ class RedisStore(Store):
             return StoreError(self.label, "refused the user name or password",
                               "check the credentials in the URL")  # fmt: skip
         if text.startswith("WRONGTYPE"):
-            return StoreError(self.label, "holds a value that is not a string",
+            try:
+                kind = self.client.type(self.key).decode()
+            except redis.RedisError:
+                kind = "value of another type"
+            return StoreError(self.label, f"holds a {kind}, not a count",
                               "use another key=, or delete this one")  # fmt: skip
         return StoreError(self.label, f"refused: {text[:200]}")
 

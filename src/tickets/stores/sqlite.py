@@ -93,7 +93,7 @@ class SqliteStore(Store):
         """One line for what SQLite said; "locked" is a refusal that changed nothing."""
         text = str(exc)
         if "locked" in text or "busy" in text:
-            return NoEffect(f"database is locked ({text})")
+            return NoEffect(text)  # "database is locked": the statement changed nothing
         if "not a database" in text or "malformed" in text:
             return StoreError(self.label, "is not a SQLite database", INIT_FIX)
         if "no such table" in text:
