@@ -17,6 +17,9 @@ not the absolute numbers, across machines).
 6. `tickets check` of a million-operation history against a bare loop that
    only parses its lines with the same JSON library, and its peak memory
    per operation (bench/history_check.py).
+7. SQLite and a real Redis server: every strategy's 400-buyer sale and
+   `queue --batch 100`, against a bare loop of the same store operation in
+   one process (bench/stores.py).
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ import time
 from pathlib import Path
 
 import history_check
-from tickets.stores import json_file as st
+import stores
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, QueueConfig
-from tickets.constants import STRATEGY_NAMES
+from tickets.constants import LOCK_STRATEGY_NAMES
 from tickets.locks import FileLock, FlockLock, NoLock, ProcessLock
 from tickets.run.buy import run_buy
 from tickets.run.queue import run_queue
+from tickets.stores import json_file as st
 
 BUYERS = int(os.environ.get("BENCH_BUYERS", "400"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
@@ -50,9 +54,9 @@ def bare_loop(path: Path, lock_name: str, n: int) -> float:
     """Purchases/s of one process doing lock, read, decrement, write, release."""
     st.save(path, n)
     if lock_name == "file":
-        lock: object = FileLock(path, 10)
+        lock: object = FileLock(st.lock_path(path), 10)
     elif lock_name == "flock":
-        lock = FlockLock(path, 10, timer=True)  # the buyer's way
+        lock = FlockLock(st.lock_path(path), 10, timer=True)  # the buyer's way
     elif lock_name in ("process", "per-buyer"):
         lock = ProcessLock(multiprocessing.get_context("fork").Lock(), 10)
     else:
@@ -117,7 +121,7 @@ for p in procs:
 def strategies_against_bare_loops(path: Path) -> None:
     print(f"1. purchases/s, {BUYERS} buyers, --no-delay, best of {REPEAT} (same session)")
     print(f"   {'strategy':<10} {'sale':>10} {'bare loop':>10} {'ratio':>7}")
-    for strategy in STRATEGY_NAMES:
+    for strategy in LOCK_STRATEGY_NAMES:
         bare = max(bare_loop(path, strategy, 2000) for _ in range(REPEAT))
         run = max(sale(path, strategy, BUYERS) for _ in range(REPEAT))
         print(f"   {strategy:<10} {run:>10,.0f} {bare:>10,.0f} {run / bare:>7.2f}")
@@ -207,6 +211,7 @@ def main() -> None:
         startup(tickets_bin)
         polling_against_blocking(path)
     history_check.report(CHECK_OPERATIONS)
+    stores.report(BUYERS, REPEAT)
 
 
 if __name__ == "__main__":

@@ -184,3 +184,49 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
     assert figures["orphans"] == figures["unfinished after SIGTERM"] == 0, stopped
     assert figures["unrecorded sales"] == 0, stopped
     assert not [s for s in stopped if "passed true" in s], stopped
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(1800)
+def test_every_engine_and_strategy_under_heavy_contention(
+    real_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite and Redis: 300 buyers for 100 tickets, no delays, 5 seeds per
+    strategy. Those meant to be correct sell exactly the stock; deferred
+    never oversells; none oversells; lease with pauses past its lease
+    oversells, and never with fencing."""
+    from tickets.config import BuyConfig
+    from tickets.run.buy import run_buy
+    from tickets.run.chaos import Chaos
+    from tickets.stores.spec import parse_db
+
+    kind = real_store.split(":", 1)[0]
+    correct = ["process", "file", "flock", "atomic", "transaction"]
+    correct += ["lease"] if kind == "redis" else []
+    figures = []
+    for strategy in [*correct, "deferred" if kind == "sqlite" else "none"]:
+        for seed in range(5):
+            config = BuyConfig(store=parse_db(real_store), buyers=300, tickets=100,
+                               strategy=strategy, seed=seed, delays=Delays.none(),
+                               lock_timeout=60, keep_history=False)  # fmt: skip
+            report = run_buy(config).report
+            if strategy in correct:
+                assert (report.sold, report.remaining, report.oversold) == (100, 0, 0), strategy
+            elif strategy == "deferred":
+                assert report.passed and report.oversold == 0
+            figures.append((strategy, report.sold, report.oversold))
+    if kind == "redis":
+        for fencing in (False, True):
+            oversold_runs = 0
+            for seed in range(5):
+                chaos = Chaos(kill_rate=0, pause_rate=0.5, seed=seed, pause_length=0.2)
+                config = BuyConfig(store=parse_db(real_store), buyers=10, tickets=10,
+                                   strategy="lease", seed=seed, lease_ttl=0.05, fencing=fencing,
+                                   chaos=chaos, keep_history=False)  # fmt: skip
+                report = run_buy(config).report
+                oversold_runs += report.oversold > 0
+                assert not fencing or (report.passed and report.oversold == 0)
+                figures.append((f"lease fencing={fencing}", report.sold, report.oversold))
+            assert fencing or oversold_runs >= 4, "pauses 4x the lease should oversell"
+    with capsys.disabled():
+        print(f"\n{kind}: " + "; ".join(f"{s} sold {n} oversold {o}" for s, n, o in figures))

@@ -90,7 +90,7 @@ class RedisStore(Store):
                 username=spec.username, password=spec.password,
                 socket_connect_timeout=spec.connect_timeout,
                 socket_timeout=max(spec.connect_timeout, 1.0), retry=Retry(NoBackoff(), 0),
-                single_connection_client=True, protocol=2,
+                single_connection_client=True, protocol=2, driver_info=None,
             )  # fmt: skip
         return self._client
 
