@@ -90,6 +90,15 @@ def test_redis_transaction_retries_are_counted(redis_url: str) -> None:
     assert retried, "twelve buyers in a 10-20 ms window: some WATCH must have failed"
     events = read_json_lines(result.history)
     assert sum(e.get("retries", 0) for e in events) == sum(r.retries or 0 for r in result.rows)
+    from rich.console import Console
+
+    from tickets.output.tables import buyers_view
+
+    import io
+
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(buyers_view(result))
+    assert "retries" in console.export_text()
 
 
 @pytest.mark.parametrize("batch", [1, 20])
@@ -132,10 +141,13 @@ def lease_sale(url: str, fencing: bool) -> Any:
 
 
 def test_a_lease_outlived_by_its_holder_oversells(redis_url: str) -> None:
+    from tickets.output.tables import verdict
+
     result = lease_sale(redis_url, fencing=False)
     report = result.report
     assert report.oversold > 0 and report.double_sold_seats, report
     assert not report.passed
+    assert "a lease is not a mutex" in verdict(report, None, "lease").plain
 
 
 def test_fencing_refuses_the_stale_holder(redis_url: str) -> None:
@@ -359,7 +371,7 @@ def test_a_server_killed_mid_sale_ends_the_run_without_a_hang(tmp_path: Path) ->
         assert tickets("--db", url, "init", "-t", "100").returncode == 0
         run = subprocess.Popen(
             [sys.executable, "-m", "tickets", "--connect-timeout", "1", "--db", url, "buy",
-             "-n", "60", "--lock", "flock", "--search-delay", "300", "--write-delay", "30",
+             "-n", "60", "--lock", "flock", "--search-delay", "300", "--write-delay", "80",
              "--json", "--history", str(tmp_path / "h.jsonl")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip

@@ -26,7 +26,9 @@ def buyers_table(rows: list[OperationRow], report: Report, title: str, full: boo
     """One row per buyer; ``full``: with its pid (--all). Notes are cut, never
     wrapped: a row stays one line at 80 columns."""
     table = Table(title=title)
+    retried = any(row.retries is not None for row in rows)  # Redis WATCH transactions
     names = ["buyer", *(["pid"] if full else []), "seen", "result", "seat", "wait ms", "total ms"]
+    names += ["retries"] if retried else []
     for name in names:
         table.add_column(name, justify="left" if name == "result" else "right")
     table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=None if full else 24)
@@ -43,6 +45,7 @@ def buyers_table(rows: list[OperationRow], report: Report, title: str, full: boo
             seat_text,
             _ms(row.lock_wait),
             _ms(row.total),
+            *([str(row.retries or 0)] if retried else []),
             Text(row.reason or ""),
         )
     return table
@@ -119,6 +122,9 @@ def verdict(report: Report, aborted: str | None = None, strategy: str | None = N
         lines = [f"FAILED, as expected with --lock {strategy} (no exclusion): "
                  f"{report.initial} tickets were sold {report.sold} times, "
                  f"oversold by {report.oversold}"]  # fmt: skip
+    elif report.oversold and strategy == "lease":
+        lines = [f"FAILED: oversold by {report.oversold}: a lease is not a mutex (a holder "
+                 "that outlived its lease still wrote; --fencing refuses it)"]  # fmt: skip
     elif report.oversold:
         lines = [f"FAILED: oversold by {report.oversold}"]
     else:

@@ -115,6 +115,9 @@ class BuyMode(SaleMode):
     def pause_keys(self) -> Iterable[Hashable]:
         return range(self.config.buyers)
 
+    def held_pauses(self) -> int:
+        return len(self.plan.pause_at)
+
     def doomed(self) -> Iterable[Hashable]:
         return {b for b, _ in self.plan.kill_at}
 

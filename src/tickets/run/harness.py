@@ -82,6 +82,10 @@ class SaleMode(ABC):
     @abstractmethod
     def stall_message(self, seconds: float) -> str: ...
 
+    def held_pauses(self) -> int:
+        """How many children pause themselves holding the lock (chaos ``pause_length``)."""
+        return 0
+
     def pause_keys(self) -> Iterable[Hashable]:
         """The children a chaos run may pause."""
         return ()
@@ -278,7 +282,7 @@ class Harness:
             "seed": chaos.seed,
             "kills_planned": len(doomed),
             "killed": killed,
-            "paused": self.pauser.paused + len(getattr(self.mode.plan, "pause_at", ())),
+            "paused": self.pauser.paused + self.mode.held_pauses(),
             "pause_length_s": chaos.pause_length,
         }
 

@@ -140,7 +140,8 @@ class RedisStore(Store):
                               "check the credentials in the URL")  # fmt: skip
         if text.startswith("WRONGTYPE"):
             try:
-                kind = self.client.type(self.key).decode()
+                found: Any = self.client.type(self.key)
+                kind = found.decode() if isinstance(found, bytes) else str(found)
             except redis.RedisError:
                 kind = "value of another type"
             return StoreError(self.label, f"holds a {kind}, not a count",
