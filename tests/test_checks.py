@@ -190,6 +190,12 @@ FORGED = {
     "initial a bool": ([run_line(True), end_line(0)], "no valid initial stock"),  # type: ignore[arg-type]
     "unknown mode": ([run_line(1, mode="sell"), end_line(1)], "mode 'sell'"),
     "unknown strategy": ([run_line(1, strategy="hope"), end_line(1)], "strategy 'hope'"),
+    "a strategy the store has not": (
+        [run_line(1, strategy="atomic"), end_line(1)], "which a json store does not have",
+    ),
+    "an unknown store kind": (
+        [run_line(1, store_kind="mongo"), end_line(1)], "store kind 'mongo'",
+    ),
     "a seat that is a bool": (
         [run_line(1), _invoke(0, 11), _ok(0, True, 12), end_line(0)],  # type: ignore[arg-type]
         "seat True",
