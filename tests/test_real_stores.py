@@ -90,11 +90,11 @@ def test_redis_transaction_retries_are_counted(redis_url: str) -> None:
     assert retried, "twelve buyers in a 10-20 ms window: some WATCH must have failed"
     events = read_json_lines(result.history)
     assert sum(e.get("retries", 0) for e in events) == sum(r.retries or 0 for r in result.rows)
+    import io
+
     from rich.console import Console
 
     from tickets.output.tables import buyers_view
-
-    import io
 
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(buyers_view(result))

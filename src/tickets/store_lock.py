@@ -43,7 +43,7 @@ def _check_lock_file(path: Path) -> None:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
-    recreate = "remove it; tickets recreates the lock file"
+    recreate = "remove it if it is a stray file (tickets recreates it), or use another --lock-file"
     if stat.S_ISLNK(mode):
         raise StoreError(path, "is a symbolic link", recreate)
     if stat.S_ISDIR(mode):

@@ -96,6 +96,8 @@ class Counter:
         self.changing = False
         #: how often an optimistic transaction was tried again
         self.retries = 0
+        #: when a take began: the store's own critical section (the history's t_locked)
+        self.t_taken: float | None = None
         self.base: dict[str, Any] = {"buyer": buyer, "pid": os.getpid()}
         self.timing: dict[str, Any] = {}
         self.held: dict[str, Any] | None = None
@@ -152,6 +154,7 @@ class Counter:
         if self.kill_at == "locked":
             die()
         self._last_look()
+        self.t_taken = time.monotonic()
         if self.plan.strategy == "transaction":  # optimistic: WATCH ... EXEC
             seat, self.retries = self.store.take_optimistic(1, self.wait, self.plan.lock_timeout)
         else:
@@ -270,7 +273,8 @@ def run_buyer(
         holder = {"type": "locked", "pid": counter.base["pid"]}
         announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
         lock = WatchedLock(plan, counter.store, token, announce)
-        counter.report(outcome_of(purchase, counter, lock), lock.t_locked)
+        outcome = outcome_of(purchase, counter, lock)
+        counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
     except Exception as exc:  # reported, never printed: the parent renders
         writer.send(
             {"type": "fail", "buyer": buyer, "pid": os.getpid(), "reason": f"error: {exc}",
