@@ -37,6 +37,17 @@ def find_binary() -> str | None:
     return path if path and os.access(path, os.X_OK) else None
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec: on Linux the kernel sends it
+    SIGTERM when the process that started it dies, however it died; so no
+    server outlives a killed test run or `make redis`."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -57,7 +68,8 @@ class RedisServer:
         if password:
             args += ["--requirepass", password]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
+                                        stderr=subprocess.DEVNULL,
+                                        preexec_fn=_die_with_parent)  # fmt: skip
         try:
             self._wait_ready()
         except BaseException:
@@ -125,6 +137,12 @@ def main() -> None:
         sys.exit("no redis-server found: run `make test` once (it installs one), or set "
                  "TICKETS_REDIS_SERVER")  # fmt: skip
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 6379
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM, SIGHUP: stop the server as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     server = RedisServer(binary, port=port)
     print(f"redis-server {binary} on 127.0.0.1:{port}; try:", flush=True)
     print(f"  tickets --db 'redis://127.0.0.1:{port}/0?key=demo' buy --lock atomic", flush=True)
