@@ -20,7 +20,7 @@ from collections import namedtuple
 from ..constants import DEFAULT_CONNECT_TIMEOUT, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any
+    pass
 
 REDIS_DEFAULT_PORT = 6379
 REDIS_DEFAULT_KEY = "tickets"
@@ -112,9 +112,6 @@ class StoreSpec(
         """Where the store's histories go by default: ``history/`` beside a
         file store, in the current folder for a server."""
         return os.path.dirname(self.path) if self.path is not None else ""
-
-    def to_json(self) -> list[Any]:
-        return list(self)
 
 
 def parse_db(text: str, *, lock_file: str | None = None, connect_timeout: float | None = None
@@ -210,6 +207,3 @@ def _scrub(message: str, text: str) -> str:
         password = None
     return message.replace(password, HIDDEN) if password else message
 
-
-def from_json(fields: list[Any]) -> StoreSpec:
-    return StoreSpec(*fields)
