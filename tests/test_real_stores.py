@@ -388,3 +388,21 @@ def test_a_server_killed_mid_sale_ends_the_run_without_a_hang(tmp_path: Path) ->
     names = {c["name"]: c["passed"] for c in report["checks"]}
     assert names["store valid after the run"] is False
     assert names["no seat sold twice"] is True  # what is known is still judged
+
+
+def test_race_and_timeline_on_a_real_store(real_store: str, tmp_path: Path) -> None:
+    """The unlocked side oversells and the store's own strategy does not, side
+    by side; the worst run's timeline draws from its history."""
+    svg = tmp_path / "race.svg"
+    done = tickets("--db", real_store, "race", "-n", "12", "--strategies", "none,atomic",
+                   "--write-delay", "60", "--search-delay", "1", "--expect-oversell",
+                   "--json", "--svg", str(svg))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    sides = {s["strategy"]: s for s in doc["strategies"]}
+    assert sides["none"]["oversold_trials"] == 1 and sides["atomic"]["oversold_trials"] == 0
+    assert {run["store_kind"] for run in doc["runs"]} == {kind_of(real_store)}
+    assert svg.read_text().startswith("<svg")
+    history = next(run["history"] for run in doc["runs"] if run["strategy"] == "none")
+    drawn = tickets("timeline", history, "--width", "100")
+    assert drawn.returncode == 0 and "same seat as another buyer" in drawn.stdout
