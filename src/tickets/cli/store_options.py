@@ -15,8 +15,6 @@ import click
 from .options import Amount
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from ..stores.spec import StoreSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,14 +43,6 @@ class StoreContext:
             )
         except BadStoreURL as exc:
             raise click.BadParameter(str(exc), param_hint="--db") from None
-
-    @property
-    def db(self) -> Path:
-        """The store's file, or the current folder for a server (histories)."""
-        from pathlib import Path  # here: it costs `tickets --help` ~8 ms
-
-        spec = self.spec
-        return Path(spec.path) if spec.path is not None else Path("redis")
 
 
 def _set_store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -83,14 +73,21 @@ def db_option(f: F) -> F:
     name too (``tickets buy --db sqlite:sale.db``)."""
     common: dict[str, Any] = {"expose_value": False, "callback": _set_store}
     options = [
-        click.option("--db", metavar="PATH|URL", help=DB_HELP + " Also accepted before the "
-                     "command.", **common),  # fmt: skip
+        click.option(
+            "--db",
+            metavar="PATH|URL",
+            help=DB_HELP + " Also accepted before the command.",
+            **common,
+        ),
         click.option("--lock-file", metavar="PATH", help=LOCK_FILE_HELP, **common),
-        click.option("--connect-timeout", type=CONNECT_TIMEOUT, metavar="S",
-                     help=CONNECT_TIMEOUT_HELP, **common),  # fmt: skip
+        click.option(
+            "--connect-timeout",
+            type=CONNECT_TIMEOUT,
+            metavar="S",
+            help=CONNECT_TIMEOUT_HELP,
+            **common,
+        ),
     ]
     for option in reversed(options):
         f = option(f)
     return f
-
-
