@@ -127,3 +127,28 @@ def test_a_history_that_fills_up_stops_the_sale_at_once(full: Path, tmp_path: Pa
     assert "cannot be written" in doc["aborted"] and doc["passed"] is False
     assert all(b["result"] != "pending" for b in doc["buyers"])
     assert doc["sold"] < 60  # stopped at once, not sold out first
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("strategy", ["transaction", "atomic", "flock"])
+def test_a_sqlite_store_on_a_full_disk_never_passes_a_sale_it_did_not_make(
+    full: Path, tmp_path: Path, strategy: str
+) -> None:
+    """SQLite writes to its WAL at the commit: on a full disk the commit
+    fails. A buyer whose write may or may not have landed is unknown, never
+    sold; the verdict never passes a sale the store did not keep."""
+    db = full / "sale.db"
+    assert tickets("--db", f"sqlite:{db}", "init", "--tickets", "5").returncode == 0
+    fill(full, leave_pages=8)  # room to open the database, none for its log to grow
+    result = tickets("--db", f"sqlite:{db}", "buy", "--buyers", "4", "--lock", strategy,
+                     "--no-delay", "--json", "--history", str(tmp_path / "h.jsonl"))  # fmt: skip
+    doc = json.loads(result.stdout)
+    import sqlite3
+
+    (full / "filler").unlink()  # room again, to read what the store kept
+    left = sqlite3.connect(db).execute("SELECT count FROM tickets_stock").fetchone()[0]
+    assert doc["sold"] == 5 - left, (doc["sold"], left)  # every sale reported is one kept
+    if doc["sold"] < 4:
+        assert result.returncode in (1, 3) and doc["passed"] is False
+    unknown = [b for b in doc["buyers"] if b["result"] == "info"]
+    assert unknown and all("full" in b["reason"] for b in unknown), doc["buyers"]

@@ -19,7 +19,7 @@ import time
 
 from ..constants import TYPE_CHECKING
 from ..locks import LockTimeout
-from ..stores import NoEffect, StoreError, open_store
+from ..stores import NoEffect, StoreError, WriteUnknown, open_store
 from ..strategies import get, sells_by_take
 from .events import EventWriter
 
@@ -215,7 +215,7 @@ class WatchedLock:
                 self._lock.release()  # a transaction's commit: may refuse (NoEffect)
             else:
                 self._lock.abort()  # a transaction rolls back
-        except NoEffect:
+        except (NoEffect, WriteUnknown):  # a transaction's commit: its outcome, not a note
             if exc is None:
                 raise
         except Exception as error:

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from ..locks import LockTimeout
-from ..stores import NoEffect, Store, open_store
+from ..stores import NoEffect, Store, WriteUnknown, open_store
 from ..strategies import get, sells_by_take
 from .buyer import die, quiet
 from .events import Batcher, EventWriter
@@ -201,8 +201,10 @@ def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[
             counter.lock.release()  # a transaction commits: it may be refused
     except NoEffect as exc:  # nobody got a ticket
         return [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
+    except WriteUnknown as exc:  # the commit failed: the sales may or may not stand
+        return [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
     except Exception:
-        pass
+        pass  # a lock that failed to let go: the write itself is done
     return outcomes
 
 

@@ -13,13 +13,13 @@ the interface every store offers. Which strategies each store takes is
 from __future__ import annotations
 
 from ..constants import LOCK_STRATEGY_NAMES, NATIVE_STRATEGIES, TYPE_CHECKING
-from .base import NoEffect, Store, StoreError
+from .base import NoEffect, Store, StoreError, WriteUnknown
 from .json_file import JsonFileStore
 
 if TYPE_CHECKING:
     from .spec import StoreSpec
 
-__all__ = ["NoEffect", "Store", "StoreError", "open_store", "strategies_for"]
+__all__ = ["NoEffect", "Store", "StoreError", "WriteUnknown", "open_store", "strategies_for"]
 
 
 def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False) -> Store:

@@ -48,6 +48,11 @@ class NoEffect(Exception):
     a known failure (``fail``), not an unknown one."""
 
 
+class WriteUnknown(Exception):
+    """A write that may or may not have landed: a commit that failed for a
+    reason other than a lock. The buyer's outcome is unknown (``info``)."""
+
+
 class Store:
     """One store, opened in the process that uses it (a connection or a file
     descriptor is never shared across a fork)."""

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
 from ..locks import BuyerLock, LockTimeout
-from .base import NoEffect, Store, StoreError
+from .base import NoEffect, Store, StoreError, WriteUnknown
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,6 +102,9 @@ class SqliteStore(Store):
             return StoreError(self.label, "is read-only", "make it and its folder writable")
         if "unable to open" in text:
             return StoreError(self.label, "cannot be opened", "check the path and permissions")
+        if "disk I/O error" in text or "full" in text:
+            return StoreError(self.label, f"cannot be used ({text})",
+                              "make room on its disk; the store is unchanged")  # fmt: skip
         return StoreError(self.label, f"failed: {text}")
 
     # -- the interface ---------------------------------------------------
@@ -234,13 +237,22 @@ class Transaction(BuyerLock):
             raise self.store._error(exc) from None
 
     def release(self) -> None:
+        """COMMIT. Refused for a lock ("database is locked"): rolled back,
+        nothing changed. Failed otherwise (a full disk, an I/O error): whether
+        it landed is unknown."""
         conn = self.store.connect()
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise NoEffect(f"the commit failed and rolled back ({exc})") from None
+            locked = "locked" in str(exc) or "busy" in str(exc)
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                locked = False
+            if locked:
+                raise NoEffect(f"the commit was refused and rolled back ({exc})") from None
+            raise WriteUnknown(f"the commit failed ({exc})") from None
 
     def abort(self) -> None:
         conn = self.store.connect()
