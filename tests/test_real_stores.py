@@ -101,6 +101,16 @@ def test_redis_transaction_retries_are_counted(redis_url: str) -> None:
     assert "retries" in console.export_text()
 
 
+def test_redis_transaction_retries_in_the_queue(redis_url: str) -> None:
+    config = QueueConfig(
+        store=parse_db(redis_url), strategy="transaction", tickets=20, producers=1, orders=20,
+        clerks=4, queue_size=20, batch=1, delays=Delays(0.0, 0.01), stall_timeout=30.0,
+    )  # fmt: skip
+    result = run_queue(config)
+    assert result.report.passed and result.report.sold == 20
+    assert any(r.retries for r in result.rows), "four clerks in a 5-10 ms window must collide"
+
+
 @pytest.mark.parametrize("batch", [1, 20])
 def test_queue_sells_exactly_the_stock_on_every_engine(real_store: str, batch: int) -> None:
     strategies = ["atomic", "transaction", "file"]

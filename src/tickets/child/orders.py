@@ -190,6 +190,8 @@ def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[
         failed = False
     except NoEffect as exc:
         outcomes = [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
+    except LockTimeout:  # an optimistic transaction that never got through: nothing written
+        outcomes = [{"type": "fail", "buyer": oid, "reason": "busy"} for oid in taken]
     except Exception as exc:
         outcomes = [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
     if counter.takes:
@@ -213,11 +215,14 @@ def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[d
     left, and write what is left once (group commit). With a store's own
     take, one call does the read and the write."""
     store = counter.store
+    retries = 0
     if counter.takes:
         if point == "locked":
             die()
         if counter.sale.strategy == "transaction":
-            count, _ = store.take_optimistic(len(taken), counter.wait, counter.sale.lock_timeout)
+            count, retries = store.take_optimistic(
+                len(taken), counter.wait, counter.sale.lock_timeout
+            )
         else:
             count = store.take(len(taken))
         left = count - min(count, len(taken))
@@ -234,6 +239,8 @@ def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[d
             seat -= 1
         else:
             outcomes.append({"type": "fail", "buyer": oid, "reason": "sold out"})
+        if retries:  # the batch's WATCH retries, on each of its orders
+            outcomes[-1]["retries"] = retries
     if left != count and not counter.takes:
         counter.wait()
         store.save(left)
