@@ -88,7 +88,13 @@ def redis_server() -> Iterator[Any]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    server = RedisServer(binary, password=REDIS_PASSWORD)
+    for attempt in range(3):  # the free port may be taken between asking and binding
+        try:
+            server = RedisServer(binary, password=REDIS_PASSWORD)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     try:
         yield server
     finally:
