@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, QueueConfig
@@ -56,25 +57,31 @@ def bare_loop(url: str) -> float:
     return rate
 
 
-def sale(url: str, strategy: str, buyers: int, folder: Path) -> float:
-    result = run_buy(BuyConfig(store=parse_db(url), buyers=buyers, tickets=buyers,
+def spec(url: str, lock_file: Path | None) -> Any:
+    return parse_db(url, lock_file=None if lock_file is None else str(lock_file))
+
+
+def sale(url: str, strategy: str, buyers: int, folder: Path, lock_file: Path | None) -> float:
+    result = run_buy(BuyConfig(store=spec(url, lock_file), buyers=buyers, tickets=buyers,
                                strategy=strategy, delays=Delays.none(), lock_timeout=60,
                                history=folder / f"b-{time.monotonic_ns()}.jsonl"))  # fmt: skip
     assert result.report.passed or strategy in ("none", "per-buyer", "deferred"), strategy
     return result.report.sold / result.duration_s
 
 
-def queue(url: str, strategy: str, folder: Path) -> float:
+def queue(url: str, strategy: str, folder: Path, lock_file: Path | None) -> float:
     result = run_queue(QueueConfig(
-        store=parse_db(url), strategy=strategy, producers=2, orders=QUEUE_ORDERS // 2, clerks=2,
-        queue_size=1000, tickets=QUEUE_ORDERS, batch=100, delays=Delays.none(), lock_timeout=60,
-        history=folder / f"q-{time.monotonic_ns()}.jsonl",
+        store=spec(url, lock_file), strategy=strategy, producers=2, orders=QUEUE_ORDERS // 2,
+        clerks=2, queue_size=1000, tickets=QUEUE_ORDERS, batch=100, delays=Delays.none(),
+        lock_timeout=60, history=folder / f"q-{time.monotonic_ns()}.jsonl",
     ))  # fmt: skip
     assert result.passed and result.report.sold == QUEUE_ORDERS, (strategy, result.report)
     return result.report.sold / result.duration_s
 
 
-def report_store(kind: str, url: str, buyers: int, repeat: int, folder: Path) -> None:
+def report_store(
+    kind: str, url: str, buyers: int, repeat: int, folder: Path, lock_file: Path | None = None
+) -> None:
     bare = max(bare_loop(url) for _ in range(repeat))
     what = "UPDATE ... RETURNING, autocommit" if kind == "sqlite" else "Lua take, pipelined x100"
     print(f"   {kind}: bare loop ({what}) {bare:,.0f}/s")
@@ -82,11 +89,11 @@ def report_store(kind: str, url: str, buyers: int, repeat: int, folder: Path) ->
     for strategy in LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind]:
         if strategy in ("per-buyer",):
             continue  # the same as none, by design
-        run = max(sale(url, strategy, buyers, folder) for _ in range(repeat))
+        run = max(sale(url, strategy, buyers, folder, lock_file) for _ in range(repeat))
         if strategy in ("none", "deferred"):  # a queue of these would not sell the stock
             print(f"   {strategy:<12} {run:>9,.0f} {run / bare:>6.2f} {'-':>9} {'-':>6}")
             continue
-        q = max(queue(url, strategy, folder) for _ in range(repeat))
+        q = max(queue(url, strategy, folder, lock_file) for _ in range(repeat))
         print(f"   {strategy:<12} {run:>9,.0f} {run / bare:>6.2f} {q:>9,.0f} {q / bare:>6.2f}")
 
 
@@ -103,7 +110,10 @@ def report(buyers: int, repeat: int) -> None:
             return
         server = RedisServer(binary)
         try:
-            report_store("redis", server.url(key="bench"), buyers, repeat, folder)
+            # The lock file and the sale claim in the temporary folder too,
+            # not in the current one (a Redis store's default).
+            url = server.url(key="bench")
+            report_store("redis", url, buyers, repeat, folder, folder / "bench.lock")
         finally:
             server.stop()
 
