@@ -168,6 +168,26 @@ def test_fencing_refuses_the_stale_holder(redis_url: str) -> None:
     assert fenced and all(r.result == "fail" for r in fenced)
 
 
+@pytest.mark.parametrize("fencing", [False, True])
+def test_clerks_that_outlive_their_lease(redis_url: str, fencing: bool) -> None:
+    """The queue's clerks pause holding the lease too: three clerks, each
+    holding a 60 ms lease for 250 ms between read and write."""
+    from tickets.run.chaos import Chaos
+
+    config = QueueConfig(
+        store=parse_db(redis_url), strategy="lease", tickets=10, producers=1, orders=6,
+        clerks=3, queue_size=6, batch=1, delays=Delays.none(), lease_ttl=0.06, fencing=fencing,
+        chaos=Chaos(kill_rate=0.0, pause_rate=1.0, pause_length=0.25), stall_timeout=30.0,
+    )  # fmt: skip
+    result = run_queue(config)
+    assert result.chaos is not None and result.chaos["paused"] == 3
+    if fencing:
+        assert result.report.passed and result.report.oversold == 0
+        assert any("fenced" in (r.reason or "") for r in result.rows)
+    else:
+        assert result.report.oversold > 0 and not result.report.passed
+
+
 def test_the_lease_options_need_the_lease(tmp_path: Path, invoke: Any) -> None:
     url = f"sqlite:{tmp_path / 'sale.db'}"
     result = invoke("--db", url, "buy", "--fencing", "--lock", "atomic")
@@ -210,7 +230,7 @@ def test_urls_parse() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "redis://:hunter2@h:99999/0", "redis://:hunter2@h:port/0", "redis://:hunter2@h/16",
+        "redis://:hunter2@h:99999/0", "redis://:hunter2@h:port/0", "redis://:hunter2@h/1x",
         "redis://:hunter2@h/0?key=", "redis://:hunter2@h/0?kee=x", "redis://:hunter2@h/0?key=a&key=b",
         "rediss://:hunter2@h/0", "sqlite://remote/x.db", "sqlite:", "sqlite:///x.db?mode=ro",
         "postgres://:hunter2@h/db", "redis://:hunter2@h/x",
@@ -257,6 +277,11 @@ def test_a_stopped_server_times_out_at_the_connect_timeout(redis_server: Any) ->
     finally:
         redis_server.resume()
     assert "cannot be reached" in line and took < 15
+
+
+def test_a_database_the_server_does_not_have_is_one_line(redis_server: Any) -> None:
+    line = one_line_error(tickets("--db", redis_server.url(db=99), "status"))
+    assert "DB index is out of range" in line and REDIS_PASSWORD not in line
 
 
 def test_a_refused_password_is_one_line(redis_server: Any) -> None:

@@ -90,7 +90,7 @@ def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, o
     lock = get(sale.strategy).child_lock(
         token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing
     )
-    rng = Draws(sale.seed, 2, clerk)
+    counter = Counter(sale, store, lock, Draws(sale.seed, 2, clerk), dict(sale.pause_at).get(clerk))
     die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
     handled = 0
     if not gate.poll(sale.gate_timeout):
@@ -106,7 +106,7 @@ def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, o
             out.add({"type": "take", "clerk": clerk, "pid": base["pid"], "orders": taken,
                      "t": time.monotonic()})  # fmt: skip
             out.flush()
-            sell(Counter(sale, store, lock, rng), taken, point, base, out)
+            sell(counter, taken, point, base, out)
             out.flush()  # every confirmation leaves only after the write that records it
             handled += len(taken)
             if plan.shutdown == "join":
@@ -141,18 +141,24 @@ def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
 
 class Counter:
     """What a clerk sells with: its own store handle, the strategy's lock,
-    and its seeded write delays."""
+    its seeded write delays, and how long a chaos run pauses it holding the
+    lock between its read and its write (None: not at all)."""
 
-    def __init__(self, sale: BuyerPlan, store: Store, lock: Any, rng: Draws) -> None:
+    def __init__(
+        self, sale: BuyerPlan, store: Store, lock: Any, rng: Draws, pause: float | None = None
+    ) -> None:
         self.sale = sale
         self.store = store
         self.lock = lock
         self.rng = rng
+        self.pause = pause
         self.takes = sells_by_take(sale.strategy, sale.store.kind)
 
     def wait(self) -> None:
         if self.sale.delays.write:
             time.sleep(self.rng.uniform(self.sale.delays.write / 2, self.sale.delays.write))
+        if self.pause:  # chaos: holding the lock (or the lease) far too long
+            time.sleep(self.pause)
 
 
 def sell(

@@ -206,12 +206,12 @@ def chaos_options(f: F) -> F:
 
 
 def pause_length_option(f: F) -> F:
-    """``--pause-length``: buyers pause at one named point, holding the lock."""
+    """``--pause-length``: buyers (clerks) pause at one named point, holding the lock."""
     return click.option(
         "--pause-length", type=Amount(0, 3_600_000, min_open=True), metavar="MS",
-        help="With --chaos: paused buyers stop themselves holding the lock, after their read "
-        "and before their write, for MS ms (outlive a --lease-ttl), instead of SIGSTOP at "
-        "random moments.",
+        help="With --chaos: paused buyers (clerks) stop themselves holding the lock, after "
+        "their read and before their write, for MS ms (outlive a --lease-ttl), instead of "
+        "SIGSTOP at random moments.",
     )(f)
 
 

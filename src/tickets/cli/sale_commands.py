@@ -321,6 +321,7 @@ def show_race(result: Any, show_timeline: bool) -> None:
 @lock_option()
 @sale_options
 @chaos_options
+@pause_length_option
 @click.pass_context
 def queue_command(
     ctx: click.Context,

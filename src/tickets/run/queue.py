@@ -73,8 +73,11 @@ class QueueMode(SaleMode):
         kill_at = config.kill_at
         if config.chaos is not None and not kill_at:
             kill_at = config.chaos.clerk_kills(config.clerks, self.total)
+        sale = config.plan()
+        if config.chaos is not None:  # clerks that pause holding the lock, by clerk
+            sale = sale._replace(pause_at=config.chaos.held_pauses(config.clerks))
         self.plan = OrderPlan(
-            config.plan(), config.orders, config.put_timeout, config.get_timeout,
+            sale, config.orders, config.put_timeout, config.get_timeout,
             config.shutdown, config.batch, kill_at,
         )  # fmt: skip
         self.join = config.shutdown == "join"
@@ -186,6 +189,9 @@ class QueueMode(SaleMode):
             run.ledger.live.queue_depth = self.orders.qsize()
         except NotImplementedError:  # macOS has no sem_getvalue
             run.ledger.live.queue_depth = None
+
+    def held_pauses(self) -> int:
+        return len(self.plan.sale.pause_at)
 
     def pause_keys(self) -> Iterable[Hashable]:
         keys: list[Hashable] = [("clerk", c) for c in range(self.config.clerks)]

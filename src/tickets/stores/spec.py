@@ -176,8 +176,9 @@ def _parse_redis(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
     if url.fragment:
         raise BadStoreURL("a redis URL takes no #fragment")
     db_text = url.path.lstrip("/") or "0"
-    if not db_text.isdigit() or not 0 <= int(db_text) <= 15:
-        raise BadStoreURL(f"redis URL names database {db_text[:20]!r}; use a number 0..15")
+    if not (db_text.isascii() and db_text.isdigit()) or len(db_text) > 9:
+        raise BadStoreURL(f"redis URL names database {db_text[:20]!r}; use a number (0 to 15 "
+                          "on a default server)")  # fmt: skip
     try:
         query = parse_qs(url.query, keep_blank_values=True, strict_parsing=bool(url.query))
     except ValueError:
