@@ -20,6 +20,8 @@ not the absolute numbers, across machines).
 7. SQLite and a real Redis server: every strategy's 400-buyer sale and
    `queue --batch 100`, against a bare loop of the same store operation in
    one process (bench/stores.py).
+8. The user's own buyer (`--buy`) against the built-in purchase, same lock
+   (bench/user_buyer.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import history_check
 import stores
+import user_buyer
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, QueueConfig
 from tickets.constants import LOCK_STRATEGY_NAMES
@@ -212,6 +215,7 @@ def main() -> None:
         polling_against_blocking(path)
     history_check.report(CHECK_OPERATIONS)
     stores.report(BUYERS, REPEAT)
+    user_buyer.report(BUYERS)
 
 
 if __name__ == "__main__":

@@ -145,10 +145,12 @@ def test_every_help_example_runs_and_does_what_its_comment_says(tmp_path: Path) 
     that promise something see it happen."""
     import os
     import shlex
+    import shutil
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "TICKETS_DB"}
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples", tmp_path / "examples")
     done_any = set()
     for command, comment in help_examples():
         histories = sorted((tmp_path / "history").glob("*.jsonl"), key=os.path.getmtime)

@@ -141,10 +141,22 @@ class BuyConfig(SaleConfig):
     """``tickets buy``: N buyer processes against the store."""
 
     buyers: int
+    #: the user's own buyer, ``FILE.py:FUNC`` or ``MODULE:FUNC`` (None: the built-in purchase)
+    buy: str | None = None
+    #: a buyer still buying this long after the start is stopped (its outcome: unknown)
+    buyer_timeout: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("buyers", self.buyers, 1, MAX_BUYERS)
+        _timeout("buyer timeout", self.buyer_timeout)
+        if self.buy is not None:
+            from .child.user_buyer import BuyerCodeError, check
+
+            try:
+                check(self.buy)
+            except BuyerCodeError as exc:
+                raise ConfigError(f"--buy {exc}") from None
 
 
 @dataclass(frozen=True, kw_only=True)

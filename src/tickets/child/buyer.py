@@ -124,6 +124,13 @@ class Counter:
             die()
         return seen
 
+    def begin(self) -> None:
+        """The user's buyer: its invoke, sent before its function is called
+        (it does its own search, if any)."""
+        t = time.monotonic()
+        self.timing = {"t_start": t, "t_search": t}
+        self.events.send({"type": "invoke", **self.base, "t": t, "t_start": t})
+
     def read(self) -> int:
         count = self.store.load()
         if self.kill_at == "locked":
@@ -273,13 +280,31 @@ def run_buyer(
         holder = {"type": "locked", "pid": counter.base["pid"]}
         announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
         lock = WatchedLock(plan, counter.store, token, announce)
-        outcome = outcome_of(purchase, counter, lock)
+        if plan.buy is not None:  # the user's own code buys
+            from .user_buyer import outcome as user_outcome
+
+            outcome = user_outcome(user_function(plan.buy), counter, lock, plan.log)
+        else:
+            outcome = outcome_of(purchase, counter, lock)
         counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
     except Exception as exc:  # reported, never printed: the parent renders
         writer.send(
             {"type": "fail", "buyer": buyer, "pid": os.getpid(), "reason": f"error: {exc}",
              "t": time.monotonic()}
         )  # fmt: skip
+
+
+#: The user's buyer function, loaded once per process (the launcher loads it
+#: before forking, so every buyer inherits it imported).
+_USER_FUNCTION: list[Any] = []
+
+
+def user_function(spec: str) -> Any:
+    if not _USER_FUNCTION:
+        from .user_buyer import load
+
+        _USER_FUNCTION.append(load(spec))
+    return _USER_FUNCTION[0]
 
 
 class _SoldOutCounter(Counter):

@@ -46,8 +46,8 @@ class BuyerPlan(
     namedtuple(
         "BuyerPlan",
         "store strategy seed delays lock_timeout fsync gate_timeout kill_at lease_ttl fencing"
-        " pause_at",
-        defaults=(False, 120.0, (), 1.0, False, ()),
+        " pause_at buy log",
+        defaults=(False, 120.0, (), 1.0, False, (), None, None),
     )
 ):
     """What every buyer of a run shares (the clerks of a queue run too).
@@ -55,7 +55,9 @@ class BuyerPlan(
     ``store`` is where the store is (a StoreSpec: plain values);
     ``kill_at`` pairs buyers with the point where a chaos run kills them;
     ``pause_at`` pairs buyers with how long a chaos run pauses them holding
-    the lock, after the read and before the write (a lease may expire).
+    the lock, after the read and before the write (a lease may expire);
+    ``buy`` names the user's function that buys instead of the built-in
+    purchase (``FILE.py:FUNC``), ``log`` the file its tracebacks go to.
     """
 
     __slots__ = ()
@@ -70,6 +72,8 @@ class BuyerPlan(
     lease_ttl: float
     fencing: bool
     pause_at: tuple[tuple[int, float], ...]
+    buy: str | None
+    log: str | None
 
 
 class OrderPlan(

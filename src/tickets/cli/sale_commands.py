@@ -62,6 +62,15 @@ def sell_and_exit(
 @sale_options
 @chaos_options
 @pause_length_option
+@click.option(
+    "--buy", "buy_code", metavar="FILE.py:FUNC",
+    help="Buy with your own code: each buyer calls FUNC(store) once; it returns the seat it "
+    "took, or None when sold out (FILE.py:FUNC or MODULE:FUNC).",
+)
+@click.option(
+    "--buyer-timeout", type=Amount(0, 86_400, min_open=True), metavar="S",
+    help="Stop a buyer still buying S seconds after the start (its outcome: unknown).",
+)
 @click.option("--all", "show_all", is_flag=True, help="Show every buyer in the table.")
 @click.pass_context
 def buy(
@@ -71,6 +80,8 @@ def buy(
     strategy: str,
     json_: bool,
     show_all: bool,
+    buy_code: str | None,
+    buyer_timeout: float | None,
     **opts: Any,
 ) -> None:
     """Run a sale: N buyer processes contend for the stock.
@@ -86,13 +97,15 @@ def buy(
         tickets buy --buyers 50 --lock none --tickets 10  # watch it oversell
         tickets buy --buyers 1000 --no-delay --json
         tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
+        tickets buy --buy examples/booking.py:take_ticket --lock file
     """
     from ..config import BuyConfig
     from ..output.json_documents import run_dict
     from ..run.buy import run_buy
 
     with translate_errors():
-        config = BuyConfig(buyers=buyers, strategy=strategy, **sale_config(ctx, opts))
+        config = BuyConfig(buyers=buyers, strategy=strategy, buy=buy_code,
+                           buyer_timeout=buyer_timeout, **sale_config(ctx, opts))  # fmt: skip
     def show(result: Any, code: int) -> None:
         if json_:
             emit_json(run_dict(result), code)

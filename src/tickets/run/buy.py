@@ -8,6 +8,7 @@ Either way a buyer that exits without an outcome is unknown (``info``).
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
@@ -32,7 +33,7 @@ class BuyMode(SaleMode):
 
     def __init__(self, config: BuyConfig) -> None:
         super().__init__(config)
-        plan = config.plan()
+        plan = config.plan()._replace(buy=config.buy)
         if config.chaos is not None:
             plan = plan._replace(
                 kill_at=config.chaos.buyer_kills(config.buyers),
@@ -40,6 +41,8 @@ class BuyMode(SaleMode):
             )
         self.plan = plan
         self._tokens: list[Any] = []
+        #: when the gate opened (the first step), for --buyer-timeout
+        self.t_gate: float | None = None
 
     @property
     def total(self) -> int:
@@ -50,9 +53,15 @@ class BuyMode(SaleMode):
         return self.config.buyers
 
     def run_fields(self) -> dict[str, Any]:
-        return {"buyers": self.config.buyers}
+        fields: dict[str, Any] = {"buyers": self.config.buyers}
+        if self.config.buy is not None:
+            fields["buyer"] = self.config.buy
+        return fields
 
     def make_children(self, run: Harness) -> LauncherHandle | Children:
+        if self.config.buy is not None and run.ledger.history_path is not None:
+            # The user's tracebacks go beside the history, never to the terminal.
+            self.plan = self.plan._replace(log=str(run.ledger.history_path) + ".log")
         if self.config.start_method == "fork":
             return LauncherHandle(
                 self.plan, self.config.buyers, run.events.writer.fileno(), run.gate.reader.fileno()
@@ -95,6 +104,11 @@ class BuyMode(SaleMode):
     def step(self, run: Harness, now: float, quiet: float, heard: bool) -> str | None:
         if run.ledger.live.done >= self.config.buyers:
             return FINISHED
+        if self.t_gate is None:
+            self.t_gate = now  # the first step comes just after the gate opened
+        timeout = self.config.buyer_timeout
+        if timeout is not None and now - self.t_gate > timeout and self.time_out(run, timeout):
+            return NEWS
         if heard:
             return None
         # Quiet: look for buyers that died without a word. Their last
@@ -108,6 +122,18 @@ class BuyMode(SaleMode):
                 run.ledger.unknown(b, describe_exit(run.children.exitcode(b)))
                 run.detector.died(run.children.pids.get(b))
         return NEWS
+
+    def time_out(self, run: Harness, timeout: float) -> bool:
+        """Stop the buyers still buying ``timeout`` after the start: their
+        outcome is unknown (they may have written). Any stopped?"""
+        run.drain()  # an outcome already sent counts
+        late = [b for b in run.ledger.pending() if run.children.exitcode(b) is None]
+        for b in late:
+            reason = f"timeout: still buying after {timeout:g}s; stopped"
+            run.ledger.record({"type": "info", "buyer": b, "reason": reason,
+                               "t": time.monotonic()})  # fmt: skip
+        run.children.signal(late, signal.SIGKILL)
+        return bool(late)
 
     def stall_message(self, seconds: float) -> str:
         return f"no buyer reported for {seconds:g}s; stopped by the watchdog"
