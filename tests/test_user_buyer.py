@@ -177,3 +177,23 @@ def test_nothing_the_user_code_starts_is_left_behind(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
         time.sleep(0.05)
     assert not any(os.path.exists(f"/proc/{p}") for p in pids)
+
+
+def test_race_puts_the_user_code_beside_the_built_in_strategies(tmp_path: Path) -> None:
+    good, bad = f"{EXAMPLE}:take_ticket", f"{EXAMPLE}:take_ticket_broken"
+    code, doc = buy_json("race", "-n", "12", "--write-delay", "60",
+                         "--strategies", f"none,file,{good},{bad}")  # fmt: skip
+    assert code == 1 and not doc["passed"]
+    sides = {s["strategy"]: s for s in doc["strategies"]}
+    assert sides[good]["excludes"] and sides[good]["oversold_trials"] == 0
+    assert sides[bad]["excludes"] and sides[bad]["oversold_trials"] == 1
+    assert any(bad in reason for reason in doc["reasons"])
+    assert sum(1 for run in doc["runs"] if "take_ticket" in run["history"]) == 2
+    code, doc = buy_json("race", "-n", "8", "--strategies", f"none,{good}", "--expect-oversell",
+                         "--write-delay", "60")  # fmt: skip
+    assert code == 0 and doc["passed"]
+    shown = tickets("race", "-n", "6", "--no-delay", "--strategies", f"file,{good}")
+    assert "booking.py:take_ticket" in shown.stdout and str(ROOT) not in shown.stdout.split(
+        "histories:")[0]  # fmt: skip
+    done = tickets("race", "--strategies", "none,missing.py:f")
+    assert done.returncode == 2 and "missing.py: no such file" in done.stderr

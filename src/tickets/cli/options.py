@@ -324,16 +324,25 @@ def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
 def parse_strategies(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> list[str] | None:
-    """``--strategies none,file``: a comma-separated list of known strategies."""
+    """``--strategies none,file,my_shop/booking.py:take_ticket``: known
+    strategies, and the user's own buyers (checked before anything starts)."""
     if value is None:
         return None
     names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in STRATEGY_NAMES]
+    unknown = [n for n in names if n not in STRATEGY_NAMES and ":" not in n]
     if unknown or not names:
         raise click.BadParameter(
             f"{unknown[0] if unknown else value!r} is not a strategy; "
-            f"use a comma-separated list of {', '.join(STRATEGY_NAMES)}"
+            f"use a comma-separated list of {', '.join(STRATEGY_NAMES)} or FILE.py:FUNC"
         )
     if len(set(names)) != len(names):
         raise click.BadParameter("a strategy is named twice")
+    from ..child.user_buyer import BuyerCodeError, check
+
+    for name in names:
+        if ":" in name:
+            try:
+                check(name)
+            except BuyerCodeError as exc:
+                raise click.BadParameter(str(exc)) from None
     return names

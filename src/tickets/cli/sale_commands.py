@@ -131,7 +131,8 @@ def buy(
     "--strategies",
     callback=parse_strategies,
     metavar="LIST",
-    help="Compare these strategies instead, e.g. none,per-buyer,process,file.",
+    help="Compare these strategies instead, e.g. none,per-buyer,process,file; FILE.py:FUNC "
+    "is your own buyer (see buy --buy).",
 )
 @count_option("--trials", 1, 1000, 1, "Run each side K times, seeds --seed, --seed+1, ...")
 @click.option(
@@ -255,9 +256,9 @@ def race_sides(
 
 def worst_unlocked(result: Any) -> Any:
     """The run of a strategy without exclusion that oversold most (or any run)."""
-    from ..strategies import STRATEGIES
+    from ..strategies import excludes
 
-    unlocked = [r for r in result.runs if not STRATEGIES[r.strategy].excludes]
+    unlocked = [r for r in result.runs if not excludes(r.strategy)]
     pool = unlocked or list(result.runs)
     return max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
 
@@ -270,11 +271,11 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
 
     from ..history import read
     from ..output.timeline import timeline
-    from ..strategies import STRATEGIES
+    from ..strategies import excludes
     from .history_commands import export
 
     worst = worst_unlocked(result)
-    locked = next((r for r in result.runs if STRATEGIES[r.strategy].excludes), None)
+    locked = next((r for r in result.runs if excludes(r.strategy)), None)
     shown = [worst] if locked is None or locked is worst else [locked, worst]
     with translate_errors():
         pictures = [timeline(read(r.result.history), width=120) for r in shown]

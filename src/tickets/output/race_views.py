@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..run.race import RaceResult, in_words
+from ..strategies import side_label
 
 
 def race_table(race: RaceResult) -> Table:
@@ -18,7 +19,7 @@ def race_table(race: RaceResult) -> Table:
     table = Table(title=title)
     table.add_column("")
     for side in sides:
-        table.add_column(side.strategy, justify="right")
+        table.add_column(side_label(side.strategy), justify="right")
     if trials == 1:
         _one_trial_rows(table, race)
     else:

@@ -128,7 +128,11 @@ def history_path_of(config: SaleConfig) -> Path | None:
     """Where the run's history goes (None: ``--history none``)."""
     if not config.keep_history:
         return None
-    return config.history or default_history_path(config.store, config.mode, config.strategy)
+    what = config.strategy
+    buy = getattr(config, "buy", None)
+    if buy is not None:  # the user's own buyer: named by its function
+        what = "".join(c if c.isalnum() or c in "-_" else "_" for c in buy.rpartition(":")[2])
+    return config.history or default_history_path(config.store, config.mode, what)
 
 
 def stock_words(tickets: int | None, before: int | None, initial: int) -> str:

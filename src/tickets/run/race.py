@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import BuyConfig, ConfigError
-from ..strategies import STRATEGIES
+from ..strategies import STRATEGIES, excludes, is_user_code, side_label
 from .buy import run_buy
 from .ledger import Progress, RunResult
 
@@ -52,7 +52,7 @@ class SideStats:
 
     @property
     def excludes(self) -> bool:
-        return STRATEGIES[self.strategy].excludes
+        return excludes(self.strategy)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,7 +131,7 @@ def in_words(side: SideStats) -> str:
         "process": "with one process lock",
         "file": "with the file lock",
         "flock": "with the kernel's flock",
-    }[side.strategy]
+    }.get(side.strategy, f"with {side_label(side.strategy)}")
     times = "once" if side.sold_max == 1 else f"{side.sold_max} times"
     tickets = "1 ticket was" if side.initial == 1 else f"{side.initial} tickets were"
     text = f"{label} {tickets} sold {times}"
@@ -164,8 +164,9 @@ def run_race(
     if not strategies:
         raise ConfigError("name at least one strategy")
     for name in strategies:
-        if name not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+        if name not in STRATEGIES and not is_user_code(name):
+            raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}"
+                              " or name your own buyer, FILE.py:FUNC")  # fmt: skip
     if len(set(strategies)) != len(strategies):
         raise ConfigError("a strategy is named twice")
     if not 1 <= trials <= MAX_TRIALS:
@@ -175,7 +176,7 @@ def run_race(
     runs: list[RaceRun] = []
     for trial in range(trials):
         for name in strategies:
-            config = replace(base, strategy=name, seed=trial_seed(base.seed, trial), mode="race")
+            config = side_config(base, name, trial)
             label = f"{name}, trial {trial + 1}/{trials}"
             hook = None if progress is None else _labelled(progress, label)
             try:
@@ -190,6 +191,14 @@ def run_race(
                 )
                 raise
     return _race_result(runs, strategies, None, max_oversold, expect_oversell)
+
+
+def side_config(base: BuyConfig, name: str, trial: int) -> BuyConfig:
+    """One side's run: a strategy, or the user's own buyer under the base's lock."""
+    seed = trial_seed(base.seed, trial)
+    if is_user_code(name):
+        return replace(base, buy=name, seed=seed, mode="race")
+    return replace(base, strategy=name, buy=None, seed=seed, mode="race")
 
 
 def _race_result(
