@@ -26,6 +26,7 @@ from .constants import (
     MAX_ORDERS,
     MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
+    STORE_STRATEGIES,
     STRATEGY_NAMES,
 )
 from .stores.spec import StoreSpec
@@ -92,7 +93,6 @@ class SaleConfig:
     def __post_init__(self) -> None:
         import multiprocessing
 
-        from .stores import strategies_for
         from .stores.spec import BadStoreURL, parse_db
 
         if not isinstance(self.store, StoreSpec):  # a path, as the library's callers give it
@@ -104,7 +104,7 @@ class SaleConfig:
             raise ConfigError(
                 f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGY_NAMES)}"
             )
-        usable = strategies_for(self.store.kind)
+        usable = STORE_STRATEGIES[self.store.kind]
         if self.strategy not in usable:
             raise ConfigError(
                 f"--lock {self.strategy} does not apply to a {self.store.kind} store; "

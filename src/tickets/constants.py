@@ -21,6 +21,8 @@ NATIVE_STRATEGIES = {
 }
 #: Every strategy, in the order tables show them.
 STRATEGY_NAMES = LOCK_STRATEGY_NAMES + ("atomic", "transaction", "deferred", "lease")
+#: The strategies each store can sell with: the lock strategies and its own.
+STORE_STRATEGIES = {kind: LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind] for kind in STORE_KINDS}
 DEFAULT_STRATEGY = "file"
 #: How long connecting to a store's server may take (seconds; --connect-timeout).
 DEFAULT_CONNECT_TIMEOUT = 2.0

@@ -23,15 +23,14 @@ from typing import Any, TypeGuard
 
 from .child.events import MAX_REASON
 from .constants import (
-    LOCK_STRATEGY_NAMES,
     MAX_BATCH,
     MAX_BUYERS,
     MAX_CLERKS,
     MAX_COUNT,
     MAX_ORDERS,
     MAX_PRODUCERS,
-    NATIVE_STRATEGIES,
     STORE_KINDS,
+    STORE_STRATEGIES,
     STRATEGY_NAMES,
 )
 
@@ -275,7 +274,7 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     kind = ev.get("store_kind", "json")  # histories from before the real stores are JSON's
     if kind not in STORE_KINDS:
         raise Malformed(f"run line has store kind {kind!r}, not one of {', '.join(STORE_KINDS)}")
-    if strategy not in LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind]:
+    if strategy not in STORE_STRATEGIES[kind]:
         raise Malformed(f"run line has strategy {strategy!r}, which a {kind} store does not have")
     for key in ("seed", "pid", "batch", "clerks", "queue_size"):
         if key in ev and not _is_int(ev[key], 0, MAX_COUNT):

@@ -281,9 +281,10 @@ def run_buyer(
         announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
         lock = WatchedLock(plan, counter.store, token, announce)
         if plan.buy is not None:  # the user's own code buys
+            from .user_buyer import load
             from .user_buyer import outcome as user_outcome
 
-            outcome = user_outcome(user_function(plan.buy), counter, lock, plan.log)
+            outcome = user_outcome(load(plan.buy), counter, lock, plan.log)
         else:
             outcome = outcome_of(purchase, counter, lock)
         counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
@@ -292,19 +293,6 @@ def run_buyer(
             {"type": "fail", "buyer": buyer, "pid": os.getpid(), "reason": f"error: {exc}",
              "t": time.monotonic()}
         )  # fmt: skip
-
-
-#: The user's buyer function, loaded once per process (the launcher loads it
-#: before forking, so every buyer inherits it imported).
-_USER_FUNCTION: list[Any] = []
-
-
-def user_function(spec: str) -> Any:
-    if not _USER_FUNCTION:
-        from .user_buyer import load
-
-        _USER_FUNCTION.append(load(spec))
-    return _USER_FUNCTION[0]
 
 
 class _SoldOutCounter(Counter):

@@ -33,7 +33,7 @@ from ..constants import TYPE_CHECKING
 from ..locks import install_alarm
 from ..stores.spec import StoreSpec
 from ..strategies import MP_LOCK_STRATEGIES, get
-from .buyer import run_buyer, user_function, warm_up
+from .buyer import run_buyer, warm_up
 from .events import Batcher, EventWriter
 from .plan import BuyerPlan, Delays
 
@@ -141,8 +141,10 @@ def main() -> None:
     if plan.strategy == "flock":
         install_alarm()  # every buyer inherits its lock timer's handler
     if plan.buy is not None:
+        from .user_buyer import load
+
         try:
-            user_function(plan.buy)  # imported once here, inherited by every buyer
+            load(plan.buy)  # imported once here, inherited by every buyer
         except Exception:
             pass  # each buyer then says why, as its outcome
     sink = os.open(os.devnull, os.O_RDWR)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: The name a buyer file is imported under (one per process: one --buy per run).
 MODULE_NAME = "tickets_user_buyer"
+#: Functions already loaded in this process, by spec: a race checks its side
+#: once per trial, and every buyer the launcher forks inherits the launcher's.
+_LOADED: dict[str, Callable[[Any], Any]] = {}
 
 
 class BuyerCodeError(Exception):
@@ -44,8 +47,14 @@ def split(spec: str) -> tuple[str, str]:
 
 
 def load(spec: str) -> Callable[[Any], Any]:
-    """Import the buyer's module and return its function, or raise
-    :class:`BuyerCodeError` with one line that names what is wrong."""
+    """Import the buyer's module and return its function (once per process),
+    or raise :class:`BuyerCodeError` with one line that names what is wrong."""
+    if spec not in _LOADED:
+        _LOADED[spec] = _import(spec)
+    return _LOADED[spec]
+
+
+def _import(spec: str) -> Callable[[Any], Any]:
     import importlib
     import importlib.util
 

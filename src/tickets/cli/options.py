@@ -328,8 +328,10 @@ def parse_strategies(
     strategies, and the user's own buyers (checked before anything starts)."""
     if value is None:
         return None
+    from ..strategies import is_user_code
+
     names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in STRATEGY_NAMES and ":" not in n]
+    unknown = [n for n in names if n not in STRATEGY_NAMES and not is_user_code(n)]
     if unknown or not names:
         raise click.BadParameter(
             f"{unknown[0] if unknown else value!r} is not a strategy; "
@@ -340,7 +342,7 @@ def parse_strategies(
     from ..child.user_buyer import BuyerCodeError, check
 
     for name in names:
-        if ":" in name:
+        if is_user_code(name):
             try:
                 check(name)
             except BuyerCodeError as exc:

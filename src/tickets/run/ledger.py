@@ -22,7 +22,7 @@ from ..housekeeping import history_folder
 from ..operations import ABSENT, Malformed, Operations
 from ..store_lock import SaleClaim, check_lock_path, restock
 from ..stores import Store, StoreError, open_store
-from ..stores.spec import StoreSpec
+from ..stores.spec import StoreSpec, safe_name
 from .interrupts import shielded
 
 
@@ -131,7 +131,7 @@ def history_path_of(config: SaleConfig) -> Path | None:
     what = config.strategy
     buy = getattr(config, "buy", None)
     if buy is not None:  # the user's own buyer: named by its function
-        what = "".join(c if c.isalnum() or c in "-_" else "_" for c in buy.rpartition(":")[2])
+        what = safe_name(buy.rpartition(":")[2])
     return config.history or default_history_path(config.store, config.mode, what)
 
 

@@ -7,19 +7,19 @@
 :mod:`.spec` parses ``--db`` into a :class:`~.spec.StoreSpec`;
 :func:`open_store` opens one in the process that uses it; :mod:`.base` is
 the interface every store offers. Which strategies each store takes is
-:data:`tickets.constants.NATIVE_STRATEGIES` plus the lock strategies.
+:data:`tickets.constants.STORE_STRATEGIES`.
 """
 
 from __future__ import annotations
 
-from ..constants import LOCK_STRATEGY_NAMES, NATIVE_STRATEGIES, TYPE_CHECKING
+from ..constants import TYPE_CHECKING
 from .base import NoEffect, Store, StoreError, WriteUnknown
 from .json_file import JsonFileStore
 
 if TYPE_CHECKING:
     from .spec import StoreSpec
 
-__all__ = ["NoEffect", "Store", "StoreError", "WriteUnknown", "open_store", "strategies_for"]
+__all__ = ["NoEffect", "Store", "StoreError", "WriteUnknown", "open_store"]
 
 
 def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False) -> Store:
@@ -38,8 +38,3 @@ def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False)
         store = JsonFileStore(spec)
     store.fsync = fsync
     return store
-
-
-def strategies_for(kind: str) -> tuple[str, ...]:
-    """The strategies a store of this kind can sell with."""
-    return LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind]

@@ -96,8 +96,7 @@ class StoreSpec(
         if self.path is not None:
             name = os.path.basename(self.path)
             return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(self.key))[:80]
-        return f"redis-{self.port}-{self.db}-{safe}"
+        return f"redis-{self.port}-{self.db}-{safe_name(str(self.key))}"
 
     @property
     def sale_path(self) -> str:
@@ -112,6 +111,11 @@ class StoreSpec(
         """Where the store's histories go by default: ``history/`` beside a
         file store, in the current folder for a server."""
         return os.path.dirname(self.path) if self.path is not None else ""
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """``text`` as part of a file name: letters, digits, ``-`` and ``_`` only."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:limit]
 
 
 def parse_db(text: str, *, lock_file: str | None = None, connect_timeout: float | None = None
