@@ -14,15 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .constants import MAX_COUNT
 from .history import History, HistoryError
-from .linearizability import order_checks, sorted_sales
-from .operations import ABSENT, NO_EFFECT, PENDING, SOLD_OUT, UNKNOWN, Operations
+from .linearizability import order_checks, sorted_sales, undersell_of_ids
+from .operations import ABSENT, NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN, Operations
+
+#: What a check that could not run says it is (``passed`` None).
+NOT_RUN = "not run"
+#: Why the stock checks could not run, when nothing read the stock.
+NO_STOCK = "no stock reading: give --stock-cmd CMD (or --db, the store the command sells from)"
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
-    passed: bool
+    #: None: the check could not run (the detail says why)
+    passed: bool | None
     detail: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -31,18 +38,22 @@ class Check:
 
 @dataclass(frozen=True)
 class Report:
-    initial: int
+    #: None: nothing read the stock (a command buyer's sale without --stock-cmd)
+    initial: int | None
     remaining: int | None
     sold: int
     failed: int
     unknown: int
-    #: seat -> the buyers (``"run:buyer"`` keys, or buyer numbers for one run) that got it
-    double_sold: dict[int, list[str]] = field(default_factory=dict)
+    #: seat (or ticket id) -> the buyers (``"run:buyer"`` keys, or buyer
+    #: numbers for one run) that got it
+    double_sold: dict[Any, list[str]] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
 
     @property
     def oversold(self) -> int:
         """Confirmed sales the store did not account for (never negative)."""
+        if self.initial is None:
+            return self.extra_sales
         if self.remaining is not None:
             return max(0, self.sold - (self.initial - self.remaining))
         return max(max(0, self.sold - self.initial), self.extra_sales)
@@ -53,41 +64,54 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        """Every check passed, and the stock was known: a sale whose stock
+        nobody read is not proven, however its other checks came out."""
+        return self.initial is not None and all(c.passed is not False for c in self.checks)
 
     @property
-    def double_sold_seats(self) -> list[int]:
+    def unproven(self) -> bool:
+        """No check failed, but those that need the stock could not run."""
+        return self.initial is None and all(c.passed is not False for c in self.checks)
+
+    @property
+    def double_sold_seats(self) -> list[Any]:
         return sorted(self.double_sold, reverse=True)
 
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if c.passed is False]
+
+    def not_run(self) -> list[Check]:
+        return [c for c in self.checks if c.passed is None]
 
 
 def evaluate(
     ops: Operations,
-    initial: int,
+    initial: int | None,
     remaining: int | None,
     *,
     store_problem: str | None = None,
     unfinished: str | None = None,
 ) -> Report:
     """Check one sale's operations against the model (see tickets.linearizability);
-    ``unfinished``: why the history has no end, if it has none."""
+    ``unfinished``: why the history has no end, if it has none; ``initial``
+    None: nothing read the stock, and the checks that need it do not run."""
+    if ops.tickets:
+        return _evaluate_ids(ops, initial, remaining, store_problem, unfinished)
     finished = unfinished is None
     packed = sorted_sales(ops)
     sold = len(packed)
     failed = ops.count(SOLD_OUT) + ops.count(NO_EFFECT)
     unknown = ops.count(PENDING) + ops.count(UNKNOWN)
     double, out_of_range = _seats(ops, packed, initial, remaining)
-    fits = not double and not out_of_range and remaining is not None
-    fits = fits and (initial - (remaining or 0)) - sold <= unknown
-    real_time, undersell = order_checks(ops, packed, initial, remaining, fits)
+    fits = not double and not out_of_range and remaining is not None and initial is not None
+    fits = fits and (initial or 0) - (remaining or 0) - sold <= unknown
+    real_time, undersell = order_checks(ops, packed, initial or 0, remaining, fits)
     conservation, store_valid = _stock_checks(
         initial, remaining, sold, unknown, store_problem, finished
     )
     checks = (
         _well_formed(ops, unfinished),
-        Check("sold <= initial", sold <= initial, f"{sold} sold from a stock of {initial}"),
+        _sold_check(sold, initial),
         _seats_check(initial, remaining, double, out_of_range),
         conservation,
         Check("real-time order", *real_time),
@@ -96,6 +120,58 @@ def evaluate(
         _errors_check(ops),
     )
     return Report(initial, remaining, sold, failed, unknown, double, checks)
+
+
+def _evaluate_ids(
+    ops: Operations,
+    initial: int | None,
+    remaining: int | None,
+    store_problem: str | None,
+    unfinished: str | None,
+) -> Report:
+    """A sale whose tickets are ids, not seats (a command buyer's): the
+    uniqueness and count checks; the order of seats cannot be checked."""
+    sold = ops.count(OK)
+    failed = ops.count(SOLD_OUT) + ops.count(NO_EFFECT)
+    unknown = ops.count(PENDING) + ops.count(UNKNOWN)
+    double = _double_tickets(ops)
+    conservation, store_valid = _stock_checks(
+        initial, remaining, sold, unknown, store_problem, unfinished is None
+    )
+    unique = (
+        f"{len(double)} ticket(s) sold more than once: "
+        + ", ".join(repr(t) for t in sorted(double)[:10])
+        if double
+        else f"each of the {sold} ticket(s) sold once"
+    )
+    order = "the tickets are ids, not seats (counts): their order cannot be checked"
+    checks = (
+        _well_formed(ops, unfinished),
+        _sold_check(sold, initial),
+        Check("no ticket sold twice", not double, unique),
+        conservation,
+        Check("real-time order", None, f"{NOT_RUN}: {order}"),
+        Check("no undersell", *undersell_of_ids(ops, remaining)),
+        store_valid,
+        _errors_check(ops),
+    )
+    return Report(initial, remaining, sold, failed, unknown, double, checks)
+
+
+def _double_tickets(ops: Operations) -> dict[Any, list[str]]:
+    """Tickets (ids, and seats taken as text) that went to more than one sale."""
+    holders: dict[str, list[int]] = {}
+    tickets, seats, kinds = ops.tickets, ops.seats, ops.kinds
+    for i in range(ops.size):
+        if kinds[i] == OK:
+            holders.setdefault(tickets.get(i, str(seats[i])), []).append(i)
+    return {t: [ops.key(i) for i in who] for t, who in holders.items() if len(who) > 1}
+
+
+def _sold_check(sold: int, initial: int | None) -> Check:
+    if initial is None:
+        return Check("sold <= initial", None, f"{NOT_RUN}: {sold} sold; {NO_STOCK}")
+    return Check("sold <= initial", sold <= initial, f"{sold} sold from a stock of {initial}")
 
 
 def _well_formed(ops: Operations, unfinished: str | None) -> Check:
@@ -107,12 +183,13 @@ def _well_formed(ops: Operations, unfinished: str | None) -> Check:
 
 
 def _seats(
-    ops: Operations, packed: list[int], initial: int, remaining: int | None
-) -> tuple[dict[int, list[str]], list[int]]:
+    ops: Operations, packed: list[int], initial: int | None, remaining: int | None
+) -> tuple[dict[Any, list[str]], list[int]]:
     """Seats sold more than once (seat -> keys), and seats outside the stock taken."""
-    double: dict[int, list[str]] = {}
+    double: dict[Any, list[str]] = {}
     out_of_range: set[int] = set()
     low = 1 if remaining is None else remaining + 1
+    high = MAX_COUNT if initial is None else initial
     size = ops.size
     group: list[int] = []
     for n, p in enumerate(packed):
@@ -122,7 +199,7 @@ def _seats(
             continue  # the next one got the same seat
         if len(group) > 1:
             double[seat] = [ops.key(j) for j in sorted(group)]
-        if not low <= seat <= initial:
+        if not low <= seat <= high:
             out_of_range.add(seat)
         group = []
     return double, sorted(out_of_range)
@@ -138,7 +215,8 @@ def _errors_check(ops: Operations) -> Check:
 
 
 def _seats_check(
-    initial: int, remaining: int | None, double: dict[int, list[str]], out_of_range: list[int]
+    initial: int | None, remaining: int | None, double: dict[Any, list[str]],
+    out_of_range: list[int],
 ) -> Check:
     if double:
         seats = ", ".join(str(s) for s in sorted(double, reverse=True)[:10])
@@ -150,12 +228,13 @@ def _seats_check(
         low = 1 if remaining is None else remaining + 1
         shown = ", ".join(str(s) for s in out_of_range[:10])
         more = f" and {len(out_of_range) - 10} more" if len(out_of_range) > 10 else ""
-        detail += f"; seat(s) outside {low}..{initial} (the tickets taken): {shown}{more}"
+        high = "" if initial is None else initial
+        detail += f"; seat(s) outside {low}..{high} (the tickets taken): {shown}{more}"
     return Check("no seat sold twice", not double and not out_of_range, detail)
 
 
 def _stock_checks(
-    initial: int,
+    initial: int | None,
     remaining: int | None,
     sold: int,
     unknown: int,
@@ -163,6 +242,11 @@ def _stock_checks(
     finished: bool,
 ) -> tuple[Check, Check]:
     """Conservation, and whether the store could be read after the run."""
+    if initial is None:
+        return (
+            Check("conservation", None, f"{NOT_RUN}: {NO_STOCK}"),
+            Check("store valid after the run", None, f"{NOT_RUN}: {NO_STOCK}"),
+        )
     if remaining is None:
         why = store_problem or ("the run did not finish" if not finished else "not recorded")
         return (

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 from .child.plan import BuyerPlan, Delays
 from .constants import (
+    DEFAULT_EXEC_TIMEOUT,
     DEFAULT_LEASE_TTL,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_SOLD_OUT_EXIT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STRATEGY,
     DEFAULT_TICKETS,
@@ -26,6 +28,7 @@ from .constants import (
     MAX_ORDERS,
     MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
+    STOCK_SOURCES,
     STORE_STRATEGIES,
     STRATEGY_NAMES,
 )
@@ -143,13 +146,26 @@ class BuyConfig(SaleConfig):
     buyers: int
     #: the user's own buyer, ``FILE.py:FUNC`` or ``MODULE:FUNC`` (None: the built-in purchase)
     buy: str | None = None
-    #: a buyer still buying this long after the start is stopped (its outcome: unknown)
+    #: a buyer still buying this long after the start is stopped (its outcome:
+    #: unknown); a command buyer's default is DEFAULT_EXEC_TIMEOUT
     buyer_timeout: float | None = None
+    #: the user's command as the buyer (``--exec``): one run per buyer
+    command: str | None = None
+    #: the exit code of a command buyer that means "sold out"
+    sold_out_exit: int = DEFAULT_SOLD_OUT_EXIT
+    #: every ticket a command prints is an id, never a seat
+    ticket_ids: bool = False
+    #: a command that prints the stock, read before and after the sale
+    stock_cmd: str | None = None
+    #: where the stock is read: "store", "command" (``stock_cmd``) or "none"
+    #: (a command buyer's sale on a stock nobody can read)
+    stock: str = "store"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("buyers", self.buyers, 1, MAX_BUYERS)
         _timeout("buyer timeout", self.buyer_timeout)
+        self._check_command()
         if self.buy is not None:
             from .child.user_buyer import BuyerCodeError, check
 
@@ -157,6 +173,36 @@ class BuyConfig(SaleConfig):
                 check(self.buy)
             except BuyerCodeError as exc:
                 raise ConfigError(f"--buy {exc}") from None
+
+
+    def _check_command(self) -> None:
+        """--exec, --stock-cmd and where the stock is read."""
+        from .shell import CommandError, check_command
+
+        if self.stock_cmd is not None and self.stock == "store":
+            object.__setattr__(self, "stock", "command")
+        if self.stock not in STOCK_SOURCES:
+            raise ConfigError(f"stock must be one of {', '.join(STOCK_SOURCES)}")
+        if self.stock == "command" and self.stock_cmd is None:
+            raise ConfigError("a stock read by a command needs --stock-cmd CMD")
+        if self.stock == "none" and self.command is None:
+            raise ConfigError("only a command buyer's sale (--exec) may go without a stock")
+        if self.command is not None and self.buy is not None:
+            raise ConfigError("--buy and --exec both name the buyer; give one")
+        if self.command is not None and self.strategy != "none":
+            raise ConfigError("--lock does not apply to --exec: the command does its own locking")
+        if not 1 <= self.sold_out_exit <= 255:
+            raise ConfigError(f"--sold-out-exit must be from 1 to 255, got {self.sold_out_exit}")
+        try:
+            for flag, text in (("--exec", self.command), ("--stock-cmd", self.stock_cmd)):
+                if text is not None:
+                    check_command(flag, text)
+        except CommandError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @property
+    def exec_timeout(self) -> float:
+        return self.buyer_timeout or DEFAULT_EXEC_TIMEOUT
 
 
 @dataclass(frozen=True, kw_only=True)

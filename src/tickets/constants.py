@@ -28,6 +28,13 @@ DEFAULT_STRATEGY = "file"
 DEFAULT_CONNECT_TIMEOUT = 2.0
 #: A Redis lease's time to live (seconds; --lease-ttl).
 DEFAULT_LEASE_TTL = 1.0
+#: How long a command buyer (--exec) may run unless --buyer-timeout says (seconds).
+DEFAULT_EXEC_TIMEOUT = 20.0
+#: The exit code of a command buyer that means "sold out": curl --fail's on an HTTP error.
+DEFAULT_SOLD_OUT_EXIT = 22
+#: Where a run reads its stock: its store, --stock-cmd, or nowhere (a command
+#: buyer's sale with neither: the checks that need the stock do not run).
+STOCK_SOURCES = ("store", "command", "none")
 MAX_BUYERS = 5000
 MAX_COUNT = 1_000_000_000
 DEFAULT_BUYERS = 50
@@ -55,6 +62,8 @@ EXIT_USAGE = 2  # bad flags or arguments (click's own code)
 EXIT_STORE = 3  # the store, its lock or a history file could not be used; nothing changed
 #              (or, after a run's sale, the store could not be read: a server gone mid-sale)
 EXIT_ABORTED = 4  # the run was stopped: watchdog deadline, a clerk died under the join shutdown
+EXIT_UNPROVEN = 5  # no check failed, but nothing read the stock: the checks that need it
+#                  could not run (a command buyer's sale without --stock-cmd)
 EXIT_HANGUP = 129  # SIGHUP: the terminal went away; handled like Ctrl-C
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (a CI job's timeout, kill): handled like Ctrl-C
@@ -64,5 +73,6 @@ EXIT_CODES_HELP = (
     "2 usage error; 3 store, lock or history file unusable (nothing changed; after a sale: "
     "the final stock unreadable); "
     "4 run stopped (watchdog deadline, a clerk died under --shutdown join); "
+    "5 not proven (no check failed, but no stock was read: give --stock-cmd); "
     "129, 130, 143 stopped by SIGHUP, Ctrl-C, SIGTERM (what was sold so far is shown)."
 )

@@ -194,8 +194,11 @@ class History:
         return "the history has no end line (the run was cut short)"
 
     @property
-    def initial(self) -> int:
-        return int(self.run["initial"])
+    def initial(self) -> int | None:
+        """The stock at the start; None when nothing could read it (a
+        command buyer's sale without ``--stock-cmd``)."""
+        initial = self.run["initial"]
+        return None if initial is None else int(initial)
 
     @property
     def remaining(self) -> int | None:
@@ -341,7 +344,8 @@ class _Reader:
                     elif kind == "take":
                         ops.add_take(ev)
                     elif kind == "end":
-                        self.end = check_end_line(ev, ops)
+                        known = self.run is not None and self.run.get("stock") != "none"
+                        self.end = check_end_line(ev, ops, known)
                     elif kind == "run":
                         raise Malformed("a second run line (concatenated histories?)")
                     else:
@@ -377,7 +381,7 @@ class _Reader:
         reason = ev.get("reason")
         held.update(
             type=ev["type"],
-            seat=ev.get("seat"),
+            seat=ev.get("seat") if "ticket" not in ev else printable(str(ev["ticket"])),
             reason=None if reason is None else printable(reason),
             t_end=ev["t"] if ev["type"] != "info" else None,
         )

@@ -213,6 +213,11 @@ def order_checks(
 
 
 def _undersell(checks: OrderChecks, late_lost: str) -> Finding:
+    late, example = checks.undersold()
+    return _undersell_finding(checks, late, example, late_lost)
+
+
+def _undersell_finding(checks: OrderChecks, late: int, example: str, late_lost: str) -> Finding:
     ops, remaining = checks.ops, checks.remaining
     told = ops.count(SOLD_OUT)
     problems = []
@@ -222,7 +227,6 @@ def _undersell(checks: OrderChecks, late_lost: str) -> Finding:
             f"while tickets remained: the sale ended with {remaining} left"
             + (f" ({told} told sold out in all)" if told > 1 else "")
         )
-    late, example = checks.undersold()
     if late:
         problems.append(f"{late} sale(s) after a sold out; e.g. {example}")
     if late_lost:
@@ -235,3 +239,21 @@ def _undersell(checks: OrderChecks, late_lost: str) -> Finding:
         detail = f"{told} told sold out, none before a sale (the final stock is unknown)"
         return Finding(True, detail)
     return Finding(True, f"{told} told sold out, each after the last ticket went")
+
+
+def undersell_of_ids(ops: Operations, remaining: int | None) -> Finding:
+    """``no undersell`` for a sale whose tickets are ids: no "sold out"
+    before a sale was invoked, and none while tickets remained at the end
+    (neither needs the seats)."""
+    checks = OrderChecks(ops, [], remaining)
+    kinds, invoked = ops.kinds, ops.invoked
+    late = [i for i in range(ops.size) if kinds[i] == OK and invoked[i] > checks.sold_out_at]
+    example = ""
+    if late:
+        first = min(late, key=lambda i: invoked[i])
+        example = (
+            f"{ops.label(checks.sold_out)} was told sold out at {checks.ms(checks.sold_out_at)}; "
+            f"{ops.label(first)} bought a ticket after that "
+            f"(invoked at {checks.ms(invoked[first])})"
+        )
+    return _undersell_finding(checks, len(late), example, "")

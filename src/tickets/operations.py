@@ -29,6 +29,7 @@ from .constants import (
     MAX_COUNT,
     MAX_ORDERS,
     MAX_PRODUCERS,
+    STOCK_SOURCES,
     STORE_KINDS,
     STORE_STRATEGIES,
     STRATEGY_NAMES,
@@ -47,6 +48,8 @@ NO_EFFECT = 4  #: any other fail: busy, never started, an error before the store
 UNKNOWN = 5  #: info: may or may not have taken a ticket
 
 SOLD_OUT_REASON = "sold out"
+#: The longest ticket id an ``ok`` may carry.
+MAX_TICKET = 200
 #: The reason of an outcome that ended on an error (see tickets.child.buyer).
 ERROR_PREFIX = "error: "
 #: Times are ``time.monotonic()`` seconds: finite, and below this.
@@ -101,6 +104,9 @@ class Operations:
         self.invoked = array("d", bytes(8 * size))
         self.completed = array("d", bytes(8 * size))
         self.seats = array("i", bytes(4 * size))
+        #: the ticket ids of sales that got an id, not a seat (a command
+        #: buyer's): operation -> id
+        self.tickets: dict[int, str] = {}
         self.errors = 0
         self.first_error: str | None = None
         #: the latest time any event carried (the end line may not be earlier)
@@ -141,13 +147,8 @@ class Operations:
                             f"before its invoke at {self.invoked[number]!r}")  # fmt: skip
         reason = self._reason(ev, kind, number)
         if kind == "ok":
-            seat = ev.get("seat")
-            if type(seat) is not int or not -MAX_COUNT <= seat <= MAX_COUNT:
-                raise Malformed(
-                    f"ok of {self.noun} {number} has seat {seat!r}, not a ticket number"
-                )
+            self._sold(ev, number)
             self.kinds[number] = OK
-            self.seats[number] = seat
             self.completed[number] = t
         elif kind == "fail":
             if reason is None:
@@ -156,6 +157,22 @@ class Operations:
             self.completed[number] = t
         else:  # info: it may take effect at any time after its invoke
             self.kinds[number] = UNKNOWN
+
+    def _sold(self, ev: dict[str, Any], number: int) -> None:
+        """An ``ok``'s seat (a count it took), or its ticket id (text: a
+        command buyer's ticket that is not a whole number)."""
+        seat, ticket = ev.get("seat"), ev.get("ticket")
+        if ticket is not None and seat is None:
+            if type(ticket) is not str or not 0 < len(ticket) <= MAX_TICKET:
+                raise Malformed(
+                    f"ok of {self.noun} {number} has ticket {ticket!r:.60}, "
+                    f"not a ticket id (text of 1 to {MAX_TICKET} characters)"
+                )
+            self.tickets[number] = ticket
+            return
+        if type(seat) is not int or not -MAX_COUNT <= seat <= MAX_COUNT:
+            raise Malformed(f"ok of {self.noun} {number} has seat {seat!r}, not a ticket number")
+        self.seats[number] = seat
 
     def _reason(self, ev: dict[str, Any], kind: str, number: int) -> str | None:
         """An outcome's reason, if any; one starting "error: " is counted."""
@@ -234,12 +251,14 @@ class Operations:
         merged = cls(0, min(t.t_run for t in tables), tables[0].noun)
         merged.parts = []
         for n, table in enumerate(tables):
+            offset = merged.size
             merged.parts.append((merged.size, f"run {n + 1} {table.noun}"))
             merged.size += table.size
             merged.kinds += table.kinds
             merged.invoked += table.invoked
             merged.completed += table.completed
             merged.seats += table.seats
+            merged.tickets.update({i + offset: t for i, t in table.tickets.items()})
             merged.errors += table.errors
             merged.first_error = merged.first_error or table.first_error
             merged.latest = max(merged.latest, table.latest)
@@ -262,7 +281,13 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     if strategy not in STRATEGY_NAMES:
         names = ", ".join(STRATEGY_NAMES)
         raise Malformed(f"run line has strategy {strategy!r}, not one of {names}")
-    if not _is_int(ev.get("initial"), 0, MAX_COUNT):
+    stock = ev.get("stock", "store")
+    if stock not in STOCK_SOURCES:
+        raise Malformed(f"run line has stock {stock!r}, not one of {', '.join(STOCK_SOURCES)}")
+    if stock == "none":  # nothing could read the stock: it is unknown, and said so
+        if ev.get("initial") is not None:
+            raise Malformed("run line has an initial stock but says none was read")
+    elif not _is_int(ev.get("initial"), 0, MAX_COUNT):
         raise Malformed(f"run line has no valid initial stock (0..{MAX_COUNT:,})")
     if not _is_time(ev.get("t")):
         raise Malformed("run line has no valid time")
@@ -290,10 +315,14 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     return producers * orders, "order"
 
 
-def check_end_line(ev: dict[str, Any], ops: Operations) -> dict[str, Any]:
+def check_end_line(
+    ev: dict[str, Any], ops: Operations, stock_known: bool = True
+) -> dict[str, Any]:
     remaining = ev.get("remaining")
     if remaining is not None and not _is_int(remaining, 0, MAX_COUNT):
         raise Malformed(f"end line has remaining {remaining!r}, not a count")
+    if remaining is not None and not stock_known:
+        raise Malformed("end line has a final stock but the run line says none was read")
     t = ev.get("t")
     if not (_is_time(t) and t >= ops.latest):
         raise Malformed(f"end line has time {t!r}, not after every event of the run")

@@ -35,7 +35,7 @@ from ..stores.spec import StoreSpec
 from ..strategies import MP_LOCK_STRATEGIES, get
 from .buyer import run_buyer, warm_up
 from .events import Batcher, EventWriter
-from .plan import BuyerPlan, Delays
+from .plan import BuyerPlan, CommandPlan, Delays
 
 if TYPE_CHECKING:
     from typing import Any
@@ -84,6 +84,8 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
     fields["kill_at"] = tuple((buyer, point) for buyer, point in fields["kill_at"])
     fields["pause_at"] = tuple((buyer, length) for buyer, length in fields["pause_at"])
     fields["store"] = StoreSpec(*fields["store"])
+    if fields.get("command") is not None:
+        fields["command"] = CommandPlan(*fields["command"])
     return BuyerPlan(**fields)
 
 
@@ -138,6 +140,13 @@ def main() -> None:
     sys.stdin.close()
     plan = read_plan(doc)
     out = Batcher(EventWriter(doc["events_fd"]))
+    if plan.command is not None:  # every buyer a run of the user's command
+        from .commands import run_commands
+
+        for fd in (doc["events_fd"], doc["gate_fd"], doc["lifeline_fd"]):
+            os.set_inheritable(fd, False)  # no command holds the run's pipes
+        run_commands(plan, doc["buyers"], out, FdGate(doc["gate_fd"]), doc["lifeline_fd"])
+        return
     if plan.strategy == "flock":
         install_alarm()  # every buyer inherits its lock timer's handler
     if plan.buy is not None:

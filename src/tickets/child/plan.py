@@ -42,12 +42,25 @@ class Delays(namedtuple("Delays", "search write", defaults=(0.020, 0.004))):
         return self.draw(buyer_rng(seed, buyer))
 
 
+class CommandPlan(namedtuple("CommandPlan", "command sold_out timeout ids env")):
+    """A command buyer's (``--exec``): the shell command, the exit code that
+    means sold out, the seconds it may run, whether every ticket is an id,
+    and what its environment adds (the run's id, the store's URL)."""
+
+    __slots__ = ()
+    command: str
+    sold_out: int
+    timeout: float
+    ids: bool
+    env: dict[str, str]
+
+
 class BuyerPlan(
     namedtuple(
         "BuyerPlan",
         "store strategy seed delays lock_timeout fsync gate_timeout kill_at lease_ttl fencing"
-        " pause_at buy log",
-        defaults=(False, 120.0, (), 1.0, False, (), None, None),
+        " pause_at buy log command",
+        defaults=(False, 120.0, (), 1.0, False, (), None, None, None),
     )
 ):
     """What every buyer of a run shares (the clerks of a queue run too).
@@ -57,7 +70,9 @@ class BuyerPlan(
     ``pause_at`` pairs buyers with how long a chaos run pauses them holding
     the lock, after the read and before the write (a lease may expire);
     ``buy`` names the user's function that buys instead of the built-in
-    purchase (``FILE.py:FUNC``), ``log`` the file its tracebacks go to.
+    purchase (``FILE.py:FUNC``), ``log`` the file its tracebacks go to;
+    ``command`` (a :class:`CommandPlan`) makes every buyer a run of the
+    user's command instead (``--exec``; its stderr goes to ``log``).
     """
 
     __slots__ = ()
@@ -74,6 +89,7 @@ class BuyerPlan(
     pause_at: tuple[tuple[int, float], ...]
     buy: str | None
     log: str | None
+    command: CommandPlan | None
 
 
 class OrderPlan(

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import click
 
-from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE
+from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
 
 
 class UnusableFile(click.ClickException):
@@ -35,14 +35,19 @@ def translate_errors() -> Iterator[None]:
         raise click.UsageError(str(exc)) from None
 
 
-def exit_code_for(passed: bool, aborted: str | None, store_error: str | None = None) -> int:
+def exit_code_for(
+    passed: bool, aborted: str | None, store_error: str | None = None, unproven: bool = False
+) -> int:
     """A run's exit code: 4 stopped, 3 the store could not be read at the
-    end (a server gone mid-sale), 1 a check failed, 0 every check passed."""
+    end (a server gone mid-sale), 1 a check failed, 5 no check failed but
+    nothing read the stock, 0 every check passed."""
     if aborted:
         return EXIT_ABORTED
     if store_error:
         return EXIT_STORE
-    return 0 if passed else EXIT_CHECK_FAILED
+    if passed:
+        return 0
+    return EXIT_UNPROVEN if unproven else EXIT_CHECK_FAILED
 
 
 #: Set by the ``tickets`` entry point (not under a test's CliRunner, whose

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..constants import EXIT_CHECK_FAILED
 from .console import emit_json, make_console
-from .errors import UnusableFile, exit_with, translate_errors
+from .errors import UnusableFile, exit_code_for, exit_with, translate_errors
 from .options import Count, json_option
 from .store_options import db_option
 
@@ -50,8 +49,10 @@ def check(histories: tuple[str, ...], one_sale: bool, json_: bool) -> None:
             results = None
         else:  # one at a time: memory for one history, not all
             results = [(p, check_history(read(p))) for p in paths]
-    passed = report.passed if results is None else all(r.passed for _, r in results)
-    code = 0 if passed else EXIT_CHECK_FAILED
+    reports = [report] if results is None else [r for _, r in results]
+    passed = all(r.passed for r in reports)
+    unproven = not passed and all(r.passed or r.unproven for r in reports)
+    code = exit_code_for(passed, None, unproven=unproven)
     if json_ and results is None:
         emit_json({**report_dict(report), "histories": paths}, code)
     elif json_:

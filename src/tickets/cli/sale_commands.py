@@ -25,6 +25,7 @@ from ..constants import (
 )
 from .console import emit_json, make_console, run_live
 from .errors import exit_code_for, exit_with, translate_errors
+from .exec_options import exec_fields, exec_options
 from .options import (
     Amount,
     Count,
@@ -48,7 +49,9 @@ def sell_and_exit(
     """Sell with the live line on a terminal (a heartbeat elsewhere), show
     the result, and exit with its code."""
     result = run_live("" if json_ else label, what, sell, show, label)
-    code = exit_code_for(result.passed, result.aborted, result.store_error)
+    code = exit_code_for(
+        result.passed, result.aborted, result.store_error, result.report.unproven
+    )
     show(result, code)
     exit_with(code)
 
@@ -67,6 +70,7 @@ def sell_and_exit(
     help="Buy with your own code: each buyer calls FUNC(store) once; it returns the seat it "
     "took, or None when sold out (FILE.py:FUNC or MODULE:FUNC).",
 )
+@exec_options
 @click.option(
     "--buyer-timeout", type=Amount(0, 86_400, min_open=True), metavar="S",
     help="Stop a buyer still buying S seconds after the start (its outcome: unknown).",
@@ -98,14 +102,16 @@ def buy(
         tickets buy --buyers 1000 --no-delay --json
         tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
         tickets buy --buy examples/booking.py:take_ticket --lock file
+        tickets buy --exec ./buy.sh --stock-cmd ./stock.sh  # any command buys
     """
     from ..config import BuyConfig
     from ..output.json_documents import run_dict
     from ..run.buy import run_buy
 
+    fields = {**sale_config(ctx, opts), "strategy": strategy}
+    fields |= exec_fields(ctx, opts, fields)
     with translate_errors():
-        config = BuyConfig(buyers=buyers, strategy=strategy, buy=buy_code,
-                           buyer_timeout=buyer_timeout, **sale_config(ctx, opts))  # fmt: skip
+        config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **fields)
     def show(result: Any, code: int) -> None:
         if json_:
             emit_json(run_dict(result), code)
@@ -114,7 +120,7 @@ def buy(
 
             make_console().print(run_view(result, None) if show_all else run_view(result))
 
-    label = f"buy --lock {strategy}"
+    label = "buy --exec" if config.command is not None else f"buy --lock {config.strategy}"
     sell_and_exit(label, "buyers", lambda live: run_buy(config, live), show, json_)
 
 

@@ -26,6 +26,8 @@ class StoreContext:
 
     def __init__(self, db: str) -> None:
         self.db_text = db
+        #: named by --db or $TICKETS_DB, not the default
+        self.db_given = False
         self.lock_file: str | None = None
         self.connect_timeout: float | None = None
 
@@ -50,6 +52,8 @@ def _set_store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         obj = ctx.find_object(StoreContext)
         assert obj is not None, "the group sets the store first"
         setattr(obj, {"db": "db_text"}.get(str(param.name), str(param.name)), value)
+        if param.name == "db":
+            obj.db_given = True
 
 
 DB_HELP = (

@@ -47,6 +47,8 @@ def report_dict(report: Report) -> dict[str, Any]:
         "no_ticket": report.failed,
         "double_sold_seats": report.double_sold_seats,
         "passed": report.passed,
+        "unproven": report.unproven,
+        "not_run": [c.name for c in report.not_run()],
         "checks": [c.as_dict() for c in report.checks],
     }
 
@@ -61,6 +63,10 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         "store_kind": cfg.store.kind,
         "seed": cfg.seed,
         "stock": result.stock,
+        #: where the stock was read: "store", "command" (--stock-cmd) or "none"
+        "stock_source": getattr(cfg, "stock", "store"),
+        "buy": getattr(cfg, "buy", None),
+        "exec": getattr(cfg, "command", None),
         **report_dict(result.report),
         "passed": result.passed,
         "aborted": result.aborted,

@@ -4,11 +4,13 @@ which needs no rich."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..checks import Report
+from ..checks import NO_STOCK, Report
 from ..run.ledger import OperationRow, RunResult
 from ..strategies import STRATEGIES
 
@@ -54,7 +56,7 @@ def buyers_table(rows: list[OperationRow], report: Report, title: str, full: boo
 def seats_table(result: RunResult) -> Table:
     """An unlocked run, a row per seat: how often it was sold, and to whom."""
     report = result.report
-    holders: dict[int, list[int]] = {}
+    holders: dict[int | str, list[int]] = {}
     for row in result.rows:
         if row.result == "ok" and row.seat is not None:
             holders.setdefault(row.seat, []).append(row.number)
@@ -76,9 +78,10 @@ def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
     for row in rows:
         if row.result == "fail":
             why = row.reason or "no ticket"
-            if why == "sold out":
-                where = "at the search" if row.t_locked is None else "under the lock"
-                why = f"sold out {where}"
+            if why == "sold out" and row.t_locked is not None:
+                why = "sold out under the lock"
+            elif why == "sold out" and row.seen is not None:  # a built-in buyer's search
+                why = "sold out at the search"
             reasons[why] = reasons.get(why, 0) + 1
     lines = [f"{n} {noun}{'s' if n > 1 else ''}: {why}" for why, n in
              sorted(reasons.items(), key=lambda kv: -kv[1])]  # fmt: skip
@@ -114,10 +117,15 @@ def verdict(report: Report, aborted: str | None = None, strategy: str | None = N
     if aborted:
         return Text(f"ABORTED: {aborted}", style="bold red")
     if report.passed:
-        return Text(
-            f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold",
-            style="bold green",
-        )
+        text = f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold"
+        if skipped := report.not_run():
+            text += "\n" + "\n".join(f"{c.name}: {c.detail}" for c in skipped)
+        return Text(text, style="bold green")
+    if report.unproven:
+        names = ", ".join(c.name for c in report.not_run())
+        lines = [f"NOT PROVEN: {report.sold} sold from a stock nobody read; no check failed, "
+                 f"but these could not run: {names}", NO_STOCK]  # fmt: skip
+        return Text("\n".join(lines), style="bold yellow")
     if report.oversold and strategy is not None and not STRATEGIES[strategy].excludes:
         lines = [f"FAILED, as expected with --lock {strategy} (no exclusion): "
                  f"{report.initial} tickets were sold {report.sold} times, "
@@ -142,12 +150,13 @@ def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) ->
     grid.add_column(overflow="fold")
     remaining = "unknown" if report.remaining is None else str(report.remaining)
     oversold = Text(str(report.oversold), style="bold red" if report.oversold else "green")
-    grid.add_row("initial", str(report.initial))
+    grid.add_row("initial", "unknown" if report.initial is None else str(report.initial))
     grid.add_row("sold", str(report.sold))
     grid.add_row("remaining", remaining)
     grid.add_row("oversold", oversold)
     seats = ", ".join(str(s) for s in report.double_sold_seats[:20]) or "none"
-    grid.add_row("double-sold seats", seats)
+    grid.add_row("double-sold tickets" if any(
+        isinstance(s, str) for s in report.double_sold) else "double-sold seats", seats)
     grid.add_row("unknown outcomes", str(report.unknown))
     for key, value in extra or []:
         grid.add_row(key, value)
@@ -179,10 +188,28 @@ def run_summary(result: RunResult) -> Table:
             *chaos_line(result),
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
-            ("strategy", result.config.strategy),
+            buyer_line(result),
             ("history", str(result.history or "not kept (--history none)")),
         ],
     )
+
+
+def buyer_line(result: RunResult) -> tuple[str, str]:
+    """Who bought: the strategy, or the user's own code."""
+    config: Any = result.config
+    if getattr(config, "command", None) is not None:
+        return ("buyer", f"--exec {config.command}")
+    if getattr(config, "buy", None) is not None:
+        return ("buyer", f"--buy {config.buy} (lock: {config.strategy})")
+    return ("strategy", config.strategy)
+
+
+def run_strategy(result: RunResult) -> str | None:
+    """The strategy a run's buyers sold with: None for a command buyer's
+    (the command locks as it will: no strategy is to blame or to thank)."""
+    if getattr(result.config, "command", None) is not None:
+        return None
+    return result.config.strategy
 
 
 def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
@@ -191,7 +218,7 @@ def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
         run_summary(result),
         Text(""),
         buyers_view(result, limit),
-        verdict(result.report, result.aborted, result.config.strategy),
+        verdict(result.report, result.aborted, run_strategy(result)),
     )
 
 
@@ -201,7 +228,10 @@ def checks_table(report: Report) -> Table:
     table.add_column("result")
     table.add_column("detail")
     for c in report.checks:
-        mark = Text("pass", style="green") if c.passed else Text("FAIL", style="bold red")
+        if c.passed is None:
+            mark = Text("not run", style="yellow")
+        else:
+            mark = Text("pass", style="green") if c.passed else Text("FAIL", style="bold red")
         table.add_row(c.name, mark, Text(c.detail))  # never markup: details quote histories
     return table
 
@@ -223,12 +253,19 @@ def each_view(results: list[tuple[str, Report]]) -> RenderableType:
         table.add_column(name, justify="right" if name in numbers else "left")
     for path, report in results:
         mark = Text("PASSED", "green") if report.passed else Text("FAILED", "bold red")
+        if report.unproven:
+            mark = Text("NOT PROVEN", "bold yellow")
         failed = ", ".join(c.name for c in report.failures())
-        table.add_row(Text(path), mark, str(report.sold), str(report.initial),
+        initial = "?" if report.initial is None else str(report.initial)
+        table.add_row(Text(path), mark, str(report.sold), initial,
                       str(report.oversold), Text(failed))  # fmt: skip
-    bad = sum(1 for _, r in results if not r.passed)
+    bad = sum(1 for _, r in results if not r.passed and not r.unproven)
+    unproven = sum(1 for _, r in results if r.unproven)
     if bad:
         last = Text(f"FAILED: {bad} of {len(results)} histories failed a check", "bold red")
+    elif unproven:
+        last = Text(f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading",
+                    "bold yellow")  # fmt: skip
     else:
         last = Text(f"PASSED: all {len(results)} histories", "bold green")
     return Group(table, last)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from ..child.buyer import run_buyer
+from ..child.plan import CommandPlan
 from ..config import BuyConfig
 from ..strategies import STRATEGIES
 from .abandoned_lock import ABANDONED
@@ -21,6 +22,10 @@ from .children import Children, describe_exit
 from .harness import FINISHED, NEWS, REAP_TIMEOUT, Harness, SaleMode, sell
 from .launcher import LauncherHandle
 from .ledger import Progress, RunResult
+
+#: How long after a command buyer's own timeout the parent stops it itself
+#: (the launcher times each command out first).
+EXEC_GRACE = 5.0
 
 
 def run_buy(config: BuyConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
@@ -56,18 +61,36 @@ class BuyMode(SaleMode):
         fields: dict[str, Any] = {"buyers": self.config.buyers}
         if self.config.buy is not None:
             fields["buyer"] = self.config.buy
+        if self.config.command is not None:
+            fields["exec"] = self.config.command
         return fields
 
     def make_children(self, run: Harness) -> LauncherHandle | Children:
-        if self.config.buy is not None and run.ledger.history_path is not None:
-            # The user's tracebacks go beside the history, never to the terminal.
+        config = self.config
+        user_code = config.buy is not None or config.command is not None
+        if user_code and run.ledger.history_path is not None:
+            # The user's tracebacks and stderr go beside the history, never to the terminal.
             self.plan = self.plan._replace(log=str(run.ledger.history_path) + ".log")
-        if self.config.start_method == "fork":
+        if config.command is not None:
+            self.plan = self.plan._replace(command=self.command_plan(run.ledger.run_id))
+        if config.start_method == "fork" or config.command is not None:
             return LauncherHandle(
-                self.plan, self.config.buyers, run.events.writer.fileno(), run.gate.reader.fileno()
-            )
+                self.plan, config.buyers, run.events.writer.fileno(), run.gate.reader.fileno(),
+                groups=config.command is not None,
+            )  # fmt: skip
         self._tokens = STRATEGIES[self.config.strategy].hand_out(run.ctx, self.config.buyers)
         return Children(run.ctx, self.config.start_method)
+
+    def command_plan(self, run_id: str) -> CommandPlan:
+        """What every command buyer is run with (``--exec``)."""
+        config = self.config
+        assert config.command is not None
+        env = {"TICKETS_RUN": run_id, "TICKETS_BUYERS": str(config.buyers)}
+        if config.stock == "store":  # the command sells from the tool's own store
+            env |= {"TICKETS_STORE": config.store.url(), "TICKETS_STORE_KIND": config.store.kind}
+        return CommandPlan(
+            config.command, config.sold_out_exit, config.exec_timeout, config.ticket_ids, env
+        )
 
     def start(self, run: Harness) -> str | None:
         for b in range(self.config.buyers):
@@ -107,6 +130,8 @@ class BuyMode(SaleMode):
         if self.t_gate is None:
             self.t_gate = now  # the first step comes just after the gate opened
         timeout = self.config.buyer_timeout
+        if self.config.command is not None:  # the launcher times each command out;
+            timeout = self.config.exec_timeout + EXEC_GRACE  # this is the backstop
         if timeout is not None and now - self.t_gate > timeout and self.time_out(run, timeout):
             return NEWS
         if heard:

@@ -25,7 +25,12 @@ from ..child.plan import BuyerPlan
 class LauncherHandle:
     """Start the launcher, follow its reports, stop it and every buyer."""
 
-    def __init__(self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int) -> None:
+    def __init__(
+        self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, groups: bool = False
+    ) -> None:
+        #: each buyer leads a process group of its own (a command buyer's):
+        #: signals go to the whole group
+        self.groups = groups
         # The lifeline: the launcher reads EOF on it once this process is gone.
         lifeline_fd, self._lifeline = os.pipe()
         self.pids: dict[int, int] = {}
@@ -89,8 +94,11 @@ class LauncherHandle:
         for b in buyers:
             if self.codes.get(b) is None and b in self.pids:
                 try:
-                    os.kill(self.pids[b], sig)
-                except ProcessLookupError:
+                    if self.groups:
+                        os.killpg(self.pids[b], sig)
+                    else:
+                        os.kill(self.pids[b], sig)
+                except (ProcessLookupError, PermissionError):
                     pass
 
     def stop(self, deadline: float, kill_now: bool = False) -> list[int]:
@@ -108,6 +116,8 @@ class LauncherHandle:
                 except subprocess.TimeoutExpired:
                     pass
             alive = self.alive()
+            if self.groups:  # the command buyers' groups are not the launcher's
+                self.signal(alive, signal.SIGKILL)
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

@@ -20,69 +20,14 @@ from ..config import SaleConfig
 from ..history import HistoryWriter, NoHistory
 from ..housekeeping import history_folder
 from ..operations import ABSENT, Malformed, Operations
+from ..shell import read_stock
 from ..store_lock import SaleClaim, check_lock_path, restock
 from ..stores import Store, StoreError, open_store
 from ..stores.spec import StoreSpec, safe_name
 from .interrupts import shielded
+from .rows import OperationRow, Progress
 
-
-@dataclass
-class OperationRow:
-    """One operation (a buyer, or an order in the queue mode) as the parent saw it."""
-
-    #: the buyer's number, or the order's
-    number: int
-    pid: int | None = None
-    result: str = "pending"  # ok | fail | info | pending
-    seat: int | None = None
-    reason: str | None = None
-    seen: int | None = None
-    t_start: float | None = None
-    t_search: float | None = None
-    t_locked: float | None = None
-    t_end: float | None = None
-    producer: int | None = None
-    clerk: int | None = None
-    #: an optimistic transaction's retries (Redis WATCH)
-    retries: int | None = None
-
-    @property
-    def lock_wait(self) -> float | None:
-        if self.t_locked is None or self.t_search is None:
-            return None
-        return self.t_locked - self.t_search
-
-    @property
-    def total(self) -> float | None:
-        if self.t_end is None or self.t_start is None:
-            return None
-        return self.t_end - self.t_start
-
-    def update(self, ev: dict[str, Any]) -> None:
-        self.pid = ev.get("pid", self.pid)
-        for key in ("t_start", "t_search", "t_locked", "seen", "producer", "clerk", "retries"):
-            if key in ev:
-                setattr(self, key, ev[key])
-        if ev["type"] != "invoke":
-            self.result = ev["type"]
-            self.seat = ev.get("seat")
-            self.reason = ev.get("reason")
-            self.t_end = ev.get("t")
-
-
-@dataclass
-class Progress:
-    """What a live view shows while a run goes on."""
-
-    total: int
-    #: what is counted: "buyer", or "order" in the queue mode
-    noun: str = "buyer"
-    done: int = 0
-    sold: int = 0
-    double_sold: int = 0
-    #: queue mode: orders waiting in the queue, orders submitted so far
-    queue_depth: int | None = None
-    submitted: int = 0
+__all__ = ["OperationRow", "Progress", "RunResult", "SaleLedger"]
 
 
 @dataclass
@@ -91,7 +36,7 @@ class RunResult:
     run_id: str
     #: None: kept by no one (--history none)
     history: Path | None
-    initial: int
+    initial: int | None
     remaining: int | None
     rows: list[OperationRow]
     report: Report
@@ -132,6 +77,8 @@ def history_path_of(config: SaleConfig) -> Path | None:
     buy = getattr(config, "buy", None)
     if buy is not None:  # the user's own buyer: named by its function
         what = safe_name(buy.rpartition(":")[2])
+    elif getattr(config, "command", None) is not None:
+        what = "exec"
     return config.history or default_history_path(config.store, config.mode, what)
 
 
@@ -142,6 +89,13 @@ def stock_words(tickets: int | None, before: int | None, initial: int) -> str:
     if before is None:
         return f"created with {initial}"
     return f"restocked {before} → {initial}"
+
+
+def stock_elsewhere(source: str, initial: int | None) -> str:
+    """What a sale whose stock is not the tool's store says of it."""
+    if source == "command":
+        return f"read by --stock-cmd: {initial}"
+    return "unknown: nothing reads it (no --stock-cmd)"
 
 
 def read_final(store: Store) -> tuple[int | None, str | None]:
@@ -162,29 +116,18 @@ class SaleLedger:
     def __init__(self, config: SaleConfig, total: int, run_fields: dict[str, Any]) -> None:
         self.config = config
         self.history_path = history_path_of(config)
-        self.store = open_store(config.store, config.lock_timeout, config.fsync)
-        try:
-            self.claim = self._open_store()
-        except BaseException:
-            self.store.close()
-            raise
-        try:
-            self.writer = (
-                HistoryWriter(self.history_path) if self.history_path else NoHistory()
-            )
-        except BaseException:
-            self._give_up()
-            raise
-        try:
-            self.initial = restock(self.store, config.tickets, config.lock_timeout)
-        except BaseException:
-            self._give_up(discard=True)
-            raise
-        # No connection of the parent's crosses the forks to come (it is
-        # opened again for the final read).
-        self.store.close()
-        #: what the run did to the stock before it sold, in words
-        self.stock = stock_words(config.tickets, self._before, self.initial)
+        #: where the stock is read: the store, --stock-cmd, or nowhere
+        self.source: str = getattr(config, "stock", "store")
+        self.initial: int | None = None
+        self.store: Store | None = None
+        self.claim: SaleClaim | None = None
+        if self.source == "store":
+            self.writer = self._open_on_store()
+        else:
+            if self.source == "command":
+                self.initial = read_stock(config.stock_cmd, "before the sale")  # type: ignore[attr-defined]
+            self.writer = HistoryWriter(self.history_path) if self.history_path else NoHistory()
+            self.stock = stock_elsewhere(self.source, self.initial)
         self.run_id = os.urandom(8).hex()
         self.t_run = time.monotonic()
         #: what ``tickets check`` reads back from the history, folded in as it is written
@@ -193,7 +136,7 @@ class SaleLedger:
         self.rows: dict[int, OperationRow] = {}
         self.live = Progress(total=total, noun=noun)
         self.notes: list[str] = []
-        self._seats: dict[int, int] = {}
+        self._seats: dict[int | str, int] = {}
         try:  # on disk before any buyer is let through the gate: no record, no sale
             self.writer.write(self._run_line(run_fields))
             self.writer.flush()
@@ -201,24 +144,52 @@ class SaleLedger:
             self._give_up(discard=True)
             raise
 
+    def _open_on_store(self) -> HistoryWriter | NoHistory:
+        """Check and claim the store, create the history, restock."""
+        config = self.config
+        self.store = store = open_store(config.store, config.lock_timeout, config.fsync)
+        try:
+            self.claim = self._open_store(store)
+        except BaseException:
+            store.close()
+            raise
+        try:
+            self.writer = HistoryWriter(self.history_path) if self.history_path else NoHistory()
+        except BaseException:
+            self._give_up()
+            raise
+        try:
+            initial = self.initial = restock(store, config.tickets, config.lock_timeout)
+        except BaseException:
+            self._give_up(discard=True)
+            raise
+        # No connection of the parent's crosses the forks to come (it is
+        # opened again for the final read).
+        store.close()
+        #: what the run did to the stock before it sold, in words
+        self.stock = stock_words(config.tickets, self._before, initial)
+        return self.writer
+
     def _give_up(self, discard: bool = False) -> None:
         """The run could not start: leave nothing of it behind."""
         if discard:
             self.writer.discard()
-        self.claim.close(undo=True)
-        self.store.close()
+        if self.claim is not None:
+            self.claim.close(undo=True)
+        if self.store is not None:
+            self.store.close()
 
-    def _open_store(self) -> SaleClaim:
+    def _open_store(self, store: Store) -> SaleClaim:
         """Check the store and its lock files before anything is created, and
         claim the store: shared with other --keep-stock runs, alone if the run
         restocks. A store that exists must read back before anything changes
         (restocking does not paper over corruption; `tickets init` resets one)."""
         config = self.config
-        self.store.check_ready()
+        store.check_ready()
         check_lock_path(config.store)
         self._before: int | None = None
-        if config.tickets is None or self.store.exists():
-            self._before = self.store.load()
+        if config.tickets is None or store.exists():
+            self._before = store.load()
         restocks = config.tickets is not None
         return SaleClaim(config.store, exclusive=restocks, timeout=config.lock_timeout)
 
@@ -232,12 +203,13 @@ class SaleLedger:
             "version": 1,
             "run_id": self.run_id,
             "mode": config.mode,
-            "store": config.store.identity(),
+            "store": self._store_identity(),
             "store_kind": config.store.kind,
+            "stock": self.source,
             **extra,
             "strategy": config.strategy,
             "initial": self.initial,
-            "restocked": config.tickets is not None,
+            "restocked": self.source == "store" and config.tickets is not None,
             **run_fields,
             "seed": config.seed,
             "delays": {"search": config.delays.search, "write": config.delays.write},
@@ -247,11 +219,32 @@ class SaleLedger:
             "t": self.t_run,
         }
 
+    def _store_identity(self) -> str:
+        """The store, as histories of one sale must share it."""
+        if self.source == "store":
+            return self.config.store.identity()
+        if self.source == "command":
+            return f"--stock-cmd {self.config.stock_cmd}"  # type: ignore[attr-defined]
+        return "unknown (no --stock-cmd)"
+
     def close(self) -> None:
         """Close the history and let go of the store."""
         self.writer.close()
-        self.claim.close()
-        self.store.close()
+        if self.claim is not None:
+            self.claim.close()
+        if self.store is not None:
+            self.store.close()
+
+    def read_final(self) -> tuple[int | None, str | None]:
+        """The stock after the sale, or why it could not be read."""
+        if self.store is not None:
+            return read_final(self.store)
+        if self.source == "none":
+            return None, None
+        try:
+            return read_stock(self.config.stock_cmd, "after the sale"), None  # type: ignore[attr-defined]
+        except StoreError as exc:
+            return None, str(exc)
 
     def row(self, number: int) -> OperationRow:
         row = self.rows.get(number)
@@ -303,7 +296,7 @@ class SaleLedger:
         self.live.done += 1
         if ev["type"] == "ok":
             self.live.sold += 1
-            seat = ev["seat"]
+            seat: int | str = ev["seat"] if "seat" in ev else ev["ticket"]
             self._seats[seat] = self._seats.get(seat, 0) + 1
             if self._seats[seat] > 1:
                 self.live.double_sold += 1
@@ -327,7 +320,7 @@ class SaleLedger:
         self, t0: float, aborted: str | None, queue: Any = None, chaos: dict[str, Any] | None = None
     ) -> RunResult:
         """Read the final stock, write the ``end`` line, close the history, check."""
-        remaining, store_error = read_final(self.store)
+        remaining, store_error = self.read_final()
         # Not before any event it closes (one clock: only a clock that
         # stepped back could make it so, and the history must stay readable).
         t_end = max(time.monotonic(), self.ops.latest)

@@ -84,7 +84,7 @@ def side_stats(strategy: str, results: Sequence[RunResult]) -> SideStats:
         unknown_total=sum(r.report.unknown for r in results),
         duration_median_s=statistics.median(r.duration_s for r in results),
         purchases_per_s_median=statistics.median(r.purchases_per_s for r in results),
-        initial=results[0].initial,
+        initial=results[0].initial or 0,  # a race reads its own store
     )
 
 

@@ -78,6 +78,18 @@ class StoreSpec(
             return f"sqlite://{os.path.realpath(str(self.path))}"
         return self.label
 
+    def url(self) -> str:
+        """The store as a command buyer is told of it (``TICKETS_STORE``):
+        the file's absolute path, ``sqlite:///abs``, or the Redis URL with
+        its password (in the environment, never in argv or output)."""
+        if self.kind != "redis" or not self.password:
+            return self.identity()
+        from urllib.parse import quote
+
+        user = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        host = f"[{self.host}]" if ":" in str(self.host) else self.host
+        return f"redis://{user}{host}:{self.port}/{self.db}?key={quote(str(self.key), safe='')}"
+
     @property
     def lock_path(self) -> str:
         """The file that the ``file`` and ``flock`` strategies and the

@@ -1,0 +1,66 @@
+"""One row per operation, as the parent saw it, and the live counters a view shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class OperationRow:
+    """One operation (a buyer, or an order in the queue mode) as the parent saw it."""
+
+    #: the buyer's number, or the order's
+    number: int
+    pid: int | None = None
+    result: str = "pending"  # ok | fail | info | pending
+    #: the seat sold (the count taken), or a command buyer's ticket id
+    seat: int | str | None = None
+    reason: str | None = None
+    seen: int | None = None
+    t_start: float | None = None
+    t_search: float | None = None
+    t_locked: float | None = None
+    t_end: float | None = None
+    producer: int | None = None
+    clerk: int | None = None
+    #: an optimistic transaction's retries (Redis WATCH)
+    retries: int | None = None
+
+    @property
+    def lock_wait(self) -> float | None:
+        if self.t_locked is None or self.t_search is None:
+            return None
+        return self.t_locked - self.t_search
+
+    @property
+    def total(self) -> float | None:
+        if self.t_end is None or self.t_start is None:
+            return None
+        return self.t_end - self.t_start
+
+    def update(self, ev: dict[str, Any]) -> None:
+        self.pid = ev.get("pid", self.pid)
+        for key in ("t_start", "t_search", "t_locked", "seen", "producer", "clerk", "retries"):
+            if key in ev:
+                setattr(self, key, ev[key])
+        if ev["type"] != "invoke":
+            self.result = ev["type"]
+            self.seat = ev.get("seat", ev.get("ticket"))
+            self.reason = ev.get("reason")
+            self.t_end = ev.get("t")
+
+
+@dataclass
+class Progress:
+    """What a live view shows while a run goes on."""
+
+    total: int
+    #: what is counted: "buyer", or "order" in the queue mode
+    noun: str = "buyer"
+    done: int = 0
+    sold: int = 0
+    double_sold: int = 0
+    #: queue mode: orders waiting in the queue, orders submitted so far
+    queue_depth: int | None = None
+    submitted: int = 0
