@@ -98,7 +98,7 @@ def cli(ctx: click.Context, db: str, lock_file: str | None, connect_timeout: flo
     sold twice, nothing sold that the store did not lose.
     """
     ctx.obj = StoreContext(db)
-    ctx.obj.db_given = ctx.get_parameter_source("db") is not click.core.ParameterSource.DEFAULT
+    ctx.obj.db_given = ctx.get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE
     ctx.obj.lock_file = lock_file
     ctx.obj.connect_timeout = connect_timeout
 

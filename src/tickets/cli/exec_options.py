@@ -2,7 +2,7 @@
 
 Which stock a command buyer's sale is judged by: ``--stock-cmd CMD`` (a
 command that prints it, run before and after the sale), or the tool's own
-store when ``--db`` (or ``$TICKETS_DB``) names the store the command sells
+store when ``--db`` on the command line names the store the command sells
 from (it gets its URL as ``$TICKETS_STORE``). With neither, nothing can read
 the stock: the checks that need it do not run and the verdict is "not
 proven" (exit 5). Only click is imported at module level (see

@@ -26,7 +26,7 @@ class StoreContext:
 
     def __init__(self, db: str) -> None:
         self.db_text = db
-        #: named by --db or $TICKETS_DB, not the default
+        #: named by --db on the command line (not $TICKETS_DB, not the default)
         self.db_given = False
         self.lock_file: str | None = None
         self.connect_timeout: float | None = None
