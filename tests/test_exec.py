@@ -128,34 +128,21 @@ def test_any_other_exit_is_an_unknown_outcome_its_stderr_in_the_log() -> None:
     assert log.count("oops-42") == 6 and log.count("more-6") == 3 and "buyer 2" in log
 
 
-def test_the_command_sells_from_the_tool_s_store_when_db_names_it(tmp_path: Path) -> None:
-    buyer = tmp_path / "json_buyer.py"
-    buyer.write_text(JSON_BUYER)
-    store = str(tmp_path / "shop.json")
-    for locked, expected in (("1", 0), ("0", 1)):
-        code, doc = buy_json("--db", store, "-n", "10", "-t", "6",
-                             "--exec", f"LOCKED={locked} {sys.executable} {buyer}")  # fmt: skip
-        assert code == expected, doc["checks"]
-        assert doc["stock_source"] == "store" and doc["initial"] == 6
-    assert doc["oversold"] > 0
+TAKE_ONE = f"{sys.executable} {ROOT / 'examples' / 'take_one.py'}"
 
 
-JSON_BUYER = """
-import fcntl, json, os, time
-path = os.environ["TICKETS_STORE"]
-assert os.environ["TICKETS_STORE_KIND"] == "json" and len(os.environ["TICKETS_RUN"]) == 16
-lock = open(path + ".mylock", "w")
-if os.environ["LOCKED"] == "1":
-    fcntl.flock(lock, fcntl.LOCK_EX)
-count = json.load(open(path))["count"]
-if count == 0:
-    raise SystemExit(22)
-time.sleep(0.05)
-with open(path + ".tmp", "w") as f:
-    json.dump({"count": count - 1}, f)
-os.replace(path + ".tmp", path)
-print(count)
-"""
+@pytest.mark.parametrize("db", ["shop.json", "sqlite:shop.db"])
+def test_the_command_sells_from_the_tool_s_store_when_db_names_it(db: str) -> None:
+    code, doc = buy_json("--db", db, "-n", "12", "-t", "6", "--exec", TAKE_ONE)
+    assert code == 0 and doc["passed"] and (doc["sold"], doc["remaining"]) == (6, 0)
+    assert doc["stock_source"] == "store" and doc["initial"] == 6
+    assert doc["no_ticket"] == 6  # exit 22: sold out
+
+
+def test_the_example_command_oversells_without_its_lock() -> None:
+    code, doc = buy_json("--db", "shop.json", "-n", "12", "-t", "6", "--exec",
+                         f"{TAKE_ONE} --broken")  # fmt: skip
+    assert code == 1 and doc["oversold"] > 0
 
 
 def test_a_hanging_command_is_stopped_at_its_timeout_and_nothing_is_left() -> None:
@@ -170,25 +157,28 @@ def test_a_hanging_command_is_stopped_at_its_timeout_and_nothing_is_left() -> No
 
 
 def test_what_a_command_leaves_running_is_killed_when_it_exits() -> None:
-    code, doc = buy_json("-n", "3", "--exec",
-                         "(sleep 41.5 &); echo $((TICKETS_BUYERS - TICKETS_BUYER))", "--stock-cmd", "echo 3")
+    left = "(sleep 41.5 &); setsid sleep 41.75 > /dev/null 2>&1 < /dev/null &"
+    code, doc = buy_json("-n", "3", "--stock-cmd", "echo 3",
+                         "--exec", f"{left} echo $((TICKETS_BUYERS - TICKETS_BUYER))")  # fmt: skip
     assert doc["sold"] == 3
-    assert wait_until(lambda: processes_with("sleep 41.5") == [], 5)
+    # In its group, and out of it (setsid): the launcher adopts orphans.
+    assert wait_until(lambda: processes_with("sleep 41.") == [], 5)
 
 
 def test_killing_the_parent_leaves_no_command_behind(tmp_path: Path) -> None:
+    escape = "setsid sleep 43.5 > /dev/null 2>&1 < /dev/null &"
     parent = subprocess.Popen(
-        [sys.executable, "-m", "tickets", "buy", "-n", "4", "--exec", "sleep 43.75; echo 1"],
+        [sys.executable, "-m", "tickets", "buy", "-n", "4", "--exec", f"{escape} sleep 43.75"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         assert wait_until(lambda: len(processes_with("sleep 43.75")) >= 4, 30)
         parent.kill()
         parent.wait(10)
-        assert wait_until(lambda: processes_with("sleep 43.75") == [], 5)
+        assert wait_until(lambda: processes_with("sleep 43.") == [], 5)
     finally:
         parent.kill()
-        for pid in processes_with("sleep 43.75"):
+        for pid in processes_with("sleep 43."):
             os.kill(pid, signal.SIGKILL)
 
 

@@ -19,7 +19,11 @@ the terminal.
 Nothing outlives the sale: when a command exits, whatever it left running in
 its group is killed before it is reaped (its pid, the group's id, cannot be
 reused until then); at its timeout the whole group is killed; and if the
-parent dies, the launcher kills every group and then itself.
+parent dies, the launcher kills every group and then itself. What escapes
+its group (``setsid``, a daemon's double fork) is still the launcher's: on
+Linux the launcher is a child subreaper, so every orphan of a command
+becomes its child, and once the sale is over it kills its children until
+none is left.
 """
 
 from __future__ import annotations
@@ -196,6 +200,7 @@ class Commands:
         while self.running:
             if parent_gone(self.lifeline):
                 self.kill_all()
+                kill_descendants(time.monotonic() + 1.0)
                 stop_everyone()
             for fd, _ in self.poller.poll(TICK * 1000):
                 run = self.by_fd.get(fd)
@@ -250,6 +255,67 @@ class Commands:
             kill_group(pid)
 
 
+#: prctl(2): orphaned descendants are reparented to this process, not init.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Adopt every orphan of the commands (Linux; elsewhere, nothing)."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (AttributeError, OSError):  # pragma: no cover - a libc without prctl
+            pass
+
+
+def children_of(pid: int) -> list[int]:
+    """The live children of ``pid`` (from /proc: a scan of every process)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def kill_descendants(deadline: float) -> None:
+    """Kill and reap every child this process has (adopted orphans too),
+    until none is left or the deadline passes."""
+    me = os.getpid()
+    while time.monotonic() < deadline:
+        _reap_any()
+        left = children_of(me) if os.path.isdir("/proc") else []
+        if not left:
+            return
+        for pid in left:
+            kill_group(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(TICK)
+
+
+def _reap_any() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
+
+
 def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -284,6 +350,7 @@ def run_commands(plan: BuyerPlan, buyers: int, out: Batcher, gate: FdGate, lifel
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    become_subreaper()
     out.add({"type": "launched"})
     out.flush()
     if not gate.poll(plan.gate_timeout) or parent_gone(lifeline):
@@ -299,4 +366,5 @@ def run_commands(plan: BuyerPlan, buyers: int, out: Batcher, gate: FdGate, lifel
         commands.watch()
     finally:
         commands.kill_all()
+        kill_descendants(time.monotonic() + 5.0)
         out.flush()

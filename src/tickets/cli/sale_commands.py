@@ -102,7 +102,7 @@ def buy(
         tickets buy --buyers 1000 --no-delay --json
         tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
         tickets buy --buy examples/booking.py:take_ticket --lock file
-        tickets buy --exec ./buy.sh --stock-cmd ./stock.sh  # any command buys
+        tickets buy --db tickets.json --exec 'python3 examples/take_one.py'  # any command
     """
     from ..config import BuyConfig
     from ..output.json_documents import run_dict
