@@ -22,6 +22,8 @@ not the absolute numbers, across machines).
    one process (bench/stores.py).
 8. The user's own buyer (`--buy`) against the built-in purchase, same lock
    (bench/user_buyer.py).
+9. Command buyers (`--exec`, a trivial command) against the built-in
+   purchase: bounded by process start (bench/exec_buyer.py).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 
 import history_check
 import stores
+import exec_buyer
 import user_buyer
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, QueueConfig
@@ -216,6 +219,7 @@ def main() -> None:
     history_check.report(CHECK_OPERATIONS)
     stores.report(BUYERS, REPEAT)
     user_buyer.report(BUYERS)
+    exec_buyer.report(BUYERS)
 
 
 if __name__ == "__main__":

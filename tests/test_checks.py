@@ -215,6 +215,27 @@ FORGED = {
         [run_line(1), _invoke(0, 11), _ok(0, 1, 12), end_line(0, t=11.5)],
         "not after every event",
     ),
+    "an initial stock on a stock nobody read": (
+        [run_line(5, stock="none"), end_line(None)], "says none was read",
+    ),
+    "no initial stock on a stock that was read": (
+        [run_line(None, stock="command"), end_line(0)], "no valid initial stock",  # type: ignore[arg-type]
+    ),
+    "a final stock on a stock nobody read": (
+        [run_line(None, stock="none"), end_line(3)],  # type: ignore[arg-type]
+        "end line has a final stock but the run line says none was read",
+    ),
+    "an unknown stock source": ([run_line(1, stock="hope"), end_line(1)], "stock 'hope'"),
+    "a ticket id that is not text": (
+        [run_line(1), _invoke(0, 11), {"type": "ok", "buyer": 0, "ticket": 7, "t": 12},
+         end_line(0)],
+        "has ticket 7, not a ticket id",
+    ),
+    "an empty ticket id": (
+        [run_line(1), _invoke(0, 11), {"type": "ok", "buyer": 0, "ticket": "", "t": 12},
+         end_line(0)],
+        "has ticket '', not a ticket id",
+    ),
     "a reason that is not text": (
         [run_line(1), _invoke(0, 11), {"type": "fail", "buyer": 0, "reason": 7, "t": 12},
          end_line(1)],
@@ -366,3 +387,71 @@ def test_the_ledger_writes_well_formed_histories_from_any_order_of_reports(
     # The run's verdict and tickets check of its history are one computation.
     assert result.report == check_history(history)
     assert result.report.passed is False  # an error outcome: the run proves nothing
+
+
+# -- ticket ids and a stock nobody read (command buyers) ------------------------
+
+
+def _ticket(buyer: int, ticket: str, t: float) -> dict[str, Any]:
+    return {"type": "ok", "buyer": buyer, "ticket": ticket, "t": t}
+
+
+def _sold_out(buyer: int, t: float) -> dict[str, Any]:
+    return {"type": "fail", "buyer": buyer, "reason": "sold out", "t": t}
+
+
+def _report(tmp_path: Path, lines: list[dict[str, Any]]) -> Any:
+    from tickets.checks import check_history
+
+    return check_history(read(write(tmp_path / "h.jsonl", lines)))
+
+
+def _verdicts(report: Any) -> dict[str, bool | None]:
+    return {c.name: c.passed for c in report.checks}
+
+
+def test_ticket_ids_pass_when_unique_and_counted(tmp_path: Path) -> None:
+    report = _report(tmp_path, [run_line(2, size=3), _invoke(0, 11), _invoke(1, 11),
+                                _invoke(2, 11), _ticket(0, "A", 12), _ticket(1, "B", 12),
+                                _sold_out(2, 13), end_line(0)])  # fmt: skip
+    assert report.passed and not report.unproven and report.sold == 2
+    assert _verdicts(report)["real-time order"] is None  # ids have no order to check
+    assert [c.name for c in report.not_run()] == ["real-time order"]
+
+
+@pytest.mark.parametrize(
+    ("events", "remaining", "failed"),
+    [
+        ([_ticket(0, "A", 12), _ticket(1, "A", 12)], 0, "no ticket sold twice"),
+        ([_ticket(0, "A", 12), _ticket(1, "B", 12)], 1, "conservation"),
+        ([_ticket(0, "A", 12), _ticket(1, "B", 12), _ticket(2, "C", 12)], 0, "sold <= initial"),
+        ([_ticket(0, "A", 12), _sold_out(1, 12)], 1, "no undersell"),  # sold out, one left
+        ([_sold_out(2, 11.5), _ticket(0, "A", 12), _ticket(1, "B", 13)], 0, "no undersell"),
+    ],
+)
+def test_ticket_ids_fail_what_they_can_be_checked_for(
+    tmp_path: Path, events: list[dict[str, Any]], remaining: int, failed: str
+) -> None:
+    invokes = [_invoke(0, 11), _invoke(1, 11), _invoke(2, 11)]
+    if events[0]["type"] == "fail":  # the sold out completed before the others were invoked
+        invokes = [_invoke(2, 11), events[0], _invoke(0, 11.6), _invoke(1, 11.6)]
+        events = events[1:]
+    report = _report(tmp_path, [run_line(2, size=3), *invokes, *events, end_line(remaining)])
+    assert _verdicts(report)[failed] is False and not report.passed and not report.unproven
+
+
+def test_a_stock_nobody_read_is_not_proven_and_never_passes(tmp_path: Path, invoke: Any) -> None:
+    lines = [run_line(None, size=2, stock="none"), _invoke(0, 11), _invoke(1, 11),  # type: ignore[arg-type]
+             _ok(0, 2, 12), _ok(1, 1, 12), end_line(None)]  # fmt: skip
+    report = _report(tmp_path, lines)
+    assert not report.passed and report.unproven and report.initial is None
+    assert {c.name for c in report.not_run()} == {
+        "sold <= initial", "conservation", "store valid after the run"}
+    result = invoke("check", str(tmp_path / "h.jsonl"), "--json")
+    doc = json.loads(result.output)
+    assert result.exit_code == 5 and doc["passed"] is False and doc["unproven"] is True
+    # What could run still fails a bad sale: a seat sold twice is exit 1.
+    lines[-2] = _ok(1, 2, 12)
+    report = _report(tmp_path, lines)
+    assert not report.passed and not report.unproven
+    assert invoke("check", str(tmp_path / "h.jsonl")).exit_code == 1

@@ -237,8 +237,9 @@ class Commands:
             self.forget(fd)
         outcome = judge(run, code, self.plan)
         t = time.monotonic()
+        # The whole command is its read-modify-write, as far as anyone can see.
         self.out.add({**outcome, "buyer": run.buyer, "pid": run.pid, "t": t,
-                      "t_start": run.started})  # fmt: skip
+                      "t_start": run.started, "t_locked": run.started})  # fmt: skip
         self.out.add({"type": "exit", "buyer": run.buyer, "code": code, "t": t})
         if self.plan.log is not None and (run.err or outcome["type"] == "info"):
             write_log(self.plan.log, run, outcome)

@@ -127,9 +127,14 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
     # In the queue mode a row is an order, and its "search" is its wait in the queue.
     noun = history.noun
     locked = run["strategy"] != "none"  # no lock, no wait for one
+    how = f"strategy {run['strategy']}"
+    if isinstance(run.get("exec"), str):  # the user's command, or function, bought
+        how = f"--exec {printable(run['exec'])[:80]}"
+    elif isinstance(run.get("buyer"), str):
+        how = f"--buy {printable(run['buyer'])[:80]} (lock {run['strategy']})"
+    stock = "unknown" if history.initial is None else history.initial
     title = Text(
-        f"{run['mode']} with strategy {run['strategy']}: "
-        f"{total} {noun}s, stock {history.initial}\n",
+        f"{run['mode']} with {how}: {total} {noun}s, stock {stock}\n",
         style="bold",
     )
     title.append(f"history {printable(history.path)}", style="dim")
