@@ -182,6 +182,15 @@ def test_killing_the_parent_leaves_no_command_behind(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def test_a_command_that_kills_the_launcher_ends_the_sale_and_nothing_is_left() -> None:
+    started = time.monotonic()
+    code, doc = buy_json("-n", "3", "--stock-cmd", "echo 3",
+                         "--exec", "kill -9 $PPID; sleep 53.25; echo 1")  # fmt: skip
+    assert time.monotonic() - started < 15  # not the buyer timeout: at once
+    assert doc["unknown"] == 3 and code == 0  # nothing sold that the stock misses
+    assert wait_until(lambda: processes_with("sleep 53.25") == [], 5)
+
+
 def test_ticket_ids_get_the_uniqueness_and_count_checks() -> None:
     code, doc = buy_json("-n", "4", "--exec", "echo T-$TICKETS_BUYER", "--stock-cmd",
                          "echo 4")  # fmt: skip

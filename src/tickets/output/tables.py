@@ -78,10 +78,9 @@ def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
     for row in rows:
         if row.result == "fail":
             why = row.reason or "no ticket"
-            if why == "sold out" and row.t_locked is not None:
-                why = "sold out under the lock"
-            elif why == "sold out" and row.seen is not None:  # a built-in buyer's search
-                why = "sold out at the search"
+            if why == "sold out" and row.seen is not None:  # a built-in buyer searched
+                where = "at the search" if row.t_locked is None else "under the lock"
+                why = f"sold out {where}"
             reasons[why] = reasons.get(why, 0) + 1
     lines = [f"{n} {noun}{'s' if n > 1 else ''}: {why}" for why, n in
              sorted(reasons.items(), key=lambda kv: -kv[1])]  # fmt: skip

@@ -136,6 +136,8 @@ class BuyMode(SaleMode):
             return NEWS
         if heard:
             return None
+        if self.config.command is not None and self.launcher_died(run):
+            return NEWS
         # Quiet: look for buyers that died without a word. Their last
         # event may still be in the pipe, so drain before judging.
         dead = [b for b in run.ledger.pending() if run.children.exitcode(b) is not None]
@@ -147,6 +149,18 @@ class BuyMode(SaleMode):
                 run.ledger.unknown(b, describe_exit(run.children.exitcode(b)))
                 run.detector.died(run.children.pids.get(b))
         return NEWS
+
+    def launcher_died(self, run: Harness) -> bool:
+        """Command buyers are reported by the launcher: if it is gone (a
+        command killed it), no outcome is coming; those pending are unknown."""
+        children = run.children
+        if not (isinstance(children, LauncherHandle) and children.gone()):
+            return False
+        run.drain()
+        pending = run.ledger.pending()
+        for b in pending:
+            run.ledger.unknown(b, "the launcher that ran its command died")
+        return bool(pending)
 
     def time_out(self, run: Harness, timeout: float) -> bool:
         """Stop the buyers still buying ``timeout`` after the start: their

@@ -84,6 +84,10 @@ class LauncherHandle:
             return None
         return f"the buyer launcher exited with code {code} before starting every buyer"
 
+    def gone(self) -> bool:
+        """Has the launcher exited (or never started)?"""
+        return self.proc is None or self.proc.poll() is not None
+
     def exitcode(self, buyer: int) -> int | None:
         return self.codes.get(buyer)
 
@@ -118,6 +122,7 @@ class LauncherHandle:
             alive = self.alive()
             if self.groups:  # the command buyers' groups are not the launcher's
                 self.signal(alive, signal.SIGKILL)
+                kill_session(self.proc.pid)  # and those it never told of
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -129,3 +134,23 @@ class LauncherHandle:
             return alive
         finally:
             os.close(self._lifeline)
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid`` (the launcher's: every command
+    it started is in it, unless it left with setsid), found in /proc."""
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc here: the groups the launcher named are killed
+        return
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[3]) == sid:
+                os.kill(int(entry), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            continue
