@@ -221,6 +221,7 @@ def test_ticket_ids_get_the_uniqueness_and_count_checks() -> None:
         (["--exec", "true", "--stock-cmd", "echo 1", "--tickets", "5"], "--tickets is for"),
         (["--exec", "true", "--stock-cmd", "echo 1", "--db", "x.json"], "both say where"),
         (["--sold-out-exit", "3"], "--sold-out-exit is for --exec"),
+        (["--stock-cmd", "echo 3"], "--stock-cmd is for --exec or --buy"),
         (["--exec", "true", "--sold-out-exit", "0"], "--sold-out-exit"),
         (["--exec", "true", "--stock-cmd", "nope-xyz"], "--stock-cmd: nope-xyz"),
     ],
@@ -321,3 +322,11 @@ def test_the_service_s_ticket_ids_pass_correct_and_fail_broken(shop: Any) -> Non
     code, doc = buy_json("-n", "14", "--exec", f"curl -fsS -X POST {url}/buy",
                          "--stock-cmd", f"curl -fsS {url}/stock")  # fmt: skip
     assert code == 1 and doc["oversold"] > 0
+
+
+def test_a_python_buyer_that_sells_elsewhere_is_judged_by_the_stock_command() -> None:
+    Path("elsewhere.py").write_text("def buy(store):\n    return None\n")
+    code, doc = buy_json("-n", "3", "--buy", "elsewhere.py:buy", "--stock-cmd", "echo 0")
+    assert code == 0 and doc["passed"] and doc["stock_source"] == "command"
+    code, doc = buy_json("-n", "3", "--buy", "elsewhere.py:buy", "--stock-cmd", "echo 2")
+    assert code == 1 and check_of(doc, "no undersell")["passed"] is False

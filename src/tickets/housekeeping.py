@@ -69,7 +69,8 @@ def _entry(path: Path, modified: float) -> Entry:
         alive = type(pid) is int and pid > 0 and pid_alive(pid)
         verdict = "running" if alive else "unfinished"
     else:
-        verdict = "passed" if check_history(history).passed else "failed"
+        report = check_history(history)
+        verdict = "passed" if report.passed else "not proven" if report.unproven else "failed"
     return Entry(path, modified, run["mode"], run["strategy"], verdict)
 
 

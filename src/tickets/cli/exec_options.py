@@ -77,6 +77,10 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
                            "sold_out_exit": sold_out, "ticket_ids": ids}  # fmt: skip
     if command is None and stock_cmd is None:
         return out
+    if command is None and ctx.params.get("buy_code") is None:
+        raise click.UsageError(
+            "--stock-cmd is for --exec or --buy: the built-in buyers sell from the tool's store"
+        )
     obj = ctx.find_object(StoreContext)
     db_given = obj is not None and obj.db_given
     if command is not None:

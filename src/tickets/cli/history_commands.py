@@ -218,7 +218,8 @@ def show_histories(folder: Path, kept: list[Any], removed: list[Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    styles = {"passed": "green", "failed": "bold red", "running": "yellow"}
+    styles = {"passed": "green", "failed": "bold red", "running": "yellow",
+              "not proven": "bold yellow"}  # fmt: skip
     table = Table(title=f"{len(kept)} histories in {folder}, newest first")
     for name in ("modified", "mode", "strategy", "verdict", "history"):
         table.add_column(name)
