@@ -2,15 +2,18 @@
 
     tickets buy --db sale.json --exec 'python3 examples/take_one.py'
     tickets buy --db sqlite:sale.db --exec 'python3 examples/take_one.py'
+    tickets buy --db redis://127.0.0.1:6379 --exec 'python3 examples/take_one.py'
     tickets buy --db sale.json --exec 'python3 examples/take_one.py --broken'
 
-The store comes in the environment: TICKETS_STORE (the JSON file's path,
-or sqlite:///path) and TICKETS_STORE_KIND. It prints the seat it took (the
+The store comes in the environment: TICKETS_STORE_KIND, and
+TICKETS_STORE_PATH (a JSON or SQLite file) or TICKETS_STORE (a Redis URL,
+password included) and TICKETS_STORE_KEY. It prints the seat it took (the
 count before its sale) and exits 0, or exits 22 when sold out. On a JSON
 file it takes a lock of its own (flock on `<store>.mine`) around the read
 and the write; `--broken` leaves the lock out, and waits 20 ms between the
 read and the write, as a slow network would: two buyers sell one seat.
-On SQLite one statement does it all: `UPDATE ... WHERE count > 0 RETURNING`.
+On SQLite one statement does it all: `UPDATE ... WHERE count > 0 RETURNING`;
+on Redis one Lua script (the `redis` package must be installed for it).
 """
 
 from __future__ import annotations
@@ -41,8 +44,23 @@ def take_json(path: str, broken: bool) -> int | None:
         return int(count)
 
 
-def take_sqlite(url: str) -> int | None:
-    db = sqlite3.connect(url.removeprefix("sqlite://"), timeout=30, isolation_level=None)
+TAKE = """
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count == nil or count <= 0 then return 0 end
+redis.call('SET', KEYS[1], count - 1)
+return count
+"""
+
+
+def take_redis(url: str, key: str) -> int | None:
+    import redis
+
+    seat = int(redis.Redis.from_url(url, socket_timeout=10).eval(TAKE, 1, key))
+    return seat or None
+
+
+def take_sqlite(path: str) -> int | None:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
     row = db.execute(
         "UPDATE tickets_stock SET count = count - 1 WHERE id = 1 AND count > 0 RETURNING count + 1"
     ).fetchone()
@@ -50,14 +68,13 @@ def take_sqlite(url: str) -> int | None:
 
 
 def main() -> int:
-    store, kind = os.environ["TICKETS_STORE"], os.environ["TICKETS_STORE_KIND"]
+    kind = os.environ["TICKETS_STORE_KIND"]
     if kind == "json":
-        seat = take_json(store, "--broken" in sys.argv)
+        seat = take_json(os.environ["TICKETS_STORE_PATH"], "--broken" in sys.argv)
     elif kind == "sqlite":
-        seat = take_sqlite(store)
+        seat = take_sqlite(os.environ["TICKETS_STORE_PATH"])
     else:
-        print(f"take_one.py sells from a JSON or SQLite store, not {kind}", file=sys.stderr)
-        return 2
+        seat = take_redis(os.environ["TICKETS_STORE"], os.environ["TICKETS_STORE_KEY"])
     if seat is None:
         return SOLD_OUT
     print(seat)

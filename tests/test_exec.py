@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT
+from conftest import REDIS_PASSWORD, ROOT
 from helpers import read_json_lines
 
 pytestmark = pytest.mark.timeout(180)
@@ -131,10 +131,18 @@ def test_any_other_exit_is_an_unknown_outcome_its_stderr_in_the_log() -> None:
 TAKE_ONE = f"{sys.executable} {ROOT / 'examples' / 'take_one.py'}"
 
 
-@pytest.mark.parametrize("db", ["shop.json", "sqlite:shop.db"])
-def test_the_command_sells_from_the_tool_s_store_when_db_names_it(db: str) -> None:
-    code, doc = buy_json("--db", db, "-n", "12", "-t", "6", "--exec", TAKE_ONE)
+@pytest.mark.parametrize("kind", ["json", "sqlite", "redis"])
+def test_the_command_sells_from_the_tool_s_store_when_db_names_it(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    db = {"json": "shop.json", "sqlite": "sqlite:shop.db"}.get(kind)
+    if db is None:  # a real server, with a password: the command gets it in its environment
+        db = str(request.getfixturevalue("redis_url"))
+    done = tickets("--db", db, "buy", "-n", "12", "-t", "6", "--exec", TAKE_ONE, "--json")
+    code, doc = done.returncode, json.loads(done.stdout)
     assert code == 0 and doc["passed"] and (doc["sold"], doc["remaining"]) == (6, 0)
+    history = Path(doc["history"]).read_text()
+    assert REDIS_PASSWORD not in done.stdout + done.stderr + history
     assert doc["stock_source"] == "store" and doc["initial"] == 6
     assert doc["no_ticket"] == 6  # exit 22: sold out
 

@@ -230,3 +230,55 @@ def test_every_engine_and_strategy_under_heavy_contention(
             assert fencing or oversold_runs >= 4, "pauses 4x the lease should oversell"
     with capsys.disabled():
         print(f"\n{kind}: " + "; ".join(f"{s} sold {n} oversold {o}" for s, n, o in figures))
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(1800)
+def test_the_example_service_under_exec_is_judged_right_every_time(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The correct service passes every trial, with seats and with ids, and
+    with commands killed mid-request at their timeout (unknown outcomes the
+    server may have sold); the broken one fails every trial."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    assert isinstance(tmp_path, Path)
+    service = str(ROOT / "examples" / "booking_service.py")
+    tally: dict[str, list[int]] = {}
+    for flags, timeouts, expected in (([], ["5", "0.05", "0.1"], 0), (["--ids"], ["5"], 0),
+                                      (["--broken"], ["5"], 1)):  # fmt: skip
+        ready = tmp_path / f"ready{len(tally)}"
+        proc = subprocess.Popen(
+            [sys.executable, service, "--port", "0", "--db", str(tmp_path / f"s{len(tally)}.db"),
+             "--ready-file", str(ready), "--tickets", "100", *flags],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not ready.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            url = "http://" + ready.read_text().strip()
+            for trial in range(5):
+                for timeout in timeouts:
+                    subprocess.run(["curl", "-fsS", "-X", "POST", f"{url}/stock?count=100"],
+                                   check=True, capture_output=True, timeout=30)  # fmt: skip
+                    done = subprocess.run(
+                        [sys.executable, "-m", "tickets", "buy", "--buyers", "300",
+                         "--buyer-timeout", timeout, "--exec", f"curl -fsS -X POST {url}/buy",
+                         "--stock-cmd", f"curl -fsS {url}/stock", "--json"],
+                        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                    )  # fmt: skip
+                    doc = json.loads(done.stdout)
+                    assert done.returncode == expected, (flags, timeout, trial, doc["checks"])
+                    tally.setdefault(f"{flags} {timeout}", []).append(doc["unknown"])
+        finally:
+            proc.kill()
+            proc.wait(10)
+    with capsys.disabled():
+        print("\nexec trials (unknown outcomes per trial):", tally)

@@ -87,7 +87,7 @@ class BuyMode(SaleMode):
         assert config.command is not None
         env = {"TICKETS_RUN": run_id, "TICKETS_BUYERS": str(config.buyers)}
         if config.stock == "store":  # the command sells from the tool's own store
-            env |= {"TICKETS_STORE": config.store.url(), "TICKETS_STORE_KIND": config.store.kind}
+            env |= config.store.environment()
         return CommandPlan(
             config.command, config.sold_out_exit, config.exec_timeout, config.ticket_ids, env
         )

@@ -78,17 +78,26 @@ class StoreSpec(
             return f"sqlite://{os.path.realpath(str(self.path))}"
         return self.label
 
-    def url(self) -> str:
-        """The store as a command buyer is told of it (``TICKETS_STORE``):
-        the file's absolute path, ``sqlite:///abs``, or the Redis URL with
-        its password (in the environment, never in argv or output)."""
-        if self.kind != "redis" or not self.password:
-            return self.identity()
+    def environment(self) -> dict[str, str]:
+        """The store as a command buyer is told of it: ``TICKETS_STORE`` (the
+        file's absolute path, ``sqlite:///abs``, or the Redis URL with its
+        password: in the environment, never in argv or output, and without
+        the key, so that ``redis.from_url`` and ``redis-cli -u`` take it),
+        ``TICKETS_STORE_KIND``, and ``TICKETS_STORE_PATH`` (a file store's
+        path) or ``TICKETS_STORE_KEY`` (the Redis key)."""
+        env = {"TICKETS_STORE_KIND": self.kind}
+        if self.kind != "redis":
+            path = os.path.realpath(str(self.path))
+            return env | {"TICKETS_STORE": self.identity(), "TICKETS_STORE_PATH": path}
         from urllib.parse import quote
 
-        user = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        user = ""
+        if self.username or self.password:
+            user = quote(self.username or "", safe="")
+            user += f":{quote(self.password, safe='')}@" if self.password else "@"
         host = f"[{self.host}]" if ":" in str(self.host) else self.host
-        return f"redis://{user}{host}:{self.port}/{self.db}?key={quote(str(self.key), safe='')}"
+        url = f"redis://{user}{host}:{self.port}/{self.db}"
+        return env | {"TICKETS_STORE": url, "TICKETS_STORE_KEY": str(self.key)}
 
     @property
     def lock_path(self) -> str:
