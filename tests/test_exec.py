@@ -338,3 +338,16 @@ def test_a_python_buyer_that_sells_elsewhere_is_judged_by_the_stock_command() ->
     assert code == 0 and doc["passed"] and doc["stock_source"] == "command"
     code, doc = buy_json("-n", "3", "--buy", "elsewhere.py:buy", "--stock-cmd", "echo 2")
     assert code == 1 and check_of(doc, "no undersell")["passed"] is False
+
+
+def test_chaos_kills_command_buyers_and_the_service_still_passes(shop: Any) -> None:
+    url = shop("--tickets", "10")
+    code, doc = buy_json("-n", "24", "--chaos", "--kill-rate", "0.5", "--pause-rate", "0",
+                         "--exec", f"sleep 0.06; curl -fsS -X POST {url}/buy",
+                         "--stock-cmd", f"curl -fsS {url}/stock")  # fmt: skip
+    chaos = doc["chaos"]
+    # Each doomed command dies within 50 ms of its start, before its request.
+    assert chaos["killed"] == chaos["kills_planned"] > 0
+    assert doc["unknown"] == chaos["killed"] and code == 0 and doc["passed"]
+    reasons = {b["reason"] for b in doc["buyers"] if b["result"] == "info"}
+    assert reasons == {"chaos: its command was killed with SIGKILL"}

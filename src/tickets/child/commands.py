@@ -61,7 +61,8 @@ DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
 class Running:
     """One command buyer under way."""
 
-    __slots__ = ("buyer", "pid", "started", "deadline", "out", "err", "fds", "timed_out")
+    __slots__ = ("buyer", "pid", "started", "deadline", "out", "err", "fds", "timed_out",
+                 "doomed_at", "killed")  # fmt: skip
 
     def __init__(self, buyer: int, pid: int, started: float, deadline: float) -> None:
         self.buyer = buyer
@@ -73,6 +74,9 @@ class Running:
         #: read end -> which buffer it fills
         self.fds: dict[int, bytearray] = {}
         self.timed_out = False
+        #: a chaos run kills its group at this time, if it still runs
+        self.doomed_at: float | None = None
+        self.killed = False
 
 
 def shown(text: str) -> str:
@@ -97,6 +101,8 @@ def judge(run: Running, code: int, plan: BuyerPlan) -> dict[str, Any]:
     """What a command's exit says about its sale."""
     command = plan.command
     assert command is not None
+    if run.killed:
+        return {"type": "info", "reason": "chaos: its command was killed with SIGKILL"}
     if run.timed_out:
         return {"type": "info",
                 "reason": f"timeout: still running after {command.timeout:g}s; killed"}  # fmt: skip
@@ -177,6 +183,8 @@ class Commands:
         self.running: dict[int, Running] = {}  #: by pid
         self.by_fd: dict[int, Running] = {}
         self.poller = select.poll()
+        assert plan.command is not None
+        self.kills = dict(plan.command.kills)
 
     def start(self, buyer: int) -> None:
         try:
@@ -187,6 +195,8 @@ class Commands:
             self.out.add({"type": "fail", "buyer": buyer, "t": t, "reason": why})
             self.out.add({"type": "exit", "buyer": buyer, "code": 1, "t": t})
             return
+        if buyer in self.kills:
+            run.doomed_at = run.started + self.kills[buyer]
         self.running[run.pid] = run
         for fd in run.fds:
             self.by_fd[fd] = run
@@ -210,6 +220,9 @@ class Commands:
             for run in self.running.values():
                 if not run.timed_out and now > run.deadline:
                     run.timed_out = True
+                    kill_group(run.pid)
+                elif run.doomed_at is not None and not run.killed and now > run.doomed_at:
+                    run.killed = True  # chaos: as from outside, mid-command
                     kill_group(run.pid)
             self.reap()
             self.out.flush()

@@ -85,7 +85,8 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
     fields["pause_at"] = tuple((buyer, length) for buyer, length in fields["pause_at"])
     fields["store"] = StoreSpec(*fields["store"])
     if fields.get("command") is not None:
-        fields["command"] = CommandPlan(*fields["command"])
+        command = CommandPlan(*fields["command"])
+        fields["command"] = command._replace(kills=tuple((b, t) for b, t in command.kills))
     return BuyerPlan(**fields)
 
 

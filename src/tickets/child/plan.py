@@ -42,10 +42,12 @@ class Delays(namedtuple("Delays", "search write", defaults=(0.020, 0.004))):
         return self.draw(buyer_rng(seed, buyer))
 
 
-class CommandPlan(namedtuple("CommandPlan", "command sold_out timeout ids env")):
+class CommandPlan(namedtuple("CommandPlan", "command sold_out timeout ids env kills",
+                             defaults=((),))):  # fmt: skip
     """A command buyer's (``--exec``): the shell command, the exit code that
     means sold out, the seconds it may run, whether every ticket is an id,
-    and what its environment adds (the run's id, the store's URL)."""
+    what its environment adds (the run's id, the store's URL), and a chaos
+    run's kills: (buyer, seconds after its start) pairs."""
 
     __slots__ = ()
     command: str
@@ -53,6 +55,7 @@ class CommandPlan(namedtuple("CommandPlan", "command sold_out timeout ids env"))
     timeout: float
     ids: bool
     env: dict[str, str]
+    kills: tuple[tuple[int, float], ...]
 
 
 class BuyerPlan(

@@ -84,6 +84,10 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
     obj = ctx.find_object(StoreContext)
     db_given = obj is not None and obj.db_given
     if command is not None:
+        if ctx.params.get("pause_length") is not None:
+            raise click.UsageError(
+                "--pause-length pauses buyers holding the tool's lock; an --exec buyer holds none"
+            )
         if _given(ctx, "strategy"):
             raise click.UsageError("--lock does not apply to --exec: the command locks as it will")
         fields["strategy"] = "none"

@@ -26,6 +26,9 @@ from .ledger import Progress, RunResult
 #: How long after a command buyer's own timeout the parent stops it itself
 #: (the launcher times each command out first).
 EXEC_GRACE = 5.0
+#: A chaos run kills a doomed command buyer within this long after its start
+#: (seconds); one that is done by then is not killed.
+EXEC_KILL_WINDOW = 0.05
 
 
 def run_buy(config: BuyConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
@@ -88,9 +91,14 @@ class BuyMode(SaleMode):
         env = {"TICKETS_RUN": run_id, "TICKETS_BUYERS": str(config.buyers)}
         if config.stock == "store":  # the command sells from the tool's own store
             env |= config.store.environment()
+        kills: tuple[tuple[int, float], ...] = ()
+        if config.chaos is not None:  # each doomed command dies a seeded moment after its start
+            rng = config.chaos.rng("exec-kill")
+            kills = tuple((b, rng.uniform(0, EXEC_KILL_WINDOW)) for b, _ in self.plan.kill_at)
         return CommandPlan(
-            config.command, config.sold_out_exit, config.exec_timeout, config.ticket_ids, env
-        )
+            config.command, config.sold_out_exit, config.exec_timeout, config.ticket_ids, env,
+            kills,
+        )  # fmt: skip
 
     def start(self, run: Harness) -> str | None:
         for b in range(self.config.buyers):
