@@ -39,9 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import exec_buyer
 import history_check
 import stores
-import exec_buyer
 import user_buyer
 from tickets.child.plan import Delays
 from tickets.config import BuyConfig, QueueConfig

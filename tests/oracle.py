@@ -19,7 +19,8 @@ from histories import Op
 INF = float("inf")
 
 
-def linearizable(ops: list[Op], initial: int, remaining: int) -> bool:
+def linearizable(ops: list[Op], initial: int, remaining: int, ids: bool = False) -> bool:
+    """``ids``: the sales got ticket ids, not seats: a sale takes one at any count."""
     n = len(ops)
     start = [op.start for op in ops]
     done = [op.done if op.kind in ("ok", "sold out", "busy") else INF for op in ops]
@@ -37,7 +38,7 @@ def linearizable(ops: list[Op], initial: int, remaining: int) -> bool:
             now = placed | 1 << i
             kind = ops[i].kind
             if kind == "ok":
-                if count > 0 and count == ops[i].seat and search(now, count - 1):
+                if count > 0 and (ids or count == ops[i].seat) and search(now, count - 1):
                     return True
             elif kind == "sold out":
                 if count == 0 and search(now, count):

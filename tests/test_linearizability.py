@@ -18,10 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from histories import Op, lines_of, table, write
+from histories import T0, Op, events_of, lines_of, table, write
 from oracle import linearizable
 from tickets.checks import Report, check_history, evaluate
 from tickets.history import read
+from tickets.operations import Operations
 
 QUICK = int(os.environ.get("TICKETS_ORACLE_EXAMPLES", "1500"))
 SETTINGS = settings(
@@ -170,6 +171,36 @@ def test_random_histories_agree_with_the_oracle(sale: Sale) -> None:
     agree(sale)
 
 
+def with_ids(ops: list[Op]) -> Operations:
+    """The table of these operations as a command buyer's: every sale's
+    ticket an id (distinct), not a seat."""
+    ids = Operations(len(ops), T0)
+    for ev in events_of(ops):
+        if ev["type"] == "ok":
+            ev = {**ev, "ticket": f"T-{ev['buyer']}"}
+            del ev["seat"]
+        ids.add(ev)
+    return ids
+
+
+def agree_without_seats(sale: Sale) -> None:
+    """Ticket ids: the checks that run pass exactly when the oracle, taking a
+    sale at any count, finds the history linearizable."""
+    initial, remaining, ops = sale
+    table = with_ids(ops)
+    report = evaluate(table, initial, remaining)
+    expected = linearizable(ops, initial, remaining, ids=True)
+    assert report.passed == expected, (sale, report.failures())
+    if table.tickets:  # a sale at all: no seats to order
+        assert [c.name for c in report.not_run()] == ["real-time order"]
+
+
+@SETTINGS
+@given(st.one_of(correct_sales(), lossy_sales(), mutated_sales(), random_sales()))
+def test_ticket_ids_agree_with_the_oracle(sale: Sale) -> None:
+    agree_without_seats(sale)
+
+
 @settings(max_examples=max(50, QUICK // 10), deadline=None, database=None)
 @given(st.one_of(correct_sales(), mutated_sales(), lossy_sales()))
 def test_the_file_path_gives_the_same_verdict(sale: Sale) -> None:
@@ -207,3 +238,4 @@ def test_many_more_examples() -> None:
     many = settings(SETTINGS, max_examples=QUICK * 20)
     for strategy in (correct_sales(), lossy_sales(), mutated_sales(), random_sales()):
         many(given(strategy)(agree))()
+        many(given(strategy)(agree_without_seats))()

@@ -151,7 +151,7 @@ def _evaluate_ids(
         Check("no ticket sold twice", not double, unique),
         conservation,
         Check("real-time order", None, f"{NOT_RUN}: {order}"),
-        Check("no undersell", *undersell_of_ids(ops, remaining)),
+        Check("no undersell", *undersell_of_ids(ops, initial, remaining)),
         store_valid,
         _errors_check(ops),
     )

@@ -241,10 +241,13 @@ def _undersell_finding(checks: OrderChecks, late: int, example: str, late_lost: 
     return Finding(True, f"{told} told sold out, each after the last ticket went")
 
 
-def undersell_of_ids(ops: Operations, remaining: int | None) -> Finding:
-    """``no undersell`` for a sale whose tickets are ids: no "sold out"
-    before a sale was invoked, and none while tickets remained at the end
-    (neither needs the seats)."""
+def undersell_of_ids(ops: Operations, initial: int | None, remaining: int | None) -> Finding:
+    """``no undersell`` for a sale whose tickets are ids. Every ticket taken
+    was taken before the first "sold out" completed (the count only goes
+    down): so no sale was invoked after it, none was told sold out while
+    tickets remained at the end, and the tickets no sale confirmed went to
+    operations of unknown outcome invoked before it. With distinct ids and
+    conservation, that is linearizability of the sale without seats."""
     checks = OrderChecks(ops, [], remaining)
     kinds, invoked = ops.kinds, ops.invoked
     late = [i for i in range(ops.size) if kinds[i] == OK and invoked[i] > checks.sold_out_at]
@@ -256,4 +259,15 @@ def undersell_of_ids(ops: Operations, remaining: int | None) -> Finding:
             f"{ops.label(first)} bought a ticket after that "
             f"(invoked at {checks.ms(invoked[first])})"
         )
-    return _undersell_finding(checks, len(late), example, "")
+    lost = ""
+    if checks.sold_out >= 0 and initial is not None and remaining is not None:
+        unconfirmed = initial - remaining - ops.count(OK)
+        in_time = bisect_right(checks.unknown_times, checks.sold_out_at)
+        if unconfirmed > in_time:
+            lost = (
+                f"{unconfirmed} ticket(s) went to no confirmed sale, but only {in_time} "
+                f"{ops.noun}(s) of unknown outcome were invoked before "
+                f"{ops.label(checks.sold_out)} was told sold out at "
+                f"{checks.ms(checks.sold_out_at)}: a lost ticket"
+            )
+    return _undersell_finding(checks, len(late), example, lost)
