@@ -351,3 +351,17 @@ def test_chaos_kills_command_buyers_and_the_service_still_passes(shop: Any) -> N
     assert doc["unknown"] == chaos["killed"] and code == 0 and doc["passed"]
     reasons = {b["reason"] for b in doc["buyers"] if b["result"] == "info"}
     assert reasons == {"chaos: its command was killed with SIGKILL"}
+
+
+def test_more_command_buyers_than_the_file_limit_allows_is_a_usage_error() -> None:
+    import resource
+
+    def low() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tickets", "buy", "-n", "200", "--exec", "exit 22"],
+        capture_output=True, text=True, timeout=60, preexec_fn=low,
+    )  # fmt: skip
+    assert done.returncode == 2 and "needs 464 open files" in done.stderr
+    assert not Path("history").exists()

@@ -191,6 +191,8 @@ class BuyConfig(SaleConfig):
             raise ConfigError("--buy and --exec both name the buyer; give one")
         if self.command is not None and self.strategy != "none":
             raise ConfigError("--lock does not apply to --exec: the command does its own locking")
+        if self.command is not None:
+            _check_fd_limit(self.buyers)
         if not 1 <= self.sold_out_exit <= 255:
             raise ConfigError(f"--sold-out-exit must be from 1 to 255, got {self.sold_out_exit}")
         try:
@@ -203,6 +205,20 @@ class BuyConfig(SaleConfig):
     @property
     def exec_timeout(self) -> float:
         return self.buyer_timeout or DEFAULT_EXEC_TIMEOUT
+
+
+def _check_fd_limit(buyers: int) -> None:
+    """Command buyers run at once, two pipes each, all read by the launcher."""
+    import resource
+
+    from .child.commands import fds_needed
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and fds_needed(buyers) > hard:
+        raise ConfigError(
+            f"--buyers {buyers} with --exec needs {fds_needed(buyers):,} open files, and this "
+            f"process may open {hard:,} (ulimit -Hn): give fewer buyers or raise the limit"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -357,10 +357,15 @@ def write_log(log: str, run: Running, outcome: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def fds_needed(buyers: int) -> int:
+    """Descriptors the launcher needs: two pipes a command, and some to spare."""
+    return 2 * buyers + 64
+
+
 def run_commands(plan: BuyerPlan, buyers: int, out: Batcher, gate: FdGate, lifeline: int) -> None:
     """The launcher's work under ``--exec``: every buyer a command."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 2 * buyers + 64  # two pipes a command
+    want = fds_needed(buyers)
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
