@@ -365,3 +365,18 @@ def test_more_command_buyers_than_the_file_limit_allows_is_a_usage_error() -> No
     )  # fmt: skip
     assert done.returncode == 2 and "needs 464 open files" in done.stderr
     assert not Path("history").exists()
+
+
+def test_a_fifo_where_the_log_goes_is_left_alone_and_never_waited_on() -> None:
+    os.mkfifo("h.jsonl.log")
+    done = tickets("buy", "-n", "3", "--history", "h.jsonl", "--stock-cmd", "echo 3",
+                   "--exec", "echo to-the-log >&2; exit 1", timeout=60)  # fmt: skip
+    assert done.returncode == 1 and "error: exit 1: to-the-log" in Path("h.jsonl").read_text()
+    assert Path("h.jsonl.log").is_fifo()
+
+
+def test_a_command_holds_none_of_the_run_s_descriptors() -> None:
+    tickets("buy", "-n", "1", "--history", "h.jsonl", "--stock-cmd", "echo 1",
+            "--exec", "ls /proc/$$/fd >&2; exit 1")  # fmt: skip
+    listed = Path("h.jsonl.log").read_text().split("\n", 1)[1].split()
+    assert sorted(listed) == ["0", "1", "2"]  # the shell holds stdin, stdout and stderr only

@@ -36,6 +36,7 @@ import time
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
 from .launcher import parent_gone, stop_everyone
+from .user_buyer import append_log
 
 if TYPE_CHECKING:
     from typing import Any
@@ -345,16 +346,7 @@ def write_log(log: str, run: Running, outcome: dict[str, Any]) -> None:
     data = text.encode(errors="replace") + bytes(run.err)
     if run.err and not run.err.endswith(b"\n"):
         data += b"\n"
-    try:
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError:
-        return
-    try:
-        os.write(fd, data)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    append_log(log, data)
 
 
 def fds_needed(buyers: int) -> int:

@@ -183,12 +183,23 @@ def write_traceback(log: str, buyer: int, exc: BaseException) -> None:
     text = "".join(traceback.format_exception(exc))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     data = f"--- buyer {buyer} (pid {os.getpid()}) at {stamp}\n{text}".encode(errors="replace")
+    append_log(log, data)
+
+
+def append_log(log: str, data: bytes) -> None:
+    """Append to the log beside the history in one write (buyers share it).
+    Only a regular file: a symlink, a FIFO (never waited on) or a device
+    there is left alone. No log, no harm: the summary is in the history."""
+    import stat
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = os.open(log, flags, 0o644)
     except OSError:
-        return  # no log, no harm: the summary is in the history
+        return
     try:
-        os.write(fd, data)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.write(fd, data)
     except OSError:
         pass
     finally:
