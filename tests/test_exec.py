@@ -377,6 +377,6 @@ def test_a_fifo_where_the_log_goes_is_left_alone_and_never_waited_on() -> None:
 
 def test_a_command_holds_none_of_the_run_s_descriptors() -> None:
     tickets("buy", "-n", "1", "--history", "h.jsonl", "--stock-cmd", "echo 1",
-            "--exec", "ls /proc/$$/fd >&2; exit 1")  # fmt: skip
+            "--exec", "exec 1>&2; ls /proc/$$/fd; exit 1")  # fmt: skip
     listed = Path("h.jsonl.log").read_text().split("\n", 1)[1].split()
     assert sorted(listed) == ["0", "1", "2"]  # the shell holds stdin, stdout and stderr only
