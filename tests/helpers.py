@@ -108,13 +108,19 @@ def left_running(store: Path) -> list[int]:
     Zombies are not running: killed buyers are reparented to PID 1, which
     need not reap them."""
     mark = f"TICKETS_DB={store}".encode()
+    return live_processes("/proc/{}/environ", lambda text: mark in text.split(b"\0"))
+
+
+def live_processes(template: str, matches: Callable[[bytes], bool]) -> list[int]:
+    """Live processes but this one whose ``template.format(pid)`` file
+    matches (zombies are not running)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as env:
-                if mark not in env.read().split(b"\0"):
+            with open(template.format(entry), "rb") as f:
+                if not matches(f.read()):
                     continue
             with open(f"/proc/{entry}/stat") as stat:
                 state = stat.read().rsplit(")", 1)[1].split()[0]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import REDIS_PASSWORD, ROOT
-from helpers import read_json_lines
+from helpers import live_processes, read_json_lines
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -44,22 +44,8 @@ def check_of(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def processes_with(mark: str) -> list[int]:
-    """Live processes whose command line holds ``mark`` (zombies are not running)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if mark.encode() not in f.read():
-                    continue
-            with open(f"/proc/{entry}/stat") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except OSError:
-            continue
-        found.append(int(entry))
-    return found
+    """Live processes whose command line holds ``mark``."""
+    return live_processes("/proc/{}/cmdline", lambda text: mark.encode() in text)
 
 
 def wait_until(what: Any, timeout: float = 10.0) -> bool:

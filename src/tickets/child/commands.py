@@ -39,6 +39,7 @@ from .launcher import parent_gone, stop_everyone
 from .user_buyer import append_log
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from .events import Batcher
@@ -287,20 +288,27 @@ def become_subreaper() -> None:
             pass
 
 
-def children_of(pid: int) -> list[int]:
-    """The live children of ``pid`` (from /proc: a scan of every process)."""
-    found = []
-    for entry in os.listdir("/proc"):
+def each_process() -> Iterator[tuple[int, bytes, int, int]]:
+    """Every process /proc shows: (pid, state, parent's pid, session id);
+    none where there is no /proc."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
+            yield int(entry), fields[0], int(fields[1]), int(fields[3])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
             continue
-        if int(fields[1]) == pid and fields[0] != b"Z":
-            found.append(int(entry))
-    return found
+
+
+def children_of(pid: int) -> list[int]:
+    """The live children of ``pid``."""
+    return [p for p, state, parent, _ in each_process() if parent == pid and state != b"Z"]
 
 
 def kill_descendants(deadline: float) -> None:
@@ -309,7 +317,7 @@ def kill_descendants(deadline: float) -> None:
     me = os.getpid()
     while time.monotonic() < deadline:
         _reap_any()
-        left = children_of(me) if os.path.isdir("/proc") else []
+        left = children_of(me)
         if not left:
             return
         for pid in left:

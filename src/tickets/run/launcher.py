@@ -139,18 +139,11 @@ class LauncherHandle:
 def kill_session(sid: int) -> None:
     """SIGKILL every process of session ``sid`` (the launcher's: every command
     it started is in it, unless it left with setsid), found in /proc."""
-    me = os.getpid()
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # no /proc here: the groups the launcher named are killed
-        return
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[3]) == sid:
-                os.kill(int(entry), signal.SIGKILL)
-        except (OSError, IndexError, ValueError):
-            continue
+    from ..child.commands import each_process
+
+    for pid, _, _, session in each_process():  # none without /proc: the named groups are killed
+        if session == sid and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
