@@ -218,7 +218,23 @@ def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
         Text(""),
         buyers_view(result, limit),
         verdict(result.report, result.aborted, run_strategy(result)),
+        seats_hint(result),
     )
+
+
+def seats_hint(result: RunResult) -> Text:
+    """A command buyer's whole-number tickets are taken as seats (the count
+    each took): a service that numbers its tickets otherwise fails the
+    order of seats, and should say they are ids."""
+    config: Any = result.config
+    failed = {c.name for c in result.report.failures()}
+    if getattr(config, "command", None) is None or config.ticket_ids:
+        return Text("")
+    if not failed & {"real-time order", "no seat sold twice"}:
+        return Text("")
+    return Text("hint: a whole-number ticket is taken as a seat, the count the sale took "
+                "(the first of 20 gets 20); if the command numbers its tickets otherwise "
+                "(1, 2, 3 in sale order), give --ticket-ids", style="dim")  # fmt: skip
 
 
 def checks_table(report: Report) -> Table:
