@@ -220,11 +220,11 @@ def test_ticket_ids_get_the_uniqueness_and_count_checks() -> None:
         (["--exec", "true", "--stock-cmd", "nope-xyz"], "--stock-cmd: nope-xyz"),
     ],
 )
-def test_bad_commands_are_usage_errors(args: list[str], words: str) -> None:
+def test_bad_commands_are_usage_errors(args: list[str], words: str, invoke: Any) -> None:
     Path("plain.txt").write_text("not a program\n")
-    done = tickets("buy", "-n", "2", *args)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert words in done.stderr and "Traceback" not in done.stderr
+    done = invoke("buy", "-n", "2", *args)
+    assert done.exit_code == 2, done.output
+    assert words in done.output and "Traceback" not in done.output
     assert not Path("history").exists() and not Path("tickets.json").exists()
 
 
@@ -237,11 +237,13 @@ def test_bad_commands_are_usage_errors(args: list[str], words: str) -> None:
         ("echo 1; echo broke >&2; exit 7", "exit 7 (broke)"),
     ],
 )
-def test_a_stock_command_that_prints_no_stock_is_exit_3(stock_cmd: str, words: str) -> None:
-    done = tickets("buy", "-n", "2", "--exec", "echo 1", "--stock-cmd", stock_cmd)
-    assert done.returncode == 3, done.stdout + done.stderr
-    assert f"--stock-cmd: before the sale: {words}" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and not Path("history").exists()
+def test_a_stock_command_that_prints_no_stock_is_exit_3(
+    stock_cmd: str, words: str, invoke: Any
+) -> None:
+    done = invoke("buy", "-n", "2", "--exec", "echo 1", "--stock-cmd", stock_cmd)
+    assert done.exit_code == 3, done.output
+    assert f"--stock-cmd: before the sale: {words}" in done.output
+    assert len(done.output.strip().splitlines()) == 1 and not Path("history").exists()
 
 
 # -- the example service and the README's recipe ------------------------------
