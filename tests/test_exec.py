@@ -368,3 +368,9 @@ def test_a_command_holds_none_of_the_run_s_descriptors() -> None:
             "--exec", "exec 1>&2; ls /proc/$$/fd; exit 1")  # fmt: skip
     listed = Path("h.jsonl.log").read_text().split("\n", 1)[1].split()
     assert sorted(listed) == ["0", "1", "2"]  # the shell holds stdin, stdout and stderr only
+
+
+def test_the_watchdog_waits_for_a_command_within_its_timeout() -> None:
+    code, doc = buy_json("-n", "2", "--stall-timeout", "0.5", "--stock-cmd", "echo 2",
+                         "--exec", "sleep 1.2; echo $((TICKETS_BUYERS - TICKETS_BUYER))")  # fmt: skip
+    assert code == 0 and doc["aborted"] is None and doc["sold"] == 2

@@ -158,6 +158,14 @@ class BuyMode(SaleMode):
                 run.detector.died(run.children.pids.get(b))
         return NEWS
 
+    def quiet_allowed(self) -> float:
+        """A buyer may take its --buyer-timeout (an --exec one its default),
+        and the backstop its grace: the watchdog waits longer still."""
+        config = self.config
+        if config.command is not None:
+            return config.exec_timeout + 2 * EXEC_GRACE
+        return 0.0 if config.buyer_timeout is None else config.buyer_timeout + EXEC_GRACE
+
     def launcher_died(self, run: Harness) -> bool:
         """Command buyers are reported by the launcher: if it is gone (a
         command killed it), no outcome is coming; those pending are unknown."""

@@ -82,6 +82,11 @@ class SaleMode(ABC):
     @abstractmethod
     def stall_message(self, seconds: float) -> str: ...
 
+    def quiet_allowed(self) -> float:
+        """How long the children may go without a word by design (a buyer
+        timeout): the stall watchdog waits at least this long, and a bit."""
+        return 0.0
+
     def held_pauses(self) -> int:
         """How many children pause themselves holding the lock (chaos ``pause_length``)."""
         return 0
@@ -210,7 +215,8 @@ class Harness:
 
     def collect(self, progress: Callable[[Progress], None] | None) -> str | None:
         """Read events until the mode says the sale is over or the run must stop."""
-        mode, live, stall = self.mode, self.ledger.live, self.config.stall_timeout
+        mode, live = self.mode, self.ledger.live
+        stall = max(self.config.stall_timeout, mode.quiet_allowed())
         last_event = time.monotonic()
         last_shown = 0.0
         while True:
