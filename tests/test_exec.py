@@ -374,3 +374,9 @@ def test_the_watchdog_waits_for_a_command_within_its_timeout() -> None:
     code, doc = buy_json("-n", "2", "--stall-timeout", "0.5", "--stock-cmd", "echo 0",
                          "--exec", "sleep 1.2; exit 22")  # fmt: skip
     assert code == 0 and doc["aborted"] is None and doc["no_ticket"] == 2
+
+
+def test_a_command_s_sale_on_a_stock_elsewhere_never_opens_the_tool_s_store() -> None:
+    env = {**os.environ, "TICKETS_DB": "redis://127.0.0.1:1/0"}  # nothing listens there
+    done = tickets("buy", "-n", "2", "--exec", "exit 22", "--stock-cmd", "echo 0", env=env)
+    assert done.returncode == 0, done.stderr

@@ -288,8 +288,12 @@ def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
     return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)
 
 
-def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
-    """The shared SaleConfig fields, from the options of sale_options (and chaos_options)."""
+def sale_config(
+    ctx: click.Context, opts: dict[str, Any], on_store: bool = True
+) -> dict[str, Any]:
+    """The shared SaleConfig fields, from the options of sale_options (and
+    chaos_options); ``on_store`` False: the stock is kept elsewhere (an
+    --exec sale), and the store is not looked at."""
     from .store_options import StoreContext
 
     obj = ctx.find_object(StoreContext)
@@ -304,7 +308,9 @@ def sale_config(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
         raise click.UsageError("--lease-ttl is for --lock lease (a Redis store)")
     fields = {
         "store": spec,
-        "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"], spec),
+        "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"], spec)
+        if on_store
+        else None,
         "seed": opts["seed"],
         "delays": delays_from(opts["no_delay"], opts["search_delay"], opts["write_delay"]),
         "lock_timeout": opts["lock_timeout"],

@@ -49,9 +49,7 @@ def sell_and_exit(
     """Sell with the live line on a terminal (a heartbeat elsewhere), show
     the result, and exit with its code."""
     result = run_live("" if json_ else label, what, sell, show, label)
-    code = exit_code_for(
-        result.passed, result.aborted, result.store_error, result.report.unproven
-    )
+    code = exit_code_for(result.passed, result.aborted, result.store_error, result.report.unproven)
     show(result, code)
     exit_with(code)
 
@@ -108,8 +106,9 @@ def buy(
     from ..output.json_documents import run_dict
     from ..run.buy import run_buy
 
-    fields = {**sale_config(ctx, opts), "strategy": strategy}
-    fields |= exec_fields(ctx, opts, fields)
+    fields: dict[str, Any] = {"strategy": strategy}
+    fields |= exec_fields(ctx, opts, fields)  # an --exec sale's stock may not be the store's
+    fields = {**sale_config(ctx, opts, fields.get("stock", "store") == "store"), **fields}
     with translate_errors():
         config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **fields)
     def show(result: Any, code: int) -> None:
