@@ -24,7 +24,7 @@ from tickets.checks import Report, check_history, evaluate
 from tickets.history import read
 from tickets.operations import Operations
 
-QUICK = int(os.environ.get("TICKETS_ORACLE_EXAMPLES", "1500"))
+QUICK = int(os.environ.get("TICKETS_ORACLE_EXAMPLES", "1000"))
 SETTINGS = settings(
     max_examples=QUICK,
     deadline=None,

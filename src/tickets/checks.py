@@ -11,6 +11,7 @@ no undersell, the store valid after the run, and no errors.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,3 +313,50 @@ def check_histories(histories: list[History]) -> Report:
         store_problem=problem,
         unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
     )
+
+
+#: The most a host's clock may be uncertain by, in a history (seconds).
+MAX_UNCERTAINTY = 60.0
+
+
+def check_sale(histories: list[History]) -> Report:
+    """A named sale across hosts (see tickets.sales): every host's times put
+    on the server's clock, and every operation widened by its host's
+    uncertainty, so that two operations are ordered only when their gap
+    exceeds what the clocks can tell. The stock before is the one every
+    host read before the start; after, the one the last host to end read."""
+    tables = []
+    for h in histories:
+        clock = h.run.get("clock")
+        offset = clock.get("offset") if isinstance(clock, dict) else None
+        spread = clock.get("uncertainty") if isinstance(clock, dict) else None
+        if not (type(offset) is float and abs(offset) < 1e12 and type(spread) is float
+                and 0 <= spread <= MAX_UNCERTAINTY):  # fmt: skip
+            raise HistoryError(h.path, "run line has no valid clock offset for a named sale")
+        tables.append((h, _on_server_clock(h.ops, offset, spread), offset + spread))
+    tables.sort(key=lambda t: t[1].t_run)
+    initials = {h.initial for h, _, _ in tables}
+    if len(initials) > 1:
+        raise HistoryError(tables[0][0].path, "its hosts began with different stocks")
+    unfinished = [h for h, _, _ in tables if h.end is None]
+    last = max(tables, key=lambda t: float((t[0].end or {}).get("t", 0.0)) + t[2])[0]
+    problem = next(((h.end or {}).get("store_error") for h, _, _ in tables if h.end), None)
+    return evaluate(
+        Operations.merge([ops for _, ops, _ in tables]),
+        tables[0][0].initial,
+        None if unfinished else last.remaining,
+        store_problem=problem,
+        unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
+    )
+
+
+def _on_server_clock(ops: Operations, offset: float, spread: float) -> Operations:
+    """The table with its times moved to the server's clock, and every
+    interval widened by ``spread`` each way."""
+    moved = Operations(ops.size, ops.t_run + offset - spread, ops.noun)
+    moved.kinds, moved.seats, moved.tickets = ops.kinds, ops.seats, ops.tickets
+    moved.errors, moved.first_error = ops.errors, ops.first_error
+    moved.invoked = array("d", (t + offset - spread for t in ops.invoked))
+    moved.completed = array("d", (t + offset + spread for t in ops.completed))  # INF stays
+    moved.latest = ops.latest + offset + spread
+    return moved

@@ -25,6 +25,7 @@ from .constants import (
     MAX_BUYERS,
     MAX_CLERKS,
     MAX_COUNT,
+    MAX_HOSTS,
     MAX_ORDERS,
     MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
@@ -160,12 +161,18 @@ class BuyConfig(SaleConfig):
     #: where the stock is read: "store", "command" (``stock_cmd``) or "none"
     #: (a command buyer's sale on a stock nobody can read)
     stock: str = "store"
+    #: a named sale on Redis that this run joins as one of ``hosts`` (see tickets.sales)
+    sale: str | None = None
+    hosts: int = 1
+    #: how long a host waits for the others to join (seconds)
+    join_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("buyers", self.buyers, 1, MAX_BUYERS)
         _timeout("buyer timeout", self.buyer_timeout)
         self._check_command()
+        self._check_sale()
         if self.buy is not None:
             from .child.user_buyer import BuyerCodeError, check
 
@@ -201,6 +208,26 @@ class BuyConfig(SaleConfig):
                     check_command(flag, text)
         except CommandError as exc:
             raise ConfigError(str(exc)) from None
+
+    def _check_sale(self) -> None:
+        if self.sale is None:
+            if self.hosts != 1:
+                raise ConfigError("--hosts is for a named sale (--sale NAME)")
+            return
+        from .sales import check_name
+
+        try:
+            check_name(self.sale)
+        except ValueError as exc:
+            raise ConfigError(f"--sale {exc}") from None
+        if self.store.kind != "redis":
+            raise ConfigError(
+                "--sale needs a Redis store that every host reaches (--db redis://HOST...)"
+            )
+        if self.stock != "store":
+            raise ConfigError("--sale sells the store's stock; --stock-cmd does not apply")
+        _in_range("hosts", self.hosts, 1, MAX_HOSTS)
+        _timeout("join timeout", self.join_timeout)
 
     @property
     def exec_timeout(self) -> float:

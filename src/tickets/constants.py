@@ -36,6 +36,8 @@ DEFAULT_SOLD_OUT_EXIT = 22
 #: buyer's sale with neither: the checks that need the stock do not run).
 STOCK_SOURCES = ("store", "command", "none")
 MAX_BUYERS = 5000
+#: hosts in one named sale (--hosts)
+MAX_HOSTS = 64
 MAX_COUNT = 1_000_000_000
 DEFAULT_BUYERS = 50
 MAX_PRODUCERS = 64

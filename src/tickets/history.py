@@ -388,3 +388,12 @@ class _Reader:
         for key in ("t_start", "t_search", "t_locked"):
             if ev.get(key) is not None:
                 held[key] = ev[key]
+
+
+def read_lines(label: str, lines: list[bytes]) -> History:
+    """Parse and validate a history held as lines (a named sale's stream
+    holds each host's), with the same rules as a file; ``label`` names it."""
+    import io
+
+    data = b"".join(line.rstrip(b"\n") + b"\n" for line in lines)
+    return _Reader(Path(label), None).read(io.BytesIO(data))

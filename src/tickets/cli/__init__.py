@@ -23,6 +23,7 @@ import click
 from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_STORE, STORE_ENV
 from .history_commands import check, history_command, timeline_command
 from .sale_commands import buy, queue_command, race
+from .sale_group import sale_group
 from .store_commands import init, status
 from .store_options import (
     CONNECT_TIMEOUT,
@@ -103,7 +104,8 @@ def cli(ctx: click.Context, db: str, lock_file: str | None, connect_timeout: flo
     ctx.obj.connect_timeout = connect_timeout
 
 
-COMMANDS = (init, status, buy, race, queue_command, timeline_command, check, history_command)
+COMMANDS = (init, status, buy, race, queue_command, timeline_command, check, history_command,
+            sale_group)  # fmt: skip
 for command in COMMANDS:
     command.epilog = EXIT_CODES_HELP  # in every command's help, not only the top one
     cli.add_command(command)

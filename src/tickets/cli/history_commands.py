@@ -17,15 +17,23 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("histories", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("histories", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--one-sale",
     is_flag=True,
     help="Judge the histories as one sale (--keep-stock runs on one store): "
     "a seat sold by two runs counts as sold twice.",
 )
+@click.option("--sale", "sale_name", metavar="NAME",
+              help="Judge the named sale on the Redis store, every host's history as one, "
+              "from the sale's stream (instead of files).")  # fmt: skip
 @json_option
-def check(histories: tuple[str, ...], one_sale: bool, json_: bool) -> None:
+@db_option
+@click.pass_context
+def check(
+    ctx: click.Context, histories: tuple[str, ...], one_sale: bool, sale_name: str | None,
+    json_: bool,
+) -> None:
     """Check saved histories: each on its own, or as one sale.
 
     A folder stands for every history (*.jsonl) in it. Several histories
@@ -42,6 +50,11 @@ def check(histories: tuple[str, ...], one_sale: bool, json_: bool) -> None:
     from ..history import expand, read
     from ..output.json_documents import report_dict
 
+    if sale_name is not None:
+        check_named_sale(ctx, sale_name, histories, json_)
+        return
+    if not histories:
+        raise click.UsageError("give the histories to check, or --sale NAME")
     with translate_errors():
         paths = expand(histories)
         if one_sale or len(paths) == 1:
@@ -63,6 +76,36 @@ def check(histories: tuple[str, ...], one_sale: bool, json_: bool) -> None:
 
         view = check_view(report, paths) if results is None else each_view(results)
         make_console().print(view)
+    exit_with(code)
+
+
+def check_named_sale(
+    ctx: click.Context, name: str, histories: tuple[str, ...], json_: bool
+) -> None:
+    """``check --sale NAME``: every host's history from the sale's stream, as one."""
+    from ..checks import check_sale
+    from ..output.json_documents import report_dict
+    from ..sales import sale_histories
+    from .sale_group import named_sale
+
+    if histories:
+        raise click.UsageError("--sale reads the sale's histories from Redis; give no files")
+    with translate_errors():
+        sale = named_sale(ctx, name)
+        try:
+            found = sale_histories(sale)
+        finally:
+            sale.store.close()
+        report = check_sale(found)
+    code = exit_code_for(report.passed, None, unproven=report.unproven)
+    hosts = [{"host": h.run.get("host"), "run_id": h.run["run_id"],
+              "clock": h.run.get("clock")} for h in found]  # fmt: skip
+    if json_:
+        emit_json({**report_dict(report), "sale": name, "hosts": hosts}, code)
+    else:
+        from ..output.tables import check_view
+
+        make_console().print(check_view(report, [h.path for h in found]))
     exit_with(code)
 
 

@@ -37,6 +37,7 @@ from .options import (
     sale_config,
     sale_options,
 )
+from .sale_group import named_sale_options, sale_fields
 
 
 def sell_and_exit(
@@ -63,12 +64,11 @@ def sell_and_exit(
 @sale_options
 @chaos_options
 @pause_length_option
-@click.option(
-    "--buy", "buy_code", metavar="FILE.py:FUNC",
-    help="Buy with your own code: each buyer calls FUNC(store) once; it returns the seat it "
-    "took, or None when sold out (FILE.py:FUNC or MODULE:FUNC).",
-)
+@click.option("--buy", "buy_code", metavar="FILE.py:FUNC", help="Buy with your own code: each "
+              "buyer calls FUNC(store) once; it returns the seat it took, or None when sold "
+              "out (FILE.py:FUNC or MODULE:FUNC).")  # fmt: skip
 @exec_options
+@named_sale_options
 @click.option(
     "--buyer-timeout", type=Amount(0, 86_400, min_open=True), metavar="S",
     help="Stop a buyer still buying S seconds after the start (its outcome: unknown).",
@@ -107,7 +107,7 @@ def buy(
     from ..run.buy import run_buy
 
     fields: dict[str, Any] = {"strategy": strategy}
-    fields |= exec_fields(ctx, opts, fields)  # an --exec sale's stock may not be the store's
+    fields |= exec_fields(ctx, opts, fields) | sale_fields(ctx, opts)
     fields = {**sale_config(ctx, opts, fields.get("stock", "store") == "store"), **fields}
     with translate_errors():
         config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **fields)
@@ -190,7 +190,7 @@ def race(
     Examples:
         tickets race --buyers 50 --tickets 10
         tickets race --no-lock --timeline
-        tickets race --strategies none,per-buyer,process,file --trials 20 --json
+        tickets race --strategies none,per-buyer,process,file --trials 5 --json
     """
     from ..config import BuyConfig
     from ..run.race import run_race

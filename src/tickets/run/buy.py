@@ -47,6 +47,8 @@ class BuyMode(SaleMode):
                 kill_at=config.chaos.buyer_kills(config.buyers),
                 pause_at=config.chaos.held_pauses(config.buyers),
             )
+        if config.sale is not None:  # buyers wait at the gate while the other hosts join
+            plan = plan._replace(gate_timeout=max(plan.gate_timeout, config.join_timeout + 60))
         self.plan = plan
         self._tokens: list[Any] = []
         #: when the gate opened (the first step), for --buyer-timeout

@@ -179,6 +179,9 @@ class Harness:
         try:
             self.started = True
             aborted = self.mode.start(self)
+            if aborted is None and self.ledger.sale is not None:
+                # Every host's buyers are ready before any host lets its go.
+                aborted = self.ledger.join_sale(self.mode.total)
             t0 = time.monotonic()
             if aborted is None:
                 self.gate.open()

@@ -20,12 +20,14 @@ from ..config import SaleConfig
 from ..history import HistoryWriter, NoHistory
 from ..housekeeping import history_folder
 from ..operations import ABSENT, Malformed, Operations
+from ..sales import NamedSale
 from ..shell import read_stock
 from ..store_lock import SaleClaim, check_lock_path, restock
 from ..stores import Store, StoreError, open_store
 from ..stores.spec import StoreSpec, safe_name
 from .interrupts import shielded
 from .rows import OperationRow, Progress
+from .sale_host import SaleHost
 
 __all__ = ["OperationRow", "Progress", "RunResult", "SaleLedger"]
 
@@ -107,7 +109,7 @@ def read_final(store: Store) -> tuple[int | None, str | None]:
         store.close()
 
 
-class SaleLedger:
+class SaleLedger(SaleHost):
     """Opening it checks the store and the history path before anything is
     created (a run that cannot start changes nothing on disk), then creates
     the history, restocks under the store's lock and writes the ``run`` line.
@@ -130,12 +132,15 @@ class SaleLedger:
             self.stock = stock_elsewhere(self.source, self.initial)
         self.run_id = os.urandom(8).hex()
         self.t_run = time.monotonic()
+        self.notes: list[str] = []
+        self.sale: NamedSale | None = None
+        if getattr(config, "sale", None) is not None:
+            self._open_sale()
         #: what ``tickets check`` reads back from the history, folded in as it is written
         noun = "order" if config.mode == "queue" else "buyer"
         self.ops = Operations(total, self.t_run, noun)
         self.rows: dict[int, OperationRow] = {}
         self.live = Progress(total=total, noun=noun)
-        self.notes: list[str] = []
         self._seats: dict[int | str, int] = {}
         try:  # on disk before any buyer is let through the gate: no record, no sale
             self.writer.write(self._run_line(run_fields))
@@ -195,9 +200,14 @@ class SaleLedger:
 
     def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
         config = self.config
-        extra = {}
+        extra: dict[str, Any] = {}
         if config.strategy == "lease":
             extra = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
+        if self.sale is not None:
+            offset, uncertainty = self.clock
+            extra |= {"sale": self.sale.name, "host": self.host,
+                      "hosts": getattr(config, "hosts", 1),
+                      "clock": {"offset": offset, "uncertainty": uncertainty}}  # fmt: skip
         return {
             "type": "run",
             "version": 1,
@@ -230,6 +240,8 @@ class SaleLedger:
     def close(self) -> None:
         """Close the history and let go of the store."""
         self.writer.close()
+        if self.sale is not None:
+            self.sale.store.close()
         if self.claim is not None:
             self.claim.close()
         if self.store is not None:
@@ -338,7 +350,10 @@ class SaleLedger:
         )
         self.writer.close()
         rows = [self.rows[k] for k in sorted(self.rows)]
-        report = evaluate(self.ops, self.initial, remaining, store_problem=store_error)
+        if self.sale is not None:  # the sale's verdict, once every host has ended
+            report = self.sale_report()
+        else:
+            report = evaluate(self.ops, self.initial, remaining, store_problem=store_error)
         return RunResult(
             config=self.config,
             run_id=self.run_id,

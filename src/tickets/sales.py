@@ -1,0 +1,321 @@
+"""A named sale on Redis: hosts join it, start together, and share one history.
+
+``tickets --db redis://… buy --sale NAME --hosts N`` on each of N machines.
+Everything of a sale lives under ``tickets:sale:NAME:`` on the store's
+server:
+
+- ``meta`` (a hash): the hosts expected, the stock key and the stock every
+  host read before the start, the state (``joining``, then ``started``), and
+  the server's time when it was created and started;
+- ``hosts`` (a hash): each host's run id and what it says of itself;
+- ``events`` (a stream): every line of every host's history, as it is
+  written (each host keeps its own file too).
+
+Joining is one script, so it is all or nothing: a sale already started, a
+different number of hosts, another stock key, or a stock that is not the one
+the others read (restocked, or sold from, while they joined) is refused.
+Each host joins once its buyers are ready, and waits (with a deadline) until
+the last one has joined: the script that counts it in starts the sale, and
+every host lets its buyers go the moment it sees that.
+
+Time across hosts: a host's monotonic clock is not another's. Each host
+measures its offset to the server's clock (``TIME``, the best of a few
+round trips: the offset is known to within half the round trip) and records
+it in its run line; ``tickets check --sale`` puts every host's times on the
+server's clock and widens each operation by its host's uncertainty, so two
+operations are ordered only when their gap exceeds what the clocks can tell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .stores.base import StoreError
+from .stores.redis import RedisStore
+
+PREFIX = "tickets:sale:"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: How often a waiting host looks whether the sale has started (seconds).
+POLL = 0.005
+#: Lines read from the stream at a time.
+CHUNK = 2000
+
+JOIN = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state and state ~= 'joining' then return {'started', state} end
+local hosts = redis.call('HGET', KEYS[1], 'hosts')
+if hosts and hosts ~= ARGV[1] then return {'hosts', hosts} end
+local key = redis.call('HGET', KEYS[1], 'key')
+if key and key ~= ARGV[4] then return {'key', key} end
+local stock = redis.call('HGET', KEYS[1], 'stock')
+if stock and stock ~= ARGV[5] then return {'stock', stock} end
+local now = redis.call('TIME')
+if ARGV[6] == 'check' then return {'open', tostring(redis.call('HLEN', KEYS[2]))} end
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'joining', 'hosts', ARGV[1], 'key', ARGV[4],
+             'stock', ARGV[5], 'created', now[1] .. '.' .. string.format('%06d', now[2]))
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+local n = redis.call('HLEN', KEYS[2])
+if n >= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'state', 'started',
+             'started', now[1] .. '.' .. string.format('%06d', now[2]))
+end
+return {'joined', tostring(n)}
+"""
+
+
+#: A host that gives up waiting leaves; the last one to leave a sale that
+#: never started removes it (its name is free again).
+LEAVE = """
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[1], 'state') == 'joining' and redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
+
+
+class SaleError(StoreError):
+    """A named sale that cannot be joined or read (exit 3)."""
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise ValueError(
+            f"{name!r}: a sale's name is 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+class NamedSale:
+    """One sale's keys on the store's server."""
+
+    def __init__(self, store: RedisStore, name: str) -> None:
+        self.store = store
+        self.name = check_name(name)
+        base = PREFIX + name
+        self.meta, self.hosts, self.events = f"{base}:meta", f"{base}:hosts", f"{base}:events"
+        #: the hosts that have ended, and written their history's end line
+        self.ended = f"{base}:ended"
+
+    def _fail(self, problem: str, fix: str = "") -> SaleError:
+        return SaleError(f"sale {self.name}", problem, fix)
+
+    def _join(self, hosts: int, host: str, info: dict[str, Any], stock: int, mode: str) -> int:
+        script = self.store.script("join", JOIN)
+        argv = [hosts, host, json.dumps(info), self.store.key, stock, mode]
+        what, value = self.store.call(lambda: script(keys=[self.meta, self.hosts], args=argv))
+        what, value = what.decode(), value.decode()
+        if what == "started":
+            raise self._fail("has already started; a host can join only before the start",
+                             "give the sale another name, or drop it with `tickets sale drop`")
+        if what == "hosts":
+            raise self._fail(f"expects {value} hosts, not {hosts}", "give the same --hosts")
+        if what == "key":
+            raise self._fail(f"sells the key {value!r}, not {self.store.key!r}",
+                             "give the same --db")  # fmt: skip
+        if what == "stock":
+            raise self._fail(
+                f"began with a stock of {value}, and this host read {stock}: the stock was "
+                "restocked or sold from while hosts joined",
+                "prepare the stock once, then start every host",
+            )
+        return int(value)
+
+    def check_open(self, hosts: int, stock: int) -> None:
+        """Before anything is set up: may this host join? (Raises SaleError.)"""
+        self._join(hosts, "", {}, stock, "check")
+
+    def join_and_wait(
+        self, hosts: int, host: str, info: dict[str, Any], stock: int, timeout: float
+    ) -> str | None:
+        """Join, and wait until every host has: None once the sale has
+        started, or why this host stops waiting (it leaves the sale)."""
+        self._join(hosts, host, info, stock, "join")
+        deadline = time.monotonic() + timeout
+        client = self.store.client
+        while True:
+            state = self.store.call(lambda: client.hget(self.meta, "state"))
+            if state == b"started":
+                return None
+            if time.monotonic() > deadline:
+                joined = self.store.call(lambda: client.hlen(self.hosts))
+                self.store.call(lambda: self.store.script("leave", LEAVE)(
+                    keys=[self.meta, self.hosts], args=[host]))  # fmt: skip
+                return (f"sale {self.name}: only {joined} of {hosts} hosts joined within "
+                        f"{timeout:g}s; this host left it")  # fmt: skip
+            time.sleep(POLL)
+
+    def finish_and_wait(self, host: str, run_id: str, hosts: int, timeout: float) -> int:
+        """This host has ended (its end line is in the stream): say so, and
+        wait until every host has, or the deadline. How many have."""
+        client = self.store.client
+        self.store.call(lambda: client.hset(self.ended, host, run_id))
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = int(self.store.call(lambda: client.hlen(self.ended)))
+            if ended >= hosts or time.monotonic() > deadline:
+                return ended
+            time.sleep(POLL)
+
+    def append(self, run_id: str, lines: list[str]) -> None:
+        """Add history lines to the sale's stream, in order, in one round trip."""
+        if not lines:
+            return
+        client = self.store.client
+
+        def add() -> None:
+            pipe = client.pipeline(transaction=False)
+            for line in lines:
+                pipe.xadd(self.events, {"run": run_id, "line": line})
+            pipe.execute()
+
+        self.store.call(add)
+
+    def lines(self) -> Iterator[tuple[str, bytes]]:
+        """Every history line of the sale, in the order the server took them:
+        (run id, line)."""
+        client, start = self.store.client, "-"
+
+        def page(after: str) -> Any:
+            return self.store.call(lambda: client.xrange(self.events, after, "+", count=CHUNK))
+
+        while True:
+            batch = page(start)
+            for _, fields in batch:
+                yield fields.get(b"run", b"").decode(errors="replace"), fields.get(b"line", b"")
+            if len(batch) < CHUNK:
+                return
+            last = batch[-1][0].decode()
+            ms, seq = last.split("-")
+            start = f"{ms}-{int(seq) + 1}"
+
+    def describe(self) -> dict[str, Any] | None:
+        """What ``sale show`` prints; None: no such sale."""
+        client = self.store.client
+        meta = self.store.call(lambda: client.hgetall(self.meta))
+        if not meta:
+            return None
+        hosts = self.store.call(lambda: client.hgetall(self.hosts))
+        events = self.store.call(lambda: client.xlen(self.events))
+        ended = self.store.call(lambda: client.hlen(self.ended))
+        doc: dict[str, Any] = {k.decode(): v.decode(errors="replace") for k, v in meta.items()}
+        doc["hosts"] = int(doc["hosts"])
+        doc["stock"] = int(doc["stock"])
+        doc["joined"] = sorted(
+            ({"host": h.decode(errors="replace"), **_loads(v)} for h, v in hosts.items()),
+            key=lambda d: str(d["host"]),
+        )
+        return {"name": self.name, **doc, "ended": int(ended), "events": int(events)}
+
+    def drop(self) -> bool:
+        client = self.store.client
+        keys = (self.meta, self.hosts, self.events, self.ended)
+        return bool(self.store.call(lambda: client.delete(*keys)))
+
+
+def _loads(text: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def sale_names(store: RedisStore) -> list[str]:
+    """The sales on the store's server (of any key), by name."""
+    client = store.client
+    keys = store.call(lambda: list(client.scan_iter(match=PREFIX + "*:meta", count=500)))
+    names = (k.decode(errors="replace")[len(PREFIX) : -len(":meta")] for k in keys)
+    return sorted(n for n in names if NAME.fullmatch(n))
+
+
+def clock_offset(store: RedisStore, rounds: int = 7) -> tuple[float, float]:
+    """This host's monotonic clock against the server's (``TIME``): the
+    offset to add to a monotonic time to get the server's, and how far off
+    it may be (half the shortest round trip)."""
+    client = store.client
+    best: tuple[float, float] | None = None
+    for _ in range(rounds):
+        before = time.monotonic()
+        seconds, micros = store.call(client.time)
+        after = time.monotonic()
+        half = (after - before) / 2
+        offset = seconds + micros / 1e6 - (before + half)
+        if best is None or half < best[1]:
+            best = (offset, half)
+    assert best is not None
+    return best
+
+
+class StreamedHistory:
+    """A history writer that also streams every line to the sale, a batch
+    per flush. The file is the record: if the server cannot take a batch,
+    the streaming stops, a note says so, and the file has it all."""
+
+    def __init__(self, inner: Any, sale: NamedSale, run_id: str, notes: list[str]) -> None:
+        self.inner = inner
+        self.sale = sale
+        self.run_id = run_id
+        self.notes = notes
+        self.pending: list[str] = []
+        self.failed = False
+
+    @property
+    def broken(self) -> Any:
+        return self.inner.broken
+
+    def write(self, event: dict[str, Any]) -> None:
+        from .child.events import compact, cut_reason
+
+        self.inner.write(event)
+        if not self.failed:
+            self.pending.append(compact(cut_reason(event)))
+
+    def flush(self) -> None:
+        self.inner.flush()
+        self.push()
+
+    def push(self) -> None:
+        lines, self.pending = self.pending, []
+        if self.failed or not lines:
+            return
+        try:
+            self.sale.append(self.run_id, lines)
+        except StoreError as exc:
+            self.failed = True
+            self.notes.append(f"the sale's stream stopped taking this host's history ({exc}); "
+                              "this host's history file has all of it")  # fmt: skip
+
+    def close(self) -> None:
+        self.push()
+        self.inner.close()
+
+    def discard(self) -> None:
+        self.inner.discard()
+
+
+def sale_histories(sale: NamedSale) -> list[Any]:
+    """Every host's history of the sale, from its stream: each run's lines,
+    in order, parsed and validated like a file (``sale NAME host H``)."""
+    from .history import HistoryError, read_lines
+
+    runs: dict[str, list[bytes]] = {}
+    for run_id, line in sale.lines():
+        runs.setdefault(run_id, []).append(line)
+    if not runs:
+        raise SaleError(f"sale {sale.name}", "has no history on the server",
+                        "is the name right? `tickets sale list` shows the sales")  # fmt: skip
+    histories = []
+    for run_id, lines in runs.items():
+        history = read_lines(f"sale {sale.name} run {run_id[:16]}", lines)
+        if history.run.get("sale") != sale.name:
+            raise HistoryError(history.path, "is not a host of this sale")
+        histories.append(history)
+    return histories

@@ -1,0 +1,120 @@
+"""One sale across several hosts (``buy --sale NAME --hosts N``), without
+root: several invocations on this machine join one sale on a real Redis
+server on loopback, start together, stream their histories, and are
+judged as one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def tickets(db: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tickets", "--db", db, *args],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)  # fmt: skip
+
+
+def start(db: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tickets", "--db", db, *args, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, dict[str, Any]]]:
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        done.append((proc.returncode, json.loads(out)))
+    return done
+
+
+@pytest.fixture
+def db(redis_url: str) -> str:
+    """A key on the test server, whose database starts empty: no sale left."""
+    return redis_url
+
+
+def test_three_hosts_start_together_and_are_judged_as_one(db: str) -> None:
+    assert tickets(db, "init", "--tickets", "30").returncode == 0
+    procs = [start(db, "buy", "--sale", "s1", "--hosts", "3", "-n", "20", "--lock", "atomic")
+             for _ in range(3)]  # fmt: skip
+    results = finish(procs)
+    for code, doc in results:  # each host prints the whole sale's verdict
+        assert code == 0 and doc["passed"] and (doc["sold"], doc["initial"]) == (30, 30)
+    own = [sum(1 for b in doc["buyers"] if b["result"] == "ok") for _, doc in results]
+    assert sum(own) == 30  # each host's table is its own buyers
+    merged = tickets(db, "check", "--sale", "s1", "--json")
+    doc = json.loads(merged.stdout)
+    assert merged.returncode == 0 and doc["sold"] == 30 and len(doc["hosts"]) == 3
+    for host in doc["hosts"]:  # every host measured its clock against the server's
+        assert 0 <= host["clock"]["uncertainty"] < 0.05
+    shown = json.loads(tickets(db, "sale", "show", "s1", "--json").stdout)
+    assert shown["state"] == "started" and shown["ended"] == 3 and len(shown["joined"]) == 3
+    # Each host kept its own file too: the stream holds the same lines.
+    files = sorted(Path("history").glob("*.jsonl"))
+    assert len(files) == 3
+    assert shown["events"] == sum(len(f.read_text().splitlines()) for f in files)
+
+
+def test_an_oversell_across_hosts_shows_only_in_the_merged_verdict(db: str) -> None:
+    assert tickets(db, "init", "--tickets", "10").returncode == 0
+    # flock locks a file on each host (here, a lock file each): it cannot see the others.
+    args = ["buy", "--sale", "s2", "--hosts", "3", "-n", "15", "--lock", "flock"]
+    procs = [start(db, *args, "--lock-file", f"host{i}.lock", "--write-delay", "20")
+             for i in range(3)]  # fmt: skip
+    results = finish(procs)
+    assert all(code == 1 and doc["oversold"] > 0 for code, doc in results)
+    assert tickets(db, "check", "--sale", "s2").returncode == 1
+
+
+def test_a_late_joiner_and_a_wrong_host_count_are_refused(db: str, tmp_path: Path) -> None:
+    assert tickets(db, "init", "--tickets", "4").returncode == 0
+    finish([start(db, "buy", "--sale", "s1", "--hosts", "1", "-n", "4", "--lock", "atomic")])
+    late = tickets(db, "buy", "--sale", "s1", "--hosts", "1", "-n", "4")
+    assert late.returncode == 3 and "has already started" in late.stderr
+    assert len(late.stderr.strip().splitlines()) == 1
+    assert len(list(Path("history").glob("*.jsonl"))) == 1  # the refused one left none
+    waiting = start(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "3")
+    time.sleep(1.0)
+    wrong = tickets(db, "buy", "--sale", "s2", "--hosts", "3", "-n", "2")
+    assert wrong.returncode == 3 and "expects 2 hosts, not 3" in wrong.stderr
+    elsewhere = tmp_path / "another-machine"  # its own claim file: nothing here stops it
+    elsewhere.mkdir()
+    assert tickets(db, "init", "--tickets", "9", cwd=elsewhere).returncode == 0
+    moved = tickets(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "2")
+    assert moved.returncode == 3 and "began with a stock of 0, and this host read 9" in moved.stderr
+    [(code, doc)] = finish([waiting])
+    assert code == 4 and "only 1 of 2 hosts joined" in doc["aborted"] and doc["sold"] == 0
+    # The last host to leave a sale that never started frees its name.
+    gone = tickets(db, "sale", "show", "s2")
+    assert gone.returncode == 3 and "no such sale" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--db", "t.json", "buy", "--sale", "s1"], "needs a Redis store"),
+        (["buy", "--sale", "bad name!"], "a sale's name"),
+        (["buy", "--hosts", "2"], "--hosts is for a named sale"),
+        (["buy", "--sale", "s1", "--tickets", "5"], "prepare it once"),
+        (["check", "--sale", "s1", "h.jsonl"], "give no files"),
+    ],
+)
+def test_bad_sale_flags_are_usage_errors(
+    db: str, args: list[str], words: str, invoke: Any
+) -> None:
+    done = invoke("--db", db, *args)
+    assert done.exit_code == 2 and words in done.output, done.output
+    assert not Path("history").exists()
+
+
+def test_checking_a_sale_that_does_not_exist_is_exit_3(db: str) -> None:
+    done = tickets(db, "check", "--sale", "lonely")
+    assert done.returncode == 3 and "has no history on the server" in done.stderr
