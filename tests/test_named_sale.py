@@ -118,3 +118,21 @@ def test_bad_sale_flags_are_usage_errors(
 def test_checking_a_sale_that_does_not_exist_is_exit_3(db: str) -> None:
     done = tickets(db, "check", "--sale", "lonely")
     assert done.returncode == 3 and "has no history on the server" in done.stderr
+
+
+def test_ctrl_c_while_waiting_to_join_leaves_the_sale(db: str) -> None:
+    import signal
+
+    assert tickets(db, "init", "--tickets", "3").returncode == 0
+    waiting = start(db, "buy", "--sale", "s1", "--hosts", "2", "-n", "2", "--join-timeout", "60")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until it has joined
+        shown = tickets(db, "sale", "show", "s1", "--json")
+        if shown.returncode == 0 and json.loads(shown.stdout)["joined"]:
+            break
+        time.sleep(0.1)
+    waiting.send_signal(signal.SIGINT)
+    [(code, doc)] = finish([waiting])
+    assert code == 130 and doc["sold"] == 0
+    gone = tickets(db, "sale", "show", "s1")
+    assert gone.returncode == 3 and "no such sale" in gone.stderr  # its name is free again

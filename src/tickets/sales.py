@@ -72,10 +72,9 @@ return {'joined', tostring(n)}
 #: A host that gives up waiting leaves; the last one to leave a sale that
 #: never started removes it (its name is free again).
 LEAVE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'joining' then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('HGET', KEYS[1], 'state') == 'joining' and redis.call('HLEN', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[1])
-end
+if redis.call('HLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
@@ -140,17 +139,28 @@ class NamedSale:
         self._join(hosts, host, info, stock, "join")
         deadline = time.monotonic() + timeout
         client = self.store.client
-        while True:
-            state = self.store.call(lambda: client.hget(self.meta, "state"))
-            if state == b"started":
-                return None
-            if time.monotonic() > deadline:
-                joined = self.store.call(lambda: client.hlen(self.hosts))
-                self.store.call(lambda: self.store.script("leave", LEAVE)(
-                    keys=[self.meta, self.hosts], args=[host]))  # fmt: skip
-                return (f"sale {self.name}: only {joined} of {hosts} hosts joined within "
-                        f"{timeout:g}s; this host left it")  # fmt: skip
-            time.sleep(POLL)
+        try:
+            while True:
+                state = self.store.call(lambda: client.hget(self.meta, "state"))
+                if state == b"started":
+                    return None
+                if time.monotonic() > deadline:
+                    joined = self.store.call(lambda: client.hlen(self.hosts))
+                    self.leave(host)
+                    return (f"sale {self.name}: only {joined} of {hosts} hosts joined within "
+                            f"{timeout:g}s; this host left it")  # fmt: skip
+                time.sleep(POLL)
+        except KeyboardInterrupt:  # Ctrl-C while waiting: not counted in any more
+            self.leave(host)
+            raise
+
+    def leave(self, host: str) -> None:
+        """Leave a sale that has not started (the last to leave frees its name)."""
+        script = self.store.script("leave", LEAVE)
+        try:
+            self.store.call(lambda: script(keys=[self.meta, self.hosts], args=[host]))
+        except StoreError:
+            pass  # the server is gone: nothing to leave
 
     def finish_and_wait(self, host: str, run_id: str, hosts: int, timeout: float) -> int:
         """This host has ended (its end line is in the stream): say so, and

@@ -351,7 +351,7 @@ class SaleLedger(SaleHost):
         self.writer.close()
         rows = [self.rows[k] for k in sorted(self.rows)]
         if self.sale is not None:  # the sale's verdict, once every host has ended
-            report = self.sale_report()
+            report = self.sale_report(wait=aborted is None)
         else:
             report = evaluate(self.ops, self.initial, remaining, store_problem=store_error)
         return RunResult(

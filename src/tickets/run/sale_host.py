@@ -59,15 +59,16 @@ class SaleHost:
             config.hosts, self.host, info, self.initial or 0, config.join_timeout
         )
 
-    def sale_report(self) -> Report:
+    def sale_report(self, wait: bool = True) -> Report:
         """Every host's history from the sale's stream, judged as one; if not
         every host ends in time, this host's own, on a stock it cannot judge
-        alone (the others sold from it too): not proven, or failed."""
+        alone (the others sold from it too): not proven, or failed. A run
+        that was stopped (Ctrl-C) does not wait for the others."""
         config: Any = self.config
         assert self.sale is not None
         try:
             ended = self.sale.finish_and_wait(
-                self.host, self.run_id, config.hosts, config.join_timeout
+                self.host, self.run_id, config.hosts, config.join_timeout if wait else 0.0
             )
             if ended >= config.hosts:
                 return check_sale(sale_histories(self.sale))
