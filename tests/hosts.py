@@ -297,6 +297,26 @@ async def _relay(listens: list[str], to: str, delay: float, jitter: float) -> No
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
+def bring_up(count: int, delay: float, jitter: float) -> int:
+    """Build the hosts and leave them (and the server and relay) running."""
+    try:
+        net = Hosts(count, delay, jitter)
+    except NotRoot as exc:
+        print(f"hosts: {exc}", file=sys.stderr)
+        return 2
+    try:
+        net.build()
+    except BaseException:
+        net.close()
+        raise
+    net.procs.clear()  # theirs now: `down` kills them with the namespaces
+    for i in range(1, count + 1):
+        print(f"ip netns exec {net.host_ns(i)} tickets --db '{net.url(i)}' buy --sale s1 "
+              f"--hosts {count} --lock atomic")  # fmt: skip
+    print("tests/hosts.py down (make hosts-down) removes them")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="simulated hosts for a named sale")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -312,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--jitter", type=float, default=0.5, help="link jitter, ms")
     run.add_argument("--lock", default="atomic")
     sub.add_parser("down", help="remove whatever simulated hosts are left")
+    up = sub.add_parser("up", help="build the hosts and leave them up (`down` removes them)")
+    up.add_argument("--hosts", type=int, default=3)
+    up.add_argument("--delay", type=float, default=1.0, help="link delay, ms")
+    up.add_argument("--jitter", type=float, default=0.5, help="link jitter, ms")
     args = parser.parse_args(argv)
     if args.what == "relay":
         asyncio.run(_relay(args.listens, args.to, args.delay / 1000, args.jitter / 1000))
@@ -320,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         tear_down()
         print("simulated hosts: none left")
         return 0
+    if args.what == "up":
+        return bring_up(args.hosts, args.delay, args.jitter)
     try:
         with simulated(args.hosts, args.delay, args.jitter) as net:
             result = sale(net, "flash1", args.buyers, args.lock)
