@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_TIMEOUT ?= 120
 
-.PHONY: run test stress bench lint clean redis
+.PHONY: run test stress bench lint clean redis hosts hosts-sale hosts-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,17 @@ bench: $(STAMP)
 PORT ?= 6379
 redis: $(STAMP)
 	$(BIN)/python tests/redis_server.py $(PORT)
+
+# Simulated hosts (root: network namespaces): a Redis server and three buyer
+# hosts on links of their own with 1 ms +- 0.5 ms delay. `hosts` builds them
+# and leaves them up (`hosts-down` removes them); `hosts-sale` runs a named
+# sale across them and the merged check, and always tears everything down.
+hosts: $(STAMP)
+	$(BIN)/python tests/hosts.py up
+hosts-sale: $(STAMP)
+	$(BIN)/python tests/hosts.py sale --hosts 3 --buyers 300 --delay 1 --jitter 0.5
+hosts-down: $(STAMP)
+	$(BIN)/python tests/hosts.py down
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

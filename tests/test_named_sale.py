@@ -81,14 +81,14 @@ def test_a_late_joiner_and_a_wrong_host_count_are_refused(db: str, tmp_path: Pat
     assert late.returncode == 3 and "has already started" in late.stderr
     assert len(late.stderr.strip().splitlines()) == 1
     assert len(list(Path("history").glob("*.jsonl"))) == 1  # the refused one left none
-    waiting = start(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "3")
-    time.sleep(1.0)
+    waiting = start(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "2")
+    time.sleep(0.8)
     wrong = tickets(db, "buy", "--sale", "s2", "--hosts", "3", "-n", "2")
     assert wrong.returncode == 3 and "expects 2 hosts, not 3" in wrong.stderr
     elsewhere = tmp_path / "another-machine"  # its own claim file: nothing here stops it
     elsewhere.mkdir()
     assert tickets(db, "init", "--tickets", "9", cwd=elsewhere).returncode == 0
-    moved = tickets(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "2")
+    moved = tickets(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "1")
     assert moved.returncode == 3 and "began with a stock of 0, and this host read 9" in moved.stderr
     [(code, doc)] = finish([waiting])
     assert code == 4 and "only 1 of 2 hosts joined" in doc["aborted"] and doc["sold"] == 0

@@ -319,12 +319,15 @@ def check_histories(histories: list[History]) -> Report:
 MAX_UNCERTAINTY = 60.0
 
 
-def check_sale(histories: list[History]) -> Report:
+def check_sale(
+    histories: list[History], final: int | None = None, final_problem: str | None = None
+) -> Report:
     """A named sale across hosts (see tickets.sales): every host's times put
     on the server's clock, and every operation widened by its host's
     uncertainty, so that two operations are ordered only when their gap
     exceeds what the clocks can tell. The stock before is the one every
-    host read before the start; after, the one the last host to end read."""
+    host read before the start; after, ``final``, read once every host had
+    ended (else the one the last host to end read)."""
     tables = []
     for h in histories:
         clock = h.run.get("clock")
@@ -341,11 +344,12 @@ def check_sale(histories: list[History]) -> Report:
     unfinished = [h for h, _, _ in tables if h.end is None]
     last = max(tables, key=lambda t: float((t[0].end or {}).get("t", 0.0)) + t[2])[0]
     problem = next(((h.end or {}).get("store_error") for h, _, _ in tables if h.end), None)
+    remaining = last.remaining if final is None else final
     return evaluate(
         Operations.merge([ops for _, ops, _ in tables]),
         tables[0][0].initial,
-        None if unfinished else last.remaining,
-        store_problem=problem,
+        None if unfinished or final_problem else remaining,
+        store_problem=final_problem or problem,
         unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
     )
 

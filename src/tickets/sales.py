@@ -79,6 +79,16 @@ return 1
 """
 
 
+#: Every host has ended: read the stock once, for the sale (the first to see it).
+FINAL = """
+local ended = redis.call('HLEN', KEYS[2])
+if ended >= tonumber(ARGV[1]) and redis.call('HEXISTS', KEYS[1], 'final') == 0 then
+  redis.call('HSET', KEYS[1], 'final', redis.call('GET', ARGV[2]) or 'missing')
+end
+return ended
+"""
+
+
 class SaleError(StoreError):
     """A named sale that cannot be joined or read (exit 3)."""
 
@@ -164,33 +174,60 @@ class NamedSale:
 
     def finish_and_wait(self, host: str, run_id: str, hosts: int, timeout: float) -> int:
         """This host has ended (its end line is in the stream): say so, and
-        wait until every host has, or the deadline. How many have."""
+        wait until every host has, or the deadline. How many have. The
+        first host to see every host ended reads the stock after the sale
+        into the sale's ``final`` (a host's own reading may precede
+        another's last sales, or fail across a partition)."""
         client = self.store.client
-        self.store.call(lambda: client.hset(self.ended, host, run_id))
         deadline = time.monotonic() + timeout
+        script = self.store.script("final", FINAL)
+        keys, args = [self.meta, self.ended], [hosts, self.store.key]
+        said = False
         while True:
-            ended = int(self.store.call(lambda: client.hlen(self.ended)))
+            try:  # across a partition: again, until the deadline
+                if not said:
+                    self.store.call(lambda: client.hset(self.ended, host, run_id))
+                    said = True
+                ended = int(self.store.call(lambda: script(keys=keys, args=args)))
+            except StoreError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                continue
             if ended >= hosts or time.monotonic() > deadline:
                 return ended
             time.sleep(POLL)
 
-    def append(self, run_id: str, lines: list[str]) -> None:
-        """Add history lines to the sale's stream, in order, in one round trip."""
+    def final(self) -> tuple[int | None, str | None]:
+        """The stock after the sale, as recorded once every host had ended
+        (None: not recorded), or why it is not a count."""
+        value = self.store.call(lambda: self.store.client.hget(self.meta, "final"))
+        if value is None:
+            return None, None
+        text = value.decode(errors="replace")
+        if text.isdigit():
+            return int(text), None
+        return None, f"the stock after the sale was {text[:40]!r}, not a count"
+
+    def append(self, run_id: str, lines: list[str], first: int = 1) -> None:
+        """Add history lines to the sale's stream, in order, in one round
+        trip; ``first`` numbers the first of them in its run's history (a
+        batch sent again after a failure may repeat lines: readers keep one)."""
         if not lines:
             return
         client = self.store.client
 
         def add() -> None:
             pipe = client.pipeline(transaction=False)
-            for line in lines:
-                pipe.xadd(self.events, {"run": run_id, "line": line})
+            for n, line in enumerate(lines, first):
+                pipe.xadd(self.events, {"run": run_id, "seq": n, "line": line})
             pipe.execute()
 
         self.store.call(add)
 
-    def lines(self) -> Iterator[tuple[str, bytes]]:
+    def lines(self) -> Iterator[tuple[str, int, bytes]]:
         """Every history line of the sale, in the order the server took them:
-        (run id, line)."""
+        (run id, its number in the run's history, line)."""
         client, start = self.store.client, "-"
 
         def page(after: str) -> Any:
@@ -199,7 +236,9 @@ class NamedSale:
         while True:
             batch = page(start)
             for _, fields in batch:
-                yield fields.get(b"run", b"").decode(errors="replace"), fields.get(b"line", b"")
+                seq = fields.get(b"seq", b"")
+                yield (fields.get(b"run", b"").decode(errors="replace"),
+                       int(seq) if seq.isdigit() else 0, fields.get(b"line", b""))  # fmt: skip
             if len(batch) < CHUNK:
                 return
             last = batch[-1][0].decode()
@@ -266,16 +305,23 @@ def clock_offset(store: RedisStore, rounds: int = 7) -> tuple[float, float]:
 
 class StreamedHistory:
     """A history writer that also streams every line to the sale, a batch
-    per flush. The file is the record: if the server cannot take a batch,
-    the streaming stops, a note says so, and the file has it all."""
+    per flush. The file is the record; the stream follows it. If the server
+    cannot take a batch (a partition), the lines wait, in order, and go with
+    the next batch that gets through; closing retries until ``patience``
+    seconds have passed. What never got through is said in a note, and the
+    file has it all."""
 
-    def __init__(self, inner: Any, sale: NamedSale, run_id: str, notes: list[str]) -> None:
+    def __init__(self, inner: Any, sale: NamedSale, run_id: str, notes: list[str],
+                 patience: float = 30.0) -> None:  # fmt: skip
         self.inner = inner
         self.sale = sale
         self.run_id = run_id
         self.notes = notes
+        self.patience = patience
         self.pending: list[str] = []
-        self.failed = False
+        #: lines the stream has taken
+        self.sent = 0
+        self.failure: str | None = None
 
     @property
     def broken(self) -> Any:
@@ -285,26 +331,33 @@ class StreamedHistory:
         from .child.events import compact, cut_reason
 
         self.inner.write(event)
-        if not self.failed:
-            self.pending.append(compact(cut_reason(event)))
+        self.pending.append(compact(cut_reason(event)))
 
     def flush(self) -> None:
         self.inner.flush()
         self.push()
 
-    def push(self) -> None:
-        lines, self.pending = self.pending, []
-        if self.failed or not lines:
-            return
+    def push(self) -> bool:
+        """Send what waits; True once nothing does."""
+        if not self.pending:
+            return True
         try:
-            self.sale.append(self.run_id, lines)
+            self.sale.append(self.run_id, self.pending, self.sent + 1)
         except StoreError as exc:
-            self.failed = True
-            self.notes.append(f"the sale's stream stopped taking this host's history ({exc}); "
-                              "this host's history file has all of it")  # fmt: skip
+            self.failure = str(exc)
+            return False
+        self.sent += len(self.pending)
+        self.pending = []
+        return True
 
     def close(self) -> None:
-        self.push()
+        deadline = time.monotonic() + self.patience
+        while not self.push() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.pending:
+            self.notes.append(f"{len(self.pending)} line(s) of this host's history never reached "
+                              f"the sale's stream ({self.failure}); this host's history file "
+                              "has them")  # fmt: skip
         self.inner.close()
 
     def discard(self) -> None:
@@ -313,12 +366,19 @@ class StreamedHistory:
 
 def sale_histories(sale: NamedSale) -> list[Any]:
     """Every host's history of the sale, from its stream: each run's lines,
-    in order, parsed and validated like a file (``sale NAME host H``)."""
+    in order, parsed and validated like a file (``sale NAME run ID``)."""
     from .history import HistoryError, read_lines
 
     runs: dict[str, list[bytes]] = {}
-    for run_id, line in sale.lines():
-        runs.setdefault(run_id, []).append(line)
+    for run_id, seq, line in sale.lines():
+        held = runs.setdefault(run_id, [])
+        if seq <= len(held):
+            continue  # sent again after a failure: the same line
+        if seq != len(held) + 1:
+            raise HistoryError(f"sale {sale.name} run {run_id[:16]}",
+                               f"line {len(held) + 1} is missing from the sale's stream "
+                               "(the host's own file has it)")  # fmt: skip
+        held.append(line)
     if not runs:
         raise SaleError(f"sale {sale.name}", "has no history on the server",
                         "is the name right? `tickets sale list` shows the sales")  # fmt: skip

@@ -93,8 +93,20 @@ def emit_json(doc: dict[str, Any], exit_code: int) -> None:
     emitted.append(exit_code)
 
 
-#: Seconds between heartbeat lines on stderr when stdout is not a terminal.
+#: Seconds between heartbeat lines on stderr when stdout is not a terminal
+#: ($TICKETS_HEARTBEAT_S: a CI job that must show life more often, or less).
+HEARTBEAT_ENV = "TICKETS_HEARTBEAT_S"
 HEARTBEAT_S = 5.0
+
+
+def heartbeat_s() -> float:
+    """The heartbeat's interval: $TICKETS_HEARTBEAT_S if it is a number of
+    seconds from 0.1 to a day, else 5."""
+    try:
+        value = float(os.environ.get(HEARTBEAT_ENV, HEARTBEAT_S))
+    except ValueError:
+        return HEARTBEAT_S
+    return value if 0.1 <= value <= 86_400 else HEARTBEAT_S
 
 
 class LiveProgress:
@@ -138,9 +150,9 @@ class LiveProgress:
 
         now = time.monotonic()
         if self._next_beat is None:
-            self._next_beat = now + HEARTBEAT_S  # a short run says nothing
+            self._next_beat = now + heartbeat_s()  # a short run says nothing
         elif now >= self._next_beat:
-            self._next_beat = now + HEARTBEAT_S
+            self._next_beat = now + heartbeat_s()
             try:
                 click.echo(line, err=True)
             except OSError:  # stderr gone: the run goes on without its heartbeat

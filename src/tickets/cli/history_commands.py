@@ -94,9 +94,10 @@ def check_named_sale(
         sale = named_sale(ctx, name)
         try:
             found = sale_histories(sale)
+            final = sale.final()
         finally:
             sale.store.close()
-        report = check_sale(found)
+        report = check_sale(found, *final)
     code = exit_code_for(report.passed, None, unproven=report.unproven)
     hosts = [{"host": h.run.get("host"), "run_id": h.run["run_id"],
               "clock": h.run.get("clock")} for h in found]  # fmt: skip

@@ -352,6 +352,9 @@ class SaleLedger(SaleHost):
         rows = [self.rows[k] for k in sorted(self.rows)]
         if self.sale is not None:  # the sale's verdict, once every host has ended
             report = self.sale_report(wait=aborted is None)
+            if store_error is not None and self.sale_judged:  # the sale read its own final stock
+                self.notes.append(f"this host could not read the stock at its end: {store_error}")
+                store_error = None
         else:
             report = evaluate(self.ops, self.initial, remaining, store_problem=store_error)
         return RunResult(

@@ -28,6 +28,8 @@ class SaleHost:
     sale: NamedSale | None
     clock: tuple[float, float]
     host: str
+    #: the verdict is the whole sale's, on the stock the sale read at its end
+    sale_judged = False
 
     def _give_up(self, discard: bool = False) -> None:
         raise NotImplementedError
@@ -47,7 +49,9 @@ class SaleHost:
             self._give_up(discard=True)
             raise
         self.host = f"{socket.gethostname()}:{os.getpid()}"
-        self.writer = StreamedHistory(self.writer, self.sale, self.run_id, self.notes)  # type: ignore[assignment]
+        self.writer = StreamedHistory(
+            self.writer, self.sale, self.run_id, self.notes, config.join_timeout
+        )  # type: ignore[assignment]
 
     def join_sale(self, buyers: int) -> str | None:
         """Once this host's buyers are ready: join the sale and wait for the
@@ -71,8 +75,13 @@ class SaleHost:
                 self.host, self.run_id, config.hosts, config.join_timeout if wait else 0.0
             )
             if ended >= config.hosts:
-                return check_sale(sale_histories(self.sale))
-            why = f"only {ended} of {config.hosts} hosts had ended in {config.join_timeout:g}s"
+                final = self.sale.final()
+                report = check_sale(sale_histories(self.sale), *final)
+                self.sale_judged = final[0] is not None
+                return report
+            why = f"only {ended} of {config.hosts} hosts had ended"
+            if wait:
+                why += f" in {config.join_timeout:g}s"
         except (StoreError, HistoryError) as exc:
             why = str(exc)
         self.notes.append(f"the sale could not be judged as one ({why}); this host's buyers "
