@@ -24,6 +24,8 @@ not the absolute numbers, across machines).
    (bench/user_buyer.py).
 9. Command buyers (`--exec`, a trivial command) against the built-in
    purchase: bounded by process start (bench/exec_buyer.py).
+10. One named sale across 3 simulated hosts (root): wall time, purchases/s,
+    and streaming the histories against files only (bench/hosts_sale.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pathlib import Path
 
 import exec_buyer
 import history_check
+import hosts_sale
 import stores
 import user_buyer
 from tickets.child.plan import Delays
@@ -220,6 +223,7 @@ def main() -> None:
     stores.report(BUYERS, REPEAT)
     user_buyer.report(BUYERS)
     exec_buyer.report(BUYERS)
+    hosts_sale.report()
 
 
 if __name__ == "__main__":

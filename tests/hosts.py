@@ -215,14 +215,17 @@ def simulated(hosts: int, delay_ms: float = 0.0, jitter_ms: float = 0.0) -> Iter
 
 
 def sale(net: Hosts, name: str, buyers: int, lock: str, extra: list[str] | None = None,
-         partition: tuple[int, float, float] | None = None) -> dict[str, Any]:  # fmt: skip
+         partition: tuple[int, float, float] | None = None,
+         only: dict[int, list[str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """A named sale across every host; then the merged check from host 1.
-    ``partition`` (host, after seconds, for seconds) cuts a host's link mid-sale."""
+    ``partition`` (host, after seconds, for seconds) cuts a host's link
+    mid-sale; ``only`` gives some hosts flags of their own."""
     init = net.tickets(1, "--db", net.url(1), "init", "--tickets", str(buyers * net.n // 2))
     init.communicate(timeout=60)
     started = time.monotonic()
     procs = [net.tickets(i, "--db", net.url(i), "buy", "--sale", name, "--hosts", str(net.n),
-                         "--buyers", str(buyers), "--lock", lock, "--json", *(extra or []))
+                         "--buyers", str(buyers), "--lock", lock, "--json", *(extra or []),
+                         *(only or {}).get(i, []))
              for i in range(1, net.n + 1)]  # fmt: skip
     if partition is not None:
         host, after, length = partition
@@ -331,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--delay", type=float, default=1.0, help="link delay, ms")
     run.add_argument("--jitter", type=float, default=0.5, help="link jitter, ms")
     run.add_argument("--lock", default="atomic")
+    run.add_argument("--partition", metavar="HOST:AFTER:FOR",
+                     help="cut HOST's link AFTER seconds into the sale, FOR seconds")
+    run.add_argument("--pause", metavar="HOST:MS",
+                     help="HOST's buyers pause MS holding the lock (chaos --pause-length)")
+    run.add_argument("flags", nargs="*", help="more `tickets buy` flags, after --")
     sub.add_parser("down", help="remove whatever simulated hosts are left")
     up = sub.add_parser("up", help="build the hosts and leave them up (`down` removes them)")
     up.add_argument("--hosts", type=int, default=3)
@@ -346,16 +354,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.what == "up":
         return bring_up(args.hosts, args.delay, args.jitter)
+    partition = None
+    if args.partition:
+        host, after, length = args.partition.split(":")
+        partition = (int(host), float(after), float(length))
+    only = {}
+    if args.pause:
+        host, length = args.pause.split(":")
+        only[int(host)] = ["--chaos", "--kill-rate", "0", "--pause-rate", "1",
+                           "--pause-length", length]  # fmt: skip
     try:
         with simulated(args.hosts, args.delay, args.jitter) as net:
-            result = sale(net, "flash1", args.buyers, args.lock)
+            result = sale(net, "flash1", args.buyers, args.lock, args.flags, partition, only)
     except NotRoot as exc:
         print(f"hosts: {exc}", file=sys.stderr)
         return 2
     check = result["check"] or {}
     print(f"{args.hosts} hosts x {args.buyers} buyers, link delay {args.delay} ± {args.jitter} ms,"
           f" --lock {args.lock}: wall {result['wall_s']:.2f} s, sold {check.get('sold')} of "
-          f"{check.get('initial')}, merged check exit {result['check_code']}")  # fmt: skip
+          f"{check.get('initial')}, oversold {check.get('oversold')}, merged check exit "
+          f"{result['check_code']}")  # fmt: skip
+    failing = [c["name"] for c in check.get("checks", []) if c["passed"] is False]
+    print("  failed checks: " + (", ".join(failing) or "none"))
     for n, host in enumerate(result["hosts"], 1):
         doc = host["doc"] or {}
         print(f"  host {n}: exit {host['code']}, {doc.get('duration_s')} s")

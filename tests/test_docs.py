@@ -185,8 +185,9 @@ def test_every_option_the_readme_names_exists() -> None:
     import re
 
     known = {"--help", "--version", "--fail"}  # and curl's --fail, in the --exec recipe
-    service = (Path(__file__).resolve().parent.parent / "examples" / "booking_service.py")
-    known.update(re.findall(r'add_argument\("(--[a-z-]+)"', service.read_text()))
+    root = Path(__file__).resolve().parent.parent
+    for script in (root / "examples" / "booking_service.py", root / "tests" / "hosts.py"):
+        known.update(re.findall(r'add_argument\("(--[a-z-]+)"', script.read_text()))
     for command in [cli, *cli.commands.values()]:
         for param in command.params:
             if isinstance(param, click.Option):
