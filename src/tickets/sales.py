@@ -364,9 +364,10 @@ class StreamedHistory:
         self.inner.discard()
 
 
-def sale_histories(sale: NamedSale) -> list[Any]:
+def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
     """Every host's history of the sale, from its stream: each run's lines,
-    in order, parsed and validated like a file (``sale NAME run ID``)."""
+    in order, parsed and validated like a file (``sale NAME run ID``);
+    ``details``: with every operation's events kept, for drawing."""
     from .history import HistoryError, read_lines
 
     runs: dict[str, list[bytes]] = {}
@@ -384,8 +385,39 @@ def sale_histories(sale: NamedSale) -> list[Any]:
                         "is the name right? `tickets sale list` shows the sales")  # fmt: skip
     histories = []
     for run_id, lines in runs.items():
-        history = read_lines(f"sale {sale.name} run {run_id[:16]}", lines)
+        keep = set(range(len(lines))) if details else None  # more than its operations
+        history = read_lines(f"sale {sale.name} run {run_id[:16]}", lines, keep)
         if history.run.get("sale") != sale.name:
             raise HistoryError(history.path, "is not a host of this sale")
         histories.append(history)
     return histories
+
+
+#: The times of an operation's events that a drawing uses.
+DRAWN_TIMES = ("t_invoke", "t_start", "t_search", "t_locked", "t_end")
+
+
+def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
+    """The whole sale as one history to draw: every host's operations on
+    the server's clock, numbered host after host; and a line per host
+    saying which numbers are its."""
+    from .checks import _on_server_clock
+    from .history import History
+    from .operations import Operations
+
+    histories = sorted(sale_histories(sale, details=True), key=lambda h: float(h.run["t"]))
+    tables, details, hosts, start = [], {}, [], 0
+    for n, h in enumerate(histories, 1):
+        offset = float(h.run["clock"]["offset"])
+        tables.append(_on_server_clock(h.ops, offset, 0.0))
+        for number, held in h.details.items():
+            details[start + number] = {k: (v + offset if k in DRAWN_TIMES and v is not None
+                                           else v) for k, v in held.items()}  # fmt: skip
+        hosts.append(f"host {n} ({h.run.get('host')}): buyers {start}-{start + h.ops.size - 1}")
+        start += h.ops.size
+    ops = Operations.merge(tables)
+    first = histories[0]
+    ends = [h.end for h in histories if h.end is not None]
+    run = {**first.run, "buyers": start, "t": ops.t_run}
+    end = max(ends, key=lambda e: float(e["t"])) if len(ends) == len(histories) else None
+    return History(f"sale {sale.name}", run, ops, end, details, None), hosts
