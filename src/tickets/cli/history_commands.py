@@ -85,7 +85,7 @@ def check_named_sale(
     """``check --sale NAME``: every host's history from the sale's stream, as one."""
     from ..checks import check_sale
     from ..output.json_documents import report_dict
-    from ..sales import sale_histories
+    from ..sale_stream import sale_histories
     from .sale_group import named_sale
 
     if histories:
@@ -169,7 +169,7 @@ def timeline_command(
 
 def sale_picture(ctx: click.Context, name: str) -> tuple[Any, list[str]]:
     """The named sale as one history to draw, and which buyers are whose."""
-    from ..sales import sale_as_one
+    from ..sale_stream import sale_as_one
     from .sale_group import named_sale
 
     sale = named_sale(ctx, name)
