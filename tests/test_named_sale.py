@@ -55,6 +55,8 @@ def test_three_hosts_start_together_and_are_judged_as_one(db: str) -> None:
     assert merged.returncode == 0 and doc["sold"] == 30 and len(doc["hosts"]) == 3
     for host in doc["hosts"]:  # every host measured its clock against the server's
         assert 0 <= host["clock"]["uncertainty"] < 0.05
+    order = next(c for c in doc["checks"] if c["name"] == "real-time order")["detail"]
+    assert "3 hosts, on the server's clock, each known to within" in order
     shown = json.loads(tickets(db, "sale", "show", "s1", "--json").stdout)
     assert shown["state"] == "started" and shown["ended"] == 3 and len(shown["joined"]) == 3
     # Each host kept its own file too: the stream holds the same lines.
@@ -72,6 +74,9 @@ def test_an_oversell_across_hosts_shows_only_in_the_merged_verdict(db: str) -> N
     results = finish(procs)
     assert all(code == 1 and doc["oversold"] > 0 for code, doc in results)
     assert tickets(db, "check", "--sale", "s2").returncode == 1
+    drawn = tickets(db, "timeline", "--sale", "s2", "--width", "120")
+    assert drawn.returncode == 0 and "host 1 (" in drawn.stdout and "host 3 (" in drawn.stdout
+    assert "sold twice or more" in drawn.stdout  # the overlapping writes of different hosts
 
 
 def test_a_late_joiner_and_a_wrong_host_count_are_refused(db: str, tmp_path: Path) -> None:
@@ -136,3 +141,11 @@ def test_ctrl_c_while_waiting_to_join_leaves_the_sale(db: str) -> None:
     assert code == 130 and doc["sold"] == 0
     gone = tickets(db, "sale", "show", "s1")
     assert gone.returncode == 3 and "no such sale" in gone.stderr  # its name is free again
+
+
+def test_timeline_takes_a_file_or_a_sale(db: str, invoke: Any) -> None:
+    assert invoke("--db", db, "timeline").exit_code == 2
+    both = invoke("--db", db, "timeline", "h.jsonl", "--sale", "s1")
+    assert both.exit_code == 2 and "not both" in both.output
+    missing = invoke("--db", db, "timeline", "--sale", "nothing-here")
+    assert missing.exit_code == 3 and "has no history on the server" in missing.output

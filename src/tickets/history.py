@@ -390,10 +390,10 @@ class _Reader:
                 held[key] = ev[key]
 
 
-def read_lines(label: str, lines: list[bytes]) -> History:
+def read_lines(label: str, lines: list[bytes], details: set[int] | None = None) -> History:
     """Parse and validate a history held as lines (a named sale's stream
     holds each host's), with the same rules as a file; ``label`` names it."""
     import io
 
     data = b"".join(line.rstrip(b"\n") + b"\n" for line in lines)
-    return _Reader(Path(label), None).read(io.BytesIO(data))
+    return _Reader(Path(label), details).read(io.BytesIO(data))

@@ -85,7 +85,7 @@ def check_named_sale(
     """``check --sale NAME``: every host's history from the sale's stream, as one."""
     from ..checks import check_sale
     from ..output.json_documents import report_dict
-    from ..sales import sale_histories
+    from ..sale_stream import sale_histories
     from .sale_group import named_sale
 
     if histories:
@@ -111,7 +111,10 @@ def check_named_sale(
 
 
 @click.command("timeline")
-@click.argument("history", type=click.Path(path_type=str))
+@click.argument("history", required=False, type=click.Path(path_type=str))
+@click.option("--sale", "sale_name", metavar="NAME",
+              help="Draw the named sale on the Redis store: every host's buyers on the "
+              "server's clock, from the sale's stream.")  # fmt: skip
 @click.option(
     "--svg", type=click.Path(dir_okay=False, path_type=str), help="Also write the picture as SVG."
 )
@@ -126,8 +129,11 @@ def check_named_sale(
 @click.option(
     "--all", "show_all", is_flag=True, help="Draw every buyer (default: at most 60 rows)."
 )
+@db_option
+@click.pass_context
 def timeline_command(
-    history: str, svg: str | None, html: str | None, width: int | None, show_all: bool
+    ctx: click.Context, history: str | None, sale_name: str | None, svg: str | None,
+    html: str | None, width: int | None, show_all: bool,
 ) -> None:
     """Draw a saved history on a time axis, one row per buyer.
 
@@ -143,13 +149,34 @@ def timeline_command(
     from ..history import read
     from ..output.timeline import MAX_ROWS, prepare, timeline
 
+    if (history is None) == (sale_name is None):
+        raise click.UsageError("give a HISTORY file, or --sale NAME (not both)")
     limit = None if show_all else MAX_ROWS
+    hosts: list[str] = []
     with translate_errors():
-        loaded, _, _ = prepare(read(history), limit)
+        if sale_name is not None:
+            loaded, hosts = sale_picture(ctx, sale_name)
+            history = loaded.path
+        loaded, _, _ = prepare(loaded if sale_name else read(str(history)), limit)
     console = make_console(width=width)
+    for line in hosts:
+        console.print(line, markup=False, highlight=False)
     console.print(timeline(loaded, width=width or console.width, limit=limit))
     if svg is not None or html is not None:
-        export(timeline(loaded, width=width or 120, limit=limit), width or 120, history, svg, html)
+        picture = timeline(loaded, width=width or 120, limit=limit)
+        export(picture, width or 120, str(history), svg, html)
+
+
+def sale_picture(ctx: click.Context, name: str) -> tuple[Any, list[str]]:
+    """The named sale as one history to draw, and which buyers are whose."""
+    from ..sale_stream import sale_as_one
+    from .sale_group import named_sale
+
+    sale = named_sale(ctx, name)
+    try:
+        return sale_as_one(sale)
+    finally:
+        sale.store.close()
 
 
 def export(picture: object, width: int, history: str, svg: str | None, html: str | None) -> None:

@@ -11,7 +11,8 @@ from ..checks import Report, check_sale, evaluate
 from ..config import SaleConfig
 from ..history import HistoryError, HistoryWriter, NoHistory
 from ..operations import Operations
-from ..sales import NamedSale, StreamedHistory, clock_offset, sale_histories
+from ..sale_stream import StreamedHistory, sale_histories
+from ..sales import NamedSale, clock_offset
 from ..stores import StoreError, open_store
 from ..stores.redis import RedisStore
 
