@@ -415,11 +415,11 @@ def test_a_long_piped_run_says_it_is_alive_on_stderr(tmp_path: Path) -> None:
     """No live line in a pipe, but a heartbeat on stderr (every 5 s, here 0.5 s); stdout
     stays the one JSON document."""
     env = {**os.environ, "TICKETS_DB": str(tmp_path / "t.json"), "TICKETS_HEARTBEAT_S": "0.5"}
-    cmd = [sys.executable, "-m", "tickets", "buy", "-n", "20", "-t", "20", "--search-delay", "0",
+    cmd = [sys.executable, "-m", "tickets", "buy", "-n", "12", "-t", "12", "--search-delay", "0",
            "--write-delay", "200", "--json"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=80)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["sold"] == 20
+    assert json.loads(done.stdout)["sold"] == 12
     beats = [line for line in done.stderr.splitlines() if line.startswith("buy --lock file: ")]
     assert beats and "buyers done" in beats[0] and "oversold so far" in beats[0]
 

@@ -24,7 +24,9 @@ from tickets.checks import Report, check_history, evaluate
 from tickets.history import read
 from tickets.operations import Operations
 
-QUICK = int(os.environ.get("TICKETS_ORACLE_EXAMPLES", "1000"))
+QUICK = int(os.environ.get("TICKETS_ORACLE_EXAMPLES", "600"))
+#: Examples per kind under `make stress`.
+MANY = 30_000
 SETTINGS = settings(
     max_examples=QUICK,
     deadline=None,
@@ -235,7 +237,7 @@ def test_fixed_examples(name: str, sale: Sale, passes: bool) -> None:
 @pytest.mark.timeout(1800)
 def test_many_more_examples() -> None:
     """The same properties with twenty times the examples (``make stress``)."""
-    many = settings(SETTINGS, max_examples=QUICK * 20)
+    many = settings(SETTINGS, max_examples=MANY)
     for strategy in (correct_sales(), lossy_sales(), mutated_sales(), random_sales()):
         many(given(strategy)(agree))()
         many(given(strategy)(agree_without_seats))()

@@ -43,7 +43,7 @@ def db(redis_url: str) -> str:
 
 def test_three_hosts_start_together_and_are_judged_as_one(db: str) -> None:
     assert tickets(db, "init", "--tickets", "30").returncode == 0
-    procs = [start(db, "buy", "--sale", "s1", "--hosts", "3", "-n", "20", "--lock", "atomic")
+    procs = [start(db, "buy", "--sale", "s1", "--hosts", "3", "-n", "12", "--lock", "atomic")
              for _ in range(3)]  # fmt: skip
     results = finish(procs)
     for code, doc in results:  # each host prints the whole sale's verdict
