@@ -149,3 +149,28 @@ def test_timeline_takes_a_file_or_a_sale(db: str, invoke: Any) -> None:
     assert both.exit_code == 2 and "not both" in both.output
     missing = invoke("--db", db, "timeline", "--sale", "nothing-here")
     assert missing.exit_code == 3 and "has no history on the server" in missing.output
+
+
+def test_a_forged_or_broken_stream_is_refused_with_one_line(
+    db: str, redis_server: Any, invoke: Any
+) -> None:
+    client = redis_server.client()
+    events = "tickets:sale:forged:events"
+    client.xadd(events, {"run": "abc", "seq": 1, "line": '{"type": "run", "version": 1}'})
+    done = invoke("--db", db, "check", "--sale", "forged")
+    assert done.exit_code == 3 and "run line has mode None" in done.output
+    client.delete(events)
+    lines = [json.dumps(line) for line in (
+        {"type": "run", "version": 1, "run_id": "abc", "mode": "buy", "store": "x",
+         "strategy": "atomic", "store_kind": "redis", "initial": 1, "restocked": False,
+         "buyers": 1, "t": 10.0, "sale": "forged", "clock": {"offset": 0.0, "uncertainty": 0.0}},
+        {"type": "invoke", "buyer": 0, "t": 11.0},
+    )]  # fmt: skip
+    client.xadd(events, {"run": "abc", "seq": 1, "line": lines[0]})
+    client.xadd(events, {"run": "abc", "seq": 3, "line": lines[1]})  # line 2 never came
+    done = invoke("--db", db, "check", "--sale", "forged")
+    assert done.exit_code == 3 and "line 2 is missing from the sale's stream" in done.output
+    client.delete(events)
+    client.xadd(events, {"run": "abc", "seq": 1, "line": lines[0].replace("forged", "other")})
+    done = invoke("--db", db, "check", "--sale", "forged")
+    assert done.exit_code == 3 and "is not a host of this sale" in done.output

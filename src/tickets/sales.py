@@ -255,8 +255,11 @@ class NamedSale:
         events = self.store.call(lambda: client.xlen(self.events))
         ended = self.store.call(lambda: client.hlen(self.ended))
         doc: dict[str, Any] = {k.decode(): v.decode(errors="replace") for k, v in meta.items()}
-        doc["hosts"] = int(doc["hosts"])
-        doc["stock"] = int(doc["stock"])
+        for field in ("hosts", "stock"):  # a sale dropped and half made again: say so
+            value = doc.get(field, "")
+            doc[field] = int(value) if value.isdigit() else None
+        doc.setdefault("state", "unknown")
+        doc.setdefault("key", "")
         doc["joined"] = sorted(
             ({"host": h.decode(errors="replace"), **_loads(v)} for h, v in hosts.items()),
             key=lambda d: str(d["host"]),
