@@ -174,3 +174,22 @@ def test_a_forged_or_broken_stream_is_refused_with_one_line(
     client.xadd(events, {"run": "abc", "seq": 1, "line": lines[0].replace("forged", "other")})
     done = invoke("--db", db, "check", "--sale", "forged")
     assert done.exit_code == 3 and "is not a host of this sale" in done.output
+
+
+def test_a_restock_of_a_key_a_sale_is_selling_is_refused(db: str, tmp_path: Path) -> None:
+    assert tickets(db, "init", "--tickets", "6").returncode == 0
+    args = ["buy", "--sale", "s1", "--hosts", "2", "-n", "6", "--lock", "flock"]
+    procs = [start(db, *args, "--lock-file", f"h{i}.lock", "--write-delay", "300")
+             for i in (1, 2)]  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = tickets(db, "sale", "show", "s1", "--json")
+        if shown.returncode == 0 and json.loads(shown.stdout)["state"] == "started":
+            break
+        time.sleep(0.05)
+    elsewhere = tmp_path / "another-machine"
+    elsewhere.mkdir()
+    refused = tickets(db, "init", "--tickets", "50", cwd=elsewhere)
+    finish(procs)
+    assert refused.returncode == 3 and "is being sold by the named sale s1" in refused.stderr
+    assert tickets(db, "init", "--tickets", "50", cwd=elsewhere).returncode == 0  # once it ended

@@ -304,3 +304,20 @@ def clock_offset(store: RedisStore, rounds: int = 7) -> tuple[float, float]:
             best = (offset, half)
     assert best is not None
     return best
+
+
+def check_not_selling(store: RedisStore) -> None:
+    """Refuse to restock a key that a named sale is selling: one that has
+    started and whose hosts have not all ended (a restock mid-way would
+    make its verdict meaningless)."""
+    for name in sale_names(store):
+        doc = NamedSale(store, name).describe()
+        if doc is None or doc.get("key") != store.key or doc.get("state") != "started":
+            continue
+        if doc.get("hosts") is not None and doc["ended"] < doc["hosts"]:
+            raise SaleError(
+                store.label,
+                f"is being sold by the named sale {name} ({doc['ended']} of {doc['hosts']} "
+                "hosts ended); a restock now would spoil its verdict",
+                f"wait for it to end, or `tickets sale drop {name}`",
+            )

@@ -57,6 +57,10 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
             folder.mkdir(parents=True, exist_ok=True)
             store.check_ready()
             check_lock_path(spec)
+            if spec.kind == "redis":  # no named sale is selling this key, from any machine
+                from ..sales import check_not_selling
+
+                check_not_selling(store)  # type: ignore[arg-type]
             claim = SaleClaim(spec, exclusive=True, timeout=lock_timeout)  # no sale running
             try:
                 restock(store, tickets, lock_timeout)
