@@ -336,7 +336,7 @@ def check_sale(
         if not (type(offset) is float and abs(offset) < 1e12 and type(spread) is float
                 and 0 <= spread <= MAX_UNCERTAINTY):  # fmt: skip
             raise HistoryError(h.path, "run line has no valid clock offset for a named sale")
-        tables.append((h, _on_server_clock(h.ops, offset, spread), offset + spread))
+        tables.append((h, on_server_clock(h.ops, offset, spread), offset + spread))
     tables.sort(key=lambda t: t[1].t_run)
     initials = {h.initial for h, _, _ in tables}
     if len(initials) > 1:
@@ -360,7 +360,7 @@ def check_sale(
     return replace(report, checks=checks)
 
 
-def _on_server_clock(ops: Operations, offset: float, spread: float) -> Operations:
+def on_server_clock(ops: Operations, offset: float, spread: float) -> Operations:
     """The table with its times moved to the server's clock, and every
     interval widened by ``spread`` each way."""
     moved = Operations(ops.size, ops.t_run + offset - spread, ops.noun)

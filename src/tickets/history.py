@@ -106,14 +106,18 @@ class HistoryWriter:
         os.unlink(temp)
 
     def write(self, event: dict[str, Any]) -> None:
-        """Append one event (buffered; see :meth:`flush`). After a failed
-        write the history is broken: the error was raised once, and later
-        writes are dropped so the run can still be settled."""
+        """Append one event (buffered; see :meth:`flush`)."""
+        self.write_line(compact(cut_reason(event)))
+
+    def write_line(self, line: str) -> None:
+        """Append one event already encoded. After a failed write the
+        history is broken: the error was raised once, and later writes are
+        dropped so the run can still be settled."""
         if self.broken is not None:
             return
         assert self._file is not None, "history already closed"
         try:
-            self._file.write(compact(cut_reason(event)) + "\n")
+            self._file.write(line + "\n")
         except OSError as exc:
             self._fail(exc)
 
@@ -158,6 +162,9 @@ class NoHistory(HistoryWriter):
         self.broken = None
 
     def write(self, event: dict[str, Any]) -> None:
+        pass  # nothing to encode
+
+    def write_line(self, line: str) -> None:
         pass
 
     def flush(self) -> None:

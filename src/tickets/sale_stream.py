@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .child.events import compact, cut_reason
 from .sales import NamedSale, SaleError
 from .stores.base import StoreError
 
@@ -36,10 +37,9 @@ class StreamedHistory:
         return self.inner.broken
 
     def write(self, event: dict[str, Any]) -> None:
-        from .child.events import compact, cut_reason
-
-        self.inner.write(event)
-        self.pending.append(compact(cut_reason(event)))
+        line = compact(cut_reason(event))  # encoded once, for the file and the stream
+        self.inner.write_line(line)
+        self.pending.append(line)
 
     def flush(self) -> None:
         self.inner.flush()
@@ -109,7 +109,7 @@ def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
     """The whole sale as one history to draw: every host's operations on
     the server's clock, numbered host after host; and a line per host
     saying which numbers are its."""
-    from .checks import _on_server_clock
+    from .checks import on_server_clock
     from .history import History
     from .operations import Operations
 
@@ -117,7 +117,7 @@ def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
     tables, details, hosts, start = [], {}, [], 0
     for n, h in enumerate(histories, 1):
         offset = float(h.run["clock"]["offset"])
-        tables.append(_on_server_clock(h.ops, offset, 0.0))
+        tables.append(on_server_clock(h.ops, offset, 0.0))
         for number, held in h.details.items():
             details[start + number] = {k: (v + offset if k in DRAWN_TIMES and v is not None
                                            else v) for k, v in held.items()}  # fmt: skip

@@ -60,25 +60,28 @@ def sale_fields(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
     return {"sale": sale, "hosts": hosts, "join_timeout": wait, "tickets": None}
 
 
-def named_sale(ctx: click.Context, name: str) -> Any:
-    """The sale ``name`` on the store ``--db`` names (a usage error unless
-    it is a Redis store)."""
-    from ..sales import NamedSale, check_name
+def sale_store(ctx: click.Context) -> Any:
+    """The Redis store ``--db`` names, where named sales live (a usage error
+    for any other store)."""
     from ..stores import open_store
-    from ..stores.redis import RedisStore
 
     obj = ctx.find_object(StoreContext)
     assert obj is not None
     spec = obj.spec
     if spec.kind != "redis":
         raise click.UsageError("a named sale lives on a Redis store: give --db redis://HOST...")
+    return open_store(spec)
+
+
+def named_sale(ctx: click.Context, name: str) -> Any:
+    """The sale ``name`` on the store ``--db`` names."""
+    from ..sales import NamedSale, check_name
+
     try:
         check_name(name)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from None
-    store = open_store(spec)
-    assert isinstance(store, RedisStore)
-    return NamedSale(store, name)
+    return NamedSale(sale_store(ctx), name)
 
 
 @click.group("sale")
@@ -101,9 +104,11 @@ def sale_list(ctx: click.Context, json_: bool) -> None:
     from ..sales import NamedSale, sale_names
 
     with translate_errors():
-        sale = named_sale(ctx, "x")
-        found = [NamedSale(sale.store, n).describe() for n in sale_names(sale.store)]
-        sale.store.close()
+        store = sale_store(ctx)
+        try:
+            found = [NamedSale(store, n).describe() for n in sale_names(store)]
+        finally:
+            store.close()
     docs = [d for d in found if d is not None]  # dropped meanwhile
     if json_:
         emit_json({"sales": docs}, 0)
