@@ -17,6 +17,7 @@ never with the bytes.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -25,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .child.events import compact, cut_reason
 from .operations import (
     Malformed,
     Operations,
@@ -56,125 +56,6 @@ class HistoryError(Exception):
 
     def __reduce__(self) -> tuple[type[HistoryError], tuple[str, str]]:
         return (type(self), (self.path, self.problem))
-
-
-class HistoryWriter:
-    """Appends events to a history file, one line each, as they arrive.
-
-    The file appears under its name only with its first line in it: it is
-    written under a hidden temporary name and linked into place at the
-    first :meth:`flush`, so a parent killed at any moment never leaves an
-    empty history behind (at worst a hidden ``.<name>.<pid>.<hex>.tmp``).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._made_folder = not path.parent.exists()
-        if os.path.lexists(path):
-            raise HistoryError(path, "already exists; choose another --history path")
-        self._temp: Path | None = path.with_name(
-            f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-        )
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # "x" (O_EXCL, and so O_NOFOLLOW): a name nobody else has.
-            self._file: IO[str] | None = open(self._temp, "x", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise HistoryError(path, f"cannot be created ({exc.strerror})") from None
-        #: the first failed write, after which nothing more is written
-        self.broken: HistoryError | None = None
-
-    def _publish(self) -> None:
-        """Give the history its name (never over another file)."""
-        temp, self._temp = self._temp, None
-        assert temp is not None
-        try:
-            os.link(temp, self.path)
-        except FileExistsError:
-            self._temp = temp
-            raise HistoryError(
-                self.path, "already exists; choose another --history path"
-            ) from None
-        except OSError:  # a file system without hard links
-            if os.path.lexists(self.path):
-                self._temp = temp
-                raise HistoryError(
-                    self.path, "already exists; choose another --history path"
-                ) from None
-            os.rename(temp, self.path)
-            return
-        os.unlink(temp)
-
-    def write(self, event: dict[str, Any]) -> None:
-        """Append one event (buffered; see :meth:`flush`)."""
-        self.write_line(compact(cut_reason(event)))
-
-    def write_line(self, line: str) -> None:
-        """Append one event already encoded. After a failed write the
-        history is broken: the error was raised once, and later writes are
-        dropped so the run can still be settled."""
-        if self.broken is not None:
-            return
-        assert self._file is not None, "history already closed"
-        try:
-            self._file.write(line + "\n")
-        except OSError as exc:
-            self._fail(exc)
-
-    def flush(self) -> None:
-        if self._file is not None and self.broken is None:
-            try:
-                self._file.flush()
-                if self._temp is not None:
-                    self._publish()
-            except OSError as exc:
-                self._fail(exc)
-
-    def _fail(self, exc: OSError) -> None:
-        self.broken = HistoryError(self.path, f"cannot be written ({exc.strerror})")
-        raise self.broken from None
-
-    def close(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError as exc:  # what was buffered could not be written
-                if self.broken is None:
-                    self.broken = HistoryError(self.path, f"cannot be written ({exc.strerror})")
-            self._file = None
-
-    def discard(self) -> None:
-        """Remove a history whose run never started."""
-        self.close()
-        try:
-            os.unlink(self.path if self._temp is None else self._temp)
-            if self._made_folder:
-                os.rmdir(self.path.parent)
-        except OSError:
-            pass
-
-
-class NoHistory(HistoryWriter):
-    """``--history none``: nothing is written; the run is still checked, in
-    memory, from the same events."""
-
-    def __init__(self) -> None:
-        self.broken = None
-
-    def write(self, event: dict[str, Any]) -> None:
-        pass  # nothing to encode
-
-    def write_line(self, line: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def discard(self) -> None:
-        pass
 
 
 @dataclass
@@ -295,10 +176,15 @@ def expand(paths: tuple[str, ...] | list[str]) -> list[str]:
     return out
 
 
-def read(path: str | os.PathLike[str], details: set[int] | None = None) -> History:
-    """Parse and validate one history file (``details``: operation numbers
-    whose events to keep whole, for drawing them)."""
+def read(
+    path: str | os.PathLike[str], details: set[int] | None = None, lines: list[bytes] | None = None
+) -> History:
+    """Parse and validate one history file (``details``: operations whose
+    events to keep, for drawing); or ``lines`` held in memory (a sale's stream)."""
     p = Path(path)
+    if lines is not None:
+        data = b"".join(line.rstrip(b"\n") + b"\n" for line in lines)
+        return _Reader(p, details).read(io.BytesIO(data))
     with _open(p) as f:
         return _Reader(p, details).read(f)
 
@@ -395,12 +281,3 @@ class _Reader:
         for key in ("t_start", "t_search", "t_locked"):
             if ev.get(key) is not None:
                 held[key] = ev[key]
-
-
-def read_lines(label: str, lines: list[bytes], details: set[int] | None = None) -> History:
-    """Parse and validate a history held as lines (a named sale's stream
-    holds each host's), with the same rules as a file; ``label`` names it."""
-    import io
-
-    data = b"".join(line.rstrip(b"\n") + b"\n" for line in lines)
-    return _Reader(Path(label), details).read(io.BytesIO(data))

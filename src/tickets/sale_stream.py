@@ -76,7 +76,7 @@ def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
     """Every host's history of the sale, from its stream: each run's lines,
     in order, parsed and validated like a file (``sale NAME run ID``);
     ``details``: with every operation's events kept, for drawing."""
-    from .history import HistoryError, read_lines
+    from .history import HistoryError, read
 
     runs: dict[str, list[bytes]] = {}
     for run_id, seq, line in sale.lines():
@@ -94,7 +94,7 @@ def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
     histories = []
     for run_id, lines in runs.items():
         keep = set(range(len(lines))) if details else None  # more than its operations
-        history = read_lines(f"sale {sale.name} run {run_id[:16]}", lines, keep)
+        history = read(f"sale {sale.name} run {run_id[:16]}", keep, lines)
         if history.run.get("sale") != sale.name:
             raise HistoryError(history.path, "is not a host of this sale")
         histories.append(history)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..checks import Report, evaluate
 from ..config import SaleConfig
-from ..history import HistoryWriter, NoHistory
+from ..history_writer import HistoryWriter, NoHistory
 from ..housekeeping import history_folder
 from ..operations import ABSENT, Malformed, Operations
 from ..sales import NamedSale

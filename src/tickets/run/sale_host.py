@@ -9,7 +9,8 @@ from typing import Any
 
 from ..checks import Report, check_sale, evaluate
 from ..config import SaleConfig
-from ..history import HistoryError, HistoryWriter, NoHistory
+from ..history import HistoryError
+from ..history_writer import HistoryWriter, NoHistory
 from ..operations import Operations
 from ..sale_stream import StreamedHistory, sale_histories
 from ..sales import NamedSale, clock_offset
