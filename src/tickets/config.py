@@ -8,12 +8,15 @@ trial) checks again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .child.plan import BuyerPlan, Delays
 from .constants import (
+    AUTO_WORKERS_ABOVE,
+    DEFAULT_CONCURRENCY,
     DEFAULT_EXEC_TIMEOUT,
     DEFAULT_LEASE_TTL,
     DEFAULT_LOCK_TIMEOUT,
@@ -24,11 +27,15 @@ from .constants import (
     MAX_BATCH,
     MAX_BUYERS,
     MAX_CLERKS,
+    MAX_CONCURRENCY,
     MAX_COUNT,
     MAX_HOSTS,
     MAX_ORDERS,
+    MAX_PROCESS_BUYERS,
     MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
+    MAX_WORKERS,
+    NO_DELAY_CONCURRENCY,
     STOCK_SOURCES,
     STORE_STRATEGIES,
     STRATEGY_NAMES,
@@ -67,6 +74,14 @@ def _timeout(name: str, value: float | None, *, zero_ok: bool = False) -> None:
     if not (0 <= value if zero_ok else 0 < value) or not value <= MAX_WAIT_S:
         allowed = "from 0 to a day" if zero_ok else "more than 0 and at most a day"
         raise ConfigError(f"{name} must be {allowed}, got {value}")
+
+
+def default_workers() -> int:
+    """One worker per core the run may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,12 +181,19 @@ class BuyConfig(SaleConfig):
     hosts: int = 1
     #: how long a host waits for the others to join (seconds)
     join_timeout: float = 60.0
+    #: worker processes the buyers run on, 0 for a process per buyer; None:
+    #: a process each up to AUTO_WORKERS_ABOVE buyers, a worker per core above
+    workers: int | None = None
+    #: buyers each worker runs at once (threads); None: DEFAULT_CONCURRENCY,
+    #: or NO_DELAY_CONCURRENCY with no simulated delays
+    concurrency: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _in_range("buyers", self.buyers, 1, MAX_BUYERS)
         _timeout("buyer timeout", self.buyer_timeout)
         self._check_command()
+        self._resolve_workers()
         self._check_sale()
         if self.buy is not None:
             from .child.user_buyer import BuyerCodeError, check
@@ -208,6 +230,33 @@ class BuyConfig(SaleConfig):
                     check_command(flag, text)
         except CommandError as exc:
             raise ConfigError(str(exc)) from None
+
+    def _resolve_workers(self) -> None:
+        """A process per buyer, or workers: what --workers says, else by size."""
+        if self.concurrency is None:
+            delayed = self.delays.search or self.delays.write
+            object.__setattr__(
+                self, "concurrency", DEFAULT_CONCURRENCY if delayed else NO_DELAY_CONCURRENCY
+            )
+        _in_range("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+        workers = self.workers
+        if workers is None:
+            big = self.buyers > AUTO_WORKERS_ABOVE and self.command is None
+            workers = default_workers() if big and self.start_method == "fork" else 0
+        _in_range("workers", workers, 0, MAX_WORKERS)
+        if workers and self.command is not None:
+            raise ConfigError("--workers does not apply to --exec: every command is a process")
+        if workers and self.start_method != "fork":
+            raise ConfigError(
+                f"--workers needs --start-method fork (workers are forked), not {self.start_method}"
+            )
+        if not workers and self.buyers > MAX_PROCESS_BUYERS:
+            how = "--exec runs" if self.command is not None else "a process per buyer takes"
+            raise ConfigError(
+                f"--buyers {self.buyers:,}: {how} at most {MAX_PROCESS_BUYERS:,} buyers; "
+                + ("give fewer" if self.command is not None else "run them on --workers")
+            )
+        object.__setattr__(self, "workers", min(workers, self.buyers))
 
     def _check_sale(self) -> None:
         if self.sale is None:

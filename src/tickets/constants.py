@@ -35,7 +35,17 @@ DEFAULT_SOLD_OUT_EXIT = 22
 #: Where a run reads its stock: its store, --stock-cmd, or nowhere (a command
 #: buyer's sale with neither: the checks that need the stock do not run).
 STOCK_SOURCES = ("store", "command", "none")
-MAX_BUYERS = 5000
+#: buyers in one sale (on workers); a process each is for up to MAX_PROCESS_BUYERS
+MAX_BUYERS = 10_000_000
+MAX_PROCESS_BUYERS = 5000
+#: Above this many buyers a sale runs them on workers unless --workers says
+AUTO_WORKERS_ABOVE = 1000
+MAX_WORKERS = 256
+#: buyers a worker runs at once (--concurrency)
+MAX_CONCURRENCY = 2000
+DEFAULT_CONCURRENCY = 64
+#: ... and with no simulated delays, where more threads only queue for the lock
+NO_DELAY_CONCURRENCY = 4
 #: hosts in one named sale (--hosts)
 MAX_HOSTS = 64
 MAX_COUNT = 1_000_000_000

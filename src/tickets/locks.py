@@ -21,6 +21,7 @@ The two file strategies take the same advisory ``flock(2)`` on
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -223,14 +224,51 @@ def install_alarm() -> None:
     _alarm_installed = True
 
 
+#: Threads of a worker blocked in ``flock``: thread id -> deadline. The
+#: worker's main thread interrupts a wait past its deadline with
+#: :data:`WAKE_SIGNAL` (see :func:`wake_late_waiters`).
+WAITERS: dict[int, float] = {}
+#: The signal that ends a worker thread's ``flock`` wait (handled, not restarted).
+WAKE_SIGNAL = signal.SIGUSR2
+_libc_flock: Any = None
+
+
+def _woken(signum: int, frame: Any) -> None:
+    pass  # the interrupted flock returns EINTR; its thread sees its deadline
+
+
+def install_wake_signal() -> None:
+    """In a worker's main thread: WAKE_SIGNAL interrupts a blocked ``flock``."""
+    global _libc_flock
+    import ctypes  # workers only: a call of libc's flock that EINTR can end
+
+    _libc_flock = ctypes.CDLL(None, use_errno=True).flock
+    signal.signal(WAKE_SIGNAL, _woken)
+    signal.siginterrupt(WAKE_SIGNAL, True)
+
+
+def wake_late_waiters(now: float) -> None:
+    """Interrupt every thread whose ``flock`` wait is past its deadline."""
+    for ident, deadline in list(WAITERS.items()):
+        if now >= deadline:
+            try:
+                signal.pthread_kill(ident, WAKE_SIGNAL)
+            except (ProcessLookupError, OSError):
+                pass
+
+
 class FlockLock(BuyerLock):
     """A blocking ``flock(2)`` on ``<store>.lock``, on a kept-open descriptor.
 
     The kernel queues exclusive waiters and wakes one per release. With
     ``timer`` (buyers and clerks, which own their process and its signals)
-    the wait is bounded by a one-shot SIGALRM timer; without it (any other
-    process, whose SIGALRM may be someone else's, or a thread other than the
-    main one) the lock polls with a growing back-off instead.
+    the wait is bounded by a one-shot SIGALRM timer; on a worker's thread
+    (after :func:`install_wake_signal`) the worker's main thread ends a wait
+    past its deadline with a signal to that thread; anywhere else (a
+    process whose SIGALRM may be someone else's) the lock polls with a
+    growing back-off instead. Python's own ``fcntl.flock`` cannot be used on
+    a thread: it retries a wait a signal interrupted, since only the main
+    thread runs signal handlers.
     """
 
     def __init__(self, path: str | os.PathLike[str], timeout: float, *, timer: bool = False
@@ -265,6 +303,8 @@ class FlockLock(BuyerLock):
             wait = max(deadline - time.monotonic(), 0.000_001)
             if self.timer:
                 self._wait_blocking(self._fd, wait)
+            elif _libc_flock is not None:
+                self._wait_on_thread(self._fd, wait)
             else:
                 self._wait_polling(self._fd, wait)
             if names_held_file(self.path, self._fd):
@@ -286,6 +326,24 @@ class FlockLock(BuyerLock):
             # whatever we might hold (a no-op if we hold nothing).
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise LockTimeout(f"lock {self.path}", self.timeout) from None
+
+    def _wait_on_thread(self, fd: int, wait: float) -> None:
+        import _thread  # already loaded by a process with threads; no at-fork hooks
+
+        ident = _thread.get_ident()
+        deadline = time.monotonic() + wait
+        WAITERS[ident] = deadline
+        try:
+            while _libc_flock(fd, fcntl.LOCK_EX) != 0:
+                import ctypes
+
+                err = ctypes.get_errno()
+                if err != errno.EINTR:
+                    raise OSError(err, os.strerror(err))
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(f"lock {self.path}", self.timeout)
+        finally:
+            WAITERS.pop(ident, None)
 
     def _wait_polling(self, fd: int, wait: float) -> None:
         deadline = time.monotonic() + wait

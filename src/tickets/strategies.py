@@ -75,13 +75,14 @@ class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
 
     def child_lock(
         self, token: Any, store: Store, timeout: float, lease_ttl: float = 1.0,
-        fencing: bool = False,
+        fencing: bool = False, threaded: bool = False,
     ) -> BuyerLock:  # fmt: skip
-        """Build the buyer's lock inside the child, on its own ``store``."""
+        """Build the buyer's lock inside the child, on its own ``store``
+        (``threaded``: on a worker's thread, where no signal can time a wait)."""
         if self.name == "file":
             return FileLock(store.spec.lock_path, timeout)
         if self.name == "flock":
-            return FlockLock(store.spec.lock_path, timeout, timer=True)
+            return FlockLock(store.spec.lock_path, timeout, timer=not threaded)
         if self.name in MP_LOCK_STRATEGIES:
             return ProcessLock(token, timeout)
         if self.name in ("transaction", "deferred", "lease") and not sells_by_take(

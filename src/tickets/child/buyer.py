@@ -191,8 +191,13 @@ class WatchedLock:
     never opens ``<store>.lock``), with the time it was taken and any
     failure to release it (the sale, if any, is done: the buyer says so)."""
 
-    def __init__(self, plan: BuyerPlan, store: Store, token: Any, announce: Any = None) -> None:
+    def __init__(
+        self, plan: BuyerPlan, store: Store, token: Any, announce: Any = None,
+        threaded: bool = False,
+    ) -> None:  # fmt: skip
         self.plan = plan
+        #: on a worker's thread (see tickets.child.workers): no signal timer
+        self.threaded = threaded
         self.store = store
         self.token = token
         #: under the process strategy, tell the parent who holds the lock
@@ -207,7 +212,7 @@ class WatchedLock:
             strategy = get(self.plan.strategy)
             self._lock = strategy.child_lock(
                 self.token, self.store, self.plan.lock_timeout, self.plan.lease_ttl,
-                self.plan.fencing,
+                self.plan.fencing, threaded=self.threaded,
             )  # fmt: skip
         self._lock.acquire()
         self.t_locked = time.monotonic()
@@ -227,6 +232,15 @@ class WatchedLock:
                 raise
         except Exception as error:
             self.release_error = f"lock release failed: {error}"
+
+    def close(self) -> None:
+        """Let go of what the lock holds open (a buyer on a thread: its
+        process does not end with it)."""
+        if self._lock is not None:
+            try:
+                self._lock.close()
+            except Exception:
+                pass
 
 
 def outcome_of(buy: Purchase, counter: Counter, lock: WatchedLock) -> dict[str, Any]:

@@ -57,13 +57,17 @@ class FdGate:
 
 
 def orders_doc(
-    plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, lifeline_fd: int
-) -> dict[str, Any]:
-    """What the parent sends the launcher: plain JSON (see :func:`read_plan`)."""
+    plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, lifeline_fd: int,
+    workers: int = 0, concurrency: int = 1,
+) -> dict[str, Any]:  # fmt: skip
+    """What the parent sends the launcher: plain JSON (see :func:`read_plan`).
+    ``workers`` 0: a process per buyer; else that many workers, each running
+    ``concurrency`` buyers at once (see tickets.child.workers)."""
     fields = plan._asdict()
     fields["store"] = list(plan.store)  # plain values; a password goes on stdin, not argv
     fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
-    return {**fds, "buyers": buyers, "plan": fields}
+    return {**fds, "buyers": buyers, "workers": workers, "concurrency": concurrency,
+            "plan": fields}  # fmt: skip
 
 
 def parent_gone(lifeline: int) -> bool:
@@ -118,9 +122,40 @@ def fork_buyers(
     return children
 
 
-def reap(children: dict[int, int], out: Batcher, lifeline: int) -> None:
-    """Report each buyer's exit code until all have exited. If the parent
-    dies, stop everyone within a tick."""
+def fork_workers(
+    plan: BuyerPlan, doc: dict[str, Any], tokens: Any, out: Batcher, lifeline: int
+) -> dict[int, int]:
+    """Fork the run's workers, each with its share of the buyers; return {pid: worker}."""
+    workers, buyers = doc["workers"], doc["buyers"]
+    shared = next(tokens)  # the run's one lock (process); per-buyer locks are made per buyer
+    gate = FdGate(doc["gate_fd"])
+
+    def orphaned() -> bool:
+        return parent_gone(lifeline)
+
+    children: dict[int, int] = {}
+    for worker in range(workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the worker
+            code = 1
+            try:
+                from .workers import run_worker  # threads: only in workers, after the fork
+
+                share = iter(range(worker, buyers, workers))
+                run_worker(plan, share, doc["concurrency"], shared, out.writer.fd, gate, orphaned)
+                code = 0
+            finally:
+                os._exit(code)
+        children[pid] = worker
+        out.add({"type": "spawned", "worker": worker, "pid": pid})
+    out.add({"type": "launched"})
+    out.flush()
+    return children
+
+
+def reap(children: dict[int, int], out: Batcher, lifeline: int, key: str = "buyer") -> None:
+    """Report each child's exit code (``key``: a buyer's, or a worker's) until
+    all have exited. If the parent dies, stop everyone within a tick."""
     while children:
         if parent_gone(lifeline):
             stop_everyone()
@@ -128,7 +163,7 @@ def reap(children: dict[int, int], out: Batcher, lifeline: int) -> None:
         if pid:
             if pid in children:
                 code = os.waitstatus_to_exitcode(status)
-                out.add({"type": "exit", "buyer": children.pop(pid), "code": code,
+                out.add({"type": "exit", key: children.pop(pid), "code": code,
                          "t": time.monotonic()})  # fmt: skip
             continue
         out.flush()
@@ -167,6 +202,10 @@ def main() -> None:
         ctx = multiprocessing.get_context("fork")
     tokens = get(plan.strategy).tokens(ctx)
     if parent_gone(doc["lifeline_fd"]):
+        return
+    if doc.get("workers"):
+        workers = fork_workers(plan, doc, tokens, out, doc["lifeline_fd"])
+        reap(workers, out, doc["lifeline_fd"], key="worker")
         return
     children = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"], doc["lifeline_fd"])
     reap(children, out, doc["lifeline_fd"])

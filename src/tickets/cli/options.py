@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..constants import (
+    AUTO_WORKERS_ABOVE,
+    DEFAULT_CONCURRENCY,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_STRATEGY,
     DEFAULT_TICKETS,
+    MAX_CONCURRENCY,
     MAX_COUNT,
+    MAX_PROCESS_BUYERS,
+    MAX_WORKERS,
+    NO_DELAY_CONCURRENCY,
     STRATEGY_NAMES,
 )
 
@@ -182,6 +188,21 @@ def sale_options(f: F) -> F:
     return f
 
 
+def workers_options(f: F) -> F:
+    """--workers and --concurrency: buyers multiplexed on worker processes."""
+    f = click.option(
+        "--concurrency", type=Count(1, MAX_CONCURRENCY), metavar="N",
+        help=f"Buyers each worker runs at once, on threads (default {DEFAULT_CONCURRENCY}; "
+        f"{NO_DELAY_CONCURRENCY} with --no-delay).",
+    )(f)  # fmt: skip
+    return click.option(
+        "--workers", type=Count(0, MAX_WORKERS), metavar="W",
+        help=f"Run the buyers on W worker processes (0: a process per buyer, up to "
+        f"{MAX_PROCESS_BUYERS:,}). Default: a process each up to {AUTO_WORKERS_ABOVE:,} "
+        f"buyers, a worker per core above.",
+    )(f)  # fmt: skip
+
+
 def chaos_options(f: F) -> F:
     """Fault injection for buy and queue."""
     options = [
@@ -324,6 +345,8 @@ def sale_config(
     }
     if "chaos" in opts:
         fields["chaos"] = chaos_from(ctx, opts)
+    if "workers" in opts:
+        fields |= {"workers": opts.pop("workers"), "concurrency": opts.pop("concurrency")}
     return fields
 
 

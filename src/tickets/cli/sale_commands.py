@@ -36,6 +36,7 @@ from .options import (
     pause_length_option,
     sale_config,
     sale_options,
+    workers_options,
 )
 from .sale_group import named_sale_options, sale_fields
 
@@ -58,10 +59,11 @@ def sell_and_exit(
 @click.command()
 @count_option(
     "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
-    "How many buyer processes contend for the stock.",
+    "How many buyers contend for the stock.",
 )
 @lock_option()
 @sale_options
+@workers_options
 @chaos_options
 @pause_length_option
 @click.option("--buy", "buy_code", metavar="FILE.py:FUNC", help="Buy with your own code: each "
@@ -126,7 +128,7 @@ def buy(
 @click.command()
 @count_option(
     "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
-    "How many buyer processes contend in each run.",
+    "How many buyers contend in each run.",
 )
 @lock_option()
 @click.option(
@@ -164,6 +166,7 @@ def buy(
     help="The same two timelines, one above the other, as an HTML page.",
 )
 @sale_options
+@workers_options
 @click.pass_context
 def race(
     ctx: click.Context,

@@ -75,6 +75,11 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "duration_s": round(result.duration_s, 6),
         "purchases_per_s": round(result.purchases_per_s, 1),
+        "workers": getattr(cfg, "workers", 0) or 0,
+        "concurrency": getattr(cfg, "concurrency", None) if getattr(cfg, "workers", 0) else None,
+        "per_worker": result.workers,
+        "outcomes": result.outcomes,
+        "all_buyers": result.every_row,
         "buyers": [row_dict(row) for row in result.rows],
     }
 

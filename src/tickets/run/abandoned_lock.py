@@ -31,6 +31,8 @@ class AbandonedLockDetector:
 
     def __init__(self) -> None:
         self.holder: int | None = None
+        #: on a worker (many buyers, one pid) the holder is a buyer of that pid
+        self.holder_buyer: int | None = None
         self.abandoned = False
 
     def heard(self, ev: dict[str, Any]) -> bool:
@@ -38,10 +40,11 @@ class AbandonedLockDetector:
         which is the detector's alone (it stays out of the history)."""
         pid = ev.get("pid")
         if ev.get("type") == LOCKED:
-            self.holder = pid
+            self.holder, self.holder_buyer = pid, ev.get("buyer")
             return True
         if pid is not None and pid == self.holder:
-            self.holder = None  # it speaks again only once it has let go
+            if self.holder_buyer is None or ev.get("buyer") == self.holder_buyer:
+                self.holder = None  # it speaks again only once it has let go
         return False
 
     def died(self, pid: int | None) -> None:

@@ -32,7 +32,12 @@ EXEC_KILL_WINDOW = 0.05
 
 
 def run_buy(config: BuyConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
-    """Run one sale: N buyer processes against the store (see tickets.run.harness.sell)."""
+    """Run one sale: N buyers against the store, a process each or on
+    workers (see tickets.run.harness.sell)."""
+    if config.workers:
+        from .workers import WorkersMode
+
+        return sell(WorkersMode(config), progress)
     return sell(BuyMode(config), progress)
 
 

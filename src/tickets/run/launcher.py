@@ -26,13 +26,15 @@ class LauncherHandle:
     """Start the launcher, follow its reports, stop it and every buyer."""
 
     def __init__(
-        self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, groups: bool = False
-    ) -> None:
+        self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, groups: bool = False,
+        workers: int = 0, concurrency: int = 1,
+    ) -> None:  # fmt: skip
         #: each buyer leads a process group of its own (a command buyer's):
         #: signals go to the whole group
         self.groups = groups
         # The lifeline: the launcher reads EOF on it once this process is gone.
         lifeline_fd, self._lifeline = os.pipe()
+        #: buyer (or worker) -> pid
         self.pids: dict[int, int] = {}
         self.codes: dict[int, int | None] = {}
         self.launched = False
@@ -54,7 +56,7 @@ class LauncherHandle:
         finally:
             os.close(lifeline_fd)  # the launcher's end only
         assert self.proc.stdin is not None
-        orders = orders_doc(plan, buyers, events_fd, gate_fd, lifeline_fd)
+        orders = orders_doc(plan, buyers, events_fd, gate_fd, lifeline_fd, workers, concurrency)
         try:
             self.proc.stdin.write(json.dumps(orders).encode())
             self.proc.stdin.close()
@@ -62,13 +64,15 @@ class LauncherHandle:
             pass  # it exited before reading its orders; failed() reports how
 
     def take_message(self, ev: dict[str, Any]) -> bool:
-        """Take the launcher's own messages; False for a buyer's event."""
+        """Take the launcher's own messages; False for a buyer's event. They
+        name a buyer, or a worker (``--workers``): the keys of pids and codes."""
         kind = ev.get("type")
         if kind == "spawned":
-            self.pids[ev["buyer"]] = ev["pid"]
-            self.codes[ev["buyer"]] = None
+            key = ev["worker"] if "worker" in ev else ev["buyer"]
+            self.pids[key] = ev["pid"]
+            self.codes[key] = None
         elif kind == "exit":
-            self.codes[ev["buyer"]] = ev["code"]
+            self.codes[ev["worker"] if "worker" in ev else ev["buyer"]] = ev["code"]
         elif kind == "launched":
             self.launched = True
         else:
@@ -87,6 +91,14 @@ class LauncherHandle:
     def gone(self) -> bool:
         """Has the launcher exited (or never started)?"""
         return self.proc is None or self.proc.poll() is not None
+
+    def kill_all(self) -> None:
+        """SIGKILL the launcher's process group: every child it forked."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def exitcode(self, buyer: int) -> int | None:
         return self.codes.get(buyer)

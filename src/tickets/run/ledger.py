@@ -19,14 +19,14 @@ from ..checks import Report, evaluate
 from ..config import SaleConfig
 from ..history_writer import HistoryWriter, NoHistory
 from ..housekeeping import history_folder
-from ..operations import ABSENT, Malformed, Operations
+from ..operations import ABSENT, PENDING, Malformed, Operations
 from ..sales import NamedSale
 from ..shell import read_stock
 from ..store_lock import SaleClaim, check_lock_path, restock
 from ..stores import Store, StoreError, open_store
 from ..stores.spec import StoreSpec, safe_name
 from .interrupts import shielded
-from .rows import OperationRow, Progress
+from .rows import ROWS_KEPT, OperationRow, Progress, RowsKept
 from .sale_host import SaleHost
 
 __all__ = ["OperationRow", "Progress", "RunResult", "SaleLedger"]
@@ -55,6 +55,12 @@ class RunResult:
     #: what the run did to the stock first: "as it was: N", "created with N",
     #: "restocked N → M"
     stock: str = ""
+    #: ``rows`` holds every operation (False: a big sale's, only those worth a look)
+    every_row: bool = True
+    #: how many operations ended each way: "ok", "fail: sold out", ...
+    outcomes: dict[str, int] | None = None
+    #: buyers on workers: each worker's pid, share and outcomes (see tickets.run.workers)
+    workers: list[dict[str, Any]] | None = None
 
     @property
     def purchases_per_s(self) -> float:
@@ -139,9 +145,13 @@ class SaleLedger(SaleHost):
         #: what ``tickets check`` reads back from the history, folded in as it is written
         noun = "order" if config.mode == "queue" else "buyer"
         self.ops = Operations(total, self.t_run, noun)
+        #: a row for every operation, or (a big sale) only for those worth a look
         self.rows: dict[int, OperationRow] = {}
+        self.kept = RowsKept(total, every=total <= ROWS_KEPT or config.mode == "queue")
         self.live = Progress(total=total, noun=noun)
         self._seats: dict[int | str, int] = {}
+        #: buyers on workers: what each worker did (set by tickets.run.workers)
+        self.worker_stats: list[dict[str, Any]] | None = None
         try:  # on disk before any buyer is let through the gate: no record, no sale
             self.writer.write(self._run_line(run_fields))
             self.writer.flush()
@@ -258,6 +268,10 @@ class SaleLedger(SaleHost):
         except StoreError as exc:
             return None, str(exc)
 
+    def is_pending(self, number: int) -> bool:
+        """No outcome yet (invoked or not)."""
+        return self.ops.kinds[number] <= PENDING
+
     def row(self, number: int) -> OperationRow:
         row = self.rows.get(number)
         if row is None:
@@ -283,11 +297,10 @@ class SaleLedger(SaleHost):
         if not (type(number) is int and 0 <= number < self.ops.size):
             self.notes.append(f"dropped an event of no operation of this run: {number!r:.40}")
             return
-        row = self.row(number)
         state = self.ops.kinds[number]
         if ev["type"] == "invoke" and state != ABSENT:
             return
-        if ev["type"] != "invoke" and row.result != "pending":
+        if ev["type"] != "invoke" and state > PENDING:
             return
         if ev["type"] != "invoke" and state == ABSENT:
             self._fold({"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run})
@@ -301,32 +314,44 @@ class SaleLedger(SaleHost):
                 ev = {"type": "info", "buyer": number, "reason": reason, "t": time.monotonic()}
             self.ops.add(ev)
         self.writer.write(ev)
-        row.update(ev)
         if ev["type"] == "invoke":
             self.live.submitted += 1
+            if self.kept.every:
+                self.row(number).update(ev)
             return
         self.live.done += 1
+        twice = False
         if ev["type"] == "ok":
             self.live.sold += 1
             seat: int | str = ev["seat"] if "seat" in ev else ev["ticket"]
             self._seats[seat] = self._seats.get(seat, 0) + 1
             if self._seats[seat] > 1:
                 self.live.double_sold += 1
+                twice = True
+        if self.kept.keep(ev, twice):
+            self.row(number).update(ev)
 
     def _fold(self, ev: dict[str, Any]) -> None:
         self.ops.add(ev)
         self.writer.write(ev)
-        self.row(ev["buyer"]).update(ev)
+        if self.kept.every:
+            self.row(ev["buyer"]).update(ev)
 
     def unknown(self, number: int, why: str) -> None:
         """The operation's outcome is unknown: it was never heard of again."""
         reason = f"no outcome reported ({why})"
-        pid = self.row(number).pid
+        row = self.rows.get(number)
+        pid = row.pid if row is not None else None
         self.record({"type": "info", "buyer": number, "pid": pid, "reason": reason,
                      "t": time.monotonic()})  # fmt: skip
 
     def pending(self) -> list[int]:
-        return [k for k, r in self.rows.items() if r.result == "pending"]
+        """The operations still without an outcome: of those with a row (a
+        queue's orders are made as they come), or of every buyer."""
+        if self.kept.every:
+            return [k for k, r in self.rows.items() if r.result == "pending"]
+        kinds = self.ops.kinds
+        return [i for i in range(self.ops.size) if kinds[i] <= PENDING]
 
     def close_run(
         self, t0: float, aborted: str | None, queue: Any = None, chaos: dict[str, Any] | None = None
@@ -373,4 +398,7 @@ class SaleLedger(SaleHost):
             queue=queue,
             chaos=chaos,
             stock=self.stock,
+            every_row=self.kept.every,
+            outcomes=dict(self.kept.outcomes),
+            workers=self.worker_stats,
         )

@@ -64,3 +64,45 @@ class Progress:
     #: queue mode: orders waiting in the queue, orders submitted so far
     queue_depth: int | None = None
     submitted: int = 0
+
+
+#: A sale of up to this many buyers keeps a row for each; a bigger one keeps
+#: rows only for the buyers worth a look (see :class:`RowsKept`).
+ROWS_KEPT = 5_000
+#: The first buyers of each outcome a big sale keeps a row for.
+SAMPLE = 10
+#: At most this many more: every unknown outcome and every seat sold twice.
+WORTH_A_LOOK = 1_000
+#: Distinct outcomes (a kind and its reason) counted apart; the rest as one.
+MAX_OUTCOMES = 50
+
+
+class RowsKept:
+    """Which operations a sale keeps a row for, and how many ended each way.
+
+    A sale of up to ROWS_KEPT buyers keeps every row; a bigger one keeps the
+    parent's memory flat in its buyers: the first SAMPLE of each outcome,
+    and up to WORTH_A_LOOK unknown outcomes and seats sold twice (the
+    history has every buyer). ``outcomes`` counts them all, by outcome.
+    """
+
+    def __init__(self, total: int, every: bool) -> None:
+        self.total = total
+        self.every = every
+        #: "ok", "fail: sold out", "info: no outcome reported (...)" -> buyers
+        self.outcomes: dict[str, int] = {}
+        self.worth = 0
+
+    def keep(self, ev: dict[str, Any], twice: bool) -> bool:
+        """Count an outcome; keep its row?"""
+        kind = ev["type"]
+        key = kind if kind == "ok" else f"{kind}: {ev.get('reason')}"
+        if key not in self.outcomes and len(self.outcomes) >= MAX_OUTCOMES:
+            key = f"{kind}: (other reasons)"
+        seen = self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        if self.every or seen <= SAMPLE:
+            return True
+        if (kind == "info" or twice) and self.worth < WORTH_A_LOOK:
+            self.worth += 1
+            return True
+        return False
