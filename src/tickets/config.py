@@ -233,12 +233,12 @@ class BuyConfig(SaleConfig):
 
     def _resolve_workers(self) -> None:
         """A process per buyer, or workers: what --workers says, else by size."""
-        if self.concurrency is None:
+        concurrency = self.concurrency
+        if concurrency is None:
             delayed = self.delays.search or self.delays.write
-            object.__setattr__(
-                self, "concurrency", DEFAULT_CONCURRENCY if delayed else NO_DELAY_CONCURRENCY
-            )
-        _in_range("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+            concurrency = DEFAULT_CONCURRENCY if delayed else NO_DELAY_CONCURRENCY
+        _in_range("concurrency", concurrency, 1, MAX_CONCURRENCY)
+        object.__setattr__(self, "concurrency", concurrency)
         workers = self.workers
         if workers is None:
             big = self.buyers > AUTO_WORKERS_ABOVE and self.command is None

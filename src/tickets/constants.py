@@ -44,6 +44,9 @@ MAX_WORKERS = 256
 #: buyers a worker runs at once (--concurrency)
 MAX_CONCURRENCY = 2000
 DEFAULT_CONCURRENCY = 64
+#: A sale of up to this many buyers keeps a row (and a table line) for each;
+#: a bigger one only for those worth a look (tickets.run.rows)
+ROWS_KEPT = 5_000
 #: ... and with no simulated delays, where more threads only queue for the lock
 NO_DELAY_CONCURRENCY = 4
 #: hosts in one named sale (--hosts)

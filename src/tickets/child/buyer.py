@@ -66,6 +66,18 @@ def die() -> None:
     os.kill(os.getpid(), 9)
 
 
+_LOOKUPS: dict[int, tuple[Any, dict[int, Any]]] = {}
+
+
+def lookup(pairs: tuple[tuple[int, Any], ...]) -> dict[int, Any]:
+    """A plan's (buyer, value) pairs as a dict, made once per process (a
+    worker's buyers share the plan: a dict each would cost them all)."""
+    made = _LOOKUPS.get(id(pairs))
+    if made is None or made[0] is not pairs:
+        made = _LOOKUPS[id(pairs)] = (pairs, dict(pairs))
+    return made[1]
+
+
 class Counter:
     """The store as one buyer sees it: reads and writes, timed and reported.
 
@@ -85,8 +97,8 @@ class Counter:
     ) -> None:
         self.plan = plan
         self.events = events
-        self.kill_at = dict(plan.kill_at).get(buyer)
-        self.pause = dict(plan.pause_at).get(buyer)
+        self.kill_at = lookup(plan.kill_at).get(buyer)
+        self.pause = lookup(plan.pause_at).get(buyer)
         self.search_delay, self.write_delay = delays
         #: this buyer's own handle on the store (a connection is never shared)
         self.store: Store = open_store(plan.store, plan.lock_timeout, plan.fsync)

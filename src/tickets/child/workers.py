@@ -93,7 +93,7 @@ class ThreadCounter(Counter):
     a search that found tickets left (before the lock, not inside it), and
     again before the write, in case the invoke was held back."""
 
-    events: SharedOut
+    events: SharedOut  # type: ignore[assignment]
 
     def search(self) -> int | None:
         seen = super().search()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..constants import EXIT_STORE
-from .errors import done_answering, translate_errors
+from .errors import done_answering, exit_code_for, exit_with, translate_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -203,3 +203,18 @@ def run_live(
         sys.exit(interrupts.exit_code(interrupt))
     finally:
         live.stop()
+
+
+def sell_and_exit(
+    label: str,
+    what: str,
+    sell: Callable[[Any], Any],
+    show: Callable[[Any, int], None],
+    json_: bool,
+) -> None:
+    """Sell with the live line on a terminal (a heartbeat elsewhere), show
+    the result, and exit with its code."""
+    result = run_live("" if json_ else label, what, sell, show, label)
+    code = exit_code_for(result.passed, result.aborted, result.store_error, result.report.unproven)
+    show(result, code)
+    exit_with(code)

@@ -8,7 +8,6 @@ commands (see :mod:`tickets.cli`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -22,8 +21,9 @@ from ..constants import (
     MAX_ORDERS,
     MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
+    ROWS_KEPT,
 )
-from .console import emit_json, make_console, run_live
+from .console import emit_json, make_console, run_live, sell_and_exit
 from .errors import exit_code_for, exit_with, translate_errors
 from .exec_options import exec_fields, exec_options
 from .options import (
@@ -39,21 +39,6 @@ from .options import (
     workers_options,
 )
 from .sale_group import named_sale_options, sale_fields
-
-
-def sell_and_exit(
-    label: str,
-    what: str,
-    sell: Callable[[Any], Any],
-    show: Callable[[Any, int], None],
-    json_: bool,
-) -> None:
-    """Sell with the live line on a terminal (a heartbeat elsewhere), show
-    the result, and exit with its code."""
-    result = run_live("" if json_ else label, what, sell, show, label)
-    code = exit_code_for(result.passed, result.aborted, result.store_error, result.report.unproven)
-    show(result, code)
-    exit_with(code)
 
 
 @click.command()
@@ -108,6 +93,9 @@ def buy(
     from ..output.json_documents import run_dict
     from ..run.buy import run_buy
 
+    if show_all and buyers > ROWS_KEPT:
+        raise click.UsageError(f"--all shows at most {ROWS_KEPT:,} buyers; the history has "
+                               "every one (tickets history FILE)")  # fmt: skip
     fields: dict[str, Any] = {"strategy": strategy}
     fields |= exec_fields(ctx, opts, fields) | sale_fields(ctx, opts)
     fields = {**sale_config(ctx, opts, fields.get("stock", "store") == "store"), **fields}

@@ -94,6 +94,8 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     rows, report = result.rows, result.report
     strategy = result.config.strategy
     if not result.every_row:
+        from .big_views import big_buyers_view
+
         return big_buyers_view(result, limit or MAX_ROWS)
     if limit is None:
         return buyers_table(rows, report, f"{len(rows)} buyers, strategy {strategy}", True)
@@ -111,22 +113,6 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     if len(shown) > limit:
         parts.append(Text(f"… {len(shown) - limit} more not shown; --all shows every buyer",
                           "dim"))  # fmt: skip
-    return Group(*parts)
-
-
-def big_buyers_view(result: RunResult, limit: int) -> RenderableType:
-    """A big sale: counts by outcome and by worker, then the buyers worth a
-    look (every unknown outcome and seat sold twice kept, and the first few
-    of each outcome)."""
-    parts: list[RenderableType] = [outcomes_table(result)]
-    if result.workers:
-        parts.append(workers_table(result))
-    rows = sorted(result.rows, key=lambda r: (r.result != "info", r.seat not in
-                                              result.report.double_sold, r.number))  # fmt: skip
-    title = f"{min(len(rows), limit)} buyers worth a look (unknown, sold twice, the first of each)"
-    parts.append(buyers_table(rows[:limit], result.report, title, False))
-    parts.append(Text(f"every buyer is in the history: tickets history {result.history}"
-                      if result.history else "", "dim"))  # fmt: skip
     return Group(*parts)
 
 
@@ -206,44 +192,19 @@ def run_summary(result: RunResult) -> Table:
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
             buyer_line(result),
-            *workers_line(result),
+            *workers_line(result.config),
             ("history", str(result.history or "not kept (--history none)")),
         ],
     )
 
 
-def workers_line(result: RunResult) -> list[tuple[str, str]]:
-    """How the buyers ran: on workers (and why), or a process each."""
-    config: Any = result.config
+def workers_line(config: Any) -> list[tuple[str, str]]:
+    """How the buyers ran: on workers, or a process each (nothing said)."""
     workers = getattr(config, "workers", 0)
     if not workers:
         return []
     return [("buyers ran on", f"{workers} worker{'s' if workers > 1 else ''}, "
              f"{config.concurrency} buyers at once each")]  # fmt: skip
-
-
-def outcomes_table(result: RunResult) -> Table:
-    """A big sale's buyers, counted by outcome (and by worker): rows for
-    each buyer would not fit, and the history has every one."""
-    table = Table(title=f"{sum((result.outcomes or {}).values()):,} buyers by outcome")
-    table.add_column("outcome")
-    table.add_column("buyers", justify="right")
-    for key, n in sorted((result.outcomes or {}).items(), key=lambda kv: -kv[1]):
-        kind, _, why = key.partition(": ")
-        word = Text(RESULT_WORD[kind], style=RESULT_STYLE[kind])
-        table.add_row(word + Text(f": {why}" if why else ""), f"{n:,}")
-    return table
-
-
-def workers_table(result: RunResult) -> Table:
-    table = Table(title=f"{len(result.workers or ())} workers")
-    for name in ("worker", "pid", "buyers", "sold", "no ticket", "unknown", "exit"):
-        table.add_column(name, justify="left" if name == "exit" else "right")
-    for w in result.workers or ():
-        table.add_row(*(f"{w[k]:,}" if isinstance(w[k], int) and k != "pid" else str(w[k] or "")
-                        for k in ("worker", "pid", "buyers", "sold", "no_ticket", "unknown",
-                                  "exit")))  # fmt: skip
-    return table
 
 
 def buyer_line(result: RunResult) -> tuple[str, str]:

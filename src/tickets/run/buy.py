@@ -49,7 +49,7 @@ class BuyMode(SaleMode):
         plan = config.plan()._replace(buy=config.buy)
         if config.chaos is not None:
             plan = plan._replace(
-                kill_at=config.chaos.buyer_kills(config.buyers),
+                kill_at=() if config.workers else config.chaos.buyer_kills(config.buyers),
                 pause_at=config.chaos.held_pauses(config.buyers),
             )
         if config.sale is not None:  # buyers wait at the gate while the other hosts join

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..checks import Report, evaluate
+from ..checks import evaluate
 from ..config import SaleConfig
+from ..constants import ROWS_KEPT
 from ..history_writer import HistoryWriter, NoHistory
 from ..housekeeping import history_folder
 from ..operations import ABSENT, PENDING, Malformed, Operations
@@ -26,49 +26,10 @@ from ..store_lock import SaleClaim, check_lock_path, restock
 from ..stores import Store, StoreError, open_store
 from ..stores.spec import StoreSpec, safe_name
 from .interrupts import shielded
-from .rows import ROWS_KEPT, OperationRow, Progress, RowsKept
+from .rows import OperationRow, Progress, RowsKept, RunResult
 from .sale_host import SaleHost
 
 __all__ = ["OperationRow", "Progress", "RunResult", "SaleLedger"]
-
-
-@dataclass
-class RunResult:
-    config: SaleConfig
-    run_id: str
-    #: None: kept by no one (--history none)
-    history: Path | None
-    initial: int | None
-    remaining: int | None
-    rows: list[OperationRow]
-    report: Report
-    duration_s: float
-    t0: float
-    aborted: str | None = None
-    store_error: str | None = None
-    #: what the run noticed on the way (a clerk that died, ...)
-    notes: tuple[str, ...] = ()
-    #: queue mode: per producer and per clerk figures (see tickets.run.queue)
-    queue: Any = None
-    #: chaos runs: what was done to the run's processes
-    chaos: dict[str, Any] | None = None
-    #: what the run did to the stock first: "as it was: N", "created with N",
-    #: "restocked N → M"
-    stock: str = ""
-    #: ``rows`` holds every operation (False: a big sale's, only those worth a look)
-    every_row: bool = True
-    #: how many operations ended each way: "ok", "fail: sold out", ...
-    outcomes: dict[str, int] | None = None
-    #: buyers on workers: each worker's pid, share and outcomes (see tickets.run.workers)
-    workers: list[dict[str, Any]] | None = None
-
-    @property
-    def purchases_per_s(self) -> float:
-        return self.report.sold / self.duration_s if self.duration_s > 0 else 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.report.passed and self.aborted is None
 
 
 def default_history_path(spec: StoreSpec, mode: str, strategy: str) -> Path:

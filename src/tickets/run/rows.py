@@ -1,9 +1,14 @@
-"""One row per operation, as the parent saw it, and the live counters a view shows."""
+"""One row per operation, as the parent saw it, the live counters a view
+shows, and the result a run closes with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from ..checks import Report
+from ..config import SaleConfig
 
 
 @dataclass
@@ -66,9 +71,6 @@ class Progress:
     submitted: int = 0
 
 
-#: A sale of up to this many buyers keeps a row for each; a bigger one keeps
-#: rows only for the buyers worth a look (see :class:`RowsKept`).
-ROWS_KEPT = 5_000
 #: The first buyers of each outcome a big sale keeps a row for.
 SAMPLE = 10
 #: At most this many more: every unknown outcome and every seat sold twice.
@@ -106,3 +108,42 @@ class RowsKept:
             self.worth += 1
             return True
         return False
+
+
+@dataclass
+class RunResult:
+    config: SaleConfig
+    run_id: str
+    #: None: kept by no one (--history none)
+    history: Path | None
+    initial: int | None
+    remaining: int | None
+    rows: list[OperationRow]
+    report: Report
+    duration_s: float
+    t0: float
+    aborted: str | None = None
+    store_error: str | None = None
+    #: what the run noticed on the way (a clerk that died, ...)
+    notes: tuple[str, ...] = ()
+    #: queue mode: per producer and per clerk figures (see tickets.run.queue)
+    queue: Any = None
+    #: chaos runs: what was done to the run's processes
+    chaos: dict[str, Any] | None = None
+    #: what the run did to the stock first: "as it was: N", "created with N",
+    #: "restocked N → M"
+    stock: str = ""
+    #: ``rows`` holds every operation (False: a big sale's, only those worth a look)
+    every_row: bool = True
+    #: how many operations ended each way: "ok", "fail: sold out", ...
+    outcomes: dict[str, int] | None = None
+    #: buyers on workers: each worker's pid, share and outcomes (see tickets.run.workers)
+    workers: list[dict[str, Any]] | None = None
+
+    @property
+    def purchases_per_s(self) -> float:
+        return self.report.sold / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed and self.aborted is None

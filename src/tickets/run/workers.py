@@ -17,11 +17,14 @@ import time
 from collections.abc import Hashable, Iterable
 from typing import Any
 
+from ..child.buyer import BUYER_KILL_POINTS
+from ..config import BuyConfig
 from ..operations import ABSENT, NO_EFFECT, OK, SOLD_OUT, UNKNOWN
 from .abandoned_lock import ABANDONED
 from .buy import BuyMode
 from .children import describe_exit
 from .harness import FINISHED, NEWS, Harness
+from .chaos import Chaos
 from .launcher import LauncherHandle
 
 #: Why a buyer of a dead worker that never began did not buy.
@@ -31,9 +34,25 @@ NEVER_STARTED = "never started"
 class WorkersMode(BuyMode):
     """A buy sale whose buyers run on worker processes."""
 
+    def __init__(self, config: BuyConfig) -> None:
+        super().__init__(config)
+        if config.chaos is not None:  # each worker dies with the kill rate, mid-share
+            self.plan = self.plan._replace(kill_at=self.worker_kills(config.chaos))
+
+    def worker_kills(self, chaos: Chaos) -> tuple[tuple[int, str], ...]:
+        """(buyer, kill point): for each doomed worker, the buyer of its share
+        whose kill point kills it (a seeded draw, anywhere in the share)."""
+        rng = chaos.rng("worker-kill")
+        kills = []
+        for w in range(self.workers):
+            if rng.random() < chaos.kill_rate:
+                share = self.share(w)
+                kills.append((share[rng.randrange(len(share))], rng.choice(BUYER_KILL_POINTS)))
+        return tuple(kills)
+
     @property
     def workers(self) -> int:
-        return self.config.workers
+        return self.config.workers or 0
 
     @property
     def processes(self) -> int:
@@ -49,7 +68,7 @@ class WorkersMode(BuyMode):
             self.plan = self.plan._replace(log=str(run.ledger.history_path) + ".log")
         return LauncherHandle(
             self.plan, config.buyers, run.events.writer.fileno(), run.gate.reader.fileno(),
-            workers=self.workers, concurrency=config.concurrency,
+            workers=self.workers, concurrency=config.concurrency or 1,
         )  # fmt: skip
 
     def start(self, run: Harness) -> str | None:
