@@ -97,6 +97,8 @@ def emit_json(doc: dict[str, Any], exit_code: int) -> None:
 #: ($TICKETS_HEARTBEAT_S: a CI job that must show life more often, or less).
 HEARTBEAT_ENV = "TICKETS_HEARTBEAT_S"
 HEARTBEAT_S = 5.0
+#: A run of this many operations gets a progress bar above its live line.
+BAR_FROM = 1000
 
 
 def heartbeat_s() -> float:
@@ -119,16 +121,21 @@ class LiveProgress:
         self.label = label or heartbeat_label
         self._live: Any = None
         self._next_beat: float | None = None
+        self._t0: float | None = None
 
     def __call__(self, p: Progress, label: str | None = None) -> None:
-        line = self._line(p, label)
+        line = self._line(p, label) + self._eta(p)
         if not self.enabled:
             self._beat(line)
             return
+        from rich.console import Group
         from rich.live import Live
+        from rich.progress_bar import ProgressBar
         from rich.text import Text
 
-        text = Text(line)
+        text: Any = Text(line)
+        if p.total >= BAR_FROM:  # a long run: a bar too
+            text = Group(ProgressBar(total=p.total, completed=p.done, width=60), text)
         if self._live is None:
             # Started only now, after every child is forked, and without a
             # refresh thread: the parent never forks with threads running.
@@ -144,6 +151,19 @@ class LiveProgress:
         else:
             line = f"{p.done}/{p.total} buyers done"
         return f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
+
+    def _eta(self, p: Progress) -> str:
+        """``, 1,234/s, ETA 0:41`` once a rate is known."""
+        import time
+
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        if not p.done or now - self._t0 < 0.5:
+            return ""
+        rate = p.done / (now - self._t0)
+        left = round((p.total - p.done) / rate)
+        return f", {rate:,.0f}/s, ETA {left // 3600}:{left // 60 % 60:02}:{left % 60:02}"
 
     def _beat(self, line: str) -> None:
         import time

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..constants import ROWS_KEPT
 from .console import emit_json, make_console
 from .errors import UnusableFile, exit_code_for, exit_with, translate_errors
 from .options import Count, json_option
@@ -157,7 +158,12 @@ def timeline_command(
         if sale_name is not None:
             loaded, hosts = sale_picture(ctx, sale_name)
             history = loaded.path
-        loaded, _, _ = prepare(loaded if sale_name else read(str(history)), limit)
+        loaded = loaded if sale_name else read(str(history))
+        if show_all and loaded.ops.size > ROWS_KEPT:
+            raise click.UsageError(f"--all draws at most {ROWS_KEPT:,} rows; this history has "
+                                   f"{loaded.ops.size:,} operations (without --all they are "
+                                   "drawn binned in time)")  # fmt: skip
+        loaded, _, _ = prepare(loaded, limit)
     console = make_console(width=width)
     for line in hosts:
         console.print(line, markup=False, highlight=False)

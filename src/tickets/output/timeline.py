@@ -146,7 +146,17 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
     def col(t: float) -> int:
         return min(cols - 1, max(0, int((t - t0) / span_s * (cols - 1))))
 
-    rows = [title, axis(span_s, cols)]
+    rows: list[RenderableType] = [title]
+    if len(shown) < total:  # too many to draw each: the whole sale, binned, first
+        from .timeline_bins import binned
+
+        ops = history.ops
+        ends = [ops.completed[i] for i in chosen if ops.completed[i] != float("inf")]
+        last = max([t1, *ends, *(ops.invoked[i] for i in chosen)])
+        last = max(last, ops.latest if ops.latest < 1e11 else last)
+        worth = f"the {noun}s worth a look: the unknown, the sold twice, the first:"
+        rows += [binned(ops, t0, last, cols, LABEL_WIDTH), axis(last - t0, cols), Text(worth)]
+    rows.append(axis(span_s, cols))
     for s in shown:
         rows.append(row(s, double, col, cols, noun, locked))
     if len(shown) < total:

@@ -22,9 +22,9 @@ from ..config import BuyConfig
 from ..operations import ABSENT, NO_EFFECT, OK, SOLD_OUT, UNKNOWN
 from .abandoned_lock import ABANDONED
 from .buy import BuyMode
+from .chaos import Chaos
 from .children import describe_exit
 from .harness import FINISHED, NEWS, Harness
-from .chaos import Chaos
 from .launcher import LauncherHandle
 
 #: Why a buyer of a dead worker that never began did not buy.
