@@ -26,6 +26,8 @@ not the absolute numbers, across machines).
    purchase: bounded by process start (bench/exec_buyer.py).
 10. One named sale across 3 simulated hosts (root): wall time, purchases/s,
     and streaming the histories against files only (bench/hosts_sale.py).
+11. Big sales on worker processes: 100,000 and 1,000,000 buyers against
+    bare loops, memory, check, and the default delays (bench/big_sales.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import big_sales
 import exec_buyer
 import history_check
 import hosts_sale
@@ -224,6 +227,7 @@ def main() -> None:
     user_buyer.report(BUYERS)
     exec_buyer.report(BUYERS)
     hosts_sale.report()
+    big_sales.report()
 
 
 if __name__ == "__main__":

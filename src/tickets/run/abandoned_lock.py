@@ -42,9 +42,11 @@ class AbandonedLockDetector:
         if ev.get("type") == LOCKED:
             self.holder, self.holder_buyer = pid, ev.get("buyer")
             return True
-        if pid is not None and pid == self.holder:
-            if self.holder_buyer is None or ev.get("buyer") == self.holder_buyer:
-                self.holder = None  # it speaks again only once it has let go
+        if self.holder_buyer is not None:  # a worker's buyer (its events carry no pid)
+            if ev.get("buyer") == self.holder_buyer:
+                self.holder = self.holder_buyer = None  # it speaks once it has let go
+        elif pid is not None and pid == self.holder:
+            self.holder = None  # it speaks again only once it has let go
         return False
 
     def died(self, pid: int | None) -> None:

@@ -290,7 +290,10 @@ class SaleLedger(SaleHost):
                 self.live.double_sold += 1
                 twice = True
         if self.kept.keep(ev, twice):
-            self.row(number).update(ev)
+            row = self.row(number)
+            if row.t_search is None:  # a big sale's row, made at its outcome
+                row.t_start = row.t_search = self.ops.invoked[number]
+            row.update(ev)
 
     def _fold(self, ev: dict[str, Any]) -> None:
         self.ops.add(ev)
