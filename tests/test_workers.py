@@ -154,3 +154,15 @@ def test_the_json_document_of_a_sale_on_workers(invoke: Any, store: Path) -> Non
     assert [w["buyers"] for w in doc["per_worker"]] == [20, 20]
     assert doc["outcomes"] == {"ok": 10, "fail: sold out": 30} and doc["all_buyers"]
     assert len(doc["buyers"]) == 40
+
+
+def test_the_real_stores_sell_exactly_on_workers(sale: Any, real_store: str) -> None:
+    """Each buyer of a worker opens its own connection: the engines' own
+    strategies and a file lock stay exact on SQLite and a real Redis server."""
+    native = ["atomic", "transaction"] + (["lease"] if real_store.startswith("redis") else [])
+    for strategy in [*native, "flock"]:
+        result = sale(store=real_store, buyers=300, tickets=100, strategy=strategy, workers=2,
+                      concurrency=8, delays=Delays(0.001, 0.001))  # fmt: skip
+        report = result.report
+        assert result.passed, (strategy, report.failures())
+        assert (report.sold, report.unknown, result.remaining) == (100, 0, 0), strategy

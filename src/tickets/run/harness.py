@@ -44,6 +44,8 @@ class SaleMode(ABC):
 
     #: how long the parent waits for events in one round (seconds)
     tick: float = 0.05
+    #: after a small batch, how long the parent lets more events gather (seconds)
+    gather: float = 0.0
 
     def __init__(self, config: SaleConfig) -> None:
         self.config = config
@@ -231,6 +233,8 @@ class Harness:
                 self.take(events, now)
                 self.ledger.writer.flush()  # as the sale goes: a killed parent loses no batch
                 last_event = now
+                if mode.gather and len(events) < 64:  # let more come: fewer, bigger reads
+                    time.sleep(mode.gather)
             news = mode.step(self, now, now - last_event, bool(events))
             if news == FINISHED:
                 break
