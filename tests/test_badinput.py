@@ -172,7 +172,7 @@ def test_world_writable_lock_file_is_tightened(invoke: Invoke, store: Path) -> N
 @pytest.mark.parametrize(
     "args, flag",
     [
-        (["buy", "--buyers", "10000000"], "--buyers"),
+        (["buy", "--buyers", "10000001"], "--buyers"),
         (["race", "--buyers", "0"], "--buyers"),
         (["buy", "--tickets", "99999999999"], "--tickets"),
         (["buy", "--stall-timeout", "1e9"], "--stall-timeout"),

@@ -101,7 +101,7 @@ def test_buy_table_output_is_plain_when_piped(invoke: Invoke) -> None:
         (["buy", "--buyers", "0"], "--buyers"),
         (["buy", "--buyers", "-3"], "--buyers"),
         (["buy", "--buyers", "ten"], "--buyers"),
-        (["buy", "--buyers", "10000000"], "--buyers"),
+        (["buy", "--buyers", "10000001"], "--buyers"),
         (["buy", "--tickets", "-1"], "--tickets"),
         (["buy", "--lock", "spin"], "--lock"),
         (["buy", "--lock-timeout", "0"], "--lock-timeout"),

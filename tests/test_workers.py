@@ -130,7 +130,8 @@ def test_a_big_sale_runs_on_workers_by_itself(sale: Any) -> None:
          "--workers does not apply to --exec"),
         ({"buyers": 10, "workers": 2, "start_method": "spawn"}, "needs --start-method fork"),
         ({"buyers": 10, "workers": 300}, "workers must be"),
-        ({"buyers": 10, "concurrency": 0}, "concurrency must be"),
+        ({"buyers": 10, "workers": 1, "concurrency": 0}, "concurrency must be"),
+        ({"buyers": 10, "concurrency": 5}, "--concurrency is for buyers on workers"),
         ({"buyers": 10_000_001}, "buyers must be"),
     ],
 )

@@ -234,6 +234,7 @@ class BuyConfig(SaleConfig):
     def _resolve_workers(self) -> None:
         """A process per buyer, or workers: what --workers says, else by size."""
         concurrency = self.concurrency
+        given = concurrency is not None
         if concurrency is None:
             delayed = self.delays.search or self.delays.write
             concurrency = DEFAULT_CONCURRENCY if delayed else NO_DELAY_CONCURRENCY
@@ -256,7 +257,12 @@ class BuyConfig(SaleConfig):
                 f"--buyers {self.buyers:,}: {how} at most {MAX_PROCESS_BUYERS:,} buyers; "
                 + ("give fewer" if self.command is not None else "run them on --workers")
             )
+        if given and not workers:
+            raise ConfigError("--concurrency is for buyers on workers: give --workers W "
+                              f"(or over {AUTO_WORKERS_ABOVE:,} buyers, they are by default)")
         object.__setattr__(self, "workers", min(workers, self.buyers))
+        # None without workers: a copy (dataclasses.replace) validates the same
+        object.__setattr__(self, "concurrency", concurrency if workers else None)
 
     def _check_sale(self) -> None:
         if self.sale is None:

@@ -8,7 +8,10 @@ Who runs what:
 - ``orders``: the order queue's producer and clerk bodies;
 - ``plan``: the small, immutable plans every child of a run shares;
 - ``events``: how a child reports: one atomic pipe write per message;
-- ``launcher``: the lean process that forks buyers (fork start method).
+- ``launcher``: the lean process that forks buyers (fork start method),
+  or the workers of a big sale;
+- ``workers``: a worker, many buyers at once on threads (``--workers``):
+  the one module here that imports ``threading``, after its fork.
 
 The parent's side of all this lives in :mod:`tickets.run`.
 

@@ -76,7 +76,7 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         "duration_s": round(result.duration_s, 6),
         "purchases_per_s": round(result.purchases_per_s, 1),
         "workers": getattr(cfg, "workers", 0) or 0,
-        "concurrency": getattr(cfg, "concurrency", None) if getattr(cfg, "workers", 0) else None,
+        "concurrency": getattr(cfg, "concurrency", None),
         "per_worker": result.workers,
         "outcomes": result.outcomes,
         "all_buyers": result.every_row,

@@ -191,8 +191,8 @@ class Harness:
                 aborted = self.collect(progress)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP
             stopped_by, aborted = interrupt, interrupts.describe(interrupt)
-        except Exception as error:
-            stopped_by, aborted = error, f"stopped by an error: {error}"
+        except BaseException as error:  # an error, or SystemExit: settled all the same
+            stopped_by, aborted = error, f"stopped by an error: {error or type(error).__name__}"
         caught: list[int] = []
         with interrupts.held_back(caught):  # the history gets its end line, whatever comes
             self.pauser.resume_all()
