@@ -21,8 +21,10 @@ run: $(STAMP)
 	cp data/tickets.json var/tickets.json
 	$(BIN)/tickets --db var/tickets.json buy --buyers 50 --keep-stock
 
+# Two or more workers (pytest-xdist), a test file each at a time: the files
+# that build network namespaces or hold one server run whole on one worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 stress: $(STAMP)
 	$(BIN)/python -m pytest -q -m stress -p no:cacheprovider -o addopts="-ra --strict-markers" --timeout 1800

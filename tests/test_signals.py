@@ -195,7 +195,7 @@ def test_stopped_while_the_children_are_set_up_the_history_is_finished(
 def test_ctrl_c_shows_what_was_sold_and_where_the_history_is(store: Path) -> None:
     """Without --json too: the partial summary, the history's path, the
     verdict ABORTED, and one line on stderr."""
-    env = {**os.environ, "TICKETS_DB": str(store)}
+    env = {**os.environ, "TICKETS_DB": str(store), "COLUMNS": "400"}  # the path whole
     cmd = [sys.executable, "-m", "tickets", *SLOW_BUY]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     history = history_of(store)
