@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ class SaleLedger(SaleHost):
         self.kept = RowsKept(total, every=total <= ROWS_KEPT or config.mode == "queue")
         self.live = Progress(total=total, noun=noun)
         self._seats: dict[int | str, int] = {}
+        #: buyers on workers never begun (see never_started)
+        self._never = bytearray(total if getattr(config, "workers", 0) else 0)
         #: buyers on workers: what each worker did (set by tickets.run.workers)
         self.worker_stats: list[dict[str, Any]] | None = None
         try:  # on disk before any buyer is let through the gate: no record, no sale
@@ -311,11 +314,27 @@ class SaleLedger(SaleHost):
 
     def pending(self) -> list[int]:
         """The operations still without an outcome: of those with a row (a
-        queue's orders are made as they come), or of every buyer."""
+        queue's orders are made as they come; every buyer of a sale of
+        processes), or (a big sale on workers) every buyer invoked."""
         if self.kept.every:
             return [k for k, r in self.rows.items() if r.result == "pending"]
         kinds = self.ops.kinds
-        return [i for i in range(self.ops.size) if kinds[i] <= PENDING]
+        return [i for i in range(self.ops.size) if kinds[i] == PENDING]
+
+    def never_started(self, buyers: Iterable[int], why: str) -> None:
+        """Buyers on a worker that never began them: they changed nothing and
+        are no operation of the history (a sale of millions stopped early
+        would write millions of lines); the result counts them, as
+        ``fail: never started (why)``."""
+        kinds, gone = self.ops.kinds, self._never
+        n = 0
+        for b in buyers:
+            if kinds[b] == ABSENT and not gone[b]:
+                gone[b] = 1
+                n += 1
+        if n:
+            self.kept.count("fail", f"never started ({why})", n)
+            self.live.done += n
 
     def close_run(
         self, t0: float, aborted: str | None, queue: Any = None, chaos: dict[str, Any] | None = None

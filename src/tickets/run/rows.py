@@ -95,13 +95,18 @@ class RowsKept:
         self.outcomes: dict[str, int] = {}
         self.worth = 0
 
+    def count(self, kind: str, reason: str | None, n: int = 1) -> int:
+        """Count ``n`` outcomes of one kind and reason; how many so far."""
+        key = kind if kind == "ok" else f"{kind}: {reason}"
+        if key not in self.outcomes and len(self.outcomes) >= MAX_OUTCOMES:
+            key = f"{kind}: (other reasons)"
+        seen = self.outcomes[key] = self.outcomes.get(key, 0) + n
+        return seen
+
     def keep(self, ev: dict[str, Any], twice: bool) -> bool:
         """Count an outcome; keep its row?"""
         kind = ev["type"]
-        key = kind if kind == "ok" else f"{kind}: {ev.get('reason')}"
-        if key not in self.outcomes and len(self.outcomes) >= MAX_OUTCOMES:
-            key = f"{kind}: (other reasons)"
-        seen = self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        seen = self.count(kind, ev.get("reason"))
         if self.every or seen <= SAMPLE:
             return True
         if (kind == "info" or twice) and self.worth < WORTH_A_LOOK:

@@ -4,31 +4,27 @@ The launcher forks the workers (see :mod:`tickets.child.workers`); buyer
 ``b`` runs on worker ``b % W``. What differs from a process per buyer is
 only what a death means: a worker that dies takes every buyer it had in
 flight with it (each invoked one becomes unknown, ``info``) and every one
-it had not started yet (``fail: never started``: a worker sends a buyer's
-invoke before that buyer may change the store, so a buyer whose invoke
-never came changed nothing). Chaos pauses stop whole workers; chaos kills
+it had not begun yet: a worker sends a buyer's invoke before that buyer may
+change the store, so a buyer whose invoke never came changed nothing, and
+is no operation of the history; the result counts it as never started.
+Chaos pauses stop whole workers; chaos kills
 kill the worker of a doomed buyer, at that buyer's kill point.
 """
 
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Hashable, Iterable
 from typing import Any
 
 from ..child.buyer import BUYER_KILL_POINTS
 from ..config import BuyConfig
-from ..operations import ABSENT, NO_EFFECT, OK, SOLD_OUT, UNKNOWN
-from .abandoned_lock import ABANDONED
+from ..operations import NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN
 from .buy import BuyMode
 from .chaos import Chaos
 from .children import describe_exit
 from .harness import FINISHED, NEWS, Harness
 from .launcher import LauncherHandle
-
-#: Why a buyer of a dead worker that never began did not buy.
-NEVER_STARTED = "never started"
 
 
 class WorkersMode(BuyMode):
@@ -98,17 +94,19 @@ class WorkersMode(BuyMode):
         run.detector.died(run.children.pids.get(worker))
         self.settle_share(run, self.share(worker), f"its worker {how}")
 
-    def settle_share(self, run: Harness, buyers: Iterable[int], why: str) -> None:
+    def settle_share(self, run: Harness, buyers: range, why: str) -> None:
+        """The outcome of each buyer of a share that has none: unknown if it
+        began, never started (no operation: see SaleLedger.never_started) if not."""
         ledger = run.ledger
+        ledger.never_started(buyers, why)
         kinds = ledger.ops.kinds
-        abandoned = run.detector.abandoned
         for b in buyers:
-            if kinds[b] == ABSENT:
-                reason = ABANDONED if abandoned else f"{NEVER_STARTED} ({why})"
-                ledger.record({"type": "fail", "buyer": b, "reason": reason,
-                               "t": time.monotonic()})  # fmt: skip
-            elif ledger.is_pending(b):
+            if kinds[b] == PENDING:
                 ledger.unknown(b, why)
+
+    def after_stop(self, run: Harness) -> None:
+        """Every worker is gone: the buyers none of them began never started."""
+        run.ledger.never_started(range(self.config.buyers), "the run ended first")
 
     def step(self, run: Harness, now: float, quiet: float, heard: bool) -> str | None:
         if run.ledger.live.done >= self.config.buyers:
@@ -169,10 +167,8 @@ class WorkersMode(BuyMode):
         }
 
     def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
-        if run.ledger.ops.kinds[number] == ABSENT:  # it never began: it changed nothing
-            if run.detector.abandoned:
-                return ("fail", ABANDONED)
-            return ("fail", NEVER_STARTED)
+        """An invoked buyer still pending at the end: what stopped the run, or
+        its worker's end, says why (a buyer's pid is its worker's)."""
         return None
 
     def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
