@@ -76,7 +76,6 @@ def bare_searches(path: Path, total: int, workers: int) -> float:
 def report() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from run import bare_loop
-
     from tickets.config import default_workers
 
     with tempfile.TemporaryDirectory() as tmp:
