@@ -182,8 +182,12 @@ class Counter:
             die()
         return seat or None
 
+    #: does an outcome repeat its invoke's start, search and what it saw?
+    #: (A worker's buyers do not: see tickets.child.workers.)
+    repeats_invoke = True
+
     def report(self, outcome: dict[str, Any], t_locked: float | None) -> None:
-        event = {**outcome, **self.base, **self.timing}
+        event = {**outcome, **self.base, **(self.timing if self.repeats_invoke else {})}
         if t_locked is not None:
             event["t_locked"] = t_locked
         if self.retries:

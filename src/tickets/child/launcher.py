@@ -38,6 +38,7 @@ from .events import Batcher, EventWriter
 from .plan import BuyerPlan, CommandPlan, Delays
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 #: Kinds of message only the launcher sends; the parent keeps them out of the history.
@@ -94,6 +95,30 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
     return BuyerPlan(**fields)
 
 
+def fork_each(
+    n: int, key: str, out: Batcher, body: Callable[[int, Any], int],
+    prepare: Callable[[int], Any] = lambda i: None,
+) -> dict[int, int]:  # fmt: skip
+    """Fork ``n`` children (``key``: buyers or workers): child ``i`` runs
+    ``body(i, prepare(i))`` and exits with what it returns (1 if it raises);
+    ``prepare`` runs here, before the fork. Return {pid: i}."""
+    children: dict[int, int] = {}
+    for i in range(n):
+        made = prepare(i)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                code = body(i, made)
+            finally:
+                os._exit(code)
+        children[pid] = i
+        out.add({"type": "spawned", key: i, "pid": pid})
+    out.add({"type": "launched"})
+    out.flush()
+    return children
+
+
 def fork_buyers(
     plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd: int, lifeline: int
 ) -> dict[int, int]:
@@ -104,22 +129,12 @@ def fork_buyers(
     def orphaned() -> bool:  # a buyer's last look before it writes the store
         return parent_gone(lifeline)
 
-    children: dict[int, int] = {}
-    for buyer in range(buyers):
-        token = next(tokens)  # the run's one lock (process), a lock each (per-buyer)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the buyer
-            code = 1
-            try:
-                run_buyer(plan, buyer, token, events, gate, silence=False, orphaned=orphaned)
-                code = 0
-            finally:
-                os._exit(code)
-        children[pid] = buyer
-        out.add({"type": "spawned", "buyer": buyer, "pid": pid})
-    out.add({"type": "launched"})
-    out.flush()
-    return children
+    def buyer(number: int, token: Any) -> int:
+        run_buyer(plan, number, token, events, gate, silence=False, orphaned=orphaned)
+        return 0
+
+    # the run's one lock (process), a lock each (per-buyer): made before each fork
+    return fork_each(buyers, "buyer", out, buyer, lambda i: next(tokens))
 
 
 def fork_workers(
@@ -133,24 +148,13 @@ def fork_workers(
     def orphaned() -> bool:
         return parent_gone(lifeline)
 
-    children: dict[int, int] = {}
-    for worker in range(workers):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the worker
-            code = 1
-            try:
-                from .workers import run_worker  # threads: only in workers, after the fork
+    def worker(number: int, _: Any) -> int:
+        from .workers import run_worker  # threads: only in workers, after the fork
 
-                share = iter(range(worker, buyers, workers))
-                run_worker(plan, share, doc["concurrency"], shared, out.writer.fd, gate, orphaned)
-                code = 0
-            finally:
-                os._exit(code)
-        children[pid] = worker
-        out.add({"type": "spawned", "worker": worker, "pid": pid})
-    out.add({"type": "launched"})
-    out.flush()
-    return children
+        share = iter(range(number, buyers, workers))
+        return run_worker(plan, share, doc["concurrency"], shared, out.writer.fd, gate, orphaned)
+
+    return fork_each(workers, "worker", out, worker)
 
 
 def reap(children: dict[int, int], out: Batcher, lifeline: int, key: str = "buyer") -> None:

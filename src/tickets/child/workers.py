@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 #: How often a worker sends what its buyers reported (seconds).
 FLUSH_EVERY = 0.01
+#: A worker's exit code when the start gate never opened.
+NEVER_OPENED = 2
 #: A buyer thread's stack: buyers call nothing deep.
 STACK_BYTES = 256 * 1024
 
@@ -99,26 +101,11 @@ class ThreadCounter(Counter):
     search and what it saw): 40% fewer bytes to send, write and read."""
 
     events: SharedOut  # type: ignore[assignment]
+    repeats_invoke = False
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.base = {"buyer": self.base["buyer"]}
-
-    def report(self, outcome: dict[str, Any], t_locked: float | None) -> None:
-        event = {**outcome, **self.base}
-        if t_locked is not None:
-            event["t_locked"] = t_locked
-        if self.retries:
-            event["retries"] = self.retries
-        if self.pause:
-            event["paused"] = self.pause
-        if self.held is None:
-            event["t"] = time.monotonic()
-            self.events.send(event)
-        else:  # sold out at the search
-            event["t"] = self.timing["t_search"]
-            self.events.send(self.held)
-            self.events.send(event)
 
     def search(self) -> int | None:
         seen = super().search()
@@ -183,16 +170,13 @@ def run_worker(
     events_fd: int,
     gate: Any,
     orphaned: Callable[[], bool],
-) -> None:
-    """Run the buyers of ``share`` on ``concurrency`` threads, behind the gate."""
+) -> int:
+    """Run the buyers of ``share`` on ``concurrency`` threads, behind the gate;
+    the worker's exit code."""
     out = SharedOut(events_fd)
     token = buyer_tokens(plan, shared_token)
     if not gate.poll(plan.gate_timeout):
-        for buyer in share:
-            out.send({"type": "fail", "buyer": buyer, "pid": os.getpid(),
-                      "reason": "never started", "t": time.monotonic()})  # fmt: skip
-        out.flush()
-        return
+        return NEVER_OPENED  # its buyers changed nothing: the parent counts them never started
     take = threading.Lock()
 
     def buyers() -> None:
@@ -217,3 +201,4 @@ def run_worker(
             if orphaned():
                 os._exit(1)  # the launcher kills the rest of the session
     out.flush()
+    return 0
