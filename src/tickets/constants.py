@@ -47,8 +47,9 @@ DEFAULT_CONCURRENCY = 64
 #: A sale of up to this many buyers keeps a row (and a table line) for each;
 #: a bigger one only for those worth a look (tickets.run.rows)
 ROWS_KEPT = 5_000
-#: ... and with no simulated delays, where more threads only queue for the lock
-NO_DELAY_CONCURRENCY = 4
+#: ... and with no simulated delays: nothing to overlap, and more threads
+#: of one worker only take turns at the lock and the interpreter
+NO_DELAY_CONCURRENCY = 1
 #: hosts in one named sale (--hosts)
 MAX_HOSTS = 64
 MAX_COUNT = 1_000_000_000
