@@ -422,6 +422,7 @@ def test_a_long_piped_run_says_it_is_alive_on_stderr(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["sold"] == 12
     beats = [line for line in done.stderr.splitlines() if line.startswith("buy --lock file: ")]
     assert beats and "buyers done" in beats[0] and "oversold so far" in beats[0]
+    assert any(", ETA 0:00:0" in beat and "/s, " in beat for beat in beats)  # rate and ETA
 
 
 @pytest.mark.timeout(60)

@@ -152,3 +152,25 @@ def test_timeline_errors(invoke: Invoke, lost_update: Path, tmp_path: Path) -> N
     assert result.exit_code == 3 and "no such history" in result.output
     result = invoke("timeline", str(lost_update), "--svg", str(tmp_path / "no" / "dir" / "t.svg"))
     assert result.exit_code == 3 and "cannot be written" in result.output
+
+
+def test_a_big_sale_is_binned_exactly() -> None:
+    """Each operation counts in the bin where it ended (an unknown one where
+    it began), and is active from its invoke's bin through its end's."""
+    from tickets.operations import Operations
+    from tickets.output.timeline_bins import bin_counts, sparkline
+
+    ops = Operations(4, 0.0)
+    for ev in [
+        {"type": "invoke", "buyer": 0, "t": 0.0}, {"type": "ok", "buyer": 0, "seat": 2, "t": 10.0},
+        {"type": "invoke", "buyer": 1, "t": 0.0},
+        {"type": "fail", "buyer": 1, "reason": "sold out", "t": 1.0},
+        {"type": "invoke", "buyer": 2, "t": 5.0}, {"type": "info", "buyer": 2, "t": 6.0},
+    ]:  # buyer 3 never began: no operation
+        ops.add(ev)
+    counts = bin_counts(ops, 0.0, 10.0, 11)
+    assert counts["sold"] == [0] * 10 + [1]
+    assert counts["no ticket"] == [0, 1] + [0] * 9
+    assert counts["unknown"] == [0] * 5 + [1] + [0] * 5
+    assert counts["active"] == [2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert sparkline([0, 1, 8]) == " ▁█"

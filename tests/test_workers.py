@@ -112,15 +112,22 @@ def test_paused_workers_still_finish(sale: Any) -> None:
     assert result.chaos is not None and result.chaos["paused"] >= 1
 
 
-def test_a_big_sale_runs_on_workers_by_itself(sale: Any) -> None:
+def test_a_big_sale_runs_on_workers_by_itself(sale: Any, invoke: Any) -> None:
     """Above 1,000 buyers the sale goes on workers unasked, says so, and
-    keeps rows only for the buyers worth a look."""
+    keeps rows only for the buyers worth a look; its timeline is binned."""
     result = sale(buyers=20_000, tickets=300, delays=Delays.none(), stall_timeout=60)
-    assert result.config.workers == len(os.sched_getaffinity(0)) or result.config.workers >= 1
+    assert result.config.workers == len(os.sched_getaffinity(0))
     assert result.passed and result.report.sold == 300
     assert result.outcomes == {"ok": 300, "fail: sold out": 19_700}
     assert not result.every_row and len(result.rows) <= 20
     assert check_exit(result.history) == 0
+    drawn = invoke("timeline", str(result.history), "--width", "100")
+    assert drawn.exit_code == 0
+    assert "every 20,000 operations, per" in drawn.output
+    strips = {line.split(" (≤")[0] for line in drawn.output.splitlines() if " (≤" in line}
+    assert strips == {"sold", "no ticket", "active"}  # no unknown outcome: no strip for it
+    refused = invoke("timeline", str(result.history), "--all")
+    assert refused.exit_code == 2 and "--all draws at most 5,000 rows" in refused.output
 
 
 @pytest.mark.parametrize(
