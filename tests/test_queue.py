@@ -244,3 +244,35 @@ def test_cli_queue_usage_errors(
     assert result.exit_code == 2, result.output
     assert needle in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("shutdown", ["sentinel", "join"])
+def test_hundreds_of_producers_on_workers_lose_nothing(
+    orders: Callable[..., RunResult], shutdown: str
+) -> None:
+    """Over 64 producers run as threads of a worker per core, all submitting
+    at once; the accounting and the checks are those of producer processes."""
+    result = orders(producers=300, orders=4, clerks=3, queue_size=50, tickets=1000,
+                    shutdown=shutdown, batch=10)  # fmt: skip
+    assert result.config.workers == 2 and result.passed
+    assert result.report.sold == 1000 and result.remaining == 0
+    assert_accounting(result)
+    producers = result.queue.producers
+    assert len(producers) == 300 and all(p["submitted"] == 4 for p in producers)
+    assert len({p["pid"] for p in producers}) == 2  # their two workers
+
+
+@pytest.mark.timeout(60)
+def test_producers_on_workers_reject_busy_orders_and_the_history_checks(
+    orders: Callable[..., RunResult],
+) -> None:
+    result = orders(producers=200, orders=10, clerks=1, queue_size=2, put_timeout=0,
+                    tickets=2000, workers=2)  # fmt: skip
+    assert result.passed and result.queue.rejected > 0
+    assert_accounting(result)
+
+
+def test_a_process_per_producer_stops_at_64(store: Path) -> None:
+    with pytest.raises(ConfigError, match="a process per producer takes at most 64"):
+        QueueConfig(store=store, producers=65, orders=1, clerks=1, queue_size=1, workers=0)

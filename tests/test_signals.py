@@ -42,6 +42,8 @@ SLOW_QUEUE = ["queue", "--clerks", "1", "--queue-size", "1", "--orders", "50"]
 SLOW_QUEUE += ["--write-delay", "300"]
 # The same sale on two workers, twenty buyers at once each.
 SLOW_WORKERS = [*SLOW_BUY, "--workers", "2", "--concurrency", "20"]
+# The slow queue's producers as threads of two workers.
+SLOW_QUEUE_WORKERS = [*SLOW_QUEUE, "--producers", "100", "--workers", "2"]
 
 
 @pytest.mark.timeout(90)
@@ -53,8 +55,9 @@ SLOW_WORKERS = [*SLOW_BUY, "--workers", "2", "--concurrency", "20"]
         (SLOW_BUY, signal.SIGINT, 130),
         (SLOW_QUEUE, signal.SIGTERM, 143),
         (SLOW_WORKERS, signal.SIGTERM, 143),
+        (SLOW_QUEUE_WORKERS, signal.SIGTERM, 143),
     ],
-    ids=["buy-term", "buy-hup", "buy-int", "queue-term", "workers-term"],
+    ids=["buy-term", "buy-hup", "buy-int", "queue-term", "workers-term", "queue-workers-term"],
 )
 def test_a_signal_stops_the_run_like_ctrl_c(
     store: Path, args: list[str], sig: int, code: int
@@ -111,8 +114,9 @@ def test_the_history_is_on_disk_while_the_sale_goes(store: Path) -> None:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
     "args",
-    [SLOW_BUY, [*SLOW_BUY, "--start-method", "spawn"], SLOW_QUEUE, SLOW_WORKERS],
-    ids=["buy-fork", "buy-spawn", "queue", "workers"],
+    [SLOW_BUY, [*SLOW_BUY, "--start-method", "spawn"], SLOW_QUEUE, SLOW_WORKERS,
+     SLOW_QUEUE_WORKERS],
+    ids=["buy-fork", "buy-spawn", "queue", "workers", "queue-workers"],
 )
 def test_nothing_outlives_a_killed_parent(store: Path, args: list[str]) -> None:
     """SIGKILL of the parent mid-sale: within 2 s no process of the run is

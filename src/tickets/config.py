@@ -34,6 +34,7 @@ from .constants import (
     MAX_PROCESS_BUYERS,
     MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
+    MAX_WORKER_PRODUCERS,
     MAX_WORKERS,
     NO_DELAY_CONCURRENCY,
     STOCK_SOURCES,
@@ -320,12 +321,23 @@ class QueueConfig(SaleConfig):
     #: (clerk, after how many orders, kill point): clerks a test kills on purpose
     kill_at: tuple[tuple[int, int, str], ...] = ()
     mode: str = "queue"
+    #: worker processes the producers run on, a thread each (0: a process
+    #: each); None: a process each up to MAX_PRODUCERS, a worker per core above
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         from .child.orders import CLERK_KILL_POINTS
 
         super().__post_init__()
-        _in_range("producers", self.producers, 1, MAX_PRODUCERS)
+        workers = self.workers
+        if workers is None:
+            workers = default_workers() if self.producers > MAX_PRODUCERS else 0
+        _in_range("workers", workers, 0, MAX_WORKERS)
+        if not workers and self.producers > MAX_PRODUCERS:
+            raise ConfigError(f"--producers {self.producers}: a process per producer takes at "
+                              f"most {MAX_PRODUCERS}; run them on --workers")  # fmt: skip
+        _in_range("producers", self.producers, 1, MAX_WORKER_PRODUCERS)
+        object.__setattr__(self, "workers", min(workers, self.producers))
         _in_range("orders", self.orders, 1, MAX_ORDERS)
         _in_range("clerks", self.clerks, 1, MAX_CLERKS)
         _in_range("queue size", self.queue_size, 1, MAX_QUEUE_SIZE)

@@ -55,6 +55,8 @@ MAX_HOSTS = 64
 MAX_COUNT = 1_000_000_000
 DEFAULT_BUYERS = 50
 MAX_PRODUCERS = 64
+#: producers on worker processes, a thread each (queue --workers)
+MAX_WORKER_PRODUCERS = 10_000
 MAX_CLERKS = 64
 #: orders in one queue run (producers x orders)
 MAX_ORDERS = 1_000_000

@@ -28,7 +28,7 @@ from .constants import (
     MAX_CLERKS,
     MAX_COUNT,
     MAX_ORDERS,
-    MAX_PRODUCERS,
+    MAX_WORKER_PRODUCERS,
     STOCK_SOURCES,
     STORE_KINDS,
     STORE_STRATEGIES,
@@ -206,7 +206,7 @@ class Operations:
             raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has pid {pid!r}")
         if seen is not None and not (type(seen) is int and -MAX_COUNT <= seen <= MAX_COUNT):
             raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has seen {seen!r}")
-        for key, bound in (("producer", MAX_PRODUCERS), ("clerk", MAX_CLERKS)):
+        for key, bound in (("producer", MAX_WORKER_PRODUCERS), ("clerk", MAX_CLERKS)):
             value = ev.get(key)
             if value is not None and not (type(value) is int and 0 <= value < bound):
                 raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has {key} {value!r}")
@@ -309,7 +309,7 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
             raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
         return ev["buyers"], "buyer"
     producers, orders = ev.get("producers"), ev.get("orders")
-    if not (_is_int(producers, 1, MAX_PRODUCERS) and _is_int(orders, 1, MAX_ORDERS)
+    if not (_is_int(producers, 1, MAX_WORKER_PRODUCERS) and _is_int(orders, 1, MAX_ORDERS)
             and producers * orders <= MAX_ORDERS):  # fmt: skip
         raise Malformed(f"run line has no valid producers and orders (at most {MAX_ORDERS:,})")
     return producers * orders, "order"

@@ -41,11 +41,48 @@ def order_id(plan: OrderPlan, producer: int, i: int) -> int:
 def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders: Any) -> None:
     """Submit ``plan.orders`` orders; with the join shutdown, wait until all are handled."""
     quiet()
-    out = Batcher(EventWriter.over(events))
-    base = {"pid": os.getpid(), "producer": producer}
-    rng = Draws(plan.sale.seed, 1, producer)
     if not gate.poll(plan.sale.gate_timeout):
         return
+    produce(plan, producer, EventWriter.over(events), orders)
+    leave(plan, orders)
+
+
+def run_producers(plan: OrderPlan, producers: range, events: Any, gate: Any, orders: Any
+                  ) -> None:  # fmt: skip
+    """A worker's producers (``queue --workers``), each on a thread of its
+    own, all submitting at once as producer processes do; then the worker
+    leaves as one producer would."""
+    import threading  # a worker's only: see tickets.child.workers
+
+    quiet()
+    if not gate.poll(plan.sale.gate_timeout):
+        return
+    writer = EventWriter.over(events)  # each producer's batches: one atomic write each
+    threading.stack_size(256 * 1024)
+    threads = [threading.Thread(target=produce, args=(plan, p, writer, orders), daemon=True)
+               for p in producers]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    leave(plan, orders)
+
+
+def leave(plan: OrderPlan, orders: Any) -> None:
+    """A producer's (or a worker's) last steps, once every order is submitted."""
+    if plan.shutdown == "join":
+        orders.join()  # tutorial section 4: wait until every order is task_done()
+    # The queue's feeder thread must hand over every order before this
+    # process leaves with os._exit (no atexit runs in a forked child).
+    orders.close()
+    orders.join_thread()
+
+
+def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) -> None:
+    """One producer's orders into the queue, each invoked first."""
+    out = Batcher(writer)
+    base = {"pid": os.getpid(), "producer": producer}
+    rng = Draws(plan.sale.seed, 1, producer)
     # Every order's invoke leaves before the order goes into the queue, so
     # an order a clerk or the parent finds is always one the history knows.
     # Without arrival gaps they go 32 at a time (a pipe write per order
@@ -72,12 +109,6 @@ def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders:
                 t_fail = time.monotonic()
                 out.add({"type": "fail", "buyer": oid, **base, "reason": reason, "t": t_fail})
     out.flush()
-    if plan.shutdown == "join":
-        orders.join()  # tutorial section 4: wait until every order is task_done()
-    # The queue's feeder thread must hand over every order before this
-    # process leaves with os._exit (no atexit runs in a forked child).
-    orders.close()
-    orders.join_thread()
 
 
 def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, orders: Any) -> None:

@@ -19,8 +19,9 @@ from ..constants import (
     MAX_CLERKS,
     MAX_COUNT,
     MAX_ORDERS,
-    MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
+    MAX_WORKER_PRODUCERS,
+    MAX_WORKERS,
     ROWS_KEPT,
 )
 from .console import emit_json, make_console, run_live, sell_and_exit
@@ -300,7 +301,12 @@ def show_race(result: Any, show_timeline: bool) -> None:
 
 
 @click.command("queue")
-@count_option("--producers", 1, MAX_PRODUCERS, 3, "Producer processes (the buyers' front doors).")
+@count_option("--producers", 1, MAX_WORKER_PRODUCERS, 3,
+              "Producers (the buyers' front doors): a process each up to 64, threads of "
+              "--workers above.")  # fmt: skip
+@click.option("--workers", "producer_workers", type=Count(0, MAX_WORKERS), metavar="W",
+              help="Run the producers on W worker processes, a thread each (0: a process "
+              "each). Default: a process each up to 64 producers, a worker per core above.")
 @count_option("--orders", 1, MAX_ORDERS, 20, "Orders each producer submits.")
 @count_option("--clerks", 1, MAX_CLERKS, 2, "Clerk processes selling from the queue.")
 @count_option("--queue-size", 1, MAX_QUEUE_SIZE, 10, "Bound of the order queue.")
@@ -346,6 +352,7 @@ def queue_command(
     batch: int,
     strategy: str,
     json_: bool,
+    producer_workers: int | None,
     **opts: Any,
 ) -> None:
     """Sell through an order queue: producers submit, clerks sell.
@@ -374,7 +381,7 @@ def queue_command(
         config = QueueConfig(
             producers=producers, orders=orders, clerks=clerks, queue_size=queue_size,
             put_timeout=put_timeout, get_timeout=get_timeout, shutdown=shutdown, batch=batch,
-            strategy=strategy, **sale_config(ctx, opts),
+            strategy=strategy, workers=producer_workers, **sale_config(ctx, opts),
         )  # fmt: skip
     def show(result: Any, code: int) -> None:
         if json_:

@@ -315,10 +315,13 @@ def clerks_table(result: RunResult) -> Table:
 
 def producers_table(result: RunResult) -> Table:
     stats = result.queue
-    producers = Table(title=f"{len(stats.producers)} producers")
+    shown = stats.producers[:MAX_ROWS // 3]  # thousands on workers: --json has every one
+    more = f" (the first {len(shown)}; --json has every one)" if len(shown) < len(
+        stats.producers) else ""  # fmt: skip
+    producers = Table(title=f"{len(stats.producers)} producers{more}")
     for name in ("producer", "pid", "submitted", "accepted", "rejected busy"):
         producers.add_column(name, justify="right")
-    for p in stats.producers:
+    for p in shown:
         producers.add_row(
             str(p["producer"]), str(p["pid"]), str(p["submitted"]), str(p["accepted"]),
             str(p["rejected"]),

@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..child.orders import run_clerk, run_producer
+from ..child.orders import run_clerk, run_producer, run_producers
 from ..child.plan import OrderPlan
 from ..config import QueueConfig
 from ..strategies import STRATEGIES
@@ -94,11 +94,23 @@ class QueueMode(SaleMode):
 
     @property
     def processes(self) -> int:
-        return self.config.producers + self.config.clerks
+        return (self.config.workers or self.config.producers) + self.config.clerks
+
+    def producer_key(self, p: int) -> tuple[str, int]:
+        """The process a producer runs in: its own, or its worker (``p % W``)."""
+        workers = self.config.workers or 0
+        return ("producers", p % workers) if workers else ("producer", p)
+
+    def producer_keys(self) -> list[tuple[str, int]]:
+        workers = self.config.workers or 0
+        if workers:
+            return [("producers", w) for w in range(workers)]
+        return [("producer", p) for p in range(self.config.producers)]
 
     def run_fields(self) -> dict[str, Any]:
         c = self.config
         return {
+            "workers": c.workers,
             "producers": c.producers, "orders": c.orders, "clerks": c.clerks,
             "queue_size": c.queue_size, "shutdown": c.shutdown, "batch": c.batch,
             "put_timeout": c.put_timeout, "get_timeout": c.get_timeout,
@@ -115,7 +127,12 @@ class QueueMode(SaleMode):
         gate, events, orders = run.gate.reader, run.events.writer, self.orders
         for c, token in enumerate(self.tokens):
             run.children.start(("clerk", c), run_clerk, (self.plan, c, token, events, gate, orders))
-        for p in range(self.config.producers):
+        workers = self.config.workers or 0
+        for w in range(workers):  # producers on workers, a thread each
+            share = range(w, self.config.producers, workers)
+            run.children.start(("producers", w), run_producers,
+                               (self.plan, share, events, gate, orders))  # fmt: skip
+        for p in range(0 if workers else self.config.producers):
             run.children.start(("producer", p), run_producer, (self.plan, p, events, gate, orders))
         return None
 
@@ -134,7 +151,8 @@ class QueueMode(SaleMode):
 
     def _note_deaths(self, run: Harness, now: float) -> tuple[bool, bool]:
         """Note clerks and producers that died; are all producers, all clerks done?"""
-        producers = self._exits(run, "producer", self.config.producers)
+        keys = self.producer_keys()
+        producers = [run.children.exitcode(key) for key in keys]
         clerks = self._exits(run, "clerk", self.config.clerks)
         for c, code in enumerate(clerks):
             if code not in (None, 0) and c not in self.dead_clerks:
@@ -142,8 +160,9 @@ class QueueMode(SaleMode):
                 run.ledger.notes.append(f"clerk {c} {self.dead_clerks[c]}")
                 run.drain()  # what it said before it died, "locked" among it
                 run.detector.died(run.children.pids.get(("clerk", c)))
-        for p, code in enumerate(producers):
-            note = f"producer {p} died ({describe_exit(code)})"
+        for (kind, p), code in zip(keys, producers, strict=True):
+            who = f"producer {p}" if kind == "producer" else f"the worker of producers {p}, …"
+            note = f"{who} died ({describe_exit(code)})"
             if code not in (None, 0) and note not in run.ledger.notes:
                 run.ledger.notes.append(note)
         self.clerks_done = all(code is not None for code in clerks)
@@ -195,7 +214,7 @@ class QueueMode(SaleMode):
 
     def pause_keys(self) -> Iterable[Hashable]:
         keys: list[Hashable] = [("clerk", c) for c in range(self.config.clerks)]
-        return keys + [("producer", p) for p in range(self.config.producers)]
+        return keys + list(self.producer_keys())
 
     def doomed(self) -> Iterable[Hashable]:
         return {("clerk", c) for c, _, _ in self.plan.kill_at}
@@ -240,7 +259,11 @@ class QueueMode(SaleMode):
 
     def stats(self, run: Harness, aborted: str | None) -> QueueStats:
         rows = list(run.ledger.rows.values())
-        producers = [self._producer(run, p, rows) for p in range(self.config.producers)]
+        mine: dict[int, list[OperationRow]] = {}
+        for r in rows:
+            if r.producer is not None:
+                mine.setdefault(r.producer, []).append(r)
+        producers = [self._producer(run, p, mine.get(p, [])) for p in range(self.config.producers)]
         # Under the join shutdown a clean run ends by stopping the daemon clerks.
         daemons = self.join and aborted is None
         clerks = [self._clerk(run, c, rows, daemons) for c in range(self.config.clerks)]
@@ -250,11 +273,10 @@ class QueueMode(SaleMode):
             self.config.shutdown, self.config.batch,
         )  # fmt: skip
 
-    def _producer(self, run: Harness, p: int, rows: list[OperationRow]) -> dict[str, Any]:
-        mine = [r for r in rows if r.producer == p]
+    def _producer(self, run: Harness, p: int, mine: list[OperationRow]) -> dict[str, Any]:
         rejected = sum(1 for r in mine if (r.reason or "").startswith(BUSY_PREFIX))
         return {
-            "producer": p, "pid": run.children.pids.get(("producer", p)),
+            "producer": p, "pid": run.children.pids.get(self.producer_key(p)),
             "submitted": len(mine), "accepted": len(mine) - rejected, "rejected": rejected,
         }  # fmt: skip
 
