@@ -183,7 +183,7 @@ def test_world_writable_lock_file_is_tightened(invoke: Invoke, store: Path) -> N
         (["buy", "--kill-rate", "0.5"], "--chaos"),
         (["queue", "--orders", "10000000"], "--orders"),
         (["queue", "--put-timeout", "1e9"], "--put-timeout"),
-        (["queue", "--producers", "1000"], "--producers"),
+        (["queue", "--producers", "10001"], "--producers"),
         (["timeline", "h.jsonl", "--width", "5"], "--width"),
     ],
 )
