@@ -299,6 +299,7 @@ def run_buyer(
     if silence:
         quiet()
     writer = EventWriter.over(events)
+    counter: Counter | None = None
     try:
         counter = Counter(plan, buyer, writer, plan.delays.for_buyer(plan.seed, buyer))
         counter.orphaned = orphaned
@@ -319,9 +320,11 @@ def run_buyer(
             outcome = outcome_of(purchase, counter, lock)
         counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
     except Exception as exc:  # reported, never printed: the parent renders
+        # Past the point where it may have changed the store, the outcome is unknown.
+        began = counter is not None and (counter.changing or counter.t_taken is not None)
         writer.send(
-            {"type": "fail", "buyer": buyer, "pid": os.getpid(), "reason": f"error: {exc}",
-             "t": time.monotonic()}
+            {"type": "info" if began else "fail", "buyer": buyer, "pid": os.getpid(),
+             "reason": f"error: {exc}", "t": time.monotonic()}
         )  # fmt: skip
 
 

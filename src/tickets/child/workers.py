@@ -135,7 +135,10 @@ def buyer_tokens(plan: BuyerPlan, shared: Any) -> Callable[[], Any]:
 
 
 def run_one(plan: BuyerPlan, buyer: int, token: Any, out: SharedOut, orphaned: Any) -> None:
-    """One buyer, start to end, on the calling thread."""
+    """One buyer, start to end, on the calling thread; what it opened is
+    closed however it ends (its process goes on without it)."""
+    counter: ThreadCounter | None = None
+    lock: WatchedLock | None = None
     try:
         counter = ThreadCounter(plan, buyer, out, plan.delays.for_buyer(plan.seed, buyer))
         counter.orphaned = orphaned
@@ -155,11 +158,16 @@ def run_one(plan: BuyerPlan, buyer: int, token: Any, out: SharedOut, orphaned: A
         else:
             outcome = outcome_of(purchase, counter, lock)
         counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
-        lock.close()
-        counter.store.close()
     except Exception as exc:  # reported, never printed: the parent renders
-        out.send({"type": "fail", "buyer": buyer, "pid": os.getpid(),
+        # Past the point where it may have changed the store, the outcome is unknown.
+        began = counter is not None and (counter.changing or counter.t_taken is not None)
+        out.send({"type": "info" if began else "fail", "buyer": buyer,
                   "reason": f"error: {exc}", "t": time.monotonic()})  # fmt: skip
+    finally:
+        if lock is not None:
+            lock.close()
+        if counter is not None:
+            counter.store.close()
 
 
 def run_worker(
