@@ -47,6 +47,10 @@ def big_buyers_view(result: RunResult, limit: int) -> RenderableType:
                                               result.report.double_sold, r.number))  # fmt: skip
     title = f"{min(len(rows), limit)} buyers worth a look (unknown, sold twice, the first of each)"
     parts.append(buyers_table(rows[:limit], result.report, title, False))
-    parts.append(Text(f"every buyer is in the history: tickets history {result.history}"
-                      if result.history else "", "dim"))  # fmt: skip
+    where = ""
+    if result.history is not None:
+        where = (f"every buyer is in the history: tickets history {result.history}"
+                 if result.aborted is None else f"the history has what was written before "
+                 f"the run stopped: {result.history}")  # fmt: skip
+    parts.append(Text(where, "dim"))
     return Group(*parts)
