@@ -294,7 +294,7 @@ class SaleLedger(SaleHost):
                 twice = True
         if self.kept.keep(ev, twice):
             row = self.row(number)
-            if row.t_search is None:  # a big sale's row, made at its outcome
+            if not self.kept.every and row.t_search is None:  # a big sale's, made at its outcome
                 row.t_start = row.t_search = self.ops.invoked[number]
             row.update(ev)
 
