@@ -114,6 +114,8 @@ class SaleLedger(SaleHost):
         self._seats: dict[int | str, int] = {}
         #: buyers on workers never begun (see never_started)
         self._never = bytearray(total if getattr(config, "workers", 0) else 0)
+        #: buyers on workers send compact events: the search time is their invoke's
+        self.compact = config.mode != "queue" and bool(getattr(config, "workers", 0))
         #: buyers on workers: what each worker did (set by tickets.run.workers)
         self.worker_stats: list[dict[str, Any]] | None = None
         try:  # on disk before any buyer is let through the gate: no record, no sale
@@ -294,8 +296,10 @@ class SaleLedger(SaleHost):
                 twice = True
         if self.kept.keep(ev, twice):
             row = self.row(number)
-            if not self.kept.every and row.t_search is None:  # a big sale's, made at its outcome
-                row.t_start = row.t_search = self.ops.invoked[number]
+            if self.compact and row.t_search is None:  # searched when it was invoked
+                row.t_search = self.ops.invoked[number]
+                if row.t_start is None:
+                    row.t_start = row.t_search
             row.update(ev)
 
     def _fold(self, ev: dict[str, Any]) -> None:
