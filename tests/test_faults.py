@@ -117,11 +117,14 @@ def test_dead_holder_of_a_process_lock_stops_the_queue(store: Path) -> None:
 
     config = QueueConfig(
         store=store, producers=2, orders=10, clerks=3, queue_size=5, tickets=20,
-        strategy="process", kill_at=((1, 1, "locked"),), delays=Delays(0.001, 0.001),
-    )  # fmt: skip
+        strategy="process", kill_at=tuple((c, 1, "locked") for c in range(3)),
+        delays=Delays(0.001, 0.001),
+    )  # fmt: skip  (whichever clerk gets an order first dies holding the lock: under
+    # load one clerk may take every order)
     result = run_queue(config)
     assert result.aborted is not None and "multiprocessing.Lock" in result.aborted
-    assert "clerk 1 died (killed by SIGKILL)" in result.notes
+    assert any(n.startswith("clerk ") and n.endswith("died (killed by SIGKILL)")
+               for n in result.notes), result.notes  # fmt: skip
     assert result.report.oversold == 0 and st.load(store) == result.remaining
 
 
