@@ -281,6 +281,26 @@ def outcome_of(buy: Purchase, counter: Counter, lock: WatchedLock) -> dict[str, 
     return outcome
 
 
+def buy_and_report(plan: BuyerPlan, counter: Counter, lock: WatchedLock) -> None:
+    """One purchase, the built-in one or the user's (``--buy``), and its outcome sent."""
+    if plan.buy is not None:  # the user's own code buys
+        from .user_buyer import load
+        from .user_buyer import outcome as user_outcome
+
+        outcome = user_outcome(load(plan.buy), counter, lock, plan.log)
+    else:
+        outcome = outcome_of(purchase, counter, lock)
+    counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
+
+
+def failure(counter: Counter | None, buyer: int, exc: Exception) -> dict[str, Any]:
+    """The outcome of a buyer stopped by an error outside its purchase: past
+    the point where it may have changed the store, unknown; before it, a fail."""
+    began = counter is not None and (counter.changing or counter.t_taken is not None)
+    return {"type": "info" if began else "fail", "buyer": buyer, "reason": f"error: {exc}",
+            "t": time.monotonic()}  # fmt: skip
+
+
 def run_buyer(
     plan: BuyerPlan,
     buyer: int,
@@ -310,22 +330,9 @@ def run_buyer(
             return
         holder = {"type": "locked", "pid": counter.base["pid"]}
         announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
-        lock = WatchedLock(plan, counter.store, token, announce)
-        if plan.buy is not None:  # the user's own code buys
-            from .user_buyer import load
-            from .user_buyer import outcome as user_outcome
-
-            outcome = user_outcome(load(plan.buy), counter, lock, plan.log)
-        else:
-            outcome = outcome_of(purchase, counter, lock)
-        counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
+        buy_and_report(plan, counter, WatchedLock(plan, counter.store, token, announce))
     except Exception as exc:  # reported, never printed: the parent renders
-        # Past the point where it may have changed the store, the outcome is unknown.
-        began = counter is not None and (counter.changing or counter.t_taken is not None)
-        writer.send(
-            {"type": "info" if began else "fail", "buyer": buyer, "pid": os.getpid(),
-             "reason": f"error: {exc}", "t": time.monotonic()}
-        )  # fmt: skip
+        writer.send({**failure(counter, buyer, exc), "pid": os.getpid()})
 
 
 class _SoldOutCounter(Counter):

@@ -37,8 +37,8 @@ import time
 
 from ..constants import TYPE_CHECKING
 from ..locks import install_wake_signal, wake_late_waiters
-from .buyer import Counter, WatchedLock, outcome_of, purchase
-from .events import MAX_EVENT_BYTES, encode, frame
+from .buyer import Counter, WatchedLock, buy_and_report, failure
+from .events import MAX_EVENT_BYTES, Batcher, EventWriter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -54,24 +54,19 @@ NEVER_OPENED = 2
 STACK_BYTES = 256 * 1024
 
 
-class SharedOut:
-    """The worker's end of the event pipe, shared by its buyer threads:
-    events queue in order and go out in atomic writes of up to
-    MAX_EVENT_BYTES (the parent reads them as any child's)."""
+class SharedOut(Batcher):
+    """The worker's end of the event pipe, shared by its buyer threads: a
+    Batcher behind a lock, whose events queue in order and go out in atomic
+    writes when the next would not fit one (the parent reads them as any
+    child's), or on :meth:`flush`."""
 
     def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._lock = threading.Lock()
-        self._parts: list[bytes] = []
-        self._size = 2
+        super().__init__(EventWriter(fd), max_events=MAX_EVENT_BYTES)  # bounded by bytes
+        self._lock = threading.RLock()  # add() flushes through flush() when full
 
     def send(self, event: dict[str, Any]) -> None:
-        data = encode(event)
         with self._lock:
-            if self._parts and self._size + len(data) + 1 > MAX_EVENT_BYTES:
-                self._write()
-            self._parts.append(data)
-            self._size += len(data) + 1
+            self.add(event)
 
     def send_all(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -80,13 +75,7 @@ class SharedOut:
     def flush(self) -> None:
         """Out now: what is queued is in the pipe when this returns."""
         with self._lock:
-            self._write()
-
-    def _write(self) -> None:
-        if self._parts:
-            os.write(self.fd, frame(b"[" + b",".join(self._parts) + b"]"))
-            self._parts = []
-            self._size = 2
+            super().flush()
 
 
 class ThreadCounter(Counter):
@@ -150,19 +139,9 @@ def run_one(plan: BuyerPlan, buyer: int, token: Any, out: SharedOut, orphaned: A
                 out.flush()
 
         lock = WatchedLock(plan, counter.store, token, announce, threaded=True)
-        if plan.buy is not None:
-            from .user_buyer import load
-            from .user_buyer import outcome as user_outcome
-
-            outcome = user_outcome(load(plan.buy), counter, lock, plan.log)
-        else:
-            outcome = outcome_of(purchase, counter, lock)
-        counter.report(outcome, lock.t_locked if counter.t_taken is None else counter.t_taken)
+        buy_and_report(plan, counter, lock)
     except Exception as exc:  # reported, never printed: the parent renders
-        # Past the point where it may have changed the store, the outcome is unknown.
-        began = counter is not None and (counter.changing or counter.t_taken is not None)
-        out.send({"type": "info" if began else "fail", "buyer": buyer,
-                  "reason": f"error: {exc}", "t": time.monotonic()})  # fmt: skip
+        out.send(failure(counter, buyer, exc))
     finally:
         if lock is not None:
             lock.close()

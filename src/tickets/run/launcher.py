@@ -135,10 +135,7 @@ class LauncherHandle:
             if self.groups:  # the command buyers' groups are not the launcher's
                 self.signal(alive, signal.SIGKILL)
                 kill_session(self.proc.pid)  # and those it never told of
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            self.kill_all()
             try:
                 self.proc.wait(5.0)
             except subprocess.TimeoutExpired:  # pragma: no cover - ignores SIGKILL

@@ -109,7 +109,7 @@ class SaleLedger(SaleHost):
         self.ops = Operations(total, self.t_run, noun)
         #: a row for every operation, or (a big sale) only for those worth a look
         self.rows: dict[int, OperationRow] = {}
-        self.kept = RowsKept(total, every=total <= ROWS_KEPT or config.mode == "queue")
+        self.kept = RowsKept(every=total <= ROWS_KEPT or config.mode == "queue")
         self.live = Progress(total=total, noun=noun)
         self._seats: dict[int | str, int] = {}
         #: buyers on workers never begun (see never_started)
@@ -233,10 +233,6 @@ class SaleLedger(SaleHost):
             return read_stock(self.config.stock_cmd, "after the sale"), None  # type: ignore[attr-defined]
         except StoreError as exc:
             return None, str(exc)
-
-    def is_pending(self, number: int) -> bool:
-        """No outcome yet (invoked or not)."""
-        return self.ops.kinds[number] <= PENDING
 
     def row(self, number: int) -> OperationRow:
         row = self.rows.get(number)

@@ -88,8 +88,7 @@ class RowsKept:
     history has every buyer). ``outcomes`` counts them all, by outcome.
     """
 
-    def __init__(self, total: int, every: bool) -> None:
-        self.total = total
+    def __init__(self, every: bool) -> None:
         self.every = every
         #: "ok", "fail: sold out", "info: no outcome reported (...)" -> buyers
         self.outcomes: dict[str, int] = {}
