@@ -35,11 +35,10 @@ import signal
 import time
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
-from .launcher import parent_gone, stop_everyone
+from .reaper import abandon, kill_group, parent_gone
 from .user_buyer import append_log
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import Any
 
     from .events import Batcher
@@ -212,8 +211,7 @@ class Commands:
         while self.running:
             if parent_gone(self.lifeline):
                 self.kill_all()
-                kill_descendants(time.monotonic() + 1.0)
-                stop_everyone()
+                abandon()
             for fd, _ in self.poller.poll(TICK * 1000):
                 run = self.by_fd.get(fd)
                 if run is not None and not read_some(fd, run.fds[fd]):
@@ -271,81 +269,6 @@ class Commands:
             kill_group(pid)
 
 
-#: prctl(2): orphaned descendants are reparented to this process, not init.
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper() -> None:
-    """Adopt every orphan of the commands (Linux; elsewhere, nothing)."""
-    import sys
-
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        except (AttributeError, OSError):  # pragma: no cover - a libc without prctl
-            pass
-
-
-def each_process() -> Iterator[tuple[int, bytes, int, int]]:
-    """Every process /proc shows: (pid, state, parent's pid, session id);
-    none where there is no /proc."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            yield int(entry), fields[0], int(fields[1]), int(fields[3])
-        except (OSError, IndexError, ValueError):  # gone meanwhile
-            continue
-
-
-def children_of(pid: int) -> list[int]:
-    """The live children of ``pid``."""
-    return [p for p, state, parent, _ in each_process() if parent == pid and state != b"Z"]
-
-
-def kill_descendants(deadline: float) -> None:
-    """Kill and reap every child this process has (adopted orphans too),
-    until none is left or the deadline passes."""
-    me = os.getpid()
-    while time.monotonic() < deadline:
-        _reap_any()
-        left = children_of(me)
-        if not left:
-            return
-        for pid in left:
-            kill_group(pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(TICK)
-
-
-def _reap_any() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if not pid:
-            return
-
-
-def kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def write_log(log: str, run: Running, outcome: dict[str, Any]) -> None:
     """The command's stderr (what was kept of it), in one append."""
     said = outcome.get("reason") or f"sold {outcome.get('seat', outcome.get('ticket'))}"
@@ -369,7 +292,6 @@ def run_commands(plan: BuyerPlan, buyers: int, out: Batcher, gate: FdGate, lifel
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-    become_subreaper()
     out.add({"type": "launched"})
     out.flush()
     if not gate.poll(plan.gate_timeout) or parent_gone(lifeline):
@@ -385,5 +307,4 @@ def run_commands(plan: BuyerPlan, buyers: int, out: Batcher, gate: FdGate, lifel
         commands.watch()
     finally:
         commands.kill_all()
-        kill_descendants(time.monotonic() + 5.0)
         out.flush()

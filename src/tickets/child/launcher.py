@@ -1,20 +1,27 @@
-"""The launcher: a lean process that forks a run's buyers (fork start method).
+"""The launcher: a lean process that starts a run's buyers, and outlives none of them.
 
 Forking costs in proportion to the memory of the process that forks, and a
 forked child pays again for every page it touches. The command-line parent
 holds click, the history writer and the run's bookkeeping; a buyer needs
-none of them. So for the fork start method the parent starts one launcher,
-a fresh interpreter that imports only the buyer's own modules (see
-:mod:`tickets.child`), and the launcher forks the buyers. Measured on a
-2-core machine: 1,000 forks take 0.4 s from the launcher against 0.85 s from
-the parent, and a buyer costs ~1.9 ms of CPU against ~4 ms.
+none of them. So the parent starts one launcher, a fresh interpreter that
+imports only the buyer's own modules (see :mod:`tickets.child`), and the
+launcher starts the buyers: it forks them (fork start method), starts them
+through multiprocessing (spawn, forkserver: :mod:`tickets.child.spawned`),
+forks the workers of a big sale, or runs every buyer's command (``--exec``).
+Measured on a 2-core machine: 1,000 forks take 0.4 s from the launcher
+against 0.85 s from the parent, and a buyer costs ~1.9 ms of CPU against
+~4 ms.
 
 The launcher tells the parent each buyer's pid (``spawned``), that all are
 started (``launched``), and each buyer's exit code once it has reaped it
-(``exit``), over the run's event pipe. It runs in a session of its own, so
-the parent can kill it and every buyer left with one ``killpg``; and if the
-parent dies (by any signal, SIGKILL too), the launcher reads EOF on its
-lifeline pipe within a tick and kills that session itself.
+(``exit``), over the run's event pipe.
+
+Nothing outlives the sale: the launcher is a child subreaper above all of
+it (see :mod:`tickets.child.reaper`), in a session of its own. When the
+sale is over it kills and reaps every descendant left (a daemon the user's
+code started, a fork server); when its lifeline reads EOF, because the
+parent died (by any signal, SIGKILL too) or closed it to stop the sale
+now, it does the same at once and leaves.
 
 Run as ``python -m tickets.child.launcher`` with its orders as JSON on
 stdin; :class:`tickets.run.launcher.LauncherHandle` is the parent's side.
@@ -25,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import sys
 import time
 
@@ -36,10 +42,20 @@ from ..strategies import MP_LOCK_STRATEGIES, get
 from .buyer import run_buyer, warm_up
 from .events import Batcher, EventWriter
 from .plan import BuyerPlan, CommandPlan, Delays
+from .reaper import (
+    CLEANUP_DEADLINE,
+    abandon,
+    become_subreaper,
+    kill_descendants,
+    parent_gone,
+    reap_any,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from .spawned import Served
 
 #: Kinds of message only the launcher sends; the parent keeps them out of the history.
 LAUNCHER_KINDS = ("spawned", "launched", "exit")
@@ -59,28 +75,17 @@ class FdGate:
 
 def orders_doc(
     plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, lifeline_fd: int,
-    workers: int = 0, concurrency: int = 1,
+    workers: int = 0, concurrency: int = 1, method: str = "fork",
 ) -> dict[str, Any]:  # fmt: skip
     """What the parent sends the launcher: plain JSON (see :func:`read_plan`).
     ``workers`` 0: a process per buyer; else that many workers, each running
-    ``concurrency`` buyers at once (see tickets.child.workers)."""
+    ``concurrency`` buyers at once (see tickets.child.workers). ``method``:
+    how buyers are started (fork, forkserver or spawn)."""
     fields = plan._asdict()
     fields["store"] = list(plan.store)  # plain values; a password goes on stdin, not argv
     fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
     return {**fds, "buyers": buyers, "workers": workers, "concurrency": concurrency,
-            "plan": fields}  # fmt: skip
-
-
-def parent_gone(lifeline: int) -> bool:
-    """The parent holds the lifeline's only write end: it reads EOF once the
-    parent has died, whatever killed it."""
-    return bool(select.select([lifeline], [], [], 0)[0])
-
-
-def stop_everyone() -> None:
-    """The parent is gone: this launcher and every buyer stop now, before
-    another write (they share the launcher's process group)."""
-    os.killpg(0, signal.SIGKILL)
+            "method": method, "plan": fields}  # fmt: skip
 
 
 def read_plan(doc: dict[str, Any]) -> BuyerPlan:
@@ -157,45 +162,45 @@ def fork_workers(
     return fork_each(workers, "worker", out, worker)
 
 
-def reap(children: dict[int, int], out: Batcher, lifeline: int, key: str = "buyer") -> None:
+def reap(
+    children: dict[int, int], out: Batcher, lifeline: int, key: str = "buyer",
+    served: Served | None = None,
+) -> None:  # fmt: skip
     """Report each child's exit code (``key``: a buyer's, or a worker's) until
-    all have exited. If the parent dies, stop everyone within a tick."""
-    while children:
+    all have exited; ``served``: buyers a fork server started, whose exits
+    come through their sentinels. Adopted orphans are reaped on the way. If
+    the parent dies, stop everyone within a tick."""
+    left = len(children) + (len(served.sentinels) if served is not None else 0)
+    while left:
         if parent_gone(lifeline):
-            stop_everyone()
-        pid, status = os.waitpid(-1, os.WNOHANG)
-        if pid:
-            if pid in children:
-                code = os.waitstatus_to_exitcode(status)
-                out.add({"type": "exit", key: children.pop(pid), "code": code,
-                         "t": time.monotonic()})  # fmt: skip
-            continue
-        out.flush()
-        time.sleep(TICK)
+            abandon()
+        exits = [(children.pop(pid), code) for pid, code in reap_any() if pid in children]
+        if served is not None:
+            exits += served.exited()
+        for number, code in exits:
+            out.add({"type": "exit", key: number, "code": code, "t": time.monotonic()})
+        left -= len(exits)
+        if not exits:
+            out.flush()
+            time.sleep(TICK)
     out.flush()
 
 
-def main() -> None:
-    doc = json.loads(sys.stdin.buffer.read())
-    sys.stdin.close()
-    plan = read_plan(doc)
-    out = Batcher(EventWriter(doc["events_fd"]))
-    if plan.command is not None:  # every buyer a run of the user's command
-        from .commands import run_commands
+def start_buyers(plan: BuyerPlan, doc: dict[str, Any], out: Batcher) -> Served | None:
+    """Start every buyer (a process each) and report them, then wait for
+    them all; the spawn and forkserver ways return what started them."""
+    lifeline = doc["lifeline_fd"]
+    if doc.get("method", "fork") != "fork":
+        from .spawned import Served
 
-        for fd in (doc["events_fd"], doc["gate_fd"], doc["lifeline_fd"]):
-            os.set_inheritable(fd, False)  # no command holds the run's pipes
-        run_commands(plan, doc["buyers"], out, FdGate(doc["gate_fd"]), doc["lifeline_fd"])
-        return
-    if plan.strategy == "flock":
-        install_alarm()  # every buyer inherits its lock timer's handler
-    if plan.buy is not None:
-        from .user_buyer import load
-
-        try:
-            load(plan.buy)  # imported once here, inherited by every buyer
-        except Exception:
-            pass  # each buyer then says why, as its outcome
+        served = Served(doc["method"])
+        children = served.start(plan, doc["buyers"], doc)
+        for pid, number in children.items():
+            out.add({"type": "spawned", "buyer": number, "pid": pid})
+        out.add({"type": "launched"})
+        out.flush()
+        reap(served.direct, out, lifeline, served=served)
+        return served
     sink = os.open(os.devnull, os.O_RDWR)
     warm_up(plan, EventWriter(sink), FdGate(sink))  # see buyer.warm_up
     os.close(sink)
@@ -205,14 +210,46 @@ def main() -> None:
 
         ctx = multiprocessing.get_context("fork")
     tokens = get(plan.strategy).tokens(ctx)
-    if parent_gone(doc["lifeline_fd"]):
-        return
+    if parent_gone(lifeline):
+        return None
     if doc.get("workers"):
-        workers = fork_workers(plan, doc, tokens, out, doc["lifeline_fd"])
-        reap(workers, out, doc["lifeline_fd"], key="worker")
-        return
-    children = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"], doc["lifeline_fd"])
-    reap(children, out, doc["lifeline_fd"])
+        workers = fork_workers(plan, doc, tokens, out, lifeline)
+        reap(workers, out, lifeline, key="worker")
+        return None
+    children = fork_buyers(plan, doc["buyers"], tokens, out, doc["gate_fd"], lifeline)
+    reap(children, out, lifeline)
+    return None
+
+
+def main() -> None:
+    doc = json.loads(sys.stdin.buffer.read())
+    sys.stdin.close()
+    plan = read_plan(doc)
+    out = Batcher(EventWriter(doc["events_fd"]))
+    become_subreaper()  # every orphan of the sale is ours to kill
+    try:
+        if plan.command is not None:  # every buyer a run of the user's command
+            from .commands import run_commands
+
+            for fd in (doc["events_fd"], doc["gate_fd"], doc["lifeline_fd"]):
+                os.set_inheritable(fd, False)  # no command holds the run's pipes
+            run_commands(plan, doc["buyers"], out, FdGate(doc["gate_fd"]), doc["lifeline_fd"])
+            return
+        if plan.strategy == "flock":
+            install_alarm()  # every buyer inherits its lock timer's handler
+        if plan.buy is not None:
+            from .user_buyer import load
+
+            try:
+                load(plan.buy)  # imported once here, inherited by every buyer
+            except Exception:
+                pass  # each buyer then says why, as its outcome
+        start_buyers(plan, doc, out)
+    finally:
+        # What the sale left running (a daemon the user's code started, a
+        # fork server, an orphan of a killed buyer) goes with it.
+        kill_descendants(time.monotonic() + CLEANUP_DEADLINE)
+        out.flush()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """``tickets buy``: N buyer processes against the store, parent side.
 
-With the fork start method the buyers are forked by the launcher
-(:mod:`tickets.run.launcher`); with forkserver and spawn the parent starts
-them through multiprocessing (:class:`tickets.run.children.Children`).
-Either way a buyer that exits without an outcome is unknown (``info``).
+The launcher starts the buyers, whatever the start method (see
+:mod:`tickets.run.launcher`), and stands above everything they start: the
+sale ends with none of it left. A buyer that exits without an outcome is
+unknown (``info``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from ..child.buyer import run_buyer
 from ..child.plan import CommandPlan
 from ..config import BuyConfig
-from ..strategies import STRATEGIES
 from .abandoned_lock import ABANDONED
-from .children import Children, describe_exit
+from .children import describe_exit
 from .harness import FINISHED, NEWS, REAP_TIMEOUT, Harness, SaleMode, sell
 from .launcher import LauncherHandle
 from .ledger import Progress, RunResult
@@ -55,7 +53,6 @@ class BuyMode(SaleMode):
         if config.sale is not None:  # buyers wait at the gate while the other hosts join
             plan = plan._replace(gate_timeout=max(plan.gate_timeout, config.join_timeout + 60))
         self.plan = plan
-        self._tokens: list[Any] = []
         #: when the gate opened (the first step), for --buyer-timeout
         self.t_gate: float | None = None
 
@@ -75,7 +72,7 @@ class BuyMode(SaleMode):
             fields["exec"] = self.config.command
         return fields
 
-    def make_children(self, run: Harness) -> LauncherHandle | Children:
+    def make_children(self, run: Harness) -> LauncherHandle:
         config = self.config
         user_code = config.buy is not None or config.command is not None
         if user_code and run.ledger.history_path is not None:
@@ -83,13 +80,10 @@ class BuyMode(SaleMode):
             self.plan = self.plan._replace(log=str(run.ledger.history_path) + ".log")
         if config.command is not None:
             self.plan = self.plan._replace(command=self.command_plan(run.ledger.run_id))
-        if config.start_method == "fork" or config.command is not None:
-            return LauncherHandle(
-                self.plan, config.buyers, run.events.writer.fileno(), run.gate.reader.fileno(),
-                groups=config.command is not None,
-            )  # fmt: skip
-        self._tokens = STRATEGIES[self.config.strategy].hand_out(run.ctx, self.config.buyers)
-        return Children(run.ctx, self.config.start_method)
+        return LauncherHandle(
+            self.plan, config.buyers, run.events.writer.fileno(), run.gate.reader.fileno(),
+            groups=config.command is not None, method=config.start_method,
+        )  # fmt: skip
 
     def command_plan(self, run_id: str) -> CommandPlan:
         """What every command buyer is run with (``--exec``)."""
@@ -110,13 +104,7 @@ class BuyMode(SaleMode):
     def start(self, run: Harness) -> str | None:
         for b in range(self.config.buyers):
             run.ledger.row(b)
-        children = run.children
-        if isinstance(children, LauncherHandle):
-            return self._launch(run, children)
-        for b, token in enumerate(self._tokens):
-            args = (self.plan, b, token, run.events.writer, run.gate.reader)
-            children.start(b, run_buyer, args)
-        return None
+        return self._launch(run, run.children)
 
     def _launch(self, run: Harness, launcher: LauncherHandle) -> str | None:
         """Wait, with a deadline, until the launcher has forked every buyer."""
@@ -151,7 +139,7 @@ class BuyMode(SaleMode):
             return NEWS
         if heard:
             return None
-        if self.config.command is not None and self.launcher_died(run):
+        if self.launcher_died(run):
             return NEWS
         # Quiet: look for buyers that died without a word. Their last
         # event may still be in the pipe, so drain before judging.
@@ -174,15 +162,17 @@ class BuyMode(SaleMode):
         return 0.0 if config.buyer_timeout is None else config.buyer_timeout + EXEC_GRACE
 
     def launcher_died(self, run: Harness) -> bool:
-        """Command buyers are reported by the launcher: if it is gone (a
-        command killed it), no outcome is coming; those pending are unknown."""
+        """Buyers' exits (command buyers' outcomes too) are reported by the
+        launcher: if it is gone (something killed it), no word is coming.
+        What is left of its session is killed; those still pending are unknown."""
         children = run.children
-        if not (isinstance(children, LauncherHandle) and children.gone()):
+        if not children.gone():
             return False
-        run.drain()
+        children.kill_everything()
+        run.take(run.events.drain(), time.monotonic())  # exits it sent still count
         pending = run.ledger.pending()
         for b in pending:
-            run.ledger.unknown(b, "the launcher that ran its command died")
+            run.ledger.unknown(b, "the buyer launcher died")
         return bool(pending)
 
     def time_out(self, run: Harness, timeout: float) -> bool:

@@ -8,15 +8,18 @@ launcher: :mod:`tickets.run.launcher`).
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.process
 import os
 import resource
+import select
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
+
+from ..child.spawned import forget
+
+__all__ = ["Children", "Gate", "describe_exit", "forget", "raise_fd_limit"]
 
 
 def raise_fd_limit(children: int) -> None:
@@ -26,23 +29,6 @@ def raise_fd_limit(children: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-
-
-def forget(process: Any) -> None:
-    """Take a started ``multiprocessing.Process`` off multiprocessing's own
-    list of children: we reap it ourselves.
-
-    The one place the package relies on a CPython private: in
-    ``Lib/multiprocessing/process.py``, ``BaseProcess.start()`` first calls
-    ``_cleanup()``, which polls every process in the module's ``_children``
-    set, then adds the new one to it; starting N children that all wait at
-    the gate is then O(N^2) (1,000 buyers took 5.6 s). A process left in the
-    set is harmless, just slow: if the set goes away the run stays correct,
-    and ``tests/test_layout.py`` fails loudly so that this is looked at.
-    """
-    children = getattr(multiprocessing.process, "_children", None)
-    if isinstance(children, set):
-        children.discard(process)
 
 
 #: prctl(2) option: the signal this process gets when its parent dies (Linux).
@@ -84,13 +70,24 @@ def _child_main(
         os._exit(code)
 
 
-def _started_child(target: Callable[..., None], parent: int | None, *args: Any) -> None:
-    """A child started by multiprocessing: dies with its parent, the run's
-    process (spawn) or the fork server (``parent`` None), which exits when
-    the run's process is gone."""
+def _started_child(target: Callable[..., None], lifeline: Any, *args: Any) -> None:
+    """A child started by multiprocessing: dies with the run's process.
+
+    A spawned child is the run's child, but a fork server's children are
+    the server's, and the server lives as long as any of them does (each
+    holds its liveness pipe): a death signal tied to it never comes. So
+    each watches the run's lifeline, whose only write end the run's
+    process holds, on a thread of its own, and is killed at its EOF.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (see Children.start)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    die_with_parent(os.getppid() if parent is None else parent)
+    import threading
+
+    def watch() -> None:
+        select.select([lifeline.fileno()], [], [])  # readable: EOF, the run is gone
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
     target(*args)
 
 
@@ -135,7 +132,11 @@ class Children:
         self.pids: dict[Any, int] = {}
         self.codes: dict[Any, int | None] = {}
         self._procs: dict[Any, Any] = {}
+        #: read end, write end: children started by multiprocessing die at
+        #: its EOF (see _started_child); the write end never leaves this process
+        self._lifeline: tuple[Any, Any] | None = None
         if not self.raw_fork:
+            self._lifeline = ctx.Pipe(duplex=False)
             # Started on first use, it unblocks SIGINT in this process when
             # it is up: start it now, not inside start()'s blocked window.
             from multiprocessing import resource_tracker
@@ -150,8 +151,8 @@ class Children:
             if pid == 0:  # pragma: no cover - runs in the child
                 _child_main(target, args, self.close_in_child, parent)
         else:
-            known_parent = os.getpid() if self.method == "spawn" else None
-            child_args = (target, known_parent, *args)
+            assert self._lifeline is not None
+            child_args = (target, self._lifeline[0], *args)
             p = self.ctx.Process(target=_started_child, args=child_args, daemon=True)
             # Ctrl-C goes to the whole process group, and a child still
             # importing would print a traceback. A blocked signal stays
@@ -219,6 +220,10 @@ class Children:
         for proc in self._procs.values():
             if proc.exitcode is not None:
                 proc.close()
+        if self._lifeline is not None:
+            for end in self._lifeline:
+                end.close()
+            self._lifeline = None
         return killed
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..child.launcher import orders_doc
 from ..child.plan import BuyerPlan
+from ..child.reaper import CLEANUP_DEADLINE
 
 
 class LauncherHandle:
@@ -27,13 +28,15 @@ class LauncherHandle:
 
     def __init__(
         self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, groups: bool = False,
-        workers: int = 0, concurrency: int = 1,
+        workers: int = 0, concurrency: int = 1, method: str = "fork",
     ) -> None:  # fmt: skip
         #: each buyer leads a process group of its own (a command buyer's):
         #: signals go to the whole group
         self.groups = groups
-        # The lifeline: the launcher reads EOF on it once this process is gone.
+        # The lifeline: the launcher reads EOF on it once this process is
+        # gone, or has closed it to stop the sale now (see stop).
         lifeline_fd, self._lifeline = os.pipe()
+        self._lifeline_open = True
         #: buyer (or worker) -> pid
         self.pids: dict[int, int] = {}
         self.codes: dict[int, int | None] = {}
@@ -56,7 +59,9 @@ class LauncherHandle:
         finally:
             os.close(lifeline_fd)  # the launcher's end only
         assert self.proc.stdin is not None
-        orders = orders_doc(plan, buyers, events_fd, gate_fd, lifeline_fd, workers, concurrency)
+        orders = orders_doc(
+            plan, buyers, events_fd, gate_fd, lifeline_fd, workers, concurrency, method
+        )
         try:
             self.proc.stdin.write(json.dumps(orders).encode())
             self.proc.stdin.close()
@@ -92,6 +97,16 @@ class LauncherHandle:
         """Has the launcher exited (or never started)?"""
         return self.proc is None or self.proc.poll() is not None
 
+    def kill_everything(self) -> None:
+        """What the launcher would have killed, should it be gone: every
+        buyer it told of, its session and its process group."""
+        if self.proc is None:
+            return
+        if self.groups:  # the command buyers' groups are not the launcher's
+            self.signal(self.alive(), signal.SIGKILL)
+        kill_session(self.proc.pid)  # and those it never told of
+        self.kill_all()
+
     def kill_all(self) -> None:
         """SIGKILL the launcher's process group: every child it forked."""
         if self.proc is not None:
@@ -119,7 +134,9 @@ class LauncherHandle:
 
     def stop(self, deadline: float, kill_now: bool = False) -> list[int]:
         """Let the launcher reap its buyers and leave (until the deadline, or not
-        at all if ``kill_now``), then kill its whole session.
+        at all if ``kill_now``); else close its lifeline: it kills and reaps
+        every process of the sale, what escaped their groups too, and goes.
+        Its session is killed after it, should anything be left there.
 
         Returns the buyers not known to have exited: those killed here.
         """
@@ -127,28 +144,33 @@ class LauncherHandle:
             if self.proc is None:
                 return self.alive()
             if not kill_now:
-                try:
-                    self.proc.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
+                self._wait(deadline - time.monotonic())
             alive = self.alive()
-            if self.groups:  # the command buyers' groups are not the launcher's
-                self.signal(alive, signal.SIGKILL)
-                kill_session(self.proc.pid)  # and those it never told of
-            self.kill_all()
-            try:
-                self.proc.wait(5.0)
-            except subprocess.TimeoutExpired:  # pragma: no cover - ignores SIGKILL
-                pass
+            self.close_lifeline()  # the launcher's word to kill everything now
+            self._wait(CLEANUP_DEADLINE + 5.0)
+            self.kill_everything()
+            self._wait(5.0)
             return alive
         finally:
+            self.close_lifeline()
+
+    def _wait(self, timeout: float) -> None:
+        assert self.proc is not None
+        try:
+            self.proc.wait(max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close_lifeline(self) -> None:
+        if self._lifeline_open:
+            self._lifeline_open = False
             os.close(self._lifeline)
 
 
 def kill_session(sid: int) -> None:
     """SIGKILL every process of session ``sid`` (the launcher's: every command
     it started is in it, unless it left with setsid), found in /proc."""
-    from ..child.commands import each_process
+    from ..child.reaper import each_process
 
     for pid, _, _, session in each_process():  # none without /proc: the named groups are killed
         if session == sid and pid != os.getpid():
