@@ -1,7 +1,7 @@
 """The store's own locks, as the parent takes them.
 
-- ``<store>.lock`` around a restock, the final read and the cleanup of
-  orphan temp files (``tickets init`` and every run's start and end). It is
+- ``<store>.lock`` around a restock and the cleanup of what killed writers
+  left (``tickets init``, every run's start and its end). It is
   the ``file`` strategy's lock, so buyers, other invocations and
   ``flock(1)`` in a script all wait for it.
 - ``<store>.sale``, held for a whole run: shared by ``--keep-stock`` runs,
@@ -27,6 +27,8 @@ from .stores.spec import StoreSpec
 
 #: How often a claim on a sale that is taken is tried again.
 CLAIM_POLL = 0.01
+#: The longest a run's end waits for the store lock to sweep (the next start sweeps too).
+SWEEP_WAIT = 1.0
 
 
 def check_lock_path(spec: StoreSpec) -> None:
@@ -91,6 +93,19 @@ def restock(store: Store, tickets: int | None, timeout: float) -> int:
         if tickets is not None:
             store.restock(tickets)
         return store.load()
+
+
+def sweep(store: Store, timeout: float) -> None:
+    """A run's end: under the store lock, clean what its killed writers left,
+    as the next start would. Best effort: a lock still held after a short
+    wait, or unusable now, leaves it to that next start."""
+    if not store.sweeps:
+        return
+    try:
+        with store_lock(store.spec, min(timeout, SWEEP_WAIT)):
+            store.cleanup()
+    except (StoreError, OSError):
+        pass
 
 
 class SaleClaim:

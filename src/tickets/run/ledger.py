@@ -23,7 +23,7 @@ from ..housekeeping import history_folder
 from ..operations import ABSENT, PENDING, Malformed, Operations
 from ..sales import NamedSale
 from ..shell import read_stock
-from ..store_lock import SaleClaim, check_lock_path, restock
+from ..store_lock import SaleClaim, check_lock_path, restock, sweep
 from ..stores import Store, StoreError, open_store
 from ..stores.spec import StoreSpec, safe_name
 from .interrupts import shielded
@@ -226,6 +226,7 @@ class SaleLedger(SaleHost):
     def read_final(self) -> tuple[int | None, str | None]:
         """The stock after the sale, or why it could not be read."""
         if self.store is not None:
+            sweep(self.store, self.config.lock_timeout)  # what this run's killed writers left
             return read_final(self.store)
         if self.source == "none":
             return None, None

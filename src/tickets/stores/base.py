@@ -59,6 +59,8 @@ class Store:
 
     #: "json", "sqlite" or "redis"
     kind = ""
+    #: does :meth:`cleanup` have files to look at (a run's end then sweeps too)?
+    sweeps = False
 
     def __init__(self, spec: StoreSpec) -> None:
         self.spec = spec

@@ -360,6 +360,7 @@ class JsonFileStore(Store):
     paths: buyers run it (no pathlib in a fresh child)."""
 
     kind = "json"
+    sweeps = True
 
     def __init__(self, spec: StoreSpec) -> None:
         super().__init__(spec)

@@ -1,0 +1,54 @@
+"""What a run leaves on disk besides the count: the temp files of writers it
+saw killed (swept at its end), the store's claim (beside the store, wherever
+its lock is), and the SQLite database's mode bits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tickets.run.chaos import Chaos
+from tickets.stores import json_file as st
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def tickets(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """The real command in a process of its own, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tickets", *args], capture_output=True, text=True, timeout=timeout
+    )  # fmt: skip
+
+
+# -- (15) a chaos run sweeps its killed writers' temp files at its end --------
+
+
+def seed_with_killed_writers(buyers: int, at_least: int = 3) -> int:
+    """A seed whose chaos kills at least that many buyers mid-write."""
+    return next(
+        s for s in range(200)
+        if sum(p == "writing" for _, p in Chaos(1.0, 0, s).buyer_kills(buyers)) >= at_least
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("lock", ["file", "flock", "none"])
+def test_a_chaos_run_leaves_no_temp_file_of_a_dead_writer(tmp_path: Path, lock: str) -> None:
+    store = tmp_path / "t.json"
+    # Another process's write in flight (this test's pid is alive): never touched.
+    live = tmp_path / f".{store.name}.{os.getpid()}.0123456789ab.tmp"
+    live.write_text('{"count": 1')
+    seed = seed_with_killed_writers(20)
+    done = tickets("--db", str(store), "buy", "--buyers", "20", "--tickets", "100", "--lock", lock,
+                   "--seed", str(seed), "--chaos", "--kill-rate", "1", "--pause-rate", "0",
+                   "--no-delay", "--json")  # fmt: skip
+    doc = json.loads(done.stdout)
+    assert doc["chaos"]["killed"] >= 3, done.stderr
+    temps = sorted(p.name for p in tmp_path.glob(f".{store.name}.*.tmp"))
+    assert temps == [live.name], temps  # the killed writers' are gone, the live one stays
+    assert live.read_text() == '{"count": 1'
+    assert st.load(store) == doc["remaining"]
