@@ -455,3 +455,64 @@ def test_a_stock_nobody_read_is_not_proven_and_never_passes(tmp_path: Path, invo
     report = _report(tmp_path, lines)
     assert not report.passed and not report.unproven
     assert invoke("check", str(tmp_path / "h.jsonl")).exit_code == 1
+
+
+# -- an aborted run (issue #22, 14): what it sold is checked, but it never passes
+
+
+ABORTED = "watchdog: no process reported for 30s"
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_an_aborted_run_is_not_proven_or_failed_never_passed(
+    tmp_path: Path, invoke: Any, bad: bool
+) -> None:
+    """The end line says the watchdog stopped the run: with no check failing
+    that is NOT PROVEN (exit 5) with the reason; a failing check stays FAILED."""
+    seat = 2 if bad else 1  # bad: seat 2 sold twice
+    lines = [run_line(2, size=3), _invoke(0, 11), _ok(0, 2, 12), _invoke(1, 12.5),
+             _ok(1, seat, 13), _invoke(2, 13.5), {"type": "info", "buyer": 2, "t": 14,
+             "reason": "no outcome reported (the run was stopped)"},
+             end_line(0, aborted=ABORTED)]  # fmt: skip
+    path = write(tmp_path / "h.jsonl", lines)
+    report = check_history(read(path))
+    assert not report.passed and report.aborted == ABORTED
+    assert report.unproven is (not bad)
+    result = invoke("check", str(path), "--json")
+    doc = json.loads(result.output)
+    assert result.exit_code == (1 if bad else 5)
+    assert doc["passed"] is False and doc["unproven"] is (not bad) and doc["aborted"] == ABORTED
+    text = invoke("check", str(path)).output
+    if bad:
+        assert "FAILED" in text and "NOT PROVEN" not in text
+    else:
+        assert "NOT PROVEN: the run was aborted (watchdog: no process reported" in text
+    # The same run, not aborted, passes or fails as before.
+    write(path, [*lines[:-1], end_line(0)])
+    assert invoke("check", str(path)).exit_code == (1 if bad else 0)
+
+
+def test_an_aborted_run_in_a_sale_of_several_is_not_proven(tmp_path: Path, invoke: Any) -> None:
+    a = write(tmp_path / "a.jsonl", [run_line(2, t=1.0, run_id="a"), _invoke(0, 1.05),
+              _ok(0, 2, 1.1), end_line(1, t=1.5, aborted="interrupted (SIGINT)")])  # fmt: skip
+    b = write(tmp_path / "b.jsonl", [run_line(1, t=1.2, run_id="b", restocked=False),
+              _invoke(0, 1.25), _ok(0, 1, 1.3), end_line(0, t=1.6)])  # fmt: skip
+    report = check_histories([read(a), read(b)])
+    assert report.unproven and not report.passed
+    assert report.aborted == f"{a}: interrupted (SIGINT)"
+    assert invoke("check", str(a), str(b), "--one-sale").exit_code == 5
+    each = invoke("check", str(a), str(b), "--json")
+    doc = json.loads(each.output)
+    assert each.exit_code == 5 and doc["passed"] is False
+    assert [r["aborted"] for r in doc["results"]] == ["interrupted (SIGINT)", None]
+    assert "or were of aborted runs" in invoke("check", str(a), str(b)).output
+
+
+@pytest.mark.parametrize("aborted", ["", "\x1b[2Jx" * 200])
+def test_any_text_in_aborted_means_aborted(tmp_path: Path, aborted: str) -> None:
+    """The tool writes null for a run it did not stop; an empty reason is
+    still a stop, and a forged one is cut and made printable."""
+    lines = [run_line(1, size=1), _invoke(0, 11), _ok(0, 1, 12), end_line(0, aborted=aborted)]
+    report = check_history(read(write(tmp_path / "h.jsonl", lines)))
+    assert report.unproven and report.aborted is not None
+    assert "\x1b" not in report.aborted and 0 < len(report.aborted) <= 300

@@ -49,6 +49,9 @@ class Report:
     #: numbers for one run) that got it
     double_sold: dict[Any, list[str]] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
+    #: why the run was cut short (its end line's ``aborted``: the watchdog,
+    #: a signal, an error), or None
+    aborted: str | None = None
 
     @property
     def oversold(self) -> int:
@@ -65,14 +68,20 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """Every check passed, and the stock was known: a sale whose stock
-        nobody read is not proven, however its other checks came out."""
-        return self.initial is not None and all(c.passed is not False for c in self.checks)
+        """Every check passed, the stock was known and the run was not cut
+        short: a sale whose stock nobody read, or one stopped midway (the
+        buyers it never let run tested nothing), is not proven, however its
+        checks came out."""
+        return (self.initial is not None and self.aborted is None
+                and all(c.passed is not False for c in self.checks))  # fmt: skip
 
     @property
     def unproven(self) -> bool:
-        """No check failed, but those that need the stock could not run."""
-        return self.initial is None and all(c.passed is not False for c in self.checks)
+        """No check failed, but those that need the stock could not run, or
+        the run was aborted."""
+        return (self.initial is None or self.aborted is not None) and all(
+            c.passed is not False for c in self.checks
+        )
 
     @property
     def double_sold_seats(self) -> list[Any]:
@@ -92,12 +101,15 @@ def evaluate(
     *,
     store_problem: str | None = None,
     unfinished: str | None = None,
+    aborted: str | None = None,
 ) -> Report:
     """Check one sale's operations against the model (see tickets.linearizability);
     ``unfinished``: why the history has no end, if it has none; ``initial``
-    None: nothing read the stock, and the checks that need it do not run."""
+    None: nothing read the stock, and the checks that need it do not run;
+    ``aborted``: why the run was stopped, if it was (it cannot pass)."""
     if ops.tickets:
-        return _evaluate_ids(ops, initial, remaining, store_problem, unfinished)
+        report = _evaluate_ids(ops, initial, remaining, store_problem, unfinished)
+        return replace(report, aborted=aborted)
     finished = unfinished is None
     packed = sorted_sales(ops)
     sold = len(packed)
@@ -120,7 +132,7 @@ def evaluate(
         store_valid,
         _errors_check(ops),
     )
-    return Report(initial, remaining, sold, failed, unknown, double, checks)
+    return Report(initial, remaining, sold, failed, unknown, double, checks, aborted)
 
 
 def _evaluate_ids(
@@ -276,7 +288,21 @@ def check_history(history: History) -> Report:
         history.remaining,
         store_problem=end.get("store_error"),
         unfinished=history.unfinished,
+        aborted=_aborted(history),
     )
+
+
+def _aborted(history: History) -> str | None:
+    """Why the run was stopped, from its end line: any text there, even
+    none, says it was (the tool writes null for a run that was not)."""
+    why = (history.end or {}).get("aborted")
+    return None if why is None else (why[:300] or "no reason given")
+
+
+def _first_aborted(histories: list[History]) -> str | None:
+    """A sale of several runs is cut short if any of them was: the first, by its file."""
+    return next((f"{h.path}: {why}" for h in histories
+                 if (why := _aborted(h)) is not None), None)  # fmt: skip
 
 
 def check_histories(histories: list[History]) -> Report:
@@ -312,6 +338,7 @@ def check_histories(histories: list[History]) -> Report:
         None if unfinished else last.remaining,
         store_problem=problem,
         unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
+        aborted=_first_aborted(ordered),
     )
 
 
@@ -351,6 +378,7 @@ def check_sale(
         None if unfinished or final_problem else remaining,
         store_problem=final_problem or problem,
         unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
+        aborted=_first_aborted([h for h, _, _ in tables]),
     )
     widest = max(float(h.run["clock"]["uncertainty"]) for h, _, _ in tables)
     said = (f"; {len(tables)} hosts, on the server's clock, each known to within "

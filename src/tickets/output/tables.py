@@ -124,6 +124,9 @@ def verdict(report: Report, aborted: str | None = None, strategy: str | None = N
         if skipped := report.not_run():
             text += "\n" + "\n".join(f"{c.name}: {c.detail}" for c in skipped)
         return Text(text, style="bold green")
+    if report.unproven and report.aborted:
+        return Text(f"NOT PROVEN: the run was aborted ({report.aborted}); no check failed on "
+                    "what it recorded, but a sale cut short proves nothing", style="bold yellow")
     if report.unproven:
         names = ", ".join(c.name for c in report.not_run())
         lines = [f"NOT PROVEN: {report.sold} sold from a stock nobody read; no check failed, "
@@ -293,8 +296,8 @@ def each_view(results: list[tuple[str, Report]]) -> RenderableType:
     if bad:
         last = Text(f"FAILED: {bad} of {len(results)} histories failed a check", "bold red")
     elif unproven:
-        last = Text(f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading",
-                    "bold yellow")  # fmt: skip
+        last = Text(f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading "
+                    "or were of aborted runs", "bold yellow")  # fmt: skip
     else:
         last = Text(f"PASSED: all {len(results)} histories", "bold green")
     return Group(table, last)
