@@ -52,3 +52,59 @@ def test_a_chaos_run_leaves_no_temp_file_of_a_dead_writer(tmp_path: Path, lock: 
     assert temps == [live.name], temps  # the killed writers' are gone, the live one stays
     assert live.read_text() == '{"count": 1'
     assert st.load(store) == doc["remaining"]
+
+
+# -- (6) the claim on a store is the store's, wherever its lock file is -------
+
+HOLDING_BUYER = """
+def hold(store):
+    with open({ready!r}, "w") as f:  # the test now knows the sale is in flight
+        f.write("x")
+    with open({go!r}) as f:  # until the test lets it go
+        f.read()
+    with store.lock:
+        count = store.read()
+        store.write(count - 1)
+        return count
+"""
+
+
+@pytest.fixture(params=["json", "sqlite", "redis"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "json":
+        return str(tmp_path / "t.json")
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'sale.db'}"
+    return str(request.getfixturevalue("redis_url"))
+
+
+def test_a_restock_waits_for_a_sale_that_locks_another_file(tmp_path: Path, any_store: str) -> None:
+    """A sale with ``--lock-file elsewhere.lock``, held in flight by its
+    buyer: ``tickets init`` on the same store without --lock-file is refused
+    (it used to claim another file and restock mid-sale)."""
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    os.mkfifo(ready)
+    os.mkfifo(go)
+    (tmp_path / "holding.py").write_text(HOLDING_BUYER.format(ready=str(ready), go=str(go)))
+    (tmp_path / "locks").mkdir()
+    assert tickets("--db", any_store, "init", "--tickets", "5").returncode == 0
+    sale = subprocess.Popen(
+        [sys.executable, "-m", "tickets", "--db", any_store, "--lock-file",
+         str(tmp_path / "locks" / "elsewhere.lock"), "buy", "--buyers", "1", "--keep-stock",
+         "--buy", f"{tmp_path / 'holding.py'}:hold", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with open(ready) as f:  # blocks until the buyer is in its purchase
+            assert f.read() == "x"
+        refused = tickets("--db", any_store, "init", "--tickets", "9", "--lock-timeout", "0.2")
+        with open(go, "w"):
+            pass  # the buyer goes on
+        out, err = sale.communicate(timeout=60)
+    finally:
+        sale.kill()
+    assert refused.returncode == 3, refused.stderr
+    assert "another sale is running on this store" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    doc = json.loads(out)
+    assert doc["passed"] and (doc["sold"], doc["remaining"]) == (1, 4), err  # no restock mid-sale

@@ -121,11 +121,15 @@ class StoreSpec(
 
     @property
     def sale_path(self) -> str:
-        """The file a run holds for its whole duration (see tickets.store_lock)."""
-        if self.path is not None and not self.lock_file:
+        """The file a run holds for its whole duration (see tickets.store_lock).
+        It is the store's, wherever ``--lock-file`` puts the lock: a run and a
+        restock that name one store but different lock files must still meet
+        here. Beside a file store; for a Redis key, in the current folder,
+        named after the server and the key."""
+        if self.path is not None:
             return self.path + ".sale"
-        lock = self.lock_path
-        return (lock[: -len(".lock")] if lock.endswith(".lock") else lock) + ".sale"
+        host = safe_name(str(self.host))
+        return f"redis-{host}-{self.port}-{self.db}-{safe_name(str(self.key))}.sale"
 
     @property
     def folder(self) -> str:
