@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +110,38 @@ def test_a_restock_waits_for_a_sale_that_locks_another_file(tmp_path: Path, any_
     assert "Traceback" not in refused.stderr
     doc = json.loads(out)
     assert doc["passed"] and (doc["sold"], doc["remaining"]) == (1, 4), err  # no restock mid-sale
+
+
+# -- (13) SQLite files keep no setuid, setgid or sticky bit -------------------
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_sqlite_files_lose_setuid_setgid_and_sticky_bits(tmp_path: Path) -> None:
+    """As the JSON store's writes promise (README, Safety): permission bits
+    kept, setuid, setgid and sticky dropped; on the database and on the WAL
+    and shared-memory files SQLite writes beside it."""
+    db = tmp_path / "sale.db"
+    url = f"sqlite:{db}"
+    assert tickets("--db", url, "init", "--tickets", "5").returncode == 0
+    os.chmod(db, 0o7640)
+    assert tickets("--db", url, "init", "--tickets", "5").returncode == 0  # a restock
+    assert mode_of(db) == 0o640
+    # An open connection keeps the -wal and -shm in place across the run.
+    reader = sqlite3.connect(db)
+    try:
+        assert reader.execute("SELECT count FROM tickets_stock").fetchone() == (5,)
+        for path in (db, tmp_path / "sale.db-wal", tmp_path / "sale.db-shm"):
+            os.chmod(path, 0o6644)
+        done = tickets("--db", url, "buy", "--buyers", "3", "--keep-stock", "--lock", "atomic")
+        assert done.returncode == 0, done.stderr
+        for path in (db, tmp_path / "sale.db-wal", tmp_path / "sale.db-shm"):
+            assert mode_of(path) == 0o644, path
+        assert reader.execute("SELECT count FROM tickets_stock").fetchone() == (2,)
+    finally:
+        reader.close()
+    os.chmod(db, 0o4600)
+    assert tickets("--db", url, "status").returncode == 0
+    assert mode_of(db) == 0o4600  # a read changes nothing

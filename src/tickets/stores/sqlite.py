@@ -39,10 +39,16 @@ if TYPE_CHECKING:
 
 TABLE = "tickets_stock"
 INIT_FIX = "create it with `tickets init --db sqlite:PATH`"
+#: The files SQLite writes: the database, its WAL and shared memory, and the
+#: rollback journal of a database not yet in WAL mode.
+SUFFIXES = ("", "-wal", "-shm", "-journal")
+#: setuid, setgid, sticky: never kept on a file tickets writes (see json_file.save)
+SPECIAL_BITS = 0o7000
 
 
 class SqliteStore(Store):
     kind = "sqlite"
+    sweeps = True
 
     def __init__(self, spec: StoreSpec, lock_timeout: float = 10.0) -> None:
         super().__init__(spec)
@@ -197,6 +203,37 @@ class SqliteStore(Store):
     def native_lock(self, strategy: str, timeout: float, *, lease_ttl: float = 1.0,
                     fencing: bool = False) -> BuyerLock:  # fmt: skip
         return Transaction(self, immediate=strategy == "transaction", timeout=timeout)
+
+    def cleanup(self) -> int:
+        """Drop setuid, setgid and sticky bits from the files SQLite writes,
+        as every write of the JSON store does (under the store lock, at
+        ``tickets init`` and a run's start and end: SQLite writes in place,
+        so this is where the tool can). The connection is closed first:
+        closing another descriptor of the database would drop the POSIX
+        locks SQLite holds on it through this process."""
+        self.close()
+        for suffix in SUFFIXES:
+            _drop_special_bits(self.path + suffix)
+        return 0
+
+
+def _drop_special_bits(path: str) -> None:
+    """Through a descriptor, never a link; a file that is not ours stays as
+    it is (the kernel drops these bits when another user writes it)."""
+    try:
+        if not os.lstat(path).st_mode & SPECIAL_BITS:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode) and mode & SPECIAL_BITS:
+            os.fchmod(fd, stat.S_IMODE(mode) & ~SPECIAL_BITS)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _writable(path: str) -> bool:
