@@ -4,6 +4,7 @@ history a hostile hand made that the old checker passed is refused or failed."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,17 @@ FORGED = {
          end_line(1)],
         "has reason 7",
     ),
+    # issue #22 (14, 10): a bool is an int in Python, and 1.0 == 1
+    "version true": ([run_line(1) | {"version": True}, end_line(1)], "format version True"),
+    "version 1.0": ([run_line(1) | {"version": 1.0}, end_line(1)], "format version 1.0"),
+    "a blank line between events": (
+        [run_line(1), _invoke(0, 11), "", _ok(0, 1, 12), end_line(0)], "line 3: blank",
+    ),
+    "a whitespace-only line between events": (
+        [run_line(1), _invoke(0, 11), " \t\r", _ok(0, 1, 12), end_line(0)], "line 3: blank",
+    ),
+    "a blank first line": (["", run_line(1), end_line(1)], "line 1: blank"),
+    "a blank line after the end": ([run_line(1), end_line(1), "  "], "line 3: blank"),
 }  # fmt: skip
 
 
@@ -254,6 +266,56 @@ def test_forged_histories_are_malformed(tmp_path: Path, name: str, invoke: Any) 
     result = invoke("check", str(path))
     assert result.exit_code == 3
     assert problem in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def _claims_many(tmp_path: Path, name: str, number: int = 0, claimed: int = 10_000_000) -> Path:
+    """A run line that claims ``claimed`` buyers, and one sale, by ``number``."""
+    return write(tmp_path / name, [run_line(1, size=claimed, run_id=name), _invoke(number, 11),
+                                   _ok(number, 1, 12), end_line(0)])  # fmt: skip
+
+
+FLOODS = {
+    "blank lines": "\n",
+    "whitespace-only lines": " \t\n",
+    "carriage returns": "\r\n",
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flood", sorted(FLOODS))
+def test_forged_floods_are_refused_at_once(tmp_path: Path, flood: str) -> None:
+    """A few MB of blank lines after the run line: each one went through the
+    JSON decoder's exception path (50 MB took 374 s); the first is refused."""
+    path = tmp_path / "flood.jsonl"
+    path.write_text(json.dumps(run_line(1)) + "\n" + FLOODS[flood] * 3_000_000)
+    began = time.monotonic()
+    with pytest.raises(HistoryError, match="line 2: blank"):
+        read(path)
+    assert time.monotonic() - began < 1.0
+
+
+def test_a_run_line_that_claims_millions_costs_what_is_there(tmp_path: Path) -> None:
+    """10,000,000 buyers claimed, one present: the table holds one (it held
+    ten million, 210 MB), and the verdict is the same as for a dense table."""
+    history = read(_claims_many(tmp_path, "h.jsonl"))
+    assert history.ops.size == 1 and history.ops.claimed == 10_000_000
+    assert len(history.ops.invoked) == 1
+    report = check_history(history)
+    assert report.passed and report.sold == 1
+    dense = evaluate(table([ok(1, 2, 1)]), 1, 0)
+    assert report.checks == dense.checks
+
+
+def test_a_far_buyer_number_is_the_only_one_held(tmp_path: Path) -> None:
+    """One sale by buyer 999,999 of a million: numbers below it are absent,
+    exactly as before, and it is named by its own number."""
+    history = read(_claims_many(tmp_path, "far.jsonl", 999_999, 1_000_000))
+    ops = history.ops
+    assert ops.size == 1_000_000 and ops.count(0) == 999_999  # ABSENT
+    report = check_history(history)
+    assert report.passed and "1 operation(s)" in detail(report, "well-formed")
+    with pytest.raises(HistoryError, match="buyer number 1000000, not one of 0..999999"):
+        read(_claims_many(tmp_path, "beyond.jsonl", 1_000_000, 1_000_000))
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])

@@ -152,3 +152,23 @@ def test_a_last_line_cut_off_mid_write_reads_as_unfinished(tmp_path: Path, invok
     # Cut inside a character: still only unfinished.
     path.write_bytes(cut.encode() + "é".encode()[:1])
     assert invoke("check", str(path)).exit_code == 1
+
+
+@pytest.mark.timeout(120)
+def test_memory_follows_the_events_not_what_the_run_line_claims(tmp_path: Path) -> None:
+    """Six 300-byte histories each claiming 10,000,000 buyers, judged as one
+    sale: it took 2.5 GB (a table of ten million per history, and the merged
+    one); now, under the 512 MiB address space, a table of six."""
+    paths = []
+    for n in range(6):
+        lines = [run_line(1 if n == 0 else 0, 10_000_000, t=10.0 + n, run_id=f"r{n}",
+                          restocked=n == 0)]  # fmt: skip
+        if n == 0:
+            lines += [{"type": "invoke", "buyer": 3, "t": 10.5},
+                      {"type": "ok", "buyer": 3, "seat": 1, "t": 10.6}]  # fmt: skip
+        lines.append(end_line(0, t=10.9 + n))
+        paths.append(str(write(tmp_path / f"h{n}.jsonl", lines)))
+    done = tickets_limited("check", *paths, "--one-sale", "--json", timeout=100)
+    assert done.returncode == 0, done.stderr[-500:]
+    doc = json.loads(done.stdout)
+    assert doc["passed"] is True and doc["sold"] == 1

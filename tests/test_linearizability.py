@@ -213,6 +213,28 @@ def test_the_file_path_gives_the_same_verdict(sale: Sale) -> None:
     assert check_history(history).passed == linearizable(ops, initial, remaining)
 
 
+@settings(max_examples=max(50, QUICK // 10), deadline=None, database=None)
+@given(st.one_of(correct_sales(), mutated_sales(), lossy_sales()), st.data())
+def test_scattered_numbers_give_the_same_verdict(sale: Sale, data: st.DataObject) -> None:
+    """The reader's table grows with the numbers it meets: operations
+    numbered anywhere below what the run line claims (up to ten million, few
+    present) read back to the oracle's verdict, and every number never seen
+    is absent."""
+    initial, remaining, ops = sale
+    claimed = data.draw(st.sampled_from([len(ops), 1_500, 10_000_000]))
+    numbers = data.draw(st.lists(st.integers(0, min(claimed, 5_000) - 1), min_size=len(ops),
+                                 max_size=len(ops), unique=True))  # fmt: skip
+    lines = lines_of(initial, remaining, ops)
+    lines[0]["buyers"] = claimed
+    for ev in lines[1:-1]:
+        ev["buyer"] = numbers[ev["buyer"]]
+    with tempfile.TemporaryDirectory() as folder:
+        history = read(write(Path(folder) / "h.jsonl", lines))
+    assert history.ops.size == max(numbers) + 1
+    assert history.ops.size - history.ops.count(0) == len(ops)  # the rest ABSENT
+    assert check_history(history).passed == linearizable(ops, initial, remaining)
+
+
 @pytest.mark.parametrize(
     "name, sale, passes",
     [

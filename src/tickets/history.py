@@ -41,6 +41,10 @@ OPERATION_KINDS = frozenset(("invoke", *OUTCOMES))
 MAX_LINE = 1 << 16
 #: Bytes read at a time.
 CHUNK = 1 << 20
+#: A blank (or whitespace-only) line: tickets writes none, so one means the
+#: file was edited or is not a history; refused at once, it costs nothing
+#: (a file of 50 MB of newlines was read a line at a time for minutes).
+BLANK = "blank: a tickets history has no blank lines (was it edited?)"
 
 
 class HistoryError(Exception):
@@ -213,8 +217,8 @@ class _Reader:
                 except _NotANumber as exc:
                     raise self.fail(lineno, str(exc)) from None
                 except (ValueError, RecursionError):
-                    if not line.strip():
-                        continue
+                    if not line.strip():  # never written by tickets: refused at the first
+                        raise self.fail(lineno, BLANK) from None
                     if lineno == 1:
                         problem = "is not a tickets history (not JSON Lines)"
                         raise HistoryError(self.path, problem) from None
@@ -247,6 +251,7 @@ class _Reader:
                     raise self.fail(lineno, str(exc)) from None
         if ops is None or self.run is None:
             raise HistoryError(self.path, "is empty, not a tickets history")
+        ops.fit()
         return History(str(self.path), self.run, ops, self.end, self.details, self.torn)
 
     def first(self, ev: dict[str, Any]) -> Operations:
@@ -263,7 +268,9 @@ class _Reader:
         except Malformed as exc:
             raise HistoryError(self.path, str(exc)) from None
         self.run = {**ev, "store": printable(ev["store"]), "run_id": printable(ev["run_id"])}
-        return Operations(size, float(ev["t"]), noun)
+        # Held to the claimed number, sized by the events there: a run line
+        # that claims millions costs nothing until they come.
+        return Operations(0, float(ev["t"]), noun, claimed=size)
 
     def keep(self, ev: dict[str, Any]) -> None:
         """An operation's fields, for drawing: its invoke's and its completion's."""

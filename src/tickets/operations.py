@@ -93,10 +93,19 @@ class Operations:
     ``invoked[i]`` and ``completed[i]`` are monotonic seconds (``completed``
     is infinite for an operation whose outcome is unknown: it may take effect
     at any time after its invoke); ``seats[i]`` is the seat of an ``ok``.
+
+    ``size`` slots are held from the start (a run's ledger sees them all);
+    ``claimed`` (default ``size``) is how many the run line says there are,
+    the bound every number is held to. A table read from a history starts
+    empty and grows to the highest number invoked (see :meth:`fit`): what a
+    run line claims costs nothing until its events are there.
     """
 
-    def __init__(self, size: int, t_run: float = 0.0, noun: str = "buyer") -> None:
+    def __init__(
+        self, size: int, t_run: float = 0.0, noun: str = "buyer", *, claimed: int | None = None
+    ) -> None:
         self.size = size
+        self.claimed = size if claimed is None else claimed
         self.noun = noun
         #: no operation may have happened before its run began
         self.t_run = t_run
@@ -121,9 +130,9 @@ class Operations:
         """Fold one ``invoke``/``ok``/``fail``/``info`` event in, or raise Malformed."""
         kind = ev["type"]
         number = ev.get("buyer")
-        if type(number) is not int or not 0 <= number < self.size:
+        if type(number) is not int or not 0 <= number < self.claimed:
             raise Malformed(f"{kind} event with {self.noun} number {number!r}, "
-                            f"not one of 0..{self.size - 1}")  # fmt: skip
+                            f"not one of 0..{self.claimed - 1}")  # fmt: skip
         t = ev.get("t")
         if not ((type(t) is float or type(t) is int) and self.t_run <= t < MAX_TIME):
             raise Malformed(f"{kind} event of {self.noun} {number} has time {t!r}, "
@@ -131,10 +140,12 @@ class Operations:
         self._check_fields(ev, kind, t)
         if t > self.latest:
             self.latest = t
-        state = self.kinds[number]
+        state = self.kinds[number] if number < self.size else ABSENT
         if kind == "invoke":
             if state != ABSENT:
                 raise Malformed(f"a second invoke of {self.noun} {number}")
+            if number >= self.size:
+                self._grow(number)
             self.kinds[number] = PENDING
             self.invoked[number] = t
             self.completed[number] = INF
@@ -157,6 +168,26 @@ class Operations:
             self.completed[number] = t
         else:  # info: it may take effect at any time after its invoke
             self.kinds[number] = UNKNOWN
+
+    def _grow(self, number: int) -> None:
+        """Room for operation ``number``: half as much again as is held, so
+        growing costs O(1) per operation, and never past the claimed total.
+        The new slots are ABSENT, as every number not yet seen."""
+        size = min(self.claimed, max(number + 1, self.size + (self.size >> 1), 1024))
+        extra = size - self.size
+        self.kinds += bytes(extra)
+        for table in (self.invoked, self.completed, self.seats):
+            table.frombytes(bytes(table.itemsize * extra))
+        self.size = size
+
+    def fit(self) -> None:
+        """Let go of the slots past the highest operation seen: a table that
+        grew in steps ends at ``size`` = that number + 1."""
+        top = len(self.kinds.rstrip(bytes((ABSENT,))))
+        if top < self.size:
+            for table in (self.kinds, self.invoked, self.completed, self.seats):
+                del table[top:]
+            self.size = top
 
     def _sold(self, ev: dict[str, Any], number: int) -> None:
         """An ``ok``'s seat (a count it took), or its ticket id (text: a
@@ -219,7 +250,7 @@ class Operations:
         if not _is_time(t, self.t_run):
             raise Malformed(f"take event of clerk {clerk} has time {t!r}")
         if (type(orders) is not list or not 0 < len(orders) <= MAX_BATCH
-                or not all(type(o) is int and 0 <= o < self.size for o in orders)):  # fmt: skip
+                or not all(type(o) is int and 0 <= o < self.claimed for o in orders)):  # fmt: skip
             raise Malformed(f"take event of clerk {clerk} without a list of order numbers")
         self.latest = max(self.latest, t)
 
@@ -254,6 +285,7 @@ class Operations:
             offset = merged.size
             merged.parts.append((merged.size, f"run {n + 1} {table.noun}"))
             merged.size += table.size
+            merged.claimed = merged.size
             merged.kinds += table.kinds
             merged.invoked += table.invoked
             merged.completed += table.completed
@@ -273,8 +305,9 @@ def _is_int(value: Any, low: int, high: int) -> TypeGuard[int]:
 
 def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     """The run line's fields; returns the number of operations and their noun."""
-    if ev.get("version") != FORMAT_VERSION:
-        raise Malformed(f"has format version {ev.get('version')!r}, not {FORMAT_VERSION}")
+    version = ev.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:  # True and 1.0 are == 1
+        raise Malformed(f"has format version {printable(repr(version))[:40]}, not {FORMAT_VERSION}")
     mode, strategy = ev.get("mode"), ev.get("strategy")
     if mode not in MODES:
         raise Malformed(f"run line has mode {mode!r}, not one of {', '.join(MODES)}")
