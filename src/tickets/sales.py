@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .stores.base import StoreError
-from .stores.redis import RedisStore
+from .stores.redis import RedisStore, canonical_count
 
 PREFIX = "tickets:sale:"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -205,7 +205,7 @@ class NamedSale:
         if value is None:
             return None, None
         text = value.decode(errors="replace")
-        if text.isdigit():
+        if canonical_count(text):
             return int(text), None
         return None, f"the stock after the sale was {text[:40]!r}, not a count"
 

@@ -38,10 +38,14 @@ if TYPE_CHECKING:
 
 INIT_FIX = "create it with `tickets init`"
 
-TAKE = """
+#: A count is as SET writes an int: plain digits, no sign, space or leading
+#: zero, and no larger than MAX_COUNT (checked before anything is taken).
+TAKE = f"""
 local c = redis.call('GET', KEYS[1])
 if not c then return redis.error_reply('TICKETS no such key') end
-if not string.match(c, '^%d+$') then return redis.error_reply('TICKETS not a count') end
+if not (c == '0' or string.match(c, '^[1-9]%d*$')) or tonumber(c) > {MAX_COUNT} then
+  return redis.error_reply('TICKETS not a count')
+end
 c = tonumber(c)
 local k = math.min(c, tonumber(ARGV[1]))
 if k > 0 then redis.call('DECRBY', KEYS[1], k) end
@@ -67,6 +71,16 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+#: How a count is written (SET of an int): what else a key holds is not read as one.
+COUNT_FORM = f"(0 to {MAX_COUNT:,} in plain digits: no sign, space or leading zero)"
+
+
+def canonical_count(text: str) -> bool:
+    """Is ``text`` a count as tickets writes one? ``"05"`` is not: a value
+    someone else wrote that way is a corrupt store, not 5."""
+    return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0")
 
 
 class RedisStore(Store):
@@ -133,7 +147,7 @@ class RedisStore(Store):
         if text.startswith("TICKETS no such key"):
             return StoreError(self.label, "no such key", INIT_FIX)
         if text.startswith("TICKETS not a count"):
-            return StoreError(self.label, "holds something that is not a whole number",
+            return StoreError(self.label, f"holds something that is not a count {COUNT_FORM}",
                               "repair it or recreate it with `tickets init`")  # fmt: skip
         if text.startswith(("WRONGPASS", "NOAUTH", "NOPERM")):
             return StoreError(self.label, "refused the user name or password",
@@ -152,8 +166,8 @@ class RedisStore(Store):
         if raw is None:
             raise StoreError(self.label, "no such key", INIT_FIX)
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        if not text.isdigit() or not text.isascii():
-            raise StoreError(self.label, f"holds {text[:40]!r}, not a whole number",
+        if not canonical_count(text):
+            raise StoreError(self.label, f"holds {text[:40]!r}, not a whole number {COUNT_FORM}",
                              "repair it or recreate it with `tickets init`")  # fmt: skip
         count = int(text)
         if count > MAX_COUNT:

@@ -174,15 +174,15 @@ def _scheme_only(text: str) -> str:
 
 
 def _file_path(text: str, rest: str) -> str:
-    """``file:x``, ``file:///abs/x``, ``sqlite:x``, ``sqlite:///abs/x``."""
+    """``file:x``, ``file:///abs/x``, ``sqlite:x``, ``sqlite:///abs/x``: a
+    path every later step can use, or a usage error now (before a lock file,
+    a claim or a history is made)."""
     kind = text.split(":", 1)[0]
+    spellings = f"write {kind}:///absolute/path or {kind}:relative/path"
     if rest.startswith("//"):
         host, slash, path = rest[2:].partition("/")
         if host not in ("", "localhost"):
-            raise BadStoreURL(
-                f"{kind}://{host}/…: a {kind} store is a local file; "
-                f"write {kind}:///absolute/path or {kind}:relative/path"
-            )
+            raise BadStoreURL(f"{kind}://{host}/…: a {kind} store is a local file; {spellings}")
         rest = slash + path
     if "?" in rest or "#" in rest:
         raise BadStoreURL(f"{kind}:…: a file store takes no query or fragment")
@@ -190,26 +190,51 @@ def _file_path(text: str, rest: str) -> str:
         raise BadStoreURL(f"{text}: name a file, e.g. {kind}:sale.db")
     from urllib.parse import unquote
 
-    return unquote(rest)
+    # surrogateescape: %ff names the byte 0xff, as the file system has it
+    path = unquote(rest, errors="surrogateescape")
+    if path.startswith("//"):  # a share to some readers, /path to Linux, a host to SQLite
+        raise BadStoreURL(f"{kind}:////…: {spellings} (three slashes)")
+    if "\0" in path:
+        raise BadStoreURL(f"{kind}:…: a file name cannot hold a NUL byte (%00)")
+    return path
+
+
+REDIS_FORM = "redis://[USER:PASSWORD@]HOST[:PORT][/DB][?key=NAME]"
 
 
 def _parse_redis(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
     from urllib.parse import parse_qs, unquote, urlsplit
 
+    if not text.partition(":")[2].startswith("//"):
+        raise BadStoreURL(f"a redis URL is {REDIS_FORM}")
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # bytes of another encoding in argv: the server would get others
+        raise BadStoreURL(f"redis URL is not UTF-8; write it as {REDIS_FORM}") from None
     try:
         url = urlsplit(text)
-        port = url.port or REDIS_DEFAULT_PORT
-    except ValueError as exc:  # a port out of range or not a number
-        raise BadStoreURL(f"redis URL has a bad port ({_scrub(str(exc), text)})") from None
+        port = url.port
+    except ValueError as exc:  # a port out of range or not a number, a bad [IPv6]
+        raise BadStoreURL(f"redis URL is malformed ({_scrub(str(exc), text)})") from None
+    if port == 0:
+        raise BadStoreURL("redis URL names port 0; use 1 to 65535 (default 6379)")
     host = url.hostname or "127.0.0.1"
+    _check_host(host)
     if url.fragment:
         raise BadStoreURL("a redis URL takes no #fragment")
     db_text = url.path.lstrip("/") or "0"
-    if not (db_text.isascii() and db_text.isdigit()) or len(db_text) > 9:
+    if not (db_text.isascii() and db_text.isdigit()) or len(db_text) > 9 or (
+        db_text[0] == "0" and db_text != "0"
+    ):
         raise BadStoreURL(f"redis URL names database {db_text[:20]!r}; use a number (0 to 15 "
                           "on a default server)")  # fmt: skip
     try:
-        query = parse_qs(url.query, keep_blank_values=True, strict_parsing=bool(url.query))
+        query = parse_qs(url.query, keep_blank_values=True, strict_parsing=bool(url.query),
+                         errors="strict")  # fmt: skip
+        username = unquote(url.username, errors="strict") if url.username else None
+        password = unquote(url.password, errors="strict") if url.password is not None else None
+    except UnicodeDecodeError:
+        raise BadStoreURL("redis URL has %-escapes that are not UTF-8") from None
     except ValueError:
         raise BadStoreURL("redis URL has a malformed query; use ?key=NAME") from None
     unknown = sorted(set(query) - {"key"})
@@ -221,10 +246,26 @@ def _parse_redis(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
         raise BadStoreURL(
             f"redis URL needs one printable key= of 1 to {MAX_KEY_BYTES} bytes"
         )
-    username = unquote(url.username) if url.username else None
-    password = unquote(url.password) if url.password is not None else None
-    return StoreSpec("redis", None, host, port, int(db_text), key, username, password,
-                     lock_file, timeout)  # fmt: skip
+    return StoreSpec("redis", None, host, port or REDIS_DEFAULT_PORT, int(db_text), key,
+                     username, password, lock_file, timeout)  # fmt: skip
+
+
+def _check_host(host: str) -> None:
+    """A host name (letters, digits, ``-``, ``_``, dots) or an IP address: what
+    else a URL lets through (spaces, %-escapes) names no server."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(host) > 253 or not all(
+        0 < len(label) <= 63 and all(c.isascii() and (c.isalnum() or c in "-_") for c in label)
+        for label in labels
+    ):
+        raise BadStoreURL(f"redis URL names host {host[:40]!r}; use a host name or an IP address")
 
 
 def _scrub(message: str, text: str) -> str:

@@ -78,7 +78,8 @@ class SqliteStore(Store):
         if not create and not os.path.exists(self.path):
             raise StoreError(self.label, "no such database", INIT_FIX)
         mode = "rwc" if create else "rw"
-        uri = f"file:{quote(os.path.abspath(self.path))}?mode={mode}"
+        # file:// and an empty host: a path of any bytes, never read as a host
+        uri = f"file://{quote(os.fsencode(os.path.abspath(self.path)))}?mode={mode}"
         try:
             conn = sqlite3.connect(
                 uri, uri=True, timeout=self.lock_timeout, isolation_level=None,

@@ -1,0 +1,128 @@
+"""``--db`` URLs are parsed and checked whole before anything is made: a URL
+the tool cannot use is a usage error (exit 2, one ``Error:`` line naming
+--db) for every command that takes one, with nothing created on disk; and a
+Redis key's count is read only in the form tickets writes it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import snapshot
+from tickets.stores import StoreError
+from tickets.stores.spec import BadStoreURL, parse_db
+
+pytestmark = pytest.mark.timeout(120)
+
+#: Spellings refused today, each as the user typed it ({tmp}: the test's folder).
+REFUSED = [
+    "sqlite:////{tmp}/q.db",  # the issue's: SQLite took the folder for a host
+    "sqlite://localhost//{tmp}/q.db",
+    "sqlite:%2F%2F{tmp}/q.db",
+    "sqlite:q%00.db",
+    "file:t%00.json",
+    "redis://127.0.0.1:0/0",  # port 0 was read as 6379
+    "redis:/0",
+    "redis:",
+    "redis://ho st/0",
+    "redis://h%2F/0",
+    "redis://127.0.0.1/0?key=%ff",
+    "redis://u:%ff@127.0.0.1/0",
+    "redis://127.0.0.1/00",
+]
+
+COMMANDS = [
+    ["init", "--tickets", "5"],
+    ["status"],
+    ["buy", "--buyers", "2", "--tickets", "2"],
+    ["buy", "--buyers", "2", "--keep-stock"],
+    ["race", "--buyers", "2", "--trials", "1"],
+    ["queue", "--orders", "2", "--tickets", "2"],
+    ["history"],
+    ["sale", "list"],
+    ["sale", "show", "s1"],
+    ["sale", "drop", "s1"],
+    ["check", "--sale", "s1"],
+    ["timeline", "--sale", "s1"],
+]
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_a_refused_url_is_a_usage_error_that_creates_nothing(
+    invoke: Any, tmp_path: Path, url: str
+) -> None:
+    url = url.format(tmp=str(tmp_path).lstrip("/"))
+    with pytest.raises(BadStoreURL):
+        parse_db(url)
+    before = snapshot(tmp_path)
+    for args in COMMANDS:
+        for where in ("before", "after"):  # --db before the command, or after it
+            argv = ["--db", url, *args] if where == "before" else [*args, "--db", url]
+            result = invoke(*argv)
+            errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+            assert result.exit_code == 2, (argv, result.output)
+            assert len(errors) == 1 and "--db" in errors[0], (argv, result.output)
+            assert "Traceback" not in result.output
+            assert snapshot(tmp_path) == before and not list(tmp_path.iterdir()), argv
+
+
+def test_the_issue_s_four_slash_sqlite_url_exits_2_and_leaves_no_lock_file(
+    tmp_path: Path,
+) -> None:
+    """Was: exit 3, 'invalid uri authority', and a stray q.db.lock."""
+    url = f"sqlite:///{tmp_path}/q.db"  # /tmp/... after three slashes: four in all
+    done = subprocess.run([sys.executable, "-m", "tickets", "--db", url, "init"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--db" in done.stderr and "sqlite:///absolute/path" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_accepted_spellings_name_a_file_sqlite_can_open(invoke: Any, tmp_path: Path) -> None:
+    odd = tmp_path / "a b%c.db"
+    for url in (f"sqlite://{tmp_path}/a%20b%25c.db", f"sqlite://localhost{tmp_path}/a b%25c.db",
+                f"sqlite:{tmp_path}/a%20b%25c.db"):  # fmt: skip
+        assert parse_db(url).path == str(odd), url
+        result = invoke("--db", url, "init", "--tickets", "4")
+        assert result.exit_code == 0, result.output
+        assert odd.exists()
+    # a byte that is not UTF-8, %-escaped: that very byte in the file's name
+    assert invoke("--db", f"sqlite:{tmp_path}/%ff.db", "init").exit_code == 0
+    assert (tmp_path / "\udcff.db").exists()
+
+
+def test_redis_urls_keep_their_parts() -> None:
+    spec = parse_db("redis://[::1]:6380/2?key=k")
+    assert (spec.host, spec.port, spec.db) == ("::1", 6380, 2)
+    assert parse_db("redis://h.example.com./0").host == "h.example.com."
+    assert parse_db("redis://h:/0").port == 6379  # an empty port is the default
+
+
+# -- a Redis count in the form tickets writes, and nothing else ---------------
+
+
+@pytest.mark.parametrize("value", ["05", "00", " 5", "5 ", "+5", "٥", "1000000001"])
+def test_a_redis_count_not_in_its_plain_form_is_a_corrupt_store(
+    redis_server: Any, redis_url: str, value: str
+) -> None:
+    from tickets.stores import open_store
+
+    client = redis_server.client()
+    client.set("t", value)
+    store = open_store(parse_db(redis_url))
+    try:
+        for read in (store.load, lambda: store.take(1), lambda: store.take_optimistic(
+                1, lambda: None, 1.0)):  # fmt: skip
+            with pytest.raises(StoreError, match="not a whole number|not a count|larger"):
+                read()
+    finally:
+        store.close()
+    assert client.get("t") == value.encode()  # nothing taken from it
+    done = subprocess.run([sys.executable, "-m", "tickets", "--db", redis_url, "status"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 3 and "tickets init" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
