@@ -6,26 +6,38 @@ leave one held. (A ``multiprocessing.Queue`` shares one write lock among all
 its writers; a writer SIGKILLed while holding it blocks every other forever.)
 Nor does a child start a feeder thread or have to flush one before it exits.
 
-The wire format is this module's own, both ends: a 4-byte big-endian length,
-then that many bytes of compact JSON (one event, or a list of events). A
-``multiprocessing`` Connection only carries the pipe's descriptor to children
-started by spawn or forkserver; nobody reads or writes through it.
+The wire format is this module's own, both ends: two marker bytes, a 2-byte
+big-endian length, the CRC-32 of the body, then that many bytes of compact
+JSON (one event, or a list of events). A ``multiprocessing`` Connection only
+carries the pipe's descriptor to children started by spawn or forkserver;
+nobody reads or writes through it.
+
+The marker and the checksum are for what is not ours: a buyer runs the
+user's code (``--buy``) in the process that holds the pipe, and code that
+writes to every descriptor it inherited puts its bytes between our
+messages. The reader skips them to the next marker whose message checks out
+(:class:`FrameReader`), counts them, and loses at most the messages they
+were written across; the parent then ends the run with exit 3 naming the
+buyer code, never a crash.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zlib
 
 from ..constants import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Any
 
-#: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 4.
+#: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 8.
 MAX_EVENT_BYTES = 4000
 MAX_REASON = 300
-HEADER_BYTES = 4
+#: Starts every message: bytes that begin no JSON and no UTF-8 text.
+MARKER = b"\xfe\xf7"
+HEADER_BYTES = 8
 #: Children reuse one encoder (``json.dumps`` with separators builds one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
@@ -52,24 +64,69 @@ def encode(event: dict[str, Any]) -> bytes:
 
 
 def frame(data: bytes) -> bytes:
-    return len(data).to_bytes(HEADER_BYTES, "big") + data
+    return MARKER + len(data).to_bytes(2, "big") + zlib.crc32(data).to_bytes(4, "big") + data
 
 
-def split_frames(pending: bytearray) -> list[dict[str, Any]]:
-    """Parent side: take every whole message off the front of ``pending``
-    (what was read so far) and return their events; a partial one stays."""
-    events: list[dict[str, Any]] = []
-    while len(pending) >= HEADER_BYTES:
-        size = int.from_bytes(pending[:HEADER_BYTES], "big")
-        if size > MAX_EVENT_BYTES + 2:
-            raise ValueError(f"a message of {size} bytes is not one of ours")
-        end = HEADER_BYTES + size
-        if len(pending) < end:
-            break
-        decoded = json.loads(bytes(pending[HEADER_BYTES:end]))
-        del pending[:end]
-        events += decoded if isinstance(decoded, list) else [decoded]
-    return events
+class FrameReader:
+    """Parent side: the messages in what was read off the pipe, and how
+    many bytes between them were not ours (``junk``)."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+        self.junk = 0
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        self.pending += chunk
+        return self.split()
+
+    def split(self, final: bool = False) -> list[dict[str, Any]]:
+        """Take every whole message off the front of what was read and
+        return their events; a partial one stays, unless ``final`` (nothing
+        more will come: what is left is not ours, and hides no message)."""
+        pending, events = self.pending, []
+        while len(pending) >= HEADER_BYTES:
+            if pending[:2] != MARKER:
+                self._skip()
+                continue
+            size = int.from_bytes(pending[2:4], "big")
+            end = HEADER_BYTES + size
+            if size > MAX_EVENT_BYTES + 2:
+                self._skip()
+                continue
+            if len(pending) < end:
+                if not final:
+                    break
+                self._skip()
+                continue
+            body = bytes(pending[HEADER_BYTES:end])
+            checks = zlib.crc32(body) == int.from_bytes(pending[4:8], "big")
+            decoded = _decode(body) if checks else None
+            if decoded is None:
+                self._skip()
+                continue
+            del pending[:end]
+            events += decoded
+        if final and pending:
+            self.junk += len(pending)
+            pending.clear()
+        return events
+
+    def _skip(self) -> None:
+        """Drop what comes before the next marker: it is not ours."""
+        nxt = self.pending.find(MARKER, 1)
+        cut = len(self.pending) - 1 if nxt < 0 else nxt  # the last byte may begin a marker
+        self.junk += cut
+        del self.pending[:cut]
+
+
+def _decode(body: bytes) -> list[dict[str, Any]] | None:
+    """A message's events, or None if it is not one of ours after all."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return None
+    events = decoded if isinstance(decoded, list) else [decoded]
+    return events if all(isinstance(e, dict) and "type" in e for e in events) else None
 
 
 class EventWriter:

@@ -19,10 +19,12 @@ import os
 import sys
 import time
 
+from contextlib import contextmanager
+
 from ..constants import MAX_COUNT, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from .buyer import Counter, WatchedLock
@@ -96,7 +98,7 @@ def check(spec: str) -> None:
     import io
 
     sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), silenced_fds():
         function = load(spec)
     try:
         inspect.signature(function).bind(None)
@@ -106,6 +108,30 @@ def check(spec: str) -> None:
         ) from None
     except ValueError:  # a builtin without a signature: let the call tell
         pass
+
+
+@contextmanager
+def silenced_fds() -> Iterator[None]:
+    """Descriptors 1 and 2 on /dev/null while the block runs: what the
+    user's module writes as it is imported, by ``print`` or by a process it
+    starts (``subprocess.run(["echo", "hi"])``), never reaches the
+    terminal, nor corrupts ``--json`` on stdout."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def summary(exc: BaseException) -> str:

@@ -198,7 +198,8 @@ class Harness:
             self.pauser.resume_all()
             self.settle(aborted if stopped_by is not None else None, aborted)
             stats = self.mode.stats(self, aborted)
-            result = self.ledger.close_run(t0, aborted, queue=stats, chaos=self.chaos_report())
+            result = self.ledger.close_run(t0, aborted, queue=stats, chaos=self.chaos_report(),
+                                           junk=self.events.junk)  # fmt: skip
         if stopped_by is None:  # the end line could not be written, or a signal came
             stopped_by = self.ledger.writer.broken
         if stopped_by is None and caught:
@@ -214,9 +215,10 @@ class Harness:
             for ev in events:
                 self.mode.on_event(self, ev, now, live)
 
-    def drain(self) -> None:
-        """Record every event already in the pipe (what exited children wrote)."""
-        self.take(self.events.drain(), time.monotonic(), live=False)
+    def drain(self, final: bool = False) -> None:
+        """Record every event already in the pipe (what exited children
+        wrote); ``final``: every child is gone, nothing more will come."""
+        self.take(self.events.drain(final), time.monotonic(), live=False)
 
     def collect(self, progress: Callable[[Progress], None] | None) -> str | None:
         """Read events until the mode says the sale is over or the run must stop."""
@@ -260,7 +262,7 @@ class Harness:
         something did)."""
         try:
             killed = set(self.mode.stop(self, aborted))
-            self.drain()
+            self.drain(final=True)
             self.mode.after_stop(self)
             for number in self.ledger.pending():
                 fate = self.mode.fate(self, number, killed)

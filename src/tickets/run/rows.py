@@ -128,6 +128,9 @@ class RunResult:
     t0: float
     aborted: str | None = None
     store_error: str | None = None
+    #: why the run could not test the sale, though nothing was found wrong
+    #: with it (exit 3): the buyer code wrote into the tool's event pipe, ...
+    run_error: str | None = None
     #: what the run noticed on the way (a clerk that died, ...)
     notes: tuple[str, ...] = ()
     #: queue mode: per producer and per clerk figures (see tickets.run.queue)
@@ -150,4 +153,4 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return self.report.passed and self.aborted is None
+        return self.report.passed and self.aborted is None and self.run_error is None

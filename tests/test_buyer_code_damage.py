@@ -1,0 +1,113 @@
+"""What the user's buyer code can damage, and what it cannot: its bytes on
+the tool's descriptors are noticed and skipped (the run ends with exit 3
+naming the code, never a traceback or exit 1), and what its module writes
+while it is imported never reaches stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tickets.child.events import MARKER, FrameReader, encode, frame
+
+#: Writes junk to every descriptor it may have inherited, then buys as it should.
+JUNK_WRITER = """
+import os
+
+def buy(h):
+    for fd in range(3, 64):
+        try:
+            os.write(fd, b'{"type": "ok"}' + b"\\x00\\xff" + b"junk " * 300)
+        except OSError:
+            pass
+    with h.lock:
+        count = h.read()
+        if count > 0:
+            h.write(count - 1)
+            return count
+    return None
+"""
+
+#: Writes to descriptors 1 and 2 as it is imported, by itself and through a child.
+NOISY_IMPORT = """
+import os, subprocess, sys
+subprocess.run(["echo", "hi from a child"])
+os.write(1, b"raw on fd 1\\n")
+os.write(2, b"raw on fd 2\\n")
+print("printed")
+print("printed to stderr", file=sys.stderr)
+
+def buy(h):
+    with h.lock:
+        count = h.read()
+        if count > 0:
+            h.write(count - 1)
+            return count
+    return None
+"""
+
+
+def tickets(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TICKETS_DB": str(folder / "tickets.json")}
+    return subprocess.run(
+        [sys.executable, "-m", "tickets", *args], cwd=folder, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("extra", [[], ["--start-method", "spawn"], ["--workers", "2"]],
+                         ids=["fork", "spawn", "workers"])  # fmt: skip
+def test_junk_on_the_event_pipe_ends_the_run_with_exit_3_naming_the_code(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    (tmp_path / "junk.py").write_text(JUNK_WRITER)
+    done = tickets(tmp_path, "buy", "--buy", "junk.py:buy", "-n", "12", "-t", "6",
+                   *extra, "--json")  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["passed"] is False and doc["exit_code"] == 3
+    assert doc["run_error"].startswith("the buyer code (junk.py:buy) wrote ")
+    # The sale itself is still judged from what was recorded, and sound.
+    assert doc["sold"] + doc["unknown"] >= 6 - doc["remaining"] and doc["oversold"] == 0
+    assert doc["remaining"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_what_a_buyer_module_writes_as_it_is_imported_never_reaches_stdout(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "noisy.py").write_text(NOISY_IMPORT)
+    done = tickets(tmp_path, "buy", "--buy", "noisy.py:buy", "-n", "4", "-t", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sold"] == 4  # stdout is the one document
+    assert "raw on fd" not in done.stderr and "printed" not in done.stderr
+
+
+def test_the_reader_skips_what_is_not_a_message_of_ours() -> None:
+    ours = [frame(encode({"type": "invoke", "buyer": n, "t": 1.0})) for n in range(3)]
+    fake_header = MARKER + (60000).to_bytes(2, "big") + b"\0\0\0\0"  # a size too big
+    bad_sum = MARKER + (9).to_bytes(2, "big") + b"\0\0\0\0" + b'{"type":1}'  # wrong CRC
+    reader = FrameReader()
+    stream = b"hi\n" + ours[0] + fake_header + ours[1] + bad_sum + b"\xfe" + ours[2] + b"tail"
+    events = []
+    for i in range(0, len(stream), 7):  # in pieces, as reads come
+        events += reader.feed(stream[i : i + 7])
+    events += reader.split(final=True)
+    assert [e["buyer"] for e in events] == [0, 1, 2]
+    assert reader.junk == len(stream) - sum(len(f) for f in ours)
+
+
+def test_a_junk_header_that_claims_more_than_follows_hides_no_message() -> None:
+    """A marker and a plausible size, then our messages: once it cannot be
+    whole (or nothing more comes), the reader looks past it."""
+    ours = frame(encode({"type": "invoke", "buyer": 7, "t": 1.0}))
+    reader = FrameReader()
+    assert reader.feed(MARKER + (3000).to_bytes(2, "big") + b"\1\2\3\4" + ours) == []
+    assert [e["buyer"] for e in reader.split(final=True)] == [7]

@@ -1,0 +1,189 @@
+"""Nothing of a run outlives it: every start method, every buyer kind, every
+way the run ends, with buyers that try to escape (setsid, a double fork).
+
+Each escaping helper writes its pid to ``daemon.<buyer>`` as soon as it is
+out on its own and then waits for a ``go`` file before it sells: the tests
+wait for those files (a signal, not a sleep), end the run their way, and
+then every pid must be dead within the deadline, and the store stay as the
+history left it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import left_running, read_json_lines
+
+#: A --buy function whose buyer leaves a daemon behind (setsid and a double
+#: fork, out of its group and session) that sells once the test says go.
+ESCAPER = """
+import json, os, time
+
+def buy(h):
+    here = os.path.dirname(os.path.abspath(h.raw))
+    mark = os.path.join(here, f"daemon.{h.buyer}")
+    first = os.fork()
+    if first == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open(mark + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.rename(mark + ".tmp", mark)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(os.path.join(here, "go")):
+                if time.monotonic() > deadline:
+                    os._exit(1)
+                time.sleep(0.01)
+            count = json.load(open(h.raw))["count"]
+            with open(h.raw, "w") as f:
+                json.dump({"count": count - 1}, f)
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(first, 0)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(mark) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with h.lock:
+        count = h.read()
+        if count > 0:
+            h.wait()
+            h.write(count - 1)
+            return count
+    return None
+"""
+
+#: A command buyer whose helper leaves its group and session (setsid) and
+#: would sell once the test says go; the command itself takes its time.
+EXEC_ESCAPER = (
+    "setsid sh -c 'echo $$ > daemon.$TICKETS_BUYER.tmp; mv daemon.$TICKETS_BUYER.tmp "
+    "daemon.$TICKETS_BUYER; while [ ! -e go ]; do sleep 0.01; done; echo late >> sold-late' "
+    "> /dev/null 2>&1 < /dev/null & sleep 30; echo $((TICKETS_BUYERS - TICKETS_BUYER))"
+)
+
+
+def start(folder: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "TICKETS_DB": str(folder / "tickets.json")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tickets", *args, "--json"], cwd=folder, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(what: object, timeout: float, why: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():  # type: ignore[operator]
+        assert time.monotonic() < deadline, why
+        time.sleep(0.01)
+
+
+def daemons(folder: Path) -> list[int]:
+    return [int(p.read_text()) for p in folder.glob("daemon.*") if not p.name.endswith(".tmp")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def assert_all_gone(folder: Path, pids: list[int], within: float = 2.0) -> None:
+    """No process of the run is left (every pid dead, none with the run's
+    store in its environment), then the go file: nothing can sell late."""
+    store = folder / "tickets.json"
+    deadline = time.monotonic() + within
+    while (left_running(store) or any(alive(p) for p in pids)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [p for p in pids if alive(p)] == [] and left_running(store) == []
+    before = store.read_bytes() if store.exists() else None
+    (folder / "go").touch()
+    after = store.read_bytes() if store.exists() else None
+    assert after == before and not (folder / "sold-late").exists()
+
+
+@pytest.fixture
+def escaper(tmp_path: Path) -> str:
+    (tmp_path / "escaper.py").write_text(ESCAPER)
+    return "escaper.py:buy"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_buy_functions_daemons_die_with_a_sale_that_passed(
+    tmp_path: Path, escaper: str, method: str
+) -> None:
+    proc = start(tmp_path, "buy", "--buy", escaper, "-n", "4", "-t", "10",
+                 "--start-method", method)  # fmt: skip
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["sold"] == 4 and doc["remaining"] == 6
+    pids = daemons(tmp_path)
+    assert len(pids) == 4  # every buyer did leave one behind
+    assert_all_gone(tmp_path, pids)
+    assert json.loads((tmp_path / "tickets.json").read_text())["count"] == 6
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    "method, kind",
+    [("forkserver", "buy"), ("spawn", "buy"), ("fork", "buy"), ("forkserver", "builtin"),
+     ("forkserver", "queue"), ("spawn", "queue")],
+)  # fmt: skip
+def test_nothing_outlives_a_killed_parent_whatever_the_start_method(
+    tmp_path: Path, escaper: str, method: str, kind: str
+) -> None:
+    """SIGKILL of the parent mid-sale: forkserver buyers used to outlive it
+    (their death signal was tied to the fork server, which lives on while
+    any of them does) and go on selling, unrecorded."""
+    args = {
+        "buy": ["buy", "--buy", escaper, "-n", "6", "-t", "100", "--write-delay", "200"],
+        "builtin": ["buy", "-n", "20", "-t", "100", "--search-delay", "1500"],
+        "queue": ["queue", "--clerks", "2", "--producers", "2", "--orders", "100",
+                  "--write-delay", "50", "-t", "500"],
+    }[kind]
+    proc = start(tmp_path, *args, "--start-method", method)
+    history = tmp_path / "history"
+    if kind == "buy":  # every buyer's daemon is out on its own
+        wait_for(lambda: len(daemons(tmp_path)) == 6, 60, "the daemons never started")
+    else:  # the sale is under way: its first events are on disk
+        lines = 2 if kind == "builtin" else 20
+        wait_for(lambda: any(len(read_lines(h)) > lines for h in history.glob("*.jsonl")), 60,
+                 "the sale never started")  # fmt: skip
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert_all_gone(tmp_path, daemons(tmp_path))
+    # Every ticket that left the store went to an operation the history
+    # knows of (a forkserver buyer used to sell after the kill, unrecorded).
+    events = [json.loads(line) for line in read_lines(next(history.glob("*.jsonl")))]
+    taken = events[0]["initial"] - json.loads((tmp_path / "tickets.json").read_text())["count"]
+    assert taken <= sum(1 for e in events if e["type"] == "invoke")
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stopped_exec_sale_leaves_no_escaped_helper(tmp_path: Path, sig: int) -> None:
+    """TERM/INT/HUP: the parent used to kill the launcher's group before the
+    launcher could kill the helpers it had adopted (they left with setsid),
+    which then sold after the history said the sale was over."""
+    proc = start(tmp_path, "buy", "-n", "5", "--exec", EXEC_ESCAPER, "--stock-cmd", "echo 5")
+    wait_for(lambda: len(daemons(tmp_path)) == 5, 60, "the helpers never started")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert_all_gone(tmp_path, daemons(tmp_path))
+    history = next((tmp_path / "history").glob("*.jsonl"))
+    assert read_json_lines(history)[-1]["type"] == "end"
