@@ -75,6 +75,9 @@ class History:
     #: the number of a last line cut off mid-write (a parent killed, a full
     #: disk): left out, and the history is unfinished
     torn: int | None = None
+    #: the store as the run line names it, to match (``run["store"]`` is
+    #: made printable, to show: two stores could show alike)
+    named_store: str = ""
 
     @property
     def unfinished(self) -> str | None:
@@ -201,6 +204,7 @@ class _Reader:
         self.run: dict[str, Any] | None = None
         self.end: dict[str, Any] | None = None
         self.torn: int | None = None
+        self.named_store = ""
 
     def fail(self, lineno: int, problem: str) -> HistoryError:
         return HistoryError(self.path, f"line {lineno}: {problem}")
@@ -252,7 +256,8 @@ class _Reader:
         if ops is None or self.run is None:
             raise HistoryError(self.path, "is empty, not a tickets history")
         ops.fit()
-        return History(str(self.path), self.run, ops, self.end, self.details, self.torn)
+        return History(str(self.path), self.run, ops, self.end, self.details, self.torn,
+                       self.named_store)  # fmt: skip
 
     def first(self, ev: dict[str, Any]) -> Operations:
         if ev.get("type") != "run":
@@ -267,6 +272,7 @@ class _Reader:
             size, noun = check_run_line(ev)
         except Malformed as exc:
             raise HistoryError(self.path, str(exc)) from None
+        self.named_store = ev["store"]
         self.run = {**ev, "store": printable(ev["store"]), "run_id": printable(ev["run_id"])}
         # Held to the claimed number, sized by the events there: a run line
         # that claims millions costs nothing until they come.

@@ -260,7 +260,10 @@ def history_command(ctx: click.Context, keep: int | None, older_than: float | No
                     json_: bool) -> None:  # fmt: skip
     """List the store's histories, newest first, with their verdicts; prune old ones.
 
-    A history whose run is still going is never removed.
+    Only this store's histories are removed, each with its .log; a history
+    whose run is still going never is, nor another store's history, nor a
+    file that does not read as a history (listed as "other store" or
+    "unreadable").
 
     \b
     Examples:
@@ -277,7 +280,7 @@ def history_command(ctx: click.Context, keep: int | None, older_than: float | No
     assert obj is not None
     folder = history_folder(obj.spec)
     with translate_errors():
-        listed = entries(folder)
+        listed = entries(folder, obj.spec.identity())
         removed = prune(to_prune(listed, keep, older_than, time.time()))
     gone = {e.path for e in removed}
     kept = [e for e in listed if e.path not in gone]
