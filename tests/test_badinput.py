@@ -288,6 +288,26 @@ def test_a_special_file_is_never_read_as_a_history(
         assert_refused(invoke(*args), str(path), "not a regular file")
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", SPECIAL)
+@pytest.mark.parametrize("where", ["the history", "its folder"])
+def test_a_special_file_is_never_a_history_to_write(
+    invoke: Invoke, store: Path, tmp_path: Path, kind: str, where: str
+) -> None:
+    """A FIFO given as --history said "already exists", and one where its
+    folder should be "cannot be created (File exists)": now, what it is."""
+    store.write_text('{"count": 3}')
+    special = tmp_path / "h"
+    make_special(special, kind)
+    history = special if where == "the history" else special / "run.jsonl"
+    what = {"fifo": "a FIFO", "socket": "a socket", "device": "a character device"}[kind]
+    wanted = "not a regular file" if where == "the history" else "not a folder"
+    before = snapshot_names(tmp_path)
+    for args in (["buy", "-n", "2"], ["queue", "--orders", "2"]):  # (race takes no --history)
+        assert_refused(invoke(*args, "--history", str(history)), f"{special}: is {what}, {wanted}")
+    assert snapshot_names(tmp_path) == before and store.read_text() == '{"count": 3}'
+
+
 def snapshot_names(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 

@@ -4,6 +4,7 @@ appended to as the run goes, or none at all (``--history none``)."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +25,9 @@ class HistoryWriter:
         self.path = path
         self._made_folder = not path.parent.exists()
         if os.path.lexists(path):
-            raise HistoryError(path, "already exists; choose another --history path")
+            what = _special(path)
+            taken = f"is {what}, not a regular file" if what else "already exists"
+            raise HistoryError(path, f"{taken}; choose another --history path")
         self._temp: Path | None = path.with_name(
             f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
         )
@@ -33,6 +36,7 @@ class HistoryWriter:
             # "x" (O_EXCL, and so O_NOFOLLOW): a name nobody else has.
             self._file: IO[str] | None = open(self._temp, "x", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
+            _refuse_folder(path)
             raise HistoryError(path, f"cannot be created ({exc.strerror})") from None
         #: the first failed write, after which nothing more is written
         self.broken: HistoryError | None = None
@@ -104,6 +108,31 @@ class HistoryWriter:
                 os.rmdir(self.path.parent)
         except OSError:
             pass
+
+
+#: What is at a path that is neither a regular file nor a link, in words.
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))  # fmt: skip
+
+
+def _special(path: Path) -> str | None:
+    """``a FIFO``, ``a socket``, ... for what is at ``path``; None for a
+    regular file or a symbolic link (or nothing)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return next((what for test, what in _KINDS if test(mode)), None)
+
+
+def _refuse_folder(path: Path) -> None:
+    """The history's folder could not be made: if that is because one of
+    its folders is a FIFO, a file or a device, say which (mkdir says only
+    "File exists")."""
+    for folder in reversed((path.parent, *path.parent.parents)):
+        if os.path.lexists(folder) and not folder.is_dir():
+            what = _special(folder) or "a file"
+            raise HistoryError(folder, f"is {what}, not a folder; choose another --history path")
 
 
 class NoHistory(HistoryWriter):
