@@ -41,7 +41,7 @@ def test_failed_write_keeps_old_file(store: Path, monkeypatch: pytest.MonkeyPatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(StoreError, match="No space left on device"):
+    with pytest.raises(StoreError, match=r"is full \(no space left\)"):
         st.save(store, 4)
     assert store.read_bytes() == before
     assert sorted(p.name for p in store.parent.iterdir()) == ["tickets.json"]
@@ -160,3 +160,16 @@ def test_a_write_drops_setuid_setgid_and_sticky_bits(store: Path) -> None:
     os.chmod(store, 0o7640)
     st.save(store, 4)
     assert stat.S_IMODE(os.stat(store).st_mode) == 0o640
+
+
+def test_disk_trouble_survives_pickling_with_its_kind() -> None:
+    """A buyer's error crosses to the parent: a full disk stays one."""
+    import pickle
+
+    from tickets.stores.base import DISK_FULL, DiskTrouble, disk_kind
+
+    err = DiskTrouble("/x/t.json", "the disk under /x is full (no inodes left)", "free some")
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is DiskTrouble and again.kind == DISK_FULL and str(again) == str(err)
+    assert disk_kind(f"error: {again}") == DISK_FULL
+    assert disk_kind("error: /x/t.json: cannot be written (Input/output error)") is None

@@ -12,6 +12,8 @@ Buyers run this module: it keeps the lean-import rule of
 
 from __future__ import annotations
 
+import os
+
 from ..constants import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,8 +40,90 @@ class StoreError(Exception):
         return f"{text}; {self.fix}" if self.fix else text
 
     # Crosses a process boundary intact (children report it to the parent).
-    def __reduce__(self) -> tuple[type[StoreError], tuple[str, str, str]]:
+    def __reduce__(self) -> tuple[type[StoreError], tuple[str, ...]]:
         return (type(self), (self.path, self.problem, self.fix))
+
+
+#: The kinds of :class:`DiskTrouble`.
+DISK_FULL = "disk full"
+READ_ONLY_FS = "read-only file system"
+#: What fills a disk, as its message says it (see :func:`disk_kind`).
+FULL_WHY = ("no space left", "no inodes left", "disk quota exceeded")
+
+
+class DiskTrouble(StoreError):
+    """The disk under the store refused a write, whatever the sale did: it
+    is full (no space, no inodes, a quota) or a read-only file system. The
+    store could not be used (exit 3); no check failed. ``kind`` is
+    :data:`DISK_FULL` or :data:`READ_ONLY_FS`."""
+
+    def __init__(self, path: object, problem: str, fix: str = "", kind: str = DISK_FULL) -> None:
+        super().__init__(path, problem, fix)
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[type[StoreError], tuple[str, ...]]:
+        return (type(self), (self.path, self.problem, self.fix, self.kind))
+
+
+def disk_trouble(path: object, folder: str, err: int | None) -> DiskTrouble | None:
+    """What a write under ``folder`` that failed with errno ``err`` says of
+    the disk, if it is full or read-only (None: it is neither, or cannot be
+    told). ``err`` None: the engine did not say (SQLite), so the file system
+    is asked. ENOSPC names neither space nor inodes: the file system does."""
+    import errno
+
+    where = os.path.abspath(folder or ".")
+    try:
+        fs: os.statvfs_result | None = os.statvfs(where)
+    except OSError:
+        fs = None
+    read_only = fs is not None and bool(fs.f_flag & os.ST_RDONLY)
+    if err == errno.EROFS or (err is None and read_only):
+        fix = "remount it read-write, or point --db elsewhere"
+        return DiskTrouble(path, f"{where} is on a read-only file system", fix, READ_ONLY_FS)
+    root = os.geteuid() == 0  # root may use the blocks kept back for it
+    if err == errno.EDQUOT:
+        why = FULL_WHY[2]
+    elif err not in (errno.ENOSPC, None) or fs is None:
+        return None
+    elif fs.f_files and (fs.f_ffree if root else fs.f_favail) == 0:
+        why = FULL_WHY[1]
+    elif err == errno.ENOSPC or (fs.f_bfree if root else fs.f_bavail) == 0:
+        why = FULL_WHY[0]
+    else:
+        return None
+    return DiskTrouble(path, f"the disk under {where} is full ({why})",
+                       "free some space there, or point --db elsewhere")  # fmt: skip
+
+
+def read_only_fs(path: object, folder: str) -> DiskTrouble | None:
+    """The error for a folder that is read-only because its file system is."""
+    trouble = disk_trouble(path, folder, None)
+    return trouble if trouble is not None and trouble.kind == READ_ONLY_FS else None
+
+
+def write_error(path: object, folder: str, exc: OSError, what: str) -> StoreError:
+    """One line for a write under ``folder`` that failed: a full or read-only
+    disk says so; permissions are blamed only when they are the cause."""
+    import errno
+
+    trouble = disk_trouble(path, folder, exc.errno)
+    if trouble is not None:
+        return trouble
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return StoreError(path, f"{what} (permission denied)", "check the folder's permissions")
+    return StoreError(path, f"{what} ({exc.strerror})", "the store is unchanged")
+
+
+def disk_kind(text: str) -> str | None:
+    """The kind of :class:`DiskTrouble` a message names (a buyer's outcome
+    reason carries its error's text), or None: how the parent tells a disk
+    that stopped the sale (exit 3) from a sale that failed a check."""
+    if "the disk under " in text and any(f" is full ({why})" in text for why in FULL_WHY):
+        return DISK_FULL
+    if " is on a read-only file system" in text:
+        return READ_ONLY_FS
+    return None
 
 
 class NoEffect(Exception):

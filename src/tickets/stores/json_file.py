@@ -12,7 +12,7 @@ import os
 import stat
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
-from .base import Store, StoreError
+from .base import Store, StoreError, read_only_fs, write_error
 
 # Run by buyers: no pathlib, typing or collections.abc at run time (see tickets.child).
 if TYPE_CHECKING:
@@ -197,12 +197,8 @@ def save(
     )
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise StoreError(
-            folder,
-            f"cannot write a temp file here ({exc.strerror})",
-            "check the folder's permissions",
-        ) from None
+    except OSError as exc:  # no inodes left is ENOSPC here, not a permission
+        raise write_error(path, folder, exc, f"cannot write a temp file in {folder}") from None
     try:
         _fill(fd, path, count, fsync)
         if before_replace is not None:  # chaos: a writer killed right here
@@ -214,8 +210,7 @@ def save(
         except OSError:
             pass
         if isinstance(exc, OSError):  # a full disk, an I/O error: the old file stands
-            fix = "make room there or point --db elsewhere; the store is unchanged"
-            raise StoreError(path, f"cannot be written ({exc.strerror})", fix) from None
+            raise write_error(path, folder, exc, "cannot be written") from None
         raise
     if fsync:
         _fsync_folder(folder)
@@ -281,7 +276,7 @@ def check_writable(path: Path) -> None:
         raise StoreError(path, "is a folder, not a store file", "point --db at a file")
     folder_mode = os.stat(folder).st_mode
     if not os.access(folder, os.W_OK | os.X_OK) or not folder_mode & stat.S_IWUSR:
-        raise StoreError(
+        raise read_only_fs(path, str(folder)) or StoreError(
             path,
             f"folder {folder} is read-only",
             "make it writable: the store is replaced atomically there",

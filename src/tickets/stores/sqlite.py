@@ -21,6 +21,7 @@ regular file is refused before anything changes. A database is opened with
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import stat
@@ -29,7 +30,7 @@ from urllib.parse import quote
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
 from ..locks import BuyerLock, LockTimeout
-from .base import NoEffect, Store, StoreError, WriteUnknown
+from .base import NoEffect, Store, StoreError, WriteUnknown, disk_trouble, read_only_fs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -105,13 +106,19 @@ class SqliteStore(Store):
             return StoreError(self.label, "is not a SQLite database", INIT_FIX)
         if "no such table" in text:
             return StoreError(self.label, f"has no {TABLE} table", INIT_FIX)
+        # SQLite names no errno: a full or read-only disk is asked of the file system.
+        folder = os.path.dirname(self.path) or "."
+        full = "full" in text  # SQLITE_FULL: no room for a page, or for the WAL to grow
+        if full or any(w in text for w in ("readonly", "read-only", "unable to open", "I/O")):
+            trouble = disk_trouble(self.label, folder, errno.ENOSPC if full else None)
+            if trouble is not None:
+                return trouble
         if "readonly" in text or "read-only" in text:
             return StoreError(self.label, "is read-only", "make it and its folder writable")
         if "unable to open" in text:
             return StoreError(self.label, "cannot be opened", "check the path and permissions")
-        if "disk I/O error" in text or "full" in text:
-            return StoreError(self.label, f"cannot be used ({text})",
-                              "make room on its disk; the store is unchanged")  # fmt: skip
+        if "disk I/O error" in text:
+            return StoreError(self.label, f"cannot be used ({text})", "check its disk")
         return StoreError(self.label, f"failed: {text}")
 
     # -- the interface ---------------------------------------------------
@@ -125,8 +132,9 @@ class SqliteStore(Store):
         if not os.path.isdir(folder):
             raise StoreError(self.label, f"folder {folder} does not exist", "create it first")
         if not _writable(folder):
-            raise StoreError(self.label, f"folder {folder} is read-only",
-                             "make it writable: SQLite keeps its journal there")  # fmt: skip
+            raise read_only_fs(self.label, folder) or StoreError(
+                self.label, f"folder {folder} is read-only",
+                "make it writable: SQLite keeps its journal there")  # fmt: skip
         if not os.path.exists(self.path):
             return
         if not _writable(self.path):
@@ -290,7 +298,8 @@ class Transaction(BuyerLock):
                 locked = False
             if locked:
                 raise NoEffect(f"the commit was refused and rolled back ({exc})") from None
-            raise WriteUnknown(f"the commit failed ({exc})") from None
+            # The reason names a full disk as every store error does (see disk_kind).
+            raise WriteUnknown(f"the commit failed ({self.store._error(exc)})") from None
 
     def abort(self) -> None:
         conn = self.store.connect()
