@@ -145,3 +145,18 @@ def test_sqlite_files_lose_setuid_setgid_and_sticky_bits(tmp_path: Path) -> None
     os.chmod(db, 0o4600)
     assert tickets("--db", url, "status").returncode == 0
     assert mode_of(db) == 0o4600  # a read changes nothing
+
+
+def test_a_killed_writer_not_yet_reaped_is_dead(tmp_path: Path) -> None:
+    """A zombie (exited, its parent not yet told) has no write in flight:
+    its temp file is an orphan, whoever reaps it and when."""
+    store = tmp_path / "t.json"
+    st.save(store, 3)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped
+        orphan = tmp_path / f".{store.name}.{child.pid}.0123456789ab.tmp"
+        orphan.write_text('{"count": 2')
+        assert st.orphan_temps(store) == [orphan]
+    finally:
+        child.wait(timeout=10)

@@ -338,7 +338,9 @@ def _name_max(folder: Path) -> int:
 
 
 def pid_alive(pid: int) -> bool:
-    """Is there a process ``pid`` (someone else's counts)?"""
+    """Is there a process ``pid`` (someone else's counts)? A zombie is not:
+    it has exited and only waits for its parent to notice (a killed writer
+    whose parent has not reaped it yet writes nothing more)."""
     if pid == os.getpid():
         return True
     try:
@@ -347,7 +349,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            line = f.read()
+    except OSError:
+        return True
+    return line[line.rfind(b")") + 2 :][:1] != b"Z"  # the state follows "(name) "
 
 
 class JsonFileStore(Store):
