@@ -80,9 +80,13 @@ def test_a_history_of_no_store_or_of_another_path_is_not_ours(tmp_path: Path) ->
              "ours.jsonl": str(store)}  # fmt: skip
     for name, named in cases.items():
         write(folder / name, [run_line(1, 1, store=named), end_line(1)])
+    stopped = [run_line(1, 1, store=str(store)), end_line(1, aborted="interrupted")]
+    os.utime(write(folder / "stopped.jsonl", stopped), (1, 1))
     listed = entries(folder, str(store))
     assert {e.path.name: e.verdict for e in listed} == {
-        "exec.jsonl": "other store", "alike.jsonl": "other store", "ours.jsonl": "passed"}
+        "exec.jsonl": "other store", "alike.jsonl": "other store", "ours.jsonl": "passed",
+        "stopped.jsonl": "not proven"}  # fmt: skip
+    assert [e.path.name for e in prune(to_prune(listed, 1, None, 0.0))] == ["stopped.jsonl"]
     assert [e.path.name for e in prune(to_prune(listed, 0, None, 0.0))] == ["ours.jsonl"]
     assert sorted(p.name for p in folder.iterdir()) == ["alike.jsonl", "exec.jsonl"]
     for name in ("alike.jsonl", "exec.jsonl"):

@@ -12,7 +12,7 @@ concurrent runs can be merged.
 Reading is bounded: regular files only, read in chunks with the line limit
 enforced as they arrive, every event validated (see tickets.operations)
 and folded into a compact table, so memory grows with the operations and
-never with the bytes.
+never with the bytes, nor with the number the run line claims.
 """
 
 from __future__ import annotations
