@@ -114,10 +114,14 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
 @pytest.mark.stress
 @pytest.mark.timeout(1800)
 def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
-    """SIGTERM or SIGKILL to the parent at a random moment of buy, race and
-    queue runs: no process of the run left after 2 s, every SIGTERMed
-    history finished, and no sale the history does not know of (the store
-    went down by at most the number of operations the history invoked)."""
+    """TERM, INT, HUP, KILL or a crash (SEGV) of the parent at a random
+    moment, for every start method and buyer kind (built-in buyers, race,
+    queue clerks, workers, a --buy function and an --exec command that both
+    leave escaping helpers: setsid, a double fork): no process of the run
+    left 1 s after the parent exited, every history of a run stopped by
+    TERM/INT/HUP finished, and no sale the history does not know of (the
+    store went down by at most the operations the history invoked, and
+    the helpers, told to sell once the parent is gone, cannot)."""
     import json
     import os
     import random
@@ -128,60 +132,83 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
     from pathlib import Path
 
     from helpers import left_running, read_json_lines
+    from test_nothing_outlives import ESCAPER, EXEC_ESCAPER, alive, daemons
 
     assert isinstance(tmp_path, Path)
     rng = random.Random(9)
+    methods = ["fork", "forkserver", "spawn"]
     commands = {
-        "buy": ["buy", "--buyers", "60", "--tickets", "40", "--write-delay", "20"],
-        "race": ["race", "--buyers", "40", "--tickets", "20", "--trials", "3"],
-        "queue": ["queue", "--orders", "100", "--clerks", "3", "--write-delay", "5"],
-    }
-    figures = {"runs": 0, "SIGTERM": 0, "SIGKILL": 0, "orphans": 0,
-               "unfinished after SIGTERM": 0, "unrecorded sales": 0}  # fmt: skip
+        "buy": (methods, ["buy", "-n", "60", "-t", "40", "--write-delay", "20"]),
+        "race": (["fork"], ["race", "-n", "40", "-t", "20", "--trials", "3"]),
+        "queue": (methods, ["queue", "--orders", "100", "--clerks", "3", "--write-delay", "5"]),
+        "workers": (["fork"], ["buy", "-n", "3000", "-t", "2000", "--workers", "2"]),
+        "buy-code": (methods, ["buy", "--buy", "escaper.py:buy", "-n", "8", "-t", "40",
+                               "--write-delay", "100"]),
+        "exec": (["fork"], ["buy", "-n", "8", "--exec", EXEC_ESCAPER, "--stock-cmd", "echo 8"]),
+    }  # fmt: skip
+    sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL, signal.SIGSEGV]
+    figures = {"runs": 0, **{signal.Signals(s).name: 0 for s in sigs}, "orphans": 0,
+               "helpers alive": 0, "unfinished after TERM/INT/HUP": 0,
+               "unrecorded sales": 0}  # fmt: skip
     stopped: list[str] = []
-    for n in range(45):
+    for n in range(90):
         folder = tmp_path / f"run{n}"
         folder.mkdir()
+        (folder / "escaper.py").write_text(ESCAPER)
         store = folder / "tickets.json"
         name = rng.choice(sorted(commands))
-        sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
+        method = rng.choice(commands[name][0])
+        sig = rng.choice(sigs)
         env = {**os.environ, "TICKETS_DB": str(store)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tickets", *commands[name], "--json"],
+            [sys.executable, "-m", "tickets", *commands[name][1], "--start-method", method,
+             "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder, env=env,
         )  # fmt: skip
-        time.sleep(rng.uniform(0.3, 1.5))
+        time.sleep(rng.uniform(0.3, 2.0))
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
-        # SIGTERM: the one document, whole, and never passed for a stopped
-        # command (SIGKILL can cut anything short).
-        if sig == signal.SIGTERM and out.strip():
+        what = f"{name} {method} run {n} ({signal.Signals(sig).name}, exit {proc.returncode})"
+        # TERM/INT/HUP: the one document, whole, and never passed for a
+        # stopped command (KILL and SEGV can cut anything short).
+        gentle = sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        if gentle and out.strip():
             doc = json.loads(out)
             if doc["exit_code"] != 0 and doc["passed"]:
-                stopped.append(f"{name} run {n}: passed true with exit {doc['exit_code']}")
+                stopped.append(f"{what}: passed true with exit {doc['exit_code']}")
             assert doc["exit_code"] == proc.returncode
         figures["runs"] += 1
         figures[signal.Signals(sig).name] += 1
-        deadline = time.monotonic() + 2.0
-        while left_running(store) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        deadline = time.monotonic() + 1.0
+        helpers = daemons(folder)
+        while (left_running(store) or any(map(alive, helpers))) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            helpers = daemons(folder)
         figures["orphans"] += len(left_running(store))
+        figures["helpers alive"] += sum(map(alive, helpers))
+        (folder / "go").touch()  # a helper still there would sell now
+        if left_running(store) or any(map(alive, helpers)):
+            stopped.append(f"{what}: left running {left_running(store)}")
         histories = sorted((folder / "history").glob("*.jsonl"), key=os.path.getmtime)
         if not histories:
             continue  # stopped before its first run began
         events = read_json_lines(histories[-1])
-        if sig == signal.SIGTERM and events[-1]["type"] != "end":
-            figures["unfinished after SIGTERM"] += 1
-            stopped.append(f"{name} run {n} (exit {proc.returncode}): {err.decode()[-2000:]}")
+        if gentle and events[-1]["type"] != "end":
+            figures["unfinished after TERM/INT/HUP"] += 1
+            stopped.append(f"{what}: {err.decode()[-2000:]}")
+        if (folder / "sold-late").exists():
+            figures["unrecorded sales"] += len((folder / "sold-late").read_text().split())
+        if not store.exists():
+            continue  # an --exec sale: its stock is elsewhere
         invoked = sum(1 for e in events if e["type"] == "invoke")
         taken = events[0]["initial"] - json.loads(store.read_text())["count"]
         figures["unrecorded sales"] += max(0, taken - invoked)
         if taken > invoked:
-            stopped.append(f"{name} run {n} ({signal.Signals(sig).name}, exit {proc.returncode}): "
-                           f"{taken} taken, {invoked} invoked in {histories[-1].name}")  # fmt: skip
+            stopped.append(f"{what}: {taken} taken, {invoked} invoked in {histories[-1].name}")
     with capsys.disabled():
         print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))
-    assert figures["orphans"] == figures["unfinished after SIGTERM"] == 0, stopped
+    assert figures["orphans"] == figures["helpers alive"] == 0, stopped
+    assert figures["unfinished after TERM/INT/HUP"] == 0, stopped
     assert figures["unrecorded sales"] == 0, stopped
     assert not [s for s in stopped if "passed true" in s], stopped
 

@@ -299,6 +299,9 @@ def run_commands(plan: BuyerPlan, buyers: int, out: Batcher, gate: FdGate, lifel
     commands = Commands(plan, out, lifeline)
     try:
         for buyer in range(buyers):
+            if parent_gone(lifeline):
+                commands.kill_all()
+                abandon()
             commands.start(buyer)
             if buyer % 64 == 63:
                 out.flush()

@@ -101,14 +101,17 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
 
 
 def fork_each(
-    n: int, key: str, out: Batcher, body: Callable[[int, Any], int],
+    n: int, key: str, out: Batcher, body: Callable[[int, Any], int], lifeline: int,
     prepare: Callable[[int], Any] = lambda i: None,
 ) -> dict[int, int]:  # fmt: skip
     """Fork ``n`` children (``key``: buyers or workers): child ``i`` runs
     ``body(i, prepare(i))`` and exits with what it returns (1 if it raises);
-    ``prepare`` runs here, before the fork. Return {pid: i}."""
+    ``prepare`` runs here, before the fork. Return {pid: i}. A parent that
+    dies meanwhile stops it at once (see abandon)."""
     children: dict[int, int] = {}
     for i in range(n):
+        if parent_gone(lifeline):
+            abandon()
         made = prepare(i)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
@@ -139,7 +142,7 @@ def fork_buyers(
         return 0
 
     # the run's one lock (process), a lock each (per-buyer): made before each fork
-    return fork_each(buyers, "buyer", out, buyer, lambda i: next(tokens))
+    return fork_each(buyers, "buyer", out, buyer, lifeline, lambda i: next(tokens))
 
 
 def fork_workers(
@@ -159,7 +162,7 @@ def fork_workers(
         share = iter(range(number, buyers, workers))
         return run_worker(plan, share, doc["concurrency"], shared, out.writer.fd, gate, orphaned)
 
-    return fork_each(workers, "worker", out, worker)
+    return fork_each(workers, "worker", out, worker, lifeline)
 
 
 def reap(

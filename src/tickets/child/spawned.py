@@ -21,7 +21,7 @@ from typing import Any
 from ..strategies import get
 from .buyer import run_buyer
 from .plan import BuyerPlan
-from .reaper import parent_gone
+from .reaper import abandon, parent_gone
 
 
 def forget(process: Any) -> None:
@@ -79,6 +79,8 @@ class Served:
         self.tokens = get(plan.strategy).hand_out(self.ctx, buyers)
         started: dict[int, int] = {}
         for number, token in enumerate(self.tokens):
+            if parent_gone(fds["lifeline_fd"]):  # a start takes 10-30 ms: don't go on
+                abandon()
             args = (plan, number, token, events, gate, lifeline)
             process = self.ctx.Process(target=started_buyer, args=args)
             process.start()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-
 from contextlib import contextmanager
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
