@@ -126,3 +126,34 @@ def test_a_redis_count_not_in_its_plain_form_is_a_corrupt_store(
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 3 and "tickets init" in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+# -- --lock-file: a separate file, never the store's own ----------------------
+
+
+@pytest.mark.parametrize(
+    ("db", "lock"),
+    [("t.json", "t.json"), ("t.json", "./sub/../t.json"), ("t.json", "t.json.sale"),
+     ("sqlite:s.db", "s.db"), ("sqlite:s.db", "s.db-wal"), ("sqlite:s.db", "s.db.sale")],
+)  # fmt: skip
+def test_a_lock_file_that_is_the_store_s_own_is_a_usage_error(
+    invoke: Any, tmp_path: Path, db: str, lock: str
+) -> None:
+    """Locking the data file locks a file the next write replaces; locking the
+    claim made the run wait for itself, then blame 'another process'."""
+    (tmp_path / "sub").mkdir()
+    assert invoke("--db", db, "init", "--tickets", "5").exit_code == 0
+    before = snapshot(tmp_path)
+    for args in (["init"], ["buy", "--buyers", "2", "--keep-stock"], ["status"]):
+        result = invoke("--db", db, "--lock-file", lock, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "--lock-file" in result.output and "the store's own file" in result.output
+        assert snapshot(tmp_path) == before
+
+
+def test_a_lock_file_hard_linked_to_the_store_is_refused(invoke: Any, tmp_path: Path) -> None:
+    assert invoke("--db", "t.json", "init").exit_code == 0
+    (tmp_path / "t.json.sale").unlink()
+    (tmp_path / "other.lock").hardlink_to(tmp_path / "t.json")
+    result = invoke("--db", "t.json", "--lock-file", "other.lock", "buy", "--keep-stock")
+    assert result.exit_code == 2 and "the store's own file" in result.output

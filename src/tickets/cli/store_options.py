@@ -35,16 +35,20 @@ class StoreContext:
     def spec(self) -> StoreSpec:
         """The parsed store; a malformed URL is a usage error naming --db
         (and never its password)."""
-        from ..stores.spec import BadStoreURL, parse_db
+        from ..stores.spec import BadStoreURL, lock_clash, parse_db
 
         if self.lock_file == "":
             raise click.BadParameter("give a file path, not an empty one", param_hint="--lock-file")
         try:
-            return parse_db(
+            spec = parse_db(
                 self.db_text, lock_file=self.lock_file, connect_timeout=self.connect_timeout
             )
         except BadStoreURL as exc:
             raise click.BadParameter(str(exc), param_hint="--db") from None
+        clash = lock_clash(spec)
+        if clash is not None:
+            raise click.BadParameter(clash, param_hint="--lock-file")
+        return spec
 
 
 def _set_store(ctx: click.Context, param: click.Parameter, value: Any) -> None:

@@ -138,6 +138,27 @@ class StoreSpec(
         return os.path.dirname(self.path) if self.path is not None else ""
 
 
+def lock_clash(spec: StoreSpec) -> str | None:
+    """Why ``--lock-file`` cannot be the store's lock, or None: it names the
+    store itself (replaced at every write, so a lock on it locks a file
+    gone), a file SQLite writes beside it, or the run's claim (a second
+    lock on it from the same run would wait for itself)."""
+    if not spec.lock_file:
+        return None
+    own = [spec.sale_path]
+    if spec.path is not None:
+        own += [spec.path + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+    lock = os.path.realpath(spec.lock_file)
+    for path in own:
+        same = os.path.realpath(path) == lock
+        if not same and os.path.exists(path) and os.path.exists(lock):
+            same = os.path.samefile(path, lock)  # a hard link
+        if same:
+            return (f"{spec.lock_file} is the store's own file ({path}); name a separate "
+                    "lock file, or leave --lock-file out for <store>.lock")  # fmt: skip
+    return None
+
+
 def safe_name(text: str, limit: int = 80) -> str:
     """``text`` as part of a file name: letters, digits, ``-`` and ``_`` only."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:limit]
