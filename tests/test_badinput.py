@@ -308,6 +308,16 @@ def test_a_special_file_is_never_a_history_to_write(
     assert snapshot_names(tmp_path) == before and store.read_text() == '{"count": 3}'
 
 
+def test_a_broken_link_where_the_history_s_folder_should_be(
+    invoke: Invoke, store: Path, tmp_path: Path
+) -> None:
+    store.write_text('{"count": 3}')
+    (tmp_path / "h").symlink_to(tmp_path / "nowhere")
+    result = invoke("buy", "-n", "2", "--history", str(tmp_path / "h" / "run.jsonl"))
+    assert_refused(result, "h: is a broken link, not a folder")
+    assert not (tmp_path / "nowhere").exists()
+
+
 def snapshot_names(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 

@@ -131,7 +131,7 @@ def _refuse_folder(path: Path) -> None:
     "File exists")."""
     for folder in reversed((path.parent, *path.parent.parents)):
         if os.path.lexists(folder) and not folder.is_dir():
-            what = _special(folder) or "a file"
+            what = _special(folder) or ("a broken link" if folder.is_symlink() else "a file")
             raise HistoryError(folder, f"is {what}, not a folder; choose another --history path")
 
 
