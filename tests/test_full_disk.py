@@ -115,7 +115,7 @@ def test_init_and_a_restocking_buy_on_a_full_disk(full: Path) -> None:
 def test_a_sale_whose_buyers_cannot_write_never_passes(full: Path, tmp_path: Path) -> None:
     store = full / "t.json"
     result = keep_stock_sale(full, store, tmp_path / "h.jsonl", "--no-delay")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr  # the store could not be used: no check failed
     doc = json.loads(result.stdout)
     assert doc["passed"] is False and doc["sold"] == 0
     failed = {c["name"]: c for c in doc["checks"] if not c["passed"]}
@@ -202,7 +202,7 @@ def test_no_inodes_left_is_a_full_disk_not_a_permission(few_inodes: Path, tmp_pa
     done = tickets("--db", str(store), "buy", "--buyers", "3", "--keep-stock", "--no-delay",
                    "--history", str(tmp_path / "h.jsonl"), "--json")  # fmt: skip
     doc = json.loads(done.stdout)
-    assert doc["passed"] is False and doc["sold"] == 0
+    assert done.returncode == 3 and doc["passed"] is False and doc["sold"] == 0
     for buyer in doc["buyers"]:
         assert "is full (no inodes left)" in buyer["reason"], buyer
         assert disk_kind(buyer["reason"]) == DISK_FULL and "permission" not in buyer["reason"]
