@@ -13,10 +13,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..constants import EXIT_STORE
-from .errors import done_answering, exit_code_for, exit_with, translate_errors
+from .errors import (
+    answered,
+    done_answering,
+    exit_code_for,
+    exit_with,
+    hold_signals,
+    printable,
+    translate_errors,
+)
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResult
 
     from ..run.ledger import Progress
 
@@ -46,6 +54,41 @@ def _plain_console() -> type[Console]:
     return PlainConsole
 
 
+class _Printable:
+    """A renderable drawn with every unprintable character of its text as
+    ``?`` (rich's own escape codes, control segments, are left alone)."""
+
+    def __init__(self, inner: ConsoleRenderable) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        for segment in console.render(self.inner, options):
+            text = segment.text
+            if segment.control or text.isprintable() or text == "\n":
+                yield segment
+            else:
+                lines = "\n".join(printable(line) for line in text.split("\n"))
+                yield Segment(lines, segment.style)
+
+
+class _EveryPrint:
+    """A render hook: nothing a console prints reaches the terminal raw. The
+    views sanitise the outside text they show (so columns line up); this is
+    the net under them (issue #22: escape sequences in file names, a user
+    buyer's exception, a store path)."""
+
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[Any]:
+        return [_Printable(r) for r in renderables]
+
+
+def sanitising(console: Console) -> Console:
+    """``console`` with the net of :class:`_EveryPrint` under what it prints."""
+    console.push_render_hook(_EveryPrint())  # type: ignore[arg-type]
+    return console
+
+
 def make_console(stderr: bool = False, width: int | None = None) -> Console:
     from rich.console import Console
 
@@ -61,13 +104,15 @@ def make_console(stderr: bool = False, width: int | None = None) -> Console:
         kind = _plain_console()
         if width is None and not os.environ.get("COLUMNS"):
             width = UNWRAPPED
-    return kind(
+    console = kind(
         stderr=stderr,
         highlight=False,
+        markup=False,  # text from outside (a file named "[red]x") is never markup
         soft_wrap=False,
         width=width,
         color_system=None if plain else "auto",
     )
+    return sanitising(console)
 
 
 #: --json documents printed by this process (a command prints at most one)
@@ -84,13 +129,13 @@ def emit_json(doc: dict[str, Any], exit_code: int) -> None:
 
     from ..constants import JSON_SCHEMA
 
-    done_answering()  # from here a signal waits: the document goes out whole
+    done_answering()  # a signal now lets the document out whole, or cuts it if it is stuck
+    emitted.append(exit_code)  # cut short or not: no second document
     if exit_code and doc.get("passed"):
         # A signal that came as the run closed: the sale was clean, the
         # command was stopped. What CI gates on must agree with the exit code.
         doc = {**doc, "passed": False}
     click.echo(json.dumps({"schema": JSON_SCHEMA, "exit_code": exit_code, **doc}, indent=2))
-    emitted.append(exit_code)
 
 
 #: Seconds between heartbeat lines on stderr when stdout is not a terminal
@@ -124,7 +169,7 @@ class LiveProgress:
         self._t0: float | None = None
 
     def __call__(self, p: Progress, label: str | None = None) -> None:
-        line = self._line(p, label) + self._eta(p)
+        line = printable(self._line(p, label)) + self._eta(p)  # a label names the user's code
         if not self.enabled:
             self._beat(line)
             return
@@ -204,8 +249,7 @@ def run_live(
         with translate_errors(), interrupts.terminations_interrupt():
             try:
                 result = run(live)
-                done_answering()  # the run has its answer: a late signal waits for it
-                return result
+                hold_signals()  # the run has its answer: a late signal waits for it
             except BaseException as stopped:  # an interrupt, or a file that failed mid-run
                 live.stop()
                 result = getattr(stopped, "result", None)
@@ -215,14 +259,18 @@ def run_live(
                         code = interrupts.exit_code(stopped)
                     show_partial(result, code)  # what was sold before it stopped
                 raise
+        done_answering()  # the live line goes and the answer is written: both can be cut
     except KeyboardInterrupt as interrupt:
         happened = interrupts.describe(interrupt)
         message = f"{happened}; the history records the {what} stopped as unknown"
         stopped_because.append(message)
+        done_answering()
         click.echo(message, err=True)
+        answered()
         sys.exit(interrupts.exit_code(interrupt))
     finally:
         live.stop()
+    return result
 
 
 def sell_and_exit(

@@ -8,13 +8,32 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..constants import ROWS_KEPT
-from .console import emit_json, make_console
-from .errors import UnusableFile, exit_code_for, exit_with, translate_errors
+from .console import emit_json, make_console, sanitising
+from .errors import exit_code_for, exit_with, printable, translate_errors
 from .options import Count, json_option
 from .store_options import db_option
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+
+class OutputFile(click.ParamType[str]):
+    """A path an output (``--svg``, ``--html``) may be written to, checked as
+    it is parsed: a bad one stops the command before any sale runs (exit 3,
+    as for a history or a store: see :mod:`tickets.output.files`)."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..output.files import check_output_path
+
+        if not isinstance(value, str):
+            self.fail(f"{value!r} is not a path", param, ctx)
+        if not value:
+            self.fail("give a file path, not an empty one", param, ctx)
+        with translate_errors():
+            check_output_path(value, param.opts[0] if param is not None else "the option")
+        return value
 
 
 @click.command()
@@ -117,12 +136,8 @@ def check_named_sale(
 @click.option("--sale", "sale_name", metavar="NAME",
               help="Draw the named sale on the Redis store: every host's buyers on the "
               "server's clock, from the sale's stream.")  # fmt: skip
-@click.option(
-    "--svg", type=click.Path(dir_okay=False, path_type=str), help="Also write the picture as SVG."
-)
-@click.option(
-    "--html", type=click.Path(dir_okay=False, path_type=str), help="Also write it as HTML."
-)
+@click.option("--svg", type=OutputFile(), help="Also write the picture as SVG.")
+@click.option("--html", type=OutputFile(), help="Also write it as HTML.")
 @click.option(
     "--width",
     type=click.IntRange(60, 1000),
@@ -166,8 +181,8 @@ def timeline_command(
                                    "drawn binned in time)")  # fmt: skip
         loaded, _, _ = prepare(loaded, limit)
     console = make_console(width=width)
-    for line in hosts:
-        console.print(line, markup=False, highlight=False)
+    for line in hosts:  # host names are the hosts' own words
+        console.print(printable(line), markup=False, highlight=False)
     console.print(timeline(loaded, width=width or console.width, limit=limit))
     if svg is not None or html is not None:
         picture = timeline(loaded, width=width or 120, limit=limit)
@@ -193,9 +208,12 @@ def export(picture: object, width: int, history: str, svg: str | None, html: str
 
     from rich.console import Console
 
-    recorder = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor")
-    recorder.print(picture)
-    title = f"tickets timeline: {os.path.basename(history)}"
+    from ..output.files import write_output
+
+    recorder = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor",
+                       markup=False)  # fmt: skip
+    sanitising(recorder).print(picture)  # an escape code is not even XML
+    title = f"tickets timeline: {printable(os.path.basename(history))}"
     for path, kind in ((svg, "svg"), (html, "html")):
         if path is None:
             continue
@@ -203,14 +221,9 @@ def export(picture: object, width: int, history: str, svg: str | None, html: str
             text = offline_svg(recorder.export_svg(title=title, clear=False))
         else:
             text = titled_html(recorder.export_html(clear=False), title)
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            raise UnusableFile(
-                f"{path}: cannot be written ({exc.strerror}); choose another path"
-            ) from None
-        click.echo(f"wrote {path}", err=True)
+        with translate_errors():
+            write_output(path, text, f"--{kind}")
+        click.echo(f"wrote {printable(path)}", err=True)
 
 
 def offline_svg(svg: str) -> str:
@@ -289,8 +302,9 @@ def history_command(ctx: click.Context, keep: int | None, older_than: float | No
                  "strategy": e.strategy, "verdict": e.verdict} for e in kept]  # fmt: skip
         emit_json({"folder": str(folder), "histories": rows,
                    "removed": [str(e.path) for e in removed]}, 0)  # fmt: skip
-        return
-    show_histories(folder, kept, removed)
+    else:
+        show_histories(folder, kept, removed)
+    exit_with(0)  # the answer is out: a late signal waits for the exit
 
 
 def show_histories(folder: Path, kept: list[Any], removed: list[Any]) -> None:
@@ -301,14 +315,16 @@ def show_histories(folder: Path, kept: list[Any], removed: list[Any]) -> None:
 
     styles = {"passed": "green", "failed": "bold red", "running": "yellow",
               "not proven": "bold yellow"}  # fmt: skip
-    table = Table(title=f"{len(kept)} histories in {folder}, newest first")
+    where = printable(str(folder))
+    table = Table(title=Text(f"{len(kept)} histories in {where}, newest first"))
     for name in ("modified", "mode", "strategy", "verdict", "history"):
         table.add_column(name)
-    for e in kept:
+    for e in kept:  # what a history's run line says is outside text
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.modified))
-        verdict = Text(e.verdict, styles.get(e.verdict, "magenta"))
-        table.add_row(when, e.mode or "?", e.strategy or "?", verdict, Text(e.path.name))
+        verdict = Text(printable(e.verdict), styles.get(e.verdict, "magenta"))
+        table.add_row(when, Text(printable(e.mode or "?")), Text(printable(e.strategy or "?")),
+                      verdict, Text(printable(e.path.name)))  # fmt: skip
     console = make_console()
-    console.print(table if kept else Text(f"no histories in {folder}"))
+    console.print(table if kept else Text(f"no histories in {where}"))
     if removed:
         console.print(Text(f"removed {len(removed)} histories"))

@@ -27,6 +27,7 @@ from ..constants import (
 from .console import emit_json, make_console, run_live, sell_and_exit
 from .errors import exit_code_for, exit_with, translate_errors
 from .exec_options import exec_fields, exec_options
+from .history_commands import OutputFile
 from .options import (
     Amount,
     Count,
@@ -146,12 +147,12 @@ def buy(
 )
 @click.option(
     "--svg",
-    type=click.Path(dir_okay=False, path_type=str),
+    type=OutputFile(),
     help="Write a locked run's timeline above the worst unlocked run's, as SVG.",
 )
 @click.option(
     "--html",
-    type=click.Path(dir_okay=False, path_type=str),
+    type=OutputFile(),
     help="The same two timelines, one above the other, as an HTML page.",
 )
 @sale_options

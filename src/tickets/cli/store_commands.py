@@ -9,7 +9,7 @@ import click
 
 from ..constants import DEFAULT_TICKETS, MAX_COUNT
 from .console import emit_json
-from .errors import translate_errors
+from .errors import exit_with, printable, translate_errors
 from .options import count_option, json_option, lock_timeout_option
 from .store_options import StoreContext, db_option
 
@@ -80,7 +80,8 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
     if json_:
         emit_json({"count": tickets, "store": spec.label, "kind": spec.kind}, 0)
     else:
-        click.echo(f"{spec.label}: {tickets} tickets left")  # as status says it
+        click.echo(f"{printable(spec.label)}: {tickets} tickets left")  # as status says it
+    exit_with(0)  # the answer is out: a late signal waits for the exit
 
 
 @click.command()
@@ -106,4 +107,5 @@ def status(obj: StoreContext, json_: bool) -> None:
     if json_:
         emit_json({"count": count, "store": spec.label, "kind": spec.kind}, 0)
     else:
-        click.echo(f"{spec.label}: {count} tickets left")
+        click.echo(f"{printable(spec.label)}: {count} tickets left")  # --db is outside text
+    exit_with(0)

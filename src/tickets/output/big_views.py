@@ -7,6 +7,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..operations import printable
 from ..run.ledger import RunResult
 from .tables import RESULT_STYLE, RESULT_WORD, buyers_table
 
@@ -20,7 +21,7 @@ def outcomes_table(result: RunResult) -> Table:
     for key, n in sorted((result.outcomes or {}).items(), key=lambda kv: -kv[1]):
         kind, _, why = key.partition(": ")
         word = Text(RESULT_WORD[kind], style=RESULT_STYLE[kind])
-        table.add_row(word + Text(f": {why}" if why else ""), f"{n:,}")
+        table.add_row(word + Text(f": {printable(why)}" if why else ""), f"{n:,}")
     return table
 
 
@@ -49,8 +50,9 @@ def big_buyers_view(result: RunResult, limit: int) -> RenderableType:
     parts.append(buyers_table(rows[:limit], result.report, title, False))
     where = ""
     if result.history is not None:
-        where = (f"every buyer is in the history: tickets history {result.history}"
+        history = printable(str(result.history))
+        where = (f"every buyer is in the history: tickets history {history}"
                  if result.aborted is None else f"the history has what was written before "
-                 f"the run stopped: {result.history}")  # fmt: skip
+                 f"the run stopped: {history}")  # fmt: skip
     parts.append(Text(where, "dim"))
     return Group(*parts)

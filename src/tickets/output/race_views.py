@@ -8,6 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..operations import printable
 from ..run.race import RaceResult, in_words
 from ..strategies import side_label
 
@@ -19,7 +20,7 @@ def race_table(race: RaceResult) -> Table:
     table = Table(title=title)
     table.add_column("")
     for side in sides:
-        table.add_column(side_label(side.strategy), justify="right")
+        table.add_column(Text(printable(side_label(side.strategy))), justify="right")
     if trials == 1:
         _one_trial_rows(table, race)
     else:
@@ -75,7 +76,7 @@ def race_verdict(race: RaceResult) -> Text:
     """What the race showed, in one line: PASSED or FAILED for the locking
     strategies, DEMONSTRATED when only strategies without exclusion ran."""
     if not race.verdict.passed:
-        return Text("FAILED: " + "; ".join(race.verdict.reasons), "bold red")
+        return Text(printable("FAILED: " + "; ".join(race.verdict.reasons)), "bold red")
     locked = [s for s in race.sides if s.excludes]
     shown = [in_words(s) for s in race.sides if not s.excludes and s.oversold_trials]
     missed = [s for s in race.sides if not s.excludes and not s.oversold_trials]
@@ -83,9 +84,9 @@ def race_verdict(race: RaceResult) -> Text:
         text = "PASSED: every locking strategy sold exactly the stock"
         if shown:
             text += "; " + "; ".join(shown) + " (expected)"
-        return Text(text, "bold green")
+        return Text(printable(text), "bold green")
     if shown:
-        return Text("DEMONSTRATED: " + "; ".join(shown) + " (expected)", "bold yellow")
+        return Text(printable("DEMONSTRATED: " + "; ".join(shown) + " (expected)"), "bold yellow")
     trials = sum(s.trials for s in missed)
     return Text(
         f"NOT SHOWN: nothing was oversold in {trials} unlocked run(s) this time; "
@@ -97,9 +98,10 @@ def race_verdict(race: RaceResult) -> Text:
 def race_view(race: RaceResult) -> RenderableType:
     """The table, the sides in words and the histories (the verdict is
     :func:`race_verdict`, printed last)."""
-    words = Text("\n".join(in_words(side) for side in race.sides))
+    words = Text("\n".join(printable(in_words(side)) for side in race.sides))
     kept = [r for r in race.runs if r.result.history is not None]
-    histories = Text("histories:\n" + "\n".join(f"  {r.result.history}" for r in kept[:12]))
+    paths = [f"  {printable(str(r.result.history))}" for r in kept[:12]]
+    histories = Text("histories:\n" + "\n".join(paths))
     if len(kept) > 12:
         histories.append(f"\n  … and {len(kept) - 12} more")
     if not kept:

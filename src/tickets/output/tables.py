@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..checks import NO_STOCK, Report
+from ..operations import printable
 from ..run.ledger import OperationRow, RunResult
 from ..strategies import STRATEGIES
 
@@ -48,7 +49,7 @@ def buyers_table(rows: list[OperationRow], report: Report, title: str, full: boo
             _ms(row.lock_wait),
             _ms(row.total),
             *([str(row.retries or 0)] if retried else []),
-            Text(row.reason or ""),
+            Text(printable(row.reason or "")),  # a user buyer's exception, say
         )
     return table
 
@@ -77,7 +78,7 @@ def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
     reasons: dict[str, int] = {}
     for row in rows:
         if row.result == "fail":
-            why = row.reason or "no ticket"
+            why = printable(row.reason or "no ticket")
             if why == "sold out" and row.seen is not None:  # a built-in buyer searched
                 where = "at the search" if row.t_locked is None else "under the lock"
                 why = f"sold out {where}"
@@ -118,11 +119,11 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
 
 def verdict(report: Report, aborted: str | None = None, strategy: str | None = None) -> Text:
     if aborted:
-        return Text(f"ABORTED: {aborted}", style="bold red")
+        return Text(f"ABORTED: {printable(aborted)}", style="bold red")
     if report.passed:
         text = f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold"
         if skipped := report.not_run():
-            text += "\n" + "\n".join(f"{c.name}: {c.detail}" for c in skipped)
+            text += "\n" + "\n".join(f"{c.name}: {printable(c.detail)}" for c in skipped)
         return Text(text, style="bold green")
     if report.unproven and report.aborted:
         return Text(f"NOT PROVEN: the run was aborted ({report.aborted}); no check failed on "
@@ -146,7 +147,7 @@ def verdict(report: Report, aborted: str | None = None, strategy: str | None = N
     if report.double_sold:
         seats = ", ".join(str(s) for s in report.double_sold_seats[:10])
         lines.append(f"double-sold seats: {seats}")
-    lines += [f"{c.name}: {c.detail}" for c in report.failures()]
+    lines += [f"{c.name}: {printable(c.detail)}" for c in report.failures()]
     return Text("\n".join(lines), style="bold red")
 
 
@@ -162,10 +163,11 @@ def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) ->
     grid.add_row("oversold", oversold)
     seats = ", ".join(str(s) for s in report.double_sold_seats[:20]) or "none"
     grid.add_row("double-sold tickets" if any(
-        isinstance(s, str) for s in report.double_sold) else "double-sold seats", seats)
+        isinstance(s, str) for s in report.double_sold) else "double-sold seats",
+        Text(printable(seats)))  # a command's ticket ids  # fmt: skip
     grid.add_row("unknown outcomes", str(report.unknown))
-    for key, value in extra or []:
-        grid.add_row(key, value)
+    for key, value in extra or []:  # paths, the user's code: outside text, never markup
+        grid.add_row(key, Text(printable(value)))
     return grid
 
 
@@ -264,13 +266,13 @@ def checks_table(report: Report) -> Table:
             mark = Text("not run", style="yellow")
         else:
             mark = Text("pass", style="green") if c.passed else Text("FAIL", style="bold red")
-        table.add_row(c.name, mark, Text(c.detail))  # never markup: details quote histories
+        table.add_row(c.name, mark, Text(printable(c.detail)))  # details quote histories
     return table
 
 
 def check_view(report: Report, paths: list[str]) -> RenderableType:
     return Group(
-        Text(f"{len(paths)} history file(s): " + ", ".join(paths)),
+        Text(f"{len(paths)} history file(s): " + ", ".join(printable(p) for p in paths)),
         checks_table(report),
         summary_table(report),
         verdict(report),
@@ -289,7 +291,7 @@ def each_view(results: list[tuple[str, Report]]) -> RenderableType:
             mark = Text("NOT PROVEN", "bold yellow")
         failed = ", ".join(c.name for c in report.failures())
         initial = "?" if report.initial is None else str(report.initial)
-        table.add_row(Text(path), mark, str(report.sold), initial,
+        table.add_row(Text(printable(path)), mark, str(report.sold), initial,
                       str(report.oversold), Text(failed))  # fmt: skip
     bad = sum(1 for _, r in results if not r.passed and not r.unproven)
     unproven = sum(1 for _, r in results if r.unproven)
@@ -349,7 +351,7 @@ def orders_table(result: RunResult) -> Table | None:
             "" if r.clerk is None else str(r.clerk),
             Text(RESULT_WORD[r.result], style=style),
             "" if r.seat is None else str(r.seat),
-            r.reason or "",
+            Text(printable(r.reason or "")),
         )
     if len(worth) > 20:
         orders.caption = f"{len(worth) - 20} more in the history"
@@ -381,6 +383,6 @@ def queue_view(result: RunResult) -> RenderableType:
     )
     parts.append(summary)
     for note in result.notes:
-        parts.append(Text(f"note: {note}", style="yellow"))
+        parts.append(Text(f"note: {printable(note)}", style="yellow"))
     parts.append(verdict(result.report, result.aborted, result.config.strategy))
     return Group(*parts)

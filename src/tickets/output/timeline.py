@@ -185,7 +185,7 @@ def label(s: Span, double: dict[int, list[str]], noun: str) -> Text:
         text = f"{noun} {s.number} seat {s.seat}{extra}"
         style = PALETTE["double"] if s.seat in double else PALETTE["ok"]
     elif s.result == "fail":
-        text, style = f"{noun} {s.number} {s.reason or 'no ticket'}", PALETTE["fail"]
+        text, style = f"{noun} {s.number} {printable(s.reason or 'no ticket')}", PALETTE["fail"]
     else:
         text, style = f"{noun} {s.number} unknown", PALETTE["info"]
     return Text(text[:LABEL_WIDTH].ljust(LABEL_WIDTH), style=style)
