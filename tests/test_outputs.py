@@ -281,3 +281,9 @@ def test_markup_in_a_path_is_shown_as_written(tmp_path: Path) -> None:
     invoke_coloured("init", "--tickets", "2")
     result = invoke_coloured("buy", "--buyers", "2", "--no-delay", "--history", "[bold]h.jsonl")
     assert "[bold]h.jsonl" in shown_plain(result)
+
+
+def test_a_refused_value_is_quoted_defused(tmp_path: Path) -> None:
+    """click's own errors quote what was given (a --buy file, a strategy)."""
+    result = invoke_coloured("race", "--strategies", f"none,{ESCAPED}.py:buy")
+    assert result.exit_code == 2 and "x?[31m[red]y.py" in shown_plain(result)

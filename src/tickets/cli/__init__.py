@@ -61,6 +61,10 @@ class TicketsGroup(click.Group):
                 emit_json({"passed": False, "error": why}, code)
             raise
         except click.ClickException as exc:
+            from .errors import printable
+
+            # It may quote a value given on the command line (click keeps it Final).
+            exc.message = printable(exc.message)  # type: ignore[misc]
             exc.show()
             if "--json" in argv and not emitted:  # a stopped run printed its own
                 emit_json({"passed": False, "error": exc.format_message()}, exc.exit_code)
