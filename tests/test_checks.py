@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from histories import T0, Op, end_line, events_of, lines_of, run_line, table, write
-from tickets.checks import Report, check_histories, check_history, evaluate
+from tickets.checks import Report, check_history, evaluate
 from tickets.history import HistoryError, read
+from tickets.sale_checks import check_histories
 
 
 def judge(initial: int, remaining: int | None, ops: list[Op], **kw: Any) -> Report:
@@ -252,6 +253,26 @@ FORGED = {
         [run_line(1), _invoke(0, 11), " \t\r", _ok(0, 1, 12), end_line(0)], "line 3: blank",
     ),
     "a blank first line": (["", run_line(1), end_line(1)], "line 1: blank"),
+    # issue #22 (5): one ticket id must not switch off the checks of seats
+    "a ticket id beside seats": (
+        [run_line(2), _invoke(0, 11), _invoke(1, 11), _ok(0, 2, 12),
+         {"type": "ok", "buyer": 1, "ticket": "T-1", "t": 12}, end_line(0)],
+        "line 5: ok of buyer 1 has ticket 'T-1', not a seat",
+    ),
+    "a seat beside ticket ids": (
+        [run_line(2), _invoke(0, 11), _invoke(1, 11),
+         {"type": "ok", "buyer": 0, "ticket": "T-1", "t": 12}, _ok(1, 2, 12), end_line(0)],
+        "line 5: ok of buyer 1 has seat 2, where the sale's other tickets are ids",
+    ),
+    "ticket_ids in a version 1 run line": (
+        [run_line(1, ticket_ids=True), end_line(1)], "run line has ticket_ids True",
+    ),
+    "ticket_ids that is not a bool": (
+        [run_line(1, version=2, ticket_ids="yes"), end_line(1)], "run line has ticket_ids 'yes'",
+    ),
+    "a format version from the future": (
+        [run_line(1, version=3), end_line(1)], "format version 3, not one this tickets reads",
+    ),
     "a blank line after the end": ([run_line(1), end_line(1), "  "], "line 3: blank"),
 }  # fmt: skip
 
@@ -567,7 +588,7 @@ def test_an_aborted_run_in_a_sale_of_several_is_not_proven(tmp_path: Path, invok
     doc = json.loads(each.output)
     assert each.exit_code == 5 and doc["passed"] is False
     assert [r["aborted"] for r in doc["results"]] == ["interrupted (SIGINT)", None]
-    assert "or were of aborted runs" in invoke("check", str(a), str(b)).output
+    assert "were of aborted runs" in invoke("check", str(a), str(b)).output
 
 
 @pytest.mark.parametrize("aborted", ["", "\x1b[2Jx" * 200])
@@ -578,3 +599,34 @@ def test_any_text_in_aborted_means_aborted(tmp_path: Path, aborted: str) -> None
     report = check_history(read(write(tmp_path / "h.jsonl", lines)))
     assert report.unproven and report.aborted is not None
     assert "\x1b" not in report.aborted and 0 < len(report.aborted) <= 300
+
+
+def _stale_read_beside(third: dict[str, Any]) -> list[Any]:
+    """Three buyers of three tickets: buyer 1 took seat 3 after buyer 0 had
+    completed seat 2 (a stale read); buyer 2 sold ``third``."""
+    return [run_line(3, version=2, ticket_ids=True), _invoke(0, 11), _ok(0, 2, 12),
+            _invoke(1, 13), _ok(1, 3, 14), _invoke(2, 13),
+            {"type": "ok", "buyer": 2, "t": 14, **third}, end_line(0)]  # fmt: skip
+
+
+def test_a_ticket_id_no_longer_switches_off_the_order_of_seats(tmp_path: Path) -> None:
+    """The issue's case: the stale read FAILS with a seat as the third sale,
+    and used to PASS once the third sale carried an id. A run that said
+    --ticket-ids may mix them: its seats are still ordered."""
+    seats = read(write(tmp_path / "seats.jsonl", _stale_read_beside({"seat": 1})))
+    assert not check_history(seats).passed
+    mixed = check_history(read(write(tmp_path / "mixed.jsonl",
+                                     _stale_read_beside({"ticket": "T-1"}))))  # fmt: skip
+    order = next(c for c in mixed.checks if c.name == "real-time order")
+    assert order.passed is False and "stale read" in order.detail
+    assert not mixed.passed
+    lines = _stale_read_beside({"ticket": "T-1"})
+    lines[0] = run_line(3)  # a version 1 run line: tickets are seats; an id is malformed
+    with pytest.raises(HistoryError, match="line 7: ok of buyer 2 has ticket 'T-1', not a seat"):
+        read(write(tmp_path / "v1.jsonl", lines))
+
+
+def test_a_version_1_history_still_checks(tmp_path: Path) -> None:
+    path = write(tmp_path / "v1.jsonl", [run_line(2), _invoke(0, 11), _ok(0, 2, 12),
+                                         _invoke(1, 13), _ok(1, 1, 14), end_line(0)])  # fmt: skip
+    assert check_history(read(path)).passed

@@ -19,6 +19,7 @@ from click.testing import Result
 from helpers import assert_run_fields, read_json_lines, snapshot
 from histories import Op, lines_of, run_line, write
 from tickets.cli import cli
+from tickets.constants import JSON_SCHEMA
 
 Invoke = Callable[..., Result]
 ANSI = re.compile(r"\x1b\[")
@@ -44,7 +45,8 @@ def test_init_and_status(invoke: Invoke, store: Path) -> None:
     assert invoke("init", "--tickets", "7").exit_code == 0
     assert json.loads(store.read_text()) == {"count": 7}
     result = invoke("status", "--json")
-    expected = {"schema": 1, "exit_code": 0, "count": 7, "store": str(store), "kind": "json"}
+    expected = {"schema": JSON_SCHEMA, "exit_code": 0, "count": 7, "store": str(store),
+                "kind": "json"}  # fmt: skip
     assert result.exit_code == 0 and json.loads(result.output) == expected
     assert json.loads(invoke("init", "--tickets", "7", "--json").output) == expected
     assert "7 tickets left" in invoke("status").output
@@ -336,7 +338,7 @@ def test_json_gate_fails_on_every_refusal_even_without_pipefail(
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=30)
     assert done.returncode == code, done.stderr
     doc = json.loads(done.stdout)
-    assert doc == {"schema": 1, "exit_code": code, "passed": False, "error": doc["error"]}
+    assert doc == {"schema": JSON_SCHEMA, "exit_code": code, "passed": False, "error": doc["error"]}
     assert error in doc["error"] and error in done.stderr
     # The shell pipeline a CI script writes, without pipefail: it must fail.
     script = f"{shlex.join(cmd)} | {shlex.join([sys.executable, '-c', GATE])}"
@@ -349,7 +351,7 @@ def test_every_json_document_has_schema_exit_code_and_passed(invoke: Invoke) -> 
     for args in (["buy", "--buyers", "3"], ["queue", "--orders", "2"], ["race", "--buyers", "3"]):
         result = invoke(*args, "--no-delay", "--json")
         doc = json.loads(result.output)
-        assert (doc["schema"], doc["exit_code"]) == (1, result.exit_code)
+        assert (doc["schema"], doc["exit_code"]) == (JSON_SCHEMA, result.exit_code)
         assert isinstance(doc["passed"], bool)
     doc = json.loads(invoke("buy", "--buyers", "12", "--tickets", "2", "--json").output)
     assert doc["no_ticket"] == 10 and "failed" not in doc  # "failed" read like a failed check
@@ -499,4 +501,4 @@ def test_passed_never_contradicts_the_exit_code(capsys: pytest.CaptureFixture[st
 
     emit_json({"passed": True, "sold": 5}, 143)
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {"schema": 1, "exit_code": 143, "passed": False, "sold": 5}
+    assert doc == {"schema": JSON_SCHEMA, "exit_code": 143, "passed": False, "sold": 5}

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import spec_of
 from tickets.child.buyer import warm_up
-from tickets.child.events import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode
+from tickets.child.events import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode, frame
 from tickets.child.launcher import FdGate
 from tickets.child.plan import BuyerPlan, Delays
 from tickets.run.event_pipe import EventPipe
@@ -63,10 +63,8 @@ def test_the_parent_reassembles_frames_split_across_reads() -> None:
     fd = channel.writer.fileno()
     try:
         many = [{"type": "invoke", "buyer": b, "pid": b, "t": b / 7} for b in range(3000)]
-        data = b"".join(
-            len(encode(e)).to_bytes(4, "big") + encode(e) for e in many
-        )  # more than one read's worth
-        frame = len(encode(EVENTS[1])).to_bytes(4, "big") + encode(EVENTS[1])
+        data = b"".join(frame(encode(e)) for e in many)  # more than one read's worth
+        one = frame(encode(EVENTS[1]))
         got: list[dict[str, object]] = []
         for start in range(0, len(data), 50_000):
             os.write(fd, data[start : start + 50_000])
@@ -74,11 +72,11 @@ def test_the_parent_reassembles_frames_split_across_reads() -> None:
         while len(got) < len(many):
             got += channel.get(timeout=5)
         assert got == many
-        os.write(fd, frame[:3])  # half a header, then half a payload
+        os.write(fd, one[:3])  # half a header, then half a payload
         assert channel.get(timeout=0.05) == []
-        os.write(fd, frame[3:10])
+        os.write(fd, one[3:10])
         assert channel.get(timeout=0.05) == []
-        os.write(fd, frame[10:])
+        os.write(fd, one[10:])
         assert channel.get(timeout=5) == [EVENTS[1]]
         channel.writer.close()
         with pytest.raises(EOFError):

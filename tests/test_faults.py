@@ -15,11 +15,11 @@ import pytest
 from click.testing import Result
 
 from helpers import read_json_lines
-from tickets.checks import check_histories
 from tickets.child.plan import Delays
 from tickets.history import read
 from tickets.run.chaos import BUYER_POINTS, Chaos
 from tickets.run.ledger import RunResult
+from tickets.sale_checks import check_histories
 from tickets.stores import json_file as st
 from tickets.stores.json_file import lock_path
 
@@ -218,7 +218,7 @@ def run_concurrently(store: Path, locks: list[str], extra: list[str]) -> list[di
     docs = []
     for p in procs:
         out, err = p.communicate(timeout=120)
-        assert p.returncode in (0, 1), err
+        assert p.returncode in (0, 1, 5), err  # 5: it began with the stock gone
         docs.append(json.loads(out))
     return docs
 

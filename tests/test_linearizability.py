@@ -140,11 +140,18 @@ def random_sales(draw: st.DrawFn) -> Sale:
     return initial, draw(st.integers(0, initial + 1)), ops
 
 
+def sound(report: Report) -> bool:
+    """No check failed: the history is linearizable, as the checker sees it.
+    (PASSED asks more: a sale that tested nothing, no stock or nobody
+    taking part, is not proven; tests/test_checks.py holds that.)"""
+    return not report.failures()
+
+
 def agree(sale: Sale) -> None:
     initial, remaining, ops = sale
     report = verdict(initial, remaining, ops)
     expected = linearizable(ops, initial, remaining)
-    assert report.passed == expected, (sale, [c for c in report.checks if not c.passed])
+    assert sound(report) == expected, (sale, [c for c in report.checks if not c.passed])
 
 
 @SETTINGS
@@ -192,7 +199,7 @@ def agree_without_seats(sale: Sale) -> None:
     table = with_ids(ops)
     report = evaluate(table, initial, remaining)
     expected = linearizable(ops, initial, remaining, ids=True)
-    assert report.passed == expected, (sale, report.failures())
+    assert sound(report) == expected, (sale, report.failures())
     if table.tickets:  # a sale at all: no seats to order
         assert [c.name for c in report.not_run()] == ["real-time order"]
 
@@ -210,7 +217,7 @@ def test_the_file_path_gives_the_same_verdict(sale: Sale) -> None:
     initial, remaining, ops = sale
     with tempfile.TemporaryDirectory() as folder:
         history = read(write(Path(folder) / "h.jsonl", lines_of(initial, remaining, ops)))
-    assert check_history(history).passed == linearizable(ops, initial, remaining)
+    assert sound(check_history(history)) == linearizable(ops, initial, remaining)
 
 
 @settings(max_examples=max(50, QUICK // 10), deadline=None, database=None)
@@ -232,7 +239,7 @@ def test_scattered_numbers_give_the_same_verdict(sale: Sale, data: st.DataObject
         history = read(write(Path(folder) / "h.jsonl", lines))
     assert history.ops.size == max(numbers) + 1
     assert history.ops.size - history.ops.count(0) == len(ops)  # the rest ABSENT
-    assert check_history(history).passed == linearizable(ops, initial, remaining)
+    assert sound(check_history(history)) == linearizable(ops, initial, remaining)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +259,7 @@ def test_scattered_numbers_give_the_same_verdict(sale: Sale, data: st.DataObject
 def test_fixed_examples(name: str, sale: Sale, passes: bool) -> None:
     initial, remaining, ops = sale
     assert linearizable(ops, initial, remaining) is passes
-    assert verdict(initial, remaining, ops).passed is passes
+    assert sound(verdict(initial, remaining, ops)) is passes
 
 
 @pytest.mark.stress

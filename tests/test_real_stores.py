@@ -365,7 +365,7 @@ def test_the_password_never_shows(redis_url: str, tmp_path: Path) -> None:
                  ["buy", "-n", "6", "--no-delay", "--json"], ["queue", "--orders", "4"],
                  ["race", "-n", "4", "--no-delay", "--json"], ["history"]):  # fmt: skip
         done = tickets("--db", redis_url, *args)
-        assert done.returncode in (0, 1), (args, done.stderr)
+        assert done.returncode in (0, 1, 5), (args, done.stderr)  # 5: the key was sold out
         texts += [done.stdout, done.stderr]
     histories = list((tmp_path / "history").glob("*.jsonl"))
     assert histories

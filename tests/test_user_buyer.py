@@ -133,7 +133,9 @@ def test_a_hanging_buyer_is_stopped_at_its_timeout(user_code: str) -> None:
     hung = doc["buyers"][0]
     assert hung["result"] == "info" and hung["reason"].startswith("timeout: still buying after 1s")
     assert [b["result"] for b in doc["buyers"][1:]] == ["fail", "fail"]
-    assert code == 0  # an unknown outcome that changed nothing is still a passing sale
+    # An unknown outcome that changed nothing fails no check; a sale of no
+    # stock tested nothing.
+    assert code == 5 and doc["nothing_tested"].startswith("the store had no tickets")
 
 
 @pytest.mark.parametrize(
@@ -169,8 +171,8 @@ def test_nothing_the_user_code_starts_is_left_behind(tmp_path: Path) -> None:
         f"    subprocess.Popen(['sh', '-c', 'echo $$ >> {marker}; exec sleep 300'])\n"
         "    return None\n"
     )
-    done = tickets("buy", "-n", "3", "-t", "0", "--buy", f"{tmp_path / 'spawner.py'}:f")
-    assert done.returncode == 0, done.stdout
+    done = tickets("buy", "-n", "3", "-t", "3", "--buy", f"{tmp_path / 'spawner.py'}:f")
+    assert done.returncode == 1, done.stdout  # told sold out while tickets remained
     deadline = time.monotonic() + 10
     pids = [int(p) for p in marker.read_text().split()]
     assert len(pids) == 3

@@ -32,7 +32,7 @@ _EXPORTS = {
     "read_history": "history",
     "Report": "checks",
     "check_history": "checks",
-    "check_histories": "checks",
+    "check_histories": "sale_checks",
 }
 _RENAMED = {"read_history": "read"}
 

@@ -11,13 +11,12 @@ no undersell, the store valid after the run, and no errors.
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .constants import MAX_COUNT
-from .history import History, HistoryError
-from .linearizability import order_checks, sorted_sales, undersell_of_ids
+from .history import History
+from .linearizability import order_checks, sorted_sales, stale_order, undersell_of_ids
 from .operations import ABSENT, NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN, Operations
 
 #: What a check that could not run says it is (``passed`` None).
@@ -52,6 +51,16 @@ class Report:
     #: why the run was cut short (its end line's ``aborted``: the watchdog,
     #: a signal, an error), or None
     aborted: str | None = None
+    #: why the sale tested nothing, or None: no stock, or no operation
+    #: completed an attempt against the store (each was busy, refused,
+    #: unknown or never began); such a sale is never PASSED
+    idle: str | None = None
+    #: operations turned away (busy past --lock-timeout, refused and
+    #: rolled back), those of them that waited out a lock or the store
+    #: held, and the first of those, in words
+    refused: int = 0
+    held: int = 0
+    first_held: str | None = None
 
     @property
     def oversold(self) -> int:
@@ -72,14 +81,14 @@ class Report:
         short: a sale whose stock nobody read, or one stopped midway (the
         buyers it never let run tested nothing), is not proven, however its
         checks came out."""
-        return (self.initial is not None and self.aborted is None
+        return (self.initial is not None and self.aborted is None and self.idle is None
                 and all(c.passed is not False for c in self.checks))  # fmt: skip
 
     @property
     def unproven(self) -> bool:
-        """No check failed, but those that need the stock could not run, or
-        the run was aborted."""
-        return (self.initial is None or self.aborted is not None) and all(
+        """No check failed, but those that need the stock could not run, the
+        run was aborted, or the sale tested nothing (see ``idle``)."""
+        return (self.initial is None or self.aborted is not None or self.idle is not None) and all(
             c.passed is not False for c in self.checks
         )
 
@@ -107,9 +116,40 @@ def evaluate(
     ``unfinished``: why the history has no end, if it has none; ``initial``
     None: nothing read the stock, and the checks that need it do not run;
     ``aborted``: why the run was stopped, if it was (it cannot pass)."""
-    if ops.tickets:
-        report = _evaluate_ids(ops, initial, remaining, store_problem, unfinished)
-        return replace(report, aborted=aborted)
+    report = (_evaluate_ids if ops.tickets else _evaluate_seats)(
+        ops, initial, remaining, store_problem, unfinished
+    )
+    return replace(report, aborted=aborted, idle=idle_because(ops, initial), refused=ops.refused,
+                   held=ops.held, first_held=ops.first_held)  # fmt: skip
+
+
+def idle_because(ops: Operations, initial: int | None) -> str | None:
+    """Why the sale tested nothing, if it did: a green must be earned."""
+    if initial == 0:
+        return "the store had no tickets: nobody could buy, nothing was tested"
+    if ops.count(OK) or ops.count(SOLD_OUT):
+        return None
+    noun = ops.noun
+    parts = []
+    if ops.held:
+        parts.append(f"{ops.held} busy (a lock or the store held past --lock-timeout)")
+    if ops.refused > ops.held:
+        parts.append(f"{ops.refused - ops.held} refused by the store")
+    if unknown := ops.count(PENDING) + ops.count(UNKNOWN):
+        parts.append(f"{unknown} of unknown outcome")
+    if other := ops.count(NO_EFFECT) - ops.refused:
+        parts.append(f"{other} stopped before the store")
+    said = f": {', '.join(parts)}" if parts else ""
+    return f"no {noun} completed an attempt against the store{said}"
+
+
+def _evaluate_seats(
+    ops: Operations,
+    initial: int | None,
+    remaining: int | None,
+    store_problem: str | None,
+    unfinished: str | None,
+) -> Report:
     finished = unfinished is None
     packed = sorted_sales(ops)
     sold = len(packed)
@@ -132,7 +172,7 @@ def evaluate(
         store_valid,
         _errors_check(ops),
     )
-    return Report(initial, remaining, sold, failed, unknown, double, checks, aborted)
+    return Report(initial, remaining, sold, failed, unknown, double, checks)
 
 
 def _evaluate_ids(
@@ -143,7 +183,8 @@ def _evaluate_ids(
     unfinished: str | None,
 ) -> Report:
     """A sale whose tickets are ids, not seats (a command buyer's): the
-    uniqueness and count checks; the order of seats cannot be checked."""
+    uniqueness and count checks; the order of ids cannot be checked, but
+    that of the seats beside them (a run that said --ticket-ids) can."""
     sold = ops.count(OK)
     failed = ops.count(SOLD_OUT) + ops.count(NO_EFFECT)
     unknown = ops.count(PENDING) + ops.count(UNKNOWN)
@@ -157,13 +198,21 @@ def _evaluate_ids(
         if double
         else f"each of the {sold} ticket(s) sold once"
     )
-    order = "the tickets are ids, not seats (counts): their order cannot be checked"
+    packed = sorted_sales(ops)  # the seats among the ids
+    if packed:
+        _, out_of_range = _seats(ops, packed, initial, remaining)
+        if out_of_range:
+            unique += "; " + _seats_check(initial, remaining, {}, out_of_range).detail
+        order = Check("real-time order", *stale_order(ops, packed))
+    else:
+        why = "the tickets are ids, not seats (counts): their order cannot be checked"
+        order, out_of_range = Check("real-time order", None, f"{NOT_RUN}: {why}"), []
     checks = (
         _well_formed(ops, unfinished),
         _sold_check(sold, initial),
-        Check("no ticket sold twice", not double, unique),
+        Check("no ticket sold twice", not double and not out_of_range, unique),
         conservation,
-        Check("real-time order", None, f"{NOT_RUN}: {order}"),
+        order,
         Check("no undersell", *undersell_of_ids(ops, initial, remaining)),
         store_valid,
         _errors_check(ops),
@@ -288,113 +337,12 @@ def check_history(history: History) -> Report:
         history.remaining,
         store_problem=end.get("store_error"),
         unfinished=history.unfinished,
-        aborted=_aborted(history),
+        aborted=aborted_of(history),
     )
 
 
-def _aborted(history: History) -> str | None:
+def aborted_of(history: History) -> str | None:
     """Why the run was stopped, from its end line: any text there, even
     none, says it was (the tool writes null for a run that was not)."""
     why = (history.end or {}).get("aborted")
     return None if why is None else (why[:300] or "no reason given")
-
-
-def _first_aborted(histories: list[History]) -> str | None:
-    """A sale of several runs is cut short if any of them was: the first, by its file."""
-    return next((f"{h.path}: {why}" for h in histories
-                 if (why := _aborted(h)) is not None), None)  # fmt: skip
-
-
-def check_histories(histories: list[History]) -> Report:
-    """One sale across several invocations on one store (``--keep-stock`` runs).
-
-    The stock before the sale is the one the earliest run read at its start
-    (before any buyer of any run); the stock after is the one the last run to
-    end read once all of its buyers, and so everyone's, were done.
-    """
-    if len(histories) == 1:
-        return check_history(histories[0])
-    stores = {h.run["store"] for h in histories}
-    if len(stores) > 1:
-        raise HistoryError(
-            histories[0].path, "these histories are of different stores; check them one at a time"
-        )
-    ordered = sorted(histories, key=lambda h: float(h.run["t"]))
-    ids = [h.run["run_id"] for h in ordered]
-    if len(set(ids)) != len(ids):
-        raise HistoryError(ordered[0].path, "the same history was given twice")
-    for h in ordered[1:]:
-        if h.run["restocked"]:
-            raise HistoryError(
-                h.path,
-                "restocked the store during the sale; one sale across runs needs --keep-stock runs",
-            )
-    unfinished = [h for h in ordered if h.end is None]
-    last = max(ordered, key=lambda h: float((h.end or {}).get("t", 0.0)))
-    problem = next(((h.end or {}).get("store_error") for h in ordered if h.end), None)
-    return evaluate(
-        Operations.merge([h.ops for h in ordered]),
-        ordered[0].initial,
-        None if unfinished else last.remaining,
-        store_problem=problem,
-        unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
-        aborted=_first_aborted(ordered),
-    )
-
-
-#: The most a host's clock may be uncertain by, in a history (seconds).
-MAX_UNCERTAINTY = 60.0
-
-
-def check_sale(
-    histories: list[History], final: int | None = None, final_problem: str | None = None
-) -> Report:
-    """A named sale across hosts (see tickets.sales): every host's times put
-    on the server's clock, and every operation widened by its host's
-    uncertainty, so that two operations are ordered only when their gap
-    exceeds what the clocks can tell. The stock before is the one every
-    host read before the start; after, ``final``, read once every host had
-    ended (else the one the last host to end read)."""
-    tables = []
-    for h in histories:
-        clock = h.run.get("clock")
-        offset = clock.get("offset") if isinstance(clock, dict) else None
-        spread = clock.get("uncertainty") if isinstance(clock, dict) else None
-        if not (type(offset) is float and abs(offset) < 1e12 and type(spread) is float
-                and 0 <= spread <= MAX_UNCERTAINTY):  # fmt: skip
-            raise HistoryError(h.path, "run line has no valid clock offset for a named sale")
-        tables.append((h, on_server_clock(h.ops, offset, spread), offset + spread))
-    tables.sort(key=lambda t: t[1].t_run)
-    initials = {h.initial for h, _, _ in tables}
-    if len(initials) > 1:
-        raise HistoryError(tables[0][0].path, "its hosts began with different stocks")
-    unfinished = [h for h, _, _ in tables if h.end is None]
-    last = max(tables, key=lambda t: float((t[0].end or {}).get("t", 0.0)) + t[2])[0]
-    problem = next(((h.end or {}).get("store_error") for h, _, _ in tables if h.end), None)
-    remaining = last.remaining if final is None else final
-    report = evaluate(
-        Operations.merge([ops for _, ops, _ in tables]),
-        tables[0][0].initial,
-        None if unfinished or final_problem else remaining,
-        store_problem=final_problem or problem,
-        unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
-        aborted=_first_aborted([h for h, _, _ in tables]),
-    )
-    widest = max(float(h.run["clock"]["uncertainty"]) for h, _, _ in tables)
-    said = (f"; {len(tables)} hosts, on the server's clock, each known to within "
-            f"{widest * 1000:.3f} ms: operations are ordered only when further apart")  # fmt: skip
-    checks = tuple(Check(c.name, c.passed, c.detail + said) if c.name == "real-time order"
-                   else c for c in report.checks)  # fmt: skip
-    return replace(report, checks=checks)
-
-
-def on_server_clock(ops: Operations, offset: float, spread: float) -> Operations:
-    """The table with its times moved to the server's clock, and every
-    interval widened by ``spread`` each way."""
-    moved = Operations(ops.size, ops.t_run + offset - spread, ops.noun)
-    moved.kinds, moved.seats, moved.tickets = ops.kinds, ops.seats, ops.tickets
-    moved.errors, moved.first_error = ops.errors, ops.first_error
-    moved.invoked = array("d", (t + offset - spread for t in ops.invoked))
-    moved.completed = array("d", (t + offset + spread for t in ops.completed))  # INF stays
-    moved.latest = ops.latest + offset + spread
-    return moved

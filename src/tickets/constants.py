@@ -71,7 +71,9 @@ DEFAULT_STORE = "tickets.json"
 STORE_ENV = "TICKETS_DB"
 
 #: The version of every --json document's shape (its ``schema`` field; README).
-JSON_SCHEMA = 1
+#: 2: ``passed`` is false for a sale that tested nothing (``nothing_tested``),
+#: ``run_error`` (exit 3) and ``turned_away`` are new.
+JSON_SCHEMA = 2
 
 # Exit codes: part of the interface (README, --help, tests).
 EXIT_OK = 0  # every check passed

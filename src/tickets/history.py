@@ -26,13 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .operations import (
-    Malformed,
-    Operations,
-    check_end_line,
-    check_run_line,
-    printable,
-)
+from .history_lines import check_end_line, check_run_line
+from .operations import Malformed, Operations, printable
 from .stores.json_file import is_special
 
 OUTCOMES = ("ok", "fail", "info")
@@ -276,7 +271,7 @@ class _Reader:
         self.run = {**ev, "store": printable(ev["store"]), "run_id": printable(ev["run_id"])}
         # Held to the claimed number, sized by the events there: a run line
         # that claims millions costs nothing until they come.
-        return Operations(0, float(ev["t"]), noun, claimed=size)
+        return Operations(0, float(ev["t"]), noun, claimed=size, ids=ev.get("ticket_ids") is True)
 
     def keep(self, ev: dict[str, Any]) -> None:
         """An operation's fields, for drawing: its invoke's and its completion's."""

@@ -55,10 +55,14 @@ class _Gaps(NamedTuple):
 
 
 def sorted_sales(ops: Operations) -> list[int]:
-    """The sales as ``seat * size + number``, highest seat first (one int each:
-    a sort without a key, and no more memory than the list)."""
-    size, seats, kinds = ops.size, ops.seats, ops.kinds
-    packed = [seats[i] * size + i for i in range(size) if kinds[i] == OK]
+    """The sales of a seat as ``seat * size + number``, highest seat first
+    (one int each: a sort without a key, and no more memory than the list);
+    a sale of a ticket id is none of them."""
+    size, seats, kinds, ids = ops.size, ops.seats, ops.kinds, ops.tickets
+    if ids:
+        packed = [seats[i] * size + i for i in range(size) if kinds[i] == OK and i not in ids]
+    else:
+        packed = [seats[i] * size + i for i in range(size) if kinds[i] == OK]
     packed.sort(reverse=True)
     return packed
 
@@ -210,6 +214,18 @@ def order_checks(
             detail += " (unconfirmed seats not checked: the final stock is unknown)"
         real_time = Finding(True, detail)
     return real_time, _undersell(checks, late_lost)
+
+
+def stale_order(ops: Operations, packed: list[int]) -> Finding:
+    """``real-time order`` of the seats sold beside ticket ids: seats still
+    go down over real time (the ids took theirs unseen, so no seat is
+    owed to an unknown operation)."""
+    stale, example = OrderChecks(ops, packed, None).stale_reads()
+    if stale:
+        return Finding(False, f"{stale} sale(s) took a higher seat than one completed before "
+                              f"they began; e.g. {example}")  # fmt: skip
+    return Finding(True, f"the {len(packed)} seat(s) sold beside the ticket ids were taken in "
+                         "an order consistent with time")  # fmt: skip
 
 
 def _undersell(checks: OrderChecks, late_lost: str) -> Finding:

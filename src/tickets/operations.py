@@ -10,7 +10,7 @@ ledger folds the events it writes into the same table, so a run's verdict
 and ``tickets check`` of its history are one computation.
 
 Every event is validated as it is folded in, and so are the run and end
-lines (:func:`check_run_line`, :func:`check_end_line`); the first that
+lines (:mod:`tickets.history_lines`); the first that
 breaks a rule raises :class:`Malformed`, saying what is wrong in words.
 """
 
@@ -24,18 +24,15 @@ from typing import Any, TypeGuard
 from .child.events import MAX_REASON
 from .constants import (
     MAX_BATCH,
-    MAX_BUYERS,
     MAX_CLERKS,
     MAX_COUNT,
-    MAX_ORDERS,
     MAX_WORKER_PRODUCERS,
-    STOCK_SOURCES,
-    STORE_KINDS,
-    STORE_STRATEGIES,
-    STRATEGY_NAMES,
 )
 
-FORMAT_VERSION = 1
+#: 2: the run line says whether the sale's tickets are ids (``ticket_ids``);
+#: a history of version 1 is read as one whose tickets are seats.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 #: a race run is a buy sale, recorded as such
 MODES = ("buy", "race", "queue")
 
@@ -48,6 +45,11 @@ NO_EFFECT = 4  #: any other fail: busy, never started, an error before the store
 UNKNOWN = 5  #: info: may or may not have taken a ticket
 
 SOLD_OUT_REASON = "sold out"
+#: A fail that says the buyer was turned away: a lock or the store stayed
+#: busy past --lock-timeout ("busy: ..."), or the store refused and rolled
+#: back ("refused: ..."). It took no part in the sale.
+BUSY_PREFIX = "busy"
+REFUSED_PREFIX = "refused: "
 #: The longest ticket id an ``ok`` may carry.
 MAX_TICKET = 200
 #: The reason of an outcome that ended on an error (see tickets.child.buyer).
@@ -78,13 +80,13 @@ def _count(value: Any) -> bool:
     return type(value) is int and 0 <= value <= MAX_COUNT
 
 
-def _is_time(value: Any, low: float = 0.0) -> TypeGuard[float]:
+def is_time(value: Any, low: float = 0.0) -> TypeGuard[float]:
     """A finite time, not before ``low`` (a bool is not a number)."""
     return (type(value) is float or type(value) is int) and low <= value < MAX_TIME
 
 
 def _time_or_none(value: Any, low: float) -> bool:
-    return value is None or _is_time(value, low)
+    return value is None or is_time(value, low)
 
 
 class Operations:
@@ -102,8 +104,9 @@ class Operations:
     """
 
     def __init__(
-        self, size: int, t_run: float = 0.0, noun: str = "buyer", *, claimed: int | None = None
-    ) -> None:
+        self, size: int, t_run: float = 0.0, noun: str = "buyer", *, claimed: int | None = None,
+        ids: bool = False,
+    ) -> None:  # fmt: skip
         self.size = size
         self.claimed = size if claimed is None else claimed
         self.noun = noun
@@ -116,6 +119,16 @@ class Operations:
         #: the ticket ids of sales that got an id, not a seat (a command
         #: buyer's): operation -> id
         self.tickets: dict[int, str] = {}
+        #: the run said its tickets are ids (--ticket-ids): a seat beside
+        #: them is allowed; otherwise a sale's tickets are all one kind
+        self.ids = ids
+        #: sales that got a seat (not an id)
+        self.numeric = 0
+        #: fails that turned the buyer away (busy or refused), and those of
+        #: them that waited out a lock or the store held (busy, "locked")
+        self.refused = 0
+        self.held = 0
+        self.first_held: str | None = None
         self.errors = 0
         self.first_error: str | None = None
         #: the latest time any event carried (the end line may not be earlier)
@@ -165,9 +178,18 @@ class Operations:
             if reason is None:
                 raise Malformed(f"fail of {self.noun} {number} without a reason")
             self.kinds[number] = SOLD_OUT if reason == SOLD_OUT_REASON else NO_EFFECT
+            if reason.startswith(BUSY_PREFIX) or reason.startswith(REFUSED_PREFIX):
+                self._turned_away(reason)
             self.completed[number] = t
         else:  # info: it may take effect at any time after its invoke
             self.kinds[number] = UNKNOWN
+
+    def _turned_away(self, reason: str) -> None:
+        self.refused += 1
+        if reason.startswith(BUSY_PREFIX) or "locked" in reason:  # SQLite: "database is locked"
+            self.held += 1
+            if self.first_held is None:
+                self.first_held = printable(reason)
 
     def _grow(self, number: int) -> None:
         """Room for operation ``number``: half as much again as is held, so
@@ -199,10 +221,22 @@ class Operations:
                     f"ok of {self.noun} {number} has ticket {ticket!r:.60}, "
                     f"not a ticket id (text of 1 to {MAX_TICKET} characters)"
                 )
+            if self.numeric and not self.ids:
+                raise Malformed(
+                    f"ok of {self.noun} {number} has ticket {printable(ticket)!r:.60}, not a "
+                    "seat (a whole number from 1) as the sale's other tickets: a sale's "
+                    "tickets are all seats, or all ids with --ticket-ids"
+                )
             self.tickets[number] = ticket
             return
         if type(seat) is not int or not -MAX_COUNT <= seat <= MAX_COUNT:
             raise Malformed(f"ok of {self.noun} {number} has seat {seat!r}, not a ticket number")
+        if self.tickets and not self.ids:
+            raise Malformed(
+                f"ok of {self.noun} {number} has seat {seat}, where the sale's other tickets "
+                "are ids: a sale's tickets are all seats, or all ids with --ticket-ids"
+            )
+        self.numeric += 1
         self.seats[number] = seat
 
     def _reason(self, ev: dict[str, Any], kind: str, number: int) -> str | None:
@@ -247,7 +281,7 @@ class Operations:
         clerk, orders, t = ev.get("clerk"), ev.get("orders"), ev.get("t")
         if not (type(clerk) is int and 0 <= clerk < MAX_CLERKS):
             raise Malformed(f"take event with clerk {clerk!r}")
-        if not _is_time(t, self.t_run):
+        if not is_time(t, self.t_run):
             raise Malformed(f"take event of clerk {clerk} has time {t!r}")
         if (type(orders) is not list or not 0 < len(orders) <= MAX_BATCH
                 or not all(type(o) is int and 0 <= o < self.claimed for o in orders)):  # fmt: skip
@@ -280,6 +314,7 @@ class Operations:
         if len(tables) == 1:
             return tables[0]
         merged = cls(0, min(t.t_run for t in tables), tables[0].noun)
+        merged.ids = all(t.ids for t in tables)
         merged.parts = []
         for n, table in enumerate(tables):
             offset = merged.size
@@ -291,81 +326,11 @@ class Operations:
             merged.completed += table.completed
             merged.seats += table.seats
             merged.tickets.update({i + offset: t for i, t in table.tickets.items()})
+            merged.numeric += table.numeric
+            merged.refused += table.refused
+            merged.held += table.held
+            merged.first_held = merged.first_held or table.first_held
             merged.errors += table.errors
             merged.first_error = merged.first_error or table.first_error
             merged.latest = max(merged.latest, table.latest)
         return merged
-
-
-# -- the run and end lines ---------------------------------------------
-
-def _is_int(value: Any, low: int, high: int) -> TypeGuard[int]:
-    return type(value) is int and low <= value <= high
-
-
-def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
-    """The run line's fields; returns the number of operations and their noun."""
-    version = ev.get("version")
-    if type(version) is not int or version != FORMAT_VERSION:  # True and 1.0 are == 1
-        raise Malformed(f"has format version {printable(repr(version))[:40]}, not {FORMAT_VERSION}")
-    mode, strategy = ev.get("mode"), ev.get("strategy")
-    if mode not in MODES:
-        raise Malformed(f"run line has mode {mode!r}, not one of {', '.join(MODES)}")
-    if strategy not in STRATEGY_NAMES:
-        names = ", ".join(STRATEGY_NAMES)
-        raise Malformed(f"run line has strategy {strategy!r}, not one of {names}")
-    stock = ev.get("stock", "store")
-    if stock not in STOCK_SOURCES:
-        raise Malformed(f"run line has stock {stock!r}, not one of {', '.join(STOCK_SOURCES)}")
-    if stock == "none":  # nothing could read the stock: it is unknown, and said so
-        if ev.get("initial") is not None:
-            raise Malformed("run line has an initial stock but says none was read")
-    elif not _is_int(ev.get("initial"), 0, MAX_COUNT):
-        raise Malformed(f"run line has no valid initial stock (0..{MAX_COUNT:,})")
-    if not _is_time(ev.get("t")):
-        raise Malformed("run line has no valid time")
-    for key in ("run_id", "store"):
-        if type(ev.get(key)) is not str:
-            raise Malformed(f"run line has no {key}")
-    if type(ev.get("restocked")) is not bool:
-        raise Malformed("run line does not say whether it restocked")
-    kind = ev.get("store_kind", "json")  # histories from before the real stores are JSON's
-    if kind not in STORE_KINDS:
-        raise Malformed(f"run line has store kind {kind!r}, not one of {', '.join(STORE_KINDS)}")
-    if strategy not in STORE_STRATEGIES[kind]:
-        raise Malformed(f"run line has strategy {strategy!r}, which a {kind} store does not have")
-    for key in ("seed", "pid", "batch", "clerks", "queue_size"):
-        if key in ev and not _is_int(ev[key], 0, MAX_COUNT):
-            raise Malformed(f"run line has {key} {ev[key]!r}")
-    if mode != "queue":
-        if not _is_int(ev.get("buyers"), 1, MAX_BUYERS):
-            raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
-        return ev["buyers"], "buyer"
-    producers, orders = ev.get("producers"), ev.get("orders")
-    if not (_is_int(producers, 1, MAX_WORKER_PRODUCERS) and _is_int(orders, 1, MAX_ORDERS)
-            and producers * orders <= MAX_ORDERS):  # fmt: skip
-        raise Malformed(f"run line has no valid producers and orders (at most {MAX_ORDERS:,})")
-    return producers * orders, "order"
-
-
-def check_end_line(
-    ev: dict[str, Any], ops: Operations, stock_known: bool = True
-) -> dict[str, Any]:
-    remaining = ev.get("remaining")
-    if remaining is not None and not _is_int(remaining, 0, MAX_COUNT):
-        raise Malformed(f"end line has remaining {remaining!r}, not a count")
-    if remaining is not None and not stock_known:
-        raise Malformed("end line has a final stock but the run line says none was read")
-    t = ev.get("t")
-    if not (_is_time(t) and t >= ops.latest):
-        raise Malformed(f"end line has time {t!r}, not after every event of the run")
-    texts = {}
-    for key in ("store_error", "aborted"):
-        value = ev.get(key)
-        if value is not None and type(value) is not str:
-            raise Malformed(f"end line has {key} {value!r}, not text")
-        texts[key] = None if value is None else printable(value)
-    notes = ev.get("notes", [])
-    if type(notes) is not list or not all(type(n) is str for n in notes):
-        raise Malformed("end line has notes that are not a list of text")
-    return {**ev, **texts, "notes": [printable(n) for n in notes]}

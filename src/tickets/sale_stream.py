@@ -109,9 +109,9 @@ def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
     """The whole sale as one history to draw: every host's operations on
     the server's clock, numbered host after host; and a line per host
     saying which numbers are its."""
-    from .checks import on_server_clock
     from .history import History
     from .operations import Operations
+    from .sale_checks import on_server_clock
 
     histories = sorted(sale_histories(sale, details=True), key=lambda h: float(h.run["t"]))
     tables, details, hosts, start = [], {}, [], 0

@@ -263,8 +263,8 @@ def outcome_of(buy: Purchase, counter: Counter, lock: WatchedLock) -> dict[str, 
     """Run a purchase and say how it ended, as a history event's fields."""
     try:
         seat = buy(counter, lock)
-    except LockTimeout:
-        return {"type": "fail", "reason": "busy"}
+    except LockTimeout as exc:  # which lock, held how long: a sale of only these tested nothing
+        return {"type": "fail", "reason": f"busy: {exc}"}
     except NoEffect as exc:  # rolled back, refused: the store is as it was
         return {"type": "fail", "reason": f"refused: {exc}"}
     except Exception as exc:

@@ -201,9 +201,10 @@ def sell(
     try:
         if not counter.takes:
             counter.lock.acquire()
-    except LockTimeout:
+    except LockTimeout as exc:
         for oid in taken:
-            busy = {"type": "fail", "buyer": oid, **base, "reason": "busy", "t_search": t_take}
+            busy = {"type": "fail", "buyer": oid, **base, "reason": f"busy: {exc}",
+                    "t_search": t_take}  # fmt: skip
             out.add({**busy, "t": time.monotonic()})
         return
     t_locked = time.monotonic()
@@ -227,8 +228,8 @@ def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[
         failed = False
     except NoEffect as exc:
         outcomes = [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
-    except LockTimeout:  # an optimistic transaction that never got through: nothing written
-        outcomes = [{"type": "fail", "buyer": oid, "reason": "busy"} for oid in taken]
+    except LockTimeout as exc:  # an optimistic transaction that never got through: nothing written
+        outcomes = [{"type": "fail", "buyer": oid, "reason": f"busy: {exc}"} for oid in taken]
     except Exception as exc:
         outcomes = [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
     if counter.takes:

@@ -283,6 +283,7 @@ def sell_and_exit(
     """Sell with the live line on a terminal (a heartbeat elsewhere), show
     the result, and exit with its code."""
     result = run_live("" if json_ else label, what, sell, show, label)
-    code = exit_code_for(result.passed, result.aborted, result.store_error, result.report.unproven)
+    unusable = result.store_error or result.broken  # exit 3
+    code = exit_code_for(result.passed, result.aborted, unusable, result.report.unproven)
     show(result, code)
     exit_with(code)

@@ -66,9 +66,10 @@ def check(
         tickets check history/*.jsonl --json
         tickets check a.jsonl b.jsonl --one-sale
     """
-    from ..checks import check_histories, check_history
+    from ..checks import check_history
     from ..history import expand, read
     from ..output.json_documents import report_dict
+    from ..sale_checks import check_histories
 
     if sale_name is not None:
         check_named_sale(ctx, sale_name, histories, json_)
@@ -103,8 +104,8 @@ def check_named_sale(
     ctx: click.Context, name: str, histories: tuple[str, ...], json_: bool
 ) -> None:
     """``check --sale NAME``: every host's history from the sale's stream, as one."""
-    from ..checks import check_sale
     from ..output.json_documents import report_dict
+    from ..sale_checks import check_sale
     from ..sale_stream import sale_histories
     from .sale_group import named_sale
 

@@ -87,9 +87,9 @@ def buy(
         tickets buy --buyers 50
         tickets buy --buyers 50 --lock none --tickets 10  # watch it oversell
         tickets buy --buyers 1000 --no-delay --json
-        tickets buy --chaos --kill-rate 0.3      # kill -9 and pause buyers
-        tickets buy --buy examples/booking.py:take_ticket --lock file
-        tickets buy --db tickets.json --exec 'python3 examples/take_one.py'  # any command
+        tickets buy --chaos --kill-rate 0.3 --tickets 20  # kill -9 and pause buyers
+        tickets buy --buy examples/booking.py:take_ticket --lock file --tickets 10
+        tickets buy --db tickets.json --exec 'python3 examples/take_one.py' -t 10  # any command
     """
     from ..config import BuyConfig
     from ..output.json_documents import run_dict

@@ -48,6 +48,10 @@ def report_dict(report: Report) -> dict[str, Any]:
         "double_sold_seats": report.double_sold_seats,
         "passed": report.passed,
         "unproven": report.unproven,
+        #: why the sale tested nothing (no stock, nobody took part), or null
+        "nothing_tested": report.idle,
+        #: operations turned away: busy past --lock-timeout, or refused by the store
+        "turned_away": report.refused,
         "not_run": [c.name for c in report.not_run()],
         "checks": [c.as_dict() for c in report.checks],
     }
@@ -70,6 +74,7 @@ def run_dict(result: RunResult) -> dict[str, Any]:
         **report_dict(result.report),
         "passed": result.passed,
         "aborted": result.aborted,
+        "run_error": result.run_error,
         "history": None if result.history is None else str(result.history),
         "chaos": result.chaos,
         "notes": list(result.notes),

@@ -117,17 +117,28 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     return Group(*parts)
 
 
-def verdict(report: Report, aborted: str | None = None, strategy: str | None = None) -> Text:
+def verdict(
+    report: Report, aborted: str | None = None, strategy: str | None = None,
+    run_error: str | None = None,
+) -> Text:  # fmt: skip
     if aborted:
         return Text(f"ABORTED: {printable(aborted)}", style="bold red")
+    if run_error:
+        return Text(f"ERROR: {printable(run_error)}", style="bold red")
     if report.passed:
         text = f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold"
+        if report.refused:  # they took no part: the green is about the others
+            text += (f"; {report.refused} turned away (busy or refused), "
+                     f"{report.remaining} left unsold")  # fmt: skip
         if skipped := report.not_run():
             text += "\n" + "\n".join(f"{c.name}: {printable(c.detail)}" for c in skipped)
         return Text(text, style="bold green")
     if report.unproven and report.aborted:
         return Text(f"NOT PROVEN: the run was aborted ({report.aborted}); no check failed on "
                     "what it recorded, but a sale cut short proves nothing", style="bold yellow")
+    if report.unproven and report.idle:
+        return Text(f"NOT PROVEN: {report.idle} (no check failed, but a sale that tested "
+                    "nothing proves nothing)", style="bold yellow")  # fmt: skip
     if report.unproven:
         names = ", ".join(c.name for c in report.not_run())
         lines = [f"NOT PROVEN: {report.sold} sold from a stock nobody read; no check failed, "
@@ -236,7 +247,7 @@ def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
         run_summary(result),
         Text(""),
         buyers_view(result, limit),
-        verdict(result.report, result.aborted, run_strategy(result)),
+        verdict(result.report, result.aborted, run_strategy(result), result.broken),
         seats_hint(result),
     )
 
@@ -298,8 +309,8 @@ def each_view(results: list[tuple[str, Report]]) -> RenderableType:
     if bad:
         last = Text(f"FAILED: {bad} of {len(results)} histories failed a check", "bold red")
     elif unproven:
-        last = Text(f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading "
-                    "or were of aborted runs", "bold yellow")  # fmt: skip
+        last = Text(f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading, "
+                    "were of aborted runs or tested nothing", "bold yellow")  # fmt: skip
     else:
         last = Text(f"PASSED: all {len(results)} histories", "bold green")
     return Group(table, last)
@@ -384,5 +395,5 @@ def queue_view(result: RunResult) -> RenderableType:
     parts.append(summary)
     for note in result.notes:
         parts.append(Text(f"note: {printable(note)}", style="yellow"))
-    parts.append(verdict(result.report, result.aborted, result.config.strategy))
+    parts.append(verdict(result.report, result.aborted, result.config.strategy, result.broken))
     return Group(*parts)

@@ -20,12 +20,22 @@ from ..config import SaleConfig
 from ..constants import ROWS_KEPT
 from ..history_writer import HistoryWriter, NoHistory
 from ..housekeeping import history_folder
-from ..operations import ABSENT, PENDING, Malformed, Operations
+from ..operations import (
+    ABSENT,
+    ERROR_PREFIX,
+    FORMAT_VERSION,
+    PENDING,
+    Malformed,
+    Operations,
+    printable,
+)
 from ..sales import NamedSale
 from ..shell import read_stock
 from ..store_lock import SaleClaim, check_lock_path, restock, sweep
 from ..stores import Store, StoreError, open_store
+from ..stores.base import disk_kind
 from ..stores.spec import StoreSpec, safe_name
+from .closing import junk_note, read_final, run_error_of, stock_elsewhere, stock_words
 from .interrupts import shielded
 from .rows import OperationRow, Progress, RowsKept, RunResult
 from .sale_host import SaleHost
@@ -50,31 +60,6 @@ def history_path_of(config: SaleConfig) -> Path | None:
     elif getattr(config, "command", None) is not None:
         what = "exec"
     return config.history or default_history_path(config.store, config.mode, what)
-
-
-def stock_words(tickets: int | None, before: int | None, initial: int) -> str:
-    """``as it was: 7``, ``created with 10``, ``restocked 100 → 10``."""
-    if tickets is None:
-        return f"as it was: {initial}"
-    if before is None:
-        return f"created with {initial}"
-    return f"restocked {before} → {initial}"
-
-
-def stock_elsewhere(source: str, initial: int | None) -> str:
-    """What a sale whose stock is not the tool's store says of it."""
-    if source == "command":
-        return f"read by --stock-cmd: {initial}"
-    return "unknown: nothing reads it (no --stock-cmd)"
-
-
-def read_final(store: Store) -> tuple[int | None, str | None]:
-    try:
-        return store.load(), None
-    except StoreError as exc:
-        return None, str(exc)
-    finally:
-        store.close()
 
 
 class SaleLedger(SaleHost):
@@ -104,9 +89,13 @@ class SaleLedger(SaleHost):
         self.sale: NamedSale | None = None
         if getattr(config, "sale", None) is not None:
             self._open_sale()
+        #: the first buyer's error that named a full or read-only disk
+        self.disk: str | None = None
+        #: every ticket is an id (--ticket-ids): a seat may stand beside them
+        self.ticket_ids = bool(getattr(config, "ticket_ids", False))
         #: what ``tickets check`` reads back from the history, folded in as it is written
         noun = "order" if config.mode == "queue" else "buyer"
-        self.ops = Operations(total, self.t_run, noun)
+        self.ops = Operations(total, self.t_run, noun, ids=self.ticket_ids)
         #: a row for every operation, or (a big sale) only for those worth a look
         self.rows: dict[int, OperationRow] = {}
         self.kept = RowsKept(every=total <= ROWS_KEPT or config.mode == "queue")
@@ -186,7 +175,7 @@ class SaleLedger(SaleHost):
                       "clock": {"offset": offset, "uncertainty": uncertainty}}  # fmt: skip
         return {
             "type": "run",
-            "version": 1,
+            "version": FORMAT_VERSION,
             "run_id": self.run_id,
             "mode": config.mode,
             "store": self._store_identity(),
@@ -196,6 +185,7 @@ class SaleLedger(SaleHost):
             "strategy": config.strategy,
             "initial": self.initial,
             "restocked": self.source == "store" and config.tickets is not None,
+            "ticket_ids": self.ticket_ids,
             **run_fields,
             "seed": config.seed,
             "delays": {"search": config.delays.search, "write": config.delays.write},
@@ -267,6 +257,9 @@ class SaleLedger(SaleHost):
             return
         if ev["type"] != "invoke" and state == ABSENT:
             self._fold({"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run})
+        reason = ev.get("reason")
+        if self.disk is None and reason and reason.startswith(ERROR_PREFIX) and disk_kind(reason):
+            self.disk = printable(reason)
         try:
             self.ops.add(ev)
         except Malformed as exc:  # a child's report the history could not hold
@@ -275,6 +268,8 @@ class SaleLedger(SaleHost):
             else:
                 reason = f"error: its report was malformed ({exc})"[:300]
                 ev = {"type": "info", "buyer": number, "reason": reason, "t": time.monotonic()}
+                if not any(n.startswith("a malformed report") for n in self.notes):
+                    self.notes.append(f"a malformed report is an unknown outcome: {exc}")
             self.ops.add(ev)
         self.writer.write(ev)
         if ev["type"] == "invoke":
@@ -338,25 +333,20 @@ class SaleLedger(SaleHost):
             self.live.done += n
 
     def close_run(
-        self, t0: float, aborted: str | None, queue: Any = None, chaos: dict[str, Any] | None = None
-    ) -> RunResult:
-        """Read the final stock, write the ``end`` line, close the history, check."""
+        self, t0: float, aborted: str | None, queue: Any = None,
+        chaos: dict[str, Any] | None = None, junk: int = 0,
+    ) -> RunResult:  # fmt: skip
+        """Read the final stock, write the ``end`` line, close the history,
+        check. ``junk``: bytes on the event pipe that were not the tool's."""
         remaining, store_error = self.read_final()
+        if junk:
+            self.notes.append(junk_note(self.config, junk))
         # Not before any event it closes (one clock: only a clock that
         # stepped back could make it so, and the history must stay readable).
         t_end = max(time.monotonic(), self.ops.latest)
-        self.writer.write(
-            {
-                "type": "end",
-                "remaining": remaining,
-                "store_error": store_error,
-                "aborted": aborted,
-                "notes": self.notes,
-                "chaos": chaos,
-                "duration_s": round(t_end - t0, 6),
-                "t": t_end,
-            }
-        )
+        self.writer.write({"type": "end", "remaining": remaining, "store_error": store_error,
+                           "aborted": aborted, "notes": self.notes, "chaos": chaos,
+                           "duration_s": round(t_end - t0, 6), "t": t_end})  # fmt: skip
         self.writer.close()
         rows = [self.rows[k] for k in sorted(self.rows)]
         if self.sale is not None:  # the sale's verdict, once every host has ended
@@ -366,6 +356,7 @@ class SaleLedger(SaleHost):
                 store_error = None
         else:
             report = evaluate(self.ops, self.initial, remaining, store_problem=store_error)
+        run_error = run_error_of(self.config, report, junk, self.disk)
         return RunResult(
             config=self.config,
             run_id=self.run_id,
@@ -378,6 +369,7 @@ class SaleLedger(SaleHost):
             t0=t0,
             aborted=aborted,
             store_error=store_error,
+            run_error=run_error,
             notes=tuple(self.notes),
             queue=queue,
             chaos=chaos,

@@ -154,3 +154,11 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return self.report.passed and self.aborted is None and self.run_error is None
+
+    @property
+    def broken(self) -> str | None:
+        """The run error that decides the verdict (exit 3), if one does: a
+        check that fails on what was recorded outweighs it, but not "no
+        errors" failing on the very errors that stopped the run."""
+        real = [c for c in self.report.failures() if c.name != "no errors"]
+        return None if real else self.run_error

@@ -7,11 +7,12 @@ import os
 import socket
 from typing import Any
 
-from ..checks import Report, check_sale, evaluate
+from ..checks import Report, evaluate
 from ..config import SaleConfig
 from ..history import HistoryError
 from ..history_writer import HistoryWriter, NoHistory
 from ..operations import Operations
+from ..sale_checks import check_sale
 from ..sale_stream import StreamedHistory, sale_histories
 from ..sales import NamedSale, clock_offset
 from ..stores import StoreError, open_store
