@@ -207,6 +207,21 @@ def test_a_signal_stops_a_command_whose_answer_nobody_reads(tmp_path: Path, sig:
 
 
 @pytest.mark.timeout(120)
+def test_a_signal_stops_a_timeline_nobody_reads(
+    sale: Callable[..., RunResult], tmp_path: Path
+) -> None:
+    """The same for a saved history's picture (Ctrl-C used to end it as
+    'Aborted!', exit 1)."""
+    history = sale(buyers=200, tickets=200).history
+    assert history is not None
+    proc, read_end = start_stuck(tmp_path, "timeline", str(history), "--all")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    drain(read_end)
+    assert proc.returncode == 130 and b"the output is cut short" in err, err
+
+
+@pytest.mark.timeout(120)
 def test_a_signal_lets_an_answer_that_can_go_out_go_out_whole(tmp_path: Path) -> None:
     """A signal while a reader is still reading: the document is whole and
     the exit code is the one it states (what CI gates on agree)."""

@@ -9,7 +9,7 @@ import click
 
 from ..constants import ROWS_KEPT
 from .console import emit_json, make_console, sanitising
-from .errors import exit_code_for, exit_with, printable, translate_errors
+from .errors import done_answering, exit_code_for, exit_with, printable, translate_errors
 from .options import Count, json_option
 from .store_options import db_option
 
@@ -96,6 +96,7 @@ def check(
         from ..output.tables import check_view, each_view
 
         view = check_view(report, paths) if results is None else each_view(results)
+        done_answering()  # a signal lets the verdict out, or cuts it where it is stuck
         make_console().print(view)
     exit_with(code)
 
@@ -128,6 +129,7 @@ def check_named_sale(
     else:
         from ..output.tables import check_view
 
+        done_answering()
         make_console().print(check_view(report, [h.path for h in found]))
     exit_with(code)
 
@@ -181,6 +183,7 @@ def timeline_command(
                                    f"{loaded.ops.size:,} operations (without --all they are "
                                    "drawn binned in time)")  # fmt: skip
         loaded, _, _ = prepare(loaded, limit)
+    done_answering()  # the picture is the answer: a signal lets it out or cuts it
     console = make_console(width=width)
     for line in hosts:  # host names are the hosts' own words
         console.print(printable(line), markup=False, highlight=False)
@@ -188,6 +191,7 @@ def timeline_command(
     if svg is not None or html is not None:
         picture = timeline(loaded, width=width or 120, limit=limit)
         export(picture, width or 120, str(history), svg, html)
+    exit_with(0)
 
 
 def sale_picture(ctx: click.Context, name: str) -> tuple[Any, list[str]]:
