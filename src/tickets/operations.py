@@ -153,12 +153,15 @@ class Operations:
         self._check_fields(ev, kind, t)
         if t > self.latest:
             self.latest = t
-        state = self.kinds[number] if number < self.size else ABSENT
+        try:  # free when it does not raise: the ledger's table holds every number
+            state = self.kinds[number]
+        except IndexError:  # beyond what a read table holds yet: never seen
+            state = ABSENT
+            if kind == "invoke":
+                self._grow(number)
         if kind == "invoke":
             if state != ABSENT:
                 raise Malformed(f"a second invoke of {self.noun} {number}")
-            if number >= self.size:
-                self._grow(number)
             self.kinds[number] = PENDING
             self.invoked[number] = t
             self.completed[number] = INF
