@@ -355,7 +355,8 @@ class SaleLedger(SaleHost):
                 self.notes.append(f"this host could not read the stock at its end: {store_error}")
                 store_error = None
         else:
-            report = evaluate(self.ops, self.initial, remaining, store_problem=store_error)
+            report = evaluate(self.ops, self.initial, remaining, store_problem=store_error,
+                              aborted=aborted)  # as `tickets check` of its history will say
         run_error = run_error_of(self.config, report, junk, self.disk)
         return RunResult(
             config=self.config,
