@@ -116,3 +116,18 @@ def test_a_command_that_prints_an_id_among_seats_is_an_unknown_outcome(tmp_path:
     check = subprocess.run([sys.executable, "-m", "tickets", "check", "h.jsonl", "--json"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert check.returncode == 1 and json.loads(check.stdout)["unknown"] == len(odd)
+
+
+def test_only_a_held_lock_or_store_counts_as_held() -> None:
+    """A full order queue turned the order away, but nobody held anything:
+    a sale of only those is not proven, never the exit 3 of a held lock."""
+    from tickets.operations import Operations
+
+    ops = Operations(3, 10.0)
+    reasons = ["busy: the order queue stayed full, try again",
+               "busy: lock x.lock was not acquired within 1s", "refused: database is locked"]
+    for n, reason in enumerate(reasons):
+        ops.add({"type": "invoke", "buyer": n, "t": 11.0})
+        ops.add({"type": "fail", "buyer": n, "reason": reason, "t": 12.0})
+    assert (ops.refused, ops.held) == (3, 2)
+    assert ops.first_held == "busy: lock x.lock was not acquired within 1s"

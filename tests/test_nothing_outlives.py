@@ -64,7 +64,8 @@ def buy(h):
 #: would sell once the test says go; the command itself takes its time.
 EXEC_ESCAPER = (
     "setsid sh -c 'echo $$ > daemon.$TICKETS_BUYER.tmp; mv daemon.$TICKETS_BUYER.tmp "
-    "daemon.$TICKETS_BUYER; while [ ! -e go ]; do sleep 0.01; done; echo late >> sold-late' "
+    "daemon.$TICKETS_BUYER; i=0; while [ ! -e go ] && [ $i -lt 3000 ]; do sleep 0.01; "
+    "i=$((i+1)); done; [ -e go ] && echo late >> sold-late' "
     "> /dev/null 2>&1 < /dev/null & sleep 30; echo $((TICKETS_BUYERS - TICKETS_BUYER))"
 )
 

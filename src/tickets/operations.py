@@ -189,7 +189,9 @@ class Operations:
 
     def _turned_away(self, reason: str) -> None:
         self.refused += 1
-        if reason.startswith(BUSY_PREFIX) or "locked" in reason:  # SQLite: "database is locked"
+        # A lock waited out (a LockTimeout's words), or SQLite's "database is
+        # locked"; not a full order queue, which nobody else held.
+        if "was not acquired within" in reason or "locked" in reason:
             self.held += 1
             if self.first_held is None:
                 self.first_held = printable(reason)
