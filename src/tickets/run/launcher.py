@@ -146,9 +146,13 @@ class LauncherHandle:
             if not kill_now:
                 self._wait(deadline - time.monotonic())
             alive = self.alive()
-            self.close_lifeline()  # the launcher's word to kill everything now
-            self._wait(CLEANUP_DEADLINE + 5.0)
-            self.kill_everything()
+            # Exit 0: it reaped every buyer and killed what they left.
+            clean = self.proc.poll() == 0
+            self.close_lifeline()  # else the launcher's word to kill everything now
+            if not clean:
+                self._wait(CLEANUP_DEADLINE + 5.0)
+                self.kill_everything()
+            self.kill_all()  # without a subreaper (not Linux): what stayed in its group
             self._wait(5.0)
             return alive
         finally:
