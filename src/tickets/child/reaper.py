@@ -92,21 +92,16 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def reap_any(keep: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
-    """Reap every child that has exited but those in ``keep`` (another
-    reaper's, e.g. multiprocessing's); return their (pid, exit code)."""
+def reap_any() -> list[tuple[int, int]]:
+    """Reap every child that has exited; return their (pid, exit code)."""
     reaped: list[tuple[int, int]] = []
     while True:
         try:
-            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return reaped
-        if info is None or info.si_pid == 0 or info.si_pid in keep:
+        if not pid:
             return reaped
-        try:
-            pid, status = os.waitpid(info.si_pid, 0)
-        except ChildProcessError:  # pragma: no cover - reaped meanwhile
-            continue
         reaped.append((pid, os.waitstatus_to_exitcode(status)))
 
 
