@@ -180,7 +180,7 @@ def drain(fd: int) -> bytes:
     return data
 
 
-BIG_TABLE = ["buy", "--buyers", "400", "--tickets", "400", "--no-delay", "--all"]
+BIG_TABLE = ["buy", "--buyers", "120", "--tickets", "120", "--no-delay", "--all"]  # ~10 KB
 
 
 @pytest.mark.timeout(120)
@@ -212,7 +212,7 @@ def test_a_signal_stops_a_timeline_nobody_reads(
 ) -> None:
     """The same for a saved history's picture (Ctrl-C used to end it as
     'Aborted!', exit 1)."""
-    history = sale(buyers=200, tickets=200).history
+    history = sale(buyers=120, tickets=120).history
     assert history is not None
     proc, read_end = start_stuck(tmp_path, "timeline", str(history), "--all")
     proc.send_signal(signal.SIGINT)
