@@ -22,6 +22,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TICKETS_DB", str(tmp_path / "tickets.json"))
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # pytest-xdist's workers set COLUMNS=80: piped output would wrap there
+    # and nowhere else (a test's own COLUMNS still sets a width).
+    monkeypatch.delenv("COLUMNS", raising=False)
     return tmp_path
 
 

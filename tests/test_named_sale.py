@@ -86,8 +86,11 @@ def test_a_late_joiner_and_a_wrong_host_count_are_refused(db: str, tmp_path: Pat
     assert late.returncode == 3 and "has already started" in late.stderr
     assert len(late.stderr.strip().splitlines()) == 1
     assert len(list(Path("history").glob("*.jsonl"))) == 1  # the refused one left none
-    waiting = start(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "2")
-    time.sleep(0.8)
+    waiting = start(db, "buy", "--sale", "s2", "--hosts", "2", "-n", "2", "--join-timeout", "6")
+    deadline = time.monotonic() + 60
+    while not json.loads(tickets(db, "sale", "show", "s2", "--json").stdout or "{}").get("joined"):
+        assert time.monotonic() < deadline, "the first host never joined"
+        time.sleep(0.05)
     wrong = tickets(db, "buy", "--sale", "s2", "--hosts", "3", "-n", "2")
     assert wrong.returncode == 3 and "expects 2 hosts, not 3" in wrong.stderr
     elsewhere = tmp_path / "another-machine"  # its own claim file: nothing here stops it

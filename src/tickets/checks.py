@@ -61,6 +61,19 @@ class Report:
     refused: int = 0
     held: int = 0
     first_held: str | None = None
+    #: what the run said kept it from testing the sale (its end line's
+    #: ``run_error``: the buyer code wrote into the event pipe, a full disk)
+    run_error: str | None = None
+
+    @property
+    def untested(self) -> str | None:
+        """Why the sale proves nothing though no check may fail, if it does
+        not: the run was aborted, could not test it, or it tested nothing."""
+        if self.aborted is not None:
+            return f"the run was aborted ({self.aborted})"
+        if self.run_error is not None:
+            return f"the run could not test the sale: {self.run_error}"
+        return self.idle
 
     @property
     def oversold(self) -> int:
@@ -81,14 +94,14 @@ class Report:
         short: a sale whose stock nobody read, or one stopped midway (the
         buyers it never let run tested nothing), is not proven, however its
         checks came out."""
-        return (self.initial is not None and self.aborted is None and self.idle is None
+        return (self.initial is not None and self.untested is None
                 and all(c.passed is not False for c in self.checks))  # fmt: skip
 
     @property
     def unproven(self) -> bool:
         """No check failed, but those that need the stock could not run, the
         run was aborted, or the sale tested nothing (see ``idle``)."""
-        return (self.initial is None or self.aborted is not None or self.idle is not None) and all(
+        return (self.initial is None or self.untested is not None) and all(
             c.passed is not False for c in self.checks
         )
 
@@ -111,6 +124,7 @@ def evaluate(
     store_problem: str | None = None,
     unfinished: str | None = None,
     aborted: str | None = None,
+    run_error: str | None = None,
 ) -> Report:
     """Check one sale's operations against the model (see tickets.linearizability);
     ``unfinished``: why the history has no end, if it has none; ``initial``
@@ -120,13 +134,14 @@ def evaluate(
         ops, initial, remaining, store_problem, unfinished
     )
     return replace(report, aborted=aborted, idle=idle_because(ops, initial), refused=ops.refused,
-                   held=ops.held, first_held=ops.first_held)  # fmt: skip
+                   held=ops.held, first_held=ops.first_held, run_error=run_error)  # fmt: skip
 
 
 def idle_because(ops: Operations, initial: int | None) -> str | None:
     """Why the sale tested nothing, if it did: a green must be earned."""
     if initial == 0:
-        return "the store had no tickets: nobody could buy, nothing was tested"
+        return ("the store had no tickets: nobody could buy, nothing was tested "
+                "(restock with --tickets N, or tickets init)")
     if ops.count(OK) or ops.count(SOLD_OUT):
         return None
     noun = ops.noun
@@ -338,6 +353,7 @@ def check_history(history: History) -> Report:
         store_problem=end.get("store_error"),
         unfinished=history.unfinished,
         aborted=aborted_of(history),
+        run_error=run_error_of(history),
     )
 
 
@@ -345,4 +361,10 @@ def aborted_of(history: History) -> str | None:
     """Why the run was stopped, from its end line: any text there, even
     none, says it was (the tool writes null for a run that was not)."""
     why = (history.end or {}).get("aborted")
+    return None if why is None else (why[:300] or "no reason given")
+
+
+def run_error_of(history: History) -> str | None:
+    """What kept the run from testing the sale, from its end line."""
+    why = (history.end or {}).get("run_error")
     return None if why is None else (why[:300] or "no reason given")

@@ -87,7 +87,7 @@ def check_end_line(
     if not (is_time(t) and t >= ops.latest):
         raise Malformed(f"end line has time {t!r}, not after every event of the run")
     texts = {}
-    for key in ("store_error", "aborted"):
+    for key in ("store_error", "aborted", "run_error"):
         value = ev.get(key)
         if value is not None and type(value) is not str:
             raise Malformed(f"end line has {key} {value!r}, not text")

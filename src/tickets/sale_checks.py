@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import copy
 from array import array
+from collections.abc import Callable
 from dataclasses import replace
 
-from .checks import Check, Report, aborted_of, check_history, evaluate
+from .checks import Check, Report, aborted_of, check_history, evaluate, run_error_of
 from .history import History, HistoryError
 from .operations import Operations
 
 
-def _first_aborted(histories: list[History]) -> str | None:
-    """A sale of several runs is cut short if any of them was: the first, by its file."""
+def _first(histories: list[History], said: Callable[[History], str | None]) -> str | None:
+    """A sale of several runs is cut short (or untested) if any of them was:
+    the first, by its file."""
     return next((f"{h.path}: {why}" for h in histories
-                 if (why := aborted_of(h)) is not None), None)  # fmt: skip
+                 if (why := said(h)) is not None), None)  # fmt: skip
 
 
 def one_kind_of_ticket(histories: list[History]) -> None:
@@ -66,7 +68,8 @@ def check_histories(histories: list[History]) -> Report:
         None if unfinished else last.remaining,
         store_problem=problem,
         unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
-        aborted=_first_aborted(ordered),
+        aborted=_first(ordered, aborted_of),
+        run_error=_first(ordered, run_error_of),
     )
 
 
@@ -107,7 +110,8 @@ def check_sale(
         None if unfinished or final_problem else remaining,
         store_problem=final_problem or problem,
         unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
-        aborted=_first_aborted([h for h, _, _ in tables]),
+        aborted=_first([h for h, _, _ in tables], aborted_of),
+        run_error=_first([h for h, _, _ in tables], run_error_of),
     )
     widest = max(float(h.run["clock"]["uncertainty"]) for h, _, _ in tables)
     said = (f"; {len(tables)} hosts, on the server's clock, each known to within "

@@ -88,9 +88,9 @@ def check(
     unproven = not passed and all(r.passed or r.unproven for r in reports)
     code = exit_code_for(passed, None, unproven=unproven)
     if json_ and results is None:
-        emit_json({**report_dict(report), "aborted": report.aborted, "histories": paths}, code)
+        emit_json({**report_dict(report), "histories": paths}, code)
     elif json_:
-        docs = [{"history": p, **report_dict(r), "aborted": r.aborted} for p, r in results or ()]
+        docs = [{"history": p, **report_dict(r)} for p, r in results or ()]
         emit_json({"passed": passed, "results": docs}, code)
     else:
         from ..output.tables import check_view, each_view
@@ -124,8 +124,7 @@ def check_named_sale(
     hosts = [{"host": h.run.get("host"), "run_id": h.run["run_id"],
               "clock": h.run.get("clock")} for h in found]  # fmt: skip
     if json_:
-        emit_json({**report_dict(report), "aborted": report.aborted, "sale": name,
-                   "hosts": hosts}, code)  # fmt: skip
+        emit_json({**report_dict(report), "sale": name, "hosts": hosts}, code)
     else:
         from ..output.tables import check_view
 

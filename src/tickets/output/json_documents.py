@@ -52,6 +52,10 @@ def report_dict(report: Report) -> dict[str, Any]:
         "nothing_tested": report.idle,
         #: operations turned away: busy past --lock-timeout, or refused by the store
         "turned_away": report.refused,
+        #: what stopped the run, and what kept it from testing the sale (a
+        #: run's document says its own: see run_dict)
+        "aborted": report.aborted,
+        "run_error": report.run_error,
         "not_run": [c.name for c in report.not_run()],
         "checks": [c.as_dict() for c in report.checks],
     }

@@ -117,6 +117,19 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     return Group(*parts)
 
 
+def took_no_part(report: Report) -> str:
+    """``; 49 turned away (busy or refused), 3 of unknown outcome, 9 left
+    unsold``: a green is about those who took part, and says who did not."""
+    parts = []
+    if report.refused:
+        parts.append(f"{report.refused} turned away (busy or refused)")
+    if report.unknown:
+        parts.append(f"{report.unknown} of unknown outcome")
+    if parts and report.remaining:
+        parts.append(f"{report.remaining} left unsold")
+    return "".join(f"; {p}" if i == 0 else f", {p}" for i, p in enumerate(parts))
+
+
 def verdict(
     report: Report, aborted: str | None = None, strategy: str | None = None,
     run_error: str | None = None,
@@ -127,15 +140,16 @@ def verdict(
         return Text(f"ERROR: {printable(run_error)}", style="bold red")
     if report.passed:
         text = f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold"
-        if report.refused:  # they took no part: the green is about the others
-            text += (f"; {report.refused} turned away (busy or refused), "
-                     f"{report.remaining} left unsold")  # fmt: skip
+        text += took_no_part(report)
         if skipped := report.not_run():
             text += "\n" + "\n".join(f"{c.name}: {printable(c.detail)}" for c in skipped)
         return Text(text, style="bold green")
     if report.unproven and report.aborted:
         return Text(f"NOT PROVEN: the run was aborted ({report.aborted}); no check failed on "
                     "what it recorded, but a sale cut short proves nothing", style="bold yellow")
+    if report.unproven and report.run_error:
+        return Text(f"NOT PROVEN: {printable(report.untested or '')}; no check failed on what "
+                    "it recorded", style="bold yellow")  # fmt: skip
     if report.unproven and report.idle:
         return Text(f"NOT PROVEN: {report.idle} (no check failed, but a sale that tested "
                     "nothing proves nothing)", style="bold yellow")  # fmt: skip

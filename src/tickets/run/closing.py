@@ -44,15 +44,24 @@ def junk_note(config: SaleConfig, junk: int) -> str:
             "descriptors your code did not open")  # fmt: skip
 
 
-def run_error_of(config: SaleConfig, report: Report, junk: int, disk: str | None) -> str | None:
-    """Why the run could not test the sale, though nothing it recorded was
-    wrong (exit 3): the buyer code wrote into the event pipe, the disk
-    under the store refused a write, or no buyer could take part because a
-    lock or the store was held by someone else past --lock-timeout."""
+def recorded_error(config: SaleConfig, junk: int, disk: str | None) -> str | None:
+    """What kept the run from testing the sale that its history alone
+    cannot show (its end line says it): the buyer code wrote into the event
+    pipe, or the disk under the store refused the buyers' writes."""
     if junk:
         return junk_note(config, junk)
     if disk is not None:
         return f"the disk under the store stopped the sale: {disk.removeprefix('error: ')}"
+    return None
+
+
+def run_error_of(config: SaleConfig, report: Report, recorded: str | None) -> str | None:
+    """Why the run could not test the sale, though nothing it recorded was
+    wrong (exit 3): what its end line records (see recorded_error), or no
+    buyer could take part because a lock or the store was held by someone
+    else past --lock-timeout."""
+    if recorded is not None:
+        return recorded
     if report.idle is not None and report.held:
         return (f"no buyer could take part: a lock or the store stayed held past "
                 f"--lock-timeout {config.lock_timeout:g}s by someone else "

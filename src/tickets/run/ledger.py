@@ -35,7 +35,7 @@ from ..store_lock import SaleClaim, check_lock_path, restock, sweep
 from ..stores import Store, StoreError, open_store
 from ..stores.base import disk_kind
 from ..stores.spec import StoreSpec, safe_name
-from .closing import junk_note, read_final, run_error_of, stock_elsewhere, stock_words
+from .closing import read_final, recorded_error, run_error_of, stock_elsewhere, stock_words
 from .interrupts import shielded
 from .rows import OperationRow, Progress, RowsKept, RunResult
 from .sale_host import SaleHost
@@ -339,13 +339,13 @@ class SaleLedger(SaleHost):
         """Read the final stock, write the ``end`` line, close the history,
         check. ``junk``: bytes on the event pipe that were not the tool's."""
         remaining, store_error = self.read_final()
-        if junk:
-            self.notes.append(junk_note(self.config, junk))
+        recorded = recorded_error(self.config, junk, self.disk)
         # Not before any event it closes (one clock: only a clock that
         # stepped back could make it so, and the history must stay readable).
         t_end = max(time.monotonic(), self.ops.latest)
         self.writer.write({"type": "end", "remaining": remaining, "store_error": store_error,
-                           "aborted": aborted, "notes": self.notes, "chaos": chaos,
+                           "aborted": aborted, "run_error": recorded, "notes": self.notes,
+                           "chaos": chaos,
                            "duration_s": round(t_end - t0, 6), "t": t_end})  # fmt: skip
         self.writer.close()
         rows = [self.rows[k] for k in sorted(self.rows)]
@@ -356,8 +356,8 @@ class SaleLedger(SaleHost):
                 store_error = None
         else:
             report = evaluate(self.ops, self.initial, remaining, store_problem=store_error,
-                              aborted=aborted)  # as `tickets check` of its history will say
-        run_error = run_error_of(self.config, report, junk, self.disk)
+                              aborted=aborted, run_error=recorded)  # as check will say
+        run_error = run_error_of(self.config, report, recorded)
         return RunResult(
             config=self.config,
             run_id=self.run_id,
