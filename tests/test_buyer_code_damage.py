@@ -113,3 +113,52 @@ def test_a_junk_header_that_claims_more_than_follows_hides_no_message() -> None:
     reader = FrameReader()
     assert reader.feed(MARKER + (3000).to_bytes(2, "big") + b"\1\2\3\4" + ours) == []
     assert [e["buyer"] for e in reader.split(final=True)] == [7]
+
+
+#: A module that, as it is imported, leaves a daemon (setsid, double fork)
+#: that would write the store later, and a thread that prints later.
+IMPORT_ESCAPER = """
+import os, sys, threading, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(f"daemon.{os.getpid()}", "w"):
+            pass
+        time.sleep(3)
+        with open("tickets.json", "w") as f:
+            f.write('{"count": 999}')
+        os._exit(0)
+    os._exit(0)
+threading.Thread(target=lambda: (time.sleep(0.2), print("metrics: flushed")), daemon=True).start()
+
+def buy(h):
+    with h.lock:
+        count = h.read()
+        if count > 0:
+            h.write(count - 1)
+            return count
+    return None
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_buyer_module_is_never_imported_into_the_tickets_process(tmp_path: Path) -> None:
+    """The check of --buy imported the module into the parent: its daemon
+    outlived the run and wrote the store, its thread printed into --json."""
+    (tmp_path / "esc.py").write_text(IMPORT_ESCAPER)
+    done = tickets(tmp_path, "buy", "--buy", "esc.py:buy", "-n", "3", "-t", "5", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["remaining"] == 2, done.stderr
+    pids = [int(p.name.split(".")[1]) for p in tmp_path.glob("daemon.*")]
+    assert pids  # the check's import and the launcher's each left one
+    assert [p for p in pids if os.path.exists(f"/proc/{p}")] == []
+    assert json.loads((tmp_path / "tickets.json").read_text()) == {"count": 2}
+
+
+@pytest.mark.timeout(60)
+def test_a_buyer_module_whose_import_hangs_is_refused_in_time(tmp_path: Path) -> None:
+    from tickets.buyer_check import check
+    from tickets.child.user_buyer import BuyerCodeError
+
+    (tmp_path / "hangs.py").write_text("import time\ntime.sleep(3600)\ndef buy(h):\n    pass\n")
+    with pytest.raises(BuyerCodeError, match="its import did not finish within 1s; stopped"):
+        check("hangs.py:buy", timeout=1.0)

@@ -188,3 +188,77 @@ def test_a_stopped_exec_sale_leaves_no_escaped_helper(tmp_path: Path, sig: int) 
     assert_all_gone(tmp_path, daemons(tmp_path))
     history = next((tmp_path / "history").glob("*.jsonl"))
     assert read_json_lines(history)[-1]["type"] == "end"
+
+
+def launcher_of(parent: int) -> int:
+    """The launcher the ``tickets`` process ``parent`` started."""
+    from tickets.child.reaper import each_process
+
+    for pid, _, ppid, _ in each_process():
+        if ppid == parent:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"tickets.child.launcher" in f.read():
+                    return pid
+    raise AssertionError("no launcher")
+
+
+#: A --buy function whose buyer 0 kills its own launcher, the way a helper's
+#: ``trap 'kill 0' EXIT`` or a stray kill would, once every daemon is out.
+KILLER = ESCAPER.replace(
+    "    with h.lock:",
+    "    if h.buyer == 0:\n"
+    "        while len([f for f in os.listdir(here) if f.startswith('daemon.')\n"
+    "                   and not f.endswith('.tmp')]) < 4 and time.monotonic() < deadline:\n"
+    "            time.sleep(0.005)\n"
+    "        os.kill(os.getppid(), int(os.environ['KILL_WITH']))\n"
+    "    with h.lock:", 1)
+
+
+HOW = ["SIGKILL from outside", "SIGSTOP from outside", "buyer code: SIGKILL",
+       "buyer code: kill 0 (SIGTERM)"]  # fmt: skip
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("how", HOW)
+def test_a_launcher_killed_or_stopped_leaves_nothing_behind(tmp_path: Path, how: str) -> None:
+    """Its orphans (the buyers' escaped daemons) used to go to init: the
+    parent adopts them, and the launcher shrugs off TERM from its group."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    env_sig = {"buyer code: SIGKILL": "9", "buyer code: kill 0 (SIGTERM)": "0"}.get(how, "")
+    args = ["buy", "--buy", "killer.py:buy" if env_sig else "escaper.py:buy", "-n", "4",
+            "-t", "10", "--stall-timeout", "3", "--write-delay", "300"]  # fmt: skip
+    (tmp_path / "escaper.py").write_text(ESCAPER)
+    env = {**os.environ, "TICKETS_DB": str(tmp_path / "tickets.json"), "KILL_WITH": env_sig}
+    if env_sig == "0":  # kill 0: SIGTERM to the buyer's whole process group
+        env["KILL_WITH"] = "15"
+        (tmp_path / "killer.py").write_text(KILLER.replace("os.kill(os.getppid(),",
+                                                           "os.killpg(0,"))  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "tickets", *args, "--json"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len(daemons(tmp_path)) == 4, 60, "the daemons never started")
+    if not env_sig:
+        os.kill(launcher_of(proc.pid), getattr(signal, how.split()[0]))
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and proc.returncode in (0, 1, 3, 4, 5), err
+    json.loads(out)  # one document, whatever the verdict (buyers may have finished)
+    assert_all_gone(tmp_path, daemons(tmp_path))
+
+
+@pytest.mark.timeout(90)
+def test_a_stock_command_leaves_nothing_and_prints_within_bounds(tmp_path: Path) -> None:
+    """--stock-cmd ran as a plain child: what it left with setsid went to
+    init, and its output was read whole before being cut (yes 5: GBs)."""
+    (tmp_path / "stock.sh").write_text(
+        "#!/bin/sh\nsetsid sh -c 'echo $$ > daemon.$$; sleep 30' >/dev/null 2>&1 </dev/null &\n"
+        "while [ -z \"$(ls daemon.* 2>/dev/null)\" ]; do sleep 0.01; done\necho 4\n")
+    (tmp_path / "stock.sh").chmod(0o755)
+    done = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "2", "--exec", "exit 22",
+                           "--stock-cmd", "./stock.sh", "--json"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1, done.stderr  # told sold out with 4 left
+    pids = [int(p.name.split(".")[1]) for p in tmp_path.glob("daemon.*")]
+    assert len(pids) == 2 and not any(alive(p) for p in pids)  # before and after the sale
+    done = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "2", "--exec", "exit 22",
+                           "--stock-cmd", "yes 5"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 3 and "printed over 64 KiB; killed" in done.stderr

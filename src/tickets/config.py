@@ -197,7 +197,8 @@ class BuyConfig(SaleConfig):
         self._resolve_workers()
         self._check_sale()
         if self.buy is not None:
-            from .child.user_buyer import BuyerCodeError, check
+            from .buyer_check import check
+            from .child.user_buyer import BuyerCodeError
 
             try:
                 check(self.buy)

@@ -16,6 +16,8 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
+import time
 
 from .constants import MAX_COUNT
 from .stores.base import StoreError
@@ -69,9 +71,10 @@ def check_command(flag: str, command: str) -> None:
 def read_stock(command: str, when: str, timeout: float = STOCK_TIMEOUT) -> int:
     """The stock ``--stock-cmd`` prints on its first line; ``when`` says
     which reading this is ("before the sale", "after the sale")."""
-    done = _run(["/bin/sh", "-c", command], timeout)
+    done = _run(["/bin/sh", "-c", command], timeout, warded=True)
     if done is None:
-        raise StockCommandError(FLAG, f"{when}: still running after {timeout:g}s; killed")
+        raise StockCommandError(FLAG, f"{when}: still running after {timeout:g}s, or printed "
+                                      f"over {KEEP_BYTES // 1024} KiB; killed")  # fmt: skip
     code, out, err = done
     if code != 0:
         said = _first_line(err)
@@ -90,28 +93,93 @@ def _first_line(data: bytes) -> str:
     return line if line.isprintable() else "".join(c if c.isprintable() else "?" for c in line)
 
 
-def _run(argv: list[str], timeout: float) -> tuple[int, bytes, bytes] | None:
-    """Run ``argv`` in a process group of its own; (exit code, stdout, stderr),
-    or None if it ran out of time. The group is killed either way."""
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+#: What is kept of a command's stdout and stderr (its first line is all that is read).
+KEEP_BYTES = 65536
+
+
+def _run(
+    argv: list[str], timeout: float, warded: bool = False, pass_fds: tuple[int, ...] = (),
+    stdout: int | None = subprocess.PIPE,
+) -> tuple[int, bytes, bytes] | None:  # fmt: skip
+    """Run ``argv`` in a session of its own; (exit code, stdout, stderr: at
+    most KEEP_BYTES each), or None if it ran out of time or printed more.
+    ``warded``: under a warden (:mod:`tickets.child.warden`), so that
+    nothing it starts, in its group or out of it, outlives it or this
+    process. What it left in its group is killed either way."""
+    lifeline = None
+    if warded:
+        lifeline, keep = os.pipe()
+        argv = [sys.executable, "-m", "tickets.child.warden", str(lifeline), "--", *argv]
+        pass_fds = (*pass_fds, lifeline)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc.pid)
-        proc.communicate()
-        return None
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                pass_fds=pass_fds, env=env)  # fmt: skip
+    finally:
+        if lifeline is not None:
+            os.close(lifeline)  # the warden's end only
+    try:
+        done = _collect(proc, timeout)
     except BaseException:  # a signal: nothing of it is left behind
-        _kill(proc.pid)
-        proc.wait()
+        _stop(proc, keep if warded else None)
         raise
+    if done is None:
+        _stop(proc, keep if warded else None)
+        return None
+    if warded:
+        os.close(keep)
     _kill(proc.pid)  # what it left running
-    return proc.returncode, out[:65536], err[:65536]
+    return done
+
+
+def _collect(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, bytes, bytes] | None:
+    """Read its output until it exits (None: the deadline passed first, or
+    it printed more than KEEP_BYTES on a stream)."""
+    import selectors
+
+    deadline = time.monotonic() + timeout
+    kept = {f: bytearray() for f in (proc.stdout, proc.stderr) if f is not None}
+    with selectors.DefaultSelector() as sel:
+        for f in kept:
+            sel.register(f, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buffer = kept[key.fileobj]  # type: ignore[index]
+                buffer += chunk
+                if len(buffer) > KEEP_BYTES:
+                    return None
+    try:
+        code = proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return None
+    for f in kept:
+        f.close()
+    out, err = (bytes(kept[f]) if f is not None else b"" for f in (proc.stdout, proc.stderr))
+    return code, out, err
+
+
+def _stop(proc: subprocess.Popen[bytes], lifeline: int | None) -> None:
+    """Stop it now: its warden is told (it kills what the program started,
+    escaped or not), then its session's group is killed, and it is reaped."""
+    if lifeline is not None:
+        os.close(lifeline)
+        try:
+            proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill(proc.pid)
+    proc.wait()
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
 
 
 def _kill(pgid: int) -> None:

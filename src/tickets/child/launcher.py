@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import sys
 import time
 
@@ -86,6 +87,23 @@ def orders_doc(
     fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
     return {**fds, "buyers": buyers, "workers": workers, "concurrency": concurrency,
             "method": method, "plan": fields}  # fmt: skip
+
+
+def shrug_off_signals() -> None:
+    """TERM, INT and HUP do not stop the launcher: the parent stops it by its
+    lifeline (or SIGKILL), and buyer code that signals its process group
+    (``trap 'kill 0' EXIT`` in a helper) would otherwise kill it before it
+    could kill what the sale left. A buyer forked from here takes such a
+    signal its default way."""
+    me = os.getpid()
+
+    def shrug(signum: int, frame: Any) -> None:
+        if os.getpid() != me:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, shrug)
 
 
 def read_plan(doc: dict[str, Any]) -> BuyerPlan:
@@ -230,6 +248,7 @@ def main() -> None:
     plan = read_plan(doc)
     out = Batcher(EventWriter(doc["events_fd"]))
     become_subreaper()  # every orphan of the sale is ours to kill
+    shrug_off_signals()
     try:
         if plan.command is not None:  # every buyer a run of the user's command
             from .commands import run_commands

@@ -8,9 +8,10 @@ failed. The exception's one-line summary goes in the history, its traceback
 to the log file beside it (``<history>.log``), never to the terminal: a
 buyer's stdout and stderr go to /dev/null, so the function's prints do too.
 
-The function is loaded once in the parent to check it (:func:`load`, with
-its import's prints swallowed), and again in the process that forks the
-buyers, so that every buyer inherits it imported.
+The function is checked before anything starts in a throwaway process
+(:func:`check_here`, under a warden: see :mod:`tickets.buyer_check`), never
+in the parent, and loaded again in the process that starts the buyers, so
+that every forked buyer inherits it imported.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import contextmanager
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
     from .buyer import Counter, WatchedLock
@@ -89,48 +89,32 @@ def _import(spec: str) -> Callable[[Any], Any]:
     return function  # type: ignore[no-any-return]
 
 
-def check(spec: str) -> None:
-    """In the parent, before anything starts: the function exists, imports
-    (its prints swallowed) and takes one argument, the store handle."""
-    import contextlib
+def signature_problem(spec: str, function: Callable[[Any], Any]) -> str | None:
+    """What is wrong with the function's signature for a buyer, if anything."""
     import inspect
-    import io
 
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), silenced_fds():
-        function = load(spec)
     try:
         inspect.signature(function).bind(None)
     except TypeError:
-        raise BuyerCodeError(
-            f"{spec}: the function must take one argument (the store handle)"
-        ) from None
+        return f"{spec}: the function must take one argument (the store handle)"
     except ValueError:  # a builtin without a signature: let the call tell
         pass
+    return None
 
 
-@contextmanager
-def silenced_fds() -> Iterator[None]:
-    """Descriptors 1 and 2 on /dev/null while the block runs: what the
-    user's module writes as it is imported, by ``print`` or by a process it
-    starts (``subprocess.run(["echo", "hi"])``), never reaches the
-    terminal, nor corrupts ``--json`` on stdout."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    saved = [os.dup(1), os.dup(2)]
+def check_here(spec: str, result_fd: int) -> None:
+    """A throwaway process's check of ``--buy`` (see tickets.buyer_check):
+    import the module with descriptors 1 and 2 on /dev/null, look at the
+    function, and write the one-line answer ("ok" or what is wrong) to
+    ``result_fd``."""
     devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
+        problem = signature_problem(spec, load(spec))
+    except BuyerCodeError as exc:
+        problem = str(exc)
+    os.write(result_fd, (problem or "").encode(errors="replace")[:4000] or b"ok")
 
 
 def summary(exc: BaseException) -> str:
@@ -229,3 +213,7 @@ def append_log(log: str, data: bytes) -> None:
         pass
     finally:
         os.close(fd)
+
+
+if __name__ == "__main__":  # python -m tickets.child.user_buyer SPEC RESULT_FD
+    check_here(sys.argv[1], int(sys.argv[2]))

@@ -368,7 +368,8 @@ def parse_strategies(
         )
     if len(set(names)) != len(names):
         raise click.BadParameter("a strategy is named twice")
-    from ..child.user_buyer import BuyerCodeError, check
+    from ..buyer_check import check
+    from ..child.user_buyer import BuyerCodeError
 
     for name in names:
         if is_user_code(name):

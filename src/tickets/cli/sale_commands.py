@@ -390,7 +390,7 @@ def queue_command(
 
             emit_json(queue_dict(result), code)
         else:
-            from ..output.tables import queue_view
+            from ..output.queue_views import queue_view
 
             make_console().print(queue_view(result))
 

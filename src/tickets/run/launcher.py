@@ -20,7 +20,7 @@ from typing import Any
 
 from ..child.launcher import orders_doc
 from ..child.plan import BuyerPlan
-from ..child.reaper import CLEANUP_DEADLINE
+from ..child.reaper import CLEANUP_DEADLINE, Adopter
 
 
 class LauncherHandle:
@@ -33,6 +33,8 @@ class LauncherHandle:
         #: each buyer leads a process group of its own (a command buyer's):
         #: signals go to the whole group
         self.groups = groups
+        #: this process adopts what a dead launcher leaves (see Adopter)
+        self.adopter = Adopter()
         # The lifeline: the launcher reads EOF on it once this process is
         # gone, or has closed it to stop the sale now (see stop).
         lifeline_fd, self._lifeline = os.pipe()
@@ -106,6 +108,7 @@ class LauncherHandle:
             self.signal(self.alive(), signal.SIGKILL)
         kill_session(self.proc.pid)  # and those it never told of
         self.kill_all()
+        self.adopter.kill_adopted({self.proc.pid}, time.monotonic() + CLEANUP_DEADLINE)
 
     def kill_all(self) -> None:
         """SIGKILL the launcher's process group: every child it forked."""
@@ -136,7 +139,8 @@ class LauncherHandle:
         """Let the launcher reap its buyers and leave (until the deadline, or not
         at all if ``kill_now``); else close its lifeline: it kills and reaps
         every process of the sale, what escaped their groups too, and goes.
-        Its session is killed after it, should anything be left there.
+        Its session is killed after it, and whatever it left here (should it
+        have died first) too.
 
         Returns the buyers not known to have exited: those killed here.
         """
@@ -150,6 +154,7 @@ class LauncherHandle:
             clean = self.proc.poll() == 0
             self.close_lifeline()  # else the launcher's word to kill everything now
             if not clean:
+                self._signal_launcher(signal.SIGCONT)  # a stopped one can hear it
                 self._wait(CLEANUP_DEADLINE + 5.0)
                 self.kill_everything()
             self.kill_all()  # without a subreaper (not Linux): what stayed in its group
@@ -157,6 +162,14 @@ class LauncherHandle:
             return alive
         finally:
             self.close_lifeline()
+            self.adopter.close()
+
+    def _signal_launcher(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def _wait(self, timeout: float) -> None:
         assert self.proc is not None

@@ -120,7 +120,7 @@ class WorkersMode(BuyMode):
         if not heard and isinstance(children, LauncherHandle) and children.gone():
             # The launcher is gone (killed): no exit will be reported. Stop its
             # workers, then settle what they left.
-            children.kill_all()
+            children.kill_everything()
             run.drain()
             self.settle_share(run, range(self.config.buyers), "the buyer launcher died")
             return NEWS
