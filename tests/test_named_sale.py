@@ -196,3 +196,19 @@ def test_a_restock_of_a_key_a_sale_is_selling_is_refused(db: str, tmp_path: Path
     finish(procs)
     assert refused.returncode == 3 and "is being sold by the named sale s1" in refused.stderr
     assert tickets(db, "init", "--tickets", "50", cwd=elsewhere).returncode == 0  # once it ended
+
+
+def test_a_sale_whose_state_holds_odd_digits_is_described_not_a_traceback(
+    db: str, redis_server: Any
+) -> None:
+    """'²' is a digit to str.isdigit() and no number to int(): sale show,
+    sale list and every init on the server crashed on it."""
+    from tickets.sales import NamedSale
+    from tickets.stores import open_store
+    from tickets.stores.spec import parse_db
+
+    meta = NamedSale(open_store(parse_db(db)), "evil").meta
+    redis_server.client().hset(meta, mapping={"hosts": "²", "stock": "٣", "state": "joining"})
+    for args in (["sale", "show", "evil"], ["sale", "list"], ["init", "-t", "3"]):
+        done = tickets(db, *args)
+        assert "Traceback" not in done.stderr and done.returncode in (0, 3), (args, done.stderr)

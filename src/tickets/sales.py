@@ -257,7 +257,7 @@ class NamedSale:
         doc: dict[str, Any] = {k.decode(): v.decode(errors="replace") for k, v in meta.items()}
         for field in ("hosts", "stock"):  # a sale dropped and half made again: say so
             value = doc.get(field, "")
-            doc[field] = int(value) if value.isdigit() else None
+            doc[field] = int(value) if value.isascii() and value.isdigit() else None
         doc.setdefault("state", "unknown")
         doc.setdefault("key", "")
         doc["joined"] = sorted(
