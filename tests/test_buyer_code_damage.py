@@ -162,3 +162,26 @@ def test_a_buyer_module_whose_import_hangs_is_refused_in_time(tmp_path: Path) ->
     (tmp_path / "hangs.py").write_text("import time\ntime.sleep(3600)\ndef buy(h):\n    pass\n")
     with pytest.raises(BuyerCodeError, match="its import did not finish within 1s; stopped"):
         check("hangs.py:buy", timeout=1.0)
+
+
+@pytest.mark.timeout(60)
+def test_a_buyer_that_forks_and_reports_twice_is_exit_3_and_check_agrees(tmp_path: Path) -> None:
+    """Both processes of a forked buyer returned the seat: the second
+    report was dropped without a word, and the sale passed."""
+    (tmp_path / "forky.py").write_text(
+        "import os\n"
+        "def take(h):\n"
+        "    with h.lock:\n"
+        "        count = h.read()\n"
+        "        if count > 0:\n"
+        "            h.write(count - 1)\n"
+        "            os.fork()\n"
+        "            return count\n"
+    )
+    done = tickets(tmp_path, "buy", "--buy", "forky.py:take", "-n", "3", "-t", "6",
+                   "--history", "h.jsonl", "--json")  # fmt: skip
+    doc = json.loads(done.stdout)
+    assert done.returncode == 3 and "reported two outcomes" in doc["run_error"]
+    check = tickets(tmp_path, "check", "h.jsonl", "--json")
+    said = json.loads(check.stdout)["run_error"]
+    assert check.returncode == 5 and "reported two outcomes" in said

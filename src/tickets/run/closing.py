@@ -44,15 +44,16 @@ def junk_note(config: SaleConfig, junk: int) -> str:
             "descriptors your code did not open")  # fmt: skip
 
 
-def recorded_error(config: SaleConfig, junk: int, disk: str | None) -> str | None:
+def recorded_error(config: SaleConfig, junk: int, seen: str | None) -> str | None:
     """What kept the run from testing the sale that its history alone
     cannot show (its end line says it): the buyer code wrote into the event
-    pipe, or the disk under the store refused the buyers' writes."""
+    pipe, or ``seen`` by the ledger: the disk under the store refused the
+    buyers' writes (a buyer's error), a buyer reported twice."""
     if junk:
         return junk_note(config, junk)
-    if disk is not None:
-        return f"the disk under the store stopped the sale: {disk.removeprefix('error: ')}"
-    return None
+    if seen is not None and seen.startswith("error: "):
+        return f"the disk under the store stopped the sale: {seen.removeprefix('error: ')}"
+    return seen
 
 
 def run_error_of(config: SaleConfig, report: Report, recorded: str | None) -> str | None:

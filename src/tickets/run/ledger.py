@@ -24,7 +24,9 @@ from ..operations import (
     ABSENT,
     ERROR_PREFIX,
     FORMAT_VERSION,
+    OK,
     PENDING,
+    SOLD_OUT,
     Malformed,
     Operations,
     printable,
@@ -91,6 +93,8 @@ class SaleLedger(SaleHost):
             self._open_sale()
         #: the first buyer's error that named a full or read-only disk
         self.disk: str | None = None
+        #: the first operation that reported a second outcome of its own
+        self.twice: str | None = None
         #: every ticket is an id (--ticket-ids): a seat may stand beside them
         self.ticket_ids = bool(getattr(config, "ticket_ids", False))
         #: what ``tickets check`` reads back from the history, folded in as it is written
@@ -254,6 +258,10 @@ class SaleLedger(SaleHost):
         if ev["type"] == "invoke" and state != ABSENT:
             return
         if ev["type"] != "invoke" and state > PENDING:
+            if state in (OK, SOLD_OUT) and self.twice is None:  # its own word, then another
+                self.twice = (f"{self.ops.noun} {number} reported two outcomes (the second, "
+                              f"{ev['type']} {printable(str(ev.get('seat', ev.get('reason'))))}"
+                              ", was dropped): did the buyer code fork?")  # fmt: skip
             return
         if ev["type"] != "invoke" and state == ABSENT:
             self._fold({"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run})
@@ -339,7 +347,7 @@ class SaleLedger(SaleHost):
         """Read the final stock, write the ``end`` line, close the history,
         check. ``junk``: bytes on the event pipe that were not the tool's."""
         remaining, store_error = self.read_final()
-        recorded = recorded_error(self.config, junk, self.disk)
+        recorded = recorded_error(self.config, junk, self.disk or self.twice)
         # Not before any event it closes (one clock: only a clock that
         # stepped back could make it so, and the history must stay readable).
         t_end = max(time.monotonic(), self.ops.latest)
