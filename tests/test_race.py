@@ -204,3 +204,15 @@ def test_race_draws_the_locked_run_above_the_unlocked_one(invoke: Invoke, tmp_pa
     assert page.index("with strategy file") < page.index("with strategy none")
     result = invoke("race", "--svg", str(svg), "--history", "none")
     assert result.exit_code == 2 and "leave out --history none" in result.output
+
+
+def test_a_race_with_no_stock_is_not_proven(invoke: Invoke) -> None:
+    """`race -t 0` used to say FAILED (oversold up to 0), exit 1, and the
+    unlocked side NOT SHOWN by luck: nothing was tested."""
+    result = invoke("race", "--buyers", "5", "--tickets", "0", "--no-delay", "--json")
+    doc = json.loads(result.output)
+    assert result.exit_code == 5 and doc["passed"] is False
+    assert [s["unproven_trials"] for s in doc["strategies"]] == [1, 1]
+    assert all("the store had no tickets" in r for r in doc["reasons"])
+    text = invoke("race", "--buyers", "5", "--tickets", "0", "--no-delay", "--no-lock")
+    assert text.exit_code == 5 and "NOT PROVEN: none proved nothing" in text.output

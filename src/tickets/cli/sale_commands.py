@@ -216,7 +216,7 @@ def race(
         "race",
     )
     aborted = next((r.result.aborted for r in result.runs if r.result.aborted), None)
-    code = exit_code_for(result.verdict.passed, aborted)
+    code = exit_code_for(result.verdict.passed, aborted, unproven=result.verdict.unproven)
     show(result, code)
     exit_with(code)
 

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..operations import printable
-from ..run.race import RaceResult, in_words
+from ..run.race import RaceResult, in_words, unproven
 from ..strategies import side_label
 
 
@@ -65,6 +65,8 @@ def _one_trial_rows(table: Table, race: RaceResult) -> None:
     def check_cell(n: str) -> Text:
         if results[n].passed:
             return Text("pass", "green")
+        if unproven(results[n]):
+            return Text("not proven", "yellow")
         if not excludes[n]:  # no lock: failing is what it shows
             return Text("FAIL (expected)", "yellow")
         return Text("FAIL", "bold red")
@@ -75,6 +77,8 @@ def _one_trial_rows(table: Table, race: RaceResult) -> None:
 def race_verdict(race: RaceResult) -> Text:
     """What the race showed, in one line: PASSED or FAILED for the locking
     strategies, DEMONSTRATED when only strategies without exclusion ran."""
+    if race.verdict.unproven:
+        return Text(printable("NOT PROVEN: " + "; ".join(race.verdict.reasons)), "bold yellow")
     if not race.verdict.passed:
         return Text(printable("FAILED: " + "; ".join(race.verdict.reasons)), "bold red")
     locked = [s for s in race.sides if s.excludes]

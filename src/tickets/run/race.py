@@ -49,6 +49,11 @@ class SideStats:
     duration_median_s: float
     purchases_per_s_median: float
     initial: int
+    #: trials in which no check failed but nothing was proven (no stock,
+    #: nobody could take part, the run could not test the sale)
+    unproven_trials: int = 0
+    #: why the first of them proved nothing
+    unproven_why: str = ""
 
     @property
     def excludes(self) -> bool:
@@ -64,14 +69,21 @@ class SideStats:
             "oversold_median": self.oversold_median,
             "oversold_max": self.oversold_max,
             "failed_check_trials": self.failed_check_trials,
+            "unproven_trials": self.unproven_trials,
             "unknown": self.unknown_total,
             "duration_median_s": round(self.duration_median_s, 6),
             "purchases_per_s_median": round(self.purchases_per_s_median, 1),
         }
 
 
+def unproven(result: RunResult) -> bool:
+    """A trial that failed no check and proved nothing."""
+    return not result.passed and result.aborted is None and not result.report.failures()
+
+
 def side_stats(strategy: str, results: Sequence[RunResult]) -> SideStats:
     oversold = [r.report.oversold for r in results]
+    untested = [r for r in results if unproven(r)]
     return SideStats(
         strategy=strategy,
         trials=len(results),
@@ -80,11 +92,13 @@ def side_stats(strategy: str, results: Sequence[RunResult]) -> SideStats:
         oversold_median=statistics.median(oversold),
         oversold_max=max(oversold),
         sold_max=max(r.report.sold for r in results),
-        failed_check_trials=sum(1 for r in results if not r.passed),
+        failed_check_trials=sum(1 for r in results if not r.passed) - len(untested),
         unknown_total=sum(r.report.unknown for r in results),
         duration_median_s=statistics.median(r.duration_s for r in results),
         purchases_per_s_median=statistics.median(r.purchases_per_s for r in results),
         initial=results[0].initial or 0,  # a race reads its own store
+        unproven_trials=len(untested),
+        unproven_why=next((r.run_error or r.report.untested or "" for r in untested), ""),
     )
 
 
@@ -92,6 +106,8 @@ def side_stats(strategy: str, results: Sequence[RunResult]) -> SideStats:
 class Verdict:
     passed: bool
     reasons: tuple[str, ...]
+    #: nothing failed, but some trial proved nothing (exit 5)
+    unproven: bool = False
 
 
 def judge(
@@ -120,7 +136,11 @@ def judge(
             )
         if expect_oversell and not side.excludes and side.oversold_trials == 0:
             reasons.append(f"{side.strategy} did not oversell in {side.trials} trial(s)")
-    return Verdict(not reasons, tuple(reasons))
+    if reasons:
+        return Verdict(False, tuple(reasons))
+    untested = [f"{s.strategy} proved nothing in {s.unproven_trials} of {s.trials} trial(s) "
+                f"({s.unproven_why})" for s in sides if s.unproven_trials]  # fmt: skip
+    return Verdict(not untested, tuple(untested), unproven=bool(untested))
 
 
 def in_words(side: SideStats) -> str:
