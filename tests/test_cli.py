@@ -468,6 +468,8 @@ def test_history_lists_verdicts_and_prunes_but_never_a_running_sale(
     (folder / "notes.jsonl").unlink()  # not a history: left for its owner (here, this test)
     result = invoke("history", "--older-than", "soon")
     assert result.exit_code == 2 and "'soon' is not an age" in result.output
+    result = invoke("history", "--older-than", "7")  # days? seconds? it removed nearly all
+    assert result.exit_code == 2 and "(a number and its unit)" in result.output
 
 
 @pytest.mark.timeout(120)

@@ -302,3 +302,15 @@ def test_a_refused_value_is_quoted_defused(tmp_path: Path) -> None:
     """click's own errors quote what was given (a --buy file, a strategy)."""
     result = invoke_coloured("race", "--strategies", f"none,{ESCAPED}.py:buy")
     assert result.exit_code == 2 and "x?[31m[red]y.py" in shown_plain(result)
+
+
+def test_a_huge_columns_is_capped(tmp_path: Path) -> None:
+    """COLUMNS=1000000 drew a 5-buyer timeline for half a minute (8 MB)."""
+    env = {**os.environ, "TICKETS_DB": str(tmp_path / "t.json"), "COLUMNS": "1000000"}
+    run = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "3", "-t", "3",
+                          "--history", "h.jsonl"], cwd=tmp_path, env=env, capture_output=True,
+                         timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    drawn = subprocess.run([sys.executable, "-m", "tickets", "timeline", "h.jsonl"],
+                           cwd=tmp_path, env=env, capture_output=True, timeout=60)  # fmt: skip
+    assert drawn.returncode == 0 and max(map(len, drawn.stdout.decode().splitlines())) <= 1000

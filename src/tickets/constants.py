@@ -91,8 +91,10 @@ EXIT_TERMINATED = 143  # SIGTERM (a CI job's timeout, kill): handled like Ctrl-C
 EXIT_CODES_HELP = (
     "Exit codes: 0 every check passed; 1 a check failed (oversold); "
     "2 usage error; 3 store, lock or history file unusable (nothing changed; after a sale: "
-    "the final stock unreadable); "
+    "the final stock unreadable, a lock or the store held by someone else so that no buyer "
+    "could take part, the buyer code writing into the tool's event pipe); "
     "4 run stopped (watchdog deadline, a clerk died under --shutdown join); "
-    "5 not proven (no check failed, but no stock was read: give --stock-cmd); "
+    "5 not proven (no check failed, but nothing was proven: no stock was read, the store "
+    "had no tickets, no buyer completed an attempt, or the run was aborted); "
     "129, 130, 143 stopped by SIGHUP, Ctrl-C, SIGTERM (what was sold so far is shown)."
 )

@@ -104,6 +104,9 @@ def make_console(stderr: bool = False, width: int | None = None) -> Console:
         kind = _plain_console()
         if width is None and not os.environ.get("COLUMNS"):
             width = UNWRAPPED
+    columns = os.environ.get("COLUMNS", "")
+    if width is None and columns.isascii() and columns.isdigit() and int(columns) > UNWRAPPED:
+        width = UNWRAPPED  # COLUMNS=1000000 drew a timeline for half a minute
     console = kind(
         stderr=stderr,
         highlight=False,

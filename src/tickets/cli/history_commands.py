@@ -246,19 +246,20 @@ def titled_html(page: str, title: str) -> str:
 
 
 def parse_age(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """``30m``, ``12h``, ``7d`` (or seconds) -> seconds."""
+    """``90s``, ``30m``, ``12h``, ``7d`` -> seconds. A bare number is
+    refused: ``--older-than 7`` meant as days would remove nearly all."""
     if value is None:
         return None
     units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
     text = value.strip().lower()
     scale = units.get(text[-1:], None)
-    number = text[:-1] if scale else text
     try:
-        seconds = float(number) * (scale or 1)
+        seconds = float(text[:-1]) * scale if scale else -1.0
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise click.BadParameter(f"{value!r} is not an age; write 30m, 12h or 7d")
+        raise click.BadParameter(f"{value!r} is not an age; write 90s, 30m, 12h or 7d "
+                                 "(a number and its unit)")  # fmt: skip
     return seconds
 
 
