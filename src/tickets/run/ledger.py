@@ -258,10 +258,7 @@ class SaleLedger(SaleHost):
         if ev["type"] == "invoke" and state != ABSENT:
             return
         if ev["type"] != "invoke" and state > PENDING:
-            if state in (OK, SOLD_OUT) and self.twice is None:  # its own word, then another
-                self.twice = (f"{self.ops.noun} {number} reported two outcomes (the second, "
-                              f"{ev['type']} {printable(str(ev.get('seat', ev.get('reason'))))}"
-                              ", was dropped): did the buyer code fork?")  # fmt: skip
+            self._second(ev, state)
             return
         if ev["type"] != "invoke" and state == ABSENT:
             self._fold({"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run})
@@ -301,6 +298,15 @@ class SaleLedger(SaleHost):
                 if row.t_start is None:
                     row.t_start = row.t_search
             row.update(ev)
+
+    def _second(self, ev: dict[str, Any], state: int) -> None:
+        """A second outcome is dropped; after one of the operation's own (a
+        sale, a sold out: not one the parent gave it), it says the buyer's
+        process was not alone: its code forked, and both reported."""
+        if state in (OK, SOLD_OUT) and self.twice is None:
+            said = printable(str(ev.get("seat", ev.get("reason"))))
+            self.twice = (f"{self.ops.noun} {ev['buyer']} reported two outcomes (the second, "
+                          f"{ev['type']} {said}, was dropped): did the buyer code fork?")
 
     def _fold(self, ev: dict[str, Any]) -> None:
         self.ops.add(ev)
