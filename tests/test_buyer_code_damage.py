@@ -61,7 +61,8 @@ def tickets(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("extra", [[], ["--start-method", "spawn"], ["--workers", "2"]],
+@pytest.mark.parametrize("extra", [[], pytest.param(["--start-method", "spawn"],
+                                                    marks=pytest.mark.stress), ["--workers", "2"]],
                          ids=["fork", "spawn", "workers"])  # fmt: skip
 def test_junk_on_the_event_pipe_ends_the_run_with_exit_3_naming_the_code(
     tmp_path: Path, extra: list[str]

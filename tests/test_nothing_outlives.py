@@ -118,7 +118,9 @@ def escaper(tmp_path: Path) -> str:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+# fork in the quick suite; every start method under make stress
+@pytest.mark.parametrize("method", ["fork", pytest.param("spawn", marks=pytest.mark.stress),
+                                    pytest.param("forkserver", marks=pytest.mark.stress)])
 def test_a_buy_functions_daemons_die_with_a_sale_that_passed(
     tmp_path: Path, escaper: str, method: str
 ) -> None:
@@ -137,8 +139,9 @@ def test_a_buy_functions_daemons_die_with_a_sale_that_passed(
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
     "method, kind",
-    [("forkserver", "buy"), ("spawn", "buy"), ("fork", "buy"), ("forkserver", "builtin"),
-     ("forkserver", "queue"), ("spawn", "queue")],
+    [("forkserver", "buy"), pytest.param("spawn", "buy", marks=pytest.mark.stress),
+     pytest.param("fork", "buy", marks=pytest.mark.stress), ("forkserver", "builtin"),
+     ("forkserver", "queue"), pytest.param("spawn", "queue", marks=pytest.mark.stress)],
 )  # fmt: skip
 def test_nothing_outlives_a_killed_parent_whatever_the_start_method(
     tmp_path: Path, escaper: str, method: str, kind: str
@@ -175,7 +178,9 @@ def read_lines(path: Path) -> list[str]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.stress),
+    pytest.param(signal.SIGHUP, marks=pytest.mark.stress)])  # fmt: skip
 def test_a_stopped_exec_sale_leaves_no_escaped_helper(tmp_path: Path, sig: int) -> None:
     """TERM/INT/HUP: the parent used to kill the launcher's group before the
     launcher could kill the helpers it had adopted (they left with setsid),
@@ -214,7 +219,8 @@ KILLER = ESCAPER.replace(
     "    with h.lock:", 1)
 
 
-HOW = ["SIGKILL from outside", "SIGSTOP from outside", "buyer code: SIGKILL",
+HOW = ["SIGKILL from outside", pytest.param("SIGSTOP from outside", marks=pytest.mark.stress),
+       pytest.param("buyer code: SIGKILL", marks=pytest.mark.stress),
        "buyer code: kill 0 (SIGTERM)"]  # fmt: skip
 
 

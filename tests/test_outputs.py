@@ -184,7 +184,9 @@ BIG_TABLE = ["buy", "--buyers", "120", "--tickets", "120", "--no-delay", "--all"
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.stress),
+    pytest.param(signal.SIGHUP, marks=pytest.mark.stress)])  # fmt: skip
 def test_a_signal_stops_a_command_whose_answer_nobody_reads(tmp_path: Path, sig: int) -> None:
     """`tickets buy --all | sleep 40`: the table fills the pipe and the write
     blocks. A signal used to wait for the write, for ever; now the answer
