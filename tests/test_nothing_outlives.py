@@ -195,16 +195,19 @@ def test_a_stopped_exec_sale_leaves_no_escaped_helper(tmp_path: Path, sig: int) 
     assert read_json_lines(history)[-1]["type"] == "end"
 
 
-def launcher_of(parent: int) -> int:
-    """The launcher the ``tickets`` process ``parent`` started."""
+def launcher_of(parent: int, module: str = "tickets.child.launcher") -> int:
+    """The launcher (or its warden) below the ``tickets`` process ``parent``."""
     from tickets.child.reaper import each_process
 
-    for pid, _, ppid, _ in each_process():
-        if ppid == parent:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"tickets.child.launcher" in f.read():
-                    return pid
-    raise AssertionError("no launcher")
+    family = {parent}
+    for _ in range(2):
+        for pid, _, ppid, _ in each_process():
+            if ppid in family:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[1:3] == [b"-m", module.encode()]:
+                        return pid
+                family.add(pid)
+    raise AssertionError(f"no {module}")
 
 
 #: A --buy function whose buyer 0 kills its own launcher, the way a helper's
@@ -221,7 +224,8 @@ KILLER = ESCAPER.replace(
 
 HOW = ["SIGKILL from outside", pytest.param("SIGSTOP from outside", marks=pytest.mark.stress),
        pytest.param("buyer code: SIGKILL", marks=pytest.mark.stress),
-       "buyer code: kill 0 (SIGTERM)"]  # fmt: skip
+       "buyer code: kill 0 (SIGTERM)",
+       pytest.param("SIGKILL of its warden", marks=pytest.mark.stress)]  # fmt: skip
 
 
 @pytest.mark.timeout(90)
@@ -242,7 +246,9 @@ def test_a_launcher_killed_or_stopped_leaves_nothing_behind(tmp_path: Path, how:
     proc = subprocess.Popen([sys.executable, "-m", "tickets", *args, "--json"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: len(daemons(tmp_path)) == 4, 60, "the daemons never started")
-    if not env_sig:
+    if how == "SIGKILL of its warden":
+        os.kill(launcher_of(proc.pid, "tickets.child.warden"), signal.SIGKILL)
+    elif not env_sig:
         os.kill(launcher_of(proc.pid), getattr(signal, how.split()[0]))
     out, err = proc.communicate(timeout=60)
     assert "Traceback" not in err and proc.returncode in (0, 1, 3, 4, 5), err

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 #: prctl(2): orphaned descendants are reparented to this process, not init.
 PR_SET_CHILD_SUBREAPER = 36
-PR_GET_CHILD_SUBREAPER = 37
 #: How long a round of killing waits for the killed to become reapable.
 ROUND = 0.005
 #: How long the launcher goes on killing what its sale left before it leaves.
@@ -52,55 +51,6 @@ def become_subreaper(on: bool = True) -> bool:
         return done == 0
     except (AttributeError, OSError):  # pragma: no cover - a libc without prctl
         return False
-
-
-def is_subreaper() -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    flag = ctypes.c_int(0)
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
-    except (AttributeError, OSError):  # pragma: no cover - a libc without prctl
-        return False
-    return bool(flag.value)
-
-
-class Adopter:
-    """The parent as a subreaper while a sale runs: should the launcher die
-    before it could kill what the buyers left (killed from outside, or by
-    the buyers' own code), its orphans come here instead of to init, and
-    :meth:`kill_adopted` kills them. The children this process had before
-    are left alone (a test's servers, say)."""
-
-    def __init__(self) -> None:
-        self.before = set(my_children())
-        self.was = is_subreaper()
-        self.on = self.was or become_subreaper()
-
-    def kill_adopted(self, spare: set[int], deadline: float) -> None:
-        """Kill and reap every child that came since, but ``spare``, until none."""
-        while self.on:
-            adopted = set(my_children()) - self.before - spare
-            if not adopted or time.monotonic() > deadline:
-                return
-            for pid in adopted:
-                kill_group(pid)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            for pid in adopted:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-
-    def close(self) -> None:
-        if self.on and not self.was:
-            become_subreaper(False)
-            self.on = False
 
 
 def each_process() -> Iterator[tuple[int, bytes, int, int]]:

@@ -12,6 +12,13 @@ descendant left, and exits with its exit code (128 + the signal that
 killed it). If its lifeline reads EOF first (the parent died, or gave up
 on it at its deadline), it kills everything at once and leaves.
 
+The launcher runs under a warden too (``--same-group``: in the warden's
+group, which the parent can kill whole): should the launcher die before it
+could kill what its buyers left (killed from outside, or by the buyers'
+own code), its orphans come to the warden, not to init, and not to the
+parent, whose pid their code could then take for its parent's. TERM, INT
+and HUP are ignored here: a program's ``kill 0`` cannot stop its warden.
+
 ARGV inherits the warden's stdin, stdout and stderr, and whatever
 descriptors the parent passed down (the ``--buy`` check's result pipe).
 """
@@ -36,13 +43,18 @@ TICK = 0.005
 
 
 def main() -> None:
-    lifeline, argv = int(sys.argv[1]), sys.argv[3:]
+    lifeline, same_group = int(sys.argv[1]), sys.argv[2] == "--same-group"
+    argv = sys.argv[sys.argv.index("--") + 1 :]
     become_subreaper()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: abandon())  # stopped from outside: nothing stays
+        # The parent stops it by its lifeline; its program's ``kill 0`` must not.
+        signal.signal(sig, signal.SIG_IGN)
+    defaults = (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     try:
-        pid = os.posix_spawn(argv[0], argv, os.environ, setpgroup=0, setsigdef=(
-            signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+        if same_group:
+            pid = os.posix_spawn(argv[0], argv, os.environ, setsigdef=defaults)
+        else:
+            pid = os.posix_spawn(argv[0], argv, os.environ, setpgroup=0, setsigdef=defaults)
     except OSError as exc:
         os.write(2, f"cannot start {argv[0]}: {exc.strerror}\n".encode())
         os._exit(127)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..child.launcher import orders_doc
 from ..child.plan import BuyerPlan
-from ..child.reaper import CLEANUP_DEADLINE, Adopter
+from ..child.reaper import CLEANUP_DEADLINE
 
 
 class LauncherHandle:
@@ -33,8 +33,6 @@ class LauncherHandle:
         #: each buyer leads a process group of its own (a command buyer's):
         #: signals go to the whole group
         self.groups = groups
-        #: this process adopts what a dead launcher leaves (see Adopter)
-        self.adopter = Adopter()
         # The lifeline: the launcher reads EOF on it once this process is
         # gone, or has closed it to stop the sale now (see stop).
         lifeline_fd, self._lifeline = os.pipe()
@@ -46,8 +44,11 @@ class LauncherHandle:
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_error: str | None = None
         try:
+            # Under a warden (tickets.child.warden), in its group and session:
+            # should the launcher die first, what it leaves goes to the warden.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tickets.child.launcher"],
+                [sys.executable, "-m", "tickets.child.warden", str(lifeline_fd), "--same-group",
+                 "--", sys.executable, "-m", "tickets.child.launcher"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -100,15 +101,20 @@ class LauncherHandle:
         return self.proc is None or self.proc.poll() is not None
 
     def kill_everything(self) -> None:
-        """What the launcher would have killed, should it be gone: every
-        buyer it told of, its session and its process group."""
+        """What the launcher would have killed, should it or its warden be
+        gone: the launcher, if alive, is told to kill what the sale left
+        (its lifeline) and given the time to; then every buyer it told of,
+        its session and its process group."""
         if self.proc is None:
             return
+        self.close_lifeline()
+        deadline = time.monotonic() + CLEANUP_DEADLINE
+        while group_alive(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
         if self.groups:  # the command buyers' groups are not the launcher's
             self.signal(self.alive(), signal.SIGKILL)
         kill_session(self.proc.pid)  # and those it never told of
         self.kill_all()
-        self.adopter.kill_adopted({self.proc.pid}, time.monotonic() + CLEANUP_DEADLINE)
 
     def kill_all(self) -> None:
         """SIGKILL the launcher's process group: every child it forked."""
@@ -162,12 +168,11 @@ class LauncherHandle:
             return alive
         finally:
             self.close_lifeline()
-            self.adopter.close()
 
     def _signal_launcher(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             try:
-                os.kill(self.proc.pid, sig)
+                os.killpg(self.proc.pid, sig)  # the warden's group: the launcher's
             except (ProcessLookupError, PermissionError):
                 pass
 
@@ -182,6 +187,14 @@ class LauncherHandle:
         if self._lifeline_open:
             self._lifeline_open = False
             os.close(self._lifeline)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def kill_session(sid: int) -> None:
