@@ -261,14 +261,14 @@ def test_a_stock_command_leaves_nothing_and_prints_within_bounds(tmp_path: Path)
     """--stock-cmd ran as a plain child: what it left with setsid went to
     init, and its output was read whole before being cut (yes 5: GBs)."""
     (tmp_path / "stock.sh").write_text(
-        "#!/bin/sh\nsetsid sh -c 'echo $$ > daemon.$$; sleep 30' >/dev/null 2>&1 </dev/null &\n"
-        "while [ -z \"$(ls daemon.* 2>/dev/null)\" ]; do sleep 0.01; done\necho 4\n")
+        "#!/bin/sh\nsetsid sh -c \"echo \\$\\$ > daemon.$$; sleep 30\" >/dev/null 2>&1 </dev/null &\n"
+        "while [ ! -s daemon.$$ ]; do sleep 0.01; done\necho 4\n")
     (tmp_path / "stock.sh").chmod(0o755)
     done = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "2", "--exec", "exit 22",
                            "--stock-cmd", "./stock.sh", "--json"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1, done.stderr  # told sold out with 4 left
-    pids = [int(p.name.split(".")[1]) for p in tmp_path.glob("daemon.*")]
+    pids = [int(p.read_text()) for p in tmp_path.glob("daemon.*")]
     assert len(pids) == 2 and not any(alive(p) for p in pids)  # before and after the sale
     done = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "2", "--exec", "exit 22",
                            "--stock-cmd", "yes 5"], cwd=tmp_path, capture_output=True,
