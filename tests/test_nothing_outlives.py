@@ -195,19 +195,21 @@ def test_a_stopped_exec_sale_leaves_no_escaped_helper(tmp_path: Path, sig: int) 
     assert read_json_lines(history)[-1]["type"] == "end"
 
 
-def launcher_of(parent: int, module: str = "tickets.child.launcher") -> int:
-    """The launcher (or its warden) below the ``tickets`` process ``parent``."""
+def launcher_of(parent: int, warden: bool = False) -> int:
+    """The launcher below the ``tickets`` process ``parent`` (or its warden:
+    the launcher's first fork, whose parent half watches the rest)."""
     from tickets.child.reaper import each_process
 
-    family = {parent}
-    for _ in range(2):
-        for pid, _, ppid, _ in each_process():
-            if ppid in family:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if f.read().split(b"\0")[1:3] == [b"-m", module.encode()]:
-                        return pid
-                family.add(pid)
-    raise AssertionError(f"no {module}")
+    def child_of(pid: int) -> int:
+        for child, _, ppid, _ in each_process():
+            if ppid == pid:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[1:3] == [b"-m", b"tickets.child.launcher"]:
+                        return child
+        raise AssertionError(f"no launcher below {pid}")
+
+    keeper = child_of(parent)
+    return keeper if warden else child_of(keeper)
 
 
 #: A --buy function whose buyer 0 kills its own launcher, the way a helper's
@@ -247,7 +249,7 @@ def test_a_launcher_killed_or_stopped_leaves_nothing_behind(tmp_path: Path, how:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: len(daemons(tmp_path)) == 4, 60, "the daemons never started")
     if how == "SIGKILL of its warden":
-        os.kill(launcher_of(proc.pid, "tickets.child.warden"), signal.SIGKILL)
+        os.kill(launcher_of(proc.pid, warden=True), signal.SIGKILL)
     elif not env_sig:
         os.kill(launcher_of(proc.pid), getattr(signal, how.split()[0]))
     out, err = proc.communicate(timeout=60)
@@ -261,7 +263,8 @@ def test_a_stock_command_leaves_nothing_and_prints_within_bounds(tmp_path: Path)
     """--stock-cmd ran as a plain child: what it left with setsid went to
     init, and its output was read whole before being cut (yes 5: GBs)."""
     (tmp_path / "stock.sh").write_text(
-        "#!/bin/sh\nsetsid sh -c \"echo \\$\\$ > daemon.$$; sleep 30\" >/dev/null 2>&1 </dev/null &\n"
+        "#!/bin/sh\n"
+        "setsid sh -c \"echo \\$\\$ > daemon.$$; sleep 30\" >/dev/null 2>&1 </dev/null &\n"
         "while [ ! -s daemon.$$ ]; do sleep 0.01; done\necho 4\n")
     (tmp_path / "stock.sh").chmod(0o755)
     done = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "2", "--exec", "exit 22",

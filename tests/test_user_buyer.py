@@ -166,9 +166,13 @@ def test_bad_buyer_code_is_a_usage_error_before_anything_starts(
 def test_nothing_the_user_code_starts_is_left_behind(tmp_path: Path) -> None:
     marker = tmp_path / "spawned"
     (tmp_path / "spawner.py").write_text(
-        "import subprocess\n"
+        "import os, subprocess, time\n"
         "def f(store):\n"
-        f"    subprocess.Popen(['sh', '-c', 'echo $$ >> {marker}; exec sleep 300'])\n"
+        f"    p = subprocess.Popen(['sh', '-c', 'echo $$ >> {marker}; exec sleep 300'])\n"
+        "    deadline = time.monotonic() + 20\n"  # its pid is written before the sale ends
+        f"    while time.monotonic() < deadline and not (os.path.exists({str(marker)!r}) and\n"
+        f"            str(p.pid) in open({str(marker)!r}).read().split()):\n"
+        "        time.sleep(0.005)\n"
         "    return None\n"
     )
     done = tickets("buy", "-n", "3", "-t", "3", "--buy", f"{tmp_path / 'spawner.py'}:f")

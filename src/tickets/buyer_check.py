@@ -40,7 +40,7 @@ def check(spec: str, timeout: float = CHECK_TIMEOUT) -> None:
     read_end, write_end = os.pipe()
     try:
         argv = [sys.executable, "-m", "tickets.child.user_buyer", spec, str(write_end)]
-        done = _run(argv, timeout, warded=True, pass_fds=(write_end,),
+        done = _run(argv, timeout, wards_itself=True, pass_fds=(write_end,),
                     stdout=subprocess.DEVNULL)  # fmt: skip
         os.close(write_end)
         write_end = -1

@@ -99,18 +99,24 @@ KEEP_BYTES = 65536
 
 def _run(
     argv: list[str], timeout: float, warded: bool = False, pass_fds: tuple[int, ...] = (),
-    stdout: int | None = subprocess.PIPE,
+    stdout: int | None = subprocess.PIPE, wards_itself: bool = False,
 ) -> tuple[int, bytes, bytes] | None:  # fmt: skip
     """Run ``argv`` in a session of its own; (exit code, stdout, stderr: at
     most KEEP_BYTES each), or None if it ran out of time or printed more.
     ``warded``: under a warden (:mod:`tickets.child.warden`), so that
     nothing it starts, in its group or out of it, outlives it or this
-    process. What it left in its group is killed either way."""
+    process; ``wards_itself``: a program of ours that forks its own warden,
+    given the lifeline as its last argument. What it left in its group is
+    killed either way."""
     lifeline = None
-    if warded:
+    if warded or wards_itself:
         lifeline, keep = os.pipe()
-        argv = [sys.executable, "-m", "tickets.child.warden", str(lifeline), "--", *argv]
+        if wards_itself:
+            argv = [*argv, str(lifeline)]
+        else:
+            argv = [sys.executable, "-m", "tickets.child.warden", str(lifeline), "--", *argv]
         pass_fds = (*pass_fds, lifeline)
+        warded = True
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,

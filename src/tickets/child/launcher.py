@@ -51,6 +51,7 @@ from .reaper import (
     parent_gone,
     reap_any,
 )
+from .warden import ward
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -245,6 +246,7 @@ def start_buyers(plan: BuyerPlan, doc: dict[str, Any], out: Batcher) -> Served |
 def main() -> None:
     doc = json.loads(sys.stdin.buffer.read())
     sys.stdin.close()
+    ward(doc["lifeline_fd"])  # what a dead launcher leaves goes to its warden
     plan = read_plan(doc)
     out = Batcher(EventWriter(doc["events_fd"]))
     become_subreaper()  # every orphan of the sale is ours to kill

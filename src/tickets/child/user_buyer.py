@@ -215,5 +215,8 @@ def append_log(log: str, data: bytes) -> None:
         os.close(fd)
 
 
-if __name__ == "__main__":  # python -m tickets.child.user_buyer SPEC RESULT_FD
+if __name__ == "__main__":  # python -m tickets.child.user_buyer SPEC RESULT_FD LIFELINE
+    from .warden import ward
+
+    ward(int(sys.argv[3]))  # what the import starts dies with the check
     check_here(sys.argv[1], int(sys.argv[2]))

@@ -12,8 +12,9 @@ descendant left, and exits with its exit code (128 + the signal that
 killed it). If its lifeline reads EOF first (the parent died, or gave up
 on it at its deadline), it kills everything at once and leaves.
 
-The launcher runs under a warden too (``--same-group``: in the warden's
-group, which the parent can kill whole): should the launcher die before it
+The launcher and the ``--buy`` check are wardens of themselves
+(:func:`ward`: the process forks, and the parent half is the warden, in
+the same group, which the parent can kill whole): should the launcher die before it
 could kill what its buyers left (killed from outside, or by the buyers'
 own code), its orphans come to the warden, not to init, and not to the
 parent, whose pid their code could then take for its parent's. TERM, INT
@@ -30,6 +31,7 @@ import signal
 import sys
 import time
 
+from ..constants import TYPE_CHECKING
 from .reaper import (
     CLEANUP_DEADLINE,
     abandon,
@@ -38,26 +40,36 @@ from .reaper import (
     parent_gone,
 )
 
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 #: How often the warden looks at its program and its lifeline (seconds).
 TICK = 0.005
 
 
-def main() -> None:
-    lifeline, same_group = int(sys.argv[1]), sys.argv[2] == "--same-group"
-    argv = sys.argv[sys.argv.index("--") + 1 :]
+#: Stopped by the lifeline, not by these: a program's ``kill 0`` must not.
+SHRUGGED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def ward(lifeline: int) -> None:
+    """Fork: the child returns, to do the work; this process becomes its
+    warden, and never returns (see :func:`watch`). For a Python program of
+    ours (the launcher, the ``--buy`` check), a fork costs a millisecond
+    where a second interpreter costs tens."""
     become_subreaper()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        # The parent stops it by its lifeline; its program's ``kill 0`` must not.
+    for sig in SHRUGGED:
         signal.signal(sig, signal.SIG_IGN)
-    defaults = (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    try:
-        if same_group:
-            pid = os.posix_spawn(argv[0], argv, os.environ, setsigdef=defaults)
-        else:
-            pid = os.posix_spawn(argv[0], argv, os.environ, setpgroup=0, setsigdef=defaults)
-    except OSError as exc:
-        os.write(2, f"cannot start {argv[0]}: {exc.strerror}\n".encode())
-        os._exit(127)
+    pid = os.fork()
+    if pid == 0:
+        for sig in SHRUGGED:
+            signal.signal(sig, signal.SIG_DFL)
+        return
+    watch(pid, lifeline)
+
+
+def watch(pid: int, lifeline: int) -> NoReturn:
+    """Wait for the program ``pid``, then kill and reap what it left, and
+    leave with its exit code; at the lifeline's EOF, kill everything now."""
     while True:
         if parent_gone(lifeline):
             abandon()
@@ -68,6 +80,21 @@ def main() -> None:
     kill_descendants(time.monotonic() + CLEANUP_DEADLINE)  # its group, and what escaped it
     code = os.waitstatus_to_exitcode(status)
     os._exit(code if code >= 0 else 128 - code)
+
+
+def main() -> None:
+    lifeline = int(sys.argv[1])
+    argv = sys.argv[sys.argv.index("--") + 1 :]
+    become_subreaper()
+    for sig in SHRUGGED:
+        signal.signal(sig, signal.SIG_IGN)
+    defaults = (signal.SIGPIPE, *SHRUGGED)
+    try:
+        pid = os.posix_spawn(argv[0], argv, os.environ, setpgroup=0, setsigdef=defaults)
+    except OSError as exc:
+        os.write(2, f"cannot start {argv[0]}: {exc.strerror}\n".encode())
+        os._exit(127)
+    watch(pid, lifeline)
 
 
 if __name__ == "__main__":

@@ -44,11 +44,11 @@ class LauncherHandle:
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_error: str | None = None
         try:
-            # Under a warden (tickets.child.warden), in its group and session:
-            # should the launcher die first, what it leaves goes to the warden.
+            # Its first act is to fork its warden (tickets.child.warden.ward),
+            # which this Popen is: should the launcher die first, what it
+            # leaves goes there.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tickets.child.warden", str(lifeline_fd), "--same-group",
-                 "--", sys.executable, "-m", "tickets.child.launcher"],
+                [sys.executable, "-m", "tickets.child.launcher"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
