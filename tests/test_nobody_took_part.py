@@ -26,7 +26,8 @@ def tickets(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any], s
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("lock", ["atomic", "transaction", "file"])
+@pytest.mark.parametrize("lock", ["atomic", pytest.param("transaction", marks=pytest.mark.stress),
+                                  "file"])  # fmt: skip
 def test_a_sqlite_store_held_by_another_connection_is_exit_3(tmp_path: Path, lock: str) -> None:
     """Every buyer was refused ("database is locked") or busy: it used to be
     "0 sold ... nothing oversold", exit 0."""

@@ -183,7 +183,7 @@ def race(
     Examples:
         tickets race --buyers 50 --tickets 10
         tickets race --no-lock --timeline
-        tickets race --strategies none,per-buyer,process,file --trials 5 --json
+        tickets race --strategies none,per-buyer,process,file --trials 3 --json
     """
     from ..config import BuyConfig
     from ..run.race import run_race
