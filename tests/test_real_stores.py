@@ -410,7 +410,10 @@ def test_a_server_killed_mid_sale_ends_the_run_without_a_hang(tmp_path: Path) ->
              "--json", "--history", str(tmp_path / "h.jsonl")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(1.0)
+        history, deadline = tmp_path / "h.jsonl", time.monotonic() + 60
+        while not (history.exists() and '"invoke"' in history.read_text()):  # under way
+            assert time.monotonic() < deadline and run.poll() is None, "the sale never began"
+            time.sleep(0.02)
         server.kill()
         out, err = run.communicate(timeout=120)
     finally:
