@@ -10,7 +10,8 @@ launcher can always find them all, with no pid list to go stale: its
 children, killed and reaped again and again until none is left
 (:func:`kill_descendants`). It does so at the end of every sale, when the
 parent asks it to stop, and when the parent dies (it reads EOF on its
-lifeline), before it leaves itself.
+lifeline), before it leaves itself. Its warden (:mod:`tickets.child.warden`)
+does the same for whatever a dead launcher left.
 
 Without ``prctl`` (other systems) the launcher still kills what stays in
 its session; what escapes it there is outside the tool's reach.
@@ -38,16 +39,15 @@ ROUND = 0.005
 CLEANUP_DEADLINE = 10.0
 
 
-def become_subreaper(on: bool = True) -> bool:
-    """Adopt every orphan among this process's descendants (Linux), or stop
-    (``on`` False); False where that cannot be had."""
+def become_subreaper() -> bool:
+    """Adopt every orphan among this process's descendants (Linux); False
+    where that cannot be had."""
     if not sys.platform.startswith("linux"):
         return False
     import ctypes
 
     try:
-        done: int = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, int(on),
-                                                            0, 0, 0)  # fmt: skip
+        done: int = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         return done == 0
     except (AttributeError, OSError):  # pragma: no cover - a libc without prctl
         return False
