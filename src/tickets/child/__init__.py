@@ -8,8 +8,13 @@ Who runs what:
 - ``orders``: the order queue's producer and clerk bodies;
 - ``plan``: the small, immutable plans every child of a run shares;
 - ``events``: how a child reports: one atomic pipe write per message;
-- ``launcher``: the lean process that forks buyers (fork start method),
-  or the workers of a big sale;
+- ``launcher``: the lean process that starts every buyer (forks them,
+  starts them through multiprocessing: ``spawned``), or the workers of a
+  big sale, or runs every ``--exec`` command (``commands``);
+- ``reaper``: the launcher's hold on every descendant, as a subreaper, and
+  the lifeline that tells it the parent is gone; ``warden``: a program
+  (the launcher, ``--stock-cmd``, the ``--buy`` check) run so that nothing
+  it starts outlives it;
 - ``workers``: a worker, many buyers at once on threads (``--workers``):
   the one module here that imports ``threading``, after its fork.
 
