@@ -33,19 +33,19 @@ SWEEP_WAIT = 1.0
 
 def check_lock_path(spec: StoreSpec) -> None:
     """Refuse lock paths that could lead a lock or write elsewhere."""
-    for path in (spec.lock_path, spec.sale_path):
-        _check_lock_file(Path(path))
+    _check_lock_file(Path(spec.lock_path), ", or use another --lock-file")
+    _check_lock_file(Path(spec.sale_path), "")  # the store's claim: --lock-file moves it not
     folder = Path(spec.lock_path).parent
     if not folder.is_dir():
         raise StoreError(spec.lock_path, f"folder {folder} does not exist", "create it first")
 
 
-def _check_lock_file(path: Path) -> None:
+def _check_lock_file(path: Path, elsewhere: str) -> None:
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
-    recreate = "remove it if it is a stray file (tickets recreates it), or use another --lock-file"
+    recreate = "remove it if it is a stray file (tickets recreates it)" + elsewhere
     if stat.S_ISLNK(mode):
         raise StoreError(path, "is a symbolic link", recreate)
     if stat.S_ISDIR(mode):
