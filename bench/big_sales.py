@@ -46,8 +46,13 @@ print(json.dumps({"duration_s": result.duration_s, "sold": result.report.sold,
 
 def sale(**args: object) -> dict[str, object]:
     """One sale in a fresh process (its peak memory is the sale's own)."""
-    done = subprocess.run([sys.executable, "-c", SALE, json.dumps(args)], capture_output=True,
-                          text=True, timeout=3600, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", SALE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=True,
+    )
     out: dict[str, object] = json.loads(done.stdout)
     return out
 
@@ -63,8 +68,9 @@ def searches(path: str, n: int) -> None:
 def bare_searches(path: Path, total: int, workers: int) -> float:
     """Wall time of ``workers`` processes doing ``total`` store reads between them."""
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=searches, args=(str(path), total // workers))
-             for _ in range(workers)]  # fmt: skip
+    procs = [
+        ctx.Process(target=searches, args=(str(path), total // workers)) for _ in range(workers)
+    ]
     t = time.perf_counter()
     for p in procs:
         p.start()
@@ -84,38 +90,69 @@ def report() -> None:
         n = 100_000 // SCALE
         print(f"\n11. big sales on workers (a worker per core: {workers} here)")
         bare = bare_loop(store, "flock", 20_000 // SCALE)
-        run = sale(store=str(store), buyers=n, tickets=n, strategy="flock", workers=2,
-                   delays=False, history=str(folder / "a.jsonl"))  # fmt: skip
+        run = sale(
+            store=str(store),
+            buyers=n,
+            tickets=n,
+            strategy="flock",
+            workers=2,
+            delays=False,
+            history=str(folder / "a.jsonl"),
+        )
         rate = float(run["sold"]) / float(run["duration_s"])  # type: ignore[arg-type]
         bare_after = bare_loop(store, "flock", 20_000 // SCALE)
         base = (bare + bare_after) / 2
-        print(f"   a. {n:,} buyers, flock, --no-delay --workers 2: {rate:,.0f} purchases/s, "
-              f"bare loop {base:,.0f}/s (before {bare:,.0f}, after {bare_after:,.0f}): "
-              f"ratio {rate / base:.2f}")
+        print(
+            f"   a. {n:,} buyers, flock, --no-delay --workers 2: {rate:,.0f} purchases/s, "
+            f"bare loop {base:,.0f}/s (before {bare:,.0f}, after {bare_after:,.0f}): "
+            f"ratio {rate / base:.2f}"
+        )
         big, stock = 1_000_000 // SCALE, 10_000 // SCALE
         history = folder / "b.jsonl"
-        run = sale(store=str(store), buyers=big, tickets=stock, strategy="flock",
-                   delays=False, history=str(history))  # fmt: skip
+        run = sale(
+            store=str(store),
+            buyers=big,
+            tickets=stock,
+            strategy="flock",
+            delays=False,
+            history=str(history),
+        )
         bare_s = bare_searches(store, big, int(run["workers"]))  # type: ignore[call-overload]
         wall = float(run["duration_s"])  # type: ignore[arg-type]
-        print(f"   b. {big:,} buyers for {stock:,} tickets, --no-delay, {run['workers']} workers:"
-              f" {wall:.1f} s against {bare_s:.1f} s of bare searches: ratio "
-              f"{wall / bare_s:.2f}; parent peak {int(run['maxrss_kb']) / 1024:.0f} MB")  # type: ignore[call-overload]
+        print(
+            f"   b. {big:,} buyers for {stock:,} tickets, --no-delay, {run['workers']} workers:"
+            f" {wall:.1f} s against {bare_s:.1f} s of bare searches: ratio "
+            f"{wall / bare_s:.2f}; parent peak {int(run['maxrss_kb']) / 1024:.0f} MB"
+        )  # type: ignore[call-overload]
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tickets", "check", str(history)],
-                       capture_output=True, timeout=3600, check=False)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "tickets", "check", str(history)],
+            capture_output=True,
+            timeout=3600,
+            check=False,
+        )
         check_s = time.perf_counter() - t
         size = history.stat().st_size
         lines = sum(1 for _ in history.open("rb"))
-        print(f"      check of its history: {check_s:.1f} s; {size / 1e6:,.0f} MB, "
-              f"{lines:,} lines, {size / lines:.0f} bytes per event")
+        print(
+            f"      check of its history: {check_s:.1f} s; {size / 1e6:,.0f} MB, "
+            f"{lines:,} lines, {size / lines:.0f} bytes per event"
+        )
         n, stock = 100_000 // SCALE, 1_000 // SCALE
-        run = sale(store=str(store), buyers=n, tickets=stock, strategy="flock", delays=True,
-                   history=str(folder / "c.jsonl"))  # fmt: skip
+        run = sale(
+            store=str(store),
+            buyers=n,
+            tickets=stock,
+            strategy="flock",
+            delays=True,
+            history=str(folder / "c.jsonl"),
+        )
         wall = float(run["duration_s"])  # type: ignore[arg-type]
         bound = 2 * 0.024 * stock
-        print(f"   c. {n:,} buyers for {stock:,} tickets, default delays: {wall:.1f} s against "
-              f"2 x 24 ms x {stock:,} rounds = {bound:.1f} s: ratio {wall / bound:.2f}")
+        print(
+            f"   c. {n:,} buyers for {stock:,} tickets, default delays: {wall:.1f} s against "
+            f"2 x 24 ms x {stock:,} rounds = {bound:.1f} s: ratio {wall / bound:.2f}"
+        )
 
 
 if __name__ == "__main__":

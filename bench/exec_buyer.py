@@ -20,25 +20,42 @@ from tickets.run.buy import run_buy
 
 
 def built_in(folder: Path, buyers: int) -> float:
-    result = run_buy(BuyConfig(store=folder / "t.json", buyers=buyers, tickets=buyers,
-                               strategy="flock", delays=Delays.none(),
-                               history=folder / f"h-{time.monotonic_ns()}.jsonl"))  # fmt: skip
+    result = run_buy(
+        BuyConfig(
+            store=folder / "t.json",
+            buyers=buyers,
+            tickets=buyers,
+            strategy="flock",
+            delays=Delays.none(),
+            history=folder / f"h-{time.monotonic_ns()}.jsonl",
+        )
+    )
     assert result.passed and result.report.sold == buyers, result.report
     return buyers / result.duration_s
 
 
 def command(folder: Path, buyers: int, text: str) -> float:
-    result = run_buy(BuyConfig(store=folder / "t.json", buyers=buyers, strategy="none",
-                               command=text, stock_cmd=f"echo {buyers}", tickets=None,
-                               delays=Delays.none(),
-                               history=folder / f"h-{time.monotonic_ns()}.jsonl"))  # fmt: skip
+    result = run_buy(
+        BuyConfig(
+            store=folder / "t.json",
+            buyers=buyers,
+            strategy="none",
+            command=text,
+            stock_cmd=f"echo {buyers}",
+            tickets=None,
+            delays=Delays.none(),
+            history=folder / f"h-{time.monotonic_ns()}.jsonl",
+        )
+    )
     assert result.report.unknown == 0 and result.report.sold + result.report.failed == buyers
     return buyers / result.duration_s
 
 
 def report(buyers: int, rounds: int = 5) -> None:
-    print(f"\n9. command buyers (--exec) against the built-in purchase, {buyers} buyers, "
-          f"outcomes per second, median of {rounds} interleaved")  # fmt: skip
+    print(
+        f"\n9. command buyers (--exec) against the built-in purchase, {buyers} buyers, "
+        f"outcomes per second, median of {rounds} interleaved"
+    )
     base, sold_out, seats = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
@@ -46,8 +63,10 @@ def report(buyers: int, rounds: int = 5) -> None:
             sold_out.append(command(Path(tmp), buyers, "exit 22"))
             seats.append(command(Path(tmp), buyers, "echo $((TICKETS_BUYERS - TICKETS_BUYER))"))
     b, s, e = (statistics.median(x) for x in (base, sold_out, seats))
-    print(f"   built-in {b:,.0f}/s   --exec 'exit 22' {s:,.0f}/s ({s / b:.2f})   "
-          f"--exec 'echo N' {e:,.0f}/s ({e / b:.2f})")
+    print(
+        f"   built-in {b:,.0f}/s   --exec 'exit 22' {s:,.0f}/s ({s / b:.2f})   "
+        f"--exec 'echo N' {e:,.0f}/s ({e / b:.2f})"
+    )
 
 
 if __name__ == "__main__":

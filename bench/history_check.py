@@ -58,27 +58,62 @@ def write_queue_history(path: Path, orders: int, tickets: int | None = None) -> 
     rng = random.Random(1)
     t, count = 1000.0, tickets
     out = [
-        json.dumps({
-            "type": "run", "version": 1, "run_id": "bench", "mode": "queue",
-            "store": "/bench/tickets.json", "strategy": "flock", "initial": tickets,
-            "restocked": True, "producers": PRODUCERS, "orders": per, "clerks": 2,
-            "queue_size": 100_000, "shutdown": "sentinel", "batch": 1, "put_timeout": None,
-            "get_timeout": None, "seed": 0, "delays": {"search": 0.0, "write": 0.0},
-            "start_method": "fork", "pid": 4000, "wall": "2026-11-28T10:00:00+00:00", "t": t,
-        }, separators=(",", ":"))
-    ]  # fmt: skip
+        json.dumps(
+            {
+                "type": "run",
+                "version": 1,
+                "run_id": "bench",
+                "mode": "queue",
+                "store": "/bench/tickets.json",
+                "strategy": "flock",
+                "initial": tickets,
+                "restocked": True,
+                "producers": PRODUCERS,
+                "orders": per,
+                "clerks": 2,
+                "queue_size": 100_000,
+                "shutdown": "sentinel",
+                "batch": 1,
+                "put_timeout": None,
+                "get_timeout": None,
+                "seed": 0,
+                "delays": {"search": 0.0, "write": 0.0},
+                "start_method": "fork",
+                "pid": 4000,
+                "wall": "2026-11-28T10:00:00+00:00",
+                "t": t,
+            },
+            separators=(",", ":"),
+        )
+    ]
     with open(path, "w", encoding="utf-8") as f:
         f.write(out[0] + "\n")
         for n in range(per * PRODUCERS):
             producer, clerk = n % PRODUCERS, n % 2
             t += rng.uniform(1e-6, 2e-5)
-            invoke = {"type": "invoke", "buyer": n, "pid": 5000 + producer,
-                      "producer": producer, "t_start": t, "t": t}  # fmt: skip
-            take = {"type": "take", "clerk": clerk, "pid": 6000 + clerk, "orders": [n],
-                    "t": t + 1e-6}  # fmt: skip
-            done: dict[str, object] = {"buyer": n, "pid": 6000 + clerk, "clerk": clerk,
-                                       "t_search": t + 2e-6, "t_locked": t + 3e-6,
-                                       "t": t + 4e-6}  # fmt: skip
+            invoke = {
+                "type": "invoke",
+                "buyer": n,
+                "pid": 5000 + producer,
+                "producer": producer,
+                "t_start": t,
+                "t": t,
+            }
+            take = {
+                "type": "take",
+                "clerk": clerk,
+                "pid": 6000 + clerk,
+                "orders": [n],
+                "t": t + 1e-6,
+            }
+            done: dict[str, object] = {
+                "buyer": n,
+                "pid": 6000 + clerk,
+                "clerk": clerk,
+                "t_search": t + 2e-6,
+                "t_locked": t + 3e-6,
+                "t": t + 4e-6,
+            }
             if count:
                 done = {"type": "ok", "seat": count, **done}
                 count -= 1
@@ -87,15 +122,28 @@ def write_queue_history(path: Path, orders: int, tickets: int | None = None) -> 
             t += 5e-6
             for ev in (invoke, take, done):
                 f.write(json.dumps(ev, separators=(",", ":")) + "\n")
-        end = {"type": "end", "remaining": count, "store_error": None, "aborted": None,
-               "notes": [], "chaos": None, "duration_s": t - 1000.0, "t": t + 1}  # fmt: skip
+        end = {
+            "type": "end",
+            "remaining": count,
+            "store_error": None,
+            "aborted": None,
+            "notes": [],
+            "chaos": None,
+            "duration_s": t - 1000.0,
+            "t": t + 1,
+        }
         f.write(json.dumps(end, separators=(",", ":")) + "\n")
     return path.stat().st_size
 
 
 def python(code: str, *args: str) -> list[float]:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         check=True, timeout=1800)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
     return [float(x) for x in out.stdout.split()]
 
 
@@ -127,12 +175,18 @@ def measure(orders: int, repeat: int = 3) -> dict[str, float]:
 
 def report(orders: int) -> None:
     m = measure(orders)
-    print(f"\n6. tickets check of a {m['bytes'] / 1e6:.0f} MB history, {m['operations']:,} "
-          "operations, against a bare parse of its lines (median of 3, interleaved)")  # fmt: skip
-    print(f"   check {m['check_s']:.2f} s, bare json.loads loop {m['bare_s']:.2f} s: "
-          f"ratio {m['ratio']:.2f} (target <= 2)")  # fmt: skip
-    print(f"   peak RSS {m['peak_mb']:.0f} MB: {m['bytes_per_op']:.0f} bytes per operation "
-          "above an idle process (target < 200)")  # fmt: skip
+    print(
+        f"\n6. tickets check of a {m['bytes'] / 1e6:.0f} MB history, {m['operations']:,} "
+        "operations, against a bare parse of its lines (median of 3, interleaved)"
+    )
+    print(
+        f"   check {m['check_s']:.2f} s, bare json.loads loop {m['bare_s']:.2f} s: "
+        f"ratio {m['ratio']:.2f} (target <= 2)"
+    )
+    print(
+        f"   peak RSS {m['peak_mb']:.0f} MB: {m['bytes_per_op']:.0f} bytes per operation "
+        "above an idle process (target < 200)"
+    )
 
 
 if __name__ == "__main__":

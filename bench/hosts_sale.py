@@ -26,8 +26,21 @@ BUYERS, STOCK = 300, 450
 def plain(net: hosts.Hosts) -> float:
     """Three runs at once on the same stock, each keeping its history in a file."""
     net.tickets(1, "--db", net.url(1), "init", "--tickets", str(STOCK)).communicate(timeout=60)
-    procs = [net.tickets(i, "--db", net.url(i), "buy", "--buyers", str(BUYERS), "--lock",
-                         "atomic", "--keep-stock", "--json") for i in (1, 2, 3)]  # fmt: skip
+    procs = [
+        net.tickets(
+            i,
+            "--db",
+            net.url(i),
+            "buy",
+            "--buyers",
+            str(BUYERS),
+            "--lock",
+            "atomic",
+            "--keep-stock",
+            "--json",
+        )
+        for i in (1, 2, 3)
+    ]
     docs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
     sold = sum(sum(1 for b in d["buyers"] if b["result"] == "ok") for d in docs)
     return sold / max(d["duration_s"] for d in docs)
@@ -41,8 +54,10 @@ def streamed(net: hosts.Hosts, n: int) -> tuple[float, float]:
 
 
 def report(rounds: int = 3) -> None:
-    print("\n10. one sale across 3 simulated hosts x 300 buyers, 1 ms ± 0.5 ms links, atomic, "
-          f"{rounds} rounds")  # fmt: skip
+    print(
+        "\n10. one sale across 3 simulated hosts x 300 buyers, 1 ms ± 0.5 ms links, atomic, "
+        f"{rounds} rounds"
+    )
     if os.geteuid() != 0:
         print("   skipped: simulated hosts need root (network namespaces)")
         return
@@ -54,8 +69,10 @@ def report(rounds: int = 3) -> None:
             walls.append(wall)
             bases.append(plain(net))
     r, w, b = statistics.median(rates), statistics.median(walls), statistics.median(bases)
-    print(f"   named sale: {r:,.0f} purchases/s, {w:.2f} s from start to the merged verdict; "
-          f"three plain runs (files only) {b:,.0f}/s; ratio {r / b:.2f}")
+    print(
+        f"   named sale: {r:,.0f} purchases/s, {w:.2f} s from start to the merged verdict; "
+        f"three plain runs (files only) {b:,.0f}/s; ratio {r / b:.2f}"
+    )
 
 
 if __name__ == "__main__":

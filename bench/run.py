@@ -191,9 +191,13 @@ def polling_against_blocking(path: Path) -> None:
     for seed in range(3 * REPEAT):
         for strategy in walls:
             config = BuyConfig(
-                store=path, buyers=50, tickets=10, strategy=strategy, seed=seed,
+                store=path,
+                buyers=50,
+                tickets=10,
+                strategy=strategy,
+                seed=seed,
                 history=path.parent / f"d-{strategy}-{time.monotonic_ns()}.jsonl",
-            )  # fmt: skip
+            )
             walls[strategy].append(run_buy(config).duration_s)
     file, flock = (statistics.median(walls[s]) for s in ("file", "flock"))
     print(f"   file (filelock, polls)   {file * 1000:7.1f} ms   {file / flock:.2f}x")

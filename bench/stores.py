@@ -62,19 +62,37 @@ def spec(url: str, lock_file: Path | None) -> Any:
 
 
 def sale(url: str, strategy: str, buyers: int, folder: Path, lock_file: Path | None) -> float:
-    result = run_buy(BuyConfig(store=spec(url, lock_file), buyers=buyers, tickets=buyers,
-                               strategy=strategy, delays=Delays.none(), lock_timeout=60,
-                               history=folder / f"b-{time.monotonic_ns()}.jsonl"))  # fmt: skip
+    result = run_buy(
+        BuyConfig(
+            store=spec(url, lock_file),
+            buyers=buyers,
+            tickets=buyers,
+            strategy=strategy,
+            delays=Delays.none(),
+            lock_timeout=60,
+            history=folder / f"b-{time.monotonic_ns()}.jsonl",
+        )
+    )
     assert result.report.passed or strategy in ("none", "per-buyer", "deferred"), strategy
     return result.report.sold / result.duration_s
 
 
 def queue(url: str, strategy: str, folder: Path, lock_file: Path | None) -> float:
-    result = run_queue(QueueConfig(
-        store=spec(url, lock_file), strategy=strategy, producers=2, orders=QUEUE_ORDERS // 2,
-        clerks=2, queue_size=1000, tickets=QUEUE_ORDERS, batch=100, delays=Delays.none(),
-        lock_timeout=60, history=folder / f"q-{time.monotonic_ns()}.jsonl",
-    ))  # fmt: skip
+    result = run_queue(
+        QueueConfig(
+            store=spec(url, lock_file),
+            strategy=strategy,
+            producers=2,
+            orders=QUEUE_ORDERS // 2,
+            clerks=2,
+            queue_size=1000,
+            tickets=QUEUE_ORDERS,
+            batch=100,
+            delays=Delays.none(),
+            lock_timeout=60,
+            history=folder / f"q-{time.monotonic_ns()}.jsonl",
+        )
+    )
     assert result.passed and result.report.sold == QUEUE_ORDERS, (strategy, result.report)
     return result.report.sold / result.duration_s
 
@@ -98,9 +116,11 @@ def report_store(
 
 
 def report(buyers: int, repeat: int) -> None:
-    print(f"\n7. real stores: purchases/s of a {buyers}-buyer --no-delay sale and of queue "
-          f"--batch 100 ({QUEUE_ORDERS:,} orders, 2 clerks), best of {repeat}, as ratios "
-          "to the bare loop")  # fmt: skip
+    print(
+        f"\n7. real stores: purchases/s of a {buyers}-buyer --no-delay sale and of queue "
+        f"--batch 100 ({QUEUE_ORDERS:,} orders, 2 clerks), best of {repeat}, as ratios "
+        "to the bare loop"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         report_store("sqlite", f"sqlite:{folder / 'sale.db'}", buyers, repeat, folder)
@@ -120,5 +140,3 @@ def report(buyers: int, repeat: int) -> None:
 
 if __name__ == "__main__":
     report(int(sys.argv[1]) if len(sys.argv) > 1 else 400, 1)
-
-

@@ -21,24 +21,35 @@ EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "booking.py"
 
 
 def sale(folder: Path, buyers: int, buy: str | None) -> float:
-    result = run_buy(BuyConfig(store=folder / "t.json", buyers=buyers, tickets=buyers,
-                               strategy="flock", delays=Delays.none(), buy=buy,
-                               history=folder / f"h-{time.monotonic_ns()}.jsonl"))  # fmt: skip
+    result = run_buy(
+        BuyConfig(
+            store=folder / "t.json",
+            buyers=buyers,
+            tickets=buyers,
+            strategy="flock",
+            delays=Delays.none(),
+            buy=buy,
+            history=folder / f"h-{time.monotonic_ns()}.jsonl",
+        )
+    )
     assert result.passed and result.report.sold == buyers, result.report
     return result.report.sold / result.duration_s
 
 
 def report(buyers: int, rounds: int = 5) -> None:
-    print(f"\n8. your own buyer (--buy) against the built-in purchase, {buyers} buyers, "
-          f"--no-delay, flock, median of {rounds} interleaved")  # fmt: skip
+    print(
+        f"\n8. your own buyer (--buy) against the built-in purchase, {buyers} buyers, "
+        f"--no-delay, flock, median of {rounds} interleaved"
+    )
     built_in, user = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             built_in.append(sale(Path(tmp), buyers, None))
             user.append(sale(Path(tmp), buyers, f"{EXAMPLE}:take_ticket"))
     b, u = statistics.median(built_in), statistics.median(user)
-    print(f"   built-in {b:,.0f}/s   --buy take_ticket {u:,.0f}/s   ratio {u / b:.2f} "
-          "(target >= 0.9)")
+    print(
+        f"   built-in {b:,.0f}/s   --buy take_ticket {u:,.0f}/s   ratio {u / b:.2f} (target >= 0.9)"
+    )
 
 
 if __name__ == "__main__":

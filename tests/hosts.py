@@ -61,11 +61,16 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def leftovers(prefix: str = PREFIX) -> dict[str, list[str]]:
     """Namespaces and links of this prefix that exist now."""
-    spaces = [line.split()[0] for line in ip("netns", "list", check=False).stdout.splitlines()
-              if line.split() and line.split()[0].startswith(f"{prefix}-")]  # fmt: skip
-    links = [line.split(":")[1].strip().split("@")[0]
-             for line in ip("-o", "link", "show", check=False).stdout.splitlines()
-             if f" {prefix}-" in line]  # fmt: skip
+    spaces = [
+        line.split()[0]
+        for line in ip("netns", "list", check=False).stdout.splitlines()
+        if line.split() and line.split()[0].startswith(f"{prefix}-")
+    ]
+    links = [
+        line.split(":")[1].strip().split("@")[0]
+        for line in ip("-o", "link", "show", check=False).stdout.splitlines()
+        if f" {prefix}-" in line
+    ]
     return {"namespaces": spaces, "links": links}
 
 
@@ -87,8 +92,9 @@ def tear_down(prefix: str = PREFIX) -> None:
 class Hosts:
     """N buyer hosts and a server host, joined by a link each."""
 
-    def __init__(self, hosts: int, delay_ms: float = 0.0, jitter_ms: float = 0.0,
-                 prefix: str = PREFIX) -> None:  # fmt: skip
+    def __init__(
+        self, hosts: int, delay_ms: float = 0.0, jitter_ms: float = 0.0, prefix: str = PREFIX
+    ) -> None:
         if os.geteuid() != 0:
             raise NotRoot("simulated hosts need root (network namespaces): run as root")
         self.n, self.delay, self.jitter, self.prefix = hosts, delay_ms, jitter_ms, prefix
@@ -115,8 +121,20 @@ class Hosts:
             ns, near, far = self.host_ns(i), f"{self.prefix}-s{i}", f"{self.prefix}-h{i}"
             ip("netns", "add", ns)
             ip("-n", ns, "link", "set", "lo", "up")
-            ip("link", "add", near, "netns", self.server_ns, "type", "veth", "peer", "name", far,
-               "netns", ns)  # fmt: skip
+            ip(
+                "link",
+                "add",
+                near,
+                "netns",
+                self.server_ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                far,
+                "netns",
+                ns,
+            )
             ip("-n", self.server_ns, "addr", "add", f"{SUBNET}.{i}.1/24", "dev", near)
             ip("-n", ns, "addr", "add", f"{SUBNET}.{i}.2/24", "dev", far)
             ip("-n", self.server_ns, "link", "set", near, "up")
@@ -135,17 +153,48 @@ class Hosts:
         binary = find_binary()
         if binary is None:
             raise RuntimeError("no redis-server (make test installs one)")
-        self.in_ns(self.server_ns, [binary, "--port", str(REDIS_PORT), "--bind", "0.0.0.0",
-                                    "--protected-mode", "no", "--save", "", "--appendonly", "no",
-                                    "--dir", str(self.folder), "--daemonize", "no"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.in_ns(
+            self.server_ns,
+            [
+                binary,
+                "--port",
+                str(REDIS_PORT),
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def start_relay(self) -> None:
         listens = [f"{SUBNET}.{i}.1:{RELAY_PORT}" for i in range(1, self.n + 1)]
-        self.in_ns(self.server_ns, [sys.executable, __file__, "relay", "--to",
-                                    f"127.0.0.1:{REDIS_PORT}", "--delay", str(self.delay),
-                                    "--jitter", str(self.jitter), *listens],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.in_ns(
+            self.server_ns,
+            [
+                sys.executable,
+                __file__,
+                "relay",
+                "--to",
+                f"127.0.0.1:{REDIS_PORT}",
+                "--delay",
+                str(self.delay),
+                "--jitter",
+                str(self.jitter),
+                *listens,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def wait_reachable(self) -> None:
         """Every host reaches the server through its link."""
@@ -153,36 +202,52 @@ class Hosts:
         for i in range(1, self.n + 1):
             while True:
                 host, port = self.address(i).split(":")
-                done = self.run(i, ["-c", "import redis, sys; redis.Redis(sys.argv[1], "
-                                    "int(sys.argv[2]), socket_timeout=2).ping()", host, port],
-                                python=True)  # fmt: skip
+                done = self.run(
+                    i,
+                    [
+                        "-c",
+                        "import redis, sys; redis.Redis(sys.argv[1], "
+                        "int(sys.argv[2]), socket_timeout=2).ping()",
+                        host,
+                        port,
+                    ],
+                    python=True,
+                )
                 if done.returncode == 0:
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"host {i} cannot reach the server: {done.stderr[-300:]}")
                 time.sleep(0.1)
 
-    def run(self, i: int, argv: list[str], python: bool = False,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def run(
+        self, i: int, argv: list[str], python: bool = False, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         full = [sys.executable, *argv] if python else argv
-        return subprocess.run(["ip", "netns", "exec", self.host_ns(i), *full],
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            ["ip", "netns", "exec", self.host_ns(i), *full],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def tickets(self, i: int, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
         """``tickets`` on host ``i``, in a folder of its own (its own lock files)."""
         folder = cwd or self.folder / f"h{i}"
         folder.mkdir(exist_ok=True)
         argv = ["ip", "netns", "exec", self.host_ns(i), sys.executable, "-m", "tickets", *args]
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=folder)  # fmt: skip
+        return subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder
+        )
 
     def wait_started(self, name: str, timeout: float = 60.0) -> None:
         """Until the named sale has started (asked from host 1)."""
         host, port = self.address(1).split(":")
-        code = ("import redis, sys, time\n"
-                "r = redis.Redis(sys.argv[1], int(sys.argv[2]), socket_timeout=2)\n"
-                "while r.hget(f'tickets:sale:{sys.argv[3]}:meta', 'state') != b'started':\n"
-                "    time.sleep(0.005)\n")  # fmt: skip
+        code = (
+            "import redis, sys, time\n"
+            "r = redis.Redis(sys.argv[1], int(sys.argv[2]), socket_timeout=2)\n"
+            "while r.hget(f'tickets:sale:{sys.argv[3]}:meta', 'state') != b'started':\n"
+            "    time.sleep(0.005)\n"
+        )
         done = self.run(1, ["-c", code, host, port, name], python=True, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"sale {name} did not start: {done.stderr[-300:]}")
@@ -214,19 +279,41 @@ def simulated(hosts: int, delay_ms: float = 0.0, jitter_ms: float = 0.0) -> Iter
         net.close()
 
 
-def sale(net: Hosts, name: str, buyers: int, lock: str, extra: list[str] | None = None,
-         partition: tuple[int, float, float] | None = None,
-         only: dict[int, list[str]] | None = None) -> dict[str, Any]:  # fmt: skip
+def sale(
+    net: Hosts,
+    name: str,
+    buyers: int,
+    lock: str,
+    extra: list[str] | None = None,
+    partition: tuple[int, float, float] | None = None,
+    only: dict[int, list[str]] | None = None,
+) -> dict[str, Any]:
     """A named sale across every host; then the merged check from host 1.
     ``partition`` (host, after seconds, for seconds) cuts a host's link
     mid-sale; ``only`` gives some hosts flags of their own."""
     init = net.tickets(1, "--db", net.url(1), "init", "--tickets", str(buyers * net.n // 2))
     init.communicate(timeout=60)
     started = time.monotonic()
-    procs = [net.tickets(i, "--db", net.url(i), "buy", "--sale", name, "--hosts", str(net.n),
-                         "--buyers", str(buyers), "--lock", lock, "--json", *(extra or []),
-                         *(only or {}).get(i, []))
-             for i in range(1, net.n + 1)]  # fmt: skip
+    procs = [
+        net.tickets(
+            i,
+            "--db",
+            net.url(i),
+            "buy",
+            "--sale",
+            name,
+            "--hosts",
+            str(net.n),
+            "--buyers",
+            str(buyers),
+            "--lock",
+            lock,
+            "--json",
+            *(extra or []),
+            *(only or {}).get(i, []),
+        )
+        for i in range(1, net.n + 1)
+    ]
     if partition is not None:
         host, after, length = partition
         net.wait_started(name)
@@ -237,20 +324,31 @@ def sale(net: Hosts, name: str, buyers: int, lock: str, extra: list[str] | None 
     outs = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
-        outs.append({"code": proc.returncode, "doc": json.loads(out) if out.strip() else None,
-                     "stderr": err[-500:]})  # fmt: skip
+        outs.append(
+            {
+                "code": proc.returncode,
+                "doc": json.loads(out) if out.strip() else None,
+                "stderr": err[-500:],
+            }
+        )
     wall = time.monotonic() - started
     check = net.tickets(1, "--db", net.url(1), "check", "--sale", name, "--json")
     out, err = check.communicate(timeout=120)
-    return {"hosts": outs, "check": json.loads(out) if out.strip() else None,
-            "check_code": check.returncode, "check_stderr": err[-500:], "wall_s": wall}  # fmt: skip
+    return {
+        "hosts": outs,
+        "check": json.loads(out) if out.strip() else None,
+        "check_code": check.returncode,
+        "check_stderr": err[-500:],
+        "wall_s": wall,
+    }
 
 
 # -- the relay: delay and jitter on a link ---------------------------------------
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                delay: float, jitter: float) -> None:  # fmt: skip
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, jitter: float
+) -> None:
     """Forward one direction, each chunk held delay ± jitter, in order."""
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
     last = 0.0
@@ -290,8 +388,9 @@ async def _relay(listens: list[str], to: str, delay: float, jitter: float) -> No
         except OSError:
             writer.close()
             return
-        await asyncio.gather(_pump(reader, up_writer, delay, jitter),
-                             _pump(up_reader, writer, delay, jitter))  # fmt: skip
+        await asyncio.gather(
+            _pump(reader, up_writer, delay, jitter), _pump(up_reader, writer, delay, jitter)
+        )
 
     servers = []
     for listen in listens:
@@ -314,8 +413,10 @@ def bring_up(count: int, delay: float, jitter: float) -> int:
         raise
     net.procs.clear()  # theirs now: `down` kills them with the namespaces
     for i in range(1, count + 1):
-        print(f"ip netns exec {net.host_ns(i)} tickets --db '{net.url(i)}' buy --sale s1 "
-              f"--hosts {count} --lock atomic")  # fmt: skip
+        print(
+            f"ip netns exec {net.host_ns(i)} tickets --db '{net.url(i)}' buy --sale s1 "
+            f"--hosts {count} --lock atomic"
+        )
     print("tests/hosts.py down (make hosts-down) removes them")
     return 0
 
@@ -334,10 +435,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--delay", type=float, default=1.0, help="link delay, ms")
     run.add_argument("--jitter", type=float, default=0.5, help="link jitter, ms")
     run.add_argument("--lock", default="atomic")
-    run.add_argument("--partition", metavar="HOST:AFTER:FOR",
-                     help="cut HOST's link AFTER seconds into the sale, FOR seconds")
-    run.add_argument("--pause", metavar="HOST:MS",
-                     help="HOST's buyers pause MS holding the lock (chaos --pause-length)")
+    run.add_argument(
+        "--partition",
+        metavar="HOST:AFTER:FOR",
+        help="cut HOST's link AFTER seconds into the sale, FOR seconds",
+    )
+    run.add_argument(
+        "--pause",
+        metavar="HOST:MS",
+        help="HOST's buyers pause MS holding the lock (chaos --pause-length)",
+    )
     run.add_argument("flags", nargs="*", help="more `tickets buy` flags, after --")
     sub.add_parser("down", help="remove whatever simulated hosts are left")
     up = sub.add_parser("up", help="build the hosts and leave them up (`down` removes them)")
@@ -361,8 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     only = {}
     if args.pause:
         host, length = args.pause.split(":")
-        only[int(host)] = ["--chaos", "--kill-rate", "0", "--pause-rate", "1",
-                           "--pause-length", length]  # fmt: skip
+        only[int(host)] = [
+            "--chaos",
+            "--kill-rate",
+            "0",
+            "--pause-rate",
+            "1",
+            "--pause-length",
+            length,
+        ]
     try:
         with simulated(args.hosts, args.delay, args.jitter) as net:
             result = sale(net, "flash1", args.buyers, args.lock, args.flags, partition, only)
@@ -370,10 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hosts: {exc}", file=sys.stderr)
         return 2
     check = result["check"] or {}
-    print(f"{args.hosts} hosts x {args.buyers} buyers, link delay {args.delay} ± {args.jitter} ms,"
-          f" --lock {args.lock}: wall {result['wall_s']:.2f} s, sold {check.get('sold')} of "
-          f"{check.get('initial')}, oversold {check.get('oversold')}, merged check exit "
-          f"{result['check_code']}")  # fmt: skip
+    print(
+        f"{args.hosts} hosts x {args.buyers} buyers, link delay {args.delay} ± {args.jitter} ms,"
+        f" --lock {args.lock}: wall {result['wall_s']:.2f} s, sold {check.get('sold')} of "
+        f"{check.get('initial')}, oversold {check.get('oversold')}, merged check exit "
+        f"{result['check_code']}"
+    )
     failing = [c["name"] for c in check.get("checks", []) if c["passed"] is False]
     print("  failed checks: " + (", ".join(failing) or "none"))
     for n, host in enumerate(result["hosts"], 1):

@@ -62,14 +62,32 @@ class RedisServer:
         self.password = password
         self.folder = Path(tempfile.mkdtemp(prefix="tickets-redis-"))
         self.port = port or free_port()
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
-                "--logfile", str(self.folder / "redis.log")]  # fmt: skip
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.folder),
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.folder / "redis.log"),
+        ]
         if password:
             args += ["--requirepass", password]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL,
-                                        preexec_fn=_die_with_parent)  # fmt: skip
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         try:
             self._wait_ready()
         except BaseException:
@@ -84,8 +102,13 @@ class RedisServer:
     def client(self) -> object:
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
-                           socket_timeout=5, socket_connect_timeout=5)  # fmt: skip
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
 
     def _wait_ready(self) -> None:
         import redis
@@ -134,8 +157,10 @@ def main() -> None:
     argument) until Ctrl-C."""
     binary = find_binary()
     if binary is None:
-        sys.exit("no redis-server found: run `make test` once (it installs one), or set "
-                 "TICKETS_REDIS_SERVER")  # fmt: skip
+        sys.exit(
+            "no redis-server found: run `make test` once (it installs one), or set "
+            "TICKETS_REDIS_SERVER"
+        )
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 6379
 
     def stop(signum: int, frame: object) -> None:

@@ -257,8 +257,10 @@ def test_a_special_file_is_never_a_store(
         assert_refused(invoke(*args), str(store), "not a regular file")
     after = os.lstat(store)
     assert (after.st_ino, after.st_mode, after.st_rdev) == (
-        before.st_ino, before.st_mode, before.st_rdev
-    )  # fmt: skip
+        before.st_ino,
+        before.st_mode,
+        before.st_rdev,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [store.name]
 
 
@@ -364,8 +366,12 @@ def test_output_that_cannot_be_written(store: Path, args: list[str]) -> None:
     env = {**os.environ, "TICKETS_DB": str(store)}
     with open("/dev/full", "w") as full:
         result = subprocess.run(
-            [sys.executable, "-m", "tickets", *args], stdout=full, stderr=subprocess.PIPE,
-            text=True, timeout=60, env=env,
-        )  # fmt: skip
+            [sys.executable, "-m", "tickets", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=env,
+        )
     assert result.returncode == 3
     assert result.stderr.strip() == "Error: the output cannot be written (No space left on device)"

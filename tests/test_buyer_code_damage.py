@@ -55,21 +55,26 @@ def buy(h):
 def tickets(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TICKETS_DB": str(folder / "tickets.json")}
     return subprocess.run(
-        [sys.executable, "-m", "tickets", *args], cwd=folder, env=env, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "tickets", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("extra", [[], pytest.param(["--start-method", "spawn"],
-                                                    marks=pytest.mark.stress), ["--workers", "2"]],
-                         ids=["fork", "spawn", "workers"])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra",
+    [[], pytest.param(["--start-method", "spawn"], marks=pytest.mark.stress), ["--workers", "2"]],
+    ids=["fork", "spawn", "workers"],
+)
 def test_junk_on_the_event_pipe_ends_the_run_with_exit_3_naming_the_code(
     tmp_path: Path, extra: list[str]
 ) -> None:
     (tmp_path / "junk.py").write_text(JUNK_WRITER)
-    done = tickets(tmp_path, "buy", "--buy", "junk.py:buy", "-n", "12", "-t", "6",
-                   *extra, "--json")  # fmt: skip
+    done = tickets(tmp_path, "buy", "--buy", "junk.py:buy", "-n", "12", "-t", "6", *extra, "--json")
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     doc = json.loads(done.stdout)
@@ -179,8 +184,19 @@ def test_a_buyer_that_forks_and_reports_twice_is_exit_3_and_check_agrees(tmp_pat
         "            os.fork()\n"
         "            return count\n"
     )
-    done = tickets(tmp_path, "buy", "--buy", "forky.py:take", "-n", "3", "-t", "6",
-                   "--history", "h.jsonl", "--json")  # fmt: skip
+    done = tickets(
+        tmp_path,
+        "buy",
+        "--buy",
+        "forky.py:take",
+        "-n",
+        "3",
+        "-t",
+        "6",
+        "--history",
+        "h.jsonl",
+        "--json",
+    )
     doc = json.loads(done.stdout)
     assert done.returncode == 3 and "reported two outcomes" in doc["run_error"]
     check = tickets(tmp_path, "check", "h.jsonl", "--json")

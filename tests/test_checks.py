@@ -38,9 +38,15 @@ def test_clean_sale_passes() -> None:
     assert (report.sold, report.failed, report.unknown, report.oversold) == (3, 1, 0, 0)
     assert report.double_sold_seats == []
     assert [c.name for c in report.checks] == [
-        "well-formed", "sold <= initial", "no seat sold twice", "conservation",
-        "real-time order", "no undersell", "store valid after the run", "no errors",
-    ]  # fmt: skip
+        "well-formed",
+        "sold <= initial",
+        "no seat sold twice",
+        "conservation",
+        "real-time order",
+        "no undersell",
+        "store valid after the run",
+        "no errors",
+    ]
 
 
 def test_double_sold_seat_and_lost_update() -> None:
@@ -164,25 +170,49 @@ FORGED = {
         "line 4: ok of buyer 0 after its completion",
     ),
     "a later fail hides a sale": (
-        [run_line(2), _invoke(0, 11), _invoke(1, 11), _ok(0, 2, 12), _ok(1, 2, 12),
-         {"type": "fail", "buyer": 1, "reason": "sold out", "t": 13}, end_line(1)],
+        [
+            run_line(2),
+            _invoke(0, 11),
+            _invoke(1, 11),
+            _ok(0, 2, 12),
+            _ok(1, 2, 12),
+            {"type": "fail", "buyer": 1, "reason": "sold out", "t": 13},
+            end_line(1),
+        ],
         "line 6: fail of buyer 1 after its completion",
     ),
     "a later info hides a sale": (
-        [run_line(2), _invoke(0, 11), _invoke(1, 11), _ok(0, 2, 12), _ok(1, 2, 12),
-         {"type": "info", "buyer": 1, "t": 13}, end_line(1)],
+        [
+            run_line(2),
+            _invoke(0, 11),
+            _invoke(1, 11),
+            _ok(0, 2, 12),
+            _ok(1, 2, 12),
+            {"type": "info", "buyer": 1, "t": 13},
+            end_line(1),
+        ],
         "line 6: info of buyer 1 after its completion",
     ),
     "a buyer number reused": (
-        [run_line(2), _invoke(0, 11), _ok(0, 2, 12), _invoke(1, 11), _ok(1, 1, 12),
-         _invoke(1, 13), _ok(1, 1, 14), end_line(0)],
+        [
+            run_line(2),
+            _invoke(0, 11),
+            _ok(0, 2, 12),
+            _invoke(1, 11),
+            _ok(1, 1, 12),
+            _invoke(1, 13),
+            _ok(1, 1, 14),
+            end_line(0),
+        ],
         "line 6: a second invoke of buyer 1",
     ),
     "an outcome without an invoke": (
-        [run_line(1), _ok(0, 1, 12), end_line(0)], "line 2: ok of buyer 0 before its invoke",
+        [run_line(1), _ok(0, 1, 12), end_line(0)],
+        "line 2: ok of buyer 0 before its invoke",
     ),
     "completed before invoked": (
-        [run_line(1), _invoke(0, 12), _ok(0, 1, 11), end_line(0)], "before its invoke at 12",
+        [run_line(1), _invoke(0, 12), _ok(0, 1, 11), end_line(0)],
+        "before its invoke at 12",
     ),
     "remaining true": (
         [run_line(2), _invoke(0, 11), _ok(0, 2, 12), end_line(True)],  # type: ignore[arg-type]
@@ -193,23 +223,30 @@ FORGED = {
     "unknown mode": ([run_line(1, mode="sell"), end_line(1)], "mode 'sell'"),
     "unknown strategy": ([run_line(1, strategy="hope"), end_line(1)], "strategy 'hope'"),
     "a strategy the store has not": (
-        [run_line(1, strategy="atomic"), end_line(1)], "which a json store does not have",
+        [run_line(1, strategy="atomic"), end_line(1)],
+        "which a json store does not have",
     ),
     "an unknown store kind": (
-        [run_line(1, store_kind="mongo"), end_line(1)], "store kind 'mongo'",
+        [run_line(1, store_kind="mongo"), end_line(1)],
+        "store kind 'mongo'",
     ),
     "a seat that is a bool": (
         [run_line(1), _invoke(0, 11), _ok(0, True, 12), end_line(0)],  # type: ignore[arg-type]
         "seat True",
     ),
     "a buyer beyond the run's": (
-        [run_line(1, size=2), _invoke(2, 11), end_line(1)], "buyer number 2, not one of 0..1",
+        [run_line(1, size=2), _invoke(2, 11), end_line(1)],
+        "buyer number 2, not one of 0..1",
     ),
     "a time before the run": ([run_line(1), _invoke(0, 9), end_line(1)], "has time 9"),
     "a string time": ([run_line(1), _invoke(0, "11"), end_line(1)], "has time '11'"),  # type: ignore[arg-type]
     "phases out of order": (
-        [run_line(1), _invoke(0, 11), _ok(0, 1, 13) | {"t_search": 12.5, "t_locked": 12},
-         end_line(0)],
+        [
+            run_line(1),
+            _invoke(0, 11),
+            _ok(0, 1, 13) | {"t_search": 12.5, "t_locked": 12},
+            end_line(0),
+        ],
         "phases out of order",
     ),
     "a line after the end": ([run_line(1), end_line(1), _invoke(0, 11)], "after the end line"),
@@ -218,10 +255,12 @@ FORGED = {
         "not after every event",
     ),
     "an initial stock on a stock nobody read": (
-        [run_line(5, stock="none"), end_line(None)], "says none was read",
+        [run_line(5, stock="none"), end_line(None)],
+        "says none was read",
     ),
     "no initial stock on a stock that was read": (
-        [run_line(None, stock="command"), end_line(0)], "no valid initial stock",  # type: ignore[arg-type]
+        [run_line(None, stock="command"), end_line(0)],
+        "no valid initial stock",  # type: ignore[arg-type]
     ),
     "a final stock on a stock nobody read": (
         [run_line(None, stock="none"), end_line(3)],  # type: ignore[arg-type]
@@ -229,52 +268,81 @@ FORGED = {
     ),
     "an unknown stock source": ([run_line(1, stock="hope"), end_line(1)], "stock 'hope'"),
     "a ticket id that is not text": (
-        [run_line(1), _invoke(0, 11), {"type": "ok", "buyer": 0, "ticket": 7, "t": 12},
-         end_line(0)],
+        [
+            run_line(1),
+            _invoke(0, 11),
+            {"type": "ok", "buyer": 0, "ticket": 7, "t": 12},
+            end_line(0),
+        ],
         "has ticket 7, not a ticket id",
     ),
     "an empty ticket id": (
-        [run_line(1), _invoke(0, 11), {"type": "ok", "buyer": 0, "ticket": "", "t": 12},
-         end_line(0)],
+        [
+            run_line(1),
+            _invoke(0, 11),
+            {"type": "ok", "buyer": 0, "ticket": "", "t": 12},
+            end_line(0),
+        ],
         "has ticket '', not a ticket id",
     ),
     "a reason that is not text": (
-        [run_line(1), _invoke(0, 11), {"type": "fail", "buyer": 0, "reason": 7, "t": 12},
-         end_line(1)],
+        [
+            run_line(1),
+            _invoke(0, 11),
+            {"type": "fail", "buyer": 0, "reason": 7, "t": 12},
+            end_line(1),
+        ],
         "has reason 7",
     ),
     # issue #22 (14, 10): a bool is an int in Python, and 1.0 == 1
     "version true": ([run_line(1) | {"version": True}, end_line(1)], "format version True"),
     "version 1.0": ([run_line(1) | {"version": 1.0}, end_line(1)], "format version 1.0"),
     "a blank line between events": (
-        [run_line(1), _invoke(0, 11), "", _ok(0, 1, 12), end_line(0)], "line 3: blank",
+        [run_line(1), _invoke(0, 11), "", _ok(0, 1, 12), end_line(0)],
+        "line 3: blank",
     ),
     "a whitespace-only line between events": (
-        [run_line(1), _invoke(0, 11), " \t\r", _ok(0, 1, 12), end_line(0)], "line 3: blank",
+        [run_line(1), _invoke(0, 11), " \t\r", _ok(0, 1, 12), end_line(0)],
+        "line 3: blank",
     ),
     "a blank first line": (["", run_line(1), end_line(1)], "line 1: blank"),
     # issue #22 (5): one ticket id must not switch off the checks of seats
     "a ticket id beside seats": (
-        [run_line(2), _invoke(0, 11), _invoke(1, 11), _ok(0, 2, 12),
-         {"type": "ok", "buyer": 1, "ticket": "T-1", "t": 12}, end_line(0)],
+        [
+            run_line(2),
+            _invoke(0, 11),
+            _invoke(1, 11),
+            _ok(0, 2, 12),
+            {"type": "ok", "buyer": 1, "ticket": "T-1", "t": 12},
+            end_line(0),
+        ],
         "line 5: ok of buyer 1 has ticket 'T-1', not a seat",
     ),
     "a seat beside ticket ids": (
-        [run_line(2), _invoke(0, 11), _invoke(1, 11),
-         {"type": "ok", "buyer": 0, "ticket": "T-1", "t": 12}, _ok(1, 2, 12), end_line(0)],
+        [
+            run_line(2),
+            _invoke(0, 11),
+            _invoke(1, 11),
+            {"type": "ok", "buyer": 0, "ticket": "T-1", "t": 12},
+            _ok(1, 2, 12),
+            end_line(0),
+        ],
         "line 5: ok of buyer 1 has seat 2, where the sale's other tickets are ids",
     ),
     "ticket_ids in a version 1 run line": (
-        [run_line(1, ticket_ids=True), end_line(1)], "run line has ticket_ids True",
+        [run_line(1, ticket_ids=True), end_line(1)],
+        "run line has ticket_ids True",
     ),
     "ticket_ids that is not a bool": (
-        [run_line(1, version=2, ticket_ids="yes"), end_line(1)], "run line has ticket_ids 'yes'",
+        [run_line(1, version=2, ticket_ids="yes"), end_line(1)],
+        "run line has ticket_ids 'yes'",
     ),
     "a format version from the future": (
-        [run_line(1, version=3), end_line(1)], "format version 3, not one this tickets reads",
+        [run_line(1, version=3), end_line(1)],
+        "format version 3, not one this tickets reads",
     ),
     "a blank line after the end": ([run_line(1), end_line(1), "  "], "line 3: blank"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", sorted(FORGED))
@@ -291,8 +359,15 @@ def test_forged_histories_are_malformed(tmp_path: Path, name: str, invoke: Any) 
 
 def _claims_many(tmp_path: Path, name: str, number: int = 0, claimed: int = 10_000_000) -> Path:
     """A run line that claims ``claimed`` buyers, and one sale, by ``number``."""
-    return write(tmp_path / name, [run_line(1, size=claimed, run_id=name), _invoke(number, 11),
-                                   _ok(number, 1, 12), end_line(0)])  # fmt: skip
+    return write(
+        tmp_path / name,
+        [
+            run_line(1, size=claimed, run_id=name),
+            _invoke(number, 11),
+            _ok(number, 1, 12),
+            end_line(0),
+        ],
+    )
 
 
 FLOODS = {
@@ -348,11 +423,26 @@ def test_nan_and_infinite_times_are_malformed(tmp_path: Path, constant: str) -> 
 
 def test_two_runs_one_sale_cross_run_oversell(tmp_path: Path) -> None:
     # Each run had its own process lock: each is clean alone, together seat 2 sold twice.
-    a = write(tmp_path / "a.jsonl", [run_line(2, t=1.0, run_id="a", restocked=True),
-              _invoke(0, 1.05), _ok(0, 2, 1.1), end_line(1, t=1.5)])  # fmt: skip
-    b = write(tmp_path / "b.jsonl", [run_line(2, t=1.04, run_id="b", restocked=False),
-              _invoke(0, 1.05), _ok(0, 2, 1.1), _invoke(1, 1.15), _ok(1, 1, 1.2),
-              end_line(0, t=1.6)])  # fmt: skip
+    a = write(
+        tmp_path / "a.jsonl",
+        [
+            run_line(2, t=1.0, run_id="a", restocked=True),
+            _invoke(0, 1.05),
+            _ok(0, 2, 1.1),
+            end_line(1, t=1.5),
+        ],
+    )
+    b = write(
+        tmp_path / "b.jsonl",
+        [
+            run_line(2, t=1.04, run_id="b", restocked=False),
+            _invoke(0, 1.05),
+            _ok(0, 2, 1.1),
+            _invoke(1, 1.15),
+            _ok(1, 1, 1.2),
+            end_line(0, t=1.6),
+        ],
+    )
     assert check_history(read(a)).passed
     report = check_histories([read(a), read(b)])
     assert not report.passed
@@ -362,10 +452,19 @@ def test_two_runs_one_sale_cross_run_oversell(tmp_path: Path) -> None:
 
 def test_two_runs_one_sale_real_time_across_runs(tmp_path: Path) -> None:
     # Run 2's buyer began after run 1's sale of seat 1 completed, yet got seat 2.
-    a = write(tmp_path / "a.jsonl", [run_line(2, t=1.0, run_id="a"), _invoke(0, 1.05),
-              _ok(0, 1, 1.1), end_line(0, t=1.5)])  # fmt: skip
-    b = write(tmp_path / "b.jsonl", [run_line(2, t=1.11, run_id="b", restocked=False),
-              _invoke(0, 1.2), _ok(0, 2, 1.3), end_line(0, t=1.6)])  # fmt: skip
+    a = write(
+        tmp_path / "a.jsonl",
+        [run_line(2, t=1.0, run_id="a"), _invoke(0, 1.05), _ok(0, 1, 1.1), end_line(0, t=1.5)],
+    )
+    b = write(
+        tmp_path / "b.jsonl",
+        [
+            run_line(2, t=1.11, run_id="b", restocked=False),
+            _invoke(0, 1.2),
+            _ok(0, 2, 1.3),
+            end_line(0, t=1.6),
+        ],
+    )
     report = check_histories([read(a), read(b)])
     assert failed_names(report) == {"real-time order"}
     assert "run 2 buyer 0 got seat 2" in detail(report, "real-time order")
@@ -494,9 +593,19 @@ def _verdicts(report: Any) -> dict[str, bool | None]:
 
 
 def test_ticket_ids_pass_when_unique_and_counted(tmp_path: Path) -> None:
-    report = _report(tmp_path, [run_line(2, size=3), _invoke(0, 11), _invoke(1, 11),
-                                _invoke(2, 11), _ticket(0, "A", 12), _ticket(1, "B", 12),
-                                _sold_out(2, 13), end_line(0)])  # fmt: skip
+    report = _report(
+        tmp_path,
+        [
+            run_line(2, size=3),
+            _invoke(0, 11),
+            _invoke(1, 11),
+            _invoke(2, 11),
+            _ticket(0, "A", 12),
+            _ticket(1, "B", 12),
+            _sold_out(2, 13),
+            end_line(0),
+        ],
+    )
     assert report.passed and not report.unproven and report.sold == 2
     assert _verdicts(report)["real-time order"] is None  # ids have no order to check
     assert [c.name for c in report.not_run()] == ["real-time order"]
@@ -524,12 +633,21 @@ def test_ticket_ids_fail_what_they_can_be_checked_for(
 
 
 def test_a_stock_nobody_read_is_not_proven_and_never_passes(tmp_path: Path, invoke: Any) -> None:
-    lines = [run_line(None, size=2, stock="none"), _invoke(0, 11), _invoke(1, 11),  # type: ignore[arg-type]
-             _ok(0, 2, 12), _ok(1, 1, 12), end_line(None)]  # fmt: skip
+    lines = [
+        run_line(None, size=2, stock="none"),
+        _invoke(0, 11),
+        _invoke(1, 11),  # type: ignore[arg-type]
+        _ok(0, 2, 12),
+        _ok(1, 1, 12),
+        end_line(None),
+    ]
     report = _report(tmp_path, lines)
     assert not report.passed and report.unproven and report.initial is None
     assert {c.name for c in report.not_run()} == {
-        "sold <= initial", "conservation", "store valid after the run"}
+        "sold <= initial",
+        "conservation",
+        "store valid after the run",
+    }
     result = invoke("check", str(tmp_path / "h.jsonl"), "--json")
     doc = json.loads(result.output)
     assert result.exit_code == 5 and doc["passed"] is False and doc["unproven"] is True
@@ -553,10 +671,21 @@ def test_an_aborted_run_is_not_proven_or_failed_never_passed(
     """The end line says the watchdog stopped the run: with no check failing
     that is NOT PROVEN (exit 5) with the reason; a failing check stays FAILED."""
     seat = 2 if bad else 1  # bad: seat 2 sold twice
-    lines = [run_line(2, size=3), _invoke(0, 11), _ok(0, 2, 12), _invoke(1, 12.5),
-             _ok(1, seat, 13), _invoke(2, 13.5), {"type": "info", "buyer": 2, "t": 14,
-             "reason": "no outcome reported (the run was stopped)"},
-             end_line(0, aborted=ABORTED)]  # fmt: skip
+    lines = [
+        run_line(2, size=3),
+        _invoke(0, 11),
+        _ok(0, 2, 12),
+        _invoke(1, 12.5),
+        _ok(1, seat, 13),
+        _invoke(2, 13.5),
+        {
+            "type": "info",
+            "buyer": 2,
+            "t": 14,
+            "reason": "no outcome reported (the run was stopped)",
+        },
+        end_line(0, aborted=ABORTED),
+    ]
     path = write(tmp_path / "h.jsonl", lines)
     report = check_history(read(path))
     assert not report.passed and report.aborted == ABORTED
@@ -576,10 +705,24 @@ def test_an_aborted_run_is_not_proven_or_failed_never_passed(
 
 
 def test_an_aborted_run_in_a_sale_of_several_is_not_proven(tmp_path: Path, invoke: Any) -> None:
-    a = write(tmp_path / "a.jsonl", [run_line(2, t=1.0, run_id="a"), _invoke(0, 1.05),
-              _ok(0, 2, 1.1), end_line(1, t=1.5, aborted="interrupted (SIGINT)")])  # fmt: skip
-    b = write(tmp_path / "b.jsonl", [run_line(1, t=1.2, run_id="b", restocked=False),
-              _invoke(0, 1.25), _ok(0, 1, 1.3), end_line(0, t=1.6)])  # fmt: skip
+    a = write(
+        tmp_path / "a.jsonl",
+        [
+            run_line(2, t=1.0, run_id="a"),
+            _invoke(0, 1.05),
+            _ok(0, 2, 1.1),
+            end_line(1, t=1.5, aborted="interrupted (SIGINT)"),
+        ],
+    )
+    b = write(
+        tmp_path / "b.jsonl",
+        [
+            run_line(1, t=1.2, run_id="b", restocked=False),
+            _invoke(0, 1.25),
+            _ok(0, 1, 1.3),
+            end_line(0, t=1.6),
+        ],
+    )
     report = check_histories([read(a), read(b)])
     assert report.unproven and not report.passed
     assert report.aborted == f"{a}: interrupted (SIGINT)"
@@ -604,9 +747,16 @@ def test_any_text_in_aborted_means_aborted(tmp_path: Path, aborted: str) -> None
 def _stale_read_beside(third: dict[str, Any]) -> list[Any]:
     """Three buyers of three tickets: buyer 1 took seat 3 after buyer 0 had
     completed seat 2 (a stale read); buyer 2 sold ``third``."""
-    return [run_line(3, version=2, ticket_ids=True), _invoke(0, 11), _ok(0, 2, 12),
-            _invoke(1, 13), _ok(1, 3, 14), _invoke(2, 13),
-            {"type": "ok", "buyer": 2, "t": 14, **third}, end_line(0)]  # fmt: skip
+    return [
+        run_line(3, version=2, ticket_ids=True),
+        _invoke(0, 11),
+        _ok(0, 2, 12),
+        _invoke(1, 13),
+        _ok(1, 3, 14),
+        _invoke(2, 13),
+        {"type": "ok", "buyer": 2, "t": 14, **third},
+        end_line(0),
+    ]
 
 
 def test_a_ticket_id_no_longer_switches_off_the_order_of_seats(tmp_path: Path) -> None:
@@ -615,8 +765,9 @@ def test_a_ticket_id_no_longer_switches_off_the_order_of_seats(tmp_path: Path) -
     --ticket-ids may mix them: its seats are still ordered."""
     seats = read(write(tmp_path / "seats.jsonl", _stale_read_beside({"seat": 1})))
     assert not check_history(seats).passed
-    mixed = check_history(read(write(tmp_path / "mixed.jsonl",
-                                     _stale_read_beside({"ticket": "T-1"}))))  # fmt: skip
+    mixed = check_history(
+        read(write(tmp_path / "mixed.jsonl", _stale_read_beside({"ticket": "T-1"})))
+    )
     order = next(c for c in mixed.checks if c.name == "real-time order")
     assert order.passed is False and "stale read" in order.detail
     assert not mixed.passed
@@ -627,6 +778,8 @@ def test_a_ticket_id_no_longer_switches_off_the_order_of_seats(tmp_path: Path) -
 
 
 def test_a_version_1_history_still_checks(tmp_path: Path) -> None:
-    path = write(tmp_path / "v1.jsonl", [run_line(2), _invoke(0, 11), _ok(0, 2, 12),
-                                         _invoke(1, 13), _ok(1, 1, 14), end_line(0)])  # fmt: skip
+    path = write(
+        tmp_path / "v1.jsonl",
+        [run_line(2), _invoke(0, 11), _ok(0, 2, 12), _invoke(1, 13), _ok(1, 1, 14), end_line(0)],
+    )
     assert check_history(read(path)).passed

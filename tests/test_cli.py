@@ -45,8 +45,13 @@ def test_init_and_status(invoke: Invoke, store: Path) -> None:
     assert invoke("init", "--tickets", "7").exit_code == 0
     assert json.loads(store.read_text()) == {"count": 7}
     result = invoke("status", "--json")
-    expected = {"schema": JSON_SCHEMA, "exit_code": 0, "count": 7, "store": str(store),
-                "kind": "json"}  # fmt: skip
+    expected = {
+        "schema": JSON_SCHEMA,
+        "exit_code": 0,
+        "count": 7,
+        "store": str(store),
+        "kind": "json",
+    }
     assert result.exit_code == 0 and json.loads(result.output) == expected
     assert json.loads(invoke("init", "--tickets", "7", "--json").output) == expected
     assert "7 tickets left" in invoke("status").output
@@ -299,7 +304,10 @@ def test_buy_sells_from_the_store_as_it_is(invoke: Invoke, store: Path) -> None:
     assert invoke("init", "--tickets", "100").exit_code == 0
     doc = json.loads(invoke("buy", "--buyers", "50", "--no-delay", "--json").output)
     assert (doc["stock"], doc["initial"], doc["sold"], doc["remaining"]) == (
-        "as it was: 100", 100, 50, 50
+        "as it was: 100",
+        100,
+        50,
+        50,
     )
     assert json.loads(store.read_text()) == {"count": 50}
     result = invoke("buy", "--buyers", "4", "--no-delay", "--tickets", "10")
@@ -417,8 +425,21 @@ def test_a_long_piped_run_says_it_is_alive_on_stderr(tmp_path: Path) -> None:
     """No live line in a pipe, but a heartbeat on stderr (every 5 s, here 0.5 s); stdout
     stays the one JSON document."""
     env = {**os.environ, "TICKETS_DB": str(tmp_path / "t.json"), "TICKETS_HEARTBEAT_S": "0.5"}
-    cmd = [sys.executable, "-m", "tickets", "buy", "-n", "12", "-t", "12", "--search-delay", "0",
-           "--write-delay", "200", "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tickets",
+        "buy",
+        "-n",
+        "12",
+        "-t",
+        "12",
+        "--search-delay",
+        "0",
+        "--write-delay",
+        "200",
+        "--json",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=80)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sold"] == 12
@@ -483,8 +504,10 @@ def test_the_table_shows_what_matters_and_fits_80_columns(
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert sum(1 for line in lines if " sold " in line and line.startswith("│")) == 10
-    rolled = [re.fullmatch(r"(\d+) buyers?: sold out (at the search|under the lock)", line)
-              for line in lines]  # fmt: skip
+    rolled = [
+        re.fullmatch(r"(\d+) buyers?: sold out (at the search|under the lock)", line)
+        for line in lines
+    ]
     assert sum(int(m.group(1)) for m in rolled if m) == 40, out  # where, as the timing fell
     args = ["buy", "-n", "30", "-t", "5", "-l", "none", "--search-delay", "0"]
     out = invoke(*args, "--write-delay", "40").output

@@ -26,12 +26,16 @@ SERVICE = str(ROOT / "examples" / "booking_service.py")
 README = (ROOT / "README.md").read_text()
 
 
-def tickets(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def tickets(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tickets", *args], capture_output=True, text=True,
-        timeout=timeout, env=env,
-    )  # fmt: skip
+        [sys.executable, "-m", "tickets", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def buy_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -96,15 +100,22 @@ def test_sold_out_is_the_documented_exit_code_and_is_checked() -> None:
     assert {b["reason"] for b in doc["buyers"]} == {"sold out"}
     code, doc = buy_json("-n", "4", "--exec", "exit 22", "--stock-cmd", "echo 3")
     assert code == 1 and check_of(doc, "no undersell")["passed"] is False
-    code, doc = buy_json("-n", "2", "--exec", "exit 9", "--sold-out-exit", "9",
-                         "--stock-cmd", "echo 0")  # fmt: skip
+    code, doc = buy_json(
+        "-n", "2", "--exec", "exit 9", "--sold-out-exit", "9", "--stock-cmd", "echo 0"
+    )
     assert code == 5 and doc["no_ticket"] == 2
 
 
 def test_any_other_exit_is_an_unknown_outcome_its_stderr_in_the_log() -> None:
-    done = tickets("buy", "-n", "3", "--stock-cmd", "echo 5",
-                   "--exec", "echo SECRET-$((1+1)); echo oops-$((6*7)) >&2; "
-                   "echo more-$((2*3)) >&2; exit 1")  # fmt: skip
+    done = tickets(
+        "buy",
+        "-n",
+        "3",
+        "--stock-cmd",
+        "echo 5",
+        "--exec",
+        "echo SECRET-$((1+1)); echo oops-$((6*7)) >&2; echo more-$((2*3)) >&2; exit 1",
+    )
     assert done.returncode == 1, done.stdout  # errors: the sale proves nothing
     # Its first stderr line is the reason; nothing else it wrote reaches the terminal.
     assert "more-6" not in done.stdout + done.stderr and "SECRET-2" not in done.stdout
@@ -136,29 +147,38 @@ def test_the_command_sells_from_the_tool_s_store_when_db_names_it(
 
 
 def test_the_example_command_oversells_without_its_lock() -> None:
-    code, doc = buy_json("--db", "shop.json", "-n", "12", "-t", "6", "--exec",
-                         f"{TAKE_ONE} --broken")  # fmt: skip
+    code, doc = buy_json(
+        "--db", "shop.json", "-n", "12", "-t", "6", "--exec", f"{TAKE_ONE} --broken"
+    )
     assert code == 1 and doc["oversold"] > 0
 
 
 def test_a_hanging_command_is_stopped_at_its_timeout_and_nothing_is_left() -> None:
     started = time.monotonic()
-    code, doc = buy_json("-n", "3", "--buyer-timeout", "1", "--stock-cmd", "echo 3",
-                         "--exec", "sleep 37.25; echo 1")  # fmt: skip
+    code, doc = buy_json(
+        "-n", "3", "--buyer-timeout", "1", "--stock-cmd", "echo 3", "--exec", "sleep 37.25; echo 1"
+    )
     assert time.monotonic() - started < 30
     # Unknown outcomes may or may not have sold: no check fails, but a sale
     # in which no buyer completed an attempt tested nothing.
     assert code == 5 and doc["unknown"] == 3 and doc["sold"] == 0
     assert doc["nothing_tested"] == (
-        "no buyer completed an attempt against the store: 3 of unknown outcome")
+        "no buyer completed an attempt against the store: 3 of unknown outcome"
+    )
     assert {b["reason"] for b in doc["buyers"]} == {"timeout: still running after 1s; killed"}
     assert processes_with("sleep 37.25") == []
 
 
 def test_what_a_command_leaves_running_is_killed_when_it_exits() -> None:
     left = "(sleep 41.5 &); setsid sleep 41.75 > /dev/null 2>&1 < /dev/null &"
-    code, doc = buy_json("-n", "3", "--stock-cmd", "echo 3",
-                         "--exec", f"{left} echo $((TICKETS_BUYERS - TICKETS_BUYER))")  # fmt: skip
+    code, doc = buy_json(
+        "-n",
+        "3",
+        "--stock-cmd",
+        "echo 3",
+        "--exec",
+        f"{left} echo $((TICKETS_BUYERS - TICKETS_BUYER))",
+    )
     assert doc["sold"] == 3
     # In its group, and out of it (setsid): the launcher adopts orphans.
     assert wait_until(lambda: processes_with("sleep 41.") == [], 5)
@@ -168,8 +188,9 @@ def test_killing_the_parent_leaves_no_command_behind(tmp_path: Path) -> None:
     escape = "setsid sleep 43.5 > /dev/null 2>&1 < /dev/null &"
     parent = subprocess.Popen(
         [sys.executable, "-m", "tickets", "buy", "-n", "4", "--exec", f"{escape} sleep 43.75"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert wait_until(lambda: len(processes_with("sleep 43.75")) >= 4, 30)
         parent.kill()
@@ -183,16 +204,16 @@ def test_killing_the_parent_leaves_no_command_behind(tmp_path: Path) -> None:
 
 def test_a_command_that_kills_the_launcher_ends_the_sale_and_nothing_is_left() -> None:
     started = time.monotonic()
-    code, doc = buy_json("-n", "3", "--stock-cmd", "echo 3",
-                         "--exec", "kill -9 $PPID; sleep 53.25; echo 1")  # fmt: skip
+    code, doc = buy_json(
+        "-n", "3", "--stock-cmd", "echo 3", "--exec", "kill -9 $PPID; sleep 53.25; echo 1"
+    )
     assert time.monotonic() - started < 15  # not the buyer timeout: at once
     assert doc["unknown"] == 3 and code == 5  # no check fails; nothing was tested
     assert wait_until(lambda: processes_with("sleep 53.25") == [], 5)
 
 
 def test_ticket_ids_get_the_uniqueness_and_count_checks() -> None:
-    code, doc = buy_json("-n", "4", "--exec", "echo T-$TICKETS_BUYER", "--stock-cmd",
-                         "echo 4")  # fmt: skip
+    code, doc = buy_json("-n", "4", "--exec", "echo T-$TICKETS_BUYER", "--stock-cmd", "echo 4")
     # Four sold, and the stock never moved: the count checks catch it.
     assert code == 1 and check_of(doc, "conservation")["passed"] is False
     assert check_of(doc, "no ticket sold twice")["passed"] is True
@@ -282,8 +303,9 @@ def test_the_readme_recipe_passes_the_service_and_fails_its_broken_variant(
     port = str(free_port())
     script = recipe().replace("8765", port)
     script = script.replace("booking_service.py ", f"booking_service.py {variant} ")
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env=shop_env, timeout=150)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=shop_env, timeout=150
+    )
     assert done.returncode == expected, done.stdout[-3000:] + done.stderr[-2000:]
     assert ("PASSED" if expected == 0 else "FAILED") in done.stdout
     if expected:
@@ -298,10 +320,20 @@ def shop(shop_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     def start(*flags: str) -> str:
         ready = tmp_path / f"ready-{len(started)}"
         proc = subprocess.Popen(
-            [sys.executable, SERVICE, "--port", "0", "--db", str(tmp_path / "shop.db"),
-             "--ready-file", str(ready), *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                SERVICE,
+                "--port",
+                "0",
+                "--db",
+                str(tmp_path / "shop.db"),
+                "--ready-file",
+                str(ready),
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         started.append(proc)
         assert wait_until(ready.exists, 20), "the service did not start"
         return "http://" + ready.read_text().strip()
@@ -320,8 +352,14 @@ def test_the_service_s_ticket_ids_pass_correct_and_fail_broken(shop: Any) -> Non
     assert check_of(doc, "real-time order")["passed"] is None
     assert all(b["seat"].startswith("T-") for b in doc["buyers"] if b["result"] == "ok")
     url = shop("--ids", "--tickets", "8", "--broken")
-    code, doc = buy_json("-n", "14", "--exec", f"curl -fsS -X POST {url}/buy",
-                         "--stock-cmd", f"curl -fsS {url}/stock")  # fmt: skip
+    code, doc = buy_json(
+        "-n",
+        "14",
+        "--exec",
+        f"curl -fsS -X POST {url}/buy",
+        "--stock-cmd",
+        f"curl -fsS {url}/stock",
+    )
     assert code == 1 and doc["oversold"] > 0
 
 
@@ -335,9 +373,19 @@ def test_a_python_buyer_that_sells_elsewhere_is_judged_by_the_stock_command() ->
 
 def test_chaos_kills_command_buyers_and_the_service_still_passes(shop: Any) -> None:
     url = shop("--tickets", "10")
-    code, doc = buy_json("-n", "24", "--chaos", "--kill-rate", "0.5", "--pause-rate", "0",
-                         "--exec", f"sleep 0.06; curl -fsS -X POST {url}/buy",
-                         "--stock-cmd", f"curl -fsS {url}/stock")  # fmt: skip
+    code, doc = buy_json(
+        "-n",
+        "24",
+        "--chaos",
+        "--kill-rate",
+        "0.5",
+        "--pause-rate",
+        "0",
+        "--exec",
+        f"sleep 0.06; curl -fsS -X POST {url}/buy",
+        "--stock-cmd",
+        f"curl -fsS {url}/stock",
+    )
     chaos = doc["chaos"]
     # Each doomed command dies within 50 ms of its start, before its request.
     assert chaos["killed"] == chaos["kills_planned"] > 0
@@ -354,30 +402,53 @@ def test_more_command_buyers_than_the_file_limit_allows_is_a_usage_error() -> No
 
     done = subprocess.run(
         [sys.executable, "-m", "tickets", "buy", "-n", "200", "--exec", "exit 22"],
-        capture_output=True, text=True, timeout=60, preexec_fn=low,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=low,
+    )
     assert done.returncode == 2 and "needs 464 open files" in done.stderr
     assert not Path("history").exists()
 
 
 def test_a_fifo_where_the_log_goes_is_left_alone_and_never_waited_on() -> None:
     os.mkfifo("h.jsonl.log")
-    done = tickets("buy", "-n", "3", "--history", "h.jsonl", "--stock-cmd", "echo 3",
-                   "--exec", "echo to-the-log >&2; exit 1", timeout=60)  # fmt: skip
+    done = tickets(
+        "buy",
+        "-n",
+        "3",
+        "--history",
+        "h.jsonl",
+        "--stock-cmd",
+        "echo 3",
+        "--exec",
+        "echo to-the-log >&2; exit 1",
+        timeout=60,
+    )
     assert done.returncode == 1 and "error: exit 1: to-the-log" in Path("h.jsonl").read_text()
     assert Path("h.jsonl.log").is_fifo()
 
 
 def test_a_command_holds_none_of_the_run_s_descriptors() -> None:
-    tickets("buy", "-n", "1", "--history", "h.jsonl", "--stock-cmd", "echo 1",
-            "--exec", "exec 1>&2; ls /proc/$$/fd; exit 1")  # fmt: skip
+    tickets(
+        "buy",
+        "-n",
+        "1",
+        "--history",
+        "h.jsonl",
+        "--stock-cmd",
+        "echo 1",
+        "--exec",
+        "exec 1>&2; ls /proc/$$/fd; exit 1",
+    )
     listed = Path("h.jsonl.log").read_text().split("\n", 1)[1].split()
     assert sorted(listed) == ["0", "1", "2"]  # the shell holds stdin, stdout and stderr only
 
 
 def test_the_watchdog_waits_for_a_command_within_its_timeout() -> None:
-    code, doc = buy_json("-n", "2", "--stall-timeout", "0.5", "--stock-cmd", "echo 0",
-                         "--exec", "sleep 1.2; exit 22")  # fmt: skip
+    code, doc = buy_json(
+        "-n", "2", "--stall-timeout", "0.5", "--stock-cmd", "echo 0", "--exec", "sleep 1.2; exit 22"
+    )
     assert code == 5 and doc["aborted"] is None and doc["no_ticket"] == 2
 
 

@@ -98,9 +98,22 @@ def test_dead_holder_of_a_process_lock_stops_the_run(invoke: Invoke, store: Path
     seed = dies_holding_the_lock(30)
     t = time.monotonic()
     result = invoke(
-        "buy", "--buyers", "30", "--tickets", "100", "--lock", "process", "--seed", str(seed),
-        "--chaos", "--kill-rate", "0.5", "--pause-rate", "0", "--json",
-    )  # fmt: skip
+        "buy",
+        "--buyers",
+        "30",
+        "--tickets",
+        "100",
+        "--lock",
+        "process",
+        "--seed",
+        str(seed),
+        "--chaos",
+        "--kill-rate",
+        "0.5",
+        "--pause-rate",
+        "0",
+        "--json",
+    )
     elapsed = time.monotonic() - t
     doc = json.loads(result.output)
     assert result.exit_code == 4, doc["aborted"]
@@ -119,15 +132,23 @@ def test_dead_holder_of_a_process_lock_stops_the_queue(store: Path) -> None:
     from tickets.run.queue import run_queue
 
     config = QueueConfig(
-        store=store, producers=2, orders=10, clerks=3, queue_size=5, tickets=20,
-        strategy="process", kill_at=tuple((c, 1, "locked") for c in range(3)),
+        store=store,
+        producers=2,
+        orders=10,
+        clerks=3,
+        queue_size=5,
+        tickets=20,
+        strategy="process",
+        kill_at=tuple((c, 1, "locked") for c in range(3)),
         delays=Delays(0.001, 0.001),
-    )  # fmt: skip  (whichever clerk gets an order first dies holding the lock: under
-    # load one clerk may take every order)
+    )
+    # whichever clerk gets an order first dies holding the lock: under load one
+    # clerk may take every order
     result = run_queue(config)
     assert result.aborted is not None and "multiprocessing.Lock" in result.aborted
-    assert any(n.startswith("clerk ") and n.endswith("died (killed by SIGKILL)")
-               for n in result.notes), result.notes  # fmt: skip
+    assert any(
+        n.startswith("clerk ") and n.endswith("died (killed by SIGKILL)") for n in result.notes
+    ), result.notes
     assert result.report.oversold == 0 and st.load(store) == result.remaining
 
 
@@ -136,9 +157,20 @@ def test_dead_holder_of_a_process_lock_stops_the_queue(store: Path) -> None:
 def test_dead_holder_of_a_file_lock_does_not_stop_the_run(invoke: Invoke, lock: str) -> None:
     seed = dies_holding_the_lock(30)
     result = invoke(
-        "buy", "--buyers", "30", "--tickets", "100", "--lock", lock, "--seed", str(seed),
-        "--chaos", "--kill-rate", "0.5", "--json",
-    )  # fmt: skip
+        "buy",
+        "--buyers",
+        "30",
+        "--tickets",
+        "100",
+        "--lock",
+        lock,
+        "--seed",
+        str(seed),
+        "--chaos",
+        "--kill-rate",
+        "0.5",
+        "--json",
+    )
     doc = json.loads(result.output)
     assert result.exit_code == 0 and doc["aborted"] is None and doc["passed"]
     assert doc["chaos"]["killed"] > 0
@@ -210,9 +242,12 @@ def run_concurrently(store: Path, locks: list[str], extra: list[str]) -> list[di
     cmd = [sys.executable, "-m", "tickets", "buy", "--keep-stock", "--json", *extra]
     procs = [
         subprocess.Popen(
-            [*cmd, "--lock", lock], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [*cmd, "--lock", lock],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env=env,
-        )  # fmt: skip
+        )
         for lock in locks
     ]
     docs = []
@@ -256,22 +291,43 @@ def test_a_restock_waits_for_the_sale_it_would_spoil(store: Path) -> None:
     st.save(store, 30)
     env = {**os.environ, "TICKETS_DB": str(store)}
     sale = subprocess.Popen(
-        [sys.executable, "-m", "tickets", "buy", "--keep-stock", "--buyers", "20",
-         "--search-delay", "0", "--write-delay", "60", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tickets",
+            "buy",
+            "--keep-stock",
+            "--buyers",
+            "20",
+            "--search-delay",
+            "0",
+            "--write-delay",
+            "60",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     history = store.parent / "history"
     deadline = time.monotonic() + 30
     while not list(history.glob("*.jsonl")) and time.monotonic() < deadline:
         time.sleep(0.01)
     refused = subprocess.run(
         [sys.executable, "-m", "tickets", "init", "--tickets", "30", "--lock-timeout", "0.2"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     waited = subprocess.run(
         [sys.executable, "-m", "tickets", "init", "--tickets", "30", "--lock-timeout", "60"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     out, err = sale.communicate(timeout=120)
     assert refused.returncode == 3 and "another sale is running" in refused.stderr
     assert waited.returncode == 0, waited.stderr
@@ -297,10 +353,28 @@ def test_a_dead_waiter_is_not_a_dead_holder(store: Path) -> None:
     holder as 'never got the lock'. Who holds the lock is now known."""
     env = {**os.environ, "TICKETS_DB": str(store)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tickets", "buy", "--lock", "process", "--buyers", "4",
-         "--tickets", "4", "--search-delay", "0", "--write-delay", "1500", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tickets",
+            "buy",
+            "--lock",
+            "process",
+            "--buyers",
+            "4",
+            "--tickets",
+            "4",
+            "--search-delay",
+            "0",
+            "--write-delay",
+            "1500",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 30
     waiting: list[int] = []
     while not waiting and time.monotonic() < deadline:

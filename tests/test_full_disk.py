@@ -80,8 +80,18 @@ def keep_stock_sale(
     """A --keep-stock sale of 4 buyers from a store of 5, the tmpfs full."""
     store.write_text('{"count": 5}')
     fill(full)
-    return tickets("--db", str(store), "buy", "--buyers", "4", "--keep-stock",
-                   "--history", str(history), "--json", *extra)  # fmt: skip
+    return tickets(
+        "--db",
+        str(store),
+        "buy",
+        "--buyers",
+        "4",
+        "--keep-stock",
+        "--history",
+        str(history),
+        "--json",
+        *extra,
+    )
 
 
 def tickets(*args: str) -> subprocess.CompletedProcess[str]:
@@ -146,8 +156,20 @@ def test_a_history_that_fills_up_stops_the_sale_at_once(full: Path, tmp_path: Pa
     store = tmp_path / "t.json"
     history = full / "h.jsonl"
     fill(full, leave_pages=1)
-    result = tickets("--db", str(store), "buy", "--buyers", "60", "--tickets", "60",
-                     "--search-delay", "50", "--history", str(history), "--json")  # fmt: skip
+    result = tickets(
+        "--db",
+        str(store),
+        "buy",
+        "--buyers",
+        "60",
+        "--tickets",
+        "60",
+        "--search-delay",
+        "50",
+        "--history",
+        str(history),
+        "--json",
+    )
     assert result.returncode == 3, result.stderr
     one_error_line(result, str(history), "No space left on device")
     doc = json.loads(result.stdout)
@@ -167,8 +189,19 @@ def test_a_sqlite_store_on_a_full_disk_never_passes_a_sale_it_did_not_make(
     db = full / "sale.db"
     assert tickets("--db", f"sqlite:{db}", "init", "--tickets", "5").returncode == 0
     fill(full, leave_pages=8)  # room to open the database, none for its log to grow
-    result = tickets("--db", f"sqlite:{db}", "buy", "--buyers", "4", "--lock", strategy,
-                     "--no-delay", "--json", "--history", str(tmp_path / "h.jsonl"))  # fmt: skip
+    result = tickets(
+        "--db",
+        f"sqlite:{db}",
+        "buy",
+        "--buyers",
+        "4",
+        "--lock",
+        strategy,
+        "--no-delay",
+        "--json",
+        "--history",
+        str(tmp_path / "h.jsonl"),
+    )
     doc = json.loads(result.stdout)
     import sqlite3
 
@@ -196,11 +229,25 @@ def test_no_inodes_left_is_a_full_disk_not_a_permission(few_inodes: Path, tmp_pa
     use_up_inodes(few_inodes)
     result = tickets("--db", str(store), "init", "--tickets", "9")
     assert result.returncode == 3, result.stderr
-    one_error_line(result, str(store), f"the disk under {few_inodes} is full (no inodes left)",
-                   "free some space")  # fmt: skip
+    one_error_line(
+        result,
+        str(store),
+        f"the disk under {few_inodes} is full (no inodes left)",
+        "free some space",
+    )
     assert "permission" not in result.stderr
-    done = tickets("--db", str(store), "buy", "--buyers", "3", "--keep-stock", "--no-delay",
-                   "--history", str(tmp_path / "h.jsonl"), "--json")  # fmt: skip
+    done = tickets(
+        "--db",
+        str(store),
+        "buy",
+        "--buyers",
+        "3",
+        "--keep-stock",
+        "--no-delay",
+        "--history",
+        str(tmp_path / "h.jsonl"),
+        "--json",
+    )
     doc = json.loads(done.stdout)
     assert done.returncode == 3 and doc["passed"] is False and doc["sold"] == 0
     for buyer in doc["buyers"]:
@@ -219,8 +266,16 @@ def test_a_sqlite_store_without_inodes_says_so_before_anything_changes(
     assert tickets("--db", f"sqlite:{db}", "init", "--tickets", "5").returncode == 0
     use_up_inodes(few_inodes)
     before = db.read_bytes()
-    result = tickets("--db", f"sqlite:{db}", "buy", "--buyers", "3", "--keep-stock",
-                     "--history", str(tmp_path / "h.jsonl"))  # fmt: skip
+    result = tickets(
+        "--db",
+        f"sqlite:{db}",
+        "buy",
+        "--buyers",
+        "3",
+        "--keep-stock",
+        "--history",
+        str(tmp_path / "h.jsonl"),
+    )
     assert result.returncode == 3, result.stderr
     one_error_line(result, f"the disk under {few_inodes} is full (no inodes left)")
     assert db.read_bytes() == before and not (tmp_path / "h.jsonl").exists()

@@ -161,11 +161,14 @@ def test_memory_follows_the_events_not_what_the_run_line_claims(tmp_path: Path) 
     one); now, under the 512 MiB address space, a table of six."""
     paths = []
     for n in range(6):
-        lines = [run_line(1 if n == 0 else 0, 10_000_000, t=10.0 + n, run_id=f"r{n}",
-                          restocked=n == 0)]  # fmt: skip
+        lines = [
+            run_line(1 if n == 0 else 0, 10_000_000, t=10.0 + n, run_id=f"r{n}", restocked=n == 0)
+        ]
         if n == 0:
-            lines += [{"type": "invoke", "buyer": 3, "t": 10.5},
-                      {"type": "ok", "buyer": 3, "seat": 1, "t": 10.6}]  # fmt: skip
+            lines += [
+                {"type": "invoke", "buyer": 3, "t": 10.5},
+                {"type": "ok", "buyer": 3, "seat": 1, "t": 10.6},
+            ]
         lines.append(end_line(0, t=10.9 + n))
         paths.append(str(write(tmp_path / f"h{n}.jsonl", lines)))
     done = tickets_limited("check", *paths, "--one-sale", "--json", timeout=100)

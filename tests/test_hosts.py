@@ -13,8 +13,10 @@ import hosts
 
 pytestmark = [
     pytest.mark.timeout(300),
-    pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"),
-                       reason="simulated hosts need root (network namespaces)"),  # fmt: skip
+    pytest.mark.skipif(
+        os.geteuid() != 0 and not os.environ.get("CI"),
+        reason="simulated hosts need root (network namespaces)",
+    ),
 ]
 
 
@@ -39,16 +41,26 @@ def test_a_sale_across_three_hosts_with_link_delay_is_one_sale() -> None:
 
 def test_a_partition_mid_sale_loses_nothing_and_oversells_nothing() -> None:
     with hosts.simulated(3, delay_ms=1.0, jitter_ms=0.5) as net:
-        result = hosts.sale(net, "cut", 40, "atomic", partition=(2, 0.05, 2.0),
-                            extra=["--search-delay", "300", "--join-timeout", "30",
-                                   "--connect-timeout", "0.5"])  # fmt: skip
+        result = hosts.sale(
+            net,
+            "cut",
+            40,
+            "atomic",
+            partition=(2, 0.05, 2.0),
+            extra=["--search-delay", "300", "--join-timeout", "30", "--connect-timeout", "0.5"],
+        )
     assert hosts.leftovers() == {"namespaces": [], "links": []}
     check = result["check"]
     # The partitioned host's history reached the stream whole after the heal:
     # well-formed; and whatever its buyers did, the stock accounts for it.
     assert check["oversold"] == 0 and check["sold"] <= 60
-    assert not failed(check) & {"well-formed", "no seat sold twice", "conservation",
-                                "real-time order", "no undersell"}  # fmt: skip
+    assert not failed(check) & {
+        "well-formed",
+        "no seat sold twice",
+        "conservation",
+        "real-time order",
+        "no undersell",
+    }
     cut = result["hosts"][1]["doc"]
     assert cut["unknown"] + cut["no_ticket"] > 0  # its buyers in flight did not get through
     # Every host, and `check --sale`, give the same verdict of the whole sale.
@@ -70,14 +82,29 @@ def test_under_a_partition_a_lease_oversells_and_a_fenced_lease_does_not() -> No
     link goes down mid-sale: without fencing its late writes land after the
     heal and the merged verdict shows the oversell; with fencing the server
     refuses them and nothing is oversold."""
-    extra = ["--lease-ttl", "100", "--search-delay", "50", "--join-timeout", "30",
-             "--connect-timeout", "0.5"]
+    extra = [
+        "--lease-ttl",
+        "100",
+        "--search-delay",
+        "50",
+        "--join-timeout",
+        "30",
+        "--connect-timeout",
+        "0.5",
+    ]
     pause = {2: ["--chaos", "--kill-rate", "0", "--pause-rate", "1", "--pause-length", "400"]}
     verdicts = {}
     for fencing in ([], ["--fencing"]):
         with hosts.simulated(3, delay_ms=1.0, jitter_ms=0.5) as net:
-            verdicts[bool(fencing)] = hosts.sale(net, "lease", 20, "lease", extra=extra + fencing,
-                                                 partition=(2, 0.2, 1.0), only=pause)  # fmt: skip
+            verdicts[bool(fencing)] = hosts.sale(
+                net,
+                "lease",
+                20,
+                "lease",
+                extra=extra + fencing,
+                partition=(2, 0.2, 1.0),
+                only=pause,
+            )
         assert hosts.leftovers() == {"namespaces": [], "links": []}
     lease, fenced = verdicts[False]["check"], verdicts[True]["check"]
     assert verdicts[False]["check_code"] == 1 and lease["oversold"] > 0

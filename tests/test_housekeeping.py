@@ -36,8 +36,7 @@ def test_keep_0_removes_only_this_store_s_histories(invoke: Invoke, tmp_path: Pa
     a_history, b_history = sell(invoke, a), sell(invoke, b)
     assert a_history.parent == b_history.parent == tmp_path / "history"
     folder = a_history.parent
-    mine = {"mydata.jsonl": "my,own,data\n", "notes.jsonl": '{"count": 3}\n',
-            "empty.jsonl": ""}  # fmt: skip
+    mine = {"mydata.jsonl": "my,own,data\n", "notes.jsonl": '{"count": 3}\n', "empty.jsonl": ""}
     for name, text in mine.items():
         (folder / name).write_text(text)
     listed = listing(invoke, a)
@@ -76,8 +75,11 @@ def test_a_history_of_no_store_or_of_another_path_is_not_ours(tmp_path: Path) ->
     store = tmp_path / "a?b.json"
     folder = tmp_path / "history"
     folder.mkdir()
-    cases = {"exec.jsonl": "unknown (no --stock-cmd)", "alike.jsonl": str(tmp_path / "a\x01b.json"),
-             "ours.jsonl": str(store)}  # fmt: skip
+    cases = {
+        "exec.jsonl": "unknown (no --stock-cmd)",
+        "alike.jsonl": str(tmp_path / "a\x01b.json"),
+        "ours.jsonl": str(store),
+    }
     sale = [{"type": "invoke", "buyer": 0, "t": 11}, {"type": "ok", "buyer": 0, "seat": 1, "t": 12}]
     for name, named in cases.items():
         write(folder / name, [run_line(1, 1, store=named), *sale, end_line(0)])
@@ -85,8 +87,11 @@ def test_a_history_of_no_store_or_of_another_path_is_not_ours(tmp_path: Path) ->
     os.utime(write(folder / "stopped.jsonl", stopped), (1, 1))
     listed = entries(folder, str(store))
     assert {e.path.name: e.verdict for e in listed} == {
-        "exec.jsonl": "other store", "alike.jsonl": "other store", "ours.jsonl": "passed",
-        "stopped.jsonl": "not proven"}  # fmt: skip
+        "exec.jsonl": "other store",
+        "alike.jsonl": "other store",
+        "ours.jsonl": "passed",
+        "stopped.jsonl": "not proven",
+    }
     assert [e.path.name for e in prune(to_prune(listed, 1, None, 0.0))] == ["stopped.jsonl"]
     assert [e.path.name for e in prune(to_prune(listed, 0, None, 0.0))] == ["ours.jsonl"]
     assert sorted(p.name for p in folder.iterdir()) == ["alike.jsonl", "exec.jsonl"]

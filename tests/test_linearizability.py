@@ -229,8 +229,14 @@ def test_scattered_numbers_give_the_same_verdict(sale: Sale, data: st.DataObject
     is absent."""
     initial, remaining, ops = sale
     claimed = data.draw(st.sampled_from([len(ops), 1_500, 10_000_000]))
-    numbers = data.draw(st.lists(st.integers(0, min(claimed, 5_000) - 1), min_size=len(ops),
-                                 max_size=len(ops), unique=True))  # fmt: skip
+    numbers = data.draw(
+        st.lists(
+            st.integers(0, min(claimed, 5_000) - 1),
+            min_size=len(ops),
+            max_size=len(ops),
+            unique=True,
+        )
+    )
     lines = lines_of(initial, remaining, ops)
     lines[0]["buyers"] = claimed
     for ev in lines[1:-1]:

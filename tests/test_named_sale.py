@@ -18,13 +18,22 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def tickets(db: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tickets", "--db", db, *args],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tickets", "--db", db, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def start(db: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tickets", "--db", db, *args, "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "tickets", "--db", db, *args, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, dict[str, Any]]]:
@@ -43,8 +52,10 @@ def db(redis_url: str) -> str:
 
 def test_three_hosts_start_together_and_are_judged_as_one(db: str) -> None:
     assert tickets(db, "init", "--tickets", "30").returncode == 0
-    procs = [start(db, "buy", "--sale", "s1", "--hosts", "3", "-n", "12", "--lock", "atomic")
-             for _ in range(3)]  # fmt: skip
+    procs = [
+        start(db, "buy", "--sale", "s1", "--hosts", "3", "-n", "12", "--lock", "atomic")
+        for _ in range(3)
+    ]
     results = finish(procs)
     for code, doc in results:  # each host prints the whole sale's verdict
         assert code == 0 and doc["passed"] and (doc["sold"], doc["initial"]) == (30, 30)
@@ -69,8 +80,9 @@ def test_an_oversell_across_hosts_shows_only_in_the_merged_verdict(db: str) -> N
     assert tickets(db, "init", "--tickets", "10").returncode == 0
     # flock locks a file on each host (here, a lock file each): it cannot see the others.
     args = ["buy", "--sale", "s2", "--hosts", "3", "-n", "15", "--lock", "flock"]
-    procs = [start(db, *args, "--lock-file", f"host{i}.lock", "--write-delay", "20")
-             for i in range(3)]  # fmt: skip
+    procs = [
+        start(db, *args, "--lock-file", f"host{i}.lock", "--write-delay", "20") for i in range(3)
+    ]
     results = finish(procs)
     assert all(code == 1 and doc["oversold"] > 0 for code, doc in results)
     assert tickets(db, "check", "--sale", "s2").returncode == 1
@@ -115,9 +127,7 @@ def test_a_late_joiner_and_a_wrong_host_count_are_refused(db: str, tmp_path: Pat
         (["check", "--sale", "s1", "h.jsonl"], "give no files"),
     ],
 )
-def test_bad_sale_flags_are_usage_errors(
-    db: str, args: list[str], words: str, invoke: Any
-) -> None:
+def test_bad_sale_flags_are_usage_errors(db: str, args: list[str], words: str, invoke: Any) -> None:
     done = invoke("--db", db, *args)
     assert done.exit_code == 2 and words in done.output, done.output
     assert not Path("history").exists()
@@ -163,12 +173,27 @@ def test_a_forged_or_broken_stream_is_refused_with_one_line(
     done = invoke("--db", db, "check", "--sale", "forged")
     assert done.exit_code == 3 and "run line has mode None" in done.output
     client.delete(events)
-    lines = [json.dumps(line) for line in (
-        {"type": "run", "version": 1, "run_id": "abc", "mode": "buy", "store": "x",
-         "strategy": "atomic", "store_kind": "redis", "initial": 1, "restocked": False,
-         "buyers": 1, "t": 10.0, "sale": "forged", "clock": {"offset": 0.0, "uncertainty": 0.0}},
-        {"type": "invoke", "buyer": 0, "t": 11.0},
-    )]  # fmt: skip
+    lines = [
+        json.dumps(line)
+        for line in (
+            {
+                "type": "run",
+                "version": 1,
+                "run_id": "abc",
+                "mode": "buy",
+                "store": "x",
+                "strategy": "atomic",
+                "store_kind": "redis",
+                "initial": 1,
+                "restocked": False,
+                "buyers": 1,
+                "t": 10.0,
+                "sale": "forged",
+                "clock": {"offset": 0.0, "uncertainty": 0.0},
+            },
+            {"type": "invoke", "buyer": 0, "t": 11.0},
+        )
+    ]
     client.xadd(events, {"run": "abc", "seq": 1, "line": lines[0]})
     client.xadd(events, {"run": "abc", "seq": 3, "line": lines[1]})  # line 2 never came
     done = invoke("--db", db, "check", "--sale", "forged")
@@ -182,8 +207,7 @@ def test_a_forged_or_broken_stream_is_refused_with_one_line(
 def test_a_restock_of_a_key_a_sale_is_selling_is_refused(db: str, tmp_path: Path) -> None:
     assert tickets(db, "init", "--tickets", "6").returncode == 0
     args = ["buy", "--sale", "s1", "--hosts", "2", "-n", "6", "--lock", "flock"]
-    procs = [start(db, *args, "--lock-file", f"h{i}.lock", "--write-delay", "300")
-             for i in (1, 2)]  # fmt: skip
+    procs = [start(db, *args, "--lock-file", f"h{i}.lock", "--write-delay", "300") for i in (1, 2)]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         shown = tickets(db, "sale", "show", "s1", "--json")

@@ -20,14 +20,20 @@ from histories import end_line, run_line, write
 
 
 def tickets(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any], str]:
-    done = subprocess.run([sys.executable, "-m", "tickets", *args, "--json"], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tickets", *args, "--json"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return done.returncode, json.loads(done.stdout), done.stderr
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("lock", ["atomic", pytest.param("transaction", marks=pytest.mark.stress),
-                                  "file"])  # fmt: skip
+@pytest.mark.parametrize(
+    "lock", ["atomic", pytest.param("transaction", marks=pytest.mark.stress), "file"]
+)
 def test_a_sqlite_store_held_by_another_connection_is_exit_3(tmp_path: Path, lock: str) -> None:
     """Every buyer was refused ("database is locked") or busy: it used to be
     "0 sold ... nothing oversold", exit 0."""
@@ -36,14 +42,16 @@ def test_a_sqlite_store_held_by_another_connection_is_exit_3(tmp_path: Path, loc
     holder = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        code, doc, err = tickets("--db", db, "buy", "-n", "4", "--lock", lock,
-                                 "--lock-timeout", "0.3")  # fmt: skip
+        code, doc, err = tickets(
+            "--db", db, "buy", "-n", "4", "--lock", lock, "--lock-timeout", "0.3"
+        )
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert code == 3 and doc["exit_code"] == 3 and doc["passed"] is False, err
-    assert doc["run_error"].startswith("no buyer could take part: a lock or the store stayed "
-                                       "held past --lock-timeout 0.3s")  # fmt: skip
+    assert doc["run_error"].startswith(
+        "no buyer could take part: a lock or the store stayed held past --lock-timeout 0.3s"
+    )
     assert doc["nothing_tested"].startswith("no buyer completed an attempt against the store")
     assert doc["sold"] == 0 and doc["turned_away"] == 4
 
@@ -52,8 +60,9 @@ def test_a_sqlite_store_held_by_another_connection_is_exit_3(tmp_path: Path, loc
 def test_a_redis_lease_held_by_another_client_is_exit_3(redis_server: Any, redis_url: str) -> None:
     assert tickets("--db", redis_url, "init", "-t", "10")[0] == 0
     redis_server.client().set("t:lease", "someone else", px=60_000)
-    code, doc, err = tickets("--db", redis_url, "buy", "-n", "3", "--lock", "lease",
-                             "--lock-timeout", "0.3")  # fmt: skip
+    code, doc, err = tickets(
+        "--db", redis_url, "buy", "-n", "3", "--lock", "lease", "--lock-timeout", "0.3"
+    )
     assert code == 3, err
     assert "busy: lease t:lease was not acquired within 0.3s" in doc["run_error"]
 
@@ -61,11 +70,13 @@ def test_a_redis_lease_held_by_another_client_is_exit_3(redis_server: Any, redis
 @pytest.mark.timeout(120)
 def test_buyers_that_all_hang_prove_nothing(tmp_path: Path) -> None:
     (tmp_path / "hangs.py").write_text("import time\ndef buy(h):\n    time.sleep(60)\n")
-    code, doc, _ = tickets("buy", "-n", "3", "-t", "5", "--buy", "hangs.py:buy",
-                           "--buyer-timeout", "1", cwd=tmp_path)  # fmt: skip
+    code, doc, _ = tickets(
+        "buy", "-n", "3", "-t", "5", "--buy", "hangs.py:buy", "--buyer-timeout", "1", cwd=tmp_path
+    )
     assert code == 5 and doc["unproven"] and not doc["passed"]
     assert doc["nothing_tested"] == (
-        "no buyer completed an attempt against the store: 3 of unknown outcome")
+        "no buyer completed an attempt against the store: 3 of unknown outcome"
+    )
 
 
 @pytest.mark.timeout(120)
@@ -75,27 +86,57 @@ def test_some_bought_and_the_rest_were_turned_away_is_judged_and_said(tmp_path: 
     part), and its verdict says how many were turned away."""
     env = {**os.environ, "TICKETS_DB": str(tmp_path / "tickets.json")}
     done = subprocess.run(
-        [sys.executable, "-m", "tickets", "buy", "-n", "3", "-t", "5", "--no-delay",
-         "--lock-timeout", "0.3", "--chaos", "--kill-rate", "0", "--pause-rate", "1",
-         "--pause-length", "2000"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tickets",
+            "buy",
+            "-n",
+            "3",
+            "-t",
+            "5",
+            "--no-delay",
+            "--lock-timeout",
+            "0.3",
+            "--chaos",
+            "--kill-rate",
+            "0",
+            "--pause-rate",
+            "1",
+            "--pause-length",
+            "2000",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout
     assert done.stdout.strip().splitlines()[-1] == (
         "PASSED: 1 sold from a stock of 5, nothing oversold; 2 turned away (busy or refused), "
-        "4 left unsold")
+        "4 left unsold"
+    )
 
 
 def test_check_of_a_sale_nobody_took_part_in_is_not_proven(tmp_path: Path, invoke: Any) -> None:
-    busy = {"type": "fail", "buyer": 0, "reason": "busy: lock x.lock was not acquired within 1s",
-            "t": 12}  # fmt: skip
-    path = write(tmp_path / "h.jsonl", [run_line(3), {"type": "invoke", "buyer": 0, "t": 11},
-                                        busy, end_line(3)])  # fmt: skip
+    busy = {
+        "type": "fail",
+        "buyer": 0,
+        "reason": "busy: lock x.lock was not acquired within 1s",
+        "t": 12,
+    }
+    path = write(
+        tmp_path / "h.jsonl",
+        [run_line(3), {"type": "invoke", "buyer": 0, "t": 11}, busy, end_line(3)],
+    )
     result = invoke("check", str(path), "--json")
     doc = json.loads(result.output)
     assert result.exit_code == 5 and doc["passed"] is False and doc["unproven"] is True
-    assert doc["nothing_tested"] == ("no buyer completed an attempt against the store: 1 busy "
-                                     "(a lock or the store held past --lock-timeout)")  # fmt: skip
+    assert doc["nothing_tested"] == (
+        "no buyer completed an attempt against the store: 1 busy "
+        "(a lock or the store held past --lock-timeout)"
+    )
     empty = write(tmp_path / "e.jsonl", [run_line(0), end_line(0)])
     result = invoke("check", str(empty))
     assert result.exit_code == 5 and "NOT PROVEN: the store had no tickets" in result.output
@@ -106,16 +147,32 @@ def test_a_command_that_prints_an_id_among_seats_is_an_unknown_outcome(tmp_path:
     """Buyer 2 prints ``05`` (an id: not a seat) where the others print
     seats: whichever kind came second is that buyer's unknown outcome, with
     a note; the history reads back whole, its seats all checked."""
-    command = ("if [ $TICKETS_BUYER = 2 ]; then echo 05; "
-               "else echo $((TICKETS_BUYERS - TICKETS_BUYER)); fi")  # fmt: skip
-    code, doc, err = tickets("buy", "-n", "4", "--exec", command, "--stock-cmd", "echo 4",
-                             "--history", "h.jsonl", cwd=tmp_path)  # fmt: skip
+    command = (
+        "if [ $TICKETS_BUYER = 2 ]; then echo 05; else echo $((TICKETS_BUYERS - TICKETS_BUYER)); fi"
+    )
+    code, doc, err = tickets(
+        "buy",
+        "-n",
+        "4",
+        "--exec",
+        command,
+        "--stock-cmd",
+        "echo 4",
+        "--history",
+        "h.jsonl",
+        cwd=tmp_path,
+    )
     assert code == 1, err  # "no errors" fails: the malformed report is the command's bug
     odd = [b for b in doc["buyers"] if b["result"] == "info"]
     assert odd and all("report was malformed" in b["reason"] for b in odd)
     assert any(n.startswith("a malformed report is an unknown outcome") for n in doc["notes"])
-    check = subprocess.run([sys.executable, "-m", "tickets", "check", "h.jsonl", "--json"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "-m", "tickets", "check", "h.jsonl", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 1 and json.loads(check.stdout)["unknown"] == len(odd)
 
 
@@ -125,8 +182,11 @@ def test_only_a_held_lock_or_store_counts_as_held() -> None:
     from tickets.operations import Operations
 
     ops = Operations(3, 10.0)
-    reasons = ["busy: the order queue stayed full, try again",
-               "busy: lock x.lock was not acquired within 1s", "refused: database is locked"]
+    reasons = [
+        "busy: the order queue stayed full, try again",
+        "busy: lock x.lock was not acquired within 1s",
+        "refused: database is locked",
+    ]
     for n, reason in enumerate(reasons):
         ops.add({"type": "invoke", "buyer": n, "t": 11.0})
         ops.add({"type": "fail", "buyer": n, "reason": reason, "t": 12.0})

@@ -73,9 +73,13 @@ EXEC_ESCAPER = (
 def start(folder: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "TICKETS_DB": str(folder / "tickets.json")}
     return subprocess.Popen(
-        [sys.executable, "-m", "tickets", *args, "--json"], cwd=folder, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "tickets", *args, "--json"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(what: object, timeout: float, why: str) -> None:
@@ -119,13 +123,18 @@ def escaper(tmp_path: Path) -> str:
 
 @pytest.mark.timeout(90)
 # fork in the quick suite; every start method under make stress
-@pytest.mark.parametrize("method", ["fork", pytest.param("spawn", marks=pytest.mark.stress),
-                                    pytest.param("forkserver", marks=pytest.mark.stress)])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "fork",
+        pytest.param("spawn", marks=pytest.mark.stress),
+        pytest.param("forkserver", marks=pytest.mark.stress),
+    ],
+)
 def test_a_buy_functions_daemons_die_with_a_sale_that_passed(
     tmp_path: Path, escaper: str, method: str
 ) -> None:
-    proc = start(tmp_path, "buy", "--buy", escaper, "-n", "4", "-t", "10",
-                 "--start-method", method)  # fmt: skip
+    proc = start(tmp_path, "buy", "--buy", escaper, "-n", "4", "-t", "10", "--start-method", method)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     doc = json.loads(out)
@@ -139,10 +148,15 @@ def test_a_buy_functions_daemons_die_with_a_sale_that_passed(
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
     "method, kind",
-    [("forkserver", "buy"), pytest.param("spawn", "buy", marks=pytest.mark.stress),
-     pytest.param("fork", "buy", marks=pytest.mark.stress), ("forkserver", "builtin"),
-     ("forkserver", "queue"), pytest.param("spawn", "queue", marks=pytest.mark.stress)],
-)  # fmt: skip
+    [
+        ("forkserver", "buy"),
+        pytest.param("spawn", "buy", marks=pytest.mark.stress),
+        pytest.param("fork", "buy", marks=pytest.mark.stress),
+        ("forkserver", "builtin"),
+        ("forkserver", "queue"),
+        pytest.param("spawn", "queue", marks=pytest.mark.stress),
+    ],
+)
 def test_nothing_outlives_a_killed_parent_whatever_the_start_method(
     tmp_path: Path, escaper: str, method: str, kind: str
 ) -> None:
@@ -152,8 +166,19 @@ def test_nothing_outlives_a_killed_parent_whatever_the_start_method(
     args = {
         "buy": ["buy", "--buy", escaper, "-n", "6", "-t", "100", "--write-delay", "200"],
         "builtin": ["buy", "-n", "20", "-t", "100", "--search-delay", "1500"],
-        "queue": ["queue", "--clerks", "2", "--producers", "2", "--orders", "100",
-                  "--write-delay", "50", "-t", "500"],
+        "queue": [
+            "queue",
+            "--clerks",
+            "2",
+            "--producers",
+            "2",
+            "--orders",
+            "100",
+            "--write-delay",
+            "50",
+            "-t",
+            "500",
+        ],
     }[kind]
     proc = start(tmp_path, *args, "--start-method", method)
     history = tmp_path / "history"
@@ -161,8 +186,11 @@ def test_nothing_outlives_a_killed_parent_whatever_the_start_method(
         wait_for(lambda: len(daemons(tmp_path)) == 6, 60, "the daemons never started")
     else:  # the sale is under way: its first events are on disk
         lines = 2 if kind == "builtin" else 20
-        wait_for(lambda: any(len(read_lines(h)) > lines for h in history.glob("*.jsonl")), 60,
-                 "the sale never started")  # fmt: skip
+        wait_for(
+            lambda: any(len(read_lines(h)) > lines for h in history.glob("*.jsonl")),
+            60,
+            "the sale never started",
+        )
     proc.kill()
     proc.communicate(timeout=30)
     assert_all_gone(tmp_path, daemons(tmp_path))
@@ -178,9 +206,14 @@ def read_lines(path: Path) -> list[str]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("sig", [
-    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.stress),
-    pytest.param(signal.SIGHUP, marks=pytest.mark.stress)])  # fmt: skip
+@pytest.mark.parametrize(
+    "sig",
+    [
+        signal.SIGTERM,
+        pytest.param(signal.SIGINT, marks=pytest.mark.stress),
+        pytest.param(signal.SIGHUP, marks=pytest.mark.stress),
+    ],
+)
 def test_a_stopped_exec_sale_leaves_no_escaped_helper(tmp_path: Path, sig: int) -> None:
     """TERM/INT/HUP: the parent used to kill the launcher's group before the
     launcher could kill the helpers it had adopted (they left with setsid),
@@ -221,13 +254,18 @@ KILLER = ESCAPER.replace(
     "                   and not f.endswith('.tmp')]) < 4 and time.monotonic() < deadline:\n"
     "            time.sleep(0.005)\n"
     "        os.kill(os.getppid(), int(os.environ['KILL_WITH']))\n"
-    "    with h.lock:", 1)
+    "    with h.lock:",
+    1,
+)
 
 
-HOW = ["SIGKILL from outside", pytest.param("SIGSTOP from outside", marks=pytest.mark.stress),
-       pytest.param("buyer code: SIGKILL", marks=pytest.mark.stress),
-       "buyer code: kill 0 (SIGTERM)",
-       pytest.param("SIGKILL of its warden", marks=pytest.mark.stress)]  # fmt: skip
+HOW = [
+    "SIGKILL from outside",
+    pytest.param("SIGSTOP from outside", marks=pytest.mark.stress),
+    pytest.param("buyer code: SIGKILL", marks=pytest.mark.stress),
+    "buyer code: kill 0 (SIGTERM)",
+    pytest.param("SIGKILL of its warden", marks=pytest.mark.stress),
+]
 
 
 @pytest.mark.timeout(90)
@@ -237,16 +275,32 @@ def test_a_launcher_killed_or_stopped_leaves_nothing_behind(tmp_path: Path, how:
     parent adopts them, and the launcher shrugs off TERM from its group."""
     (tmp_path / "killer.py").write_text(KILLER)
     env_sig = {"buyer code: SIGKILL": "9", "buyer code: kill 0 (SIGTERM)": "0"}.get(how, "")
-    args = ["buy", "--buy", "killer.py:buy" if env_sig else "escaper.py:buy", "-n", "4",
-            "-t", "10", "--stall-timeout", "3", "--write-delay", "300"]  # fmt: skip
+    args = [
+        "buy",
+        "--buy",
+        "killer.py:buy" if env_sig else "escaper.py:buy",
+        "-n",
+        "4",
+        "-t",
+        "10",
+        "--stall-timeout",
+        "3",
+        "--write-delay",
+        "300",
+    ]
     (tmp_path / "escaper.py").write_text(ESCAPER)
     env = {**os.environ, "TICKETS_DB": str(tmp_path / "tickets.json"), "KILL_WITH": env_sig}
     if env_sig == "0":  # kill 0: SIGTERM to the buyer's whole process group
         env["KILL_WITH"] = "15"
-        (tmp_path / "killer.py").write_text(KILLER.replace("os.kill(os.getppid(),",
-                                                           "os.killpg(0,"))  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "tickets", *args, "--json"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        (tmp_path / "killer.py").write_text(KILLER.replace("os.kill(os.getppid(),", "os.killpg(0,"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickets", *args, "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: len(daemons(tmp_path)) == 4, 60, "the daemons never started")
     if how == "SIGKILL of its warden":
         os.kill(launcher_of(proc.pid, warden=True), signal.SIGKILL)
@@ -264,16 +318,48 @@ def test_a_stock_command_leaves_nothing_and_prints_within_bounds(tmp_path: Path)
     init, and its output was read whole before being cut (yes 5: GBs)."""
     (tmp_path / "stock.sh").write_text(
         "#!/bin/sh\n"
-        "setsid sh -c \"echo \\$\\$ > daemon.$$; sleep 30\" >/dev/null 2>&1 </dev/null &\n"
-        "while [ ! -s daemon.$$ ]; do sleep 0.01; done\necho 4\n")
+        'setsid sh -c "echo \\$\\$ > daemon.$$; sleep 30" >/dev/null 2>&1 </dev/null &\n'
+        "while [ ! -s daemon.$$ ]; do sleep 0.01; done\necho 4\n"
+    )
     (tmp_path / "stock.sh").chmod(0o755)
-    done = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "2", "--exec", "exit 22",
-                           "--stock-cmd", "./stock.sh", "--json"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickets",
+            "buy",
+            "-n",
+            "2",
+            "--exec",
+            "exit 22",
+            "--stock-cmd",
+            "./stock.sh",
+            "--json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1, done.stderr  # told sold out with 4 left
     pids = [int(p.read_text()) for p in tmp_path.glob("daemon.*")]
     assert len(pids) == 2 and not any(alive(p) for p in pids)  # before and after the sale
-    done = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "2", "--exec", "exit 22",
-                           "--stock-cmd", "yes 5"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickets",
+            "buy",
+            "-n",
+            "2",
+            "--exec",
+            "exit 22",
+            "--stock-cmd",
+            "yes 5",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3 and "printed over 64 KiB; killed" in done.stderr

@@ -69,17 +69,27 @@ def unusable(kind: str, tmp_path: Path, secret: Path, request: pytest.FixtureReq
 
 
 KINDS = ["symlink", "fifo", "folder", "socket", "device", "no folder"]
-WORDS = {"symlink": "symbolic link", "fifo": "FIFO", "folder": "folder", "socket": "socket",
-         "device": "device", "no folder": "does not exist"}  # fmt: skip
+WORDS = {
+    "symlink": "symbolic link",
+    "fifo": "FIFO",
+    "folder": "folder",
+    "socket": "socket",
+    "device": "device",
+    "no folder": "does not exist",
+}
 
 
 @pytest.mark.timeout(60)  # a FIFO opened for writing waits for a reader: forever
 @pytest.mark.parametrize("flag", ["--svg", "--html"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_race_refuses_an_output_it_cannot_write_before_it_sells(
-    invoke: Invoke, tmp_path: Path, secret: Path, request: pytest.FixtureRequest,
-    kind: str, flag: str,
-) -> None:  # fmt: skip
+    invoke: Invoke,
+    tmp_path: Path,
+    secret: Path,
+    request: pytest.FixtureRequest,
+    kind: str,
+    flag: str,
+) -> None:
     path = unusable(kind, tmp_path, secret, request)
     before = snapshot(tmp_path)
     result = invoke("race", "--buyers", "4", "--tickets", "2", "--no-delay", flag, path)
@@ -95,9 +105,13 @@ def test_a_race_refuses_an_output_it_cannot_write_before_it_sells(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_timeline_refuses_an_output_it_cannot_write(
-    invoke: Invoke, sold: Path, tmp_path: Path, secret: Path, request: pytest.FixtureRequest,
+    invoke: Invoke,
+    sold: Path,
+    tmp_path: Path,
+    secret: Path,
+    request: pytest.FixtureRequest,
     kind: str,
-) -> None:  # fmt: skip
+) -> None:
     path = unusable(kind, tmp_path, secret, request)
     before = snapshot(tmp_path)
     result = invoke("timeline", str(sold), "--html", path)
@@ -156,8 +170,9 @@ def start_stuck(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], in
     env.pop("COLUMNS", None)
     read_end, write_end = os.pipe()
     capacity = fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen([sys.executable, "-m", "tickets", *args], stdout=write_end,
-                            stderr=subprocess.PIPE, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickets", *args], stdout=write_end, stderr=subprocess.PIPE, env=env
+    )
     os.close(write_end)
     deadline = time.monotonic() + 90
     while queued(read_end) < capacity:  # the run prints nothing before its answer
@@ -184,9 +199,14 @@ BIG_TABLE = ["buy", "--buyers", "120", "--tickets", "120", "--no-delay", "--all"
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("sig", [
-    signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.stress),
-    pytest.param(signal.SIGHUP, marks=pytest.mark.stress)])  # fmt: skip
+@pytest.mark.parametrize(
+    "sig",
+    [
+        signal.SIGTERM,
+        pytest.param(signal.SIGINT, marks=pytest.mark.stress),
+        pytest.param(signal.SIGHUP, marks=pytest.mark.stress),
+    ],
+)
 def test_a_signal_stops_a_command_whose_answer_nobody_reads(tmp_path: Path, sig: int) -> None:
     """`tickets buy --all | sleep 40`: the table fills the pipe and the write
     blocks. A signal used to wait for the write, for ever; now the answer
@@ -227,8 +247,9 @@ def test_a_signal_stops_a_timeline_nobody_reads(
 def test_a_signal_lets_an_answer_that_can_go_out_go_out_whole(tmp_path: Path) -> None:
     """A signal while a reader is still reading: the document is whole and
     the exit code is the one it states (what CI gates on agree)."""
-    proc, read_end = start_stuck(tmp_path, "buy", "--buyers", "60", "--tickets", "60",
-                                 "--no-delay", "--json")  # fmt: skip
+    proc, read_end = start_stuck(
+        tmp_path, "buy", "--buyers", "60", "--tickets", "60", "--no-delay", "--json"
+    )
     proc.send_signal(signal.SIGTERM)
     out = drain(read_end)
     _, err = proc.communicate(timeout=30)
@@ -309,10 +330,19 @@ def test_a_refused_value_is_quoted_defused(tmp_path: Path) -> None:
 def test_a_huge_columns_is_capped(tmp_path: Path) -> None:
     """COLUMNS=1000000 drew a 5-buyer timeline for half a minute (8 MB)."""
     env = {**os.environ, "TICKETS_DB": str(tmp_path / "t.json"), "COLUMNS": "1000000"}
-    run = subprocess.run([sys.executable, "-m", "tickets", "buy", "-n", "3", "-t", "3",
-                          "--history", "h.jsonl"], cwd=tmp_path, env=env, capture_output=True,
-                         timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "tickets", "buy", "-n", "3", "-t", "3", "--history", "h.jsonl"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
-    drawn = subprocess.run([sys.executable, "-m", "tickets", "timeline", "h.jsonl"],
-                           cwd=tmp_path, env=env, capture_output=True, timeout=60)  # fmt: skip
+    drawn = subprocess.run(
+        [sys.executable, "-m", "tickets", "timeline", "h.jsonl"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert drawn.returncode == 0 and max(map(len, drawn.stdout.decode().splitlines())) <= 1000

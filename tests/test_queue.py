@@ -257,8 +257,9 @@ def test_hundreds_of_producers_on_workers_lose_nothing(
 ) -> None:
     """Over 64 producers run as threads of a worker per core, all submitting
     at once; the accounting and the checks are those of producer processes."""
-    result = orders(producers=300, orders=4, clerks=3, queue_size=50, tickets=1000,
-                    shutdown=shutdown, batch=10)  # fmt: skip
+    result = orders(
+        producers=300, orders=4, clerks=3, queue_size=50, tickets=1000, shutdown=shutdown, batch=10
+    )
     assert result.config.workers == 2 and result.passed
     assert result.report.sold == 1000 and result.remaining == 0
     assert_accounting(result)
@@ -271,8 +272,9 @@ def test_hundreds_of_producers_on_workers_lose_nothing(
 def test_producers_on_workers_reject_busy_orders_and_the_history_checks(
     orders: Callable[..., RunResult],
 ) -> None:
-    result = orders(producers=200, orders=10, clerks=1, queue_size=2, put_timeout=0,
-                    tickets=2000, workers=2)  # fmt: skip
+    result = orders(
+        producers=200, orders=10, clerks=1, queue_size=2, put_timeout=0, tickets=2000, workers=2
+    )
     assert result.passed and result.queue.rejected > 0
     assert_accounting(result)
 

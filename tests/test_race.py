@@ -182,9 +182,14 @@ def test_a_demonstration_says_demonstrated_and_the_verdict_comes_last(invoke: In
     assert "FAIL (expected)" in result.output
     timeline_at = next(i for i, line in enumerate(lines) if "seat(s) sold twice" in line)
     assert timeline_at < len(lines) - 1
-    both = invoke("race", "--buyers", "20", "--tickets", "5", "--search-delay", "0",
-                  "--write-delay", "40").output.strip().splitlines()  # fmt: skip
-    verdict = " ".join(both[both.index(next(x for x in both if x.startswith("PASSED"))):])
+    both = (
+        invoke(
+            "race", "--buyers", "20", "--tickets", "5", "--search-delay", "0", "--write-delay", "40"
+        )
+        .output.strip()
+        .splitlines()
+    )
+    verdict = " ".join(both[both.index(next(x for x in both if x.startswith("PASSED"))) :])
     assert verdict.startswith("PASSED: every locking strategy sold exactly the stock; without")
     assert verdict.endswith("(expected)")  # the last thing said, however it wraps
 

@@ -48,7 +48,7 @@ def tickets(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
     """The real command in its own process (as a user or CI runs it)."""
     return subprocess.run(
         [sys.executable, "-m", "tickets", *args], capture_output=True, text=True, timeout=timeout
-    )  # fmt: skip
+    )
 
 
 # -- every strategy on every engine ------------------------------------------
@@ -103,9 +103,17 @@ def test_redis_transaction_retries_are_counted(redis_url: str) -> None:
 
 def test_redis_transaction_retries_in_the_queue(redis_url: str) -> None:
     config = QueueConfig(
-        store=parse_db(redis_url), strategy="transaction", tickets=20, producers=1, orders=20,
-        clerks=4, queue_size=20, batch=1, delays=Delays(0.0, 0.01), stall_timeout=30.0,
-    )  # fmt: skip
+        store=parse_db(redis_url),
+        strategy="transaction",
+        tickets=20,
+        producers=1,
+        orders=20,
+        clerks=4,
+        queue_size=20,
+        batch=1,
+        delays=Delays(0.0, 0.01),
+        stall_timeout=30.0,
+    )
     result = run_queue(config)
     assert result.report.passed and result.report.sold == 20
     assert any(r.retries for r in result.rows), "four clerks in a 5-10 ms window must collide"
@@ -118,9 +126,17 @@ def test_queue_sells_exactly_the_stock_on_every_engine(real_store: str, batch: i
         strategies.append("lease")
     for strategy in strategies:
         config = QueueConfig(
-            store=parse_db(real_store), strategy=strategy, tickets=30, producers=2, orders=25,
-            clerks=3, queue_size=50, batch=batch, delays=Delays.none(), stall_timeout=30.0,
-        )  # fmt: skip
+            store=parse_db(real_store),
+            strategy=strategy,
+            tickets=30,
+            producers=2,
+            orders=25,
+            clerks=3,
+            queue_size=50,
+            batch=batch,
+            delays=Delays.none(),
+            stall_timeout=30.0,
+        )
         result = run_queue(config)
         report = result.report
         assert report.passed and (report.sold, report.remaining) == (30, 0), strategy
@@ -130,8 +146,13 @@ def test_chaos_kills_on_real_stores_never_oversell(real_store: str) -> None:
     from tickets.run.chaos import Chaos
 
     strategy = "atomic"
-    result = buy(real_store, strategy=strategy, buyers=30, tickets=10,
-                 chaos=Chaos(kill_rate=0.4, pause_rate=0.0, seed=3))  # fmt: skip
+    result = buy(
+        real_store,
+        strategy=strategy,
+        buyers=30,
+        tickets=10,
+        chaos=Chaos(kill_rate=0.4, pause_rate=0.0, seed=3),
+    )
     assert result.chaos is not None and result.chaos["killed"] > 0
     assert result.report.passed, [c for c in result.report.checks if not c.passed]
     assert result.report.unknown > 0  # the killed are info, not fail
@@ -146,8 +167,16 @@ def lease_sale(url: str, fencing: bool) -> Any:
     from tickets.run.chaos import Chaos
 
     chaos = Chaos(kill_rate=0.0, pause_rate=1.0, pause_length=0.3)
-    return buy(url, strategy="lease", buyers=4, tickets=10, delays=Delays.none(),
-               lease_ttl=0.06, fencing=fencing, chaos=chaos)  # fmt: skip
+    return buy(
+        url,
+        strategy="lease",
+        buyers=4,
+        tickets=10,
+        delays=Delays.none(),
+        lease_ttl=0.06,
+        fencing=fencing,
+        chaos=chaos,
+    )
 
 
 def test_a_lease_outlived_by_its_holder_oversells(redis_url: str) -> None:
@@ -175,10 +204,20 @@ def test_clerks_that_outlive_their_lease(redis_url: str, fencing: bool) -> None:
     from tickets.run.chaos import Chaos
 
     config = QueueConfig(
-        store=parse_db(redis_url), strategy="lease", tickets=10, producers=1, orders=6,
-        clerks=3, queue_size=6, batch=1, delays=Delays.none(), lease_ttl=0.06, fencing=fencing,
-        chaos=Chaos(kill_rate=0.0, pause_rate=1.0, pause_length=0.25), stall_timeout=30.0,
-    )  # fmt: skip
+        store=parse_db(redis_url),
+        strategy="lease",
+        tickets=10,
+        producers=1,
+        orders=6,
+        clerks=3,
+        queue_size=6,
+        batch=1,
+        delays=Delays.none(),
+        lease_ttl=0.06,
+        fencing=fencing,
+        chaos=Chaos(kill_rate=0.0, pause_rate=1.0, pause_length=0.25),
+        stall_timeout=30.0,
+    )
     result = run_queue(config)
     assert result.chaos is not None and result.chaos["paused"] == 3
     if fencing:
@@ -199,8 +238,8 @@ def test_the_lease_options_need_the_lease(tmp_path: Path, invoke: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("db", "strategy"), [("tickets.json", "atomic"), ("sqlite:s.db", "lease"),
-                         ("redis://127.0.0.1:1/0", "deferred")],  # fmt: skip
+    ("db", "strategy"),
+    [("tickets.json", "atomic"), ("sqlite:s.db", "lease"), ("redis://127.0.0.1:1/0", "deferred")],
 )
 def test_a_strategy_of_another_store_is_a_usage_error(invoke: Any, db: str, strategy: str) -> None:
     before = set(os.listdir("."))
@@ -217,7 +256,12 @@ def test_a_strategy_of_another_store_is_a_usage_error(invoke: Any, db: str, stra
 def test_urls_parse() -> None:
     spec = parse_db("redis://u:p%40ss@10.0.0.5:6380/3?key=sale:1")
     assert (spec.host, spec.port, spec.db, spec.key, spec.username, spec.password) == (
-        "10.0.0.5", 6380, 3, "sale:1", "u", "p@ss"
+        "10.0.0.5",
+        6380,
+        3,
+        "sale:1",
+        "u",
+        "p@ss",
     )
     assert spec.label == "redis://u:***@10.0.0.5:6380/3?key=sale:1"
     assert parse_db("redis://localhost").label == "redis://localhost:6379/0?key=tickets"
@@ -230,12 +274,20 @@ def test_urls_parse() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "redis://:hunter2@h:99999/0", "redis://:hunter2@h:port/0", "redis://:hunter2@h/1x",
-        "redis://:hunter2@h/0?key=", "redis://:hunter2@h/0?kee=x", "redis://:hunter2@h/0?key=a&key=b",
-        "rediss://:hunter2@h/0", "sqlite://remote/x.db", "sqlite:", "sqlite:///x.db?mode=ro",
-        "postgres://:hunter2@h/db", "redis://:hunter2@h/x",
+        "redis://:hunter2@h:99999/0",
+        "redis://:hunter2@h:port/0",
+        "redis://:hunter2@h/1x",
+        "redis://:hunter2@h/0?key=",
+        "redis://:hunter2@h/0?kee=x",
+        "redis://:hunter2@h/0?key=a&key=b",
+        "rediss://:hunter2@h/0",
+        "sqlite://remote/x.db",
+        "sqlite:",
+        "sqlite:///x.db?mode=ro",
+        "postgres://:hunter2@h/db",
+        "redis://:hunter2@h/x",
     ],
-)  # fmt: skip
+)
 def test_a_malformed_url_is_a_usage_error_without_its_password(invoke: Any, url: str) -> None:
     with pytest.raises(BadStoreURL):
         parse_db(url)
@@ -271,8 +323,9 @@ def test_a_stopped_server_times_out_at_the_connect_timeout(redis_server: Any) ->
     redis_server.pause()
     try:
         t = time.monotonic()
-        line = one_line_error(tickets("--connect-timeout", "0.5", "--db", redis_server.url(),
-                                      "status", timeout=30))  # fmt: skip
+        line = one_line_error(
+            tickets("--connect-timeout", "0.5", "--db", redis_server.url(), "status", timeout=30)
+        )
         took = time.monotonic() - t
     finally:
         redis_server.resume()
@@ -307,8 +360,11 @@ def test_a_bad_redis_key_is_one_line_and_unchanged(
     client = redis_server.client()
     setup(client)
     before = client.dump("t")
-    for args in (["status"], ["buy", "-n", "3", "--keep-stock"], ["queue", "--orders", "3",
-                                                                    "--keep-stock"]):
+    for args in (
+        ["status"],
+        ["buy", "-n", "3", "--keep-stock"],
+        ["queue", "--orders", "3", "--keep-stock"],
+    ):
         line = one_line_error(tickets("--db", redis_url, *args))
         assert words in line and REDIS_PASSWORD not in line, line
     assert client.dump("t") == before
@@ -318,10 +374,12 @@ def test_a_bad_redis_key_is_one_line_and_unchanged(
 def test_bad_sqlite_files_are_one_line_and_unchanged(tmp_path: Path) -> None:
     cases: dict[str, tuple[Any, str]] = {
         "text.db": (lambda p: p.write_text("not a database, " * 100), "not a SQLite database"),
-        "empty-table.db": (lambda p: sqlite3.connect(p).execute("CREATE TABLE other (x)").close(),
-                           "has no tickets_stock table"),
+        "empty-table.db": (
+            lambda p: sqlite3.connect(p).execute("CREATE TABLE other (x)").close(),
+            "has no tickets_stock table",
+        ),
         "missing.db": (lambda p: None, "no such database"),
-    }  # fmt: skip
+    }
     for name, (make, words) in cases.items():
         path = tmp_path / name
         make(path)
@@ -361,9 +419,15 @@ def test_sqlite_init_and_status(tmp_path: Path) -> None:
 
 def test_the_password_never_shows(redis_url: str, tmp_path: Path) -> None:
     texts = []
-    for args in (["init", "-t", "5"], ["status"], ["buy", "-n", "6", "--no-delay"],
-                 ["buy", "-n", "6", "--no-delay", "--json"], ["queue", "--orders", "4"],
-                 ["race", "-n", "4", "--no-delay", "--json"], ["history"]):  # fmt: skip
+    for args in (
+        ["init", "-t", "5"],
+        ["status"],
+        ["buy", "-n", "6", "--no-delay"],
+        ["buy", "-n", "6", "--no-delay", "--json"],
+        ["queue", "--orders", "4"],
+        ["race", "-n", "4", "--no-delay", "--json"],
+        ["history"],
+    ):
         done = tickets("--db", redis_url, *args)
         assert done.returncode in (0, 1, 5), (args, done.stderr)  # 5: the key was sold out
         texts += [done.stdout, done.stderr]
@@ -405,11 +469,31 @@ def test_a_server_killed_mid_sale_ends_the_run_without_a_hang(tmp_path: Path) ->
         url = server.url(key="dies")
         assert tickets("--db", url, "init", "-t", "100").returncode == 0
         run = subprocess.Popen(
-            [sys.executable, "-m", "tickets", "--connect-timeout", "1", "--db", url, "buy",
-             "-n", "60", "--lock", "flock", "--search-delay", "300", "--write-delay", "80",
-             "--json", "--history", str(tmp_path / "h.jsonl")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tickets",
+                "--connect-timeout",
+                "1",
+                "--db",
+                url,
+                "buy",
+                "-n",
+                "60",
+                "--lock",
+                "flock",
+                "--search-delay",
+                "300",
+                "--write-delay",
+                "80",
+                "--json",
+                "--history",
+                str(tmp_path / "h.jsonl"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         history, deadline = tmp_path / "h.jsonl", time.monotonic() + 60
         while not (history.exists() and '"invoke"' in history.read_text()):  # under way
             assert time.monotonic() < deadline and run.poll() is None, "the sale never began"
@@ -432,9 +516,23 @@ def test_race_and_timeline_on_a_real_store(real_store: str, tmp_path: Path) -> N
     """The unlocked side oversells and the store's own strategy does not, side
     by side; the worst run's timeline draws from its history."""
     svg = tmp_path / "race.svg"
-    done = tickets("--db", real_store, "race", "-n", "12", "--strategies", "none,atomic",
-                   "--write-delay", "60", "--search-delay", "1", "--expect-oversell",
-                   "--json", "--svg", str(svg))  # fmt: skip
+    done = tickets(
+        "--db",
+        real_store,
+        "race",
+        "-n",
+        "12",
+        "--strategies",
+        "none,atomic",
+        "--write-delay",
+        "60",
+        "--search-delay",
+        "1",
+        "--expect-oversell",
+        "--json",
+        "--svg",
+        str(svg),
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     sides = {s["strategy"]: s for s in doc["strategies"]}

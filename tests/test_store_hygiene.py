@@ -24,7 +24,7 @@ def tickets(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]
     """The real command in a process of its own, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "tickets", *args], capture_output=True, text=True, timeout=timeout
-    )  # fmt: skip
+    )
 
 
 # -- (15) a chaos run sweeps its killed writers' temp files at its end --------
@@ -33,9 +33,10 @@ def tickets(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]
 def seed_with_killed_writers(buyers: int, at_least: int = 3) -> int:
     """A seed whose chaos kills at least that many buyers mid-write."""
     return next(
-        s for s in range(200)
+        s
+        for s in range(200)
         if sum(p == "writing" for _, p in Chaos(1.0, 0, s).buyer_kills(buyers)) >= at_least
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("lock", ["file", "flock", "none"])
@@ -45,9 +46,26 @@ def test_a_chaos_run_leaves_no_temp_file_of_a_dead_writer(tmp_path: Path, lock: 
     live = tmp_path / f".{store.name}.{os.getpid()}.0123456789ab.tmp"
     live.write_text('{"count": 1')
     seed = seed_with_killed_writers(20)
-    done = tickets("--db", str(store), "buy", "--buyers", "20", "--tickets", "100", "--lock", lock,
-                   "--seed", str(seed), "--chaos", "--kill-rate", "1", "--pause-rate", "0",
-                   "--no-delay", "--json")  # fmt: skip
+    done = tickets(
+        "--db",
+        str(store),
+        "buy",
+        "--buyers",
+        "20",
+        "--tickets",
+        "100",
+        "--lock",
+        lock,
+        "--seed",
+        str(seed),
+        "--chaos",
+        "--kill-rate",
+        "1",
+        "--pause-rate",
+        "0",
+        "--no-delay",
+        "--json",
+    )
     doc = json.loads(done.stdout)
     assert doc["chaos"]["killed"] >= 3, done.stderr
     temps = sorted(p.name for p in tmp_path.glob(f".{store.name}.*.tmp"))
@@ -91,11 +109,26 @@ def test_a_restock_waits_for_a_sale_that_locks_another_file(tmp_path: Path, any_
     (tmp_path / "locks").mkdir()
     assert tickets("--db", any_store, "init", "--tickets", "5").returncode == 0
     sale = subprocess.Popen(
-        [sys.executable, "-m", "tickets", "--db", any_store, "--lock-file",
-         str(tmp_path / "locks" / "elsewhere.lock"), "buy", "--buyers", "1", "--keep-stock",
-         "--buy", f"{tmp_path / 'holding.py'}:hold", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tickets",
+            "--db",
+            any_store,
+            "--lock-file",
+            str(tmp_path / "locks" / "elsewhere.lock"),
+            "buy",
+            "--buyers",
+            "1",
+            "--keep-stock",
+            "--buy",
+            f"{tmp_path / 'holding.py'}:hold",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with open(ready) as f:  # blocks until the buyer is in its purchase
             assert f.read() == "x"

@@ -75,8 +75,12 @@ def test_the_issue_s_four_slash_sqlite_url_exits_2_and_leaves_no_lock_file(
 ) -> None:
     """Was: exit 3, 'invalid uri authority', and a stray q.db.lock."""
     url = f"sqlite:///{tmp_path}/q.db"  # /tmp/... after three slashes: four in all
-    done = subprocess.run([sys.executable, "-m", "tickets", "--db", url, "init"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tickets", "--db", url, "init"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert "--db" in done.stderr and "sqlite:///absolute/path" in done.stderr
     assert list(tmp_path.iterdir()) == []
@@ -84,8 +88,11 @@ def test_the_issue_s_four_slash_sqlite_url_exits_2_and_leaves_no_lock_file(
 
 def test_accepted_spellings_name_a_file_sqlite_can_open(invoke: Any, tmp_path: Path) -> None:
     odd = tmp_path / "a b%c.db"
-    for url in (f"sqlite://{tmp_path}/a%20b%25c.db", f"sqlite://localhost{tmp_path}/a b%25c.db",
-                f"sqlite:{tmp_path}/a%20b%25c.db"):  # fmt: skip
+    for url in (
+        f"sqlite://{tmp_path}/a%20b%25c.db",
+        f"sqlite://localhost{tmp_path}/a b%25c.db",
+        f"sqlite:{tmp_path}/a%20b%25c.db",
+    ):
         assert parse_db(url).path == str(odd), url
         result = invoke("--db", url, "init", "--tickets", "4")
         assert result.exit_code == 0, result.output
@@ -115,15 +122,22 @@ def test_a_redis_count_not_in_its_plain_form_is_a_corrupt_store(
     client.set("t", value)
     store = open_store(parse_db(redis_url))
     try:
-        for read in (store.load, lambda: store.take(1), lambda: store.take_optimistic(
-                1, lambda: None, 1.0)):  # fmt: skip
+        for read in (
+            store.load,
+            lambda: store.take(1),
+            lambda: store.take_optimistic(1, lambda: None, 1.0),
+        ):
             with pytest.raises(StoreError, match="not a whole number|not a count|larger"):
                 read()
     finally:
         store.close()
     assert client.get("t") == value.encode()  # nothing taken from it
-    done = subprocess.run([sys.executable, "-m", "tickets", "--db", redis_url, "status"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tickets", "--db", redis_url, "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3 and "tickets init" in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
@@ -133,9 +147,15 @@ def test_a_redis_count_not_in_its_plain_form_is_a_corrupt_store(
 
 @pytest.mark.parametrize(
     ("db", "lock"),
-    [("t.json", "t.json"), ("t.json", "./sub/../t.json"), ("t.json", "t.json.sale"),
-     ("sqlite:s.db", "s.db"), ("sqlite:s.db", "s.db-wal"), ("sqlite:s.db", "s.db.sale")],
-)  # fmt: skip
+    [
+        ("t.json", "t.json"),
+        ("t.json", "./sub/../t.json"),
+        ("t.json", "t.json.sale"),
+        ("sqlite:s.db", "s.db"),
+        ("sqlite:s.db", "s.db-wal"),
+        ("sqlite:s.db", "s.db.sale"),
+    ],
+)
 def test_a_lock_file_that_is_the_store_s_own_is_a_usage_error(
     invoke: Any, tmp_path: Path, db: str, lock: str
 ) -> None:

@@ -142,14 +142,21 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
         "race": (["fork"], ["race", "-n", "40", "-t", "20", "--trials", "3"]),
         "queue": (methods, ["queue", "--orders", "100", "--clerks", "3", "--write-delay", "5"]),
         "workers": (["fork"], ["buy", "-n", "3000", "-t", "2000", "--workers", "2"]),
-        "buy-code": (methods, ["buy", "--buy", "escaper.py:buy", "-n", "8", "-t", "40",
-                               "--write-delay", "100"]),
+        "buy-code": (
+            methods,
+            ["buy", "--buy", "escaper.py:buy", "-n", "8", "-t", "40", "--write-delay", "100"],
+        ),
         "exec": (["fork"], ["buy", "-n", "8", "--exec", EXEC_ESCAPER, "--stock-cmd", "echo 8"]),
-    }  # fmt: skip
+    }
     sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL, signal.SIGSEGV]
-    figures = {"runs": 0, **{signal.Signals(s).name: 0 for s in sigs}, "orphans": 0,
-               "helpers alive": 0, "unfinished after TERM/INT/HUP": 0,
-               "unrecorded sales": 0}  # fmt: skip
+    figures = {
+        "runs": 0,
+        **{signal.Signals(s).name: 0 for s in sigs},
+        "orphans": 0,
+        "helpers alive": 0,
+        "unfinished after TERM/INT/HUP": 0,
+        "unrecorded sales": 0,
+    }
     stopped: list[str] = []
     for n in range(90):
         folder = tmp_path / f"run{n}"
@@ -161,10 +168,20 @@ def test_signals_at_random_moments(tmp_path: object, capsys: pytest.CaptureFixtu
         sig = rng.choice(sigs)
         env = {**os.environ, "TICKETS_DB": str(store)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tickets", *commands[name][1], "--start-method", method,
-             "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tickets",
+                *commands[name][1],
+                "--start-method",
+                method,
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=folder,
+            env=env,
+        )
         time.sleep(rng.uniform(0.3, 2.0))
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
@@ -233,9 +250,16 @@ def test_every_engine_and_strategy_under_heavy_contention(
     figures = []
     for strategy in [*correct, "deferred" if kind == "sqlite" else "none"]:
         for seed in range(5):
-            config = BuyConfig(store=parse_db(real_store), buyers=300, tickets=100,
-                               strategy=strategy, seed=seed, delays=Delays.none(),
-                               lock_timeout=60, keep_history=False)  # fmt: skip
+            config = BuyConfig(
+                store=parse_db(real_store),
+                buyers=300,
+                tickets=100,
+                strategy=strategy,
+                seed=seed,
+                delays=Delays.none(),
+                lock_timeout=60,
+                keep_history=False,
+            )
             report = run_buy(config).report
             if strategy in correct:
                 assert (report.sold, report.remaining, report.oversold) == (100, 0, 0), strategy
@@ -247,9 +271,17 @@ def test_every_engine_and_strategy_under_heavy_contention(
             oversold_runs = 0
             for seed in range(5):
                 chaos = Chaos(kill_rate=0, pause_rate=0.5, seed=seed, pause_length=0.2)
-                config = BuyConfig(store=parse_db(real_store), buyers=10, tickets=10,
-                                   strategy="lease", seed=seed, lease_ttl=0.05, fencing=fencing,
-                                   chaos=chaos, keep_history=False)  # fmt: skip
+                config = BuyConfig(
+                    store=parse_db(real_store),
+                    buyers=10,
+                    tickets=10,
+                    strategy="lease",
+                    seed=seed,
+                    lease_ttl=0.05,
+                    fencing=fencing,
+                    chaos=chaos,
+                    keep_history=False,
+                )
                 report = run_buy(config).report
                 oversold_runs += report.oversold > 0
                 assert not fencing or (report.passed and report.oversold == 0)
@@ -278,14 +310,29 @@ def test_the_example_service_under_exec_is_judged_right_every_time(
     assert isinstance(tmp_path, Path)
     service = str(ROOT / "examples" / "booking_service.py")
     tally: dict[str, list[int]] = {}
-    for flags, timeouts, expected in (([], ["5", "0.05", "0.1"], 0), (["--ids"], ["5"], 0),
-                                      (["--broken"], ["5"], 1)):  # fmt: skip
+    for flags, timeouts, expected in (
+        ([], ["5", "0.05", "0.1"], 0),
+        (["--ids"], ["5"], 0),
+        (["--broken"], ["5"], 1),
+    ):
         ready = tmp_path / f"ready{len(tally)}"
         proc = subprocess.Popen(
-            [sys.executable, service, "--port", "0", "--db", str(tmp_path / f"s{len(tally)}.db"),
-             "--ready-file", str(ready), "--tickets", "100", *flags],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                service,
+                "--port",
+                "0",
+                "--db",
+                str(tmp_path / f"s{len(tally)}.db"),
+                "--ready-file",
+                str(ready),
+                "--tickets",
+                "100",
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 30
             while not ready.exists() and time.monotonic() < deadline:
@@ -293,14 +340,33 @@ def test_the_example_service_under_exec_is_judged_right_every_time(
             url = "http://" + ready.read_text().strip()
             for trial in range(5):
                 for timeout in timeouts:
-                    subprocess.run(["curl", "-fsS", "-X", "POST", f"{url}/stock?count=100"],
-                                   check=True, capture_output=True, timeout=30)  # fmt: skip
+                    subprocess.run(
+                        ["curl", "-fsS", "-X", "POST", f"{url}/stock?count=100"],
+                        check=True,
+                        capture_output=True,
+                        timeout=30,
+                    )
                     done = subprocess.run(
-                        [sys.executable, "-m", "tickets", "buy", "--buyers", "300",
-                         "--buyer-timeout", timeout, "--exec", f"curl -fsS -X POST {url}/buy",
-                         "--stock-cmd", f"curl -fsS {url}/stock", "--json"],
-                        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                    )  # fmt: skip
+                        [
+                            sys.executable,
+                            "-m",
+                            "tickets",
+                            "buy",
+                            "--buyers",
+                            "300",
+                            "--buyer-timeout",
+                            timeout,
+                            "--exec",
+                            f"curl -fsS -X POST {url}/buy",
+                            "--stock-cmd",
+                            f"curl -fsS {url}/stock",
+                            "--json",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=300,
+                        cwd=tmp_path,
+                    )
                     doc = json.loads(done.stdout)
                     assert done.returncode == expected, (flags, timeout, trial, doc["checks"])
                     tally.setdefault(f"{flags} {timeout}", []).append(doc["unknown"])
@@ -321,8 +387,14 @@ def test_two_hundred_thousand_buyers_on_workers(sale: Sale, strategy: str) -> No
     import subprocess
     import sys
 
-    result = sale(buyers=200_000, tickets=5_000, strategy=strategy, concurrency=64,
-                  delays=Delays(0.001, 0.002), stall_timeout=120)  # fmt: skip
+    result = sale(
+        buyers=200_000,
+        tickets=5_000,
+        strategy=strategy,
+        concurrency=64,
+        delays=Delays(0.001, 0.002),
+        stall_timeout=120,
+    )
     report = result.report
     assert result.config.workers >= 1 and not result.every_row
     assert report.sold + report.failed + report.unknown == 200_000 and report.unknown == 0
@@ -330,6 +402,10 @@ def test_two_hundred_thousand_buyers_on_workers(sale: Sale, strategy: str) -> No
         assert report.oversold > 0 and not result.passed
     else:
         assert result.passed and report.sold == 5_000 and result.remaining == 0
-    check = subprocess.run([sys.executable, "-m", "tickets", "check", str(result.history)],
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "-m", "tickets", "check", str(result.history)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert check.returncode == (0 if result.passed else 1), check.stdout[-2000:]

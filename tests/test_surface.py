@@ -54,8 +54,10 @@ def merge(a: Any, b: Any) -> Any:
     if a is None or a == b:
         return b
     if isinstance(a, dict) and isinstance(b, dict):
-        return {k: merge(a.get(k), b.get(k)) if k in a and k in b else a.get(k, b.get(k))
-                for k in sorted(a.keys() | b.keys())}  # fmt: skip
+        return {
+            k: merge(a.get(k), b.get(k)) if k in a and k in b else a.get(k, b.get(k))
+            for k in sorted(a.keys() | b.keys())
+        }
     if isinstance(a, list) and isinstance(b, list):
         return [merge(a[0] if a else None, b[0] if b else None)] if a or b else []
     if isinstance(a, str) and isinstance(b, str):
@@ -113,15 +115,53 @@ def json_of(result: Result, codes: tuple[int, ...] = (0,)) -> Any:
 SALES: dict[str, Callable[[Path], list[str]]] = {
     "buy": lambda d: ["buy", "-n", "4", "-t", "6", "--lock", "flock", *FAST],
     "buy-one-buyer": lambda d: ["buy", "-n", "1", "-t", "3", "--lock", "none", *FAST],
-    "queue": lambda d: ["queue", "--producers", "1", "--orders", "3", "--clerks", "2", "-t", "5",
-                        *FAST],
-    "race": lambda d: ["race", "-n", "3", "-t", "6", "--strategies", "process,flock",
-                       "--trials", "1", *FAST],
-    "buy-user": lambda d: ["buy", "--buy", "examples/booking.py:take_ticket", "-n", "3", "-t",
-                           "5", *FAST],
-    "buy-sqlite": lambda d: ["--db", f"sqlite:{d / 'sale.db'}", "buy", "-n", "3", "-t", "5",
-                             "--lock", "atomic", *FAST],
-}  # fmt: skip
+    "queue": lambda d: [
+        "queue",
+        "--producers",
+        "1",
+        "--orders",
+        "3",
+        "--clerks",
+        "2",
+        "-t",
+        "5",
+        *FAST,
+    ],
+    "race": lambda d: [
+        "race",
+        "-n",
+        "3",
+        "-t",
+        "6",
+        "--strategies",
+        "process,flock",
+        "--trials",
+        "1",
+        *FAST,
+    ],
+    "buy-user": lambda d: [
+        "buy",
+        "--buy",
+        "examples/booking.py:take_ticket",
+        "-n",
+        "3",
+        "-t",
+        "5",
+        *FAST,
+    ],
+    "buy-sqlite": lambda d: [
+        "--db",
+        f"sqlite:{d / 'sale.db'}",
+        "buy",
+        "-n",
+        "3",
+        "-t",
+        "5",
+        "--lock",
+        "atomic",
+        *FAST,
+    ],
+}
 
 
 @pytest.mark.parametrize("sale", sorted(SALES))

@@ -24,7 +24,7 @@ EXAMPLE = str(ROOT / "examples" / "booking.py")
 def tickets(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tickets", *args], capture_output=True, text=True, timeout=timeout
-    )  # fmt: skip
+    )
 
 
 def buy_json(*args: str) -> tuple[int, dict[str, Any]]:
@@ -43,26 +43,49 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_the_correct_example_never_oversells_and_the_broken_one_does(any_store: str) -> None:
     for seed in (0, 1):
-        code, doc = buy_json("--db", any_store, "buy", "-n", "12", "-t", "5", "--seed", str(seed),
-                             "--buy", f"{EXAMPLE}:take_ticket")  # fmt: skip
+        code, doc = buy_json(
+            "--db",
+            any_store,
+            "buy",
+            "-n",
+            "12",
+            "-t",
+            "5",
+            "--seed",
+            str(seed),
+            "--buy",
+            f"{EXAMPLE}:take_ticket",
+        )
         assert code == 0 and doc["passed"] and (doc["sold"], doc["remaining"]) == (5, 0)
-    code, doc = buy_json("--db", any_store, "buy", "-n", "12", "-t", "10", "--write-delay",
-                         "60", "--buy", f"{EXAMPLE}:take_ticket_broken")  # fmt: skip
+    code, doc = buy_json(
+        "--db",
+        any_store,
+        "buy",
+        "-n",
+        "12",
+        "-t",
+        "10",
+        "--write-delay",
+        "60",
+        "--buy",
+        f"{EXAMPLE}:take_ticket_broken",
+    )
     assert code == 1 and doc["oversold"] > 0 and not doc["passed"]
     run = read_json_lines(Path(doc["history"]))[0]
     assert run["buyer"] == f"{EXAMPLE}:take_ticket_broken"
 
 
 def test_a_user_buyer_can_use_the_store_s_own_take(real_store: str) -> None:
-    code, doc = buy_json("--db", real_store, "buy", "-n", "12", "-t", "5", "--lock", "none",
-                         "--buy", "takes:buy")  # fmt: skip
+    code, doc = buy_json(
+        "--db", real_store, "buy", "-n", "12", "-t", "5", "--lock", "none", "--buy", "takes:buy"
+    )
     assert code == 2  # no such module yet: a usage error, before anything starts
     Path("takes.py").write_text("def buy(store):\n    return store.take()\n")
     code, doc = buy_json("--db", real_store, "buy", "-n", "12", "-t", "5", "--buy", "takes:buy")
     assert code == 0 and doc["passed"] and doc["sold"] == 5
 
 
-USER_CODE = '''
+USER_CODE = """
 import os, sys, time
 
 def prints(store):
@@ -92,7 +115,7 @@ def raw(store):
     return None
 
 print("IMPORTED, PRINTING")
-'''
+"""
 
 
 @pytest.fixture
@@ -127,8 +150,9 @@ def test_a_result_that_is_not_a_seat_is_unknown(user_code: str) -> None:
 
 def test_a_hanging_buyer_is_stopped_at_its_timeout(user_code: str) -> None:
     t = time.monotonic()
-    code, doc = buy_json("buy", "-n", "3", "-t", "0", "--buyer-timeout", "1",
-                         "--buy", f"{user_code}:hangs")  # fmt: skip
+    code, doc = buy_json(
+        "buy", "-n", "3", "-t", "0", "--buyer-timeout", "1", "--buy", f"{user_code}:hangs"
+    )
     assert time.monotonic() - t < 60
     hung = doc["buyers"][0]
     assert hung["result"] == "info" and hung["reason"].startswith("timeout: still buying after 1s")
@@ -187,19 +211,30 @@ def test_nothing_the_user_code_starts_is_left_behind(tmp_path: Path) -> None:
 
 def test_race_puts_the_user_code_beside_the_built_in_strategies(tmp_path: Path) -> None:
     good, bad = f"{EXAMPLE}:take_ticket", f"{EXAMPLE}:take_ticket_broken"
-    code, doc = buy_json("race", "-n", "12", "--write-delay", "60",
-                         "--strategies", f"none,file,{good},{bad}")  # fmt: skip
+    code, doc = buy_json(
+        "race", "-n", "12", "--write-delay", "60", "--strategies", f"none,file,{good},{bad}"
+    )
     assert code == 1 and not doc["passed"]
     sides = {s["strategy"]: s for s in doc["strategies"]}
     assert sides[good]["excludes"] and sides[good]["oversold_trials"] == 0
     assert sides[bad]["excludes"] and sides[bad]["oversold_trials"] == 1
     assert any(bad in reason for reason in doc["reasons"])
     assert sum(1 for run in doc["runs"] if "take_ticket" in run["history"]) == 2
-    code, doc = buy_json("race", "-n", "8", "--strategies", f"none,{good}", "--expect-oversell",
-                         "--write-delay", "60")  # fmt: skip
+    code, doc = buy_json(
+        "race",
+        "-n",
+        "8",
+        "--strategies",
+        f"none,{good}",
+        "--expect-oversell",
+        "--write-delay",
+        "60",
+    )
     assert code == 0 and doc["passed"]
     shown = tickets("race", "-n", "6", "--no-delay", "--strategies", f"file,{good}")
-    assert "booking.py:take_ticket" in shown.stdout and str(ROOT) not in shown.stdout.split(
-        "histories:")[0]  # fmt: skip
+    assert (
+        "booking.py:take_ticket" in shown.stdout
+        and str(ROOT) not in shown.stdout.split("histories:")[0]
+    )
     done = tickets("race", "--strategies", "none,missing.py:f")
     assert done.returncode == 2 and "missing.py: no such file" in done.stderr

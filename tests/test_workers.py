@@ -26,17 +26,29 @@ RACY = Delays(0.002, 0.02)
 
 
 def check_exit(history: Path) -> int:
-    done = subprocess.run([sys.executable, "-m", "tickets", "check", str(history), "--json"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tickets", "check", str(history), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return done.returncode
 
 
 @pytest.mark.parametrize("strategy", ["process", "file", "flock"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_excluding_strategies_never_oversell_on_workers(sale: Any, strategy: str, seed: int
-                                                        ) -> None:  # fmt: skip
-    result = sale(buyers=400, tickets=150, strategy=strategy, workers=2, concurrency=16,
-                  seed=seed, delays=Delays(0.002, 0.001))  # fmt: skip
+def test_excluding_strategies_never_oversell_on_workers(
+    sale: Any, strategy: str, seed: int
+) -> None:
+    result = sale(
+        buyers=400,
+        tickets=150,
+        strategy=strategy,
+        workers=2,
+        concurrency=16,
+        seed=seed,
+        delays=Delays(0.002, 0.001),
+    )
     report = result.report
     assert result.passed, result.report.failures()
     assert (report.sold, report.failed, report.unknown, result.remaining) == (150, 250, 0, 0)
@@ -48,8 +60,7 @@ def test_excluding_strategies_never_oversell_on_workers(sale: Any, strategy: str
 
 @pytest.mark.parametrize("strategy", ["none", "per-buyer"])
 def test_no_exclusion_still_oversells_on_workers(sale: Any, strategy: str) -> None:
-    result = sale(buyers=200, tickets=20, strategy=strategy, workers=2, concurrency=50,
-                  delays=RACY)  # fmt: skip
+    result = sale(buyers=200, tickets=20, strategy=strategy, workers=2, concurrency=50, delays=RACY)
     assert result.report.oversold > 0 and not result.passed
     assert check_exit(result.history) == 1  # the history says the same
 
@@ -58,15 +69,17 @@ def test_no_exclusion_still_oversells_on_workers(sale: Any, strategy: str) -> No
 def test_two_buyers_of_one_worker_exclude_each_other(sale: Any, strategy: str) -> None:
     """One worker, two buyers at once: each holds its own descriptor, so
     the second waits in the lock for the first one's write delay."""
-    result = sale(buyers=2, tickets=5, strategy=strategy, workers=1, concurrency=2,
-                  delays=Delays(0.0, 0.2))  # fmt: skip
+    result = sale(
+        buyers=2, tickets=5, strategy=strategy, workers=1, concurrency=2, delays=Delays(0.0, 0.2)
+    )
     assert result.passed and result.report.sold == 2 and result.remaining == 3
     waits = sorted(row.lock_wait or 0.0 for row in result.rows)
     assert waits[1] >= 0.08  # the write delay is drawn from 0.1 to 0.2 s
     seats = sorted(row.seat for row in result.rows)
     assert seats == [4, 5]  # and never both from one count, as without a lock:
-    unlocked = sale(buyers=2, tickets=5, strategy="none", workers=1, concurrency=2,
-                    delays=Delays(0.0, 0.2))  # fmt: skip
+    unlocked = sale(
+        buyers=2, tickets=5, strategy="none", workers=1, concurrency=2, delays=Delays(0.0, 0.2)
+    )
     assert [row.seat for row in unlocked.rows] == [5, 5]
 
 
@@ -76,9 +89,16 @@ def test_a_thread_waiting_for_the_lock_times_out(sale: Any, strategy: str) -> No
     its worker give up after the lock timeout (under flock a signal ends
     each thread's wait in the kernel), and the run ends."""
     t = time.monotonic()
-    result = sale(buyers=3, tickets=5, strategy=strategy, workers=1, concurrency=3,
-                  lock_timeout=0.3, delays=Delays.none(),
-                  chaos=Chaos(kill_rate=0.0, pause_rate=1.0, pause_length=2.0))  # fmt: skip
+    result = sale(
+        buyers=3,
+        tickets=5,
+        strategy=strategy,
+        workers=1,
+        concurrency=3,
+        lock_timeout=0.3,
+        delays=Delays.none(),
+        chaos=Chaos(kill_rate=0.0, pause_rate=1.0, pause_length=2.0),
+    )
     took = time.monotonic() - t
     reasons = sorted((row.reason or "ok").partition(":")[0] for row in result.rows)
     assert reasons == ["busy", "busy", "ok"]
@@ -91,8 +111,14 @@ def test_a_thread_waiting_for_the_lock_times_out(sale: Any, strategy: str) -> No
 def test_a_killed_worker_leaves_no_buyer_without_an_outcome(sale: Any) -> None:
     """Chaos kills both workers mid-share: each of their buyers that began is
     unknown, each that did not never started, and the history checks the same."""
-    result = sale(buyers=600, tickets=600, workers=2, concurrency=8, strategy="flock",
-                  chaos=Chaos(kill_rate=1.0, pause_rate=0.0, seed=3))  # every kill point is reached
+    result = sale(
+        buyers=600,
+        tickets=600,
+        workers=2,
+        concurrency=8,
+        strategy="flock",
+        chaos=Chaos(kill_rate=1.0, pause_rate=0.0, seed=3),
+    )  # every kill point is reached
     assert result.workers is not None
     assert [w["exit"] for w in result.workers] == ["killed by SIGKILL"] * 2
     assert result.chaos is not None and result.chaos["killed"] == 2
@@ -108,8 +134,14 @@ def test_a_killed_worker_leaves_no_buyer_without_an_outcome(sale: Any) -> None:
 
 def test_paused_workers_still_finish(sale: Any) -> None:
     """SIGSTOP and SIGCONT of whole workers (every buyer in them stops)."""
-    result = sale(buyers=900, tickets=900, workers=3, concurrency=8, strategy="flock",
-                  chaos=Chaos(kill_rate=0.0, pause_rate=1.0, seed=1))  # fmt: skip
+    result = sale(
+        buyers=900,
+        tickets=900,
+        workers=3,
+        concurrency=8,
+        strategy="flock",
+        chaos=Chaos(kill_rate=0.0, pause_rate=1.0, seed=1),
+    )
     assert result.passed and result.report.sold == 900
     assert result.chaos is not None and result.chaos["paused"] >= 1
 
@@ -136,8 +168,10 @@ def test_a_big_sale_runs_on_workers_by_itself(sale: Any, invoke: Any) -> None:
     "fields, message",
     [
         ({"buyers": 6000, "workers": 0}, "at most 5,000 buyers"),
-        ({"buyers": 10, "workers": 2, "command": "true", "strategy": "none"},
-         "--workers does not apply to --exec"),
+        (
+            {"buyers": 10, "workers": 2, "command": "true", "strategy": "none"},
+            "--workers does not apply to --exec",
+        ),
         ({"buyers": 10, "workers": 2, "start_method": "spawn"}, "needs --start-method fork"),
         ({"buyers": 10, "workers": 300}, "workers must be"),
         ({"buyers": 10, "workers": 1, "concurrency": 0}, "concurrency must be"),
@@ -145,8 +179,7 @@ def test_a_big_sale_runs_on_workers_by_itself(sale: Any, invoke: Any) -> None:
         ({"buyers": 10_000_001}, "buyers must be"),
     ],
 )
-def test_bad_worker_settings_are_refused(store: Path, fields: dict[str, Any], message: str
-                                         ) -> None:  # fmt: skip
+def test_bad_worker_settings_are_refused(store: Path, fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         BuyConfig(store=store, **fields)
 
@@ -158,8 +191,21 @@ def test_all_is_refused_for_a_big_sale(invoke: Any, store: Path) -> None:
 
 
 def test_the_json_document_of_a_sale_on_workers(invoke: Any, store: Path) -> None:
-    result = invoke("--db", str(store), "buy", "--buyers", "40", "--tickets", "10",
-                    "--workers", "2", "--concurrency", "5", "--no-delay", "--json")  # fmt: skip
+    result = invoke(
+        "--db",
+        str(store),
+        "buy",
+        "--buyers",
+        "40",
+        "--tickets",
+        "10",
+        "--workers",
+        "2",
+        "--concurrency",
+        "5",
+        "--no-delay",
+        "--json",
+    )
     doc = json.loads(result.stdout)
     assert doc["passed"] and doc["workers"] == 2 and doc["concurrency"] == 5
     assert [w["buyers"] for w in doc["per_worker"]] == [20, 20]
@@ -172,8 +218,15 @@ def test_the_real_stores_sell_exactly_on_workers(sale: Any, real_store: str) -> 
     strategies and a file lock stay exact on SQLite and a real Redis server."""
     native = ["atomic", "transaction"] + (["lease"] if real_store.startswith("redis") else [])
     for strategy in [*native, "flock"]:
-        result = sale(store=real_store, buyers=300, tickets=100, strategy=strategy, workers=2,
-                      concurrency=8, delays=Delays(0.001, 0.001))  # fmt: skip
+        result = sale(
+            store=real_store,
+            buyers=300,
+            tickets=100,
+            strategy=strategy,
+            workers=2,
+            concurrency=8,
+            delays=Delays(0.001, 0.001),
+        )
         report = result.report
         assert result.passed, (strategy, report.failures())
         assert (report.sold, report.unknown, result.remaining) == (100, 0, 0), strategy

@@ -40,8 +40,9 @@ def check(spec: str, timeout: float = CHECK_TIMEOUT) -> None:
     read_end, write_end = os.pipe()
     try:
         argv = [sys.executable, "-m", "tickets.child.user_buyer", spec, str(write_end)]
-        done = _run(argv, timeout, wards_itself=True, pass_fds=(write_end,),
-                    stdout=subprocess.DEVNULL)  # fmt: skip
+        done = _run(
+            argv, timeout, wards_itself=True, pass_fds=(write_end,), stdout=subprocess.DEVNULL
+        )
         os.close(write_end)
         write_end = -1
         answer = os.read(read_end, 4096).decode(errors="replace") if done is not None else ""
@@ -52,6 +53,7 @@ def check(spec: str, timeout: float = CHECK_TIMEOUT) -> None:
     if done is None:
         raise BuyerCodeError(f"{where}: its import did not finish within {timeout:g}s; stopped")
     if answer != "ok":
-        raise BuyerCodeError(answer or f"{where}: cannot be imported (the check exited with "
-                                       f"code {done[0]})")  # fmt: skip
+        raise BuyerCodeError(
+            answer or f"{where}: cannot be imported (the check exited with code {done[0]})"
+        )
     _GOOD.add(key)

@@ -94,8 +94,11 @@ class Report:
         short: a sale whose stock nobody read, or one stopped midway (the
         buyers it never let run tested nothing), is not proven, however its
         checks came out."""
-        return (self.initial is not None and self.untested is None
-                and all(c.passed is not False for c in self.checks))  # fmt: skip
+        return (
+            self.initial is not None
+            and self.untested is None
+            and all(c.passed is not False for c in self.checks)
+        )
 
     @property
     def unproven(self) -> bool:
@@ -133,15 +136,24 @@ def evaluate(
     report = (_evaluate_ids if ops.tickets else _evaluate_seats)(
         ops, initial, remaining, store_problem, unfinished
     )
-    return replace(report, aborted=aborted, idle=idle_because(ops, initial), refused=ops.refused,
-                   held=ops.held, first_held=ops.first_held, run_error=run_error)  # fmt: skip
+    return replace(
+        report,
+        aborted=aborted,
+        idle=idle_because(ops, initial),
+        refused=ops.refused,
+        held=ops.held,
+        first_held=ops.first_held,
+        run_error=run_error,
+    )
 
 
 def idle_because(ops: Operations, initial: int | None) -> str | None:
     """Why the sale tested nothing, if it did: a green must be earned."""
     if initial == 0:
-        return ("the store had no tickets: nobody could buy, nothing was tested "
-                "(restock with --tickets N, or tickets init)")
+        return (
+            "the store had no tickets: nobody could buy, nothing was tested "
+            "(restock with --tickets N, or tickets init)"
+        )
     if ops.count(OK) or ops.count(SOLD_OUT):
         return None
     noun = ops.noun
@@ -292,7 +304,9 @@ def _errors_check(ops: Operations) -> Check:
 
 
 def _seats_check(
-    initial: int | None, remaining: int | None, double: dict[Any, list[str]],
+    initial: int | None,
+    remaining: int | None,
+    double: dict[Any, list[str]],
     out_of_range: list[int],
 ) -> Check:
     if double:

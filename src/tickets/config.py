@@ -205,7 +205,6 @@ class BuyConfig(SaleConfig):
             except BuyerCodeError as exc:
                 raise ConfigError(f"--buy {exc}") from None
 
-
     def _check_command(self) -> None:
         """--exec, --stock-cmd and where the stock is read."""
         from .shell import CommandError, check_command
@@ -260,8 +259,10 @@ class BuyConfig(SaleConfig):
                 + ("give fewer" if self.command is not None else "run them on --workers")
             )
         if given and not workers:
-            raise ConfigError("--concurrency is for buyers on workers: give --workers W "
-                              f"(or over {AUTO_WORKERS_ABOVE:,} buyers, they are by default)")
+            raise ConfigError(
+                "--concurrency is for buyers on workers: give --workers W "
+                f"(or over {AUTO_WORKERS_ABOVE:,} buyers, they are by default)"
+            )
         object.__setattr__(self, "workers", min(workers, self.buyers))
         # None without workers: a copy (dataclasses.replace) validates the same
         object.__setattr__(self, "concurrency", concurrency if workers else None)
@@ -335,8 +336,10 @@ class QueueConfig(SaleConfig):
             workers = default_workers() if self.producers > MAX_PRODUCERS else 0
         _in_range("workers", workers, 0, MAX_WORKERS)
         if not workers and self.producers > MAX_PRODUCERS:
-            raise ConfigError(f"--producers {self.producers}: a process per producer takes at "
-                              f"most {MAX_PRODUCERS}; run them on --workers")  # fmt: skip
+            raise ConfigError(
+                f"--producers {self.producers}: a process per producer takes at "
+                f"most {MAX_PRODUCERS}; run them on --workers"
+            )
         _in_range("producers", self.producers, 1, MAX_WORKER_PRODUCERS)
         object.__setattr__(self, "workers", min(workers, self.producers))
         _in_range("orders", self.orders, 1, MAX_ORDERS)

@@ -251,8 +251,9 @@ class _Reader:
         if ops is None or self.run is None:
             raise HistoryError(self.path, "is empty, not a tickets history")
         ops.fit()
-        return History(str(self.path), self.run, ops, self.end, self.details, self.torn,
-                       self.named_store)  # fmt: skip
+        return History(
+            str(self.path), self.run, ops, self.end, self.details, self.torn, self.named_store
+        )
 
     def first(self, ev: dict[str, Any]) -> Operations:
         if ev.get("type") != "run":

@@ -31,8 +31,10 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     """The run line's fields; returns the number of operations and their noun."""
     version = ev.get("version")
     if type(version) is not int or version not in READABLE_VERSIONS:  # True and 1.0 are == 1
-        raise Malformed(f"has format version {printable(repr(version))[:40]}, not one this "
-                        f"tickets reads ({', '.join(map(str, READABLE_VERSIONS))})")  # fmt: skip
+        raise Malformed(
+            f"has format version {printable(repr(version))[:40]}, not one this "
+            f"tickets reads ({', '.join(map(str, READABLE_VERSIONS))})"
+        )
     if "ticket_ids" in ev and (version < 2 or type(ev["ticket_ids"]) is not bool):
         raise Malformed(f"run line has ticket_ids {printable(repr(ev['ticket_ids']))[:40]}")
     mode, strategy = ev.get("mode"), ev.get("strategy")
@@ -69,15 +71,16 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
             raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
         return ev["buyers"], "buyer"
     producers, orders = ev.get("producers"), ev.get("orders")
-    if not (_is_int(producers, 1, MAX_WORKER_PRODUCERS) and _is_int(orders, 1, MAX_ORDERS)
-            and producers * orders <= MAX_ORDERS):  # fmt: skip
+    if not (
+        _is_int(producers, 1, MAX_WORKER_PRODUCERS)
+        and _is_int(orders, 1, MAX_ORDERS)
+        and producers * orders <= MAX_ORDERS
+    ):
         raise Malformed(f"run line has no valid producers and orders (at most {MAX_ORDERS:,})")
     return producers * orders, "order"
 
 
-def check_end_line(
-    ev: dict[str, Any], ops: Operations, stock_known: bool = True
-) -> dict[str, Any]:
+def check_end_line(ev: dict[str, Any], ops: Operations, stock_known: bool = True) -> dict[str, Any]:
     remaining = ev.get("remaining")
     if remaining is not None and not _is_int(remaining, 0, MAX_COUNT):
         raise Malformed(f"end line has remaining {remaining!r}, not a count")

@@ -49,9 +49,7 @@ class HistoryWriter:
             os.link(temp, self.path)
         except FileExistsError:
             self._temp = temp
-            raise HistoryError(
-                self.path, "already exists; choose another --history path"
-            ) from None
+            raise HistoryError(self.path, "already exists; choose another --history path") from None
         except OSError:  # a file system without hard links
             if os.path.lexists(self.path):
                 self._temp = temp
@@ -111,8 +109,13 @@ class HistoryWriter:
 
 
 #: What is at a path that is neither a regular file nor a link, in words.
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))  # fmt: skip
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def _special(path: Path) -> str | None:

@@ -174,8 +174,11 @@ class OrderChecks:
         if self.sold_out < 0:
             return 0, ""
         ops, size = self.ops, self.ops.size
-        late = [i for _, i in (divmod(p, size) for p in self.packed)
-                if ops.invoked[i] > self.sold_out_at]  # fmt: skip
+        late = [
+            i
+            for _, i in (divmod(p, size) for p in self.packed)
+            if ops.invoked[i] > self.sold_out_at
+        ]
         if not late:
             return 0, ""
         first = min(late, key=lambda i: ops.invoked[i])
@@ -202,8 +205,10 @@ def order_checks(
         late_lost = "" if lost else checks.unmatched(runs, with_sold_out=True)
     problems = []
     if stale:
-        problems.append(f"{stale} sale(s) took a higher seat than one completed before "
-                        f"they began; e.g. {stale_example}")  # fmt: skip
+        problems.append(
+            f"{stale} sale(s) took a higher seat than one completed before "
+            f"they began; e.g. {stale_example}"
+        )
     if lost:
         problems.append(lost)
     if problems:
@@ -222,10 +227,16 @@ def stale_order(ops: Operations, packed: list[int]) -> Finding:
     owed to an unknown operation)."""
     stale, example = OrderChecks(ops, packed, None).stale_reads()
     if stale:
-        return Finding(False, f"{stale} sale(s) took a higher seat than one completed before "
-                              f"they began; e.g. {example}")  # fmt: skip
-    return Finding(True, f"the {len(packed)} seat(s) sold beside the ticket ids were taken in "
-                         "an order consistent with time")  # fmt: skip
+        return Finding(
+            False,
+            f"{stale} sale(s) took a higher seat than one completed before "
+            f"they began; e.g. {example}",
+        )
+    return Finding(
+        True,
+        f"the {len(packed)} seat(s) sold beside the ticket ids were taken in "
+        "an order consistent with time",
+    )
 
 
 def _undersell(checks: OrderChecks, late_lost: str) -> Finding:

@@ -271,8 +271,9 @@ class FlockLock(BuyerLock):
     thread runs signal handlers.
     """
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float, *, timer: bool = False
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self, path: str | os.PathLike[str], timeout: float, *, timer: bool = False
+    ) -> None:
         super().__init__(timeout)
         self.path = os.fspath(path)
         self._fd: int | None = self._open()

@@ -104,9 +104,14 @@ class Operations:
     """
 
     def __init__(
-        self, size: int, t_run: float = 0.0, noun: str = "buyer", *, claimed: int | None = None,
+        self,
+        size: int,
+        t_run: float = 0.0,
+        noun: str = "buyer",
+        *,
+        claimed: int | None = None,
         ids: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.size = size
         self.claimed = size if claimed is None else claimed
         self.noun = noun
@@ -144,12 +149,14 @@ class Operations:
         kind = ev["type"]
         number = ev.get("buyer")
         if type(number) is not int or not 0 <= number < self.claimed:
-            raise Malformed(f"{kind} event with {self.noun} number {number!r}, "
-                            f"not one of 0..{self.claimed - 1}")  # fmt: skip
+            raise Malformed(
+                f"{kind} event with {self.noun} number {number!r}, not one of 0..{self.claimed - 1}"
+            )
         t = ev.get("t")
         if not ((type(t) is float or type(t) is int) and self.t_run <= t < MAX_TIME):
-            raise Malformed(f"{kind} event of {self.noun} {number} has time {t!r}, "
-                            "not a time during its run")  # fmt: skip
+            raise Malformed(
+                f"{kind} event of {self.noun} {number} has time {t!r}, not a time during its run"
+            )
         self._check_fields(ev, kind, t)
         if t > self.latest:
             self.latest = t
@@ -170,8 +177,10 @@ class Operations:
             what = "before its invoke" if state == ABSENT else "after its completion"
             raise Malformed(f"{kind} of {self.noun} {number} {what}")
         if t < self.invoked[number]:
-            raise Malformed(f"{kind} of {self.noun} {number} at {t!r}, "
-                            f"before its invoke at {self.invoked[number]!r}")  # fmt: skip
+            raise Malformed(
+                f"{kind} of {self.noun} {number} at {t!r}, "
+                f"before its invoke at {self.invoked[number]!r}"
+            )
         reason = self._reason(ev, kind, number)
         if kind == "ok":
             self._sold(ev, number)
@@ -260,16 +269,23 @@ class Operations:
         """The optional fields: their types, ranges, and phases in time order."""
         low = self.t_run
         t_start, t_search, t_locked = ev.get("t_start"), ev.get("t_search"), ev.get("t_locked")
-        if not (_time_or_none(t_start, low) and _time_or_none(t_search, low)
-                and _time_or_none(t_locked, low)):  # fmt: skip
-            raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has a phase time "
-                            "that is not a time during its run")  # fmt: skip
+        if not (
+            _time_or_none(t_start, low)
+            and _time_or_none(t_search, low)
+            and _time_or_none(t_locked, low)
+        ):
+            raise Malformed(
+                f"{kind} event of {self.noun} {ev['buyer']} has a phase time "
+                "that is not a time during its run"
+            )
         last = low
         for phase in (t_start, t_search, t_locked, t):
             if phase is not None:
                 if phase < last:
-                    raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has its phases "
-                                    "out of order (start, search, locked, t)")  # fmt: skip
+                    raise Malformed(
+                        f"{kind} event of {self.noun} {ev['buyer']} has its phases "
+                        "out of order (start, search, locked, t)"
+                    )
                 last = phase
         pid, seen = ev.get("pid"), ev.get("seen")
         if pid is not None and not (type(pid) is int and pid >= 0):
@@ -288,8 +304,11 @@ class Operations:
             raise Malformed(f"take event with clerk {clerk!r}")
         if not is_time(t, self.t_run):
             raise Malformed(f"take event of clerk {clerk} has time {t!r}")
-        if (type(orders) is not list or not 0 < len(orders) <= MAX_BATCH
-                or not all(type(o) is int and 0 <= o < self.claimed for o in orders)):  # fmt: skip
+        if (
+            type(orders) is not list
+            or not 0 < len(orders) <= MAX_BATCH
+            or not all(type(o) is int and 0 <= o < self.claimed for o in orders)
+        ):
             raise Malformed(f"take event of clerk {clerk} without a list of order numbers")
         self.latest = max(self.latest, t)
 

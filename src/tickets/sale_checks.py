@@ -17,8 +17,7 @@ from .operations import Operations
 def _first(histories: list[History], said: Callable[[History], str | None]) -> str | None:
     """A sale of several runs is cut short (or untested) if any of them was:
     the first, by its file."""
-    return next((f"{h.path}: {why}" for h in histories
-                 if (why := said(h)) is not None), None)  # fmt: skip
+    return next((f"{h.path}: {why}" for h in histories if (why := said(h)) is not None), None)
 
 
 def one_kind_of_ticket(histories: list[History]) -> None:
@@ -29,9 +28,12 @@ def one_kind_of_ticket(histories: list[History]) -> None:
     seats = next((h for h in histories if h.ops.numeric), None)
     ids = next((h for h in histories if h.ops.tickets), None)
     if seats is not None and ids is not None:
-        raise HistoryError(ids.path, f"sold ticket ids where {seats.path} sold seats; "
-                                     "one sale's tickets are all seats or, with "
-                                     "--ticket-ids, all ids")  # fmt: skip
+        raise HistoryError(
+            ids.path,
+            f"sold ticket ids where {seats.path} sold seats; "
+            "one sale's tickets are all seats or, with "
+            "--ticket-ids, all ids",
+        )
 
 
 def check_histories(histories: list[History]) -> Report:
@@ -91,8 +93,12 @@ def check_sale(
         clock = h.run.get("clock")
         offset = clock.get("offset") if isinstance(clock, dict) else None
         spread = clock.get("uncertainty") if isinstance(clock, dict) else None
-        if not (type(offset) is float and abs(offset) < 1e12 and type(spread) is float
-                and 0 <= spread <= MAX_UNCERTAINTY):  # fmt: skip
+        if not (
+            type(offset) is float
+            and abs(offset) < 1e12
+            and type(spread) is float
+            and 0 <= spread <= MAX_UNCERTAINTY
+        ):
             raise HistoryError(h.path, "run line has no valid clock offset for a named sale")
         tables.append((h, on_server_clock(h.ops, offset, spread), offset + spread))
     tables.sort(key=lambda t: t[1].t_run)
@@ -114,10 +120,14 @@ def check_sale(
         run_error=_first([h for h, _, _ in tables], run_error_of),
     )
     widest = max(float(h.run["clock"]["uncertainty"]) for h, _, _ in tables)
-    said = (f"; {len(tables)} hosts, on the server's clock, each known to within "
-            f"{widest * 1000:.3f} ms: operations are ordered only when further apart")  # fmt: skip
-    checks = tuple(Check(c.name, c.passed, c.detail + said) if c.name == "real-time order"
-                   else c for c in report.checks)  # fmt: skip
+    said = (
+        f"; {len(tables)} hosts, on the server's clock, each known to within "
+        f"{widest * 1000:.3f} ms: operations are ordered only when further apart"
+    )
+    checks = tuple(
+        Check(c.name, c.passed, c.detail + said) if c.name == "real-time order" else c
+        for c in report.checks
+    )
     return replace(report, checks=checks)
 
 

@@ -20,8 +20,9 @@ class StreamedHistory:
     seconds have passed. What never got through is said in a note, and the
     file has it all."""
 
-    def __init__(self, inner: Any, sale: NamedSale, run_id: str, notes: list[str],
-                 patience: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self, inner: Any, sale: NamedSale, run_id: str, notes: list[str], patience: float = 30.0
+    ) -> None:
         self.inner = inner
         self.sale = sale
         self.run_id = run_id
@@ -63,9 +64,11 @@ class StreamedHistory:
         while not self.push() and time.monotonic() < deadline:
             time.sleep(0.2)
         if self.pending:
-            self.notes.append(f"{len(self.pending)} line(s) of this host's history never reached "
-                              f"the sale's stream ({self.failure}); this host's history file "
-                              "has them")  # fmt: skip
+            self.notes.append(
+                f"{len(self.pending)} line(s) of this host's history never reached "
+                f"the sale's stream ({self.failure}); this host's history file "
+                "has them"
+            )
         self.inner.close()
 
     def discard(self) -> None:
@@ -84,13 +87,18 @@ def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
         if seq <= len(held):
             continue  # sent again after a failure: the same line
         if seq != len(held) + 1:
-            raise HistoryError(f"sale {sale.name} run {run_id[:16]}",
-                               f"line {len(held) + 1} is missing from the sale's stream "
-                               "(the host's own file has it)")  # fmt: skip
+            raise HistoryError(
+                f"sale {sale.name} run {run_id[:16]}",
+                f"line {len(held) + 1} is missing from the sale's stream "
+                "(the host's own file has it)",
+            )
         held.append(line)
     if not runs:
-        raise SaleError(f"sale {sale.name}", "has no history on the server",
-                        "is the name right? `tickets sale list` shows the sales")  # fmt: skip
+        raise SaleError(
+            f"sale {sale.name}",
+            "has no history on the server",
+            "is the name right? `tickets sale list` shows the sales",
+        )
     histories = []
     for run_id, lines in runs.items():
         keep = set(range(len(lines))) if details else None  # more than its operations
@@ -119,8 +127,10 @@ def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
         offset = float(h.run["clock"]["offset"])
         tables.append(on_server_clock(h.ops, offset, 0.0))
         for number, held in h.details.items():
-            details[start + number] = {k: (v + offset if k in DRAWN_TIMES and v is not None
-                                           else v) for k, v in held.items()}  # fmt: skip
+            details[start + number] = {
+                k: (v + offset if k in DRAWN_TIMES and v is not None else v)
+                for k, v in held.items()
+            }
         hosts.append(f"host {n} ({h.run.get('host')}): buyers {start}-{start + h.ops.size - 1}")
         start += h.ops.size
     ops = Operations.merge(tables)

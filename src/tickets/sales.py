@@ -122,13 +122,16 @@ class NamedSale:
         what, value = self.store.call(lambda: script(keys=[self.meta, self.hosts], args=argv))
         what, value = what.decode(), value.decode()
         if what == "started":
-            raise self._fail("has already started; a host can join only before the start",
-                             "give the sale another name, or drop it with `tickets sale drop`")
+            raise self._fail(
+                "has already started; a host can join only before the start",
+                "give the sale another name, or drop it with `tickets sale drop`",
+            )
         if what == "hosts":
             raise self._fail(f"expects {value} hosts, not {hosts}", "give the same --hosts")
         if what == "key":
-            raise self._fail(f"sells the key {value!r}, not {self.store.key!r}",
-                             "give the same --db")  # fmt: skip
+            raise self._fail(
+                f"sells the key {value!r}, not {self.store.key!r}", "give the same --db"
+            )
         if what == "stock":
             raise self._fail(
                 f"began with a stock of {value}, and this host read {stock}: the stock was "
@@ -157,8 +160,10 @@ class NamedSale:
                 if time.monotonic() > deadline:
                     joined = self.store.call(lambda: client.hlen(self.hosts))
                     self.leave(host)
-                    return (f"sale {self.name}: only {joined} of {hosts} hosts joined within "
-                            f"{timeout:g}s; this host left it")  # fmt: skip
+                    return (
+                        f"sale {self.name}: only {joined} of {hosts} hosts joined within "
+                        f"{timeout:g}s; this host left it"
+                    )
                 time.sleep(POLL)
         except KeyboardInterrupt:  # Ctrl-C while waiting: not counted in any more
             self.leave(host)
@@ -237,8 +242,11 @@ class NamedSale:
             batch = page(start)
             for _, fields in batch:
                 seq = fields.get(b"seq", b"")
-                yield (fields.get(b"run", b"").decode(errors="replace"),
-                       int(seq) if seq.isdigit() else 0, fields.get(b"line", b""))  # fmt: skip
+                yield (
+                    fields.get(b"run", b"").decode(errors="replace"),
+                    int(seq) if seq.isdigit() else 0,
+                    fields.get(b"line", b""),
+                )
             if len(batch) < CHUNK:
                 return
             last = batch[-1][0].decode()

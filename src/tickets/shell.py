@@ -73,8 +73,11 @@ def read_stock(command: str, when: str, timeout: float = STOCK_TIMEOUT) -> int:
     which reading this is ("before the sale", "after the sale")."""
     done = _run(["/bin/sh", "-c", command], timeout, warded=True)
     if done is None:
-        raise StockCommandError(FLAG, f"{when}: still running after {timeout:g}s, or printed "
-                                      f"over {KEEP_BYTES // 1024} KiB; killed")  # fmt: skip
+        raise StockCommandError(
+            FLAG,
+            f"{when}: still running after {timeout:g}s, or printed "
+            f"over {KEEP_BYTES // 1024} KiB; killed",
+        )
     code, out, err = done
     if code != 0:
         said = _first_line(err)
@@ -98,9 +101,13 @@ KEEP_BYTES = 65536
 
 
 def _run(
-    argv: list[str], timeout: float, warded: bool = False, pass_fds: tuple[int, ...] = (),
-    stdout: int | None = subprocess.PIPE, wards_itself: bool = False,
-) -> tuple[int, bytes, bytes] | None:  # fmt: skip
+    argv: list[str],
+    timeout: float,
+    warded: bool = False,
+    pass_fds: tuple[int, ...] = (),
+    stdout: int | None = subprocess.PIPE,
+    wards_itself: bool = False,
+) -> tuple[int, bytes, bytes] | None:
     """Run ``argv`` in a session of its own; (exit code, stdout, stderr: at
     most KEEP_BYTES each), or None if it ran out of time or printed more.
     ``warded``: under a warden (:mod:`tickets.child.warden`), so that
@@ -119,9 +126,15 @@ def _run(
         warded = True
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
-                                stderr=subprocess.PIPE, start_new_session=True,
-                                pass_fds=pass_fds, env=env)  # fmt: skip
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=pass_fds,
+            env=env,
+        )
     finally:
         if lifeline is not None:
             os.close(lifeline)  # the warden's end only

@@ -74,9 +74,14 @@ class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
         return [next(tokens) for _ in range(n)]
 
     def child_lock(
-        self, token: Any, store: Store, timeout: float, lease_ttl: float = 1.0,
-        fencing: bool = False, threaded: bool = False,
-    ) -> BuyerLock:  # fmt: skip
+        self,
+        token: Any,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
         """Build the buyer's lock inside the child, on its own ``store``
         (``threaded``: on a worker's thread, where no signal can time a wait)."""
         if self.name == "file":
@@ -107,8 +112,10 @@ STRATEGIES: dict[str, Strategy] = {
             "transaction", "SQLite BEGIN IMMEDIATE; Redis WATCH/MULTI/EXEC, retried", True, True
         ),
         Strategy(
-            "deferred", "SQLite BEGIN DEFERRED: a losing writer gets 'database is locked'",
-            True, True,
+            "deferred",
+            "SQLite BEGIN DEFERRED: a losing writer gets 'database is locked'",
+            True,
+            True,
         ),
         Strategy("lease", "a Redis lock with a time to live (SET NX PX); --fencing", True, True),
     )

@@ -208,9 +208,13 @@ class WatchedLock:
     failure to release it (the sale, if any, is done: the buyer says so)."""
 
     def __init__(
-        self, plan: BuyerPlan, store: Store, token: Any, announce: Any = None,
+        self,
+        plan: BuyerPlan,
+        store: Store,
+        token: Any,
+        announce: Any = None,
         threaded: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.plan = plan
         #: on a worker's thread (see tickets.child.workers): no signal timer
         self.threaded = threaded
@@ -227,9 +231,13 @@ class WatchedLock:
         if self._lock is None:
             strategy = get(self.plan.strategy)
             self._lock = strategy.child_lock(
-                self.token, self.store, self.plan.lock_timeout, self.plan.lease_ttl,
-                self.plan.fencing, threaded=self.threaded,
-            )  # fmt: skip
+                self.token,
+                self.store,
+                self.plan.lock_timeout,
+                self.plan.lease_ttl,
+                self.plan.fencing,
+                threaded=self.threaded,
+            )
         self._lock.acquire()
         self.t_locked = time.monotonic()
         if self.announce is not None:
@@ -297,8 +305,12 @@ def failure(counter: Counter | None, buyer: int, exc: Exception) -> dict[str, An
     """The outcome of a buyer stopped by an error outside its purchase: past
     the point where it may have changed the store, unknown; before it, a fail."""
     began = counter is not None and (counter.changing or counter.t_taken is not None)
-    return {"type": "info" if began else "fail", "buyer": buyer, "reason": f"error: {exc}",
-            "t": time.monotonic()}  # fmt: skip
+    return {
+        "type": "info" if began else "fail",
+        "buyer": buyer,
+        "reason": f"error: {exc}",
+        "t": time.monotonic(),
+    }
 
 
 def run_buyer(

@@ -55,15 +55,31 @@ TICK = 0.005
 EXIT_MEANINGS = {126: " (not executable)", 127: " (command not found)"}
 #: Signals a command gets with their default action, whatever the launcher
 #: set (Python ignores SIGPIPE; an ignored signal stays ignored across exec).
-DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
-                   signal.SIGQUIT, signal.SIGXFSZ)  # fmt: skip
+DEFAULT_SIGNALS = (
+    signal.SIGPIPE,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGXFSZ,
+)
 
 
 class Running:
     """One command buyer under way."""
 
-    __slots__ = ("buyer", "pid", "started", "deadline", "out", "err", "fds", "timed_out",
-                 "doomed_at", "killed")  # fmt: skip
+    __slots__ = (
+        "buyer",
+        "pid",
+        "started",
+        "deadline",
+        "out",
+        "err",
+        "fds",
+        "timed_out",
+        "doomed_at",
+        "killed",
+    )
 
     def __init__(self, buyer: int, pid: int, started: float, deadline: float) -> None:
         self.buyer = buyer
@@ -105,16 +121,20 @@ def judge(run: Running, code: int, plan: BuyerPlan) -> dict[str, Any]:
     if run.killed:
         return {"type": "info", "reason": "chaos: its command was killed with SIGKILL"}
     if run.timed_out:
-        return {"type": "info",
-                "reason": f"timeout: still running after {command.timeout:g}s; killed"}  # fmt: skip
+        return {
+            "type": "info",
+            "reason": f"timeout: still running after {command.timeout:g}s; killed",
+        }
     if code == 0:
         line = first_line(run.out)
         if not line:
             return {"type": "info", "reason": "error: exit 0 without a ticket on stdout"}
         if len(line) > MAX_TICKET:
-            return {"type": "info",
-                    "reason": f"error: exit 0 with a first line of {len(line)} characters, "
-                              f"not a ticket (at most {MAX_TICKET})"}  # fmt: skip
+            return {
+                "type": "info",
+                "reason": f"error: exit 0 with a first line of {len(line)} characters, "
+                f"not a ticket (at most {MAX_TICKET})",
+            }
         return ticket_of(line, command.ids)
     if code == command.sold_out:
         return {"type": "fail", "reason": "sold out"}
@@ -203,8 +223,15 @@ class Commands:
             self.by_fd[fd] = run
             self.poller.register(fd, select.POLLIN)
         self.out.add({"type": "spawned", "buyer": buyer, "pid": run.pid})
-        self.out.add({"type": "invoke", "buyer": buyer, "pid": run.pid, "t": run.started,
-                      "t_start": run.started})  # fmt: skip
+        self.out.add(
+            {
+                "type": "invoke",
+                "buyer": buyer,
+                "pid": run.pid,
+                "t": run.started,
+                "t_start": run.started,
+            }
+        )
 
     def watch(self) -> None:
         """Until every command is done: read, time out, reap."""
@@ -251,8 +278,16 @@ class Commands:
         outcome = judge(run, code, self.plan)
         t = time.monotonic()
         # The whole command is its read-modify-write, as far as anyone can see.
-        self.out.add({**outcome, "buyer": run.buyer, "pid": run.pid, "t": t,
-                      "t_start": run.started, "t_locked": run.started})  # fmt: skip
+        self.out.add(
+            {
+                **outcome,
+                "buyer": run.buyer,
+                "pid": run.pid,
+                "t": t,
+                "t_start": run.started,
+                "t_locked": run.started,
+            }
+        )
         self.out.add({"type": "exit", "buyer": run.buyer, "code": code, "t": t})
         if self.plan.log is not None and (run.err or outcome["type"] == "info"):
             write_log(self.plan.log, run, outcome)

@@ -76,9 +76,15 @@ class FdGate:
 
 
 def orders_doc(
-    plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, lifeline_fd: int,
-    workers: int = 0, concurrency: int = 1, method: str = "fork",
-) -> dict[str, Any]:  # fmt: skip
+    plan: BuyerPlan,
+    buyers: int,
+    events_fd: int,
+    gate_fd: int,
+    lifeline_fd: int,
+    workers: int = 0,
+    concurrency: int = 1,
+    method: str = "fork",
+) -> dict[str, Any]:
     """What the parent sends the launcher: plain JSON (see :func:`read_plan`).
     ``workers`` 0: a process per buyer; else that many workers, each running
     ``concurrency`` buyers at once (see tickets.child.workers). ``method``:
@@ -86,8 +92,14 @@ def orders_doc(
     fields = plan._asdict()
     fields["store"] = list(plan.store)  # plain values; a password goes on stdin, not argv
     fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
-    return {**fds, "buyers": buyers, "workers": workers, "concurrency": concurrency,
-            "method": method, "plan": fields}  # fmt: skip
+    return {
+        **fds,
+        "buyers": buyers,
+        "workers": workers,
+        "concurrency": concurrency,
+        "method": method,
+        "plan": fields,
+    }
 
 
 def shrug_off_signals() -> None:
@@ -120,9 +132,13 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
 
 
 def fork_each(
-    n: int, key: str, out: Batcher, body: Callable[[int, Any], int], lifeline: int,
+    n: int,
+    key: str,
+    out: Batcher,
+    body: Callable[[int, Any], int],
+    lifeline: int,
     prepare: Callable[[int], Any] = lambda i: None,
-) -> dict[int, int]:  # fmt: skip
+) -> dict[int, int]:
     """Fork ``n`` children (``key``: buyers or workers): child ``i`` runs
     ``body(i, prepare(i))`` and exits with what it returns (1 if it raises);
     ``prepare`` runs here, before the fork. Return {pid: i}. A parent that
@@ -185,9 +201,12 @@ def fork_workers(
 
 
 def reap(
-    children: dict[int, int], out: Batcher, lifeline: int, key: str = "buyer",
+    children: dict[int, int],
+    out: Batcher,
+    lifeline: int,
+    key: str = "buyer",
     served: Served | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Report each child's exit code (``key``: a buyer's, or a worker's) until
     all have exited; ``served``: buyers a fork server started, whose exits
     come through their sentinels. Adopted orphans are reaped on the way. If

@@ -47,8 +47,7 @@ def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders:
     leave(plan, orders)
 
 
-def run_producers(plan: OrderPlan, producers: range, events: Any, gate: Any, orders: Any
-                  ) -> None:  # fmt: skip
+def run_producers(plan: OrderPlan, producers: range, events: Any, gate: Any, orders: Any) -> None:
     """A worker's producers (``queue --workers``), each on a thread of its
     own, all submitting at once as producer processes do; then the worker
     leaves as one producer would."""
@@ -59,8 +58,10 @@ def run_producers(plan: OrderPlan, producers: range, events: Any, gate: Any, ord
         return
     writer = EventWriter.over(events)  # each producer's batches: one atomic write each
     threading.stack_size(256 * 1024)
-    threads = [threading.Thread(target=produce, args=(plan, p, writer, orders), daemon=True)
-               for p in producers]  # fmt: skip
+    threads = [
+        threading.Thread(target=produce, args=(plan, p, writer, orders), daemon=True)
+        for p in producers
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -134,8 +135,15 @@ def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, o
             if point == "took":
                 die()
             # Said before selling, so a clerk that dies is known to have held these.
-            out.add({"type": "take", "clerk": clerk, "pid": base["pid"], "orders": taken,
-                     "t": time.monotonic()})  # fmt: skip
+            out.add(
+                {
+                    "type": "take",
+                    "clerk": clerk,
+                    "pid": base["pid"],
+                    "orders": taken,
+                    "t": time.monotonic(),
+                }
+            )
             out.flush()
             sell(counter, taken, point, base, out)
             out.flush()  # every confirmation leaves only after the write that records it
@@ -203,8 +211,13 @@ def sell(
             counter.lock.acquire()
     except LockTimeout as exc:
         for oid in taken:
-            busy = {"type": "fail", "buyer": oid, **base, "reason": f"busy: {exc}",
-                    "t_search": t_take}  # fmt: skip
+            busy = {
+                "type": "fail",
+                "buyer": oid,
+                **base,
+                "reason": f"busy: {exc}",
+                "t_search": t_take,
+            }
             out.add({**busy, "t": time.monotonic()})
         return
     t_locked = time.monotonic()

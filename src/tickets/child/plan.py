@@ -42,8 +42,9 @@ class Delays(namedtuple("Delays", "search write", defaults=(0.020, 0.004))):
         return self.draw(buyer_rng(seed, buyer))
 
 
-class CommandPlan(namedtuple("CommandPlan", "command sold_out timeout ids env kills",
-                             defaults=((),))):  # fmt: skip
+class CommandPlan(
+    namedtuple("CommandPlan", "command sold_out timeout ids env kills", defaults=((),))
+):
     """A command buyer's (``--exec``): the shell command, the exit code that
     means sold out, the seconds it may run, whether every ticket is an id,
     what its environment adds (the run's id, the store's URL), and a chaos

@@ -45,6 +45,7 @@ def started_buyer(
     plan: BuyerPlan, number: int, token: Any, events: Any, gate: Any, lifeline: Any
 ) -> None:
     """A buyer process multiprocessing started: a buyer like a forked one."""
+
     def orphaned() -> bool:
         return parent_gone(lifeline.fileno())
 

@@ -108,8 +108,17 @@ def cli(ctx: click.Context, db: str, lock_file: str | None, connect_timeout: flo
     ctx.obj.connect_timeout = connect_timeout
 
 
-COMMANDS = (init, status, buy, race, queue_command, timeline_command, check, history_command,
-            sale_group)  # fmt: skip
+COMMANDS = (
+    init,
+    status,
+    buy,
+    race,
+    queue_command,
+    timeline_command,
+    check,
+    history_command,
+    sale_group,
+)
 for command in COMMANDS:
     command.epilog = EXIT_CODES_HELP  # in every command's help, not only the top one
     cli.add_command(command)

@@ -73,8 +73,12 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
     for name, flag in (("sold_out_exit", "--sold-out-exit"), ("ticket_ids", "--ticket-ids")):
         if command is None and _given(ctx, name):
             raise click.UsageError(f"{flag} is for --exec (a command buyer)")
-    out: dict[str, Any] = {"command": command, "stock_cmd": stock_cmd,
-                           "sold_out_exit": sold_out, "ticket_ids": ids}  # fmt: skip
+    out: dict[str, Any] = {
+        "command": command,
+        "stock_cmd": stock_cmd,
+        "sold_out_exit": sold_out,
+        "ticket_ids": ids,
+    }
     if command is None and stock_cmd is None:
         return out
     if command is None and ctx.params.get("buy_code") is None:

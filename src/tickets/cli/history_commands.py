@@ -44,14 +44,21 @@ class OutputFile(click.ParamType[str]):
     help="Judge the histories as one sale (--keep-stock runs on one store): "
     "a seat sold by two runs counts as sold twice.",
 )
-@click.option("--sale", "sale_name", metavar="NAME",
-              help="Judge the named sale on the Redis store, every host's history as one, "
-              "from the sale's stream (instead of files).")  # fmt: skip
+@click.option(
+    "--sale",
+    "sale_name",
+    metavar="NAME",
+    help="Judge the named sale on the Redis store, every host's history as one, "
+    "from the sale's stream (instead of files).",
+)
 @json_option
 @db_option
 @click.pass_context
 def check(
-    ctx: click.Context, histories: tuple[str, ...], one_sale: bool, sale_name: str | None,
+    ctx: click.Context,
+    histories: tuple[str, ...],
+    one_sale: bool,
+    sale_name: str | None,
     json_: bool,
 ) -> None:
     """Check saved histories: each on its own, or as one sale.
@@ -121,8 +128,10 @@ def check_named_sale(
             sale.store.close()
         report = check_sale(found, *final)
     code = exit_code_for(report.passed, None, unproven=report.unproven)
-    hosts = [{"host": h.run.get("host"), "run_id": h.run["run_id"],
-              "clock": h.run.get("clock")} for h in found]  # fmt: skip
+    hosts = [
+        {"host": h.run.get("host"), "run_id": h.run["run_id"], "clock": h.run.get("clock")}
+        for h in found
+    ]
     if json_:
         emit_json({**report_dict(report), "sale": name, "hosts": hosts}, code)
     else:
@@ -135,9 +144,13 @@ def check_named_sale(
 
 @click.command("timeline")
 @click.argument("history", required=False, type=click.Path(path_type=str))
-@click.option("--sale", "sale_name", metavar="NAME",
-              help="Draw the named sale on the Redis store: every host's buyers on the "
-              "server's clock, from the sale's stream.")  # fmt: skip
+@click.option(
+    "--sale",
+    "sale_name",
+    metavar="NAME",
+    help="Draw the named sale on the Redis store: every host's buyers on the "
+    "server's clock, from the sale's stream.",
+)
 @click.option("--svg", type=OutputFile(), help="Also write the picture as SVG.")
 @click.option("--html", type=OutputFile(), help="Also write it as HTML.")
 @click.option(
@@ -151,8 +164,13 @@ def check_named_sale(
 @db_option
 @click.pass_context
 def timeline_command(
-    ctx: click.Context, history: str | None, sale_name: str | None, svg: str | None,
-    html: str | None, width: int | None, show_all: bool,
+    ctx: click.Context,
+    history: str | None,
+    sale_name: str | None,
+    svg: str | None,
+    html: str | None,
+    width: int | None,
+    show_all: bool,
 ) -> None:
     """Draw a saved history on a time axis, one row per buyer.
 
@@ -178,9 +196,11 @@ def timeline_command(
             history = loaded.path
         loaded = loaded if sale_name else read(str(history))
         if show_all and loaded.ops.size > ROWS_KEPT:
-            raise click.UsageError(f"--all draws at most {ROWS_KEPT:,} rows; this history has "
-                                   f"{loaded.ops.size:,} operations (without --all they are "
-                                   "drawn binned in time)")  # fmt: skip
+            raise click.UsageError(
+                f"--all draws at most {ROWS_KEPT:,} rows; this history has "
+                f"{loaded.ops.size:,} operations (without --all they are "
+                "drawn binned in time)"
+            )
         loaded, _, _ = prepare(loaded, limit)
     done_answering()  # the picture is the answer: a signal lets it out or cuts it
     console = make_console(width=width)
@@ -214,8 +234,9 @@ def export(picture: object, width: int, history: str, svg: str | None, html: str
 
     from ..output.files import write_output
 
-    recorder = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor",
-                       markup=False)  # fmt: skip
+    recorder = Console(
+        record=True, width=width, file=io.StringIO(), color_system="truecolor", markup=False
+    )
     sanitising(recorder).print(picture)  # an escape code is not even XML
     title = f"tickets timeline: {printable(os.path.basename(history))}"
     for path, kind in ((svg, "svg"), (html, "html")):
@@ -258,8 +279,9 @@ def parse_age(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise click.BadParameter(f"{value!r} is not an age; write 90s, 30m, 12h or 7d "
-                                 "(a number and its unit)")  # fmt: skip
+        raise click.BadParameter(
+            f"{value!r} is not an age; write 90s, 30m, 12h or 7d (a number and its unit)"
+        )
     return seconds
 
 
@@ -274,8 +296,9 @@ def parse_age(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @json_option
 @db_option
 @click.pass_context
-def history_command(ctx: click.Context, keep: int | None, older_than: float | None,
-                    json_: bool) -> None:  # fmt: skip
+def history_command(
+    ctx: click.Context, keep: int | None, older_than: float | None, json_: bool
+) -> None:
     """List the store's histories, newest first, with their verdicts; prune old ones.
 
     Only this store's histories are removed, each with its .log; a history
@@ -303,10 +326,19 @@ def history_command(ctx: click.Context, keep: int | None, older_than: float | No
     gone = {e.path for e in removed}
     kept = [e for e in listed if e.path not in gone]
     if json_:
-        rows = [{"path": str(e.path), "modified": round(e.modified, 3), "mode": e.mode,
-                 "strategy": e.strategy, "verdict": e.verdict} for e in kept]  # fmt: skip
-        emit_json({"folder": str(folder), "histories": rows,
-                   "removed": [str(e.path) for e in removed]}, 0)  # fmt: skip
+        rows = [
+            {
+                "path": str(e.path),
+                "modified": round(e.modified, 3),
+                "mode": e.mode,
+                "strategy": e.strategy,
+                "verdict": e.verdict,
+            }
+            for e in kept
+        ]
+        emit_json(
+            {"folder": str(folder), "histories": rows, "removed": [str(e.path) for e in removed]}, 0
+        )
     else:
         show_histories(folder, kept, removed)
     exit_with(0)  # the answer is out: a late signal waits for the exit
@@ -318,8 +350,12 @@ def show_histories(folder: Path, kept: list[Any], removed: list[Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    styles = {"passed": "green", "failed": "bold red", "running": "yellow",
-              "not proven": "bold yellow"}  # fmt: skip
+    styles = {
+        "passed": "green",
+        "failed": "bold red",
+        "running": "yellow",
+        "not proven": "bold yellow",
+    }
     where = printable(str(folder))
     table = Table(title=Text(f"{len(kept)} histories in {where}, newest first"))
     for name in ("modified", "mode", "strategy", "verdict", "history"):
@@ -327,8 +363,13 @@ def show_histories(folder: Path, kept: list[Any], removed: list[Any]) -> None:
     for e in kept:  # what a history's run line says is outside text
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.modified))
         verdict = Text(printable(e.verdict), styles.get(e.verdict, "magenta"))
-        table.add_row(when, Text(printable(e.mode or "?")), Text(printable(e.strategy or "?")),
-                      verdict, Text(printable(e.path.name)))  # fmt: skip
+        table.add_row(
+            when,
+            Text(printable(e.mode or "?")),
+            Text(printable(e.strategy or "?")),
+            verdict,
+            Text(printable(e.path.name)),
+        )
     console = make_console()
     console.print(table if kept else Text(f"no histories in {where}"))
     if removed:

@@ -137,13 +137,17 @@ def sale_options(f: F) -> F:
         ),
         click.option("--no-delay", is_flag=True, help="No simulated network delays at all."),
         amount_option(
-            "--search-delay", Amount(0, 10_000), 20.0,
+            "--search-delay",
+            Amount(0, 10_000),
+            20.0,
             "Upper bound of a buyer's search delay (queue: of the gap between a producer's "
             "orders).",
             "MS",
         ),
         amount_option(
-            "--write-delay", Amount(0, 10_000), 4.0,
+            "--write-delay",
+            Amount(0, 10_000),
+            4.0,
             "Upper bound of the delay between read and write (the race window).",
             "MS",
         ),
@@ -151,20 +155,27 @@ def sale_options(f: F) -> F:
             "Give up on the lock after S seconds (a buyer: 'busy'; the store: exit 3)."
         ),
         amount_option(
-            "--stall-timeout", Amount(0, 86_400, min_open=True), DEFAULT_STALL_TIMEOUT,
+            "--stall-timeout",
+            Amount(0, 86_400, min_open=True),
+            DEFAULT_STALL_TIMEOUT,
             "Watchdog: stop the run when no process has reported for S seconds (exit 4).",
             "S",
         ),
         click.option(
-            "--fsync", is_flag=True,
+            "--fsync",
+            is_flag=True,
             help="fsync every write (JSON: file and folder; SQLite: synchronous=FULL).",
         ),
         amount_option(
-            "--lease-ttl", Amount(1, 86_400_000), 1000.0,
-            "With --lock lease: how long a lease lasts before Redis lets it go.", "MS",
+            "--lease-ttl",
+            Amount(1, 86_400_000),
+            1000.0,
+            "With --lock lease: how long a lease lasts before Redis lets it go.",
+            "MS",
         ),
         click.option(
-            "--fencing", is_flag=True,
+            "--fencing",
+            is_flag=True,
             help="With --lock lease: fencing tokens; the store refuses a holder whose lease "
             "a newer holder has used.",
         ),
@@ -191,16 +202,20 @@ def sale_options(f: F) -> F:
 def workers_options(f: F) -> F:
     """--workers and --concurrency: buyers multiplexed on worker processes."""
     f = click.option(
-        "--concurrency", type=Count(1, MAX_CONCURRENCY), metavar="N",
+        "--concurrency",
+        type=Count(1, MAX_CONCURRENCY),
+        metavar="N",
         help=f"Buyers each worker runs at once, on threads (default {DEFAULT_CONCURRENCY}; "
         f"{NO_DELAY_CONCURRENCY} with --no-delay).",
-    )(f)  # fmt: skip
+    )(f)
     return click.option(
-        "--workers", type=Count(0, MAX_WORKERS), metavar="W",
+        "--workers",
+        type=Count(0, MAX_WORKERS),
+        metavar="W",
         help=f"Run the buyers on W worker processes (0: a process per buyer, up to "
         f"{MAX_PROCESS_BUYERS:,}). Default: a process each up to {AUTO_WORKERS_ABOVE:,} "
         f"buyers, a worker per core above.",
-    )(f)  # fmt: skip
+    )(f)
 
 
 def chaos_options(f: F) -> F:
@@ -213,11 +228,15 @@ def chaos_options(f: F) -> F:
             "with SIGSTOP/SIGCONT.",
         ),
         amount_option(
-            "--kill-rate", Amount(0, 1), 0.2,
+            "--kill-rate",
+            Amount(0, 1),
+            0.2,
             "With --chaos: the share of buyers (clerks) killed.",
         ),
         amount_option(
-            "--pause-rate", Amount(0, 1), 0.2,
+            "--pause-rate",
+            Amount(0, 1),
+            0.2,
             "With --chaos: the share of processes paused for 5-50 ms.",
         ),
     ]
@@ -229,7 +248,9 @@ def chaos_options(f: F) -> F:
 def pause_length_option(f: F) -> F:
     """``--pause-length``: buyers (clerks) pause at one named point, holding the lock."""
     return click.option(
-        "--pause-length", type=Amount(0, 3_600_000, min_open=True), metavar="MS",
+        "--pause-length",
+        type=Amount(0, 3_600_000, min_open=True),
+        metavar="MS",
         help="With --chaos: paused buyers (clerks) stop themselves holding the lock, after "
         "their read and before their write, for MS ms (outlive a --lease-ttl), instead of "
         "SIGSTOP at random moments.",
@@ -250,9 +271,11 @@ def chaos_from(ctx: click.Context, opts: dict[str, Any]) -> Any:
 
     length = opts.get("pause_length")
     return Chaos(
-        kill_rate=opts["kill_rate"], pause_rate=opts["pause_rate"], seed=opts["seed"],
+        kill_rate=opts["kill_rate"],
+        pause_rate=opts["pause_rate"],
+        seed=opts["seed"],
         pause_length=None if length is None else length / 1000,
-    )  # fmt: skip
+    )
 
 
 def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
@@ -309,9 +332,7 @@ def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
     return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)
 
 
-def sale_config(
-    ctx: click.Context, opts: dict[str, Any], on_store: bool = True
-) -> dict[str, Any]:
+def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True) -> dict[str, Any]:
     """The shared SaleConfig fields, from the options of sale_options (and
     chaos_options); ``on_store`` False: the stock is kept elsewhere (an
     --exec sale), and the store is not looked at."""

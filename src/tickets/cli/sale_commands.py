@@ -45,7 +45,10 @@ from .sale_group import named_sale_options, sale_fields
 
 @click.command()
 @count_option(
-    "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
+    "--buyers",
+    1,
+    MAX_BUYERS,
+    DEFAULT_BUYERS,
     "How many buyers contend for the stock.",
 )
 @lock_option()
@@ -53,13 +56,20 @@ from .sale_group import named_sale_options, sale_fields
 @workers_options
 @chaos_options
 @pause_length_option
-@click.option("--buy", "buy_code", metavar="FILE.py:FUNC", help="Buy with your own code: each "
-              "buyer calls FUNC(store) once; it returns the seat it took, or None when sold "
-              "out (FILE.py:FUNC or MODULE:FUNC).")  # fmt: skip
+@click.option(
+    "--buy",
+    "buy_code",
+    metavar="FILE.py:FUNC",
+    help="Buy with your own code: each "
+    "buyer calls FUNC(store) once; it returns the seat it took, or None when sold "
+    "out (FILE.py:FUNC or MODULE:FUNC).",
+)
 @exec_options
 @named_sale_options
 @click.option(
-    "--buyer-timeout", type=Amount(0, 86_400, min_open=True), metavar="S",
+    "--buyer-timeout",
+    type=Amount(0, 86_400, min_open=True),
+    metavar="S",
     help="Stop a buyer still buying S seconds after the start (its outcome: unknown).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Show every buyer in the table.")
@@ -96,13 +106,16 @@ def buy(
     from ..run.buy import run_buy
 
     if show_all and buyers > ROWS_KEPT:
-        raise click.UsageError(f"--all shows at most {ROWS_KEPT:,} buyers; the history has "
-                               "every one (tickets history FILE)")  # fmt: skip
+        raise click.UsageError(
+            f"--all shows at most {ROWS_KEPT:,} buyers; the history has "
+            "every one (tickets history FILE)"
+        )
     fields: dict[str, Any] = {"strategy": strategy}
     fields |= exec_fields(ctx, opts, fields) | sale_fields(ctx, opts)
     fields = {**sale_config(ctx, opts, fields.get("stock", "store") == "store"), **fields}
     with translate_errors():
         config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **fields)
+
     def show(result: Any, code: int) -> None:
         if json_:
             emit_json(run_dict(result), code)
@@ -117,7 +130,10 @@ def buy(
 
 @click.command()
 @count_option(
-    "--buyers", 1, MAX_BUYERS, DEFAULT_BUYERS,
+    "--buyers",
+    1,
+    MAX_BUYERS,
+    DEFAULT_BUYERS,
     "How many buyers contend in each run.",
 )
 @lock_option()
@@ -191,6 +207,7 @@ def race(
     chosen = race_sides(ctx, strategy, no_lock, strategies, opts, show_timeline)
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
+
     def show(result: Any, code: int) -> None:
         if (opts["svg"] or opts["html"]) and result.runs:
             export_race(result, opts["svg"], opts["html"])
@@ -302,12 +319,21 @@ def show_race(result: Any, show_timeline: bool) -> None:
 
 
 @click.command("queue")
-@count_option("--producers", 1, MAX_WORKER_PRODUCERS, 3,
-              "Producers (the buyers' front doors): a process each up to 64, threads of "
-              "--workers above.")  # fmt: skip
-@click.option("--workers", "producer_workers", type=Count(0, MAX_WORKERS), metavar="W",
-              help="Run the producers on W worker processes, a thread each (0: a process "
-              "each). Default: a process each up to 64 producers, a worker per core above.")
+@count_option(
+    "--producers",
+    1,
+    MAX_WORKER_PRODUCERS,
+    3,
+    "Producers (the buyers' front doors): a process each up to 64, threads of --workers above.",
+)
+@click.option(
+    "--workers",
+    "producer_workers",
+    type=Count(0, MAX_WORKERS),
+    metavar="W",
+    help="Run the producers on W worker processes, a thread each (0: a process "
+    "each). Default: a process each up to 64 producers, a worker per core above.",
+)
 @count_option("--orders", 1, MAX_ORDERS, 20, "Orders each producer submits.")
 @count_option("--clerks", 1, MAX_CLERKS, 2, "Clerk processes selling from the queue.")
 @count_option("--queue-size", 1, MAX_QUEUE_SIZE, 10, "Bound of the order queue.")
@@ -332,7 +358,10 @@ def show_race(result: Any, show_timeline: bool) -> None:
     help="sentinel: one None per clerk; join: JoinableQueue, task_done() and join().",
 )
 @count_option(
-    "--batch", 1, MAX_BATCH, 1,
+    "--batch",
+    1,
+    MAX_BATCH,
+    1,
     "A clerk sells up to N waiting orders under one lock and one write (group commit).",
 )
 @lock_option()
@@ -380,10 +409,19 @@ def queue_command(
         )
     with translate_errors():
         config = QueueConfig(
-            producers=producers, orders=orders, clerks=clerks, queue_size=queue_size,
-            put_timeout=put_timeout, get_timeout=get_timeout, shutdown=shutdown, batch=batch,
-            strategy=strategy, workers=producer_workers, **sale_config(ctx, opts),
-        )  # fmt: skip
+            producers=producers,
+            orders=orders,
+            clerks=clerks,
+            queue_size=queue_size,
+            put_timeout=put_timeout,
+            get_timeout=get_timeout,
+            shutdown=shutdown,
+            batch=batch,
+            strategy=strategy,
+            workers=producer_workers,
+            **sale_config(ctx, opts),
+        )
+
     def show(result: Any, code: int) -> None:
         if json_:
             from ..output.json_documents import queue_dict

@@ -24,21 +24,29 @@ def named_sale_options(f: F) -> F:
     """``--sale``, ``--hosts`` and ``--join-timeout`` for ``buy``."""
     options = [
         click.option(
-            "--sale", metavar="NAME",
+            "--sale",
+            metavar="NAME",
             help="Join the named sale on the Redis store: every host that gives the same NAME "
             "and --hosts starts together, streams its history to the sale, and `check --sale "
             "NAME` judges them as one.",
         ),
         click.option(
-            "--hosts", type=click.IntRange(1, MAX_HOSTS), default=1, show_default=True,
-            metavar="N", help="How many hosts the named sale waits for before it starts.",
+            "--hosts",
+            type=click.IntRange(1, MAX_HOSTS),
+            default=1,
+            show_default=True,
+            metavar="N",
+            help="How many hosts the named sale waits for before it starts.",
         ),
         click.option(
-            "--join-timeout", type=Amount(0, 86_400, min_open=True), default=60.0,
-            show_default=True, metavar="S",
+            "--join-timeout",
+            type=Amount(0, 86_400, min_open=True),
+            default=60.0,
+            show_default=True,
+            metavar="S",
             help="How long a host waits for the others to join (then it leaves: exit 4).",
         ),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         f = option(f)
     return f
@@ -119,8 +127,14 @@ def sale_list(ctx: click.Context, json_: bool) -> None:
     for name in ("sale", "state", "hosts", "key", "stock", "events"):
         table.add_column(name)
     for d in docs:
-        table.add_row(d["name"], d["state"], f"{len(d['joined'])}/{d['hosts']}", d["key"],
-                      str(d["stock"]), str(d["events"]))  # fmt: skip
+        table.add_row(
+            d["name"],
+            d["state"],
+            f"{len(d['joined'])}/{d['hosts']}",
+            d["key"],
+            str(d["stock"]),
+            str(d["events"]),
+        )
     make_console().print(table)
     exit_with(0)
 
@@ -141,11 +155,15 @@ def sale_show(ctx: click.Context, name: str, json_: bool) -> None:
     if json_:
         emit_json(doc, 0)
     else:
-        lines = [f"sale {doc['name']}: {doc['state']}, {len(doc['joined'])} of {doc['hosts']} "
-                 f"hosts, key {doc['key']}, stock {doc['stock']} at the start, "
-                 f"{doc['events']} history lines"]  # fmt: skip
-        lines += [f"  {h['host']}: run {h.get('run_id', '?')}, {h.get('buyers', '?')} buyers"
-                  for h in doc["joined"]]  # fmt: skip
+        lines = [
+            f"sale {doc['name']}: {doc['state']}, {len(doc['joined'])} of {doc['hosts']} "
+            f"hosts, key {doc['key']}, stock {doc['stock']} at the start, "
+            f"{doc['events']} history lines"
+        ]
+        lines += [
+            f"  {h['host']}: run {h.get('run_id', '?')}, {h.get('buyers', '?')} buyers"
+            for h in doc["joined"]
+        ]
         click.echo("\n".join(lines))
     exit_with(0)
 

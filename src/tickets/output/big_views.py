@@ -30,11 +30,13 @@ def workers_table(result: RunResult) -> Table:
     for name in ("worker", "pid", "buyers", "sold", "no ticket", "unknown", "exit"):
         table.add_column(name, justify="left" if name == "exit" else "right")
     for w in result.workers or ():
-        table.add_row(*(f"{w[k]:,}" if isinstance(w[k], int) and k != "pid" else str(w[k] or "")
-                        for k in ("worker", "pid", "buyers", "sold", "no_ticket", "unknown",
-                                  "exit")))  # fmt: skip
+        table.add_row(
+            *(
+                f"{w[k]:,}" if isinstance(w[k], int) and k != "pid" else str(w[k] or "")
+                for k in ("worker", "pid", "buyers", "sold", "no_ticket", "unknown", "exit")
+            )
+        )
     return table
-
 
 
 def big_buyers_view(result: RunResult, limit: int) -> RenderableType:
@@ -44,15 +46,19 @@ def big_buyers_view(result: RunResult, limit: int) -> RenderableType:
     parts: list[RenderableType] = [outcomes_table(result)]
     if result.workers:
         parts.append(workers_table(result))
-    rows = sorted(result.rows, key=lambda r: (r.result != "info", r.seat not in
-                                              result.report.double_sold, r.number))  # fmt: skip
+    rows = sorted(
+        result.rows,
+        key=lambda r: (r.result != "info", r.seat not in result.report.double_sold, r.number),
+    )
     title = f"{min(len(rows), limit)} buyers worth a look (unknown, sold twice, the first of each)"
     parts.append(buyers_table(rows[:limit], result.report, title, False))
     where = ""
     if result.history is not None:
         history = printable(str(result.history))
-        where = (f"every buyer is in the history: tickets history {history}"
-                 if result.aborted is None else f"the history has what was written before "
-                 f"the run stopped: {history}")  # fmt: skip
+        where = (
+            f"every buyer is in the history: tickets history {history}"
+            if result.aborted is None
+            else f"the history has what was written before the run stopped: {history}"
+        )
     parts.append(Text(where, "dim"))
     return Group(*parts)

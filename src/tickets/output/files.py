@@ -59,8 +59,9 @@ def check_output_path(path: str, flag: str) -> None:
         raise OutputFileError(path, f"is {what}; tickets never {never} one", other)
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise OutputFileError(path, f"cannot be written: folder {folder} does not exist",
-                              f"create it or {other}")  # fmt: skip
+        raise OutputFileError(
+            path, f"cannot be written: folder {folder} does not exist", f"create it or {other}"
+        )
     folder_mode = os.stat(folder).st_mode
     if not os.access(folder, os.W_OK | os.X_OK) or not folder_mode & stat.S_IWUSR:
         # the bits too: as root access() allows everything
@@ -101,8 +102,9 @@ def write_output(path: str, text: str, flag: str) -> None:
     )
     unwritten = f"nothing was written; give {flag} another path"
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)  # fmt: skip
+        fd = os.open(
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
     except OSError as exc:
         raise OutputFileError(
             path, f"cannot be written: no temp file in its folder ({exc.strerror})", unwritten

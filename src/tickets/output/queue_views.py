@@ -19,25 +19,35 @@ def clerks_table(result: RunResult) -> Table:
         clerks.add_column(name, justify="left" if name == "exit" else "right")
     for c in stats.clerks:
         clerks.add_row(
-            str(c["clerk"]), str(c["pid"]), str(c["taken"]), str(c["sold"]),
-            f"{c['busy_s']:.3f} s", c["exit"],
-        )  # fmt: skip
+            str(c["clerk"]),
+            str(c["pid"]),
+            str(c["taken"]),
+            str(c["sold"]),
+            f"{c['busy_s']:.3f} s",
+            c["exit"],
+        )
     return clerks
 
 
 def producers_table(result: RunResult) -> Table:
     stats = result.queue
-    shown = stats.producers[:MAX_ROWS // 3]  # thousands on workers: --json has every one
-    more = f" (the first {len(shown)}; --json has every one)" if len(shown) < len(
-        stats.producers) else ""  # fmt: skip
+    shown = stats.producers[: MAX_ROWS // 3]  # thousands on workers: --json has every one
+    more = (
+        f" (the first {len(shown)}; --json has every one)"
+        if len(shown) < len(stats.producers)
+        else ""
+    )
     producers = Table(title=f"{len(stats.producers)} producers{more}")
     for name in ("producer", "pid", "submitted", "accepted", "rejected busy"):
         producers.add_column(name, justify="right")
     for p in shown:
         producers.add_row(
-            str(p["producer"]), str(p["pid"]), str(p["submitted"]), str(p["accepted"]),
+            str(p["producer"]),
+            str(p["pid"]),
+            str(p["submitted"]),
+            str(p["accepted"]),
             str(p["rejected"]),
-        )  # fmt: skip
+        )
     return producers
 
 

@@ -49,9 +49,7 @@ def _one_trial_rows(table: Table, race: RaceResult) -> None:
     table.add_row("remaining", *cells(lambda n: str(rep[n].remaining)))
     table.add_row(
         "oversold",
-        *cells(
-            lambda n: Text(str(rep[n].oversold), "bold red" if rep[n].oversold else "green")
-        ),
+        *cells(lambda n: Text(str(rep[n].oversold), "bold red" if rep[n].oversold else "green")),
     )
     table.add_row(
         "double-sold seats",

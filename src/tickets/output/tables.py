@@ -61,8 +61,9 @@ def seats_table(result: RunResult) -> Table:
     for row in result.rows:
         if row.result == "ok" and row.seat is not None:
             holders.setdefault(row.seat, []).append(row.number)
-    table = Table(title=f"{report.sold} sales of {len(holders)} seats, strategy "
-                        f"{result.config.strategy}")  # fmt: skip
+    table = Table(
+        title=f"{report.sold} sales of {len(holders)} seats, strategy {result.config.strategy}"
+    )
     for name in ("seat", "sold", "buyers"):
         table.add_column(name, justify="left" if name == "buyers" else "right")
     for seat in sorted(holders, reverse=True):
@@ -83,8 +84,10 @@ def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
                 where = "at the search" if row.t_locked is None else "under the lock"
                 why = f"sold out {where}"
             reasons[why] = reasons.get(why, 0) + 1
-    lines = [f"{n} {noun}{'s' if n > 1 else ''}: {why}" for why, n in
-             sorted(reasons.items(), key=lambda kv: -kv[1])]  # fmt: skip
+    lines = [
+        f"{n} {noun}{'s' if n > 1 else ''}: {why}"
+        for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])
+    ]
     return Text("\n".join(lines), style="yellow") if lines else Text("")
 
 
@@ -112,8 +115,7 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
         parts.append(buyers_table(shown[:limit], report, title, False))
     parts.append(rolled_up(rows))
     if len(shown) > limit:
-        parts.append(Text(f"… {len(shown) - limit} more not shown; --all shows every buyer",
-                          "dim"))  # fmt: skip
+        parts.append(Text(f"… {len(shown) - limit} more not shown; --all shows every buyer", "dim"))
     return Group(*parts)
 
 
@@ -131,9 +133,11 @@ def took_no_part(report: Report) -> str:
 
 
 def verdict(
-    report: Report, aborted: str | None = None, strategy: str | None = None,
+    report: Report,
+    aborted: str | None = None,
+    strategy: str | None = None,
     run_error: str | None = None,
-) -> Text:  # fmt: skip
+) -> Text:
     if aborted:
         return Text(f"ABORTED: {printable(aborted)}", style="bold red")
     if run_error:
@@ -144,27 +148,19 @@ def verdict(
         if skipped := report.not_run():
             text += "\n" + "\n".join(f"{c.name}: {printable(c.detail)}" for c in skipped)
         return Text(text, style="bold green")
-    if report.unproven and report.aborted:
-        return Text(f"NOT PROVEN: the run was aborted ({report.aborted}); no check failed on "
-                    "what it recorded, but a sale cut short proves nothing", style="bold yellow")
-    if report.unproven and report.run_error:
-        return Text(f"NOT PROVEN: {printable(report.untested or '')}; no check failed on what "
-                    "it recorded", style="bold yellow")  # fmt: skip
-    if report.unproven and report.idle:
-        return Text(f"NOT PROVEN: {report.idle} (no check failed, but a sale that tested "
-                    "nothing proves nothing)", style="bold yellow")  # fmt: skip
     if report.unproven:
-        names = ", ".join(c.name for c in report.not_run())
-        lines = [f"NOT PROVEN: {report.sold} sold from a stock nobody read; no check failed, "
-                 f"but these could not run: {names}", NO_STOCK]  # fmt: skip
-        return Text("\n".join(lines), style="bold yellow")
+        return not_proven(report)
     if report.oversold and strategy is not None and not STRATEGIES[strategy].excludes:
-        lines = [f"FAILED, as expected with --lock {strategy} (no exclusion): "
-                 f"{report.initial} tickets were sold {report.sold} times, "
-                 f"oversold by {report.oversold}"]  # fmt: skip
+        lines = [
+            f"FAILED, as expected with --lock {strategy} (no exclusion): "
+            f"{report.initial} tickets were sold {report.sold} times, "
+            f"oversold by {report.oversold}"
+        ]
     elif report.oversold and strategy == "lease":
-        lines = [f"FAILED: oversold by {report.oversold}: a lease is not a mutex (a holder "
-                 "that outlived its lease still wrote; --fencing refuses it)"]  # fmt: skip
+        lines = [
+            f"FAILED: oversold by {report.oversold}: a lease is not a mutex (a holder "
+            "that outlived its lease still wrote; --fencing refuses it)"
+        ]
     elif report.oversold:
         lines = [f"FAILED: oversold by {report.oversold}"]
     else:
@@ -174,6 +170,33 @@ def verdict(
         lines.append(f"double-sold seats: {seats}")
     lines += [f"{c.name}: {printable(c.detail)}" for c in report.failures()]
     return Text("\n".join(lines), style="bold red")
+
+
+def not_proven(report: Report) -> Text:
+    if report.aborted:
+        return Text(
+            f"NOT PROVEN: the run was aborted ({report.aborted}); no check failed on "
+            "what it recorded, but a sale cut short proves nothing",
+            style="bold yellow",
+        )
+    if report.run_error:
+        return Text(
+            f"NOT PROVEN: {printable(report.untested or '')}; no check failed on what it recorded",
+            style="bold yellow",
+        )
+    if report.idle:
+        return Text(
+            f"NOT PROVEN: {report.idle} (no check failed, but a sale that tested "
+            "nothing proves nothing)",
+            style="bold yellow",
+        )
+    names = ", ".join(c.name for c in report.not_run())
+    lines = [
+        f"NOT PROVEN: {report.sold} sold from a stock nobody read; no check failed, "
+        f"but these could not run: {names}",
+        NO_STOCK,
+    ]
+    return Text("\n".join(lines), style="bold yellow")
 
 
 def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) -> Table:
@@ -187,9 +210,12 @@ def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) ->
     grid.add_row("remaining", remaining)
     grid.add_row("oversold", oversold)
     seats = ", ".join(str(s) for s in report.double_sold_seats[:20]) or "none"
-    grid.add_row("double-sold tickets" if any(
-        isinstance(s, str) for s in report.double_sold) else "double-sold seats",
-        Text(printable(seats)))  # a command's ticket ids  # fmt: skip
+    grid.add_row(
+        "double-sold tickets"
+        if any(isinstance(s, str) for s in report.double_sold)
+        else "double-sold seats",
+        Text(printable(seats)),
+    )  # a command's ticket ids
     grid.add_row("unknown outcomes", str(report.unknown))
     for key, value in extra or []:  # paths, the user's code: outside text, never markup
         grid.add_row(key, Text(printable(value)))
@@ -201,8 +227,10 @@ def chaos_line(result: RunResult) -> list[tuple[str, str]]:
     if not c:
         return []
     length = c.get("pause_length_s")
-    held = "with SIGSTOP/SIGCONT" if length is None else (
-        f"holding the lock {length * 1000:g} ms between read and write"
+    held = (
+        "with SIGSTOP/SIGCONT"
+        if length is None
+        else (f"holding the lock {length * 1000:g} ms between read and write")
     )
     return [
         (
@@ -233,8 +261,13 @@ def workers_line(config: Any) -> list[tuple[str, str]]:
     workers = getattr(config, "workers", 0)
     if not workers:
         return []
-    return [("buyers ran on", f"{workers} worker{'s' if workers > 1 else ''}, "
-             f"{config.concurrency} buyers at once each")]  # fmt: skip
+    return [
+        (
+            "buyers ran on",
+            f"{workers} worker{'s' if workers > 1 else ''}, "
+            f"{config.concurrency} buyers at once each",
+        )
+    ]
 
 
 def buyer_line(result: RunResult) -> tuple[str, str]:
@@ -276,9 +309,12 @@ def seats_hint(result: RunResult) -> Text:
         return Text("")
     if not failed & {"real-time order", "no seat sold twice"}:
         return Text("")
-    return Text("hint: a whole-number ticket is taken as a seat, the count the sale took "
-                "(the first of 20 gets 20); if the command numbers its tickets otherwise "
-                "(1, 2, 3 in sale order), give --ticket-ids", style="dim")  # fmt: skip
+    return Text(
+        "hint: a whole-number ticket is taken as a seat, the count the sale took "
+        "(the first of 20 gets 20); if the command numbers its tickets otherwise "
+        "(1, 2, 3 in sale order), give --ticket-ids",
+        style="dim",
+    )
 
 
 def checks_table(report: Report) -> Table:
@@ -316,15 +352,24 @@ def each_view(results: list[tuple[str, Report]]) -> RenderableType:
             mark = Text("NOT PROVEN", "bold yellow")
         failed = ", ".join(c.name for c in report.failures())
         initial = "?" if report.initial is None else str(report.initial)
-        table.add_row(Text(printable(path)), mark, str(report.sold), initial,
-                      str(report.oversold), Text(failed))  # fmt: skip
+        table.add_row(
+            Text(printable(path)),
+            mark,
+            str(report.sold),
+            initial,
+            str(report.oversold),
+            Text(failed),
+        )
     bad = sum(1 for _, r in results if not r.passed and not r.unproven)
     unproven = sum(1 for _, r in results if r.unproven)
     if bad:
         last = Text(f"FAILED: {bad} of {len(results)} histories failed a check", "bold red")
     elif unproven:
-        last = Text(f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading, "
-                    "were of aborted runs or tested nothing", "bold yellow")  # fmt: skip
+        last = Text(
+            f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading, "
+            "were of aborted runs or tested nothing",
+            "bold yellow",
+        )
     else:
         last = Text(f"PASSED: all {len(results)} histories", "bold green")
     return Group(table, last)

@@ -58,8 +58,13 @@ def binned(ops: Operations, t0: float, t1: float, cols: int, label_width: int) -
     """The four strips, each labelled with its name and its busiest bin."""
     lines: list[RenderableType] = []
     bin_ms = (t1 - t0) / cols * 1000
-    lines.append(Text(f"every {ops.size:,} operations, per {bin_ms:,.1f} ms bin "
-                      "(each strip scaled to its busiest bin):", style="bold"))  # fmt: skip
+    lines.append(
+        Text(
+            f"every {ops.size:,} operations, per {bin_ms:,.1f} ms bin "
+            "(each strip scaled to its busiest bin):",
+            style="bold",
+        )
+    )
     for name, counts in bin_counts(ops, t0, t1, cols).items():
         if name != "active" and not any(counts):
             continue

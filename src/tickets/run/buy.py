@@ -81,9 +81,13 @@ class BuyMode(SaleMode):
         if config.command is not None:
             self.plan = self.plan._replace(command=self.command_plan(run.ledger.run_id))
         return LauncherHandle(
-            self.plan, config.buyers, run.events.writer.fileno(), run.gate.reader.fileno(),
-            groups=config.command is not None, method=config.start_method,
-        )  # fmt: skip
+            self.plan,
+            config.buyers,
+            run.events.writer.fileno(),
+            run.gate.reader.fileno(),
+            groups=config.command is not None,
+            method=config.start_method,
+        )
 
     def command_plan(self, run_id: str) -> CommandPlan:
         """What every command buyer is run with (``--exec``)."""
@@ -97,9 +101,13 @@ class BuyMode(SaleMode):
             rng = config.chaos.rng("exec-kill")
             kills = tuple((b, rng.uniform(0, EXEC_KILL_WINDOW)) for b, _ in self.plan.kill_at)
         return CommandPlan(
-            config.command, config.sold_out_exit, config.exec_timeout, config.ticket_ids, env,
+            config.command,
+            config.sold_out_exit,
+            config.exec_timeout,
+            config.ticket_ids,
+            env,
             kills,
-        )  # fmt: skip
+        )
 
     def start(self, run: Harness) -> str | None:
         for b in range(self.config.buyers):
@@ -182,8 +190,7 @@ class BuyMode(SaleMode):
         late = [b for b in run.ledger.pending() if run.children.exitcode(b) is None]
         for b in late:
             reason = f"timeout: still buying after {timeout:g}s; stopped"
-            run.ledger.record({"type": "info", "buyer": b, "reason": reason,
-                               "t": time.monotonic()})  # fmt: skip
+            run.ledger.record({"type": "info", "buyer": b, "reason": reason, "t": time.monotonic()})
         run.children.signal(late, signal.SIGKILL)
         return bool(late)
 

@@ -39,9 +39,11 @@ def junk_note(config: SaleConfig, junk: int) -> str:
     buyer code, which runs where the pipe is, can write there)."""
     code = getattr(config, "buy", None) or getattr(config, "command", None)
     who = f"the buyer code ({code})" if code else "a process of the run"
-    return (f"{who} wrote {junk:,} bytes into the tool's event pipe (a descriptor it "
-            "inherited): outcomes they cut through are unknown; don't write to "
-            "descriptors your code did not open")  # fmt: skip
+    return (
+        f"{who} wrote {junk:,} bytes into the tool's event pipe (a descriptor it "
+        "inherited): outcomes they cut through are unknown; don't write to "
+        "descriptors your code did not open"
+    )
 
 
 def recorded_error(config: SaleConfig, junk: int, seen: str | None) -> str | None:
@@ -64,8 +66,10 @@ def run_error_of(config: SaleConfig, report: Report, recorded: str | None) -> st
     if recorded is not None:
         return recorded
     if report.idle is not None and report.held:
-        return (f"no buyer could take part: a lock or the store stayed held past "
-                f"--lock-timeout {config.lock_timeout:g}s by someone else "
-                f"({report.held} turned away; the first: {report.first_held}); "
-                "wait for it to be let go, or raise --lock-timeout")  # fmt: skip
+        return (
+            f"no buyer could take part: a lock or the store stayed held past "
+            f"--lock-timeout {config.lock_timeout:g}s by someone else "
+            f"({report.held} turned away; the first: {report.first_held}); "
+            "wait for it to be let go, or raise --lock-timeout"
+        )
     return None

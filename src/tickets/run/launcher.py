@@ -27,9 +27,16 @@ class LauncherHandle:
     """Start the launcher, follow its reports, stop it and every buyer."""
 
     def __init__(
-        self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, groups: bool = False,
-        workers: int = 0, concurrency: int = 1, method: str = "fork",
-    ) -> None:  # fmt: skip
+        self,
+        plan: BuyerPlan,
+        buyers: int,
+        events_fd: int,
+        gate_fd: int,
+        groups: bool = False,
+        workers: int = 0,
+        concurrency: int = 1,
+        method: str = "fork",
+    ) -> None:
         #: each buyer leads a process group of its own (a command buyer's):
         #: signals go to the whole group
         self.groups = groups

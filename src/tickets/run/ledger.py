@@ -174,9 +174,12 @@ class SaleLedger(SaleHost):
             extra = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
         if self.sale is not None:
             offset, uncertainty = self.clock
-            extra |= {"sale": self.sale.name, "host": self.host,
-                      "hosts": getattr(config, "hosts", 1),
-                      "clock": {"offset": offset, "uncertainty": uncertainty}}  # fmt: skip
+            extra |= {
+                "sale": self.sale.name,
+                "host": self.host,
+                "hosts": getattr(config, "hosts", 1),
+                "clock": {"offset": offset, "uncertainty": uncertainty},
+            }
         return {
             "type": "run",
             "version": FORMAT_VERSION,
@@ -305,8 +308,10 @@ class SaleLedger(SaleHost):
         process was not alone: its code forked, and both reported."""
         if state in (OK, SOLD_OUT) and self.twice is None:
             said = printable(str(ev.get("seat", ev.get("reason"))))
-            self.twice = (f"{self.ops.noun} {ev['buyer']} reported two outcomes (the second, "
-                          f"{ev['type']} {said}, was dropped): did the buyer code fork?")
+            self.twice = (
+                f"{self.ops.noun} {ev['buyer']} reported two outcomes (the second, "
+                f"{ev['type']} {said}, was dropped): did the buyer code fork?"
+            )
 
     def _fold(self, ev: dict[str, Any]) -> None:
         self.ops.add(ev)
@@ -319,8 +324,9 @@ class SaleLedger(SaleHost):
         reason = f"no outcome reported ({why})"
         row = self.rows.get(number)
         pid = row.pid if row is not None else None
-        self.record({"type": "info", "buyer": number, "pid": pid, "reason": reason,
-                     "t": time.monotonic()})  # fmt: skip
+        self.record(
+            {"type": "info", "buyer": number, "pid": pid, "reason": reason, "t": time.monotonic()}
+        )
 
     def pending(self) -> list[int]:
         """The operations still without an outcome: of those with a row (a
@@ -346,21 +352,47 @@ class SaleLedger(SaleHost):
             self.kept.count("fail", f"never started ({why})", n)
             self.live.done += n
 
+    def write_end(
+        self,
+        t0: float,
+        remaining: int | None,
+        store_error: str | None,
+        aborted: str | None,
+        recorded: str | None,
+        chaos: dict[str, Any] | None,
+    ) -> float:
+        """Write the history's ``end`` line; the time it carries."""
+        t_end = max(time.monotonic(), self.ops.latest)
+        self.writer.write(
+            {
+                "type": "end",
+                "remaining": remaining,
+                "store_error": store_error,
+                "aborted": aborted,
+                "run_error": recorded,
+                "notes": self.notes,
+                "chaos": chaos,
+                "duration_s": round(t_end - t0, 6),
+                "t": t_end,
+            }
+        )
+        return t_end
+
     def close_run(
-        self, t0: float, aborted: str | None, queue: Any = None,
-        chaos: dict[str, Any] | None = None, junk: int = 0,
-    ) -> RunResult:  # fmt: skip
+        self,
+        t0: float,
+        aborted: str | None,
+        queue: Any = None,
+        chaos: dict[str, Any] | None = None,
+        junk: int = 0,
+    ) -> RunResult:
         """Read the final stock, write the ``end`` line, close the history,
         check. ``junk``: bytes on the event pipe that were not the tool's."""
         remaining, store_error = self.read_final()
         recorded = recorded_error(self.config, junk, self.disk or self.twice)
         # Not before any event it closes (one clock: only a clock that
         # stepped back could make it so, and the history must stay readable).
-        t_end = max(time.monotonic(), self.ops.latest)
-        self.writer.write({"type": "end", "remaining": remaining, "store_error": store_error,
-                           "aborted": aborted, "run_error": recorded, "notes": self.notes,
-                           "chaos": chaos,
-                           "duration_s": round(t_end - t0, 6), "t": t_end})  # fmt: skip
+        t_end = self.write_end(t0, remaining, store_error, aborted, recorded, chaos)
         self.writer.close()
         rows = [self.rows[k] for k in sorted(self.rows)]
         if self.sale is not None:  # the sale's verdict, once every host has ended
@@ -369,8 +401,14 @@ class SaleLedger(SaleHost):
                 self.notes.append(f"this host could not read the stock at its end: {store_error}")
                 store_error = None
         else:
-            report = evaluate(self.ops, self.initial, remaining, store_problem=store_error,
-                              aborted=aborted, run_error=recorded)  # as check will say
+            report = evaluate(
+                self.ops,
+                self.initial,
+                remaining,
+                store_problem=store_error,
+                aborted=aborted,
+                run_error=recorded,
+            )  # as check will say
         run_error = run_error_of(self.config, report, recorded)
         return RunResult(
             config=self.config,

@@ -77,9 +77,14 @@ class QueueMode(SaleMode):
         if config.chaos is not None:  # clerks that pause holding the lock, by clerk
             sale = sale._replace(pause_at=config.chaos.held_pauses(config.clerks))
         self.plan = OrderPlan(
-            sale, config.orders, config.put_timeout, config.get_timeout,
-            config.shutdown, config.batch, kill_at,
-        )  # fmt: skip
+            sale,
+            config.orders,
+            config.put_timeout,
+            config.get_timeout,
+            config.shutdown,
+            config.batch,
+            kill_at,
+        )
         self.join = config.shutdown == "join"
         self.orders: Any = None
         self.tokens: list[Any] = []
@@ -111,10 +116,15 @@ class QueueMode(SaleMode):
         c = self.config
         return {
             "workers": c.workers,
-            "producers": c.producers, "orders": c.orders, "clerks": c.clerks,
-            "queue_size": c.queue_size, "shutdown": c.shutdown, "batch": c.batch,
-            "put_timeout": c.put_timeout, "get_timeout": c.get_timeout,
-        }  # fmt: skip
+            "producers": c.producers,
+            "orders": c.orders,
+            "clerks": c.clerks,
+            "queue_size": c.queue_size,
+            "shutdown": c.shutdown,
+            "batch": c.batch,
+            "put_timeout": c.put_timeout,
+            "get_timeout": c.get_timeout,
+        }
 
     def make_children(self, run: Harness) -> Children:
         size = self.config.queue_size
@@ -130,8 +140,9 @@ class QueueMode(SaleMode):
         workers = self.config.workers or 0
         for w in range(workers):  # producers on workers, a thread each
             share = range(w, self.config.producers, workers)
-            run.children.start(("producers", w), run_producers,
-                               (self.plan, share, events, gate, orders))  # fmt: skip
+            run.children.start(
+                ("producers", w), run_producers, (self.plan, share, events, gate, orders)
+            )
         for p in range(0 if workers else self.config.producers):
             run.children.start(("producer", p), run_producer, (self.plan, p, events, gate, orders))
         return None
@@ -237,8 +248,11 @@ class QueueMode(SaleMode):
                 continue
             self.left_in_queue += 1
             if run.ledger.row(oid).result == "pending":
-                unsold = {"type": "fail", "buyer": oid, "reason": "unsold: left in the queue "
-                          "when the clerks stopped"}  # fmt: skip
+                unsold = {
+                    "type": "fail",
+                    "buyer": oid,
+                    "reason": "unsold: left in the queue when the clerks stopped",
+                }
                 run.ledger.record({**unsold, "t": time.monotonic()})
 
     def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
@@ -269,16 +283,25 @@ class QueueMode(SaleMode):
         clerks = [self._clerk(run, c, rows, daemons) for c in range(self.config.clerks)]
         rejected = sum(int(p["rejected"]) for p in producers)
         return QueueStats(
-            producers, clerks, len(rows), len(rows) - rejected, rejected, self.left_in_queue,
-            self.config.shutdown, self.config.batch,
-        )  # fmt: skip
+            producers,
+            clerks,
+            len(rows),
+            len(rows) - rejected,
+            rejected,
+            self.left_in_queue,
+            self.config.shutdown,
+            self.config.batch,
+        )
 
     def _producer(self, run: Harness, p: int, mine: list[OperationRow]) -> dict[str, Any]:
         rejected = sum(1 for r in mine if (r.reason or "").startswith(BUSY_PREFIX))
         return {
-            "producer": p, "pid": run.children.pids.get(self.producer_key(p)),
-            "submitted": len(mine), "accepted": len(mine) - rejected, "rejected": rejected,
-        }  # fmt: skip
+            "producer": p,
+            "pid": run.children.pids.get(self.producer_key(p)),
+            "submitted": len(mine),
+            "accepted": len(mine) - rejected,
+            "rejected": rejected,
+        }
 
     def _clerk(
         self, run: Harness, c: int, rows: list[OperationRow], daemons: bool

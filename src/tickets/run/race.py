@@ -138,8 +138,12 @@ def judge(
             reasons.append(f"{side.strategy} did not oversell in {side.trials} trial(s)")
     if reasons:
         return Verdict(False, tuple(reasons))
-    untested = [f"{s.strategy} proved nothing in {s.unproven_trials} of {s.trials} trial(s) "
-                f"({s.unproven_why})" for s in sides if s.unproven_trials]  # fmt: skip
+    untested = [
+        f"{s.strategy} proved nothing in {s.unproven_trials} of {s.trials} trial(s) "
+        f"({s.unproven_why})"
+        for s in sides
+        if s.unproven_trials
+    ]
     return Verdict(not untested, tuple(untested), unproven=bool(untested))
 
 
@@ -185,8 +189,10 @@ def run_race(
         raise ConfigError("name at least one strategy")
     for name in strategies:
         if name not in STRATEGIES and not is_user_code(name):
-            raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}"
-                              " or name your own buyer, FILE.py:FUNC")  # fmt: skip
+            raise ConfigError(
+                f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}"
+                " or name your own buyer, FILE.py:FUNC"
+            )
     if len(set(strategies)) != len(strategies):
         raise ConfigError("a strategy is named twice")
     if not 1 <= trials <= MAX_TRIALS:

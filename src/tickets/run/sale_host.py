@@ -87,7 +87,9 @@ class SaleHost:
                 why += f" in {config.join_timeout:g}s"
         except (StoreError, HistoryError) as exc:
             why = str(exc)
-        self.notes.append(f"the sale could not be judged as one ({why}); this host's buyers "
-                          f"alone are: `tickets check --sale {self.sale.name}` judges it "
-                          "all")  # fmt: skip
+        self.notes.append(
+            f"the sale could not be judged as one ({why}); this host's buyers "
+            f"alone are: `tickets check --sale {self.sale.name}` judges it "
+            "all"
+        )
         return evaluate(self.ops, None, None)

@@ -58,17 +58,24 @@ class WorkersMode(BuyMode):
         return self.workers
 
     def run_fields(self) -> dict[str, Any]:
-        return {**super().run_fields(), "workers": self.workers,
-                "concurrency": self.config.concurrency}  # fmt: skip
+        return {
+            **super().run_fields(),
+            "workers": self.workers,
+            "concurrency": self.config.concurrency,
+        }
 
     def make_children(self, run: Harness) -> LauncherHandle:
         config = self.config
         if config.buy is not None and run.ledger.history_path is not None:
             self.plan = self.plan._replace(log=str(run.ledger.history_path) + ".log")
         return LauncherHandle(
-            self.plan, config.buyers, run.events.writer.fileno(), run.gate.reader.fileno(),
-            workers=self.workers, concurrency=config.concurrency or 1,
-        )  # fmt: skip
+            self.plan,
+            config.buyers,
+            run.events.writer.fileno(),
+            run.gate.reader.fileno(),
+            workers=self.workers,
+            concurrency=config.concurrency or 1,
+        )
 
     def start(self, run: Harness) -> str | None:
         assert isinstance(run.children, LauncherHandle)

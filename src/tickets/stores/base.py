@@ -92,8 +92,11 @@ def disk_trouble(path: object, folder: str, err: int | None) -> DiskTrouble | No
         why = FULL_WHY[0]
     else:
         return None
-    return DiskTrouble(path, f"the disk under {where} is full ({why})",
-                       "free some space there, or point --db elsewhere")  # fmt: skip
+    return DiskTrouble(
+        path,
+        f"the disk under {where} is full ({why})",
+        "free some space there, or point --db elsewhere",
+    )
 
 
 def read_only_fs(path: object, folder: str) -> DiskTrouble | None:
@@ -181,13 +184,13 @@ class Store:
         count before (seats ``count … count - min(n, count) + 1`` are sold)."""
         raise NotImplementedError(f"{self.kind} store has no native take")
 
-    def native_lock(self, strategy: str, timeout: float, *, lease_ttl: float = 1.0,
-                    fencing: bool = False) -> BuyerLock:  # fmt: skip
+    def native_lock(
+        self, strategy: str, timeout: float, *, lease_ttl: float = 1.0, fencing: bool = False
+    ) -> BuyerLock:
         """The engine's own lock for ``strategy`` (a transaction, a lease)."""
         raise NotImplementedError(f"{self.kind} store has no {strategy} lock")
 
-    def take_optimistic(self, n: int, wait: Callable[[], None], timeout: float
-                        ) -> tuple[int, int]:  # fmt: skip
+    def take_optimistic(self, n: int, wait: Callable[[], None], timeout: float) -> tuple[int, int]:
         """Take up to ``n`` by an optimistic transaction, retried while
         another writer got in between; the count before, and the retries."""
         raise NotImplementedError(f"{self.kind} store has no optimistic take")

@@ -100,12 +100,18 @@ class RedisStore(Store):
         if self._client is None:
             spec = self.spec
             self._client = redis.Redis(
-                host=str(spec.host), port=int(spec.port or 0), db=int(spec.db or 0),
-                username=spec.username, password=spec.password,
+                host=str(spec.host),
+                port=int(spec.port or 0),
+                db=int(spec.db or 0),
+                username=spec.username,
+                password=spec.password,
                 socket_connect_timeout=spec.connect_timeout,
-                socket_timeout=max(spec.connect_timeout, 1.0), retry=Retry(NoBackoff(), 0),
-                single_connection_client=True, protocol=2, driver_info=None,
-            )  # fmt: skip
+                socket_timeout=max(spec.connect_timeout, 1.0),
+                retry=Retry(NoBackoff(), 0),
+                single_connection_client=True,
+                protocol=2,
+                driver_info=None,
+            )
         return self._client
 
     def script(self, name: str, text: str) -> Any:
@@ -125,11 +131,15 @@ class RedisStore(Store):
         except redis.WatchError:
             raise  # the optimistic transaction's retry signal, not a failure
         except redis.AuthenticationError:
-            raise StoreError(self.label, "refused the user name or password",
-                             "check the credentials in the URL") from None  # fmt: skip
+            raise StoreError(
+                self.label, "refused the user name or password", "check the credentials in the URL"
+            ) from None
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreError(self.label, f"cannot be reached ({self._scrub(exc)})",
-                             "start the server, or check the host and port") from None  # fmt: skip
+            raise StoreError(
+                self.label,
+                f"cannot be reached ({self._scrub(exc)})",
+                "start the server, or check the host and port",
+            ) from None
         except redis.ResponseError as exc:
             raise self._refused(str(exc)) from None
         except redis.RedisError as exc:
@@ -142,24 +152,31 @@ class RedisStore(Store):
 
     def _refused(self, text: str) -> Exception:
         if text.startswith("TICKETS fenced"):
-            return NoEffect(f"fenced: the lease expired and token {self.fence} is older than "
-                            f"token {text.split()[-1]}, which the store has seen")  # fmt: skip
+            return NoEffect(
+                f"fenced: the lease expired and token {self.fence} is older than "
+                f"token {text.split()[-1]}, which the store has seen"
+            )
         if text.startswith("TICKETS no such key"):
             return StoreError(self.label, "no such key", INIT_FIX)
         if text.startswith("TICKETS not a count"):
-            return StoreError(self.label, f"holds something that is not a count {COUNT_FORM}",
-                              "repair it or recreate it with `tickets init`")  # fmt: skip
+            return StoreError(
+                self.label,
+                f"holds something that is not a count {COUNT_FORM}",
+                "repair it or recreate it with `tickets init`",
+            )
         if text.startswith(("WRONGPASS", "NOAUTH", "NOPERM")):
-            return StoreError(self.label, "refused the user name or password",
-                              "check the credentials in the URL")  # fmt: skip
+            return StoreError(
+                self.label, "refused the user name or password", "check the credentials in the URL"
+            )
         if text.startswith("WRONGTYPE"):
             try:
                 found: Any = self.client.type(self.key)
                 kind = found.decode() if isinstance(found, bytes) else str(found)
             except redis.RedisError:
                 kind = "value of another type"
-            return StoreError(self.label, f"holds a {kind}, not a count",
-                              "use another key=, or delete this one")  # fmt: skip
+            return StoreError(
+                self.label, f"holds a {kind}, not a count", "use another key=, or delete this one"
+            )
         return StoreError(self.label, f"refused: {text[:200]}")
 
     def _count(self, raw: Any) -> int:
@@ -167,12 +184,18 @@ class RedisStore(Store):
             raise StoreError(self.label, "no such key", INIT_FIX)
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         if not canonical_count(text):
-            raise StoreError(self.label, f"holds {text[:40]!r}, not a whole number {COUNT_FORM}",
-                             "repair it or recreate it with `tickets init`")  # fmt: skip
+            raise StoreError(
+                self.label,
+                f"holds {text[:40]!r}, not a whole number {COUNT_FORM}",
+                "repair it or recreate it with `tickets init`",
+            )
         count = int(text)
         if count > MAX_COUNT:
-            raise StoreError(self.label, f"count {count} is larger than {MAX_COUNT:,}",
-                             "repair it or recreate it with `tickets init`")  # fmt: skip
+            raise StoreError(
+                self.label,
+                f"count {count} is larger than {MAX_COUNT:,}",
+                "repair it or recreate it with `tickets init`",
+            )
         return count
 
     # -- the interface ---------------------------------------------------
@@ -183,8 +206,11 @@ class RedisStore(Store):
     def check_ready(self) -> None:
         kind = self.call(lambda: self.client.type(self.key))
         if kind not in (b"string", b"none"):
-            raise StoreError(self.label, f"holds a {kind.decode()}, not a count",
-                             "use another key=, or delete this one")  # fmt: skip
+            raise StoreError(
+                self.label,
+                f"holds a {kind.decode()}, not a count",
+                "use another key=, or delete this one",
+            )
         if kind == b"string":
             self.load()
 
@@ -221,8 +247,7 @@ class RedisStore(Store):
             before_write()
         return self._count(self.call(lambda: take(keys=[self.key], args=[n])))
 
-    def take_optimistic(self, n: int, wait: Callable[[], None], timeout: float
-                        ) -> tuple[int, int]:  # fmt: skip
+    def take_optimistic(self, n: int, wait: Callable[[], None], timeout: float) -> tuple[int, int]:
         """WATCH, read, MULTI, write, EXEC; again while someone else wrote in
         between. Returns the count before and how many retries it took."""
         deadline = time.monotonic() + timeout
@@ -233,8 +258,9 @@ class RedisStore(Store):
             except redis.WatchError:
                 retries += 1
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(f"an unchanged {self.key} ({retries} retries)",
-                                      timeout) from None  # fmt: skip
+                    raise LockTimeout(
+                        f"an unchanged {self.key} ({retries} retries)", timeout
+                    ) from None
 
     def _watched(self, n: int, wait: Callable[[], None]) -> int:
         """One try: the count before, 0 when sold out; WatchError when another
@@ -253,8 +279,9 @@ class RedisStore(Store):
         finally:
             pipe.reset()
 
-    def native_lock(self, strategy: str, timeout: float, *, lease_ttl: float = 1.0,
-                    fencing: bool = False) -> BuyerLock:  # fmt: skip
+    def native_lock(
+        self, strategy: str, timeout: float, *, lease_ttl: float = 1.0, fencing: bool = False
+    ) -> BuyerLock:
         return LeaseLock(self, timeout, ttl=lease_ttl, fencing=fencing)
 
 

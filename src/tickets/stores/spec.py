@@ -154,8 +154,10 @@ def lock_clash(spec: StoreSpec) -> str | None:
         if not same and os.path.exists(path) and os.path.exists(lock):
             same = os.path.samefile(path, lock)  # a hard link
         if same:
-            return (f"{spec.lock_file} is the store's own file ({path}); name a separate "
-                    "lock file, or leave --lock-file out for <store>.lock")  # fmt: skip
+            return (
+                f"{spec.lock_file} is the store's own file ({path}); name a separate "
+                "lock file, or leave --lock-file out for <store>.lock"
+            )
     return None
 
 
@@ -164,8 +166,9 @@ def safe_name(text: str, limit: int = 80) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:limit]
 
 
-def parse_db(text: str, *, lock_file: str | None = None, connect_timeout: float | None = None
-             ) -> StoreSpec:  # fmt: skip
+def parse_db(
+    text: str, *, lock_file: str | None = None, connect_timeout: float | None = None
+) -> StoreSpec:
     """Parse ``--db``; raise :class:`BadStoreURL` with a message that names
     no password."""
     timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
@@ -180,11 +183,13 @@ def parse_db(text: str, *, lock_file: str | None = None, connect_timeout: float 
         return StoreSpec("json", text, lock_file=lock_file, connect_timeout=timeout)
     scheme = scheme.lower()
     if scheme == "file":
-        return StoreSpec("json", _file_path(text, rest), lock_file=lock_file,
-                         connect_timeout=timeout)  # fmt: skip
+        return StoreSpec(
+            "json", _file_path(text, rest), lock_file=lock_file, connect_timeout=timeout
+        )
     if scheme == "sqlite":
-        return StoreSpec("sqlite", _file_path(text, rest), lock_file=lock_file,
-                         connect_timeout=timeout)  # fmt: skip
+        return StoreSpec(
+            "sqlite", _file_path(text, rest), lock_file=lock_file, connect_timeout=timeout
+        )
     if scheme == "rediss":
         raise BadStoreURL("rediss:// (TLS) is not supported; use redis:// on a trusted network")
     return _parse_redis(text, lock_file, timeout)
@@ -244,14 +249,18 @@ def _parse_redis(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
     if url.fragment:
         raise BadStoreURL("a redis URL takes no #fragment")
     db_text = url.path.lstrip("/") or "0"
-    if not (db_text.isascii() and db_text.isdigit()) or len(db_text) > 9 or (
-        db_text[0] == "0" and db_text != "0"
+    if (
+        not (db_text.isascii() and db_text.isdigit())
+        or len(db_text) > 9
+        or (db_text[0] == "0" and db_text != "0")
     ):
-        raise BadStoreURL(f"redis URL names database {db_text[:20]!r}; use a number (0 to 15 "
-                          "on a default server)")  # fmt: skip
+        raise BadStoreURL(
+            f"redis URL names database {db_text[:20]!r}; use a number (0 to 15 on a default server)"
+        )
     try:
-        query = parse_qs(url.query, keep_blank_values=True, strict_parsing=bool(url.query),
-                         errors="strict")  # fmt: skip
+        query = parse_qs(
+            url.query, keep_blank_values=True, strict_parsing=bool(url.query), errors="strict"
+        )
         username = unquote(url.username, errors="strict") if url.username else None
         password = unquote(url.password, errors="strict") if url.password is not None else None
     except UnicodeDecodeError:
@@ -264,11 +273,19 @@ def _parse_redis(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
     keys = query.get("key", [REDIS_DEFAULT_KEY])
     key = keys[0]
     if len(keys) > 1 or not key or len(key.encode()) > MAX_KEY_BYTES or not key.isprintable():
-        raise BadStoreURL(
-            f"redis URL needs one printable key= of 1 to {MAX_KEY_BYTES} bytes"
-        )
-    return StoreSpec("redis", None, host, port or REDIS_DEFAULT_PORT, int(db_text), key,
-                     username, password, lock_file, timeout)  # fmt: skip
+        raise BadStoreURL(f"redis URL needs one printable key= of 1 to {MAX_KEY_BYTES} bytes")
+    return StoreSpec(
+        "redis",
+        None,
+        host,
+        port or REDIS_DEFAULT_PORT,
+        int(db_text),
+        key,
+        username,
+        password,
+        lock_file,
+        timeout,
+    )
 
 
 def _check_host(host: str) -> None:
@@ -298,4 +315,3 @@ def _scrub(message: str, text: str) -> str:
     except ValueError:
         password = None
     return message.replace(password, HIDDEN) if password else message
-

@@ -83,9 +83,12 @@ class SqliteStore(Store):
         uri = f"file://{quote(os.fsencode(os.path.abspath(self.path)))}?mode={mode}"
         try:
             conn = sqlite3.connect(
-                uri, uri=True, timeout=self.lock_timeout, isolation_level=None,
+                uri,
+                uri=True,
+                timeout=self.lock_timeout,
+                isolation_level=None,
                 check_same_thread=False,
-            )  # fmt: skip
+            )
             conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
         except sqlite3.Error as exc:
             raise self._error(exc) from None
@@ -133,8 +136,10 @@ class SqliteStore(Store):
             raise StoreError(self.label, f"folder {folder} does not exist", "create it first")
         if not _writable(folder):
             raise read_only_fs(self.label, folder) or StoreError(
-                self.label, f"folder {folder} is read-only",
-                "make it writable: SQLite keeps its journal there")  # fmt: skip
+                self.label,
+                f"folder {folder} is read-only",
+                "make it writable: SQLite keeps its journal there",
+            )
         if not os.path.exists(self.path):
             return
         if not _writable(self.path):
@@ -152,11 +157,17 @@ class SqliteStore(Store):
 
     def _count(self, value: Any) -> int:
         if type(value) is not int:
-            raise StoreError(self.label, f"count is {str(value)[:40]!r}, not a whole number",
-                             "repair it or recreate it with `tickets init`")  # fmt: skip
+            raise StoreError(
+                self.label,
+                f"count is {str(value)[:40]!r}, not a whole number",
+                "repair it or recreate it with `tickets init`",
+            )
         if not 0 <= value <= MAX_COUNT:
-            raise StoreError(self.label, f"count {value} is out of range 0..{MAX_COUNT:,}",
-                             "repair it or recreate it with `tickets init`")  # fmt: skip
+            raise StoreError(
+                self.label,
+                f"count {value} is out of range 0..{MAX_COUNT:,}",
+                "repair it or recreate it with `tickets init`",
+            )
         return value
 
     def save(self, count: int, before_write: Callable[[], None] | None = None) -> None:
@@ -199,8 +210,9 @@ class SqliteStore(Store):
             try:
                 count = self.load()
                 if count:
-                    conn.execute(f"UPDATE {TABLE} SET count = ? WHERE id = 1",
-                                 (count - min(n, count),))  # fmt: skip
+                    conn.execute(
+                        f"UPDATE {TABLE} SET count = ? WHERE id = 1", (count - min(n, count),)
+                    )
                 conn.execute("COMMIT")
             finally:
                 if conn.in_transaction:
@@ -209,8 +221,9 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
-    def native_lock(self, strategy: str, timeout: float, *, lease_ttl: float = 1.0,
-                    fencing: bool = False) -> BuyerLock:  # fmt: skip
+    def native_lock(
+        self, strategy: str, timeout: float, *, lease_ttl: float = 1.0, fencing: bool = False
+    ) -> BuyerLock:
         return Transaction(self, immediate=strategy == "transaction", timeout=timeout)
 
     def cleanup(self) -> int:
@@ -278,8 +291,9 @@ class Transaction(BuyerLock):
         except sqlite3.Error as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 waited = time.monotonic() - started
-                raise LockTimeout(f"the database's write lock (waited {waited:.1f}s)",
-                                  self.timeout) from None  # fmt: skip
+                raise LockTimeout(
+                    f"the database's write lock (waited {waited:.1f}s)", self.timeout
+                ) from None
             raise self.store._error(exc) from None
 
     def release(self) -> None:
