@@ -105,8 +105,10 @@ def test_the_history_is_on_disk_while_the_sale_goes(store: Path) -> None:
     assert lines[0]["type"] == "run" and any(e["type"] == "invoke" for e in lines)
     check = subprocess.run(
         [sys.executable, "-m", "tickets", "check", str(history), "--json"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 1
     assert "did not finish" in check.stdout
 
@@ -114,8 +116,13 @@ def test_the_history_is_on_disk_while_the_sale_goes(store: Path) -> None:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
     "args",
-    [SLOW_BUY, [*SLOW_BUY, "--start-method", "spawn"], SLOW_QUEUE, SLOW_WORKERS,
-     SLOW_QUEUE_WORKERS],
+    [
+        SLOW_BUY,
+        [*SLOW_BUY, "--start-method", "spawn"],
+        SLOW_QUEUE,
+        SLOW_WORKERS,
+        SLOW_QUEUE_WORKERS,
+    ],
     ids=["buy-fork", "buy-spawn", "queue", "workers", "queue-workers"],
 )
 def test_nothing_outlives_a_killed_parent(store: Path, args: list[str]) -> None:
@@ -142,9 +149,12 @@ def test_ctrl_c_early_in_a_spawn_run_prints_no_child_tracebacks(store: Path) -> 
     for delay in (0.25, 0.4, 0.6):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tickets", "buy", "--start-method", "spawn", "--buyers", "12"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
             start_new_session=True,
-        )  # fmt: skip
+        )
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         _, err = proc.communicate(timeout=60)
@@ -209,3 +219,21 @@ def test_ctrl_c_shows_what_was_sold_and_where_the_history_is(store: Path) -> Non
     assert f"history            {history.relative_to(store.parent)}" in out or str(history) in out
     assert out.strip().splitlines()[-1] == "ABORTED: interrupted"
     assert err.strip() == "interrupted; the history records the buyers stopped as unknown"
+
+
+def test_a_signal_while_the_first_is_handled_is_noted_not_raised() -> None:
+    """The window between catching the first interrupt and holding the
+    signals back: a second one there left the history without its end line."""
+    from tickets.run import interrupts
+
+    noted = None
+    with interrupts.terminations_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("SIGTERM did not interrupt")
+        except KeyboardInterrupt as first:
+            assert str(first) == "terminated by SIGTERM"
+            os.kill(os.getpid(), signal.SIGINT)  # handled at once: same thread, main
+            noted = interrupts.shielded.late_signals()
+    assert noted == [signal.SIGINT]
+    assert not interrupts.shielded.tripped  # the next command starts clean

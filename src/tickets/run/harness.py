@@ -193,13 +193,14 @@ class Harness:
             stopped_by, aborted = interrupt, interrupts.describe(interrupt)
         except BaseException as error:  # an error, or SystemExit: settled all the same
             stopped_by, aborted = error, f"stopped by an error: {error or type(error).__name__}"
-        caught: list[int] = []
+        caught = interrupts.shielded.late_signals()  # those that came while it stopped
         with interrupts.held_back(caught):  # the history gets its end line, whatever comes
             self.pauser.resume_all()
             self.settle(aborted if stopped_by is not None else None, aborted)
             stats = self.mode.stats(self, aborted)
-            result = self.ledger.close_run(t0, aborted, queue=stats, chaos=self.chaos_report(),
-                                           junk=self.events.junk)  # fmt: skip
+            result = self.ledger.close_run(
+                t0, aborted, queue=stats, chaos=self.chaos_report(), junk=self.events.junk
+            )
         if stopped_by is None:  # the end line could not be written, or a signal came
             stopped_by = self.ledger.writer.broken
         if stopped_by is None and caught:

@@ -74,6 +74,21 @@ class _Shield:
     def __init__(self) -> None:
         self.depth = 0
         self.caught: list[int] = []
+        #: an interrupt was raised: the run is stopping, and the signals that
+        #: follow are noted in ``late`` (a second signal raised while the
+        #: first was being handled left the history without its end line)
+        self.tripped = False
+        self.late: list[int] = []
+
+    def trip(self, signum: int) -> KeyboardInterrupt:
+        self.tripped = True
+        return interrupt_for(signum)
+
+    def late_signals(self) -> list[int]:
+        """The signals noted since the run began to stop (taken: each once)."""
+        late = self.late[:]
+        self.late.clear()
+        return late
 
     def __enter__(self) -> None:
         self.depth += 1
@@ -84,7 +99,7 @@ class _Shield:
             signum = self.caught[0]
             self.caught.clear()
             if kind is None:  # else the error on its way out stops the run
-                raise interrupt_for(signum)
+                raise self.trip(signum)
 
 
 shielded = _Shield()
@@ -96,16 +111,20 @@ def terminations_interrupt() -> Iterator[None]:
     SIGINT KeyboardInterrupt, except inside :data:`shielded`."""
 
     def terminate(signum: int, frame: Any) -> None:
-        if shielded.depth:
+        if shielded.tripped:
+            shielded.late.append(signum)
+        elif shielded.depth:
             shielded.caught.append(signum)
-            return
-        raise interrupt_for(signum)
+        else:
+            raise shielded.trip(signum)
 
     previous = _install(terminate, (signal.SIGINT, *TERMINATING))
     try:
         yield
     finally:
         _restore(previous)
+        shielded.tripped = False
+        shielded.late.clear()
 
 
 @contextmanager
