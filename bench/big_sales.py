@@ -31,9 +31,9 @@ SCALE = int(os.environ.get("BENCH_BIG_SCALE", "1"))
 SALE = """
 import json, resource, sys, time
 from pathlib import Path
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig
-from tickets.run.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig
+from tickets.engine.buy import run_buy
 args = json.loads(sys.argv[1])
 delays = Delays() if args.pop("delays") else Delays.none()
 args["history"] = Path(args["history"])
@@ -82,7 +82,7 @@ def bare_searches(path: Path, total: int, workers: int) -> float:
 def report() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from run import bare_loop
-    from tickets.config import default_workers
+    from tickets.engine.config import default_workers
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

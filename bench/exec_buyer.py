@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig
-from tickets.run.buy import run_buy
+from tickets.engine.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig
 
 
 def built_in(folder: Path, buyers: int) -> float:

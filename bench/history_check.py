@@ -34,8 +34,8 @@ print(time.perf_counter() - t)
 
 CHECK = """
 import resource, sys, time
-from tickets.checks import check_history
-from tickets.history import read
+from tickets.check.verdict import check_history
+from tickets.check.history import read
 t = time.perf_counter()
 report = check_history(read(sys.argv[1]))
 took = time.perf_counter() - t
@@ -45,7 +45,7 @@ print(took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 IDLE = """
 import resource
-import tickets.checks, tickets.history
+import tickets.check.verdict, tickets.check.history
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

@@ -49,12 +49,12 @@ import history_check
 import hosts_sale
 import stores
 import user_buyer
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig, QueueConfig
 from tickets.constants import LOCK_STRATEGY_NAMES
-from tickets.locks import FileLock, FlockLock, NoLock, ProcessLock
-from tickets.run.buy import run_buy
-from tickets.run.queue import run_queue
+from tickets.engine.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig, QueueConfig
+from tickets.engine.queue import run_queue
+from tickets.locking.locks import FileLock, FlockLock, NoLock, ProcessLock
 from tickets.stores import json_file as st
 
 BUYERS = int(os.environ.get("BENCH_BUYERS", "400"))

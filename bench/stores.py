@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig, QueueConfig
 from tickets.constants import LOCK_STRATEGY_NAMES, NATIVE_STRATEGIES
-from tickets.run.buy import run_buy
-from tickets.run.queue import run_queue
+from tickets.engine.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig, QueueConfig
+from tickets.engine.queue import run_queue
 from tickets.stores import open_store
 from tickets.stores.spec import parse_db
 

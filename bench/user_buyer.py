@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig
-from tickets.run.buy import run_buy
+from tickets.engine.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "booking.py")
 

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tickets.child.plan import Delays
 from tickets.cli import cli
-from tickets.config import BuyConfig
-from tickets.run.buy import run_buy
-from tickets.run.ledger import RunResult
+from tickets.engine.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig
+from tickets.engine.ledger import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +61,7 @@ def histories_are_well_formed(tmp_path: Path) -> Iterator[None]:
     """Every history a run writes under a ``history/`` folder during a test
     must read back as well-formed (unfinished is allowed: a killed parent)."""
     yield
-    from tickets.history import HistoryError, read
+    from tickets.check.history import HistoryError, read
 
     for path in tmp_path.rglob("history/*.jsonl"):
         try:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tickets.operations import Operations
+from tickets.check.operations import Operations
 
 T0 = 10.0
 

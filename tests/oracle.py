@@ -1,7 +1,7 @@
 """An independent oracle: is a sale's history linearizable? By brute force.
 
 Written only for the tests, straight from the definition and sharing no
-code with tickets.linearizability: the Wing & Gong search. Repeatedly pick
+code with tickets.check.linearizability: the Wing & Gong search. Repeatedly pick
 an operation that may go next (no other operation still to place completed
 before it was invoked), apply it to the counter if the model allows, and
 backtrack; memoized on (operations placed, count). An operation of unknown

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from helpers import read_json_lines
-from tickets.checks import check_history
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig, ConfigError
-from tickets.history import read
-from tickets.operations import SOLD_OUT
-from tickets.run.buy import run_buy
-from tickets.run.ledger import RunResult
+from tickets.check.history import read
+from tickets.check.operations import SOLD_OUT
+from tickets.check.verdict import check_history
+from tickets.engine.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig, ConfigError
+from tickets.engine.ledger import RunResult
 from tickets.stores import json_file as st
 
 Sale = Callable[..., RunResult]
@@ -166,7 +166,7 @@ def test_lock_timeout_changes_nothing(store: Path, tmp_path: Path) -> None:
 
 
 def test_draws_are_seeded_and_uniform() -> None:
-    from tickets.child.plan import Draws
+    from tickets.engine.child.plan import Draws
 
     a = [Draws(7, 0, 3).random() for _ in range(3)]
     assert a == [Draws(7, 0, 3).random() for _ in range(3)]
@@ -178,7 +178,7 @@ def test_draws_are_seeded_and_uniform() -> None:
 
 
 def test_each_buyer_draws_its_own_delays_and_none_without_delays() -> None:
-    from tickets.child.plan import Delays, buyer_rng
+    from tickets.engine.child.plan import Delays, buyer_rng
 
     delays = Delays(search=0.02, write=0.004)
     drawn = [delays.for_buyer(5, b) for b in range(50)]
@@ -208,7 +208,7 @@ def test_a_launcher_that_cannot_start_stops_the_run(
     import time
     from types import SimpleNamespace
 
-    from tickets.run import launcher
+    from tickets.engine import launcher_handle as launcher
 
     monkeypatch.setattr(sys, "executable", "/bin/false")
     if late_orders:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tickets.child.events import MARKER, FrameReader, encode, frame
+from tickets.engine.child.pipe import MARKER, FrameReader, encode, frame
 
 #: Writes junk to every descriptor it may have inherited, then buys as it should.
 JUNK_WRITER = """
@@ -162,8 +162,8 @@ def test_a_buyer_module_is_never_imported_into_the_tickets_process(tmp_path: Pat
 
 @pytest.mark.timeout(60)
 def test_a_buyer_module_whose_import_hangs_is_refused_in_time(tmp_path: Path) -> None:
-    from tickets.buyer_check import check
-    from tickets.child.user_buyer import BuyerCodeError
+    from tickets.engine.buyer_check import check
+    from tickets.engine.child.user_buyer import BuyerCodeError
 
     (tmp_path / "hangs.py").write_text("import time\ntime.sleep(3600)\ndef buy(h):\n    pass\n")
     with pytest.raises(BuyerCodeError, match="its import did not finish within 1s; stopped"):

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from histories import T0, Op, end_line, events_of, lines_of, run_line, table, write
-from tickets.checks import Report, check_history, evaluate
-from tickets.history import HistoryError, read
-from tickets.sale_checks import check_histories
+from tickets.check.history import HistoryError, read
+from tickets.check.sale import check_histories
+from tickets.check.verdict import Report, check_history, evaluate
 
 
 def judge(initial: int, remaining: int | None, ops: list[Op], **kw: Any) -> Report:
@@ -535,8 +535,8 @@ def test_the_ledger_writes_well_formed_histories_from_any_order_of_reports(
 ) -> None:
     import time
 
-    from tickets.config import BuyConfig
-    from tickets.run.ledger import SaleLedger
+    from tickets.engine.config import BuyConfig
+    from tickets.engine.ledger import SaleLedger
 
     config = BuyConfig(store=tmp_path / "s.json", tickets=2, buyers=4, history=tmp_path / "h.jsonl")
     ledger = SaleLedger(config, 4, {"buyers": 4})
@@ -583,7 +583,7 @@ def _sold_out(buyer: int, t: float) -> dict[str, Any]:
 
 
 def _report(tmp_path: Path, lines: list[dict[str, Any]]) -> Any:
-    from tickets.checks import check_history
+    from tickets.check.verdict import check_history
 
     return check_history(read(write(tmp_path / "h.jsonl", lines)))
 

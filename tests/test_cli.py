@@ -197,7 +197,7 @@ def test_import_tickets_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
-    code = "import sys, tickets.run.buy; print('click' in sys.modules, 'rich' in sys.modules)"
+    code = "import sys, tickets.engine.buy; print('click' in sys.modules, 'rich' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False"
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from helpers import spec_of
-from tickets.child.buyer import warm_up
-from tickets.child.events import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode, frame
-from tickets.child.launcher import FdGate
-from tickets.child.plan import BuyerPlan, Delays
-from tickets.run.event_pipe import EventPipe
+from tickets.engine.child.buyer import warm_up
+from tickets.engine.child.launcher import FdGate
+from tickets.engine.child.pipe import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode, frame
+from tickets.engine.child.plan import BuyerPlan, Delays
+from tickets.engine.event_pipe import EventPipe
 from tickets.stores import json_file as st
 
 EVENTS = [

@@ -15,11 +15,11 @@ import pytest
 from click.testing import Result
 
 from helpers import read_json_lines
-from tickets.child.plan import Delays
-from tickets.history import read
-from tickets.run.chaos import BUYER_POINTS, Chaos
-from tickets.run.ledger import RunResult
-from tickets.sale_checks import check_histories
+from tickets.check.history import read
+from tickets.check.sale import check_histories
+from tickets.engine.chaos import BUYER_POINTS, Chaos
+from tickets.engine.child.plan import Delays
+from tickets.engine.ledger import RunResult
 from tickets.stores import json_file as st
 from tickets.stores.json_file import lock_path
 
@@ -128,8 +128,8 @@ def test_dead_holder_of_a_process_lock_stops_the_run(invoke: Invoke, store: Path
 def test_dead_holder_of_a_process_lock_stops_the_queue(store: Path) -> None:
     """A clerk dead holding the run's process lock stops the queue run too
     (it used to crash: the queue mode had no way to probe its lock)."""
-    from tickets.config import QueueConfig
-    from tickets.run.queue import run_queue
+    from tickets.engine.config import QueueConfig
+    from tickets.engine.queue import run_queue
 
     config = QueueConfig(
         store=store,

@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import Result
 
 from histories import end_line, run_line, write
-from tickets.housekeeping import entries, prune, to_prune
+from tickets.check.housekeeping import entries, prune, to_prune
 
 Invoke = Callable[..., Result]
 

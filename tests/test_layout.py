@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tickets.run.children import forget
+from tickets.engine.children import forget
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "tickets"
-#: What a forked buyer must not carry (see tickets.child): memory every fork
+#: What a forked buyer must not carry (see tickets.engine.child): memory every fork
 #: and exit pays for, or at-fork hooks every buyer runs.
 HEAVY = {
     "random",
@@ -34,15 +34,15 @@ HEAVY = {
 }
 #: The modules a buyer runs: the launcher and everything it loads.
 BUYER_MODULES = [
-    "tickets.child.launcher",
-    "tickets.child.buyer",
-    "tickets.child.plan",
-    "tickets.child.events",
+    "tickets.engine.child.launcher",
+    "tickets.engine.child.buyer",
+    "tickets.engine.child.plan",
+    "tickets.engine.child.pipe",
     "tickets.stores.json_file",
     "tickets.stores.base",
     "tickets.stores",
-    "tickets.locks",
-    "tickets.strategies",
+    "tickets.locking.locks",
+    "tickets.locking.strategies",
     "tickets.constants",
 ]
 MAX_MODULE_LINES = 600
@@ -66,7 +66,7 @@ def test_a_buyer_loads_nothing_heavy() -> None:
 def test_the_file_lock_loads_filelock_only_when_built(tmp_path: Path) -> None:
     store = tmp_path / "s.json"
     build = (
-        "from tickets.strategies import get; from tickets.stores import open_store; "
+        "from tickets.locking.strategies import get; from tickets.stores import open_store; "
         "from tickets.stores.spec import StoreSpec; "
         f"get('file').child_lock(None, open_store(StoreSpec('json', {str(store)!r})), 1)"
     )
@@ -76,14 +76,14 @@ def test_the_file_lock_loads_filelock_only_when_built(tmp_path: Path) -> None:
 
 
 def test_the_core_loads_neither_click_nor_rich() -> None:
-    core = "import tickets.run.buy, tickets.run.queue, tickets.run.race"
-    core += ", tickets.output.json_documents"
+    core = "import tickets.engine.buy, tickets.engine.queue, tickets.engine.race"
+    core += ", tickets.render.json_documents"
     loaded = loaded_after(core)
     assert "click" not in loaded and "rich" not in loaded
 
 
 def test_multiprocessing_still_keeps_its_children_in_a_set() -> None:
-    """tickets.run.children.forget relies on this CPython private (see its
+    """tickets.engine.children.forget relies on this CPython private (see its
     docstring): if this fails, starting many spawned children is slow again."""
     children = getattr(multiprocessing.process, "_children", None)
     assert isinstance(children, set), "multiprocessing.process._children is gone"
@@ -123,6 +123,15 @@ def test_modules_and_functions_stay_short(path: Path) -> None:
 
 
 def test_every_folder_says_what_it_holds() -> None:
-    for folder in ("child", "run", "output", "cli"):
+    for folder in (
+        "engine",
+        "engine/child",
+        "check",
+        "locking",
+        "named_sale",
+        "render",
+        "stores",
+        "cli",
+    ):
         doc = ast.get_docstring(ast.parse((SRC / folder / "__init__.py").read_text()))
         assert doc and len(doc) > 100, folder

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from histories import T0, Op, events_of, lines_of, table, write
 from oracle import linearizable
-from tickets.checks import Report, check_history, evaluate
-from tickets.history import read
-from tickets.operations import Operations
+from tickets.check.history import read
+from tickets.check.operations import Operations
+from tickets.check.verdict import Report, check_history, evaluate
 
 QUICK = int(os.environ.get("TICKETS_ORACLE_EXAMPLES", "600"))
 #: Examples per kind under `make stress`.

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 
 from helpers import handle, run_all, shell_flock_holder, spec_of
-from tickets.locks import (
+from tickets.locking.locks import (
     FileLock,
     FlockLock,
     LockTimeout,
     names_held_file,
 )
-from tickets.store_lock import store_lock
+from tickets.locking.store_claim import store_lock
+from tickets.locking.strategies import STRATEGIES, get
 from tickets.stores.base import StoreError
 from tickets.stores.json_file import lock_path
-from tickets.strategies import STRATEGIES, get
 
 WORKERS = 6
 ROUNDS = 15
@@ -111,7 +111,7 @@ def _time_out_with_timer(store: str, queue: Any, preinstalled: bool = False) -> 
     # In a child: the timer path owns SIGALRM, which pytest-timeout uses here.
     import signal
 
-    from tickets import locks
+    from tickets.locking import locks
 
     if preinstalled:  # as the launcher does before forking buyers
         locks.install_alarm()

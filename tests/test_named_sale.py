@@ -227,7 +227,7 @@ def test_a_sale_whose_state_holds_odd_digits_is_described_not_a_traceback(
 ) -> None:
     """'²' is a digit to str.isdigit() and no number to int(): sale show,
     sale list and every init on the server crashed on it."""
-    from tickets.sales import NamedSale
+    from tickets.named_sale.registry import NamedSale
     from tickets.stores import open_store
     from tickets.stores.spec import parse_db
 

@@ -179,7 +179,7 @@ def test_a_command_that_prints_an_id_among_seats_is_an_unknown_outcome(tmp_path:
 def test_only_a_held_lock_or_store_counts_as_held() -> None:
     """A full order queue turned the order away, but nobody held anything:
     a sale of only those is not proven, never the exit 3 of a held lock."""
-    from tickets.operations import Operations
+    from tickets.check.operations import Operations
 
     ops = Operations(3, 10.0)
     reasons = [

@@ -231,13 +231,13 @@ def test_a_stopped_exec_sale_leaves_no_escaped_helper(tmp_path: Path, sig: int) 
 def launcher_of(parent: int, warden: bool = False) -> int:
     """The launcher below the ``tickets`` process ``parent`` (or its warden:
     the launcher's first fork, whose parent half watches the rest)."""
-    from tickets.child.reaper import each_process
+    from tickets.engine.child.reaper import each_process
 
     def child_of(pid: int) -> int:
         for child, _, ppid, _ in each_process():
             if ppid == pid:
                 with open(f"/proc/{child}/cmdline", "rb") as f:
-                    if f.read().split(b"\0")[1:3] == [b"-m", b"tickets.child.launcher"]:
+                    if f.read().split(b"\0")[1:3] == [b"-m", b"tickets.engine.child.launcher"]:
                         return child
         raise AssertionError(f"no launcher below {pid}")
 

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 
 from helpers import read_json_lines, snapshot
 from tickets.cli import cli
-from tickets.run.ledger import RunResult
+from tickets.engine.ledger import RunResult
 
 Invoke = Callable[..., Result]
 #: What a terminal would obey: ESC (CSI, OSC), BEL.
@@ -149,7 +149,7 @@ def test_a_link_planted_after_the_check_is_replaced_not_followed(
     """The race the checks cannot close: a link that appears at the path
     after they ran. The picture takes the link's place; its target is not
     touched."""
-    import tickets.output.files as files
+    import tickets.render.files as files
 
     monkeypatch.setattr(files, "check_output_path", lambda path, flag: None)
     link = tmp_path / "planted.svg"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tickets.child.plan import BuyerPlan, Delays, OrderPlan
-from tickets.strategies import STRATEGIES
+from tickets.engine.child.plan import BuyerPlan, Delays, OrderPlan
+from tickets.locking.strategies import STRATEGIES
 
 
 def plan(**changes: object) -> BuyerPlan:

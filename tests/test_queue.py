@@ -13,12 +13,12 @@ import pytest
 from click.testing import Result
 
 from helpers import assert_run_fields, read_json_lines
-from tickets.checks import check_history
-from tickets.child.plan import Delays
-from tickets.config import ConfigError, QueueConfig
-from tickets.history import read
-from tickets.run.ledger import RunResult
-from tickets.run.queue import run_queue
+from tickets.check.history import read
+from tickets.check.verdict import check_history
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import ConfigError, QueueConfig
+from tickets.engine.ledger import RunResult
+from tickets.engine.queue import run_queue
 
 Invoke = Callable[..., Result]
 

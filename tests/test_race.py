@@ -11,9 +11,9 @@ import pytest
 from click.testing import Result
 
 from helpers import assert_run_fields, read_json_lines
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig, ConfigError
-from tickets.run.race import SideStats, in_words, judge, run_race, trial_seed
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig, ConfigError
+from tickets.engine.race import SideStats, in_words, judge, run_race, trial_seed
 
 Invoke = Callable[..., Result]
 WIDE = ["--search-delay", "0", "--write-delay", "40"]  # every unlocked run oversells

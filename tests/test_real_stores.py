@@ -18,10 +18,10 @@ import pytest
 
 from conftest import REDIS_PASSWORD
 from helpers import read_json_lines
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig, ConfigError, QueueConfig
-from tickets.run.buy import run_buy
-from tickets.run.queue import run_queue
+from tickets.engine.buy import run_buy
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig, ConfigError, QueueConfig
+from tickets.engine.queue import run_queue
 from tickets.stores.spec import BadStoreURL, parse_db
 
 pytestmark = pytest.mark.timeout(120)
@@ -94,7 +94,7 @@ def test_redis_transaction_retries_are_counted(redis_url: str) -> None:
 
     from rich.console import Console
 
-    from tickets.output.tables import buyers_view
+    from tickets.render.tables import buyers_view
 
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(buyers_view(result))
@@ -143,7 +143,7 @@ def test_queue_sells_exactly_the_stock_on_every_engine(real_store: str, batch: i
 
 
 def test_chaos_kills_on_real_stores_never_oversell(real_store: str) -> None:
-    from tickets.run.chaos import Chaos
+    from tickets.engine.chaos import Chaos
 
     strategy = "atomic"
     result = buy(
@@ -164,7 +164,7 @@ def test_chaos_kills_on_real_stores_never_oversell(real_store: str) -> None:
 def lease_sale(url: str, fencing: bool) -> Any:
     """Every buyer holds the lease 300 ms between its read and its write;
     the lease lives 60 ms: the next buyer takes it and reads the same count."""
-    from tickets.run.chaos import Chaos
+    from tickets.engine.chaos import Chaos
 
     chaos = Chaos(kill_rate=0.0, pause_rate=1.0, pause_length=0.3)
     return buy(
@@ -180,7 +180,7 @@ def lease_sale(url: str, fencing: bool) -> Any:
 
 
 def test_a_lease_outlived_by_its_holder_oversells(redis_url: str) -> None:
-    from tickets.output.tables import verdict
+    from tickets.render.tables import verdict
 
     result = lease_sale(redis_url, fencing=False)
     report = result.report
@@ -201,7 +201,7 @@ def test_fencing_refuses_the_stale_holder(redis_url: str) -> None:
 def test_clerks_that_outlive_their_lease(redis_url: str, fencing: bool) -> None:
     """The queue's clerks pause holding the lease too: three clerks, each
     holding a 60 ms lease for 250 ms between read and write."""
-    from tickets.run.chaos import Chaos
+    from tickets.engine.chaos import Chaos
 
     config = QueueConfig(
         store=parse_db(redis_url),

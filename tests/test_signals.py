@@ -187,9 +187,9 @@ def test_stopped_while_the_children_are_set_up_the_history_is_finished(
 ) -> None:
     """A signal (or an error) after the run line, before the harness can
     settle the sale itself, still gives the history its end line."""
-    from tickets.config import BuyConfig
-    from tickets.history import read
-    from tickets.run.buy import BuyMode, run_buy
+    from tickets.check.history import read
+    from tickets.engine.buy import BuyMode, run_buy
+    from tickets.engine.config import BuyConfig
 
     def fail(*args: object) -> None:
         raise stop
@@ -224,7 +224,7 @@ def test_ctrl_c_shows_what_was_sold_and_where_the_history_is(store: Path) -> Non
 def test_a_signal_while_the_first_is_handled_is_noted_not_raised() -> None:
     """The window between catching the first interrupt and holding the
     signals back: a second one there left the history without its end line."""
-    from tickets.run import interrupts
+    from tickets.engine import interrupts
 
     noted = None
     with interrupts.terminations_interrupt():

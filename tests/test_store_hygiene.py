@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tickets.run.chaos import Chaos
+from tickets.engine.chaos import Chaos
 from tickets.stores import json_file as st
 
 pytestmark = pytest.mark.timeout(120)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tickets.child.plan import Delays
-from tickets.run.ledger import RunResult
+from tickets.engine.child.plan import Delays
+from tickets.engine.ledger import RunResult
 
 Sale = Callable[..., RunResult]
 
@@ -28,8 +28,8 @@ def test_unlocked_demo_is_not_flaky(store: object, capsys: pytest.CaptureFixture
     """Default settings: >= 99 of 100 unlocked trials oversell, 100 of 100 locked ones don't."""
     from pathlib import Path
 
-    from tickets.config import BuyConfig
-    from tickets.run.race import run_race
+    from tickets.engine.config import BuyConfig
+    from tickets.engine.race import run_race
 
     assert isinstance(store, Path)
     race = run_race(BuyConfig(store=store, buyers=50, tickets=10), ["none", "file"], trials=100)
@@ -52,10 +52,10 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
     """>= 300 kill -9s over many seeds; the store and the invariants survive all of them."""
     from pathlib import Path
 
-    from tickets.config import BuyConfig, QueueConfig
-    from tickets.run.buy import run_buy
-    from tickets.run.chaos import Chaos
-    from tickets.run.queue import run_queue
+    from tickets.engine.buy import run_buy
+    from tickets.engine.chaos import Chaos
+    from tickets.engine.config import BuyConfig, QueueConfig
+    from tickets.engine.queue import run_queue
     from tickets.stores import json_file as st
 
     assert isinstance(tmp_path, Path)
@@ -239,9 +239,9 @@ def test_every_engine_and_strategy_under_heavy_contention(
     strategy. Those meant to be correct sell exactly the stock; deferred
     never oversells; none oversells; lease with pauses past its lease
     oversells, and never with fencing."""
-    from tickets.config import BuyConfig
-    from tickets.run.buy import run_buy
-    from tickets.run.chaos import Chaos
+    from tickets.engine.buy import run_buy
+    from tickets.engine.chaos import Chaos
+    from tickets.engine.config import BuyConfig
     from tickets.stores.spec import parse_db
 
     kind = real_store.split(":", 1)[0]

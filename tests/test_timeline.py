@@ -15,8 +15,8 @@ from click.testing import Result
 from rich.console import Console
 
 from histories import run_line
-from tickets.history import read
-from tickets.output.timeline import timeline
+from tickets.check.history import read
+from tickets.render.timeline import timeline
 
 Invoke = Callable[..., Result]
 
@@ -157,8 +157,8 @@ def test_timeline_errors(invoke: Invoke, lost_update: Path, tmp_path: Path) -> N
 def test_a_big_sale_is_binned_exactly() -> None:
     """Each operation counts in the bin where it ended (an unknown one where
     it began), and is active from its invoke's bin through its end's."""
-    from tickets.operations import Operations
-    from tickets.output.timeline_bins import bin_counts, sparkline
+    from tickets.check.operations import Operations
+    from tickets.render.timeline_bins import bin_counts, sparkline
 
     ops = Operations(4, 0.0)
     for ev in [

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from tickets.child.plan import Delays
-from tickets.config import BuyConfig, ConfigError
-from tickets.history import read
-from tickets.run.chaos import Chaos
+from tickets.check.history import read
+from tickets.engine.chaos import Chaos
+from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig, ConfigError
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,10 +6,10 @@ forked buyers load nothing more for them.
 """
 
 #: ``typing.TYPE_CHECKING`` for the modules children run, which must not import
-#: typing (see tickets.child): type checkers take any name TYPE_CHECKING as true.
+#: typing (see tickets.engine.child): type checkers take any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 
-#: The lock strategies (see tickets.locks), in the order tables show them:
+#: The lock strategies (see tickets.locking.locks), in the order tables show them:
 #: they protect a read-modify-write on any store, from outside.
 LOCK_STRATEGY_NAMES = ("none", "per-buyer", "process", "file", "flock")
 #: The stores (see tickets.stores) and the strategies each engine adds of its own.
@@ -45,7 +45,7 @@ MAX_WORKERS = 256
 MAX_CONCURRENCY = 2000
 DEFAULT_CONCURRENCY = 64
 #: A sale of up to this many buyers keeps a row (and a table line) for each;
-#: a bigger one only for those worth a look (tickets.run.rows)
+#: a bigger one only for those worth a look (tickets.engine.rows)
 ROWS_KEPT = 5_000
 #: ... and with no simulated delays: nothing to overlap, and more threads
 #: of one worker only take turns at the lock and the interpreter

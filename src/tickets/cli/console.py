@@ -26,7 +26,7 @@ from .errors import (
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResult
 
-    from ..run.ledger import Progress
+    from ..engine.ledger import Progress
 
 
 #: The width of output that goes to a file or a pipe.
@@ -241,11 +241,11 @@ def run_live(
 ) -> Any:
     """Run with a live line on a terminal; core errors as exit codes.
 
-    Ctrl-C, SIGTERM and SIGHUP stop the run (see tickets.run.interrupts):
+    Ctrl-C, SIGTERM and SIGHUP stop the run (see tickets.engine.interrupts):
     what it sold so far is shown by ``show_partial``, then the command exits
     128 + the signal's number.
     """
-    from ..run import interrupts
+    from ..engine import interrupts
 
     live = LiveProgress(label, heartbeat_label or label)
     try:

@@ -20,10 +20,10 @@ from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROV
 
 
 def printable(text: str) -> str:
-    """The project's sanitiser (:func:`tickets.operations.printable`): what
+    """The project's sanitiser (:func:`tickets.check.operations.printable`): what
     came from outside (a path, a file name, a user's exception) may not
     steer the terminal."""
-    from ..operations import printable as sanitised
+    from ..check.operations import printable as sanitised
 
     return sanitised(text)
 
@@ -40,8 +40,8 @@ class UnusableFile(click.ClickException):
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """StoreError and HistoryError -> exit 3; ConfigError -> a usage error (exit 2)."""
-    from ..config import ConfigError
-    from ..history import HistoryError
+    from ..check.history import HistoryError
+    from ..engine.config import ConfigError
     from ..stores.base import StoreError
 
     try:
@@ -114,7 +114,7 @@ def done_answering() -> None:
         return
     import threading
 
-    from ..run import interrupts
+    from ..engine import interrupts
 
     named = {s: interrupts.describe(interrupts.interrupt_for(s)) for s in STOPPING}
     _Answer.watching = True
@@ -140,7 +140,7 @@ def _watch(out: Any, named: dict[int, str]) -> None:
 def _cut(signum: int, named: str) -> None:
     """Stop the process where its answer is stuck: say so where there is
     room, leave no temp file, exit without flushing (it would block)."""
-    files = sys.modules.get("tickets.output.files")  # an export being written
+    files = sys.modules.get("tickets.render.files")  # an export being written
     for temp in list(getattr(files, "IN_FLIGHT", ())):
         try:
             os.unlink(temp)

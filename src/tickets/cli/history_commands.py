@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 class OutputFile(click.ParamType[str]):
     """A path an output (``--svg``, ``--html``) may be written to, checked as
     it is parsed: a bad one stops the command before any sale runs (exit 3,
-    as for a history or a store: see :mod:`tickets.output.files`)."""
+    as for a history or a store: see :mod:`tickets.render.files`)."""
 
     name = "file"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from ..output.files import check_output_path
+        from ..render.files import check_output_path
 
         if not isinstance(value, str):
             self.fail(f"{value!r} is not a path", param, ctx)
@@ -73,10 +73,10 @@ def check(
         tickets check history/*.jsonl --json
         tickets check a.jsonl b.jsonl --one-sale
     """
-    from ..checks import check_history
-    from ..history import expand, read
-    from ..output.json_documents import report_dict
-    from ..sale_checks import check_histories
+    from ..check.history import expand, read
+    from ..check.sale import check_histories
+    from ..check.verdict import check_history
+    from ..render.json_documents import report_dict
 
     if sale_name is not None:
         check_named_sale(ctx, sale_name, histories, json_)
@@ -100,7 +100,7 @@ def check(
         docs = [{"history": p, **report_dict(r)} for p, r in results or ()]
         emit_json({"passed": passed, "results": docs}, code)
     else:
-        from ..output.tables import check_view, each_view
+        from ..render.tables import check_view, each_view
 
         view = check_view(report, paths) if results is None else each_view(results)
         done_answering()  # a signal lets the verdict out, or cuts it where it is stuck
@@ -112,9 +112,9 @@ def check_named_sale(
     ctx: click.Context, name: str, histories: tuple[str, ...], json_: bool
 ) -> None:
     """``check --sale NAME``: every host's history from the sale's stream, as one."""
-    from ..output.json_documents import report_dict
-    from ..sale_checks import check_sale
-    from ..sale_stream import sale_histories
+    from ..check.sale import check_sale
+    from ..named_sale.stream import sale_histories
+    from ..render.json_documents import report_dict
     from .sale_group import named_sale
 
     if histories:
@@ -135,7 +135,7 @@ def check_named_sale(
     if json_:
         emit_json({**report_dict(report), "sale": name, "hosts": hosts}, code)
     else:
-        from ..output.tables import check_view
+        from ..render.tables import check_view
 
         done_answering()
         make_console().print(check_view(report, [h.path for h in found]))
@@ -183,8 +183,8 @@ def timeline_command(
         tickets timeline history/tickets-...-buy-none-123.jsonl
         tickets timeline run.jsonl --svg race.svg --html race.html
     """
-    from ..history import read
-    from ..output.timeline import MAX_ROWS, prepare, timeline
+    from ..check.history import read
+    from ..render.timeline import MAX_ROWS, prepare, timeline
 
     if (history is None) == (sale_name is None):
         raise click.UsageError("give a HISTORY file, or --sale NAME (not both)")
@@ -215,7 +215,7 @@ def timeline_command(
 
 def sale_picture(ctx: click.Context, name: str) -> tuple[Any, list[str]]:
     """The named sale as one history to draw, and which buyers are whose."""
-    from ..sale_stream import sale_as_one
+    from ..named_sale.stream import sale_as_one
     from .sale_group import named_sale
 
     sale = named_sale(ctx, name)
@@ -232,7 +232,7 @@ def export(picture: object, width: int, history: str, svg: str | None, html: str
 
     from rich.console import Console
 
-    from ..output.files import write_output
+    from ..render.files import write_output
 
     recorder = Console(
         record=True, width=width, file=io.StringIO(), color_system="truecolor", markup=False
@@ -314,7 +314,7 @@ def history_command(
     """
     import time
 
-    from ..housekeeping import entries, history_folder, prune, to_prune
+    from ..check.housekeeping import entries, history_folder, prune, to_prune
     from .store_options import StoreContext
 
     obj = ctx.find_object(StoreContext)

@@ -267,7 +267,7 @@ def chaos_from(ctx: click.Context, opts: dict[str, Any]) -> Any:
         raise click.UsageError("--kill-rate, --pause-rate and --pause-length need --chaos")
     if not opts["chaos"]:
         return None
-    from ..run.chaos import Chaos
+    from ..engine.chaos import Chaos
 
     length = opts.get("pause_length")
     return Chaos(
@@ -327,7 +327,7 @@ def stock_to_restock(
 
 
 def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
-    from ..child.plan import Delays
+    from ..engine.child.plan import Delays
 
     return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)
 
@@ -378,7 +378,7 @@ def parse_strategies(
     strategies, and the user's own buyers (checked before anything starts)."""
     if value is None:
         return None
-    from ..strategies import is_user_code
+    from ..locking.strategies import is_user_code
 
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in STRATEGY_NAMES and not is_user_code(n)]
@@ -389,8 +389,8 @@ def parse_strategies(
         )
     if len(set(names)) != len(names):
         raise click.BadParameter("a strategy is named twice")
-    from ..buyer_check import check
-    from ..child.user_buyer import BuyerCodeError
+    from ..engine.buyer_check import check
+    from ..engine.child.user_buyer import BuyerCodeError
 
     for name in names:
         if is_user_code(name):

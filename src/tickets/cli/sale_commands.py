@@ -101,9 +101,9 @@ def buy(
         tickets buy --buy examples/booking.py:take_ticket --lock file --tickets 10
         tickets buy --db tickets.json --exec 'python3 examples/take_one.py' -t 10  # any command
     """
-    from ..config import BuyConfig
-    from ..output.json_documents import run_dict
-    from ..run.buy import run_buy
+    from ..engine.buy import run_buy
+    from ..engine.config import BuyConfig
+    from ..render.json_documents import run_dict
 
     if show_all and buyers > ROWS_KEPT:
         raise click.UsageError(
@@ -120,7 +120,7 @@ def buy(
         if json_:
             emit_json(run_dict(result), code)
         else:
-            from ..output.tables import run_view
+            from ..render.tables import run_view
 
             make_console().print(run_view(result, None) if show_all else run_view(result))
 
@@ -201,8 +201,8 @@ def race(
         tickets race --no-lock --timeline
         tickets race --strategies none,per-buyer,process,file --trials 3 --json
     """
-    from ..config import BuyConfig
-    from ..run.race import run_race
+    from ..engine.config import BuyConfig
+    from ..engine.race import run_race
 
     chosen = race_sides(ctx, strategy, no_lock, strategies, opts, show_timeline)
     with translate_errors():
@@ -212,7 +212,7 @@ def race(
         if (opts["svg"] or opts["html"]) and result.runs:
             export_race(result, opts["svg"], opts["html"])
         if json_:
-            from ..output.json_documents import race_dict
+            from ..render.json_documents import race_dict
 
             emit_json(race_dict(result), code)
         else:
@@ -271,7 +271,7 @@ def race_sides(
 
 def worst_unlocked(result: Any) -> Any:
     """The run of a strategy without exclusion that oversold most (or any run)."""
-    from ..strategies import excludes
+    from ..locking.strategies import excludes
 
     unlocked = [r for r in result.runs if not excludes(r.strategy)]
     pool = unlocked or list(result.runs)
@@ -284,9 +284,9 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
     from rich.console import Group
     from rich.text import Text
 
-    from ..history import read
-    from ..output.timeline import timeline
-    from ..strategies import excludes
+    from ..check.history import read
+    from ..locking.strategies import excludes
+    from ..render.timeline import timeline
     from .history_commands import export
 
     worst = worst_unlocked(result)
@@ -304,13 +304,13 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
 def show_race(result: Any, show_timeline: bool) -> None:
     """The race table, with --timeline the worst unlocked run drawn, and
     the verdict last, where the eye ends."""
-    from ..output.race_views import race_verdict, race_view
+    from ..render.race_views import race_verdict, race_view
 
     console = make_console()
     console.print(race_view(result))
     if show_timeline:
-        from ..history import read
-        from ..output.timeline import timeline
+        from ..check.history import read
+        from ..render.timeline import timeline
 
         worst = worst_unlocked(result)
         with translate_errors():
@@ -399,8 +399,8 @@ def queue_command(
         tickets queue --put-timeout 0 --queue-size 2 --clerks 1 --tickets 60  # put_nowait: busy
         tickets queue --shutdown join --batch 50 --no-delay
     """
-    from ..config import QueueConfig
-    from ..run.queue import run_queue
+    from ..engine.config import QueueConfig
+    from ..engine.queue import run_queue
 
     if get_timeout is not None and shutdown == "join":
         raise click.UsageError(
@@ -424,11 +424,11 @@ def queue_command(
 
     def show(result: Any, code: int) -> None:
         if json_:
-            from ..output.json_documents import queue_dict
+            from ..render.json_documents import queue_dict
 
             emit_json(queue_dict(result), code)
         else:
-            from ..output.queue_views import queue_view
+            from ..render.queue_views import queue_view
 
             make_console().print(queue_view(result))
 

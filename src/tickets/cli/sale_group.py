@@ -1,4 +1,4 @@
-"""Named sales on Redis (see :mod:`tickets.sales`): ``buy --sale NAME
+"""Named sales on Redis (see :mod:`tickets.named_sale.registry`): ``buy --sale NAME
 --hosts N`` and its companions, and ``tickets sale list|show|drop``.
 
 Only click is imported at module level (see :mod:`tickets.cli`).
@@ -83,7 +83,7 @@ def sale_store(ctx: click.Context) -> Any:
 
 def named_sale(ctx: click.Context, name: str) -> Any:
     """The sale ``name`` on the store ``--db`` names."""
-    from ..sales import NamedSale, check_name
+    from ..named_sale.registry import NamedSale, check_name
 
     try:
         check_name(name)
@@ -109,7 +109,7 @@ def sale_group() -> None:
 @click.pass_context
 def sale_list(ctx: click.Context, json_: bool) -> None:
     """The sales on the store's server, with their state and hosts."""
-    from ..sales import NamedSale, sale_names
+    from ..named_sale.registry import NamedSale, sale_names
 
     with translate_errors():
         store = sale_store(ctx)

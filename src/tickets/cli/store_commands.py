@@ -45,7 +45,7 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
     """
     from pathlib import Path
 
-    from ..store_lock import SaleClaim, check_lock_path, restock
+    from ..locking.store_claim import SaleClaim, check_lock_path, restock
     from ..stores import open_store
 
     spec = obj.spec
@@ -58,7 +58,7 @@ def init(obj: StoreContext, tickets: int, lock_timeout: float, json_: bool) -> N
             store.check_ready()
             check_lock_path(spec)
             if spec.kind == "redis":  # no named sale is selling this key, from any machine
-                from ..sales import check_not_selling
+                from ..named_sale.registry import check_not_selling
 
                 check_not_selling(store)  # type: ignore[arg-type]
             claim = SaleClaim(spec, exclusive=True, timeout=lock_timeout)  # no sale running

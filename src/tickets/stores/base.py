@@ -7,7 +7,7 @@ an engine may also have its own indivisible "take up to n if any are left"
 restocks and reads the final count through the same object.
 
 Buyers run this module: it keeps the lean-import rule of
-:mod:`tickets.child`.
+:mod:`tickets.engine.child`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..constants import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..locks import BuyerLock
+    from ..locking.locks import BuyerLock
     from .spec import StoreSpec
 
 

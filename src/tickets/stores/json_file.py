@@ -2,7 +2,7 @@
 
 Loading is strict and never changes the file; saving is atomic (a temp file
 with an unpredictable name in the same folder, optional fsync, ``os.replace``,
-the file's mode kept). Locking policy lives in :mod:`tickets.locks`.
+the file's mode kept). Locking policy lives in :mod:`tickets.locking.locks`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import stat
 from ..constants import MAX_COUNT, TYPE_CHECKING
 from .base import Store, StoreError, read_only_fs, write_error
 
-# Run by buyers: no pathlib, typing or collections.abc at run time (see tickets.child).
+# Run by buyers: no pathlib, typing or collections.abc at run time (see tickets.engine.child).
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -51,7 +51,7 @@ def _reject_constant(name: str) -> Any:
 
 
 # One decoder for every read: json.loads with hooks builds a new one per call,
-# which every forked buyer would pay for (see tickets.child).
+# which every forked buyer would pay for (see tickets.engine.child).
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 

@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
-from ..locks import BuyerLock, LockTimeout
+from ..locking.locks import BuyerLock, LockTimeout
 from .base import NoEffect, Store, StoreError
 
 if TYPE_CHECKING:

@@ -121,7 +121,7 @@ class StoreSpec(
 
     @property
     def sale_path(self) -> str:
-        """The file a run holds for its whole duration (see tickets.store_lock).
+        """The file a run holds for its whole duration (see tickets.locking.store_claim).
         It is the store's, wherever ``--lock-file`` puts the lock: a run and a
         restock that name one store but different lock files must still meet
         here. Beside a file store; for a Redis key, in the current folder,

@@ -29,7 +29,7 @@ import time
 from urllib.parse import quote
 
 from ..constants import MAX_COUNT, TYPE_CHECKING
-from ..locks import BuyerLock, LockTimeout
+from ..locking.locks import BuyerLock, LockTimeout
 from .base import NoEffect, Store, StoreError, WriteUnknown, disk_trouble, read_only_fs
 
 if TYPE_CHECKING:

@@ -1,0 +1,302 @@
+"""The order queue's producer and clerk bodies (the tutorial's sections 2-4).
+
+Run in producer and clerk processes, which the parent forks itself (this
+module may import ``queue`` and ``typing``: the launcher never loads it).
+Producers are the buyers' front doors: each submits its orders to one
+bounded ``multiprocessing.Queue`` (or ``JoinableQueue``). Clerks take orders
+off the queue and sell from the store under the run's lock strategy, one
+order at a time or, with ``batch``, every order already waiting under one
+lock acquire and one write (group commit), confirming each only after that
+write. Like buyers, they never print and report over the event pipe.
+
+An order's events use the history's buyer model with the order number as
+``buyer``: ``invoke`` when its producer submits it, then ``fail`` (``busy``:
+the queue stayed full) from the producer, or ``ok`` / ``fail`` from the clerk
+that sold it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as queue_errors
+import time
+from typing import Any
+
+from ...locking.locks import LockTimeout
+from ...locking.strategies import get, sells_by_take
+from ...stores import NoEffect, Store, WriteUnknown, open_store
+from .buyer import die, quiet
+from .pipe import Batcher, EventWriter
+from .plan import BuyerPlan, Draws, OrderPlan
+
+SENTINEL = None
+#: Where a chaos run may kill a clerk (see ``OrderPlan.kill_at``).
+CLERK_KILL_POINTS = ("took", "locked", "written")
+
+
+def order_id(plan: OrderPlan, producer: int, i: int) -> int:
+    return producer * plan.orders + i
+
+
+def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders: Any) -> None:
+    """Submit ``plan.orders`` orders; with the join shutdown, wait until all are handled."""
+    quiet()
+    if not gate.poll(plan.sale.gate_timeout):
+        return
+    produce(plan, producer, EventWriter.over(events), orders)
+    leave(plan, orders)
+
+
+def run_producers(plan: OrderPlan, producers: range, events: Any, gate: Any, orders: Any) -> None:
+    """A worker's producers (``queue --workers``), each on a thread of its
+    own, all submitting at once as producer processes do; then the worker
+    leaves as one producer would."""
+    import threading  # a worker's only: see tickets.engine.child.worker
+
+    quiet()
+    if not gate.poll(plan.sale.gate_timeout):
+        return
+    writer = EventWriter.over(events)  # each producer's batches: one atomic write each
+    threading.stack_size(256 * 1024)
+    threads = [
+        threading.Thread(target=produce, args=(plan, p, writer, orders), daemon=True)
+        for p in producers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    leave(plan, orders)
+
+
+def leave(plan: OrderPlan, orders: Any) -> None:
+    """A producer's (or a worker's) last steps, once every order is submitted."""
+    if plan.shutdown == "join":
+        orders.join()  # tutorial section 4: wait until every order is task_done()
+    # The queue's feeder thread must hand over every order before this
+    # process leaves with os._exit (no atexit runs in a forked child).
+    orders.close()
+    orders.join_thread()
+
+
+def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) -> None:
+    """One producer's orders into the queue, each invoked first."""
+    out = Batcher(writer)
+    base = {"pid": os.getpid(), "producer": producer}
+    rng = Draws(plan.sale.seed, 1, producer)
+    # Every order's invoke leaves before the order goes into the queue, so
+    # an order a clerk or the parent finds is always one the history knows.
+    # Without arrival gaps they go 32 at a time (a pipe write per order
+    # would cap the queue mode's throughput).
+    chunk = 1 if plan.sale.delays.search else 32
+    for first in range(0, plan.orders, chunk):
+        ids = [order_id(plan, producer, i) for i in range(first, min(first + chunk, plan.orders))]
+        if plan.sale.delays.search:
+            time.sleep(rng.uniform(0, plan.sale.delays.search))
+        t = time.monotonic()
+        for oid in ids:
+            out.add({"type": "invoke", "buyer": oid, **base, "t_start": t, "t": t})
+        out.flush()
+        for oid in ids:
+            try:
+                if plan.put_timeout == 0:
+                    orders.put_nowait(oid)
+                elif plan.put_timeout is None:
+                    orders.put(oid)
+                else:
+                    orders.put(oid, timeout=plan.put_timeout)
+            except queue_errors.Full:
+                reason = "busy: the order queue stayed full, try again"
+                t_fail = time.monotonic()
+                out.add({"type": "fail", "buyer": oid, **base, "reason": reason, "t": t_fail})
+    out.flush()
+
+
+def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, orders: Any) -> None:
+    """Sell orders from the queue until a sentinel, an idle timeout, or being killed."""
+    quiet()
+    sale = plan.sale
+    out = Batcher(EventWriter.over(events))
+    base = {"pid": os.getpid(), "clerk": clerk}
+    store = open_store(sale.store, sale.lock_timeout, sale.fsync)
+    lock = get(sale.strategy).child_lock(
+        token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing
+    )
+    counter = Counter(sale, store, lock, Draws(sale.seed, 2, clerk), dict(sale.pause_at).get(clerk))
+    die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
+    handled = 0
+    if not gate.poll(sale.gate_timeout):
+        return
+    while True:
+        taken, stop = take_orders(plan, orders)
+        if taken:
+            batch = range(handled, handled + len(taken))
+            point = next((die_at[n] for n in batch if n in die_at), None)
+            if point == "took":
+                die()
+            # Said before selling, so a clerk that dies is known to have held these.
+            out.add(
+                {
+                    "type": "take",
+                    "clerk": clerk,
+                    "pid": base["pid"],
+                    "orders": taken,
+                    "t": time.monotonic(),
+                }
+            )
+            out.flush()
+            sell(counter, taken, point, base, out)
+            out.flush()  # every confirmation leaves only after the write that records it
+            handled += len(taken)
+            if plan.shutdown == "join":
+                for _ in taken:
+                    orders.task_done()
+        if stop:
+            return
+
+
+def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
+    """The next order and up to ``batch - 1`` more already waiting, and whether
+    to stop after them (a sentinel, or idle for ``get_timeout``)."""
+    join = plan.shutdown == "join"
+    taken: list[int] = []
+    while len(taken) < plan.batch:
+        try:
+            if taken:
+                oid = orders.get_nowait()
+            elif plan.get_timeout is None:
+                oid = orders.get()
+            else:
+                oid = orders.get(timeout=plan.get_timeout)
+        except queue_errors.Empty:
+            return taken, not taken  # idle for get_timeout: this clerk goes home
+        if oid is SENTINEL:
+            if join:
+                orders.task_done()
+            return taken, True
+        taken.append(oid)
+    return taken, False
+
+
+class Counter:
+    """What a clerk sells with: its own store handle, the strategy's lock,
+    its seeded write delays, and how long a chaos run pauses it holding the
+    lock between its read and its write (None: not at all)."""
+
+    def __init__(
+        self, sale: BuyerPlan, store: Store, lock: Any, rng: Draws, pause: float | None = None
+    ) -> None:
+        self.sale = sale
+        self.store = store
+        self.lock = lock
+        self.rng = rng
+        self.pause = pause
+        self.takes = sells_by_take(sale.strategy, sale.store.kind)
+
+    def wait(self) -> None:
+        if self.sale.delays.write:
+            time.sleep(self.rng.uniform(self.sale.delays.write / 2, self.sale.delays.write))
+        if self.pause:  # chaos: holding the lock (or the lease) far too long
+            time.sleep(self.pause)
+
+
+def sell(
+    counter: Counter, taken: list[int], point: str | None, base: dict[str, Any], out: Batcher
+) -> None:
+    """Sell ``taken`` under one lock acquire and (at most) one write; or, with
+    a store's own take, in one call to the store (a script, a transaction)."""
+    t_take = time.monotonic()
+    try:
+        if not counter.takes:
+            counter.lock.acquire()
+    except LockTimeout as exc:
+        for oid in taken:
+            busy = {
+                "type": "fail",
+                "buyer": oid,
+                **base,
+                "reason": f"busy: {exc}",
+                "t_search": t_take,
+            }
+            out.add({**busy, "t": time.monotonic()})
+        return
+    t_locked = time.monotonic()
+    if (
+        counter.sale.strategy == "process"
+    ):  # who holds the run's lock (tickets.engine.abandoned_lock)
+        out.add({"type": "locked", "pid": base["pid"]})
+        out.flush()
+    outcomes = sell_guarded(counter, taken, point)
+    t = time.monotonic()
+    for ev in outcomes:
+        out.add({**ev, **base, "t_search": t_take, "t_locked": t_locked, "t": t})
+
+
+def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
+    """Sell, and say what is known when it failed: refused (nothing
+    changed), or unknown (inside the critical section, the write may have
+    landed). The lock is let go (a transaction committed) before anyone
+    is told they have a ticket."""
+    failed = True
+    try:
+        outcomes = sell_locked(counter, taken, point)
+        failed = False
+    except NoEffect as exc:
+        outcomes = [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
+    except LockTimeout as exc:  # an optimistic transaction that never got through: nothing written
+        outcomes = [{"type": "fail", "buyer": oid, "reason": f"busy: {exc}"} for oid in taken]
+    except Exception as exc:
+        outcomes = [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
+    if counter.takes:
+        return outcomes
+    try:
+        if failed:
+            counter.lock.abort()  # a transaction rolls back
+        else:
+            counter.lock.release()  # a transaction commits: it may be refused
+    except NoEffect as exc:  # nobody got a ticket
+        return [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
+    except WriteUnknown as exc:  # the commit failed: the sales may or may not stand
+        return [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
+    except Exception:
+        pass  # a lock that failed to let go: the write itself is done
+    return outcomes
+
+
+def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
+    """Holding the lock: read the count, give each order a seat while any is
+    left, and write what is left once (group commit). With a store's own
+    take, one call does the read and the write."""
+    store = counter.store
+    retries = 0
+    if counter.takes:
+        if point == "locked":
+            die()
+        if counter.sale.strategy == "transaction":
+            count, retries = store.take_optimistic(
+                len(taken), counter.wait, counter.sale.lock_timeout
+            )
+        else:
+            count = store.take(len(taken))
+        left = count - min(count, len(taken))
+    else:
+        count = store.load()
+        if point == "locked":
+            die()
+        left = max(0, count - len(taken))
+    outcomes: list[dict[str, Any]] = []
+    seat = count
+    for oid in taken:
+        if seat > left:
+            outcomes.append({"type": "ok", "buyer": oid, "seat": seat})
+            seat -= 1
+        else:
+            outcomes.append({"type": "fail", "buyer": oid, "reason": "sold out"})
+        if retries:  # the batch's WATCH retries, on each of its orders
+            outcomes[-1]["retries"] = retries
+    if left != count and not counter.takes:
+        counter.wait()
+        store.save(left)
+    if left != count and point == "written":
+        die()
+    return outcomes

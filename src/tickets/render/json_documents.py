@@ -1,0 +1,109 @@
+"""Results -> the plain dicts that ``--json`` prints (schema in the README).
+
+Kept apart from :mod:`tickets.render.tables` so that ``--json`` never
+imports rich: a CI job pays only for what it prints.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..check.verdict import Report
+    from ..engine.ledger import OperationRow, RunResult
+    from ..engine.race import RaceResult
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def row_dict(row: OperationRow) -> dict[str, Any]:
+    """One buyer (or order) of the ``buyers`` list."""
+    doc = {
+        "buyer": row.number,
+        "pid": row.pid,
+        "result": row.result,
+        "seat": row.seat,
+        "reason": row.reason,
+        "seen": row.seen,
+        "lock_wait_s": _rounded(row.lock_wait),
+        "total_s": _rounded(row.total),
+    }
+    if row.producer is not None or row.clerk is not None:
+        doc |= {"producer": row.producer, "clerk": row.clerk}
+    if row.retries is not None:  # an optimistic transaction's (Redis WATCH)
+        doc["retries"] = row.retries
+    return doc
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "initial": report.initial,
+        "sold": report.sold,
+        "remaining": report.remaining,
+        "oversold": report.oversold,
+        "unknown": report.unknown,
+        "no_ticket": report.failed,
+        "double_sold_seats": report.double_sold_seats,
+        "passed": report.passed,
+        "unproven": report.unproven,
+        #: why the sale tested nothing (no stock, nobody took part), or null
+        "nothing_tested": report.idle,
+        #: operations turned away: busy past --lock-timeout, or refused by the store
+        "turned_away": report.refused,
+        #: what stopped the run, and what kept it from testing the sale (a
+        #: run's document says its own: see run_dict)
+        "aborted": report.aborted,
+        "run_error": report.run_error,
+        "not_run": [c.name for c in report.not_run()],
+        "checks": [c.as_dict() for c in report.checks],
+    }
+
+
+def run_dict(result: RunResult) -> dict[str, Any]:
+    """The ``--json`` document of one run (schema in the README)."""
+    cfg = result.config
+    return {
+        "mode": cfg.mode,
+        "strategy": cfg.strategy,
+        "store": cfg.store.label,
+        "store_kind": cfg.store.kind,
+        "seed": cfg.seed,
+        "stock": result.stock,
+        #: where the stock was read: "store", "command" (--stock-cmd) or "none"
+        "stock_source": getattr(cfg, "stock", "store"),
+        "buy": getattr(cfg, "buy", None),
+        "exec": getattr(cfg, "command", None),
+        **report_dict(result.report),
+        "passed": result.passed,
+        "aborted": result.aborted,
+        "run_error": result.run_error,
+        "history": None if result.history is None else str(result.history),
+        "chaos": result.chaos,
+        "notes": list(result.notes),
+        "duration_s": round(result.duration_s, 6),
+        "purchases_per_s": round(result.purchases_per_s, 1),
+        "workers": getattr(cfg, "workers", 0) or 0,
+        "concurrency": getattr(cfg, "concurrency", None),
+        "per_worker": result.workers,
+        "outcomes": result.outcomes,
+        "all_buyers": result.every_row,
+        "buyers": [row_dict(row) for row in result.rows],
+    }
+
+
+def race_dict(race: RaceResult) -> dict[str, Any]:
+    """The ``race --json`` document: every run as in ``buy --json``, plus ``trial``."""
+    return {
+        "passed": race.verdict.passed,
+        "reasons": list(race.verdict.reasons),
+        "strategies": [side.as_dict() for side in race.sides],
+        "runs": [{**run_dict(r.result), "trial": r.trial} for r in race.runs],
+    }
+
+
+def queue_dict(result: RunResult) -> dict[str, Any]:
+    """The ``queue --json`` document: the fields of ``buy --json`` plus the queue's."""
+    stats = result.queue
+    return {**run_dict(result), **stats.as_dict()}

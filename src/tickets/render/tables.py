@@ -1,0 +1,375 @@
+"""Results -> rich renderables (pure functions): the buyer, queue, race and
+check views. The --json documents are in :mod:`tickets.render.json_documents`,
+which needs no rich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ..check.operations import printable
+from ..check.verdict import NO_STOCK, Report
+from ..engine.ledger import OperationRow, RunResult
+from ..locking.strategies import STRATEGIES
+
+#: Rows a buyer table shows before it elides (``--all`` shows every row).
+MAX_ROWS = 60
+RESULT_STYLE = {"ok": "green", "fail": "yellow", "info": "magenta", "pending": "dim"}
+RESULT_WORD = {"ok": "sold", "fail": "no ticket", "info": "unknown", "pending": "pending"}
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def buyers_table(rows: list[OperationRow], report: Report, title: str, full: bool) -> Table:
+    """One row per buyer; ``full``: with its pid (--all). Notes are cut, never
+    wrapped: a row stays one line at 80 columns."""
+    table = Table(title=title)
+    retried = any(row.retries is not None for row in rows)  # Redis WATCH transactions
+    names = ["buyer", *(["pid"] if full else []), "seen", "result", "seat", "wait ms", "total ms"]
+    names += ["retries"] if retried else []
+    for name in names:
+        table.add_column(name, justify="left" if name == "result" else "right")
+    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=None if full else 24)
+    for row in rows:
+        seat = "" if row.seat is None else str(row.seat)
+        seat_text = Text(seat)
+        if row.seat is not None and row.seat in report.double_sold:
+            seat_text = Text(f"{seat} ×{len(report.double_sold[row.seat])}", style="bold red")
+        cells = [str(row.number), *(["" if row.pid is None else str(row.pid)] if full else [])]
+        cells += ["" if row.seen is None else str(row.seen)]
+        table.add_row(
+            *cells,
+            Text(RESULT_WORD[row.result], style=RESULT_STYLE[row.result]),
+            seat_text,
+            _ms(row.lock_wait),
+            _ms(row.total),
+            *([str(row.retries or 0)] if retried else []),
+            Text(printable(row.reason or "")),  # a user buyer's exception, say
+        )
+    return table
+
+
+def seats_table(result: RunResult) -> Table:
+    """An unlocked run, a row per seat: how often it was sold, and to whom."""
+    report = result.report
+    holders: dict[int | str, list[int]] = {}
+    for row in result.rows:
+        if row.result == "ok" and row.seat is not None:
+            holders.setdefault(row.seat, []).append(row.number)
+    table = Table(
+        title=f"{report.sold} sales of {len(holders)} seats, strategy {result.config.strategy}"
+    )
+    for name in ("seat", "sold", "buyers"):
+        table.add_column(name, justify="left" if name == "buyers" else "right")
+    for seat in sorted(holders, reverse=True):
+        numbers = holders[seat]
+        times = Text(f"×{len(numbers)}", "bold red" if len(numbers) > 1 else "green")
+        listed = ", ".join(map(str, numbers[:10])) + (" …" if len(numbers) > 10 else "")
+        table.add_row(str(seat), times, listed)
+    return table
+
+
+def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
+    """The buyers that got no ticket, in one line per reason."""
+    reasons: dict[str, int] = {}
+    for row in rows:
+        if row.result == "fail":
+            why = printable(row.reason or "no ticket")
+            if why == "sold out" and row.seen is not None:  # a built-in buyer searched
+                where = "at the search" if row.t_locked is None else "under the lock"
+                why = f"sold out {where}"
+            reasons[why] = reasons.get(why, 0) + 1
+    lines = [
+        f"{n} {noun}{'s' if n > 1 else ''}: {why}"
+        for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])
+    ]
+    return Text("\n".join(lines), style="yellow") if lines else Text("")
+
+
+def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
+    """What matters first: for a run that sold a seat twice, a row per seat;
+    otherwise the sales; the unknown outcomes always; the buyers with no
+    ticket rolled up by reason. ``limit`` None (--all): every buyer."""
+    rows, report = result.rows, result.report
+    strategy = result.config.strategy
+    if not result.every_row:
+        from .big_views import big_buyers_view
+
+        return big_buyers_view(result, limit or MAX_ROWS)
+    if limit is None:
+        return buyers_table(rows, report, f"{len(rows)} buyers, strategy {strategy}", True)
+    parts: list[RenderableType] = []
+    if report.double_sold:
+        parts.append(seats_table(result))
+        shown = [r for r in rows if r.result in ("info", "pending")]
+        title = f"{len(shown)} buyers of unknown outcome"
+    else:
+        shown = [r for r in rows if r.result != "fail"]
+        title = f"{len(shown)} of {len(rows)} buyers: the sales and unknown outcomes"
+    if shown:
+        parts.append(buyers_table(shown[:limit], report, title, False))
+    parts.append(rolled_up(rows))
+    if len(shown) > limit:
+        parts.append(Text(f"… {len(shown) - limit} more not shown; --all shows every buyer", "dim"))
+    return Group(*parts)
+
+
+def took_no_part(report: Report) -> str:
+    """``; 49 turned away (busy or refused), 3 of unknown outcome, 9 left
+    unsold``: a green is about those who took part, and says who did not."""
+    parts = []
+    if report.refused:
+        parts.append(f"{report.refused} turned away (busy or refused)")
+    if report.unknown:
+        parts.append(f"{report.unknown} of unknown outcome")
+    if parts and report.remaining:
+        parts.append(f"{report.remaining} left unsold")
+    return "".join(f"; {p}" if i == 0 else f", {p}" for i, p in enumerate(parts))
+
+
+def verdict(
+    report: Report,
+    aborted: str | None = None,
+    strategy: str | None = None,
+    run_error: str | None = None,
+) -> Text:
+    if aborted:
+        return Text(f"ABORTED: {printable(aborted)}", style="bold red")
+    if run_error:
+        return Text(f"ERROR: {printable(run_error)}", style="bold red")
+    if report.passed:
+        text = f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold"
+        text += took_no_part(report)
+        if skipped := report.not_run():
+            text += "\n" + "\n".join(f"{c.name}: {printable(c.detail)}" for c in skipped)
+        return Text(text, style="bold green")
+    if report.unproven:
+        return not_proven(report)
+    if report.oversold and strategy is not None and not STRATEGIES[strategy].excludes:
+        lines = [
+            f"FAILED, as expected with --lock {strategy} (no exclusion): "
+            f"{report.initial} tickets were sold {report.sold} times, "
+            f"oversold by {report.oversold}"
+        ]
+    elif report.oversold and strategy == "lease":
+        lines = [
+            f"FAILED: oversold by {report.oversold}: a lease is not a mutex (a holder "
+            "that outlived its lease still wrote; --fencing refuses it)"
+        ]
+    elif report.oversold:
+        lines = [f"FAILED: oversold by {report.oversold}"]
+    else:
+        lines = ["FAILED: " + ", ".join(c.name for c in report.failures())]
+    if report.double_sold:
+        seats = ", ".join(str(s) for s in report.double_sold_seats[:10])
+        lines.append(f"double-sold seats: {seats}")
+    lines += [f"{c.name}: {printable(c.detail)}" for c in report.failures()]
+    return Text("\n".join(lines), style="bold red")
+
+
+def not_proven(report: Report) -> Text:
+    if report.aborted:
+        return Text(
+            f"NOT PROVEN: the run was aborted ({report.aborted}); no check failed on "
+            "what it recorded, but a sale cut short proves nothing",
+            style="bold yellow",
+        )
+    if report.run_error:
+        return Text(
+            f"NOT PROVEN: {printable(report.untested or '')}; no check failed on what it recorded",
+            style="bold yellow",
+        )
+    if report.idle:
+        return Text(
+            f"NOT PROVEN: {report.idle} (no check failed, but a sale that tested "
+            "nothing proves nothing)",
+            style="bold yellow",
+        )
+    names = ", ".join(c.name for c in report.not_run())
+    lines = [
+        f"NOT PROVEN: {report.sold} sold from a stock nobody read; no check failed, "
+        f"but these could not run: {names}",
+        NO_STOCK,
+    ]
+    return Text("\n".join(lines), style="bold yellow")
+
+
+def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    remaining = "unknown" if report.remaining is None else str(report.remaining)
+    oversold = Text(str(report.oversold), style="bold red" if report.oversold else "green")
+    grid.add_row("initial", "unknown" if report.initial is None else str(report.initial))
+    grid.add_row("sold", str(report.sold))
+    grid.add_row("remaining", remaining)
+    grid.add_row("oversold", oversold)
+    seats = ", ".join(str(s) for s in report.double_sold_seats[:20]) or "none"
+    grid.add_row(
+        "double-sold tickets"
+        if any(isinstance(s, str) for s in report.double_sold)
+        else "double-sold seats",
+        Text(printable(seats)),
+    )  # a command's ticket ids
+    grid.add_row("unknown outcomes", str(report.unknown))
+    for key, value in extra or []:  # paths, the user's code: outside text, never markup
+        grid.add_row(key, Text(printable(value)))
+    return grid
+
+
+def chaos_line(result: RunResult) -> list[tuple[str, str]]:
+    c = result.chaos
+    if not c:
+        return []
+    length = c.get("pause_length_s")
+    held = (
+        "with SIGSTOP/SIGCONT"
+        if length is None
+        else (f"holding the lock {length * 1000:g} ms between read and write")
+    )
+    return [
+        (
+            "chaos",
+            f"{c['killed']} killed with SIGKILL (of {c['kills_planned']} doomed), "
+            f"{c['paused']} paused {held} (seed {c['seed']})",
+        )
+    ]
+
+
+def run_summary(result: RunResult) -> Table:
+    return summary_table(
+        result.report,
+        [
+            ("stock", result.stock),
+            *chaos_line(result),
+            ("wall time", f"{result.duration_s:.3f} s"),
+            ("purchases/s", f"{result.purchases_per_s:,.0f}"),
+            buyer_line(result),
+            *workers_line(result.config),
+            ("history", str(result.history or "not kept (--history none)")),
+        ],
+    )
+
+
+def workers_line(config: Any) -> list[tuple[str, str]]:
+    """How the buyers ran: on workers, or a process each (nothing said)."""
+    workers = getattr(config, "workers", 0)
+    if not workers:
+        return []
+    return [
+        (
+            "buyers ran on",
+            f"{workers} worker{'s' if workers > 1 else ''}, "
+            f"{config.concurrency} buyers at once each",
+        )
+    ]
+
+
+def buyer_line(result: RunResult) -> tuple[str, str]:
+    """Who bought: the strategy, or the user's own code."""
+    config: Any = result.config
+    if getattr(config, "command", None) is not None:
+        return ("buyer", f"--exec {config.command}")
+    if getattr(config, "buy", None) is not None:
+        return ("buyer", f"--buy {config.buy} (lock: {config.strategy})")
+    return ("strategy", config.strategy)
+
+
+def run_strategy(result: RunResult) -> str | None:
+    """The strategy a run's buyers sold with: None for a command buyer's
+    (the command locks as it will: no strategy is to blame or to thank)."""
+    if getattr(result.config, "command", None) is not None:
+        return None
+    return result.config.strategy
+
+
+def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
+    """The summary first, then the buyers that matter, the verdict last."""
+    return Group(
+        run_summary(result),
+        Text(""),
+        buyers_view(result, limit),
+        verdict(result.report, result.aborted, run_strategy(result), result.broken),
+        seats_hint(result),
+    )
+
+
+def seats_hint(result: RunResult) -> Text:
+    """A command buyer's whole-number tickets are taken as seats (the count
+    each took): a service that numbers its tickets otherwise fails the
+    order of seats, and should say they are ids."""
+    config: Any = result.config
+    failed = {c.name for c in result.report.failures()}
+    if getattr(config, "command", None) is None or config.ticket_ids:
+        return Text("")
+    if not failed & {"real-time order", "no seat sold twice"}:
+        return Text("")
+    return Text(
+        "hint: a whole-number ticket is taken as a seat, the count the sale took "
+        "(the first of 20 gets 20); if the command numbers its tickets otherwise "
+        "(1, 2, 3 in sale order), give --ticket-ids",
+        style="dim",
+    )
+
+
+def checks_table(report: Report) -> Table:
+    table = Table(title="checks")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for c in report.checks:
+        if c.passed is None:
+            mark = Text("not run", style="yellow")
+        else:
+            mark = Text("pass", style="green") if c.passed else Text("FAIL", style="bold red")
+        table.add_row(c.name, mark, Text(printable(c.detail)))  # details quote histories
+    return table
+
+
+def check_view(report: Report, paths: list[str]) -> RenderableType:
+    return Group(
+        Text(f"{len(paths)} history file(s): " + ", ".join(printable(p) for p in paths)),
+        checks_table(report),
+        summary_table(report),
+        verdict(report),
+    )
+
+
+def each_view(results: list[tuple[str, Report]]) -> RenderableType:
+    """Several histories checked one by one: a line each, then how many passed."""
+    table = Table(title=f"{len(results)} histories, each checked on its own")
+    numbers = ("sold", "initial", "oversold")
+    for name in ("history", "verdict", *numbers, "failed checks"):
+        table.add_column(name, justify="right" if name in numbers else "left")
+    for path, report in results:
+        mark = Text("PASSED", "green") if report.passed else Text("FAILED", "bold red")
+        if report.unproven:
+            mark = Text("NOT PROVEN", "bold yellow")
+        failed = ", ".join(c.name for c in report.failures())
+        initial = "?" if report.initial is None else str(report.initial)
+        table.add_row(
+            Text(printable(path)),
+            mark,
+            str(report.sold),
+            initial,
+            str(report.oversold),
+            Text(failed),
+        )
+    bad = sum(1 for _, r in results if not r.passed and not r.unproven)
+    unproven = sum(1 for _, r in results if r.unproven)
+    if bad:
+        last = Text(f"FAILED: {bad} of {len(results)} histories failed a check", "bold red")
+    elif unproven:
+        last = Text(
+            f"NOT PROVEN: {unproven} of {len(results)} histories have no stock reading, "
+            "were of aborted runs or tested nothing",
+            "bold yellow",
+        )
+    else:
+        last = Text(f"PASSED: all {len(results)} histories", "bold green")
+    return Group(table, last)
