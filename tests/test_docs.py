@@ -83,16 +83,10 @@ def test_every_strategy_in_docs() -> None:
 
 def test_docs_show_the_buyer_as_it_is() -> None:
     """The documented purchase() is the real one, but for annotations and docstring."""
-    import importlib
     import inspect
 
-    # Where the buyer lives while the package is being regrouped (#23): either place.
-    for name in ("tickets.engine.child.buyer", "tickets.child.buyer"):
-        try:
-            purchase = importlib.import_module(name).purchase
-            break
-        except ModuleNotFoundError:
-            continue
+    from tickets.engine.child.buyer import purchase
+
     start = DOCS.index("def purchase(counter, lock):")
     shown = DOCS[start : DOCS.index("```", start)].strip().splitlines()[1:]
     real = inspect.getsource(purchase).strip().splitlines()[2:]  # signature, docstring

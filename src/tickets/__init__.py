@@ -1,10 +1,32 @@
 """tickets: a flash-sale simulator and oversell checker.
 
-The core (store, locks, child, run, history, checks) imports neither click
-nor rich; names are loaded on first use so ``import tickets`` stays light.
-``ls`` shows the design: ``child/`` runs in the buyer, producer and clerk
-processes, ``run/`` is the parent's side of a run, ``output/`` draws the
-results, ``cli/`` is the command line.
+The library API, for a script or a test that runs a sale and checks it
+without the command line::
+
+    import tickets
+
+    result = tickets.run_buy(tickets.BuyConfig(store="tickets.json", buyers=20, tickets=5))
+    report = tickets.check_history(tickets.read_history(result.history))
+    assert report.passed, report.failures()
+
+- run a sale: :func:`run_buy` with a :class:`BuyConfig`, :func:`run_queue`
+  with a :class:`QueueConfig` (:class:`Delays` for their timing); each
+  returns a :class:`RunResult` whose ``report`` is the verdict;
+- check a history: :func:`read_history`, then :func:`check_history` (one
+  run) or :func:`check_histories` (several runs judged as one sale), each a
+  :class:`Report`;
+- open a store: :func:`open_db` (``--db``'s words: a path, ``sqlite:…``,
+  ``redis://…``) gives a :class:`Store`; :data:`STRATEGIES` are the ``--lock``
+  strategies;
+- errors: everything refused derives from :class:`TicketsError`, whose
+  ``exit_code`` is the command line's (:class:`UsageProblem` is exit 2).
+
+The core imports neither click nor rich, and names load on first use, so
+``import tickets`` stays light. The package: ``engine/`` runs a sale (its
+``child/`` is what runs in the buyer, producer and clerk processes),
+``check/`` is the checker, ``locking/`` the strategies and locks,
+``stores/`` the stores, ``named_sale/`` a sale across hosts, ``render/``
+what the command line shows, ``cli/`` the command line.
 """
 
 from __future__ import annotations
@@ -13,38 +35,39 @@ import importlib
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "StoreError": "store",
-    "load": "store",
-    "save": "store",
-    "STRATEGIES": "locks",
-    "Strategy": "locks",
-    "LockTimeout": "locks",
-    "Delays": "child.plan",
-    "BuyConfig": "config",
-    "QueueConfig": "config",
-    "ConfigError": "config",
-    "RunResult": "run.ledger",
-    "run_buy": "run.buy",
-    "run_queue": "run.queue",
-    "History": "history",
-    "HistoryError": "history",
-    "read_history": "history",
-    "Report": "checks",
-    "check_history": "checks",
-    "check_histories": "sale_checks",
+#: Each public name: the module it lives in (and its name there, if another).
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "BuyConfig": ("engine.config", "BuyConfig"),
+    "QueueConfig": ("engine.config", "QueueConfig"),
+    "Delays": ("engine.child.plan", "Delays"),
+    "run_buy": ("engine.buy", "run_buy"),
+    "run_queue": ("engine.queue", "run_queue"),
+    "RunResult": ("engine.rows", "RunResult"),
+    "read_history": ("check.history", "read"),
+    "History": ("check.history", "History"),
+    "check_history": ("check.verdict", "check_history"),
+    "check_histories": ("check.sale", "check_histories"),
+    "Report": ("check.verdict", "Report"),
+    "open_db": ("stores", "open_db"),
+    "Store": ("stores.base", "Store"),
+    "STRATEGIES": ("locking.strategies", "STRATEGIES"),
+    "TicketsError": ("errors", "TicketsError"),
+    "UsageProblem": ("errors", "UsageProblem"),
+    "ConfigError": ("engine.config", "ConfigError"),
+    "StoreError": ("stores.base", "StoreError"),
+    "HistoryError": ("check.history", "HistoryError"),
+    "LockTimeout": ("locking.locks", "LockTimeout"),
 }
-_RENAMED = {"read_history": "read"}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> object:
     try:
-        module = _EXPORTS[name]
+        module, attribute = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module 'tickets' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
     globals()[name] = value
     return value
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import TicketsError
 from ..stores.json_file import is_special
 from .history_lines import check_end_line, check_run_line
 from .operations import Malformed, Operations, printable
@@ -42,19 +43,13 @@ CHUNK = 1 << 20
 BLANK = "blank: a tickets history has no blank lines (was it edited?)"
 
 
-class HistoryError(Exception):
-    """A file that is not a usable history. ``str()`` is the one-line message."""
+class HistoryError(TicketsError):
+    """A file that is not a usable history (exit 3): ``path: problem``."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = str(path)
         self.problem = problem
-        super().__init__(path, problem)
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}"
-
-    def __reduce__(self) -> tuple[type[HistoryError], tuple[str, str]]:
-        return (type(self), (self.path, self.problem))
+        super().__init__(f"{self.path}: {problem}")
 
 
 @dataclass

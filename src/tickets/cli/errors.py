@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
+from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN, EXIT_USAGE
+from ..errors import TicketsError
 
 
 def printable(text: str) -> str:
@@ -37,19 +38,21 @@ class UnusableFile(click.ClickException):
         super().__init__(printable(message))  # messages name files: a name is outside text
 
 
+def as_click(error: TicketsError) -> click.ClickException:
+    """A core error as click shows it: a usage error (``Usage: …``, exit 2)
+    or one line, exit 3 (the two codes a core error may carry)."""
+    if error.exit_code == EXIT_USAGE:
+        return click.UsageError(printable(str(error)))
+    return UnusableFile(str(error))
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """StoreError and HistoryError -> exit 3; ConfigError -> a usage error (exit 2)."""
-    from ..check.history import HistoryError
-    from ..engine.config import ConfigError
-    from ..stores.base import StoreError
-
+    """Every core error (:class:`tickets.errors.TicketsError`) -> its exit."""
     try:
         yield
-    except (StoreError, HistoryError) as exc:
-        raise UnusableFile(str(exc)) from None
-    except ConfigError as exc:
-        raise click.UsageError(printable(str(exc))) from None
+    except TicketsError as exc:
+        raise as_click(exc) from None
 
 
 def exit_code_for(

@@ -40,6 +40,7 @@ from ..constants import (
     STORE_STRATEGIES,
     STRATEGY_NAMES,
 )
+from ..errors import UsageProblem
 from ..stores.spec import StoreSpec
 from .child.plan import BuyerPlan, Delays
 
@@ -51,7 +52,7 @@ SHUTDOWNS = ("sentinel", "join")
 MAX_WAIT_S = 86_400
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageProblem, ValueError):
     """A run cannot be set up as configured. ``str()`` is the one-line message."""
 
 

@@ -20,6 +20,7 @@ import sys
 import time
 
 from ..constants import MAX_COUNT
+from ..errors import UsageProblem
 from ..stores.base import StoreError
 
 FLAG = "--stock-cmd"
@@ -33,7 +34,7 @@ SHELL_WORDS = frozenset(
 )
 
 
-class CommandError(ValueError):
+class CommandError(UsageProblem, ValueError):
     """A command that cannot run as given (a usage error, exit 2)."""
 
 

@@ -29,6 +29,7 @@ import time
 from abc import ABC, abstractmethod
 
 from ..constants import TYPE_CHECKING
+from ..errors import TicketsError
 from ..stores.base import StoreError
 
 if TYPE_CHECKING:
@@ -56,19 +57,13 @@ LOCK_FILE_MODE = 0o644
 FILE_POLL_INTERVAL = 0.01
 
 
-class LockTimeout(Exception):
-    """The lock was not acquired within the timeout."""
+class LockTimeout(TicketsError):
+    """The lock was not acquired within the timeout (a busy store: exit 3)."""
 
     def __init__(self, what: str, timeout: float) -> None:
         self.what = what
         self.timeout = timeout
-        super().__init__(what, timeout)
-
-    def __str__(self) -> str:
-        return f"{self.what} was not acquired within {self.timeout:g}s"
-
-    def __reduce__(self) -> tuple[type[LockTimeout], tuple[str, float]]:
-        return (type(self), (self.what, self.timeout))
+        super().__init__(f"{what} was not acquired within {timeout:g}s")
 
 
 class BuyerLock(ABC):

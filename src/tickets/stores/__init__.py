@@ -19,7 +19,7 @@ from .json_file import JsonFileStore
 if TYPE_CHECKING:
     from .spec import StoreSpec
 
-__all__ = ["NoEffect", "Store", "StoreError", "WriteUnknown", "open_store"]
+__all__ = ["NoEffect", "Store", "StoreError", "WriteUnknown", "open_db", "open_store"]
 
 
 def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False) -> Store:
@@ -38,3 +38,12 @@ def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False)
         store = JsonFileStore(spec)
     store.fsync = fsync
     return store
+
+
+def open_db(db: str, lock_timeout: float = 10.0) -> Store:
+    """The store ``db`` names, in ``--db``'s words: a JSON file's path,
+    ``sqlite:PATH`` or ``redis://HOST…`` (:class:`~.spec.BadStoreURL` if it
+    is none of them)."""
+    from .spec import parse_db
+
+    return open_store(parse_db(db), lock_timeout)

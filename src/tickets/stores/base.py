@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from ..constants import TYPE_CHECKING
+from ..errors import TicketsError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
     from .spec import StoreSpec
 
 
-class StoreError(Exception):
-    """The store (or its lock) cannot be used. ``str()`` is the one-line message.
+class StoreError(TicketsError):
+    """The store (or its lock) cannot be used (exit 3): ``path: problem; fix``.
 
     ``path`` names the store: a file, or a URL with its password hidden.
     """
@@ -33,15 +34,7 @@ class StoreError(Exception):
         self.path = str(path)
         self.problem = problem
         self.fix = fix
-        super().__init__(self.path, problem, fix)
-
-    def __str__(self) -> str:
-        text = f"{self.path}: {self.problem}"
-        return f"{text}; {self.fix}" if self.fix else text
-
-    # Crosses a process boundary intact (children report it to the parent).
-    def __reduce__(self) -> tuple[type[StoreError], tuple[str, ...]]:
-        return (type(self), (self.path, self.problem, self.fix))
+        super().__init__(f"{self.path}: {problem}", fix)
 
 
 #: The kinds of :class:`DiskTrouble`.
@@ -60,9 +53,6 @@ class DiskTrouble(StoreError):
     def __init__(self, path: object, problem: str, fix: str = "", kind: str = DISK_FULL) -> None:
         super().__init__(path, problem, fix)
         self.kind = kind
-
-    def __reduce__(self) -> tuple[type[StoreError], tuple[str, ...]]:
-        return (type(self), (self.path, self.problem, self.fix, self.kind))
 
 
 def disk_trouble(path: object, folder: str, err: int | None) -> DiskTrouble | None:

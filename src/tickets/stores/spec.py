@@ -18,6 +18,7 @@ import os
 from collections import namedtuple
 
 from ..constants import DEFAULT_CONNECT_TIMEOUT, TYPE_CHECKING
+from ..errors import UsageProblem
 
 if TYPE_CHECKING:
     pass
@@ -29,7 +30,7 @@ MAX_KEY_BYTES = 200
 HIDDEN = "***"
 
 
-class BadStoreURL(ValueError):
+class BadStoreURL(UsageProblem, ValueError):
     """``--db`` is not a path or URL tickets can use (a usage error, exit 2)."""
 
 

@@ -21,6 +21,7 @@ import sys
 import time
 
 from ...constants import MAX_COUNT, TYPE_CHECKING
+from ...errors import UsageProblem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,7 +36,7 @@ MODULE_NAME = "tickets_user_buyer"
 _LOADED: dict[str, Callable[[Any], Any]] = {}
 
 
-class BuyerCodeError(Exception):
+class BuyerCodeError(UsageProblem):
     """``--buy`` names nothing a buyer can call (a usage error, exit 2)."""
 
 

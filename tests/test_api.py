@@ -1,0 +1,121 @@
+"""The library API (``import tickets``) and the one error base: every public
+name imports, a sale run and checked through it alone, and every error
+carries its exit code across a process boundary."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tickets
+from tickets import errors
+
+
+def test_every_public_name_imports() -> None:
+    for name in tickets.__all__:
+        assert getattr(tickets, name) is not None, name
+    assert set(tickets.__all__) <= set(dir(tickets))
+    with pytest.raises(AttributeError):
+        _ = tickets.nothing_here  # type: ignore[attr-defined]
+
+
+def test_import_tickets_loads_no_cli_and_no_terminal_library() -> None:
+    code = "import sys, tickets; tickets.run_buy; tickets.check_history; tickets.open_db; "
+    code += "print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    loaded = set(out.stdout.split())
+    assert out.returncode == 0 and "tickets.engine.buy" in loaded, out.stderr
+    assert not {"click", "rich"} & loaded
+
+
+@pytest.mark.timeout(60)
+def test_a_sale_run_and_checked_through_the_library(tmp_path: Path) -> None:
+    store = tmp_path / "tickets.json"
+    config = tickets.BuyConfig(
+        store=store, buyers=6, tickets=4, strategy="flock", delays=tickets.Delays(0.001, 0.001)
+    )
+    result = tickets.run_buy(config)
+    assert isinstance(result, tickets.RunResult) and result.passed
+    history = tickets.read_history(result.history)
+    report = tickets.check_history(history)
+    assert isinstance(report, tickets.Report) and report.passed
+    assert report.sold == 4 and tickets.open_db(str(store)).load() == 0
+    assert tickets.check_histories([history]).passed
+
+
+def test_library_errors_carry_the_command_lines_exit_codes(tmp_path: Path) -> None:
+    with pytest.raises(tickets.UsageProblem) as bad_url:
+        tickets.open_db("redis://host:notaport")
+    assert bad_url.value.exit_code == 2
+    with pytest.raises(tickets.ConfigError) as bad_config:
+        tickets.BuyConfig(store=tmp_path / "t.json", buyers=0)
+    assert bad_config.value.exit_code == 2 and isinstance(bad_config.value, ValueError)
+    (tmp_path / "h.jsonl").write_text("not a history\n")
+    with pytest.raises(tickets.HistoryError) as bad_history:
+        tickets.read_history(tmp_path / "h.jsonl")
+    assert bad_history.value.exit_code == 3 and str(tmp_path / "h.jsonl") in str(bad_history.value)
+
+
+def every_error_class() -> list[type[errors.TicketsError]]:
+    import tickets.cli  # noqa: F401  (loads every module that defines one)
+    import tickets.render.files  # noqa: F401
+
+    found: list[type[errors.TicketsError]] = []
+    todo: list[type[errors.TicketsError]] = [errors.TicketsError]
+    while todo:
+        kind = todo.pop()
+        found.append(kind)
+        todo += kind.__subclasses__()
+    return found
+
+
+def example(kind: type[errors.TicketsError]) -> errors.TicketsError:
+    """One instance of ``kind``, made the way its code makes it."""
+    from tickets.locking.locks import LockTimeout
+    from tickets.stores.base import DiskTrouble, StoreError
+
+    if issubclass(kind, DiskTrouble):
+        return kind("/s/t.json", "no space left", "free some", kind="read-only file system")
+    if issubclass(kind, StoreError):
+        return kind("/s/t.json", "locked", "try again")
+    if issubclass(kind, LockTimeout):
+        return kind("the store's lock", 2.5)
+    if kind.__name__ == "HistoryError":
+        return kind("/h.jsonl", "line 3: not JSON")  # type: ignore[call-arg]
+    return kind("the words", "the hint")
+
+
+def test_every_error_has_one_exit_code_and_survives_pickling() -> None:
+    kinds = every_error_class()
+    assert len(kinds) >= 10, [k.__name__ for k in kinds]
+    for kind in kinds:
+        error = example(kind)
+        assert error.exit_code in (2, 3), kind
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is kind and str(again) == str(error) and vars(again) == vars(error)
+
+
+def _raise_in_child(conn: object) -> None:
+    from tickets.locking.locks import LockTimeout
+
+    conn.send(LockTimeout("flock on /s/t.json.lock", 0.5))  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(60)
+def test_an_error_crosses_a_process_boundary_intact() -> None:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_raise_in_child, args=(child,))
+    process.start()
+    try:
+        assert parent.poll(30)
+        error = parent.recv()
+    finally:
+        process.join(30)
+    assert str(error) == "flock on /s/t.json.lock was not acquired within 0.5s"
+    assert error.exit_code == 3 and error.timeout == 0.5
