@@ -53,7 +53,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "STRATEGIES": ("locking.strategies", "STRATEGIES"),
     "TicketsError": ("errors", "TicketsError"),
     "UsageProblem": ("errors", "UsageProblem"),
-    "ConfigError": ("engine.config", "ConfigError"),
+    "ConfigError": ("errors", "ConfigError"),
     "StoreError": ("stores.base", "StoreError"),
     "HistoryError": ("check.history", "HistoryError"),
     "LockTimeout": ("locking.locks", "LockTimeout"),

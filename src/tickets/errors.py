@@ -45,6 +45,10 @@ class UsageProblem(TicketsError):
     exit_code = EXIT_USAGE
 
 
+class ConfigError(UsageProblem, ValueError):
+    """A run cannot be set up as configured (its config checks itself when made)."""
+
+
 def _rebuilt(kind: type[TicketsError], args: tuple[Any, ...], fields: dict[str, Any]) -> Any:
     """An error as it was, without calling its constructor (see the docstring)."""
     error = kind.__new__(kind, *args)

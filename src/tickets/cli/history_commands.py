@@ -10,7 +10,8 @@ import click
 from ..constants import ROWS_KEPT
 from .console import emit_json, make_console, sanitising
 from .errors import done_answering, exit_code_for, exit_with, printable, translate_errors
-from .options import Count, json_option
+from .options import json_option
+from .params import Count
 from .store_options import db_option
 
 if TYPE_CHECKING:

@@ -24,6 +24,8 @@ from ..constants import (
     NO_DELAY_CONCURRENCY,
     STRATEGY_NAMES,
 )
+from .params import Amount, Count
+from .store_options import StoreContext, db_option
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,42 +44,6 @@ def as_path(value: str | None) -> Path | None:
 # -- shared options -------------------------------------------------------
 
 
-class Count(click.IntRange):
-    """A whole number within a range, refused in words a person reads
-    ("'abc' is not a whole number", not "not a valid integer range")."""
-
-    name = "count"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str):
-            try:
-                value = int(value.strip().replace("_", ""))
-            except ValueError:
-                self.fail(f"{value!r} is not a whole number", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-class Amount(click.FloatRange):
-    """A number (seconds, milliseconds, a share) within a range, refused in
-    words ("'soon' is not a number"); NaN and infinities are not numbers."""
-
-    name = "number"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str):
-            import math
-
-            try:
-                number = float(value.strip())
-            except ValueError:
-                number = math.nan
-            if not math.isfinite(number):
-                self.fail(f"{value!r} is not a number", param, ctx)
-            value = number
-        return super().convert(value, param, ctx)
-
-
-#: the common flags' short forms
 SHORT = {"--buyers": "-n", "--tickets": "-t", "--lock": "-l"}
 
 
@@ -114,7 +80,6 @@ def sale_options(f: F) -> F:
     # Not multiprocessing.get_all_start_methods(): importing multiprocessing
     # costs --help ~20 ms; the run config checks availability.
     methods = ["fork", "forkserver", "spawn"]  # POSIX only (see the README)
-    from .store_options import db_option  # it builds on this module's Amount
 
     options = [
         db_option,
@@ -336,7 +301,6 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
     """The shared SaleConfig fields, from the options of sale_options (and
     chaos_options); ``on_store`` False: the stock is kept elsewhere (an
     --exec sale), and the store is not looked at."""
-    from .store_options import StoreContext
 
     obj = ctx.find_object(StoreContext)
     assert obj is not None

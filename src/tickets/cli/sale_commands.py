@@ -29,8 +29,6 @@ from .errors import exit_code_for, exit_with, translate_errors
 from .exec_options import exec_fields, exec_options
 from .history_commands import OutputFile
 from .options import (
-    Amount,
-    Count,
     chaos_options,
     count_option,
     lock_option,
@@ -40,6 +38,7 @@ from .options import (
     sale_options,
     workers_options,
 )
+from .params import Amount, Count
 from .sale_group import named_sale_options, sale_fields
 
 

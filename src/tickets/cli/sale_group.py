@@ -14,7 +14,8 @@ import click
 from ..constants import MAX_HOSTS
 from .console import emit_json, make_console
 from .errors import UnusableFile, exit_with, translate_errors
-from .options import Amount, json_option
+from .options import json_option
+from .params import Amount
 from .store_options import StoreContext, db_option
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .options import Amount
+from .params import Amount
 
 if TYPE_CHECKING:
     from ..stores.spec import StoreSpec

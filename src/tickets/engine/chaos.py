@@ -33,9 +33,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
 from .child.buyer import BUYER_KILL_POINTS as BUYER_POINTS
 from .child.orders import CLERK_KILL_POINTS as CLERK_POINTS
-from .config import ConfigError
 
 #: Pauses start within this long after the gate opens...
 PAUSE_WINDOW = 0.2

@@ -40,7 +40,7 @@ from ..constants import (
     STORE_STRATEGIES,
     STRATEGY_NAMES,
 )
-from ..errors import UsageProblem
+from ..errors import ConfigError as ConfigError  # what a config raises
 from ..stores.spec import StoreSpec
 from .child.plan import BuyerPlan, Delays
 
@@ -50,10 +50,6 @@ if TYPE_CHECKING:
 SHUTDOWNS = ("sentinel", "join")
 #: The longest any timeout may be: a day.
 MAX_WAIT_S = 86_400
-
-
-class ConfigError(UsageProblem, ValueError):
-    """A run cannot be set up as configured. ``str()`` is the one-line message."""
 
 
 def default_start_method() -> str:

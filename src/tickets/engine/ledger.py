@@ -109,7 +109,7 @@ class SaleLedger(SaleHost):
         self._never = bytearray(total if getattr(config, "workers", 0) else 0)
         #: buyers on workers send compact events: the search time is their invoke's
         self.compact = config.mode != "queue" and bool(getattr(config, "workers", 0))
-        #: buyers on workers: what each worker did (set by tickets.engine.worker_pool)
+        #: buyers on workers: what each worker did (set by tickets.engine.buy)
         self.worker_stats: list[dict[str, Any]] | None = None
         try:  # on disk before any buyer is let through the gate: no record, no sale
             self.writer.write(self._run_line(run_fields))

@@ -144,7 +144,7 @@ class RunResult:
     every_row: bool = True
     #: how many operations ended each way: "ok", "fail: sold out", ...
     outcomes: dict[str, int] | None = None
-    #: buyers on workers: each worker's pid, share and outcomes (see tickets.engine.worker_pool)
+    #: buyers on workers: each worker's pid, share and outcomes (see tickets.engine.buy)
     workers: list[dict[str, Any]] | None = None
 
     @property

@@ -41,7 +41,7 @@ from .user_buyer import append_log
 if TYPE_CHECKING:
     from typing import Any
 
-    from .launcher import FdGate
+    from .gate import FdGate
     from .pipe import Batcher
     from .plan import BuyerPlan
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import sys
 import time
@@ -41,6 +40,7 @@ from ...locking.locks import install_alarm
 from ...locking.strategies import MP_LOCK_STRATEGIES, get
 from ...stores.spec import StoreSpec
 from .buyer import run_buyer, warm_up
+from .gate import FdGate
 from .pipe import Batcher, EventWriter
 from .plan import BuyerPlan, CommandPlan, Delays
 from .reaper import (
@@ -63,16 +63,6 @@ if TYPE_CHECKING:
 LAUNCHER_KINDS = ("spawned", "launched", "exit")
 #: How often the launcher reaps, flushes and looks for its parent.
 TICK = 0.005
-
-
-class FdGate:
-    """The start gate's read end: readable (EOF) once the parent closes the write end."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def poll(self, timeout: float) -> bool:
-        return bool(select.select([self.fd], [], [], timeout)[0])
 
 
 def orders_doc(
