@@ -132,7 +132,7 @@ class BuyMode(SaleMode):
         """Wait, with a deadline, until the launcher has forked every buyer."""
         deadline = time.monotonic() + max(60.0, self.config.stall_timeout)
         while not launcher.launched:
-            run.take(run.events.get(timeout=0.05), time.monotonic(), live=False)
+            run.record(run.events.get(timeout=0.05), time.monotonic(), live=False)
             if failure := launcher.failed():
                 return failure
             if time.monotonic() > deadline:
@@ -191,7 +191,7 @@ class BuyMode(SaleMode):
         if not children.gone():
             return False
         children.kill_everything()
-        run.take(run.events.drain(), time.monotonic())  # exits it sent still count
+        run.record(run.events.drain(), time.monotonic())  # exits it sent still count
         pending = run.ledger.pending()
         for b in pending:
             run.ledger.unknown(b, "the buyer launcher died")

@@ -210,7 +210,7 @@ class Harness:
             raise stopped_by
         return result
 
-    def take(self, events: list[dict[str, Any]], now: float, live: bool = True) -> None:
+    def record(self, events: list[dict[str, Any]], now: float, live: bool = True) -> None:
         """Record a batch of events whole: a signal waits for the end of it."""
         with interrupts.shielded:
             for ev in events:
@@ -219,7 +219,7 @@ class Harness:
     def drain(self, final: bool = False) -> None:
         """Record every event already in the pipe (what exited children
         wrote); ``final``: every child is gone, nothing more will come."""
-        self.take(self.events.drain(final), time.monotonic(), live=False)
+        self.record(self.events.drain(final), time.monotonic(), live=False)
 
     def collect(self, progress: Callable[[Progress], None] | None) -> str | None:
         """Read events until the mode says the sale is over or the run must stop."""
@@ -233,7 +233,7 @@ class Harness:
             events = self.events.get(timeout=mode.tick if wait is None else min(mode.tick, wait))
             now = time.monotonic()
             if events:
-                self.take(events, now)
+                self.record(events, now)
                 self.ledger.writer.flush()  # as the sale goes: a killed parent loses no batch
                 last_event = now
                 if mode.gather and len(events) < 64:  # let more come: fewer, bigger reads
