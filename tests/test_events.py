@@ -118,3 +118,21 @@ def test_warming_up_a_buyer_changes_nothing(store: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("pipe_buf", [512, 4096])
+def test_a_long_reason_is_cut_to_fit_one_atomic_write(
+    pipe_buf: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PIPE_BUF is 512 on macOS: an event with a reason of 300 four-byte
+    characters (1,200 bytes) still goes out whole, its reason cut."""
+    from tickets.engine.child import pipe
+
+    limit = min(4000, pipe_buf - pipe.HEADER_BYTES)
+    monkeypatch.setattr(pipe, "MAX_EVENT_BYTES", limit)
+    event = {"type": "info", "buyer": 7, "reason": "error: " + "🎫" * 400, "t": 1.5}
+    data = pipe.encode(event)
+    assert len(data) <= limit
+    sent = json.loads(data)
+    assert sent["buyer"] == 7 and sent["reason"].startswith("error: 🎫") and sent["reason"][-1] == "…"
+    assert len(sent["reason"]) <= MAX_REASON

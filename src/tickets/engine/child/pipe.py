@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import zlib
 
 from ...constants import TYPE_CHECKING
@@ -32,12 +33,13 @@ from ...constants import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
-#: Linux guarantees atomic pipe writes up to 4096 bytes; the header takes 8.
-MAX_EVENT_BYTES = 4000
-MAX_REASON = 300
 #: Starts every message: bytes that begin no JSON and no UTF-8 text.
 MARKER = b"\xfe\xf7"
 HEADER_BYTES = 8
+#: A pipe write of up to PIPE_BUF bytes is atomic (POSIX: at least 512;
+#: Linux 4096, macOS 512); the header takes 8, and 4000 bytes hold 60 events.
+MAX_EVENT_BYTES = min(4000, select.PIPE_BUF - HEADER_BYTES)
+MAX_REASON = 300
 #: Children reuse one encoder (``json.dumps`` with separators builds one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
@@ -57,7 +59,23 @@ def cut_reason(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode(event: dict[str, Any]) -> bytes:
-    data = compact(cut_reason(event)).encode()
+    """An event's bytes, its reason cut further if the whole would not fit
+    one atomic write (a long reason on a system whose PIPE_BUF is 512)."""
+    event = cut_reason(event)
+    data = compact(event).encode()
+    reason = event.get("reason")
+    if len(data) <= MAX_EVENT_BYTES or not isinstance(reason, str):
+        if len(data) > MAX_EVENT_BYTES:
+            raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
+        return data
+    low, high = 0, len(reason) - 1  # the longest cut that fits: a binary search
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(compact({**event, "reason": reason[:mid] + "…"}).encode()) <= MAX_EVENT_BYTES:
+            low = mid
+        else:
+            high = mid - 1
+    data = compact({**event, "reason": reason[:low] + "…"}).encode()
     if len(data) > MAX_EVENT_BYTES:
         raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
     return data
