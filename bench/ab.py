@@ -27,7 +27,15 @@ from pathlib import Path
 NEW_SRC = Path(__file__).resolve().parent.parent / "src"
 SCENARIOS = {
     "400 buyers, default delays, flock": ["-n", "400", "-t", "100", "--lock", "flock"],
-    "1,000 buyers, --no-delay, flock": ["-n", "1000", "-t", "1000", "--no-delay", "--lock", "flock"],
+    "1,000 buyers, --no-delay, flock": [
+        "-n",
+        "1000",
+        "-t",
+        "1000",
+        "--no-delay",
+        "--lock",
+        "flock",
+    ],
 }
 
 

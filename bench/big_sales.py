@@ -119,11 +119,12 @@ def report() -> None:
         )
         bare_s = bare_searches(store, big, int(run["workers"]))  # type: ignore[call-overload]
         wall = float(run["duration_s"])  # type: ignore[arg-type]
+        peak_mb = int(run["maxrss_kb"]) / 1024  # type: ignore[call-overload]
         print(
             f"   b. {big:,} buyers for {stock:,} tickets, --no-delay, {run['workers']} workers:"
             f" {wall:.1f} s against {bare_s:.1f} s of bare searches: ratio "
-            f"{wall / bare_s:.2f}; parent peak {int(run['maxrss_kb']) / 1024:.0f} MB"
-        )  # type: ignore[call-overload]
+            f"{wall / bare_s:.2f}; parent peak {peak_mb:.0f} MB"
+        )
         t = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "tickets", "check", str(history)],

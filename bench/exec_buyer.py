@@ -17,12 +17,13 @@ from pathlib import Path
 from tickets.engine.buy import run_buy
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig
+from tickets.stores.spec import parse_db
 
 
 def built_in(folder: Path, buyers: int) -> float:
     result = run_buy(
         BuyConfig(
-            store=folder / "t.json",
+            store=parse_db(str(folder / "t.json")),
             buyers=buyers,
             tickets=buyers,
             strategy="flock",
@@ -37,7 +38,7 @@ def built_in(folder: Path, buyers: int) -> float:
 def command(folder: Path, buyers: int, text: str) -> float:
     result = run_buy(
         BuyConfig(
-            store=folder / "t.json",
+            store=parse_db(str(folder / "t.json")),
             buyers=buyers,
             strategy="none",
             command=text,

@@ -43,7 +43,7 @@ def plain(net: hosts.Hosts) -> float:
     ]
     docs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
     sold = sum(sum(1 for b in d["buyers"] if b["result"] == "ok") for d in docs)
-    return sold / max(d["duration_s"] for d in docs)
+    return sold / max(float(d["duration_s"]) for d in docs)
 
 
 def streamed(net: hosts.Hosts, n: int) -> tuple[float, float]:

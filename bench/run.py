@@ -56,6 +56,7 @@ from tickets.engine.config import BuyConfig, QueueConfig
 from tickets.engine.queue import run_queue
 from tickets.locking.locks import FileLock, FlockLock, NoLock, ProcessLock
 from tickets.stores import json_file as st
+from tickets.stores.spec import parse_db
 
 BUYERS = int(os.environ.get("BENCH_BUYERS", "400"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
@@ -84,7 +85,7 @@ def bare_loop(path: Path, lock_name: str, n: int) -> float:
 def sale(path: Path, strategy: str, n: int) -> float:
     result = run_buy(
         BuyConfig(
-            store=path,
+            store=parse_db(str(path)),
             buyers=n,
             tickets=n,
             strategy=strategy,
@@ -98,7 +99,7 @@ def sale(path: Path, strategy: str, n: int) -> float:
 def queue_sale(path: Path, batch: int, orders: int) -> float:
     result = run_queue(
         QueueConfig(
-            store=path,
+            store=parse_db(str(path)),
             producers=2,
             orders=orders // 2,
             clerks=2,
@@ -191,7 +192,7 @@ def polling_against_blocking(path: Path) -> None:
     for seed in range(3 * REPEAT):
         for strategy in walls:
             config = BuyConfig(
-                store=path,
+                store=parse_db(str(path)),
                 buyers=50,
                 tickets=10,
                 strategy=strategy,

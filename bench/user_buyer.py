@@ -16,6 +16,7 @@ from pathlib import Path
 from tickets.engine.buy import run_buy
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig
+from tickets.stores.spec import parse_db
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "booking.py")
 
@@ -23,7 +24,7 @@ EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "booking.py"
 def sale(folder: Path, buyers: int, buy: str | None) -> float:
     result = run_buy(
         BuyConfig(
-            store=folder / "t.json",
+            store=parse_db(str(folder / "t.json")),
             buyers=buyers,
             tickets=buyers,
             strategy="flock",

@@ -8,10 +8,15 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tickets.engine.rows import RunResult
+    from tickets.stores.base import Store
+    from tickets.stores.spec import StoreSpec
 
 
-def handle(path: str | os.PathLike[str]) -> Any:
+def handle(path: str | os.PathLike[str]) -> Store:
     """A store handle on ``path`` (a JSON file, or a store URL), as a child opens one."""
     from tickets.stores import open_store
     from tickets.stores.spec import parse_db
@@ -19,11 +24,17 @@ def handle(path: str | os.PathLike[str]) -> Any:
     return open_store(parse_db(os.fspath(path)))
 
 
-def spec_of(path: str | os.PathLike[str]) -> Any:
+def spec_of(path: str | os.PathLike[str]) -> StoreSpec:
     """The StoreSpec of a store path or URL."""
     from tickets.stores.spec import parse_db
 
     return parse_db(os.fspath(path))
+
+
+def kept(result: RunResult) -> Path:
+    """The history a run kept (every test run keeps one)."""
+    assert result.history is not None, "the run kept no history"
+    return result.history
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 
 import tickets
+from helpers import kept, spec_of
 from tickets import errors
 
 
 def test_every_public_name_imports() -> None:
+    assert sorted(tickets.__all__) == sorted(tickets._EXPORTS)
     for name in tickets.__all__:
         assert getattr(tickets, name) is not None, name
     assert set(tickets.__all__) <= set(dir(tickets))
     with pytest.raises(AttributeError):
-        _ = tickets.nothing_here  # type: ignore[attr-defined]
+        _ = tickets.nothing_here
 
 
 def test_import_tickets_loads_no_cli_and_no_terminal_library() -> None:
@@ -37,11 +39,15 @@ def test_import_tickets_loads_no_cli_and_no_terminal_library() -> None:
 def test_a_sale_run_and_checked_through_the_library(tmp_path: Path) -> None:
     store = tmp_path / "tickets.json"
     config = tickets.BuyConfig(
-        store=store, buyers=6, tickets=4, strategy="flock", delays=tickets.Delays(0.001, 0.001)
+        store=spec_of(store),
+        buyers=6,
+        tickets=4,
+        strategy="flock",
+        delays=tickets.Delays(0.001, 0.001),
     )
     result = tickets.run_buy(config)
     assert isinstance(result, tickets.RunResult) and result.passed
-    history = tickets.read_history(result.history)
+    history = tickets.read_history(kept(result))
     report = tickets.check_history(history)
     assert isinstance(report, tickets.Report) and report.passed
     assert report.sold == 4 and tickets.open_db(str(store)).load() == 0
@@ -53,7 +59,7 @@ def test_library_errors_carry_the_command_lines_exit_codes(tmp_path: Path) -> No
         tickets.open_db("redis://host:notaport")
     assert bad_url.value.exit_code == 2
     with pytest.raises(tickets.ConfigError) as bad_config:
-        tickets.BuyConfig(store=tmp_path / "t.json", buyers=0)
+        tickets.BuyConfig(store=spec_of(tmp_path / "t.json"), buyers=0)
     assert bad_config.value.exit_code == 2 and isinstance(bad_config.value, ValueError)
     (tmp_path / "h.jsonl").write_text("not a history\n")
     with pytest.raises(tickets.HistoryError) as bad_history:
@@ -86,7 +92,7 @@ def example(kind: type[errors.TicketsError]) -> errors.TicketsError:
     if issubclass(kind, LockTimeout):
         return kind("the store's lock", 2.5)
     if kind.__name__ == "HistoryError":
-        return kind("/h.jsonl", "line 3: not JSON")  # type: ignore[call-arg]
+        return kind("/h.jsonl", "line 3: not JSON")
     return kind("the words", "the hint")
 
 

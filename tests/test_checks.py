@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from helpers import kept, spec_of
 from histories import T0, Op, end_line, events_of, lines_of, run_line, table, write
 from tickets.check.history import HistoryError, read
 from tickets.check.sale import check_histories
@@ -164,7 +165,7 @@ def _ok(buyer: int, seat: int, t: float) -> dict[str, Any]:
     return {"type": "ok", "buyer": buyer, "seat": seat, "t": t}
 
 
-FORGED = {
+FORGED: dict[str, tuple[list[Any], str]] = {
     "seat sold twice by one buyer": (
         [run_line(1), _invoke(0, 11), _ok(0, 1, 12), _ok(0, 1, 13), end_line(0)],
         "line 4: ok of buyer 0 after its completion",
@@ -215,11 +216,11 @@ FORGED = {
         "before its invoke at 12",
     ),
     "remaining true": (
-        [run_line(2), _invoke(0, 11), _ok(0, 2, 12), end_line(True)],  # type: ignore[arg-type]
+        [run_line(2), _invoke(0, 11), _ok(0, 2, 12), end_line(True)],
         "remaining True, not a count",
     ),
     "initial over the limit": ([run_line(10**10), end_line(0)], "no valid initial stock"),
-    "initial a bool": ([run_line(True), end_line(0)], "no valid initial stock"),  # type: ignore[arg-type]
+    "initial a bool": ([run_line(True), end_line(0)], "no valid initial stock"),
     "unknown mode": ([run_line(1, mode="sell"), end_line(1)], "mode 'sell'"),
     "unknown strategy": ([run_line(1, strategy="hope"), end_line(1)], "strategy 'hope'"),
     "a strategy the store has not": (
@@ -231,7 +232,7 @@ FORGED = {
         "store kind 'mongo'",
     ),
     "a seat that is a bool": (
-        [run_line(1), _invoke(0, 11), _ok(0, True, 12), end_line(0)],  # type: ignore[arg-type]
+        [run_line(1), _invoke(0, 11), _ok(0, True, 12), end_line(0)],
         "seat True",
     ),
     "a buyer beyond the run's": (
@@ -259,8 +260,8 @@ FORGED = {
         "says none was read",
     ),
     "no initial stock on a stock that was read": (
-        [run_line(None, stock="command"), end_line(0)],
-        "no valid initial stock",  # type: ignore[arg-type]
+        [run_line(None, stock="command"), end_line(0)],  # type: ignore[arg-type]
+        "no valid initial stock",
     ),
     "a final stock on a stock nobody read": (
         [run_line(None, stock="none"), end_line(3)],  # type: ignore[arg-type]
@@ -538,7 +539,9 @@ def test_the_ledger_writes_well_formed_histories_from_any_order_of_reports(
     from tickets.engine.config import BuyConfig
     from tickets.engine.ledger import SaleLedger
 
-    config = BuyConfig(store=tmp_path / "s.json", tickets=2, buyers=4, history=tmp_path / "h.jsonl")
+    config = BuyConfig(
+        store=spec_of(tmp_path / "s.json"), tickets=2, buyers=4, history=tmp_path / "h.jsonl"
+    )
     ledger = SaleLedger(config, 4, {"buyers": 4})
     try:
         now = time.monotonic()
@@ -556,8 +559,8 @@ def test_the_ledger_writes_well_formed_histories_from_any_order_of_reports(
         result = ledger.close_run(now, None)
     finally:
         ledger.close()
-    history = read(result.history)
-    lines = [json.loads(x) for x in result.history.read_text().splitlines()]
+    history = read(kept(result))
+    lines = [json.loads(x) for x in kept(result).read_text().splitlines()]
     parent_invokes = [x for x in lines if x.get("by") == "parent"]
     assert [x["buyer"] for x in parent_invokes] == [1, 3]
     assert all(x["t"] == history.run["t"] for x in parent_invokes)
@@ -634,9 +637,9 @@ def test_ticket_ids_fail_what_they_can_be_checked_for(
 
 def test_a_stock_nobody_read_is_not_proven_and_never_passes(tmp_path: Path, invoke: Any) -> None:
     lines = [
-        run_line(None, size=2, stock="none"),
+        run_line(None, size=2, stock="none"),  # type: ignore[arg-type]
         _invoke(0, 11),
-        _invoke(1, 11),  # type: ignore[arg-type]
+        _invoke(1, 11),
         _ok(0, 2, 12),
         _ok(1, 1, 12),
         end_line(None),

@@ -31,7 +31,8 @@ FAST = ["--search-delay", "2", "--write-delay", "1"]
 def test_every_command_has_help(invoke: Invoke, command: str) -> None:
     result = invoke(command, "--help")
     assert result.exit_code == 0
-    assert cli.commands[command].help and len(cli.commands[command].help) > 20
+    help_text = cli.commands[command].help
+    assert help_text and len(help_text) > 20
     assert "Usage: " in result.output
 
 
@@ -289,9 +290,9 @@ def test_db_works_after_the_command_name_too(invoke: Invoke, tmp_path: Path) -> 
         doc = json.loads(invoke(*args).output)
         stores = {run["store"] for run in doc.get("runs", [doc])}
         assert stores == {str(x)} and not y.exists(), command
-    for command in ("init", "status", "buy", "race", "queue"):
-        help_text = invoke(command, "--help").output
-        assert "--db PATH|URL" in help_text and "$TICKETS_DB" in help_text, command
+    for name in ("init", "status", "buy", "race", "queue"):
+        help_text = invoke(name, "--help").output
+        assert "--db PATH|URL" in help_text and "$TICKETS_DB" in help_text, name
 
 
 @pytest.mark.timeout(120)

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import spec_of
 from tickets.engine.child.buyer import warm_up
-from tickets.engine.child.launcher import FdGate
+from tickets.engine.child.gate import FdGate
 from tickets.engine.child.pipe import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode, frame
 from tickets.engine.child.plan import BuyerPlan, Delays
 from tickets.engine.event_pipe import EventPipe
@@ -26,7 +26,7 @@ EVENTS = [
 ]
 
 
-@pytest.mark.parametrize("event", EVENTS, ids=[e["type"] for e in EVENTS])
+@pytest.mark.parametrize("event", EVENTS, ids=[str(e["type"]) for e in EVENTS])
 def test_events_encode_as_compact_json(event: dict[str, object]) -> None:
     data = encode(event)
     assert json.loads(data) == event
@@ -134,5 +134,7 @@ def test_a_long_reason_is_cut_to_fit_one_atomic_write(
     data = pipe.encode(event)
     assert len(data) <= limit
     sent = json.loads(data)
-    assert sent["buyer"] == 7 and sent["reason"].startswith("error: 🎫") and sent["reason"][-1] == "…"
+    assert (
+        sent["buyer"] == 7 and sent["reason"].startswith("error: 🎫") and sent["reason"][-1] == "…"
+    )
     assert len(sent["reason"]) <= MAX_REASON

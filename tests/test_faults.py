@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from helpers import read_json_lines
+from helpers import read_json_lines, spec_of
 from tickets.check.history import read
 from tickets.check.sale import check_histories
-from tickets.engine.chaos import BUYER_POINTS, Chaos
+from tickets.engine.chaos import Chaos
+from tickets.engine.child.buyer import BUYER_KILL_POINTS as BUYER_POINTS
 from tickets.engine.child.plan import Delays
 from tickets.engine.ledger import RunResult
 from tickets.stores import json_file as st
@@ -132,7 +133,7 @@ def test_dead_holder_of_a_process_lock_stops_the_queue(store: Path) -> None:
     from tickets.engine.queue import run_queue
 
     config = QueueConfig(
-        store=store,
+        store=spec_of(store),
         producers=2,
         orders=10,
         clerks=3,

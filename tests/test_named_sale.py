@@ -229,9 +229,12 @@ def test_a_sale_whose_state_holds_odd_digits_is_described_not_a_traceback(
     sale list and every init on the server crashed on it."""
     from tickets.named_sale.registry import NamedSale
     from tickets.stores import open_store
+    from tickets.stores.redis import RedisStore
     from tickets.stores.spec import parse_db
 
-    meta = NamedSale(open_store(parse_db(db)), "evil").meta
+    store = open_store(parse_db(db))
+    assert isinstance(store, RedisStore)
+    meta = NamedSale(store, "evil").meta
     redis_server.client().hset(meta, mapping={"hosts": "²", "stock": "٣", "state": "joining"})
     for args in (["sale", "show", "evil"], ["sale", "list"], ["init", "-t", "3"]):
         done = tickets(db, *args)

@@ -29,13 +29,13 @@ def test_plans_compare_hash_and_print_by_value() -> None:
 def test_plans_are_immutable_and_replace_makes_a_new_one() -> None:
     original = plan()
     with pytest.raises(AttributeError):
-        original.seed = 9  # type: ignore[misc]
+        original.seed = 9
     changed = original._replace(kill_at=((1, "search"),), fsync=True)
     assert changed.kill_at == ((1, "search"),) and changed.fsync
     assert original.kill_at == () and not original.fsync
     assert changed.store == original.store and changed.delays is original.delays
     with pytest.raises(ValueError, match="colour"):
-        original._replace(colour="red")
+        original._replace(colour="red")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])

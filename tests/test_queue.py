@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from helpers import assert_run_fields, read_json_lines
+from helpers import assert_run_fields, kept, read_json_lines, spec_of
 from tickets.check.history import read
 from tickets.check.verdict import check_history
 from tickets.engine.child.plan import Delays
@@ -33,7 +33,7 @@ def orders(store: Path) -> Callable[..., RunResult]:
         kw.setdefault("tickets", 20)
         kw.setdefault("delays", Delays(0.002, 0.002))
         kw.setdefault("stall_timeout", 20.0)
-        return run_queue(QueueConfig(store=store, **kw))
+        return run_queue(QueueConfig(store=spec_of(store), **kw))
 
     return run
 
@@ -43,7 +43,7 @@ def assert_accounting(result: RunResult) -> None:
     q = result.queue
     assert q.submitted == q.accepted + q.rejected == len(result.rows)
     assert sum(p["submitted"] for p in q.producers) == q.submitted
-    events = read_json_lines(result.history)
+    events = read_json_lines(kept(result))
     invoked = Counter(e["buyer"] for e in events if e["type"] == "invoke")
     answered = Counter(e["buyer"] for e in events if e["type"] in ("ok", "fail", "info"))
     assert set(invoked) == set(answered) == {r.number for r in result.rows}
@@ -52,7 +52,7 @@ def assert_accounting(result: RunResult) -> None:
     # The run's verdict is tickets check's verdict on its history, check for
     # check; the history's end line also says if the run was stopped, which
     # the run's own result carries beside its report (and exits 4 for).
-    assert check_history(read(result.history)) == replace(result.report, aborted=result.aborted)
+    assert check_history(read(kept(result))) == replace(result.report, aborted=result.aborted)
 
 
 @pytest.mark.timeout(60)
@@ -139,7 +139,7 @@ def test_two_clerks_without_a_lock_oversell(orders: Callable[..., RunResult]) ->
     result = orders(clerks=2, strategy="none", delays=Delays(0.0, 0.03), queue_size=30)
     assert result.report.oversold > 0
     assert not result.passed
-    assert not check_history(read(result.history)).passed
+    assert not check_history(read(kept(result))).passed
 
 
 @pytest.mark.timeout(60)
@@ -155,7 +155,7 @@ def test_batch_group_commit(orders: Callable[..., RunResult]) -> None:
     )
     assert_accounting(result)
     assert (result.report.sold, result.remaining, result.report.oversold) == (300, 0, 0)
-    events = read_json_lines(result.history)
+    events = read_json_lines(kept(result))
     takes = [e for e in events if e["type"] == "take"]
     assert len(takes) < 400 and max(len(t["orders"]) for t in takes) > 1
     assert all(e["t_locked"] <= e["t"] for e in events if e["type"] == "ok")
@@ -260,7 +260,7 @@ def test_hundreds_of_producers_on_workers_lose_nothing(
     result = orders(
         producers=300, orders=4, clerks=3, queue_size=50, tickets=1000, shutdown=shutdown, batch=10
     )
-    assert result.config.workers == 2 and result.passed
+    assert isinstance(result.config, QueueConfig) and result.config.workers == 2 and result.passed
     assert result.report.sold == 1000 and result.remaining == 0
     assert_accounting(result)
     producers = result.queue.producers
@@ -281,4 +281,4 @@ def test_producers_on_workers_reject_busy_orders_and_the_history_checks(
 
 def test_a_process_per_producer_stops_at_64(store: Path) -> None:
     with pytest.raises(ConfigError, match="a process per producer takes at most 64"):
-        QueueConfig(store=store, producers=65, orders=1, clerks=1, queue_size=1, workers=0)
+        QueueConfig(store=spec_of(store), producers=65, orders=1, clerks=1, queue_size=1, workers=0)

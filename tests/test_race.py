@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from helpers import assert_run_fields, read_json_lines
+from helpers import assert_run_fields, kept, read_json_lines, spec_of
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig, ConfigError
 from tickets.engine.race import SideStats, in_words, judge, run_race, trial_seed
@@ -61,7 +61,7 @@ def test_in_words() -> None:
 
 @pytest.mark.timeout(120)
 def test_real_race_over_trials(store: Path) -> None:
-    base = BuyConfig(store=store, buyers=10, tickets=3, seed=7, delays=Delays(0.0, 0.04))
+    base = BuyConfig(store=spec_of(store), buyers=10, tickets=3, seed=7, delays=Delays(0.0, 0.04))
     race = run_race(base, ["none", "file"], trials=3)
     assert [(r.strategy, r.trial) for r in race.runs] == [
         ("none", 0),
@@ -76,19 +76,19 @@ def test_real_race_over_trials(store: Path) -> None:
     assert none.oversold_min > 0 and file.oversold_max == 0
     assert race.verdict.passed
     # Same seed on both sides of a trial, a new one each trial.
-    seeds = [read_json_lines(r.result.history)[0]["seed"] for r in race.runs]
+    seeds = [read_json_lines(kept(r.result))[0]["seed"] for r in race.runs]
     assert seeds == [7, 7, 8, 8, 9, 9] == [trial_seed(7, t) for t in (0, 0, 1, 1, 2, 2)]
 
 
 def test_race_config_errors(store: Path) -> None:
-    base = BuyConfig(store=store, buyers=2)
+    base = BuyConfig(store=spec_of(store), buyers=2)
     for kwargs, message in (
         ({"strategies": []}, "at least one"),
         ({"strategies": ["none", "none"]}, "twice"),
         ({"strategies": ["none"], "trials": 0}, "trials"),
     ):
         with pytest.raises(ConfigError, match=message):
-            run_race(base, **kwargs)  # type: ignore[arg-type]
+            run_race(base, **kwargs)
     with pytest.raises(ConfigError, match="--history"):
         run_race(replace(base, history=store.parent / "h.jsonl"), ["none", "file"])
 

@@ -304,7 +304,7 @@ def one_line_error(result: Any) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 3 and len(lines) == 1, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
-    return lines[0]
+    return str(lines[0])
 
 
 def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
@@ -445,7 +445,7 @@ def test_the_password_never_shows(redis_url: str, tmp_path: Path) -> None:
 def test_check_refuses_to_merge_histories_of_different_stores(
     tmp_path: Path, redis_url: str
 ) -> None:
-    paths = []
+    paths: list[str] = []
     for url in (f"sqlite:{tmp_path / 'a.db'}", redis_url, str(tmp_path / "c.json")):
         history = tmp_path / f"{len(paths)}.jsonl"
         result = buy(url, strategy="file", buyers=3, tickets=3, history=history)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import left_running, read_json_lines
+from helpers import left_running, read_json_lines, spec_of
 
 
 def start(store: Path, *args: str) -> subprocess.Popen[str]:
@@ -196,7 +196,7 @@ def test_stopped_while_the_children_are_set_up_the_history_is_finished(
 
     monkeypatch.setattr(BuyMode, "make_children", fail)
     with pytest.raises(type(stop)) as caught:
-        run_buy(BuyConfig(store=store, tickets=5, buyers=4))
+        run_buy(BuyConfig(store=spec_of(store), tickets=5, buyers=4))
     result = caught.value.result  # type: ignore[attr-defined]
     history = read(result.history)
     assert history.end is not None and history.end["remaining"] == 5
@@ -237,3 +237,24 @@ def test_a_signal_while_the_first_is_handled_is_noted_not_raised() -> None:
             noted = interrupts.shielded.late_signals()
     assert noted == [signal.SIGINT]
     assert not interrupts.shielded.tripped  # the next command starts clean
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_the_command_line_loads_prints_no_traceback() -> None:
+    """A busy machine can take a second to import click and rich: Ctrl-C
+    then came before any handler and printed a KeyboardInterrupt traceback."""
+    code = (
+        "import builtins, os, signal\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'cli':\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "from tickets.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "status"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130 and done.stderr == "" and done.stdout == ""

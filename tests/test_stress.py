@@ -6,8 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
+from helpers import spec_of
 from tickets.engine.child.plan import Delays
+from tickets.engine.config import BuyConfig
 from tickets.engine.ledger import RunResult
+from tickets.stores.base import StoreError
 
 Sale = Callable[..., RunResult]
 
@@ -32,7 +35,9 @@ def test_unlocked_demo_is_not_flaky(store: object, capsys: pytest.CaptureFixture
     from tickets.engine.race import run_race
 
     assert isinstance(store, Path)
-    race = run_race(BuyConfig(store=store, buyers=50, tickets=10), ["none", "file"], trials=100)
+    race = run_race(
+        BuyConfig(store=spec_of(store), buyers=50, tickets=10), ["none", "file"], trials=100
+    )
     none, file = race.sides
     with capsys.disabled():
         print(
@@ -76,11 +81,13 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
         seed += 1
         chaos = Chaos(kill_rate=0.4, pause_rate=0.3, seed=seed)
         if seed % 4:
-            result = run_buy(BuyConfig(store=db, buyers=50, tickets=20, seed=seed, chaos=chaos))
+            result = run_buy(
+                BuyConfig(store=spec_of(db), buyers=50, tickets=20, seed=seed, chaos=chaos)
+            )
         else:
             result = run_queue(
                 QueueConfig(
-                    store=db,
+                    store=spec_of(db),
                     producers=3,
                     orders=30,
                     clerks=6,
@@ -100,10 +107,10 @@ def test_hundreds_of_kills(tmp_path: object, capsys: pytest.CaptureFixture[str])
         figures["orphans after the run"] += len(st.orphan_temps(db))
         try:
             st.load(db)
-        except st.StoreError:
+        except StoreError:
             figures["corrupt stores"] += 1
         # The next start cleans what killed writers left behind.
-        run_buy(BuyConfig(store=db, buyers=1, tickets=None))
+        run_buy(BuyConfig(store=spec_of(db), buyers=1, tickets=None))
         figures["orphan temp files left"] += len(st.orphan_temps(db))
     with capsys.disabled():
         print("\n" + ", ".join(f"{k}: {v}" for k, v in figures.items()))
@@ -396,7 +403,8 @@ def test_two_hundred_thousand_buyers_on_workers(sale: Sale, strategy: str) -> No
         stall_timeout=120,
     )
     report = result.report
-    assert result.config.workers >= 1 and not result.every_row
+    assert isinstance(result.config, BuyConfig) and (result.config.workers or 0) >= 1
+    assert not result.every_row
     assert report.sold + report.failed + report.unknown == 200_000 and report.unknown == 0
     if strategy == "none":
         assert report.oversold > 0 and not result.passed

@@ -46,9 +46,9 @@ def lost_update(tmp_path: Path) -> Path:
 
 
 def draw(path: Path, width: int = 100) -> list[str]:
-    console = Console(file=io.StringIO(), width=width, color_system=None)
-    console.print(timeline(read(path), width=width))
-    return console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None).print(timeline(read(path), width=width))
+    return out.getvalue().splitlines()
 
 
 def bar(line: str, ch: str) -> range:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from helpers import spec_of
 from tickets.check.history import read
 from tickets.engine.chaos import Chaos
 from tickets.engine.child.plan import Delays
@@ -181,7 +182,7 @@ def test_a_big_sale_runs_on_workers_by_itself(sale: Any, invoke: Any) -> None:
 )
 def test_bad_worker_settings_are_refused(store: Path, fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        BuyConfig(store=store, **fields)
+        BuyConfig(store=spec_of(store), **fields)
 
 
 def test_all_is_refused_for_a_big_sale(invoke: Any, store: Path) -> None:

@@ -5,7 +5,8 @@ without the command line::
 
     import tickets
 
-    result = tickets.run_buy(tickets.BuyConfig(store="tickets.json", buyers=20, tickets=5))
+    store = tickets.parse_db("tickets.json")  # or "sqlite:sale.db", "redis://…"
+    result = tickets.run_buy(tickets.BuyConfig(store=store, buyers=20, tickets=5))
     report = tickets.check_history(tickets.read_history(result.history))
     assert report.passed, report.failures()
 
@@ -15,8 +16,9 @@ without the command line::
 - check a history: :func:`read_history`, then :func:`check_history` (one
   run) or :func:`check_histories` (several runs judged as one sale), each a
   :class:`Report`;
-- open a store: :func:`open_db` (``--db``'s words: a path, ``sqlite:…``,
-  ``redis://…``) gives a :class:`Store`; :data:`STRATEGIES` are the ``--lock``
+- open a store: :func:`parse_db` reads ``--db``'s words (a path,
+  ``sqlite:…``, ``redis://…``) into the spec a config takes, :func:`open_db`
+  opens it as a :class:`Store`; :data:`STRATEGIES` are the ``--lock``
   strategies;
 - errors: everything refused derives from :class:`TicketsError`, whose
   ``exit_code`` is the command line's (:class:`UsageProblem` is exit 2).
@@ -32,6 +34,25 @@ what the command line shows, ``cli/`` the command line.
 from __future__ import annotations
 
 import importlib
+
+from .constants import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the names below load on first use, for type checkers
+    from .check.history import History, HistoryError
+    from .check.history import read as read_history
+    from .check.sale import check_histories
+    from .check.verdict import Report, check_history
+    from .engine.buy import run_buy
+    from .engine.child.plan import Delays
+    from .engine.config import BuyConfig, QueueConfig
+    from .engine.queue import run_queue
+    from .engine.rows import RunResult
+    from .errors import ConfigError, TicketsError, UsageProblem
+    from .locking.locks import LockTimeout
+    from .locking.strategies import STRATEGIES
+    from .stores import open_db
+    from .stores.base import Store, StoreError
+    from .stores.spec import parse_db
 
 __version__ = "0.1.0"
 
@@ -49,6 +70,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "check_histories": ("check.sale", "check_histories"),
     "Report": ("check.verdict", "Report"),
     "open_db": ("stores", "open_db"),
+    "parse_db": ("stores.spec", "parse_db"),
     "Store": ("stores.base", "Store"),
     "STRATEGIES": ("locking.strategies", "STRATEGIES"),
     "TicketsError": ("errors", "TicketsError"),
@@ -59,7 +81,29 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "LockTimeout": ("locking.locks", "LockTimeout"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BuyConfig",
+    "ConfigError",
+    "Delays",
+    "History",
+    "HistoryError",
+    "LockTimeout",
+    "QueueConfig",
+    "Report",
+    "RunResult",
+    "STRATEGIES",
+    "Store",
+    "StoreError",
+    "TicketsError",
+    "UsageProblem",
+    "check_histories",
+    "check_history",
+    "open_db",
+    "parse_db",
+    "read_history",
+    "run_buy",
+    "run_queue",
+]
 
 
 def __getattr__(name: str) -> object:
