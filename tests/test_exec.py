@@ -382,12 +382,13 @@ def test_chaos_kills_command_buyers_and_the_service_still_passes(shop: Any) -> N
         "--pause-rate",
         "0",
         "--exec",
-        f"sleep 0.06; curl -fsS -X POST {url}/buy",
+        f"sleep 0.5; curl -fsS -X POST {url}/buy",
         "--stock-cmd",
         f"curl -fsS {url}/stock",
     )
     chaos = doc["chaos"]
-    # Each doomed command dies within 50 ms of its start, before its request.
+    # Each doomed command dies within 50 ms of its start, long before its request
+    # (half a second: a busy machine may be late to kill by tens of ms).
     assert chaos["killed"] == chaos["kills_planned"] > 0
     assert doc["unknown"] == chaos["killed"] and code == 0 and doc["passed"]
     reasons = {b["reason"] for b in doc["buyers"] if b["result"] == "info"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,16 +24,21 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResult
+    from rich.console import Console, ConsoleOptions, ConsoleRenderable, Group, RenderResult
+    from rich.live import Live
+    from rich.text import Text
 
-    from ..engine.ledger import Progress
+    from ..engine.ledger import Progress, RunResult
+
+#: What a run returns (a sale's result, a race's).
+R = TypeVar("R")
 
 
 #: The width of output that goes to a file or a pipe.
 UNWRAPPED = 1000
 
 
-def _is_terminal(stream: Any) -> bool:
+def _is_terminal(stream: IO[str]) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
@@ -167,7 +172,7 @@ class LiveProgress:
     def __init__(self, label: str, heartbeat_label: str = "") -> None:
         self.enabled = bool(label) and sys.stdout.isatty()
         self.label = label or heartbeat_label
-        self._live: Any = None
+        self._live: Live | None = None
         self._next_beat: float | None = None
         self._t0: float | None = None
 
@@ -181,7 +186,7 @@ class LiveProgress:
         from rich.progress_bar import ProgressBar
         from rich.text import Text
 
-        text: Any = Text(line)
+        text: Text | Group = Text(line)
         if p.total >= BAR_FROM:  # a long run: a bar too
             text = Group(ProgressBar(total=p.total, completed=p.done, width=60), text)
         if self._live is None:
@@ -235,10 +240,10 @@ class LiveProgress:
 def run_live(
     label: str,
     what: str,
-    run: Callable[[LiveProgress], Any],
-    show_partial: Callable[[Any, int], None] | None = None,
+    run: Callable[[LiveProgress], R],
+    show_partial: Callable[[R, int], None] | None = None,
     heartbeat_label: str = "",
-) -> Any:
+) -> R:
     """Run with a live line on a terminal; core errors as exit codes.
 
     Ctrl-C, SIGTERM and SIGHUP stop the run (see tickets.engine.interrupts):
@@ -255,12 +260,12 @@ def run_live(
                 hold_signals()  # the run has its answer: a late signal waits for it
             except BaseException as stopped:  # an interrupt, or a file that failed mid-run
                 live.stop()
-                result = getattr(stopped, "result", None)
-                if show_partial is not None and result is not None:
+                partial = getattr(stopped, "result", None)
+                if show_partial is not None and partial is not None:
                     code = EXIT_STORE  # a file that failed mid-run (see translate_errors)
                     if isinstance(stopped, KeyboardInterrupt):
                         code = interrupts.exit_code(stopped)
-                    show_partial(result, code)  # what was sold before it stopped
+                    show_partial(partial, code)  # what was sold before it stopped
                 raise
         done_answering()  # the live line goes and the answer is written: both can be cut
     except KeyboardInterrupt as interrupt:
@@ -279,8 +284,8 @@ def run_live(
 def sell_and_exit(
     label: str,
     what: str,
-    sell: Callable[[Any], Any],
-    show: Callable[[Any, int], None],
+    sell: Callable[[LiveProgress], RunResult],
+    show: Callable[[RunResult, int], None],
     json_: bool,
 ) -> None:
     """Sell with the live line on a terminal (a heartbeat elsewhere), show

@@ -12,12 +12,15 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN, EXIT_USAGE
 from ..errors import TicketsError
+
+if TYPE_CHECKING:
+    import threading
 
 
 def printable(text: str) -> str:
@@ -87,7 +90,7 @@ class _Answer:
 
     watching = False
     #: set when the answer is out (made with the watcher thread)
-    out: Any = None
+    out: threading.Event | None = None
 
 
 def hold_signals() -> None:
@@ -126,7 +129,7 @@ def done_answering() -> None:
     threading.Thread(target=_watch, args=(_Answer.out, named), daemon=True).start()
 
 
-def _watch(out: Any, named: dict[int, str]) -> None:
+def _watch(out: threading.Event, named: dict[int, str]) -> None:
     """The watcher thread: the first signal starts the grace, a second or
     its end (with the answer not out) cuts."""
     import time

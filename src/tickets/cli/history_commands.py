@@ -17,6 +17,9 @@ from .store_options import db_option
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..check.history import History
+    from ..check.housekeeping import Entry
+
 
 class OutputFile(click.ParamType[str]):
     """A path an output (``--svg``, ``--html``) may be written to, checked as
@@ -214,7 +217,7 @@ def timeline_command(
     exit_with(0)
 
 
-def sale_picture(ctx: click.Context, name: str) -> tuple[Any, list[str]]:
+def sale_picture(ctx: click.Context, name: str) -> tuple[History, list[str]]:
     """The named sale as one history to draw, and which buyers are whose."""
     from ..named_sale.stream import sale_as_one
     from .sale_group import named_sale
@@ -345,7 +348,7 @@ def history_command(
     exit_with(0)  # the answer is out: a late signal waits for the exit
 
 
-def show_histories(folder: Path, kept: list[Any], removed: list[Any]) -> None:
+def show_histories(folder: Path, kept: list[Entry], removed: list[Entry]) -> None:
     import time
 
     from rich.table import Table

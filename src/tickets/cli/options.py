@@ -30,6 +30,8 @@ from .store_options import StoreContext, db_option
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..engine.chaos import Chaos
+    from ..engine.child.plan import Delays
     from ..stores.spec import StoreSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -222,7 +224,7 @@ def pause_length_option(f: F) -> F:
     )(f)
 
 
-def chaos_from(ctx: click.Context, opts: dict[str, Any]) -> Any:
+def chaos_from(ctx: click.Context, opts: dict[str, Any]) -> Chaos | None:
     names = ("kill_rate", "pause_rate", "pause_length")
     explicit = any(
         ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
@@ -291,7 +293,7 @@ def stock_to_restock(
             store.close()
 
 
-def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Any:
+def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Delays:
     from ..engine.child.plan import Delays
 
     return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)

@@ -8,7 +8,7 @@ commands (see :mod:`tickets.cli`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -40,6 +40,14 @@ from .options import (
 )
 from .params import Amount, Count
 from .sale_group import named_sale_options, sale_fields
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rich.console import RenderableType
+
+    from ..engine.ledger import RunResult
+    from ..engine.race import RaceResult, RaceRun
 
 
 @click.command()
@@ -115,7 +123,7 @@ def buy(
     with translate_errors():
         config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **fields)
 
-    def show(result: Any, code: int) -> None:
+    def show(result: RunResult, code: int) -> None:
         if json_:
             emit_json(run_dict(result), code)
         else:
@@ -207,7 +215,7 @@ def race(
     with translate_errors():
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
 
-    def show(result: Any, code: int) -> None:
+    def show(result: RaceResult, code: int) -> None:
         if (opts["svg"] or opts["html"]) and result.runs:
             export_race(result, opts["svg"], opts["html"])
         if json_:
@@ -268,7 +276,7 @@ def race_sides(
     return ["none"] if no_lock or strategy == "none" else [strategy, "none"]
 
 
-def worst_unlocked(result: Any) -> Any:
+def worst_unlocked(result: RaceResult) -> RaceRun:
     """The run of a strategy without exclusion that oversold most (or any run)."""
     from ..locking.strategies import excludes
 
@@ -277,7 +285,13 @@ def worst_unlocked(result: Any) -> Any:
     return max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
 
 
-def export_race(result: Any, svg: str | None, html: str | None) -> None:
+def drawn(run: RaceRun) -> Path:
+    """The history of a run to draw (timelines refuse --history none first)."""
+    assert run.result.history is not None, "a drawn run keeps its history"
+    return run.result.history
+
+
+def export_race(result: RaceResult, svg: str | None, html: str | None) -> None:
     """A locked run's timeline above the worst unlocked run's, on one page:
     the picture that shows what the lock changes."""
     from rich.console import Group
@@ -292,15 +306,15 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
     locked = next((r for r in result.runs if excludes(r.strategy)), None)
     shown = [worst] if locked is None or locked is worst else [locked, worst]
     with translate_errors():
-        pictures = [timeline(read(r.result.history), width=120) for r in shown]
+        pictures = [timeline(read(drawn(r)), width=120) for r in shown]
     between = Text("\n" + "─" * 120 + "\n")
-    parts: list[Any] = [pictures[0]]
+    parts: list[RenderableType] = [pictures[0]]
     for picture in pictures[1:]:
         parts += [between, picture]
     export(Group(*parts), 120, "race", svg, html)
 
 
-def show_race(result: Any, show_timeline: bool) -> None:
+def show_race(result: RaceResult, show_timeline: bool) -> None:
     """The race table, with --timeline the worst unlocked run drawn, and
     the verdict last, where the eye ends."""
     from ..render.race_views import race_verdict, race_view
@@ -313,7 +327,7 @@ def show_race(result: Any, show_timeline: bool) -> None:
 
         worst = worst_unlocked(result)
         with translate_errors():
-            console.print(timeline(read(worst.result.history), width=console.width))
+            console.print(timeline(read(drawn(worst)), width=console.width))
     console.print(race_verdict(result))
 
 
@@ -421,7 +435,7 @@ def queue_command(
             **sale_config(ctx, opts),
         )
 
-    def show(result: Any, code: int) -> None:
+    def show(result: RunResult, code: int) -> None:
         if json_:
             from ..render.json_documents import queue_dict
 

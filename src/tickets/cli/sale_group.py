@@ -7,7 +7,7 @@ Only click is imported at module level (see :mod:`tickets.cli`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +17,10 @@ from .errors import UnusableFile, exit_with, translate_errors
 from .options import json_option
 from .params import Amount
 from .store_options import StoreContext, db_option
+
+if TYPE_CHECKING:
+    from ..named_sale.registry import NamedSale
+    from ..stores.redis import RedisStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,20 +73,20 @@ def sale_fields(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
     return {"sale": sale, "hosts": hosts, "join_timeout": wait, "tickets": None}
 
 
-def sale_store(ctx: click.Context) -> Any:
+def sale_store(ctx: click.Context) -> RedisStore:
     """The Redis store ``--db`` names, where named sales live (a usage error
     for any other store)."""
-    from ..stores import open_store
+    from ..stores.redis import RedisStore
 
     obj = ctx.find_object(StoreContext)
     assert obj is not None
     spec = obj.spec
     if spec.kind != "redis":
         raise click.UsageError("a named sale lives on a Redis store: give --db redis://HOST...")
-    return open_store(spec)
+    return RedisStore(spec)
 
 
-def named_sale(ctx: click.Context, name: str) -> Any:
+def named_sale(ctx: click.Context, name: str) -> NamedSale:
     """The sale ``name`` on the store ``--db`` names."""
     from ..named_sale.registry import NamedSale, check_name
 

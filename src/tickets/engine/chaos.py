@@ -29,9 +29,8 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import ConfigError
 from .child.buyer import BUYER_KILL_POINTS as BUYER_POINTS
@@ -90,7 +89,7 @@ class Chaos:
             (b, self.pause_length) for b in range(buyers) if rng.random() < self.pause_rate
         )
 
-    def pauses(self, keys: Iterable[Any]) -> list[Pause]:
+    def pauses(self, keys: Iterable[Hashable]) -> list[Pause]:
         """SIGSTOP pauses (none when buyers pause themselves: ``pause_length``)."""
         if self.pause_length is not None:
             return []
@@ -105,7 +104,7 @@ class Chaos:
 
 @dataclass(frozen=True)
 class Pause:
-    key: Any
+    key: Hashable
     at: float  # seconds after the gate opens
     length: float
 
@@ -113,14 +112,14 @@ class Pause:
 class Pauser:
     """The parent's side of pauses: SIGSTOP and SIGCONT on schedule."""
 
-    def __init__(self, plan: list[Pause], pids: dict[Any, int]) -> None:
+    def __init__(self, plan: list[Pause], pids: dict[Hashable, int]) -> None:
         self.pids = pids
         self._actions = sorted(
             [(p.at, signal.SIGSTOP, p.key) for p in plan]
             + [(p.at + p.length, signal.SIGCONT, p.key) for p in plan],
             key=lambda a: a[0],
         )
-        self._stopped: set[Any] = set()
+        self._stopped: set[Hashable] = set()
         self.paused = 0
         self.t0: float | None = None
 
@@ -153,7 +152,7 @@ class Pauser:
         self._stopped.clear()
         self._actions.clear()
 
-    def _send(self, key: Any, sig: int) -> bool:
+    def _send(self, key: Hashable, sig: int) -> bool:
         pid = self.pids.get(key)
         if pid is None:
             return False

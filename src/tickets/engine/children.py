@@ -14,7 +14,10 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from typing import Any, NoReturn
 
 from .child.spawned import forget
@@ -54,7 +57,7 @@ def die_with_parent(parent: int) -> None:
 
 
 def _child_main(
-    target: Callable[..., None], args: tuple[Any, ...], close: Iterable[Any], parent: int
+    target: Callable[..., None], args: tuple[object, ...], close: Iterable[Connection], parent: int
 ) -> NoReturn:
     """A forked child: run the target, then leave at once (no atexit, no flush)."""
     code = 1
@@ -70,7 +73,7 @@ def _child_main(
         os._exit(code)
 
 
-def _started_child(target: Callable[..., None], lifeline: Any, *args: Any) -> None:
+def _started_child(target: Callable[..., None], lifeline: Connection, *args: object) -> None:
     """A child started by multiprocessing: dies with the run's process.
 
     A spawned child is the run's child, but a fork server's children are
@@ -100,7 +103,7 @@ class Gate:
     for the last to acknowledge: 1,000 buyers trickled out over 1.2 s.)
     """
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: BaseContext) -> None:
         self.reader, self.writer = ctx.Pipe(duplex=False)
 
     def open(self) -> None:
@@ -123,18 +126,20 @@ class Children:
     children: this class reaps them.
     """
 
-    def __init__(self, ctx: Any, method: str, close_in_child: Iterable[Any] = ()) -> None:
+    def __init__(
+        self, ctx: BaseContext, method: str, close_in_child: Iterable[Connection] = ()
+    ) -> None:
         self.ctx = ctx
         self.method = method
         self.raw_fork = method == "fork"
         #: parent-only pipe ends a forked child must not keep open
         self.close_in_child = tuple(close_in_child)
-        self.pids: dict[Any, int] = {}
-        self.codes: dict[Any, int | None] = {}
-        self._procs: dict[Any, Any] = {}
+        self.pids: dict[Hashable, int] = {}
+        self.codes: dict[Hashable, int | None] = {}
+        self._procs: dict[Hashable, BaseProcess] = {}
         #: read end, write end: children started by multiprocessing die at
         #: its EOF (see _started_child); the write end never leaves this process
-        self._lifeline: tuple[Any, Any] | None = None
+        self._lifeline: tuple[Connection, Connection] | None = None
         if not self.raw_fork:
             self._lifeline = ctx.Pipe(duplex=False)
             # Started on first use, it unblocks SIGINT in this process when
@@ -143,7 +148,7 @@ class Children:
 
             resource_tracker.ensure_running()
 
-    def start(self, key: Any, target: Callable[..., None], args: Iterable[Any]) -> None:
+    def start(self, key: Hashable, target: Callable[..., None], args: Iterable[object]) -> None:
         args = tuple(args)
         if self.raw_fork:
             parent = os.getpid()
@@ -153,7 +158,8 @@ class Children:
         else:
             assert self._lifeline is not None
             child_args = (target, self._lifeline[0], *args)
-            p = self.ctx.Process(target=_started_child, args=child_args, daemon=True)
+            # (typeshed's BaseContext lacks Process; every concrete context has it)
+            p = self.ctx.Process(target=_started_child, args=child_args, daemon=True)  # type: ignore[attr-defined]
             # Ctrl-C goes to the whole process group, and a child still
             # importing would print a traceback. A blocked signal stays
             # blocked across exec: the child starts deaf to it (and ignores
@@ -170,7 +176,7 @@ class Children:
         self.pids[key] = pid
         self.codes[key] = None
 
-    def exitcode(self, key: Any) -> int | None:
+    def exitcode(self, key: Hashable) -> int | None:
         """The child's exit code (negative: killed by that signal), None while it runs."""
         if self.codes[key] is None:
             try:
@@ -184,10 +190,10 @@ class Children:
                 self.codes[key] = os.waitstatus_to_exitcode(status)
         return self.codes[key]
 
-    def alive(self) -> list[Any]:
+    def alive(self) -> list[Hashable]:
         return [key for key in self.pids if self.exitcode(key) is None]
 
-    def signal(self, keys: Iterable[Any], sig: int = signal.SIGKILL) -> None:
+    def signal(self, keys: Iterable[Hashable], sig: int = signal.SIGKILL) -> None:
         for key in keys:
             if self.exitcode(key) is None:
                 try:
@@ -199,14 +205,14 @@ class Children:
         """Children started here send no messages about themselves."""
         return False
 
-    def stop(self, deadline: float, kill_now: bool = False) -> list[Any]:
+    def stop(self, deadline: float, kill_now: bool = False) -> list[Hashable]:
         """Kill those still running (all at once if ``kill_now``, else after the
         deadline), reap everyone; return the keys that had to be killed."""
         killed = self.alive() if kill_now else []
         self.signal(killed, signal.SIGKILL)
         return killed + self.reap(deadline)
 
-    def reap(self, deadline: float) -> list[Any]:
+    def reap(self, deadline: float) -> list[Hashable]:
         """Wait for every child until the deadline, kill the rest; return the killed keys."""
         pause = 0.001
         while self.alive() and time.monotonic() < deadline:
@@ -221,8 +227,8 @@ class Children:
             if proc.exitcode is not None:
                 proc.close()
         if self._lifeline is not None:
-            for end in self._lifeline:
-                end.close()
+            for pipe_end in self._lifeline:
+                pipe_end.close()
             self._lifeline = None
         return killed
 

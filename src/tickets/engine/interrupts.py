@@ -16,7 +16,10 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from types import FrameType
+
+#: What signal.signal takes and returns.
+Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 #: The signals that stop a run, besides SIGINT (Ctrl-C).
 TERMINATING = (signal.SIGTERM, signal.SIGHUP)
@@ -47,8 +50,8 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + signum
 
 
-def _install(handler: Callable[[int, Any], None], signals: tuple[int, ...]) -> dict[int, Any]:
-    previous: dict[int, Any] = {}
+def _install(handler: Handler, signals: tuple[int, ...]) -> dict[int, Handler]:
+    previous: dict[int, Handler] = {}
     try:
         for signum in signals:
             previous[signum] = signal.signal(signum, handler)
@@ -57,7 +60,7 @@ def _install(handler: Callable[[int, Any], None], signals: tuple[int, ...]) -> d
     return previous
 
 
-def _restore(previous: dict[int, Any]) -> None:
+def _restore(previous: dict[int, Handler]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)
 
@@ -110,7 +113,7 @@ def terminations_interrupt() -> Iterator[None]:
     """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` and
     SIGINT KeyboardInterrupt, except inside :data:`shielded`."""
 
-    def terminate(signum: int, frame: Any) -> None:
+    def terminate(signum: int, frame: FrameType | None) -> None:
         if shielded.tripped:
             shielded.late.append(signum)
         elif shielded.depth:

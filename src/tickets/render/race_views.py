@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -41,7 +41,7 @@ def _one_trial_rows(table: Table, race: RaceResult) -> None:
     results = {r.strategy: r.result for r in race.runs}
     rep = {name: results[name].report for name in results}
 
-    def cells(fn: Any) -> list[Any]:
+    def cells(fn: Callable[[str], str | Text]) -> list[str | Text]:
         return [fn(side.strategy) for side in sides]
 
     table.add_row("initial", *cells(lambda n: str(rep[n].initial)))

@@ -4,14 +4,13 @@ which needs no rich."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from ..check.operations import printable
 from ..check.verdict import NO_STOCK, Report
+from ..engine.config import BuyConfig, SaleConfig
 from ..engine.ledger import OperationRow, RunResult
 from ..locking.strategies import STRATEGIES
 
@@ -254,11 +253,11 @@ def run_summary(result: RunResult) -> Table:
     )
 
 
-def workers_line(config: Any) -> list[tuple[str, str]]:
+def workers_line(config: SaleConfig) -> list[tuple[str, str]]:
     """How the buyers ran: on workers, or a process each (nothing said)."""
-    workers = getattr(config, "workers", 0)
-    if not workers:
+    if not isinstance(config, BuyConfig) or not config.workers:  # queue: its own view
         return []
+    workers = config.workers
     return [
         (
             "buyers ran on",
@@ -270,10 +269,10 @@ def workers_line(config: Any) -> list[tuple[str, str]]:
 
 def buyer_line(result: RunResult) -> tuple[str, str]:
     """Who bought: the strategy, or the user's own code."""
-    config: Any = result.config
-    if getattr(config, "command", None) is not None:
+    config = result.config
+    if isinstance(config, BuyConfig) and config.command is not None:
         return ("buyer", f"--exec {config.command}")
-    if getattr(config, "buy", None) is not None:
+    if isinstance(config, BuyConfig) and config.buy is not None:
         return ("buyer", f"--buy {config.buy} (lock: {config.strategy})")
     return ("strategy", config.strategy)
 
@@ -281,7 +280,7 @@ def buyer_line(result: RunResult) -> tuple[str, str]:
 def run_strategy(result: RunResult) -> str | None:
     """The strategy a run's buyers sold with: None for a command buyer's
     (the command locks as it will: no strategy is to blame or to thank)."""
-    if getattr(result.config, "command", None) is not None:
+    if isinstance(result.config, BuyConfig) and result.config.command is not None:
         return None
     return result.config.strategy
 
@@ -301,9 +300,9 @@ def seats_hint(result: RunResult) -> Text:
     """A command buyer's whole-number tickets are taken as seats (the count
     each took): a service that numbers its tickets otherwise fails the
     order of seats, and should say they are ids."""
-    config: Any = result.config
+    config = result.config
     failed = {c.name for c in result.report.failures()}
-    if getattr(config, "command", None) is None or config.ticket_ids:
+    if not isinstance(config, BuyConfig) or config.command is None or config.ticket_ids:
         return Text("")
     if not failed & {"real-time order", "no seat sold twice"}:
         return Text("")
