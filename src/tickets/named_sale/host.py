@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 from ..check.history import HistoryError
 from ..check.history_writer import HistoryWriter, NoHistory
 from ..check.operations import Operations
 from ..check.sale import check_sale
 from ..check.verdict import Report, evaluate
-from ..engine.config import SaleConfig
+from ..engine.config import BuyConfig, SaleConfig
 from ..stores import StoreError, open_store
 from ..stores.redis import RedisStore
 from .registry import NamedSale, clock_offset
@@ -37,12 +36,18 @@ class SaleHost:
     def _give_up(self, discard: bool = False) -> None:
         raise NotImplementedError
 
+    @property
+    def sale_config(self) -> BuyConfig:
+        """The config of a run that is part of a named sale (a buy's)."""
+        assert isinstance(self.config, BuyConfig) and self.config.sale is not None
+        return self.config
+
     def _open_sale(self) -> None:
         """A named sale: may this host join it? Its clock against the server's;
         its history streamed to the sale."""
-        config: Any = self.config
+        config = self.sale_config
         store = open_store(config.store, config.lock_timeout)
-        assert isinstance(store, RedisStore) and self.initial is not None
+        assert isinstance(store, RedisStore) and self.initial is not None and config.sale
         try:
             self.sale = NamedSale(store, config.sale)
             self.sale.check_open(config.hosts, self.initial)
@@ -59,7 +64,7 @@ class SaleHost:
     def join_sale(self, buyers: int) -> str | None:
         """Once this host's buyers are ready: join the sale and wait for the
         others (None: started; else why this host stops)."""
-        config: Any = self.config
+        config = self.sale_config
         assert self.sale is not None
         info = {"run_id": self.run_id, "pid": os.getpid(), "buyers": buyers}
         return self.sale.join_and_wait(
@@ -71,7 +76,7 @@ class SaleHost:
         every host ends in time, this host's own, on a stock it cannot judge
         alone (the others sold from it too): not proven, or failed. A run
         that was stopped (Ctrl-C) does not wait for the others."""
-        config: Any = self.config
+        config = self.sale_config
         assert self.sale is not None
         try:
             ended = self.sale.finish_and_wait(

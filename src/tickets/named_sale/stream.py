@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..check.history import History, HistoryError
+from ..check.history_writer import HistoryWriter
 from ..engine.child.pipe import compact, cut_reason
 from ..stores.base import StoreError
 from .registry import NamedSale, SaleError
@@ -21,7 +23,12 @@ class StreamedHistory:
     file has it all."""
 
     def __init__(
-        self, inner: Any, sale: NamedSale, run_id: str, notes: list[str], patience: float = 30.0
+        self,
+        inner: HistoryWriter,
+        sale: NamedSale,
+        run_id: str,
+        notes: list[str],
+        patience: float = 30.0,
     ) -> None:
         self.inner = inner
         self.sale = sale
@@ -34,7 +41,7 @@ class StreamedHistory:
         self.failure: str | None = None
 
     @property
-    def broken(self) -> Any:
+    def broken(self) -> HistoryError | None:
         return self.inner.broken
 
     def write(self, event: dict[str, Any]) -> None:
@@ -75,7 +82,7 @@ class StreamedHistory:
         self.inner.discard()
 
 
-def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
+def sale_histories(sale: NamedSale, details: bool = False) -> list[History]:
     """Every host's history of the sale, from its stream: each run's lines,
     in order, parsed and validated like a file (``sale NAME run ID``);
     ``details``: with every operation's events kept, for drawing."""
@@ -113,7 +120,7 @@ def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
 DRAWN_TIMES = ("t_invoke", "t_start", "t_search", "t_locked", "t_end")
 
 
-def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
+def sale_as_one(sale: NamedSale) -> tuple[History, list[str]]:
     """The whole sale as one history to draw: every host's operations on
     the server's clock, numbered host after host; and a line per host
     saying which numbers are its."""
