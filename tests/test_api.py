@@ -125,3 +125,15 @@ def test_an_error_crosses_a_process_boundary_intact() -> None:
         process.join(30)
     assert str(error) == "flock on /s/t.json.lock was not acquired within 0.5s"
     assert error.exit_code == 3 and error.timeout == 0.5
+
+
+@pytest.mark.timeout(60)
+def test_the_library_page_runs_as_written(tmp_path: Path) -> None:
+    """docs/library.md's example, run as it stands (in a fresh folder)."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "library.md").read_text()
+    code = page.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0" and "True 5" in done.stdout
