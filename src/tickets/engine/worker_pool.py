@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..check.events import TIMEOUT_PREFIX
 from ..check.operations import NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN
 from .buy import BuyMode
 from .chaos import Chaos
-from .child.buyer import BUYER_KILL_POINTS
+from .child.session import BUYER_KILL_POINTS
 from .children import describe_exit
 from .config import BuyConfig
 from .harness import FINISHED, NEWS, Harness
 from .launcher_handle import LauncherHandle
+
+if TYPE_CHECKING:
+    from ..check.events import Message, ModeFields, Outcome
 
 
 class WorkersMode(BuyMode):
@@ -57,7 +61,7 @@ class WorkersMode(BuyMode):
     def processes(self) -> int:
         return self.workers
 
-    def run_fields(self) -> dict[str, Any]:
+    def run_fields(self) -> ModeFields:
         return {
             **super().run_fields(),
             "workers": self.workers,
@@ -87,11 +91,13 @@ class WorkersMode(BuyMode):
     def share(self, worker: int) -> range:
         return range(worker, self.config.buyers, self.workers)
 
-    def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+    def on_event(self, run: Harness, ev: Message, now: float, live: bool) -> None:
+        launcher: LauncherHandle = run.children
         if run.detector.heard(ev):
             return
-        if not run.children.take_message(ev):
-            run.ledger.record(ev)
+        if not launcher.take_message(ev):
+            if ev["type"] != "take":  # a clerk's: none in a buy sale
+                run.ledger.record(ev)
         elif ev["type"] == "exit" and live:
             self.worker_gone(run, ev["worker"], describe_exit(ev["code"]))
 
@@ -139,7 +145,8 @@ class WorkersMode(BuyMode):
         late = [w for w in range(self.workers) if run.children.exitcode(w) is None]
         run.children.signal(late, signal.SIGKILL)
         for w in late:
-            self.settle_share(run, self.share(w), f"timeout: still buying after {timeout:g}s")
+            why = f"{TIMEOUT_PREFIX}still buying after {timeout:g}s"
+            self.settle_share(run, self.share(w), why)
         return bool(late)
 
     def quiet_allowed(self) -> float:
@@ -173,7 +180,7 @@ class WorkersMode(BuyMode):
             "exit": None if code is None else describe_exit(code),
         }
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
+    def fate(self, run: Harness, number: int, killed: set[Any]) -> Outcome | None:
         """An invoked buyer still pending at the end: what stopped the run, or
         its worker's end, says why (a buyer's pid is its worker's)."""
         return None

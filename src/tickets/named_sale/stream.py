@@ -5,11 +5,15 @@ sale back, to judge it or to draw it."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.child.pipe import compact, cut_reason
 from ..stores.base import StoreError
 from .registry import NamedSale, SaleError
+
+if TYPE_CHECKING:
+    from ..check.events import HistoryLine, RunLine
+    from ..check.history import History
 
 
 class StreamedHistory:
@@ -37,7 +41,7 @@ class StreamedHistory:
     def broken(self) -> Any:
         return self.inner.broken
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: HistoryLine) -> None:
         line = compact(cut_reason(event))  # encoded once, for the file and the stream
         self.inner.write_line(line)
         self.pending.append(line)
@@ -75,7 +79,7 @@ class StreamedHistory:
         self.inner.discard()
 
 
-def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
+def sale_histories(sale: NamedSale, details: bool = False) -> list[History]:
     """Every host's history of the sale, from its stream: each run's lines,
     in order, parsed and validated like a file (``sale NAME run ID``);
     ``details``: with every operation's events kept, for drawing."""
@@ -113,7 +117,7 @@ def sale_histories(sale: NamedSale, details: bool = False) -> list[Any]:
 DRAWN_TIMES = ("t_invoke", "t_start", "t_search", "t_locked", "t_end")
 
 
-def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
+def sale_as_one(sale: NamedSale) -> tuple[History, list[str]]:
     """The whole sale as one history to draw: every host's operations on
     the server's clock, numbered host after host; and a line per host
     saying which numbers are its."""
@@ -136,6 +140,6 @@ def sale_as_one(sale: NamedSale) -> tuple[Any, list[str]]:
     ops = Operations.merge(tables)
     first = histories[0]
     ends = [h.end for h in histories if h.end is not None]
-    run = {**first.run, "buyers": start, "t": ops.t_run}
+    run: RunLine = {**first.run, "buyers": start, "t": ops.t_run}
     end = max(ends, key=lambda e: float(e["t"])) if len(ends) == len(histories) else None
     return History(f"sale {sale.name}", run, ops, end, details, None), hosts
