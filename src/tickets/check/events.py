@@ -41,7 +41,7 @@ from ..stores.base import NoEffect
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Final, Literal, NotRequired, Required, TypedDict, Unpack
+    from typing import Final, Literal, NotRequired, Required, TypedDict, TypeGuard, Unpack
 
     from typing_extensions import TypeIs
 
@@ -493,6 +493,6 @@ def is_end_line(line: Mapping[str, object]) -> TypeIs[EndLine]:
     return line.get("type") == "end"
 
 
-def is_error(reason: str | None) -> bool:
-    """An outcome that ended on an error."""
-    return reason is not None and reason.startswith(ERROR_PREFIX)
+def is_error(reason: object) -> TypeGuard[str]:
+    """A reason that says the outcome ended on an error."""
+    return isinstance(reason, str) and reason.startswith(ERROR_PREFIX)

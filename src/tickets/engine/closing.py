@@ -54,7 +54,7 @@ def recorded_error(config: SaleConfig, junk: int, seen: str | None) -> str | Non
     buyers' writes (a buyer's error), a buyer reported twice."""
     if junk:
         return junk_note(config, junk)
-    if seen is not None and is_error(seen):
+    if is_error(seen):
         return f"the disk under the store stopped the sale: {seen.removeprefix(ERROR_PREFIX)}"
     return seen
 

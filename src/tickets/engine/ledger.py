@@ -292,8 +292,8 @@ class SaleLedger(SaleHost):
             if state == ABSENT:
                 self._fold(invoked_by_parent(number, self.t_run))
             reason = ev.get("reason")  # not yet checked: it may not be text
-            if self.disk is None and isinstance(reason, str) and is_error(reason):
-                self.disk = printable(reason) if disk_kind(reason) else None
+            if self.disk is None and is_error(reason) and disk_kind(reason):
+                self.disk = printable(reason)
         try:
             self.ops.add(ev)
         except Malformed as exc:  # a child's report the history could not hold

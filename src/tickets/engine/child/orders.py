@@ -114,8 +114,9 @@ def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) ->
         if plan.sale.delays.search:
             time.sleep(rng.uniform(0, plan.sale.delays.search))
         t = time.monotonic()
+        submitted: Phases = {"producer": producer, "t_start": t}
         for oid in ids:
-            out.add(invoke({"buyer": oid, "pid": pid}, t, {"producer": producer, "t_start": t}))
+            out.add(invoke({"buyer": oid, "pid": pid}, t, submitted))
         out.flush()
         for oid in ids:
             try:
