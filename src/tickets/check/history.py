@@ -256,7 +256,7 @@ class _Reader:
             str(self.path), self.run, ops, self.end, self.details, self.torn, self.named_store
         )
 
-    def first(self, ev: dict[str, Any]) -> Operations:
+    def first(self, ev: dict[str, object]) -> Operations:
         if not is_run_line(ev):
             if set(ev) == {"count"}:
                 raise HistoryError(

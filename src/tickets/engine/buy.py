@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..check.events import NEVER_STARTED, abandoned, completed, no_outcome, timed_out
 from .child.plan import CommandPlan
@@ -216,14 +216,14 @@ class BuyMode(SaleMode):
         killed: list[Hashable] = run.children.stop(deadline, kill_now=aborted is not None)
         return killed
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> Outcome | None:
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
         if run.detector.abandoned and number in killed:
             return abandoned()  # nobody could hold the lock but the dead: no write
         if number not in run.children.pids:
             return no_outcome(NEVER_STARTED)
         return None
 
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         if number in killed:
             return "stopped by the watchdog"
         return describe_exit(run.children.exitcode(number))

@@ -115,13 +115,13 @@ class SaleMode(ABC):
     def after_stop(self, run: Harness) -> None:  # noqa: B027 - buyers leave nothing behind
         """Account for what the stopped children left (orders in the queue)."""
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> Outcome | None:
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
         """What became of a pending operation, if the mode knows: a fail it
         can vouch for, or why it has no outcome (``no_outcome``)."""
         return None
 
     @abstractmethod
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         """Why a pending operation has no outcome, when nothing else explains it."""
 
     def close(self) -> None:  # noqa: B027 - most modes hold nothing more

@@ -252,7 +252,7 @@ class QueueMode(SaleMode):
             if run.ledger.row(oid).result == "pending":
                 run.ledger.conclude(oid, unsold())
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> Outcome | None:
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
         clerk = run.ledger.rows[number].clerk
         if clerk is not None and clerk in self.dead_clerks:
             return no_outcome(f"clerk {clerk} {self.dead_clerks[clerk]} with it in hand")
@@ -260,7 +260,7 @@ class QueueMode(SaleMode):
             return abandoned()  # its clerk waited for a lock only the dead could hold
         return None
 
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         return "accepted but never answered"
 
     def close(self) -> None:

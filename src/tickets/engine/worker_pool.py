@@ -180,12 +180,12 @@ class WorkersMode(BuyMode):
             "exit": None if code is None else describe_exit(code),
         }
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> Outcome | None:
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
         """An invoked buyer still pending at the end: what stopped the run, or
         its worker's end, says why (a buyer's pid is its worker's)."""
         return None
 
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         worker = self.worker_of(number)
         if worker in killed:
             return "its worker was stopped by the watchdog"

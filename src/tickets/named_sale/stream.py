@@ -5,7 +5,7 @@ sale back, to judge it or to draw it."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..engine.child.pipe import compact, cut_reason
 from ..stores.base import StoreError
@@ -13,7 +13,8 @@ from .registry import NamedSale, SaleError
 
 if TYPE_CHECKING:
     from ..check.events import HistoryLine, RunLine
-    from ..check.history import History
+    from ..check.history import History, HistoryError
+    from ..check.history_writer import HistoryWriter
 
 
 class StreamedHistory:
@@ -25,7 +26,12 @@ class StreamedHistory:
     file has it all."""
 
     def __init__(
-        self, inner: Any, sale: NamedSale, run_id: str, notes: list[str], patience: float = 30.0
+        self,
+        inner: HistoryWriter,
+        sale: NamedSale,
+        run_id: str,
+        notes: list[str],
+        patience: float = 30.0,
     ) -> None:
         self.inner = inner
         self.sale = sale
@@ -38,7 +44,7 @@ class StreamedHistory:
         self.failure: str | None = None
 
     @property
-    def broken(self) -> Any:
+    def broken(self) -> HistoryError | None:
         return self.inner.broken
 
     def write(self, event: HistoryLine) -> None:

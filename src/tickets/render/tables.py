@@ -83,7 +83,7 @@ def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
             why = printable(row.reason or "no ticket")
             if why == SOLD_OUT_REASON and row.seen is not None:  # a built-in buyer searched
                 where = "at the search" if row.t_locked is None else "under the lock"
-                why = f"sold out {where}"
+                why = f"{SOLD_OUT_REASON} {where}"
             reasons[why] = reasons.get(why, 0) + 1
     lines = [
         f"{n} {noun}{'s' if n > 1 else ''}: {why}"
