@@ -45,9 +45,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import TypeIs
 
-    #: The kinds of an operation's events, and of its completions.
+    #: The kinds of an operation's events.
     OperationKind = Literal["invoke", "ok", "fail", "info"]
-    OutcomeKind = Literal["ok", "fail", "info"]
 
     class Phases(TypedDict, total=False):
         """What an operation's event may carry beside its kind, number and time."""
@@ -265,7 +264,7 @@ TIMEOUT_PREFIX: Final = "timeout: "
 NEVER_STARTED: Final = "never started"
 #: An operation the parent never heard the end of (the reason says why, in brackets).
 NO_OUTCOME: Final = "no outcome reported"
-QUEUE_FULL: Final = "busy: the order queue stayed full, try again"
+QUEUE_FULL: Final = f"{BUSY_PREFIX}: the order queue stayed full, try again"
 UNSOLD: Final = "unsold: left in the queue when the clerks stopped"
 #: The outcome of those who waited for a lock only the dead could hold.
 ABANDONED: Final = "stopped: the lock was left held by a dead process, so this one never got it"

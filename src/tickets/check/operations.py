@@ -39,7 +39,7 @@ from .events import UNKNOWN as UNKNOWN
 from .events import held_by_someone, is_error, kind_of, turned_away
 
 if TYPE_CHECKING:
-    from .events import Completion, Ok, OperationEvent, Take
+    from .events import Completion, Ok, OperationEvent, OperationKind, Take
 
 #: 2: the run line says whether the sale's tickets are ids (``ticket_ids``);
 #: a history of version 1 is read as one whose tickets are seats.
@@ -244,7 +244,7 @@ class Operations:
         self.numeric += 1
         self.seats[number] = seat
 
-    def _reason(self, ev: Completion, kind: str, number: int) -> str | None:
+    def _reason(self, ev: Completion, kind: OperationKind, number: int) -> str | None:
         """An outcome's reason, if any; one starting "error: " is counted."""
         reason = ev.get("reason")
         if reason is not None:
@@ -256,7 +256,7 @@ class Operations:
                     self.first_error = printable(reason)
         return reason
 
-    def _check_fields(self, ev: OperationEvent, kind: str, t: float) -> None:
+    def _check_fields(self, ev: OperationEvent, kind: OperationKind, t: float) -> None:
         """The optional fields: their types, ranges, and phases in time order."""
         low = self.t_run
         t_start, t_search, t_locked = ev.get("t_start"), ev.get("t_search"), ev.get("t_locked")
