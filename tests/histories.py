@@ -43,7 +43,7 @@ def end_line(remaining: int | None, t: float = T0 + 100, **extra: Any) -> dict[s
     return {"type": "end", "remaining": remaining, "store_error": None, "t": t, **extra}
 
 
-def events_of(ops: list[Op], t0: float = T0) -> list[dict[str, Any]]:
+def events_of(ops: list[Op], t0: float = T0) -> list[Any]:
     """Each operation's invoke and completion, in time order (operation i is buyer i)."""
     timed: list[tuple[float, int, dict[str, Any]]] = []
     for i, op in enumerate(ops):

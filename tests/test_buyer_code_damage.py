@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,7 +105,7 @@ def test_the_reader_skips_what_is_not_a_message_of_ours() -> None:
     bad_sum = MARKER + (9).to_bytes(2, "big") + b"\0\0\0\0" + b'{"type":1}'  # wrong CRC
     reader = FrameReader()
     stream = b"hi\n" + ours[0] + fake_header + ours[1] + bad_sum + b"\xfe" + ours[2] + b"tail"
-    events = []
+    events: list[Any] = []
     for i in range(0, len(stream), 7):  # in pieces, as reads come
         events += reader.feed(stream[i : i + 7])
     events += reader.split(final=True)
@@ -118,7 +119,8 @@ def test_a_junk_header_that_claims_more_than_follows_hides_no_message() -> None:
     ours = frame(encode({"type": "invoke", "buyer": 7, "t": 1.0}))
     reader = FrameReader()
     assert reader.feed(MARKER + (3000).to_bytes(2, "big") + b"\1\2\3\4" + ours) == []
-    assert [e["buyer"] for e in reader.split(final=True)] == [7]
+    split: list[Any] = reader.split(final=True)
+    assert [e["buyer"] for e in split] == [7]
 
 
 #: A module that, as it is imported, leaves a daemon (setsid, double fork)

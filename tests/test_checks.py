@@ -553,7 +553,7 @@ def test_the_ledger_writes_well_formed_histories_from_any_order_of_reports(
         ledger.record({"type": "fail", "buyer": 1, "reason": "never started", "t": now})
         # A report the history cannot hold becomes an unknown outcome.
         ledger.record({"type": "invoke", "buyer": 2, "t": now})
-        ledger.record({"type": "ok", "buyer": 2, "seat": "one", "t": now + 0.003})
+        ledger.record({"type": "ok", "buyer": 2, "seat": "one", "t": now + 0.003})  # type: ignore[typeddict-item]
         ledger.record({"type": "ok", "buyer": 99, "seat": 1, "t": now})  # no such buyer
         ledger.unknown(3, "killed by SIGKILL")
         result = ledger.close_run(now, None)

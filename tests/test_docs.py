@@ -87,7 +87,7 @@ def test_docs_show_the_buyer_as_it_is() -> None:
 
     from tickets.engine.child.buyer import purchase
 
-    start = DOCS.index("def purchase(counter, lock):")
+    start = DOCS.index("def purchase(session, lock):")
     shown = DOCS[start : DOCS.index("```", start)].strip().splitlines()[1:]
     real = inspect.getsource(purchase).strip().splitlines()[2:]  # signature, docstring
     assert shown == real

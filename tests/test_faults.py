@@ -18,8 +18,8 @@ from helpers import read_json_lines, spec_of
 from tickets.check.history import read
 from tickets.check.sale import check_histories
 from tickets.engine.chaos import Chaos
-from tickets.engine.child.buyer import BUYER_KILL_POINTS as BUYER_POINTS
 from tickets.engine.child.plan import Delays
+from tickets.engine.child.session import BUYER_KILL_POINTS as BUYER_POINTS
 from tickets.engine.ledger import RunResult
 from tickets.stores import json_file as st
 from tickets.stores.json_file import lock_path

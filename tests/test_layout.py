@@ -36,6 +36,9 @@ HEAVY = {
 BUYER_MODULES = [
     "tickets.engine.child.launcher",
     "tickets.engine.child.buyer",
+    "tickets.engine.child.session",
+    "tickets.engine.child.user_buyer",
+    "tickets.check.events",
     "tickets.engine.child.plan",
     "tickets.engine.child.pipe",
     "tickets.stores.json_file",

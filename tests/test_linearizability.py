@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -184,6 +185,7 @@ def with_ids(ops: list[Op]) -> Operations:
     """The table of these operations as a command buyer's: every sale's
     ticket an id (distinct), not a seat."""
     ids = Operations(len(ops), T0)
+    ev: Any
     for ev in events_of(ops):
         if ev["type"] == "ok":
             ev = {**ev, "ticket": f"T-{ev['buyer']}"}

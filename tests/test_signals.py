@@ -201,7 +201,7 @@ def test_stopped_while_the_children_are_set_up_the_history_is_finished(
     history = read(result.history)
     assert history.end is not None and history.end["remaining"] == 5
     expected = "interrupted" if isinstance(stop, KeyboardInterrupt) else "stopped by an error"
-    assert history.end["aborted"].startswith(expected)
+    assert str(history.end["aborted"]).startswith(expected)
     assert left_running(store) == []
 
 

@@ -161,14 +161,15 @@ def test_a_big_sale_is_binned_exactly() -> None:
     from tickets.render.timeline_bins import bin_counts, sparkline
 
     ops = Operations(4, 0.0)
-    for ev in [
+    events: list[Any] = [
         {"type": "invoke", "buyer": 0, "t": 0.0},
         {"type": "ok", "buyer": 0, "seat": 2, "t": 10.0},
         {"type": "invoke", "buyer": 1, "t": 0.0},
         {"type": "fail", "buyer": 1, "reason": "sold out", "t": 1.0},
         {"type": "invoke", "buyer": 2, "t": 5.0},
         {"type": "info", "buyer": 2, "t": 6.0},
-    ]:  # buyer 3 never began: no operation
+    ]  # buyer 3 never began: no operation
+    for ev in events:
         ops.add(ev)
     counts = bin_counts(ops, 0.0, 10.0, 11)
     assert counts["sold"] == [0] * 10 + [1]

@@ -1,5 +1,9 @@
 """The checker: what a history is, and what it proves.
 
+- ``events``: the event vocabulary: every event and reason a sale's
+  processes report, built by its constructors, and how the checker
+  classifies each; buyers import it too, so it imports only what they may
+  (and this package's ``__init__`` nothing at all);
 - ``operations``: one sale's operations folded into a compact table, and
   the rules each event obeys;
 - ``history_lines``: the run and end lines that open and close a history;

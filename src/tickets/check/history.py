@@ -24,15 +24,16 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import TicketsError
 from ..stores.json_file import is_special
+from .events import is_end_line, is_operation_event, is_run_line, is_take
 from .history_lines import check_end_line, check_run_line
 from .operations import Malformed, Operations, printable
 
-OUTCOMES = ("ok", "fail", "info")
-OPERATION_KINDS = frozenset(("invoke", *OUTCOMES))
+if TYPE_CHECKING:
+    from .events import EndLine, OperationEvent, RunLine
 #: A history line longer than this is not ours.
 MAX_LINE = 1 << 16
 #: Bytes read at a time.
@@ -57,9 +58,9 @@ class History:
     """One run's record, validated: its run and end lines and its operations."""
 
     path: str
-    run: dict[str, Any]
+    run: RunLine
     ops: Operations
-    end: dict[str, Any] | None = None
+    end: EndLine | None = None
     #: the events of the operations asked for by number (for drawing them)
     details: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: the number of a last line cut off mid-write (a parent killed, a full
@@ -191,8 +192,8 @@ class _Reader:
         self.path = path
         self.wanted = details or set()
         self.details: dict[int, dict[str, Any]] = {}
-        self.run: dict[str, Any] | None = None
-        self.end: dict[str, Any] | None = None
+        self.run: RunLine | None = None
+        self.end: EndLine | None = None
         self.torn: int | None = None
         self.named_store = ""
 
@@ -201,7 +202,7 @@ class _Reader:
 
     def read(self, f: IO[bytes]) -> History:
         ops: Operations | None = None
-        decode, op_kinds, wanted = _DECODER.decode, OPERATION_KINDS, self.wanted
+        decode, wanted = _DECODER.decode, self.wanted
         for first, lines, ended in _chunks(self.path, f):
             for lineno, line in enumerate(lines, first):
                 if len(line) > MAX_LINE:
@@ -222,25 +223,25 @@ class _Reader:
                     raise self.fail(lineno, "not valid JSON") from None
                 if type(ev) is not dict:
                     raise self.fail(lineno, "not a JSON object; is this a tickets history?")
-                kind = ev.get("type")
                 try:
                     if ops is None:
                         ops = self.first(ev)
                     elif self.end is not None:
                         raise Malformed("comes after the end line")
-                    elif kind in op_kinds:
+                    elif is_operation_event(ev):
                         ops.add(ev)
                         if wanted and ev["buyer"] in wanted:
                             self.keep(ev)
-                    elif kind == "take":
+                    elif is_take(ev):
                         ops.add_take(ev)
-                    elif kind == "end":
+                    elif is_end_line(ev):
                         known = self.run is not None and self.run.get("stock") != "none"
                         self.end = check_end_line(ev, ops, known)
-                    elif kind == "run":
+                    elif is_run_line(ev):
                         raise Malformed("a second run line (concatenated histories?)")
                     else:
-                        raise Malformed(f"unknown event type {printable(str(kind))[:40]!r}")
+                        kind = printable(str(ev.get("type")))[:40]
+                        raise Malformed(f"unknown event type {kind!r}")
                 except Malformed as exc:
                     raise self.fail(lineno, str(exc)) from None
         if ops is None or self.run is None:
@@ -250,8 +251,8 @@ class _Reader:
             str(self.path), self.run, ops, self.end, self.details, self.torn, self.named_store
         )
 
-    def first(self, ev: dict[str, Any]) -> Operations:
-        if ev.get("type") != "run":
+    def first(self, ev: dict[str, object]) -> Operations:
+        if not is_run_line(ev):
             if set(ev) == {"count"}:
                 raise HistoryError(
                     self.path, "is a store, not a history; its histories are in history/ beside it"
@@ -269,7 +270,7 @@ class _Reader:
         # that claims millions costs nothing until they come.
         return Operations(0, float(ev["t"]), noun, claimed=size, ids=ev.get("ticket_ids") is True)
 
-    def keep(self, ev: dict[str, Any]) -> None:
+    def keep(self, ev: OperationEvent) -> None:
         """An operation's fields, for drawing: its invoke's and its completion's."""
         held = self.details.setdefault(ev["buyer"], {})
         if ev["type"] == "invoke":
@@ -278,7 +279,7 @@ class _Reader:
         reason = ev.get("reason")
         held.update(
             type=ev["type"],
-            seat=ev.get("seat") if "ticket" not in ev else printable(str(ev["ticket"])),
+            seat=ev.get("seat") if "ticket" not in ev else printable(str(ev.get("ticket"))),
             reason=None if reason is None else printable(reason),
             t_end=ev["t"] if ev["type"] != "info" else None,
         )

@@ -8,7 +8,7 @@ was stopped). :func:`check_run_line` and :func:`check_end_line` raise
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from ..constants import (
     MAX_BUYERS,
@@ -22,13 +22,19 @@ from ..constants import (
 )
 from .operations import MODES, READABLE_VERSIONS, Malformed, Operations, is_time, printable
 
+if TYPE_CHECKING:
+    from .events import EndLine, RunLine
 
-def _is_int(value: Any, low: int, high: int) -> TypeGuard[int]:
+
+def _is_int(value: object, low: int, high: int) -> TypeGuard[int]:
     return type(value) is int and low <= value <= high
 
 
-def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
-    """The run line's fields; returns the number of operations and their noun."""
+def check_run_line(ev: RunLine) -> tuple[int, str]:
+    """The run line's fields; returns the number of operations and their noun.
+
+    ``ev`` was read from a file: the type says what a run line holds, and
+    this checks that this one does, field by field."""
     version = ev.get("version")
     if type(version) is not int or version not in READABLE_VERSIONS:  # True and 1.0 are == 1
         raise Malformed(
@@ -64,8 +70,9 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     if strategy not in STORE_STRATEGIES[kind]:
         raise Malformed(f"run line has strategy {strategy!r}, which a {kind} store does not have")
     for key in ("seed", "pid", "batch", "clerks", "queue_size"):
-        if key in ev and not _is_int(ev[key], 0, MAX_COUNT):
-            raise Malformed(f"run line has {key} {ev[key]!r}")
+        value = ev.get(key)
+        if key in ev and not _is_int(value, 0, MAX_COUNT):
+            raise Malformed(f"run line has {key} {value!r}")
     if mode != "queue":
         if not _is_int(ev.get("buyers"), 1, MAX_BUYERS):
             raise Malformed(f"run line has no valid number of buyers (1..{MAX_BUYERS:,})")
@@ -80,7 +87,9 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     return producers * orders, "order"
 
 
-def check_end_line(ev: dict[str, Any], ops: Operations, stock_known: bool = True) -> dict[str, Any]:
+def check_end_line(ev: EndLine, ops: Operations, stock_known: bool = True) -> EndLine:
+    """The end line, checked field by field (it was read from a file), its
+    texts made printable."""
     remaining = ev.get("remaining")
     if remaining is not None and not _is_int(remaining, 0, MAX_COUNT):
         raise Malformed(f"end line has remaining {remaining!r}, not a count")
@@ -89,13 +98,22 @@ def check_end_line(ev: dict[str, Any], ops: Operations, stock_known: bool = True
     t = ev.get("t")
     if not (is_time(t) and t >= ops.latest):
         raise Malformed(f"end line has time {t!r}, not after every event of the run")
-    texts = {}
-    for key in ("store_error", "aborted", "run_error"):
-        value = ev.get(key)
+    store_error, aborted, run_error = ev.get("store_error"), ev.get("aborted"), ev.get("run_error")
+    texts = (("store_error", store_error), ("aborted", aborted), ("run_error", run_error))
+    for key, value in texts:
         if value is not None and type(value) is not str:
             raise Malformed(f"end line has {key} {value!r}, not text")
-        texts[key] = None if value is None else printable(value)
     notes = ev.get("notes", [])
     if type(notes) is not list or not all(type(n) is str for n in notes):
         raise Malformed("end line has notes that are not a list of text")
-    return {**ev, **texts, "notes": [printable(n) for n in notes]}
+    return {
+        **ev,
+        "store_error": _shown(store_error),
+        "aborted": _shown(aborted),
+        "run_error": _shown(run_error),
+        "notes": [printable(n) for n in notes],
+    }
+
+
+def _shown(text: str | None) -> str | None:
+    return None if text is None else printable(text)

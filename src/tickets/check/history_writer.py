@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from ..engine.child.pipe import compact, cut_reason
 from .history import HistoryError
+
+if TYPE_CHECKING:
+    from .events import HistoryLine
 
 
 class HistoryWriter:
@@ -60,7 +63,7 @@ class HistoryWriter:
             return
         os.unlink(temp)
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: HistoryLine) -> None:
         """Append one event (buffered; see :meth:`flush`)."""
         self.write_line(compact(cut_reason(event)))
 
@@ -145,7 +148,7 @@ class NoHistory(HistoryWriter):
     def __init__(self) -> None:
         self.broken = None
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: HistoryLine) -> None:
         pass  # nothing to encode
 
     def write_line(self, line: str) -> None:

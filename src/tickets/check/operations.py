@@ -19,7 +19,7 @@ from __future__ import annotations
 import unicodedata
 from array import array
 from bisect import bisect_right
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from ..constants import (
     MAX_BATCH,
@@ -29,6 +29,18 @@ from ..constants import (
 )
 from ..engine.child.pipe import MAX_REASON
 
+# The kinds the table keeps, defined with the vocabulary that classifies events.
+from .events import ABSENT as ABSENT
+from .events import NO_EFFECT as NO_EFFECT
+from .events import OK as OK
+from .events import PENDING as PENDING
+from .events import SOLD_OUT as SOLD_OUT
+from .events import UNKNOWN as UNKNOWN
+from .events import held_by_someone, is_error, kind_of, turned_away
+
+if TYPE_CHECKING:
+    from .events import Completion, Ok, OperationEvent, OperationKind, Take
+
 #: 2: the run line says whether the sale's tickets are ids (``ticket_ids``);
 #: a history of version 1 is read as one whose tickets are seats.
 FORMAT_VERSION = 2
@@ -36,24 +48,8 @@ READABLE_VERSIONS = (1, 2)
 #: a race run is a buy sale, recorded as such
 MODES = ("buy", "race", "queue")
 
-# An operation's kind, as kept in :attr:`Operations.kinds`.
-ABSENT = 0  #: no event of this number
-PENDING = 1  #: invoked, never completed: its outcome is unknown
-OK = 2  #: sold a seat
-SOLD_OUT = 3  #: fail: sold out (saw the count at zero)
-NO_EFFECT = 4  #: any other fail: busy, never started, an error before the store
-UNKNOWN = 5  #: info: may or may not have taken a ticket
-
-SOLD_OUT_REASON = "sold out"
-#: A fail that says the buyer was turned away: a lock or the store stayed
-#: busy past --lock-timeout ("busy: ..."), or the store refused and rolled
-#: back ("refused: ..."). It took no part in the sale.
-BUSY_PREFIX = "busy"
-REFUSED_PREFIX = "refused: "
 #: The longest ticket id an ``ok`` may carry.
 MAX_TICKET = 200
-#: The reason of an outcome that ended on an error (see tickets.engine.child.buyer).
-ERROR_PREFIX = "error: "
 #: Times are ``time.monotonic()`` seconds: finite, and below this.
 MAX_TIME = 1e12
 INF = float("inf")
@@ -76,16 +72,12 @@ def printable(text: str) -> str:
     return "".join("?" if unicodedata.category(ch) in _HIDDEN else ch for ch in text)
 
 
-def _count(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= MAX_COUNT
-
-
-def is_time(value: Any, low: float = 0.0) -> TypeGuard[float]:
+def is_time(value: object, low: float = 0.0) -> TypeGuard[float]:
     """A finite time, not before ``low`` (a bool is not a number)."""
     return (type(value) is float or type(value) is int) and low <= value < MAX_TIME
 
 
-def _time_or_none(value: Any, low: float) -> bool:
+def _time_or_none(value: object, low: float) -> bool:
     return value is None or is_time(value, low)
 
 
@@ -144,8 +136,11 @@ class Operations:
 
     # -- folding events in -------------------------------------------------
 
-    def add(self, ev: dict[str, Any]) -> None:
-        """Fold one ``invoke``/``ok``/``fail``/``info`` event in, or raise Malformed."""
+    def add(self, ev: OperationEvent) -> None:
+        """Fold one ``invoke``/``ok``/``fail``/``info`` event in, or raise Malformed.
+
+        The type says what a well-formed event holds; what a history file
+        holds is checked here, field by field, before it is believed."""
         kind = ev["type"]
         number = ev.get("buyer")
         if type(number) is not int or not 0 <= number < self.claimed:
@@ -166,7 +161,7 @@ class Operations:
             state = ABSENT
             if kind == "invoke":
                 self._grow(number)
-        if kind == "invoke":
+        if ev["type"] == "invoke":
             if state != ABSENT:
                 raise Malformed(f"a second invoke of {self.noun} {number}")
             self.kinds[number] = PENDING
@@ -182,25 +177,21 @@ class Operations:
                 f"before its invoke at {self.invoked[number]!r}"
             )
         reason = self._reason(ev, kind, number)
-        if kind == "ok":
+        if ev["type"] == "ok":
             self._sold(ev, number)
-            self.kinds[number] = OK
+        elif ev["type"] == "fail" and reason is None:
+            raise Malformed(f"fail of {self.noun} {number} without a reason")
+        outcome = self.kinds[number] = kind_of(ev)
+        if outcome != UNKNOWN:  # an info may take effect at any time after its invoke
             self.completed[number] = t
-        elif kind == "fail":
-            if reason is None:
-                raise Malformed(f"fail of {self.noun} {number} without a reason")
-            self.kinds[number] = SOLD_OUT if reason == SOLD_OUT_REASON else NO_EFFECT
-            if reason.startswith(BUSY_PREFIX) or reason.startswith(REFUSED_PREFIX):
-                self._turned_away(reason)
-            self.completed[number] = t
-        else:  # info: it may take effect at any time after its invoke
-            self.kinds[number] = UNKNOWN
+        if outcome == NO_EFFECT and reason is not None and turned_away(reason):
+            self._turned_away(reason)
 
     def _turned_away(self, reason: str) -> None:
         self.refused += 1
-        # A lock waited out (a LockTimeout's words), or SQLite's "database is
-        # locked"; not a full order queue, which nobody else held.
-        if "was not acquired within" in reason or "locked" in reason:
+        # Someone held a lock or the store; not a full order queue, which
+        # nobody else held.
+        if held_by_someone(reason):
             self.held += 1
             if self.first_held is None:
                 self.first_held = printable(reason)
@@ -225,7 +216,7 @@ class Operations:
                 del table[top:]
             self.size = top
 
-    def _sold(self, ev: dict[str, Any], number: int) -> None:
+    def _sold(self, ev: Ok, number: int) -> None:
         """An ``ok``'s seat (a count it took), or its ticket id (text: a
         command buyer's ticket that is not a whole number)."""
         seat, ticket = ev.get("seat"), ev.get("ticket")
@@ -253,19 +244,19 @@ class Operations:
         self.numeric += 1
         self.seats[number] = seat
 
-    def _reason(self, ev: dict[str, Any], kind: str, number: int) -> str | None:
+    def _reason(self, ev: Completion, kind: OperationKind, number: int) -> str | None:
         """An outcome's reason, if any; one starting "error: " is counted."""
         reason = ev.get("reason")
         if reason is not None:
             if type(reason) is not str or len(reason) > MAX_REASON:
                 raise Malformed(f"{kind} of {self.noun} {number} has reason {reason!r:.60}")
-            if reason.startswith(ERROR_PREFIX):
+            if is_error(reason):
                 self.errors += 1
                 if self.first_error is None:
                     self.first_error = printable(reason)
         return reason
 
-    def _check_fields(self, ev: dict[str, Any], kind: str, t: float) -> None:
+    def _check_fields(self, ev: OperationEvent, kind: OperationKind, t: float) -> None:
         """The optional fields: their types, ranges, and phases in time order."""
         low = self.t_run
         t_start, t_search, t_locked = ev.get("t_start"), ev.get("t_search"), ev.get("t_locked")
@@ -292,12 +283,14 @@ class Operations:
             raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has pid {pid!r}")
         if seen is not None and not (type(seen) is int and -MAX_COUNT <= seen <= MAX_COUNT):
             raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has seen {seen!r}")
-        for key, bound in (("producer", MAX_WORKER_PRODUCERS), ("clerk", MAX_CLERKS)):
-            value = ev.get(key)
+        for key, value, bound in (
+            ("producer", ev.get("producer"), MAX_WORKER_PRODUCERS),
+            ("clerk", ev.get("clerk"), MAX_CLERKS),
+        ):
             if value is not None and not (type(value) is int and 0 <= value < bound):
                 raise Malformed(f"{kind} event of {self.noun} {ev['buyer']} has {key} {value!r}")
 
-    def add_take(self, ev: dict[str, Any]) -> None:
+    def add_take(self, ev: Take) -> None:
         """Check a clerk's ``take`` (the orders it took off the queue); nothing is kept."""
         clerk, orders, t = ev.get("clerk"), ev.get("orders"), ev.get("t")
         if not (type(clerk) is int and 0 <= clerk < MAX_CLERKS):

@@ -62,8 +62,8 @@ def check_histories(histories: list[History]) -> Report:
             )
     one_kind_of_ticket(ordered)
     unfinished = [h for h in ordered if h.end is None]
-    last = max(ordered, key=lambda h: float((h.end or {}).get("t", 0.0)))
-    problem = next(((h.end or {}).get("store_error") for h in ordered if h.end), None)
+    last = max(ordered, key=lambda h: float(h.end["t"] if h.end else 0.0))
+    problem = next((h.end.get("store_error") for h in ordered if h.end), None)
     return evaluate(
         Operations.merge([h.ops for h in ordered]),
         ordered[0].initial,
@@ -107,8 +107,8 @@ def check_sale(
     if len(initials) > 1:
         raise HistoryError(tables[0][0].path, "its hosts began with different stocks")
     unfinished = [h for h, _, _ in tables if h.end is None]
-    last = max(tables, key=lambda t: float((t[0].end or {}).get("t", 0.0)) + t[2])[0]
-    problem = next(((h.end or {}).get("store_error") for h, _, _ in tables if h.end), None)
+    last = max(tables, key=lambda t: float(t[0].end["t"] if t[0].end else 0.0) + t[2])[0]
+    problem = next((h.end.get("store_error") for h, _, _ in tables if h.end), None)
     remaining = last.remaining if final is None else final
     report = evaluate(
         Operations.merge([ops for _, ops, _ in tables]),

@@ -359,12 +359,11 @@ def _stock_checks(
 
 
 def check_history(history: History) -> Report:
-    end = history.end or {}
     return evaluate(
         history.ops,
         history.initial,
         history.remaining,
-        store_problem=end.get("store_error"),
+        store_problem=None if history.end is None else history.end.get("store_error"),
         unfinished=history.unfinished,
         aborted=aborted_of(history),
         run_error=run_error_of(history),
@@ -374,11 +373,11 @@ def check_history(history: History) -> Report:
 def aborted_of(history: History) -> str | None:
     """Why the run was stopped, from its end line: any text there, even
     none, says it was (the tool writes null for a run that was not)."""
-    why = (history.end or {}).get("aborted")
+    why = None if history.end is None else history.end.get("aborted")
     return None if why is None else (why[:300] or "no reason given")
 
 
 def run_error_of(history: History) -> str | None:
     """What kept the run from testing the sale, from its end line."""
-    why = (history.end or {}).get("run_error")
+    why = None if history.end is None else history.end.get("run_error")
     return None if why is None else (why[:300] or "no reason given")

@@ -13,12 +13,13 @@ holder dies, so the file strategies never need this.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-#: The message a process-lock holder sends once it holds the lock.
-LOCKED = "locked"
-#: The outcome of those who waited for a lock only the dead could hold.
-ABANDONED = "stopped: the lock was left held by a dead process, so this one never got it"
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+    from ..check.events import Locked, Message
+
 STOP_MESSAGE = (
     "a process died holding the run's multiprocessing.Lock, which is never released "
     "for a dead holder; stopped (--lock file survives this: the kernel releases a "
@@ -35,13 +36,13 @@ class AbandonedLockDetector:
         self.holder_buyer: int | None = None
         self.abandoned = False
 
-    def heard(self, ev: dict[str, Any]) -> bool:
+    def heard(self, ev: Message) -> TypeIs[Locked]:
         """Take one event from a child; True if it was a ``locked`` message,
         which is the detector's alone (it stays out of the history)."""
-        pid = ev.get("pid")
-        if ev.get("type") == LOCKED:
-            self.holder, self.holder_buyer = pid, ev.get("buyer")
+        if ev["type"] == "locked":
+            self.holder, self.holder_buyer = ev["pid"], ev.get("buyer")
             return True
+        pid = ev.get("pid")
         if self.holder_buyer is not None:  # a worker's buyer (its events carry no pid)
             if ev.get("buyer") == self.holder_buyer:
                 self.holder = self.holder_buyer = None  # it speaks once it has let go

@@ -24,18 +24,28 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..check.events import (
+    NEVER_STARTED,
+    TIMEOUT_PREFIX,
+    abandoned,
+    completed,
+    no_outcome,
+    timed_out,
+)
 from ..check.operations import NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN
-from .abandoned_lock import ABANDONED
 from .chaos import Chaos
-from .child.buyer import BUYER_KILL_POINTS
 from .child.plan import CommandPlan
+from .child.session import BUYER_KILL_POINTS
 from .children import describe_exit
 from .config import BuyConfig
 from .harness import FINISHED, NEWS, REAP_TIMEOUT, Harness, SaleMode, sell
 from .launcher_handle import LauncherHandle
 from .ledger import Progress, RunResult
+
+if TYPE_CHECKING:
+    from ..check.events import Message, ModeFields, Outcome
 
 #: How long after a command buyer's own timeout the parent stops it itself
 #: (the launcher times each command out first).
@@ -78,8 +88,8 @@ class BuyMode(SaleMode):
     def processes(self) -> int:
         return self.config.buyers
 
-    def run_fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {"buyers": self.config.buyers}
+    def run_fields(self) -> ModeFields:
+        fields: ModeFields = {"buyers": self.config.buyers}
         if self.config.buy is not None:
             fields["buyer"] = self.config.buy
         if self.config.command is not None:
@@ -139,15 +149,17 @@ class BuyMode(SaleMode):
                 return "the buyer launcher did not start every buyer in time; stopped"
         return None
 
-    def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+    def on_event(self, run: Harness, ev: Message, now: float, live: bool) -> None:
+        launcher: LauncherHandle = run.children
         if run.detector.heard(ev):
             return
-        if not run.children.take_message(ev):
-            run.ledger.record(ev)
+        if not launcher.take_message(ev):
+            if ev["type"] != "take":  # a clerk's: none in a buy sale
+                run.ledger.record(ev)
         elif live and ev["type"] == "exit" and run.ledger.rows[ev["buyer"]].result == "pending":
             # Its outcome would have come before its exit: there is none.
             run.ledger.unknown(ev["buyer"], describe_exit(ev["code"]))
-            run.detector.died(run.children.pids.get(ev["buyer"]))
+            run.detector.died(launcher.pids.get(ev["buyer"]))
 
     def step(self, run: Harness, now: float, quiet: float, heard: bool) -> str | None:
         if run.ledger.live.done >= self.config.buyers:
@@ -203,8 +215,8 @@ class BuyMode(SaleMode):
         run.drain()  # an outcome already sent counts
         late = [b for b in run.ledger.pending() if run.children.exitcode(b) is None]
         for b in late:
-            reason = f"timeout: still buying after {timeout:g}s; stopped"
-            run.ledger.record({"type": "info", "buyer": b, "reason": reason, "t": time.monotonic()})
+            outcome = timed_out(f"still buying after {timeout:g}s; stopped")
+            run.ledger.record(completed(outcome, {"buyer": b}, time.monotonic()))
         run.children.signal(late, signal.SIGKILL)
         return bool(late)
 
@@ -225,14 +237,14 @@ class BuyMode(SaleMode):
         killed: list[Hashable] = run.children.stop(deadline, kill_now=aborted is not None)
         return killed
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
         if run.detector.abandoned and number in killed:
-            return ("fail", ABANDONED)  # nobody could hold the lock but the dead: no write
+            return abandoned()  # nobody could hold the lock but the dead: no write
         if number not in run.children.pids:
-            return ("info", "never started")
+            return no_outcome(NEVER_STARTED)
         return None
 
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         if number in killed:
             return "stopped by the watchdog"
         return describe_exit(run.children.exitcode(number))
@@ -268,7 +280,7 @@ class WorkersMode(BuyMode):
     def processes(self) -> int:
         return self.workers
 
-    def run_fields(self) -> dict[str, Any]:
+    def run_fields(self) -> ModeFields:
         return {
             **super().run_fields(),
             "workers": self.workers,
@@ -298,11 +310,13 @@ class WorkersMode(BuyMode):
     def share(self, worker: int) -> range:
         return range(worker, self.config.buyers, self.workers)
 
-    def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+    def on_event(self, run: Harness, ev: Message, now: float, live: bool) -> None:
+        launcher: LauncherHandle = run.children
         if run.detector.heard(ev):
             return
-        if not run.children.take_message(ev):
-            run.ledger.record(ev)
+        if not launcher.take_message(ev):
+            if ev["type"] != "take":  # a clerk's: none in a buy sale
+                run.ledger.record(ev)
         elif ev["type"] == "exit" and live:
             self.worker_gone(run, ev["worker"], describe_exit(ev["code"]))
 
@@ -350,7 +364,8 @@ class WorkersMode(BuyMode):
         late = [w for w in range(self.workers) if run.children.exitcode(w) is None]
         run.children.signal(late, signal.SIGKILL)
         for w in late:
-            self.settle_share(run, self.share(w), f"timeout: still buying after {timeout:g}s")
+            why = f"{TIMEOUT_PREFIX}still buying after {timeout:g}s"
+            self.settle_share(run, self.share(w), why)
         return bool(late)
 
     def quiet_allowed(self) -> float:
@@ -384,12 +399,12 @@ class WorkersMode(BuyMode):
             "exit": None if code is None else describe_exit(code),
         }
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
         """An invoked buyer still pending at the end: what stopped the run, or
         its worker's end, says why (a buyer's pid is its worker's)."""
         return None
 
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         worker = self.worker_of(number)
         if worker in killed:
             return "its worker was stopped by the watchdog"

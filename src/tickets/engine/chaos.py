@@ -33,8 +33,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from .child.buyer import BUYER_KILL_POINTS as BUYER_POINTS
 from .child.orders import CLERK_KILL_POINTS as CLERK_POINTS
+from .child.session import BUYER_KILL_POINTS as BUYER_POINTS
 
 #: Pauses start within this long after the gate opens...
 PAUSE_WINDOW = 0.2

@@ -4,6 +4,7 @@ not (exit 3, see :func:`run_error_of`)."""
 
 from __future__ import annotations
 
+from ..check.events import ERROR_PREFIX, is_error
 from ..check.verdict import Report
 from ..stores import Store, StoreError
 from .config import SaleConfig
@@ -53,8 +54,8 @@ def recorded_error(config: SaleConfig, junk: int, seen: str | None) -> str | Non
     buyers' writes (a buyer's error), a buyer reported twice."""
     if junk:
         return junk_note(config, junk)
-    if seen is not None and seen.startswith("error: "):
-        return f"the disk under the store stopped the sale: {seen.removeprefix('error: ')}"
+    if is_error(seen):
+        return f"the disk under the store stopped the sale: {seen.removeprefix(ERROR_PREFIX)}"
     return seen
 
 

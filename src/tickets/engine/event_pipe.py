@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 import select
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .child.pipe import FrameReader
+
+if TYPE_CHECKING:
+    from ..check.events import Message
 
 #: How much the parent reads from the event pipe at once.
 READ_SIZE = 1 << 16
@@ -28,7 +31,7 @@ class EventPipe:
         self._fd = self.reader.fileno()
         self._frames = FrameReader()
 
-    def get(self, timeout: float) -> list[dict[str, Any]]:
+    def get(self, timeout: float) -> list[Message]:
         """The events of the messages that arrive within ``timeout`` (empty if none).
 
         Raises EOFError once every write end is closed and nothing is left.
@@ -45,11 +48,11 @@ class EventPipe:
         """Bytes read off the pipe that were no message of ours."""
         return self._frames.junk
 
-    def drain(self, final: bool = False) -> list[dict[str, Any]]:
+    def drain(self, final: bool = False) -> list[Message]:
         """Every event already in the pipe (what exited children wrote before
         they went); ``final``: nobody writes any more, so a partial message
         left over is not ours."""
-        events: list[dict[str, Any]] = []
+        events: list[Message] = []
         try:
             while select.select([self._fd], [], [], 0.01)[0]:
                 events += self.get(timeout=0)

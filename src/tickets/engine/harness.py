@@ -19,8 +19,9 @@ import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..check.events import no_outcome
 from . import interrupts
 from .abandoned_lock import AbandonedLockDetector
 from .chaos import Pauser
@@ -28,6 +29,9 @@ from .children import Gate, raise_fd_limit
 from .config import SaleConfig
 from .event_pipe import EventPipe
 from .ledger import Progress, RunResult, SaleLedger
+
+if TYPE_CHECKING:
+    from ..check.events import Message, ModeFields, Outcome
 
 #: How long children get to exit at the end before they are killed.
 REAP_TIMEOUT = 5.0
@@ -61,7 +65,7 @@ class SaleMode(ABC):
         """Child processes the parent will hold."""
 
     @abstractmethod
-    def run_fields(self) -> dict[str, Any]:
+    def run_fields(self) -> ModeFields:
         """What the history's ``run`` line says of this mode."""
 
     @abstractmethod
@@ -74,7 +78,7 @@ class SaleMode(ABC):
         """Start every child behind the gate; why the run cannot go on, if it cannot."""
 
     @abstractmethod
-    def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+    def on_event(self, run: Harness, ev: Message, now: float, live: bool) -> None:
         """Take one event off the pipe (``live``: during the sale, not after it)."""
 
     @abstractmethod
@@ -111,12 +115,13 @@ class SaleMode(ABC):
     def after_stop(self, run: Harness) -> None:  # noqa: B027 - buyers leave nothing behind
         """Account for what the stopped children left (orders in the queue)."""
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
-        """What became of a pending operation, if the mode knows: (kind, why)."""
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
+        """What became of a pending operation, if the mode knows: a fail it
+        can vouch for, or why it has no outcome (``no_outcome``)."""
         return None
 
     @abstractmethod
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         """Why a pending operation has no outcome, when nothing else explains it."""
 
     def close(self) -> None:  # noqa: B027 - most modes hold nothing more
@@ -210,7 +215,7 @@ class Harness:
             raise stopped_by
         return result
 
-    def record(self, events: list[dict[str, Any]], now: float, live: bool = True) -> None:
+    def record(self, events: list[Message], now: float, live: bool = True) -> None:
         """Record a batch of events whole: a signal waits for the end of it."""
         with interrupts.shielded:
             for ev in events:
@@ -267,19 +272,15 @@ class Harness:
             self.mode.after_stop(self)
             for number in self.ledger.pending():
                 fate = self.mode.fate(self, number, killed)
-                if fate is not None and fate[0] == "fail":
-                    failed = {"type": "fail", "buyer": number, "reason": fate[1]}
-                    self.ledger.record({**failed, "t": time.monotonic()})
-                    continue
-                if fate is not None:
-                    why = fate[1]
-                elif interrupted:
-                    why = interrupted
-                elif aborted:
-                    why = "stopped by the watchdog"
-                else:
-                    why = self.mode.last_word(self, number, killed)
-                self.ledger.unknown(number, why)
+                if fate is None:
+                    if interrupted:
+                        why = interrupted
+                    elif aborted:
+                        why = "stopped by the watchdog"
+                    else:
+                        why = self.mode.last_word(self, number, killed)
+                    fate = no_outcome(why)
+                self.ledger.conclude(number, fate)
         finally:
             self.mode.close()
             self.events.close()

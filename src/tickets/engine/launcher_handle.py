@@ -16,11 +16,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .child.launcher import orders_doc
 from .child.plan import BuyerPlan
 from .child.reaper import CLEANUP_DEADLINE
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+    from ..check.events import LauncherMessage, Message
 
 
 class LauncherHandle:
@@ -78,17 +83,16 @@ class LauncherHandle:
         except BrokenPipeError:
             pass  # it exited before reading its orders; failed() reports how
 
-    def take_message(self, ev: dict[str, Any]) -> bool:
+    def take_message(self, ev: Message) -> TypeIs[LauncherMessage]:
         """Take the launcher's own messages; False for a buyer's event. They
         name a buyer, or a worker (``--workers``): the keys of pids and codes."""
-        kind = ev.get("type")
-        if kind == "spawned":
+        if ev["type"] == "spawned":
             key = ev["worker"] if "worker" in ev else ev["buyer"]
             self.pids[key] = ev["pid"]
             self.codes[key] = None
-        elif kind == "exit":
+        elif ev["type"] == "exit":
             self.codes[ev["worker"] if "worker" in ev else ev["buyer"]] = ev["code"]
-        elif kind == "launched":
+        elif ev["type"] == "launched":
             self.launched = True
         else:
             return False

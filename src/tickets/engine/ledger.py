@@ -13,13 +13,22 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..check.events import (
+    completed,
+    end_line,
+    invoked_by_parent,
+    is_error,
+    never_started,
+    no_outcome,
+    run_line,
+    unknown_error,
+)
 from ..check.history_writer import HistoryWriter, NoHistory
 from ..check.housekeeping import history_folder
 from ..check.operations import (
     ABSENT,
-    ERROR_PREFIX,
     FORMAT_VERSION,
     OK,
     PENDING,
@@ -36,11 +45,25 @@ from ..named_sale.registry import NamedSale
 from ..stores import Store, StoreError, open_store
 from ..stores.base import disk_kind
 from ..stores.spec import StoreSpec, safe_name
+from .child.pipe import MAX_REASON
 from .closing import read_final, recorded_error, run_error_of, stock_elsewhere, stock_words
 from .config import SaleConfig
 from .interrupts import shielded
 from .rows import OperationRow, Progress, RowsKept, RunResult
 from .shell_commands import read_stock
+
+if TYPE_CHECKING:
+    from ..check.events import (
+        Completion,
+        Invoke,
+        LeaseFields,
+        ModeFields,
+        OperationEvent,
+        Outcome,
+        RunLine,
+        SaleFields,
+        Take,
+    )
 
 __all__ = ["OperationRow", "Progress", "RunResult", "SaleLedger"]
 
@@ -70,7 +93,7 @@ class SaleLedger(SaleHost):
     the history, restocks under the store's lock and writes the ``run`` line.
     """
 
-    def __init__(self, config: SaleConfig, total: int, run_fields: dict[str, Any]) -> None:
+    def __init__(self, config: SaleConfig, total: int, run_fields: ModeFields) -> None:
         self.config = config
         self.history_path = history_path_of(config)
         #: where the stock is read: the store, --stock-cmd, or nowhere
@@ -167,40 +190,41 @@ class SaleLedger(SaleHost):
         restocks = config.tickets is not None
         return SaleClaim(config.store, exclusive=restocks, timeout=config.lock_timeout)
 
-    def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
+    def _run_line(self, run_fields: ModeFields) -> RunLine:
         config = self.config
-        extra: dict[str, Any] = {}
+        lease: LeaseFields = {}
         if config.strategy == "lease":
-            extra = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
+            lease = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
+        sale: SaleFields = {}
         if self.sale is not None:
             offset, uncertainty = self.clock
-            extra |= {
+            sale = {
                 "sale": self.sale.name,
                 "host": self.host,
                 "hosts": getattr(config, "hosts", 1),
                 "clock": {"offset": offset, "uncertainty": uncertainty},
             }
-        return {
-            "type": "run",
-            "version": FORMAT_VERSION,
-            "run_id": self.run_id,
-            "mode": config.mode,
-            "store": self._store_identity(),
-            "store_kind": config.store.kind,
-            "stock": self.source,
-            **extra,
-            "strategy": config.strategy,
-            "initial": self.initial,
-            "restocked": self.source == "store" and config.tickets is not None,
-            "ticket_ids": self.ticket_ids,
+        return run_line(
+            version=FORMAT_VERSION,
+            run_id=self.run_id,
+            mode=config.mode,
+            store=self._store_identity(),
+            store_kind=config.store.kind,
+            stock=self.source,
+            **lease,
+            **sale,
+            strategy=config.strategy,
+            initial=self.initial,
+            restocked=self.source == "store" and config.tickets is not None,
+            ticket_ids=self.ticket_ids,
             **run_fields,
-            "seed": config.seed,
-            "delays": {"search": config.delays.search, "write": config.delays.write},
-            "start_method": config.start_method,
-            "pid": os.getpid(),
-            "wall": datetime.now(UTC).isoformat(),
-            "t": self.t_run,
-        }
+            seed=config.seed,
+            delays={"search": config.delays.search, "write": config.delays.write},
+            start_method=config.start_method,
+            pid=os.getpid(),
+            wall=datetime.now(UTC).isoformat(),
+            t=self.t_run,
+        )
 
     def _store_identity(self) -> str:
         """The store, as histories of one sale must share it."""
@@ -238,11 +262,11 @@ class SaleLedger(SaleHost):
             row = self.rows[number] = OperationRow(number)
         return row
 
-    def write(self, ev: dict[str, Any]) -> None:
+    def write(self, ev: Take) -> None:
         """Write an event of no operation's own (a clerk's ``take``)."""
         self.writer.write(ev)
 
-    def record(self, ev: dict[str, Any]) -> None:
+    def record(self, ev: OperationEvent) -> None:
         """Write one operation's event and fold it into its row: one invoke,
         then one outcome, the first (a late duplicate, say from a child the
         parent already gave up on, is dropped). An outcome of an operation
@@ -252,32 +276,28 @@ class SaleLedger(SaleHost):
         with shielded:
             self._record(ev)
 
-    def _record(self, ev: dict[str, Any]) -> None:
+    def _record(self, ev: OperationEvent) -> None:
         number = ev["buyer"]
         if not (type(number) is int and 0 <= number < self.ops.size):
             self.notes.append(f"dropped an event of no operation of this run: {number!r:.40}")
             return
         state = self.ops.kinds[number]
-        if ev["type"] == "invoke" and state != ABSENT:
-            return
-        if ev["type"] != "invoke" and state > PENDING:
+        if ev["type"] == "invoke":
+            if state != ABSENT:
+                return
+        elif state > PENDING:
             self._second(ev, state)
             return
-        if ev["type"] != "invoke" and state == ABSENT:
-            self._fold({"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run})
-        reason = ev.get("reason")
-        if self.disk is None and reason and reason.startswith(ERROR_PREFIX) and disk_kind(reason):
-            self.disk = printable(reason)
+        else:
+            if state == ABSENT:
+                self._fold(invoked_by_parent(number, self.t_run))
+            reason = ev.get("reason")  # not yet checked: it may not be text
+            if self.disk is None and is_error(reason) and disk_kind(reason):
+                self.disk = printable(reason)
         try:
             self.ops.add(ev)
         except Malformed as exc:  # a child's report the history could not hold
-            if ev["type"] == "invoke":
-                ev = {"type": "invoke", "buyer": number, "by": "parent", "t": self.t_run}
-            else:
-                reason = f"error: its report was malformed ({exc})"[:300]
-                ev = {"type": "info", "buyer": number, "reason": reason, "t": time.monotonic()}
-                if not any(n.startswith("a malformed report") for n in self.notes):
-                    self.notes.append(f"a malformed report is an unknown outcome: {exc}")
+            ev = self._malformed(ev, number, exc)
             self.ops.add(ev)
         self.writer.write(ev)
         if ev["type"] == "invoke":
@@ -302,7 +322,18 @@ class SaleLedger(SaleHost):
                     row.t_start = row.t_search
             row.update(ev)
 
-    def _second(self, ev: dict[str, Any], state: int) -> None:
+    def _malformed(self, ev: OperationEvent, number: int, exc: Malformed) -> OperationEvent:
+        """What is recorded of a report the history could not hold: an invoke
+        by the parent, or an unknown outcome."""
+        if ev["type"] == "invoke":
+            return invoked_by_parent(number, self.t_run)
+        outcome = unknown_error(f"its report was malformed ({exc})")
+        outcome["reason"] = outcome["reason"][:MAX_REASON]
+        if not any(n.startswith("a malformed report") for n in self.notes):
+            self.notes.append(f"a malformed report is an unknown outcome: {exc}")
+        return completed(outcome, {"buyer": number}, time.monotonic())
+
+    def _second(self, ev: Completion, state: int) -> None:
         """A second outcome is dropped; after one of the operation's own (a
         sale, a sold out: not one the parent gave it), it says the buyer's
         process was not alone: its code forked, and both reported."""
@@ -313,20 +344,26 @@ class SaleLedger(SaleHost):
                 f"{ev['type']} {said}, was dropped): did the buyer code fork?"
             )
 
-    def _fold(self, ev: dict[str, Any]) -> None:
+    def _fold(self, ev: Invoke) -> None:
         self.ops.add(ev)
         self.writer.write(ev)
         if self.kept.every:
             self.row(ev["buyer"]).update(ev)
 
+    def conclude(self, number: int, outcome: Outcome) -> None:
+        """Give an operation the outcome the parent knows for it: a fail it
+        can vouch for (``unsold``, ``abandoned``), or an unknown one, with
+        the pid its row knows."""
+        if outcome["type"] == "info":
+            row = self.rows.get(number)
+            pid = row.pid if row is not None else None
+            self.record(completed(outcome, {"buyer": number, "pid": pid}, time.monotonic()))
+        else:
+            self.record(completed(outcome, {"buyer": number}, time.monotonic()))
+
     def unknown(self, number: int, why: str) -> None:
         """The operation's outcome is unknown: it was never heard of again."""
-        reason = f"no outcome reported ({why})"
-        row = self.rows.get(number)
-        pid = row.pid if row is not None else None
-        self.record(
-            {"type": "info", "buyer": number, "pid": pid, "reason": reason, "t": time.monotonic()}
-        )
+        self.conclude(number, no_outcome(why))
 
     def pending(self) -> list[int]:
         """The operations still without an outcome: of those with a row (a
@@ -349,7 +386,8 @@ class SaleLedger(SaleHost):
                 gone[b] = 1
                 n += 1
         if n:
-            self.kept.count("fail", f"never started ({why})", n)
+            outcome = never_started(why)
+            self.kept.count(outcome["type"], outcome["reason"], n)
             self.live.done += n
 
     def write_end(
@@ -364,17 +402,16 @@ class SaleLedger(SaleHost):
         """Write the history's ``end`` line; the time it carries."""
         t_end = max(time.monotonic(), self.ops.latest)
         self.writer.write(
-            {
-                "type": "end",
-                "remaining": remaining,
-                "store_error": store_error,
-                "aborted": aborted,
-                "run_error": recorded,
-                "notes": self.notes,
-                "chaos": chaos,
-                "duration_s": round(t_end - t0, 6),
-                "t": t_end,
-            }
+            end_line(
+                remaining=remaining,
+                store_error=store_error,
+                aborted=aborted,
+                run_error=recorded,
+                notes=self.notes,
+                chaos=chaos,
+                duration_s=round(t_end - t0, 6),
+                t=t_end,
+            )
         )
         return t_end
 

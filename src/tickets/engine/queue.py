@@ -23,10 +23,10 @@ import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..check.events import OPERATION_KINDS, QUEUE_FULL, abandoned, no_outcome, unsold
 from ..locking.strategies import STRATEGIES
-from .abandoned_lock import ABANDONED
 from .child.orders import run_clerk, run_producer, run_producers
 from .child.plan import OrderPlan
 from .children import Children, describe_exit
@@ -34,12 +34,14 @@ from .config import QueueConfig
 from .harness import FINISHED, REAP_TIMEOUT, Harness, SaleMode, sell
 from .ledger import OperationRow, Progress, RunResult
 
+if TYPE_CHECKING:
+    from ..check.events import Message, ModeFields, Outcome
+
 #: After a clerk died under the join shutdown, how long the others get to
 #: finish what they hold before the run stops.
 JOIN_GRACE = 0.5
 #: Producers blocked on a full queue that no clerk reads go quiet: stop after this.
 ORPHANED_PRODUCERS = 1.0
-BUSY_PREFIX = "busy: the order queue"
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ class QueueMode(SaleMode):
             return [("producers", w) for w in range(workers)]
         return [("producer", p) for p in range(self.config.producers)]
 
-    def run_fields(self) -> dict[str, Any]:
+    def run_fields(self) -> ModeFields:
         c = self.config
         return {
             "workers": c.workers,
@@ -147,14 +149,14 @@ class QueueMode(SaleMode):
             run.children.start(("producer", p), run_producer, (self.plan, p, events, gate, orders))
         return None
 
-    def on_event(self, run: Harness, ev: dict[str, Any], now: float, live: bool) -> None:
+    def on_event(self, run: Harness, ev: Message, now: float, live: bool) -> None:
         if run.detector.heard(ev):
             return
         if ev["type"] == "take":
             run.ledger.write(ev)
             for oid in ev["orders"]:
                 run.ledger.row(oid).clerk = ev["clerk"]
-        else:
+        elif ev["type"] in OPERATION_KINDS:  # no launcher here: nothing else comes
             run.ledger.record(ev)
 
     def _exits(self, run: Harness, kind: str, n: int) -> list[int | None]:
@@ -248,22 +250,17 @@ class QueueMode(SaleMode):
                 continue
             self.left_in_queue += 1
             if run.ledger.row(oid).result == "pending":
-                unsold = {
-                    "type": "fail",
-                    "buyer": oid,
-                    "reason": "unsold: left in the queue when the clerks stopped",
-                }
-                run.ledger.record({**unsold, "t": time.monotonic()})
+                run.ledger.conclude(oid, unsold())
 
-    def fate(self, run: Harness, number: int, killed: set[Any]) -> tuple[str, str] | None:
+    def fate(self, run: Harness, number: int, killed: set[Hashable]) -> Outcome | None:
         clerk = run.ledger.rows[number].clerk
         if clerk is not None and clerk in self.dead_clerks:
-            return ("info", f"clerk {clerk} {self.dead_clerks[clerk]} with it in hand")
+            return no_outcome(f"clerk {clerk} {self.dead_clerks[clerk]} with it in hand")
         if run.detector.abandoned and clerk is not None:
-            return ("fail", ABANDONED)  # its clerk waited for a lock only the dead could hold
+            return abandoned()  # its clerk waited for a lock only the dead could hold
         return None
 
-    def last_word(self, run: Harness, number: int, killed: set[Any]) -> str:
+    def last_word(self, run: Harness, number: int, killed: set[Hashable]) -> str:
         return "accepted but never answered"
 
     def close(self) -> None:
@@ -294,7 +291,7 @@ class QueueMode(SaleMode):
         )
 
     def _producer(self, run: Harness, p: int, mine: list[OperationRow]) -> dict[str, Any]:
-        rejected = sum(1 for r in mine if (r.reason or "").startswith(BUSY_PREFIX))
+        rejected = sum(1 for r in mine if r.reason == QUEUE_FULL)
         return {
             "producer": p,
             "pid": run.children.pids.get(self.producer_key(p)),

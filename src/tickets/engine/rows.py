@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..check.verdict import Report
 from .config import SaleConfig
+
+if TYPE_CHECKING:
+    from ..check.events import Completion, OperationEvent
 
 
 @dataclass
@@ -44,16 +47,16 @@ class OperationRow:
             return None
         return self.t_end - self.t_start
 
-    def update(self, ev: dict[str, Any]) -> None:
+    def update(self, ev: OperationEvent) -> None:
         self.pid = ev.get("pid", self.pid)
         for key in ("t_start", "t_search", "t_locked", "seen", "producer", "clerk", "retries"):
             if key in ev:
                 setattr(self, key, ev[key])
         if ev["type"] != "invoke":
             self.result = ev["type"]
-            self.seat = ev.get("seat", ev.get("ticket"))
+            self.seat = ev.get("seat", ev.get("ticket")) if ev["type"] == "ok" else None
             self.reason = ev.get("reason")
-            self.t_end = ev.get("t")
+            self.t_end = ev["t"]
 
 
 @dataclass
@@ -102,7 +105,7 @@ class RowsKept:
         seen = self.outcomes[key] = self.outcomes.get(key, 0) + n
         return seen
 
-    def keep(self, ev: dict[str, Any], twice: bool) -> bool:
+    def keep(self, ev: Completion, twice: bool) -> bool:
         """Count an outcome; keep its row?"""
         kind = ev["type"]
         seen = self.count(kind, ev.get("reason"))

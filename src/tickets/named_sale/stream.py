@@ -5,13 +5,18 @@ sale back, to judge it or to draw it."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..check.history import History, HistoryError
 from ..check.history_writer import HistoryWriter
 from ..engine.child.pipe import compact, cut_reason
 from ..stores.base import StoreError
 from .registry import NamedSale, SaleError
+
+if TYPE_CHECKING:
+    from ..check.events import HistoryLine, RunLine
+    from ..check.history import History, HistoryError
+    from ..check.history_writer import HistoryWriter
 
 
 class StreamedHistory:
@@ -44,7 +49,7 @@ class StreamedHistory:
     def broken(self) -> HistoryError | None:
         return self.inner.broken
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: HistoryLine) -> None:
         line = compact(cut_reason(event))  # encoded once, for the file and the stream
         self.inner.write_line(line)
         self.pending.append(line)
@@ -143,6 +148,6 @@ def sale_as_one(sale: NamedSale) -> tuple[History, list[str]]:
     ops = Operations.merge(tables)
     first = histories[0]
     ends = [h.end for h in histories if h.end is not None]
-    run = {**first.run, "buyers": start, "t": ops.t_run}
+    run: RunLine = {**first.run, "buyers": start, "t": ops.t_run}
     end = max(ends, key=lambda e: float(e["t"])) if len(ends) == len(histories) else None
     return History(f"sale {sale.name}", run, ops, end, details, None), hosts

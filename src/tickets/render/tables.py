@@ -8,6 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..check.events import SOLD_OUT_REASON
 from ..check.operations import printable
 from ..check.verdict import NO_STOCK, Report
 from ..engine.config import BuyConfig, SaleConfig
@@ -79,9 +80,9 @@ def rolled_up(rows: list[OperationRow], noun: str = "buyer") -> Text:
     for row in rows:
         if row.result == "fail":
             why = printable(row.reason or "no ticket")
-            if why == "sold out" and row.seen is not None:  # a built-in buyer searched
+            if why == SOLD_OUT_REASON and row.seen is not None:  # a built-in buyer searched
                 where = "at the search" if row.t_locked is None else "under the lock"
-                why = f"sold out {where}"
+                why = f"{SOLD_OUT_REASON} {where}"
             reasons[why] = reasons.get(why, 0) + 1
     lines = [
         f"{n} {noun}{'s' if n > 1 else ''}: {why}"

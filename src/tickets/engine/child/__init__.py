@@ -3,8 +3,9 @@
 Who runs what:
 
 - ``buyer``: one buyer's purchase (the tutorial's ``Foo``: search, lock,
-  read, decrement, write) and the instrumented store and lock around it
-  that time it, report it and inject faults;
+  read, decrement, write) and how it ended; ``session``: the buyer's
+  instrumented store session and lock around it, that time it, report it
+  and inject faults;
 - ``orders``: the order queue's producer and clerk bodies;
 - ``plan``: the small, immutable plans every child of a run shares;
 - ``pipe``: how a child reports: one atomic pipe write per message;
@@ -25,8 +26,8 @@ and every fork pays for what the forking process has loaded: the kernel
 copies its page tables, a buyer copies every page it writes, and each
 module's at-fork hooks run in every child. So the modules a buyer runs
 (this package but ``orders``, plus :mod:`tickets.stores` but its SQLite and
-Redis modules,
-:mod:`tickets.locking.locks` and :mod:`tickets.constants`) import only light
+Redis modules, :mod:`tickets.locking.locks`, :mod:`tickets.constants` and
+the event vocabulary, :mod:`tickets.check.events`) import only light
 standard modules: no ``typing``, ``dataclasses``, ``pathlib`` or
 ``inspect`` (their memory), no ``random`` or ``threading`` (their at-fork
 hooks: 1,000 forks took 0.33 s bare, 0.46 s with ``random``, 0.73 s with
@@ -40,5 +41,6 @@ Annotations name types from ``typing`` and ``pathlib`` under
 true, and the interpreter never imports ``typing`` for it.
 
 Children never print: their stdout and stderr go to ``/dev/null`` and they
-report to the parent over the event pipe.
+report to the parent over the event pipe, every event built by the
+vocabulary's constructors (:mod:`tickets.check.events`), never by hand.
 """

@@ -34,13 +34,26 @@ import select
 import signal
 import time
 
+from ...check.events import (
+    classify,
+    completed,
+    exited,
+    invoke,
+    killed_by_chaos,
+    launched,
+    sold,
+    sold_out,
+    sold_ticket,
+    spawned,
+    timed_out,
+    unknown_error,
+)
 from ...constants import MAX_COUNT, TYPE_CHECKING
 from .reaper import abandon, kill_group, parent_gone
 from .user_buyer import append_log
 
 if TYPE_CHECKING:
-    from typing import Any
-
+    from ...check.events import Completion, OkOutcome, Outcome, Who
     from .gate import FdGate
     from .pipe import Batcher
     from .plan import BuyerPlan
@@ -105,45 +118,41 @@ def first_line(data: bytes | bytearray) -> str:
     return shown(data.decode("utf-8", "replace").partition("\n")[0].strip())
 
 
-def ticket_of(line: str, ids: bool) -> dict[str, Any]:
-    """The outcome fields of a sale that printed ``line``."""
+def ticket_of(line: str, ids: bool) -> OkOutcome:
+    """The outcome of a sale that printed ``line``."""
     if not ids and line.isdigit() and line.isascii() and line[0] != "0" and len(line) <= 10:
         seat = int(line)
         if seat <= MAX_COUNT:
-            return {"type": "ok", "seat": seat}
-    return {"type": "ok", "ticket": line}
+            return sold(seat)
+    return sold_ticket(line)
 
 
-def judge(run: Running, code: int, plan: BuyerPlan) -> dict[str, Any]:
+def judge(run: Running, code: int, plan: BuyerPlan) -> Outcome:
     """What a command's exit says about its sale."""
     command = plan.command
     assert command is not None
     if run.killed:
-        return {"type": "info", "reason": "chaos: its command was killed with SIGKILL"}
+        return killed_by_chaos()
     if run.timed_out:
-        return {
-            "type": "info",
-            "reason": f"timeout: still running after {command.timeout:g}s; killed",
-        }
+        return timed_out(f"still running after {command.timeout:g}s; killed")
     if code == 0:
         line = first_line(run.out)
         if not line:
-            return {"type": "info", "reason": "error: exit 0 without a ticket on stdout"}
+            return unknown_error("exit 0 without a ticket on stdout")
         if len(line) > MAX_TICKET:
-            return {
-                "type": "info",
-                "reason": f"error: exit 0 with a first line of {len(line)} characters, "
-                f"not a ticket (at most {MAX_TICKET})",
-            }
+            return unknown_error(
+                f"exit 0 with a first line of {len(line)} characters, "
+                f"not a ticket (at most {MAX_TICKET})"
+            )
         return ticket_of(line, command.ids)
     if code == command.sold_out:
-        return {"type": "fail", "reason": "sold out"}
+        return sold_out()
     if code < 0:
         what = f"killed by signal {-code}"
     else:
         what = f"exit {code}" + EXIT_MEANINGS.get(code, "")
     said = first_line(run.err)
-    return {"type": "info", "reason": f"error: {what}" + (f": {said}" if said else "")}
+    return unknown_error(what + (f": {said}" if said else ""))
 
 
 def spawn(plan: BuyerPlan, buyer: int) -> Running:
@@ -212,9 +221,9 @@ class Commands:
             run = spawn(self.plan, buyer)
         except OSError as exc:  # no process to run it: it never began
             t = time.monotonic()
-            why = f"error: could not start the command: {exc.strerror}"
-            self.out.add({"type": "fail", "buyer": buyer, "t": t, "reason": why})
-            self.out.add({"type": "exit", "buyer": buyer, "code": 1, "t": t})
+            why = f"could not start the command: {exc.strerror}"
+            self.out.add(completed(classify(exc, False, why), {"buyer": buyer}, t))
+            self.out.add(exited(1, t, buyer=buyer))
             return
         if buyer in self.kills:
             run.doomed_at = run.started + self.kills[buyer]
@@ -222,15 +231,9 @@ class Commands:
         for fd in run.fds:
             self.by_fd[fd] = run
             self.poller.register(fd, select.POLLIN)
-        self.out.add({"type": "spawned", "buyer": buyer, "pid": run.pid})
+        self.out.add(spawned(run.pid, buyer=buyer))
         self.out.add(
-            {
-                "type": "invoke",
-                "buyer": buyer,
-                "pid": run.pid,
-                "t": run.started,
-                "t_start": run.started,
-            }
+            invoke({"buyer": buyer, "pid": run.pid}, run.started, {"t_start": run.started})
         )
 
     def watch(self) -> None:
@@ -278,19 +281,12 @@ class Commands:
         outcome = judge(run, code, self.plan)
         t = time.monotonic()
         # The whole command is its read-modify-write, as far as anyone can see.
-        self.out.add(
-            {
-                **outcome,
-                "buyer": run.buyer,
-                "pid": run.pid,
-                "t": t,
-                "t_start": run.started,
-                "t_locked": run.started,
-            }
-        )
-        self.out.add({"type": "exit", "buyer": run.buyer, "code": code, "t": t})
+        who: Who = {"buyer": run.buyer, "pid": run.pid}
+        event = completed(outcome, who, t, {"t_start": run.started, "t_locked": run.started})
+        self.out.add(event)
+        self.out.add(exited(code, t, buyer=run.buyer))
         if self.plan.log is not None and (run.err or outcome["type"] == "info"):
-            write_log(self.plan.log, run, outcome)
+            write_log(self.plan.log, run, event)
 
     def forget(self, fd: int) -> None:
         run = self.by_fd.pop(fd, None)
@@ -304,7 +300,7 @@ class Commands:
             kill_group(pid)
 
 
-def write_log(log: str, run: Running, outcome: dict[str, Any]) -> None:
+def write_log(log: str, run: Running, outcome: Completion) -> None:
     """The command's stderr (what was kept of it), in one append."""
     said = outcome.get("reason") or f"sold {outcome.get('seat', outcome.get('ticket'))}"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -327,7 +323,7 @@ def run_commands(plan: BuyerPlan, buyers: int, out: Batcher, gate: FdGate, lifel
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-    out.add({"type": "launched"})
+    out.add(launched())
     out.flush()
     if not gate.poll(plan.gate_timeout) or parent_gone(lifeline):
         return  # never let through: the parent records none of them as started

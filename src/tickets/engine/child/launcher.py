@@ -35,6 +35,7 @@ import signal
 import sys
 import time
 
+from ...check.events import exited, launched, spawned
 from ...constants import TYPE_CHECKING
 from ...locking.locks import install_alarm
 from ...locking.strategies import MP_LOCK_STRATEGIES, get
@@ -55,12 +56,10 @@ from .warden import ward
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, Literal
 
     from .spawned import Served
 
-#: Kinds of message only the launcher sends; the parent keeps them out of the history.
-LAUNCHER_KINDS = ("spawned", "launched", "exit")
 #: How often the launcher reaps, flushes and looks for its parent.
 TICK = 0.005
 
@@ -123,7 +122,7 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
 
 def fork_each(
     n: int,
-    key: str,
+    key: Literal["buyer", "worker"],
     out: Batcher,
     body: Callable[[int, Any], int],
     lifeline: int,
@@ -146,8 +145,8 @@ def fork_each(
             finally:
                 os._exit(code)
         children[pid] = i
-        out.add({"type": "spawned", key: i, "pid": pid})
-    out.add({"type": "launched"})
+        out.add(spawned(pid, worker=i) if key == "worker" else spawned(pid, buyer=i))
+    out.add(launched())
     out.flush()
     return children
 
@@ -194,7 +193,7 @@ def reap(
     children: dict[int, int],
     out: Batcher,
     lifeline: int,
-    key: str = "buyer",
+    key: Literal["buyer", "worker"] = "buyer",
     served: Served | None = None,
 ) -> None:
     """Report each child's exit code (``key``: a buyer's, or a worker's) until
@@ -209,7 +208,10 @@ def reap(
         if served is not None:
             exits += served.exited()
         for number, code in exits:
-            out.add({"type": "exit", key: number, "code": code, "t": time.monotonic()})
+            t = time.monotonic()
+            out.add(
+                exited(code, t, worker=number) if key == "worker" else exited(code, t, buyer=number)
+            )
         left -= len(exits)
         if not exits:
             out.flush()
@@ -227,8 +229,8 @@ def start_buyers(plan: BuyerPlan, doc: dict[str, Any], out: Batcher) -> Served |
         served = Served(doc["method"])
         children = served.start(plan, doc["buyers"], doc)
         for pid, number in children.items():
-            out.add({"type": "spawned", "buyer": number, "pid": pid})
-        out.add({"type": "launched"})
+            out.add(spawned(pid, buyer=number))
+        out.add(launched())
         out.flush()
         reap(served.direct, out, lifeline, served=served)
         return served

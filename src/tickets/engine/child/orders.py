@@ -20,14 +20,30 @@ from __future__ import annotations
 import os
 import queue as queue_errors
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...locking.locks import LockTimeout
+from ...check.events import (
+    classify,
+    completed,
+    invoke,
+    locked,
+    queue_full,
+    sold,
+    sold_out,
+    take,
+)
+from ...locking.locks import BuyerLock, LockTimeout
 from ...locking.strategies import get, sells_by_take
 from ...stores import NoEffect, Store, WriteUnknown, open_store
-from .buyer import die, quiet
+from .buyer import quiet
 from .pipe import Batcher, EventWriter
 from .plan import BuyerPlan, Draws, OrderPlan
+from .session import die
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from ...check.events import Outcome, Phases, Who
 
 SENTINEL = None
 #: Where a chaos run may kill a clerk (see ``OrderPlan.kill_at``).
@@ -38,7 +54,9 @@ def order_id(plan: OrderPlan, producer: int, i: int) -> int:
     return producer * plan.orders + i
 
 
-def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders: Any) -> None:
+def run_producer(
+    plan: OrderPlan, producer: int, events: Connection, gate: Connection, orders: Any
+) -> None:
     """Submit ``plan.orders`` orders; with the join shutdown, wait until all are handled."""
     quiet()
     if not gate.poll(plan.sale.gate_timeout):
@@ -47,7 +65,9 @@ def run_producer(plan: OrderPlan, producer: int, events: Any, gate: Any, orders:
     leave(plan, orders)
 
 
-def run_producers(plan: OrderPlan, producers: range, events: Any, gate: Any, orders: Any) -> None:
+def run_producers(
+    plan: OrderPlan, producers: range, events: Connection, gate: Connection, orders: Any
+) -> None:
     """A worker's producers (``queue --workers``), each on a thread of its
     own, all submitting at once as producer processes do; then the worker
     leaves as one producer would."""
@@ -82,7 +102,7 @@ def leave(plan: OrderPlan, orders: Any) -> None:
 def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) -> None:
     """One producer's orders into the queue, each invoked first."""
     out = Batcher(writer)
-    base = {"pid": os.getpid(), "producer": producer}
+    pid = os.getpid()
     rng = Draws(plan.sale.seed, 1, producer)
     # Every order's invoke leaves before the order goes into the queue, so
     # an order a clerk or the parent finds is always one the history knows.
@@ -94,8 +114,9 @@ def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) ->
         if plan.sale.delays.search:
             time.sleep(rng.uniform(0, plan.sale.delays.search))
         t = time.monotonic()
+        submitted: Phases = {"producer": producer, "t_start": t}
         for oid in ids:
-            out.add({"type": "invoke", "buyer": oid, **base, "t_start": t, "t": t})
+            out.add(invoke({"buyer": oid, "pid": pid}, t, submitted))
         out.flush()
         for oid in ids:
             try:
@@ -106,23 +127,25 @@ def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) ->
                 else:
                     orders.put(oid, timeout=plan.put_timeout)
             except queue_errors.Full:
-                reason = "busy: the order queue stayed full, try again"
-                t_fail = time.monotonic()
-                out.add({"type": "fail", "buyer": oid, **base, "reason": reason, "t": t_fail})
+                who: Who = {"buyer": oid, "pid": pid}
+                out.add(completed(queue_full(), who, time.monotonic(), {"producer": producer}))
     out.flush()
 
 
-def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, orders: Any) -> None:
+def run_clerk(
+    plan: OrderPlan, clerk: int, token: object, events: Connection, gate: Connection, orders: Any
+) -> None:
     """Sell orders from the queue until a sentinel, an idle timeout, or being killed."""
     quiet()
     sale = plan.sale
     out = Batcher(EventWriter.over(events))
-    base = {"pid": os.getpid(), "clerk": clerk}
+    pid = os.getpid()
     store = open_store(sale.store, sale.lock_timeout, sale.fsync)
     lock = get(sale.strategy).child_lock(
         token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing
     )
-    counter = Counter(sale, store, lock, Draws(sale.seed, 2, clerk), dict(sale.pause_at).get(clerk))
+    pause = dict(sale.pause_at).get(clerk)
+    session = ClerkSession(sale, store, lock, Draws(sale.seed, 2, clerk), pid, clerk, pause)
     die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
     handled = 0
     if not gate.poll(sale.gate_timeout):
@@ -135,17 +158,9 @@ def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, o
             if point == "took":
                 die()
             # Said before selling, so a clerk that dies is known to have held these.
-            out.add(
-                {
-                    "type": "take",
-                    "clerk": clerk,
-                    "pid": base["pid"],
-                    "orders": taken,
-                    "t": time.monotonic(),
-                }
-            )
+            out.add(take(clerk, pid, taken, time.monotonic()))
             out.flush()
-            sell(counter, taken, point, base, out)
+            sell(session, taken, point, out)
             out.flush()  # every confirmation leaves only after the write that records it
             handled += len(taken)
             if plan.shutdown == "join":
@@ -178,13 +193,20 @@ def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
     return taken, False
 
 
-class Counter:
+class ClerkSession:
     """What a clerk sells with: its own store handle, the strategy's lock,
     its seeded write delays, and how long a chaos run pauses it holding the
     lock between its read and its write (None: not at all)."""
 
     def __init__(
-        self, sale: BuyerPlan, store: Store, lock: Any, rng: Draws, pause: float | None = None
+        self,
+        sale: BuyerPlan,
+        store: Store,
+        lock: BuyerLock,
+        rng: Draws,
+        pid: int,
+        clerk: int,
+        pause: float | None = None,
     ) -> None:
         self.sale = sale
         self.store = store
@@ -192,6 +214,10 @@ class Counter:
         self.rng = rng
         self.pause = pause
         self.takes = sells_by_take(sale.strategy, sale.store.kind)
+        self.pid = pid
+        self.clerk = clerk
+        #: the last batch's optimistic transaction: how often it was tried again
+        self.retries = 0
 
     def wait(self) -> None:
         if self.sale.delays.write:
@@ -200,81 +226,75 @@ class Counter:
             time.sleep(self.pause)
 
 
-def sell(
-    counter: Counter, taken: list[int], point: str | None, base: dict[str, Any], out: Batcher
-) -> None:
+def sell(session: ClerkSession, taken: list[int], point: str | None, out: Batcher) -> None:
     """Sell ``taken`` under one lock acquire and (at most) one write; or, with
     a store's own take, in one call to the store (a script, a transaction)."""
     t_take = time.monotonic()
     try:
-        if not counter.takes:
-            counter.lock.acquire()
+        if not session.takes:
+            session.lock.acquire()
     except LockTimeout as exc:
+        busy = classify(exc, in_critical_section=False)
+        turned_away: Phases = {"clerk": session.clerk, "t_search": t_take}
         for oid in taken:
-            busy = {
-                "type": "fail",
-                "buyer": oid,
-                **base,
-                "reason": f"busy: {exc}",
-                "t_search": t_take,
-            }
-            out.add({**busy, "t": time.monotonic()})
+            who: Who = {"buyer": oid, "pid": session.pid}
+            out.add(completed(busy, who, time.monotonic(), turned_away))
         return
     t_locked = time.monotonic()
-    if (
-        counter.sale.strategy == "process"
-    ):  # who holds the run's lock (tickets.engine.abandoned_lock)
-        out.add({"type": "locked", "pid": base["pid"]})
+    if session.sale.strategy == "process":  # who holds the lock (tickets.engine.abandoned_lock)
+        out.add(locked(session.pid))
         out.flush()
-    outcomes = sell_guarded(counter, taken, point)
+    outcomes = sell_guarded(session, taken, point)
     t = time.monotonic()
-    for ev in outcomes:
-        out.add({**ev, **base, "t_search": t_take, "t_locked": t_locked, "t": t})
+    pid = session.pid
+    sold_by: Phases = {"clerk": session.clerk, "t_search": t_take, "t_locked": t_locked}
+    for oid, outcome in zip(taken, outcomes, strict=True):
+        event = completed(outcome, {"buyer": oid, "pid": pid}, t, sold_by)
+        if session.retries:  # the batch's WATCH retries, on each of its orders
+            event["retries"] = session.retries
+        out.add(event)
 
 
-def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
+def sell_guarded(session: ClerkSession, taken: list[int], point: str | None) -> list[Outcome]:
     """Sell, and say what is known when it failed: refused (nothing
     changed), or unknown (inside the critical section, the write may have
     landed). The lock is let go (a transaction committed) before anyone
     is told they have a ticket."""
     failed = True
     try:
-        outcomes = sell_locked(counter, taken, point)
+        outcomes = sell_locked(session, taken, point)
         failed = False
-    except NoEffect as exc:
-        outcomes = [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
-    except LockTimeout as exc:  # an optimistic transaction that never got through: nothing written
-        outcomes = [{"type": "fail", "buyer": oid, "reason": f"busy: {exc}"} for oid in taken]
-    except Exception as exc:
-        outcomes = [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
-    if counter.takes:
+    except Exception as exc:  # refused; busy (an optimistic take that never got through); unknown
+        outcome = classify(exc, in_critical_section=True)
+        outcomes = [outcome for _ in taken]
+        session.retries = 0  # no sale to note them on
+    if session.takes:
         return outcomes
     try:
         if failed:
-            counter.lock.abort()  # a transaction rolls back
+            session.lock.abort()  # a transaction rolls back
         else:
-            counter.lock.release()  # a transaction commits: it may be refused
-    except NoEffect as exc:  # nobody got a ticket
-        return [{"type": "fail", "buyer": oid, "reason": f"refused: {exc}"} for oid in taken]
-    except WriteUnknown as exc:  # the commit failed: the sales may or may not stand
-        return [{"type": "info", "buyer": oid, "reason": f"error: {exc}"} for oid in taken]
+            session.lock.release()  # a transaction commits: it may be refused
+    except (NoEffect, WriteUnknown) as exc:  # nobody got a ticket; the sales may or may not stand
+        outcome = classify(exc, in_critical_section=True)
+        return [outcome for _ in taken]
     except Exception:
         pass  # a lock that failed to let go: the write itself is done
     return outcomes
 
 
-def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
+def sell_locked(session: ClerkSession, taken: list[int], point: str | None) -> list[Outcome]:
     """Holding the lock: read the count, give each order a seat while any is
     left, and write what is left once (group commit). With a store's own
     take, one call does the read and the write."""
-    store = counter.store
-    retries = 0
-    if counter.takes:
+    store = session.store
+    session.retries = 0
+    if session.takes:
         if point == "locked":
             die()
-        if counter.sale.strategy == "transaction":
-            count, retries = store.take_optimistic(
-                len(taken), counter.wait, counter.sale.lock_timeout
+        if session.sale.strategy == "transaction":
+            count, session.retries = store.take_optimistic(
+                len(taken), session.wait, session.sale.lock_timeout
             )
         else:
             count = store.take(len(taken))
@@ -284,18 +304,16 @@ def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[d
         if point == "locked":
             die()
         left = max(0, count - len(taken))
-    outcomes: list[dict[str, Any]] = []
+    outcomes: list[Outcome] = []
     seat = count
-    for oid in taken:
+    for _ in taken:
         if seat > left:
-            outcomes.append({"type": "ok", "buyer": oid, "seat": seat})
+            outcomes.append(sold(seat))
             seat -= 1
         else:
-            outcomes.append({"type": "fail", "buyer": oid, "reason": "sold out"})
-        if retries:  # the batch's WATCH retries, on each of its orders
-            outcomes[-1]["retries"] = retries
-    if left != count and not counter.takes:
-        counter.wait()
+            outcomes.append(sold_out())
+    if left != count and not session.takes:
+        session.wait()
         store.save(left)
     if left != count and point == "written":
         die()

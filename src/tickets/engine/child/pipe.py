@@ -31,7 +31,10 @@ import zlib
 from ...constants import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Mapping
+    from multiprocessing.connection import Connection
+
+    from ...check.events import Message
 
 #: Starts every message: bytes that begin no JSON and no UTF-8 text.
 MARKER = b"\xfe\xf7"
@@ -44,12 +47,12 @@ MAX_REASON = 300
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
-def compact(doc: Any) -> str:
+def compact(doc: object) -> str:
     """``json.dumps(doc, separators=(",", ":"))`` for flat, acyclic documents."""
     return _ENCODER.encode(doc)
 
 
-def cut_reason(event: dict[str, Any]) -> dict[str, Any]:
+def cut_reason(event: Mapping[str, object]) -> Mapping[str, object]:
     """The event with its reason cut to MAX_REASON characters (a history
     refuses longer ones)."""
     reason = event.get("reason")
@@ -58,12 +61,12 @@ def cut_reason(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def encode(event: dict[str, Any]) -> bytes:
+def encode(event: Message | Mapping[str, object]) -> bytes:
     """An event's bytes, its reason cut further if the whole would not fit
     one atomic write (a long reason on a system whose PIPE_BUF is 512)."""
-    event = cut_reason(event)
-    data = compact(event).encode()
-    reason = event.get("reason")
+    cut = cut_reason(event)
+    data = compact(cut).encode()
+    reason = cut.get("reason")
     if len(data) <= MAX_EVENT_BYTES or not isinstance(reason, str):
         if len(data) > MAX_EVENT_BYTES:
             raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
@@ -71,11 +74,11 @@ def encode(event: dict[str, Any]) -> bytes:
     low, high = 0, len(reason) - 1  # the longest cut that fits: a binary search
     while low < high:
         mid = (low + high + 1) // 2
-        if len(compact({**event, "reason": reason[:mid] + "…"}).encode()) <= MAX_EVENT_BYTES:
+        if len(compact({**cut, "reason": reason[:mid] + "…"}).encode()) <= MAX_EVENT_BYTES:
             low = mid
         else:
             high = mid - 1
-    data = compact({**event, "reason": reason[:low] + "…"}).encode()
+    data = compact({**cut, "reason": reason[:low] + "…"}).encode()
     if len(data) > MAX_EVENT_BYTES:
         raise ValueError(f"event too large for one atomic write ({len(data)} bytes)")
     return data
@@ -93,15 +96,16 @@ class FrameReader:
         self.pending = bytearray()
         self.junk = 0
 
-    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+    def feed(self, chunk: bytes) -> list[Message]:
         self.pending += chunk
         return self.split()
 
-    def split(self, final: bool = False) -> list[dict[str, Any]]:
+    def split(self, final: bool = False) -> list[Message]:
         """Take every whole message off the front of what was read and
         return their events; a partial one stays, unless ``final`` (nothing
         more will come: what is left is not ours, and hides no message)."""
-        pending, events = self.pending, []
+        pending = self.pending
+        events: list[Message] = []
         while len(pending) >= HEADER_BYTES:
             if pending[:2] != MARKER:
                 self._skip()
@@ -137,13 +141,17 @@ class FrameReader:
         del self.pending[:cut]
 
 
-def _decode(body: bytes) -> list[dict[str, Any]] | None:
-    """A message's events, or None if it is not one of ours after all."""
+def _decode(body: bytes) -> list[Message] | None:
+    """A message's events, or None if it is not one of ours after all.
+
+    Only the framing is checked here: each event is an object with a
+    ``type``. What it holds is the ledger's to check (a child's report the
+    history could not hold becomes an unknown outcome, never a crash)."""
     try:
         decoded = json.loads(body)
     except ValueError:
         return None
-    events = decoded if isinstance(decoded, list) else [decoded]
+    events: list[Message] = decoded if isinstance(decoded, list) else [decoded]
     return events if all(isinstance(e, dict) and "type" in e for e in events) else None
 
 
@@ -154,14 +162,14 @@ class EventWriter:
         self.fd = fd
 
     @classmethod
-    def over(cls, conn: Any) -> EventWriter:
+    def over(cls, conn: int | Connection) -> EventWriter:
         """The writer for a pipe end handed down as a descriptor or a Connection."""
         return cls(conn if isinstance(conn, int) else conn.fileno())
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: Message) -> None:
         os.write(self.fd, frame(encode(event)))
 
-    def send_all(self, events: list[dict[str, Any]]) -> None:
+    def send_all(self, events: list[Message]) -> None:
         """A few events in one atomic write (the caller keeps them small)."""
         data = b"[" + b",".join(encode(e) for e in events) + b"]"
         if len(data) > MAX_EVENT_BYTES:
@@ -180,7 +188,7 @@ class Batcher:
         self._parts: list[bytes] = []
         self._size = 2
 
-    def add(self, event: dict[str, Any]) -> None:
+    def add(self, event: Message) -> None:
         data = encode(event)
         if self._parts and self._size + len(data) + 1 > MAX_EVENT_BYTES:
             self.flush()

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 
+from ...check.events import classify, sold, sold_out, unknown_error
 from ...constants import MAX_COUNT, TYPE_CHECKING
 from ...errors import UsageProblem
 
@@ -27,13 +28,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .buyer import Counter, WatchedLock
+    from ...check.events import Outcome
+    from .session import BuyerSession, WatchedLock
+
+    #: The user's function: a store handle in, a seat (or None) out, it says.
+    BuyerFunction = Callable[["StoreHandle"], object]
 
 #: The name a buyer file is imported under (one per process: one --buy per run).
 MODULE_NAME = "tickets_user_buyer"
 #: Functions already loaded in this process, by spec: a race checks its side
 #: once per trial, and every buyer the launcher forks inherits the launcher's.
-_LOADED: dict[str, Callable[[Any], Any]] = {}
+_LOADED: dict[str, BuyerFunction] = {}
 
 
 class BuyerCodeError(UsageProblem):
@@ -48,7 +53,7 @@ def split(spec: str) -> tuple[str, str]:
     return where, name
 
 
-def load(spec: str) -> Callable[[Any], Any]:
+def load(spec: str) -> BuyerFunction:
     """Import the buyer's module and return its function (once per process),
     or raise :class:`BuyerCodeError` with one line that names what is wrong."""
     if spec not in _LOADED:
@@ -56,7 +61,7 @@ def load(spec: str) -> Callable[[Any], Any]:
     return _LOADED[spec]
 
 
-def _import(spec: str) -> Callable[[Any], Any]:
+def _import(spec: str) -> BuyerFunction:
     import importlib
     import importlib.util
 
@@ -90,7 +95,7 @@ def _import(spec: str) -> Callable[[Any], Any]:
     return function  # type: ignore[no-any-return]
 
 
-def signature_problem(spec: str, function: Callable[[Any], Any]) -> str | None:
+def signature_problem(spec: str, function: BuyerFunction) -> str | None:
     """What is wrong with the function's signature for a buyer, if anything."""
     import inspect
 
@@ -137,15 +142,15 @@ class StoreHandle:
     - ``buyer``: this buyer's number.
     """
 
-    def __init__(self, counter: Counter, lock: WatchedLock, buyer: int) -> None:
-        self._counter = counter
+    def __init__(self, session: BuyerSession, lock: WatchedLock, buyer: int) -> None:
+        self._session = session
         self.lock = lock
         self.buyer = buyer
-        self.kind = counter.store.kind
+        self.kind = session.store.kind
 
     @property
     def raw(self) -> Any:
-        store: Any = self._counter.store
+        store: Any = self._session.store
         if self.kind == "sqlite":
             return store.connect()
         if self.kind == "redis":
@@ -153,37 +158,38 @@ class StoreHandle:
         return store.path
 
     def read(self) -> int:
-        return self._counter.read()
+        return self._session.read()
 
     def write(self, count: int) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
             raise ValueError(f"write({count!r}): a count is a whole number from 0")
-        self._counter.write(count)
+        self._session.write(count)
 
     def take(self) -> int | None:
-        return self._counter.take()
+        return self._session.take()
 
     def wait(self) -> None:
-        self._counter.wait()
+        self._session.wait()
 
 
 def outcome(
-    function: Callable[[Any], Any], counter: Counter, lock: WatchedLock, log: str | None
-) -> dict[str, Any]:
-    """Call the user's function once; its result as a history event's fields."""
-    counter.begin()
+    function: BuyerFunction, session: BuyerSession, lock: WatchedLock, log: str | None
+) -> Outcome:
+    """Call the user's function once; how it ended, as a history event's fields."""
+    session.begin()
+    buyer = session.base["buyer"]
     try:
-        result = function(StoreHandle(counter, lock, counter.base["buyer"]))
+        result = function(StoreHandle(session, lock, buyer))
     except BaseException as exc:  # whatever it raised, SystemExit too: unknown
         if log is not None:
-            write_traceback(log, counter.base["buyer"], exc)
-        return {"type": "info", "reason": f"error: {summary(exc)}"}
+            write_traceback(log, buyer, exc)
+        return classify(exc, True, summary(exc), ours=False)
     if result is None:
-        return {"type": "fail", "reason": "sold out"}
+        return sold_out()
     if type(result) is int and 0 < result <= MAX_COUNT:
-        return {"type": "ok", "seat": result}
+        return sold(result)
     shown = repr(result)[:60]
-    return {"type": "info", "reason": f"error: returned {shown}, not a seat (an int) or None"}
+    return unknown_error(f"returned {shown}, not a seat (an int) or None")
 
 
 def write_traceback(log: str, buyer: int, exc: BaseException) -> None:

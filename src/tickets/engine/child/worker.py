@@ -35,15 +35,19 @@ import os
 import threading
 import time
 
+from ...check.events import locked
 from ...constants import TYPE_CHECKING
 from ...locking.locks import install_wake_signal, wake_late_waiters
-from .buyer import Counter, WatchedLock, buy_and_report, failure
+from .buyer import buy_and_report, failure
 from .pipe import MAX_EVENT_BYTES, Batcher, EventWriter
+from .session import BuyerSession, WatchedLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any
 
+    from ...check.events import Message
+    from .buyer import Gate
     from .plan import BuyerPlan
 
 #: How often a worker sends what its buyers reported (seconds).
@@ -64,11 +68,11 @@ class SharedOut(Batcher):
         super().__init__(EventWriter(fd), max_events=MAX_EVENT_BYTES)  # bounded by bytes
         self._lock = threading.RLock()  # add() flushes through flush() when full
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: Message) -> None:
         with self._lock:
             self.add(event)
 
-    def send_all(self, events: list[dict[str, Any]]) -> None:
+    def send_all(self, events: list[Message]) -> None:
         for event in events:
             self.send(event)
 
@@ -78,8 +82,8 @@ class SharedOut(Batcher):
             super().flush()
 
 
-class ThreadCounter(Counter):
-    """A buyer's counter on a worker's thread: its invoke is flushed before
+class ThreadedSession(BuyerSession):
+    """A buyer's session on a worker's thread: its invoke is flushed before
     anything that may change the store (see the module's docstring): after
     a search that found tickets left (before the lock, not inside it), and
     again before the write, in case the invoke was held back.
@@ -89,12 +93,14 @@ class ThreadCounter(Counter):
     carries only what its invoke did not (the invoke has the start, the
     search and what it saw): 40% fewer bytes to send, write and read."""
 
-    events: SharedOut  # type: ignore[assignment]
     repeats_invoke = False
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.base = {"buyer": self.base["buyer"]}
+    def __init__(
+        self, plan: BuyerPlan, buyer: int, events: SharedOut, delays: tuple[float, float]
+    ) -> None:
+        super().__init__(plan, buyer, events, delays)
+        self.events: SharedOut = events
+        self.base = {"buyer": buyer}
 
     def search(self) -> int | None:
         seen = super().search()
@@ -123,30 +129,32 @@ def buyer_tokens(plan: BuyerPlan, shared: Any) -> Callable[[], Any]:
     return lambda: shared
 
 
-def run_one(plan: BuyerPlan, buyer: int, token: Any, out: SharedOut, orphaned: Any) -> None:
+def run_one(
+    plan: BuyerPlan, buyer: int, token: object, out: SharedOut, orphaned: Callable[[], bool]
+) -> None:
     """One buyer, start to end, on the calling thread; what it opened is
     closed however it ends (its process goes on without it)."""
-    counter: ThreadCounter | None = None
+    session: ThreadedSession | None = None
     lock: WatchedLock | None = None
     try:
-        counter = ThreadCounter(plan, buyer, out, plan.delays.for_buyer(plan.seed, buyer))
-        counter.orphaned = orphaned
+        session = ThreadedSession(plan, buyer, out, plan.delays.for_buyer(plan.seed, buyer))
+        session.orphaned = orphaned
         announce = None
         if plan.strategy == "process":  # who holds the run's lock (tickets.engine.abandoned_lock)
 
             def announce() -> None:
-                out.send({"type": "locked", "pid": os.getpid(), "buyer": buyer})
+                out.send(locked(os.getpid(), buyer))
                 out.flush()
 
-        lock = WatchedLock(plan, counter.store, token, announce, threaded=True)
-        buy_and_report(plan, counter, lock)
+        lock = WatchedLock(plan, session.store, token, announce, threaded=True)
+        buy_and_report(plan, session, lock)
     except Exception as exc:  # reported, never printed: the parent renders
-        out.send(failure(counter, buyer, exc))
+        out.send(failure(session, buyer, exc))
     finally:
         if lock is not None:
             lock.close()
-        if counter is not None:
-            counter.store.close()
+        if session is not None:
+            session.store.close()
 
 
 def run_worker(
@@ -155,7 +163,7 @@ def run_worker(
     concurrency: int,
     shared_token: Any,
     events_fd: int,
-    gate: Any,
+    gate: Gate,
     orphaned: Callable[[], bool],
 ) -> int:
     """Run the buyers of ``share`` on ``concurrency`` threads, behind the gate;
