@@ -34,7 +34,11 @@ DEFAULT_EXEC_TIMEOUT = 20.0
 DEFAULT_SOLD_OUT_EXIT = 22
 #: Where a run reads its stock: its store, --stock-cmd, or nowhere (a command
 #: buyer's sale with neither: the checks that need the stock do not run).
-STOCK_SOURCES = ("store", "command", "none")
+#: (The word "none" is a strategy's name too: each meaning has its constant.)
+UNREAD_STOCK = "none"
+STOCK_SOURCES = ("store", "command", UNREAD_STOCK)
+#: ``--history none``: no history is kept.
+NO_HISTORY = "none"
 #: buyers in one sale (on workers); a process each is for up to MAX_PROCESS_BUYERS
 MAX_BUYERS = 10_000_000
 MAX_PROCESS_BUYERS = 5000

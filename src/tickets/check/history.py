@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..constants import UNREAD_STOCK
 from ..stores.json_file import is_special
 from .history_lines import check_end_line, check_run_line
 from .operations import Malformed, Operations, printable
@@ -240,7 +241,7 @@ class _Reader:
                     elif kind == "take":
                         ops.add_take(ev)
                     elif kind == "end":
-                        known = self.run is not None and self.run.get("stock") != "none"
+                        known = self.run is not None and self.run.get("stock") != UNREAD_STOCK
                         self.end = check_end_line(ev, ops, known)
                     elif kind == "run":
                         raise Malformed("a second run line (concatenated histories?)")

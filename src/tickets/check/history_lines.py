@@ -19,6 +19,7 @@ from ..constants import (
     STORE_KINDS,
     STORE_STRATEGIES,
     STRATEGY_NAMES,
+    UNREAD_STOCK,
 )
 from .operations import MODES, READABLE_VERSIONS, Malformed, Operations, is_time, printable
 
@@ -46,7 +47,7 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     stock = ev.get("stock", "store")
     if stock not in STOCK_SOURCES:
         raise Malformed(f"run line has stock {stock!r}, not one of {', '.join(STOCK_SOURCES)}")
-    if stock == "none":  # nothing could read the stock: it is unknown, and said so
+    if stock == UNREAD_STOCK:  # nothing could read the stock: it is unknown, and said so
         if ev.get("initial") is not None:
             raise Malformed("run line has an initial stock but says none was read")
     elif not _is_int(ev.get("initial"), 0, MAX_COUNT):

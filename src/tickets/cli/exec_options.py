@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..constants import DEFAULT_EXEC_TIMEOUT, DEFAULT_SOLD_OUT_EXIT
+from ..constants import DEFAULT_EXEC_TIMEOUT, DEFAULT_SOLD_OUT_EXIT, UNREAD_STOCK
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,8 +103,8 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
     if stock_cmd is not None:
         out["stock"] = "command"
     elif not db_given:
-        out["stock"] = "none"
-    if out.get("stock") in ("command", "none"):
+        out["stock"] = UNREAD_STOCK
+    if "stock" in out:  # kept by the command, or nowhere the tool can read
         for name, flag in (("tickets", "--tickets"), ("keep_stock", "--keep-stock")):
             if _given(ctx, name):
                 raise click.UsageError(

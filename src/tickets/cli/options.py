@@ -22,6 +22,7 @@ from ..constants import (
     MAX_PROCESS_BUYERS,
     MAX_WORKERS,
     NO_DELAY_CONCURRENCY,
+    NO_HISTORY,
     STRATEGY_NAMES,
 )
 
@@ -359,8 +360,8 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
         "stall_timeout": opts["stall_timeout"],
         "fsync": opts["fsync"],
         "start_method": opts["start_method"],
-        "history": None if opts["history"] == "none" else as_path(opts["history"]),
-        "keep_history": opts["history"] != "none",
+        "history": None if opts["history"] == NO_HISTORY else as_path(opts["history"]),
+        "keep_history": opts["history"] != NO_HISTORY,
         "lease_ttl": opts["lease_ttl"] / 1000,
         "fencing": opts["fencing"],
     }

@@ -22,6 +22,7 @@ from ..constants import (
     MAX_QUEUE_SIZE,
     MAX_WORKER_PRODUCERS,
     MAX_WORKERS,
+    NO_HISTORY,
     ROWS_KEPT,
 )
 from .console import emit_json, make_console, run_live, sell_and_exit
@@ -257,7 +258,7 @@ def race_sides(
     if opts["keep_stock"]:
         raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
     drawn = show_timeline or opts["svg"] or opts["html"]
-    if drawn and opts["history"] == "none":
+    if drawn and opts["history"] == NO_HISTORY:
         raise click.UsageError("timelines draw kept histories: leave out --history none")
     explicit_lock = ctx.get_parameter_source("strategy") is not click.core.ParameterSource.DEFAULT
     if strategies is not None and (no_lock or explicit_lock):

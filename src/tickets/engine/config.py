@@ -39,6 +39,7 @@ from ..constants import (
     STOCK_SOURCES,
     STORE_STRATEGIES,
     STRATEGY_NAMES,
+    UNREAD_STOCK,
 )
 from ..stores.spec import StoreSpec
 from .child.plan import BuyerPlan, Delays
@@ -216,7 +217,7 @@ class BuyConfig(SaleConfig):
             raise ConfigError(f"stock must be one of {', '.join(STOCK_SOURCES)}")
         if self.stock == "command" and self.stock_cmd is None:
             raise ConfigError("a stock read by a command needs --stock-cmd CMD")
-        if self.stock == "none" and self.command is None:
+        if self.stock == UNREAD_STOCK and self.command is None:
             raise ConfigError("only a command buyer's sale (--exec) may go without a stock")
         if self.command is not None and self.buy is not None:
             raise ConfigError("--buy and --exec both name the buyer; give one")

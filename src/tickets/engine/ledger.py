@@ -29,7 +29,7 @@ from ..check.operations import (
     printable,
 )
 from ..check.verdict import evaluate
-from ..constants import ROWS_KEPT
+from ..constants import ROWS_KEPT, UNREAD_STOCK
 from ..locking.store_claim import SaleClaim, check_lock_path, restock, sweep
 from ..named_sale.host import SaleHost
 from ..named_sale.registry import NamedSale
@@ -225,7 +225,7 @@ class SaleLedger(SaleHost):
         if self.store is not None:
             sweep(self.store, self.config.lock_timeout)  # what this run's killed writers left
             return read_final(self.store)
-        if self.source == "none":
+        if self.source == UNREAD_STOCK:
             return None, None
         try:
             return read_stock(self.config.stock_cmd, "after the sale"), None  # type: ignore[attr-defined]
