@@ -379,7 +379,7 @@ def parse_strategies(
     strategies, and the user's own buyers (checked before anything starts)."""
     if value is None:
         return None
-    from ..locking.strategies import is_user_code
+    from ..engine.race import is_user_code
 
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in STRATEGY_NAMES and not is_user_code(n)]

@@ -272,9 +272,7 @@ def race_sides(
 
 def worst_unlocked(result: Any) -> Any:
     """The run of a strategy without exclusion that oversold most (or any run)."""
-    from ..locking.strategies import excludes
-
-    unlocked = [r for r in result.runs if not excludes(r.strategy)]
+    unlocked = [r for r in result.runs if not r.excludes]
     pool = unlocked or list(result.runs)
     return max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
 
@@ -286,12 +284,11 @@ def export_race(result: Any, svg: str | None, html: str | None) -> None:
     from rich.text import Text
 
     from ..check.history import read
-    from ..locking.strategies import excludes
     from ..render.timeline import timeline
     from .history_commands import export
 
     worst = worst_unlocked(result)
-    locked = next((r for r in result.runs if excludes(r.strategy)), None)
+    locked = next((r for r in result.runs if r.excludes), None)
     shown = [worst] if locked is None or locked is worst else [locked, worst]
     with translate_errors():
         pictures = [timeline(read(r.result.history), width=120) for r in shown]

@@ -130,23 +130,3 @@ def get(name: str) -> Strategy:
         raise ValueError(
             f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
         ) from None
-
-
-def is_user_code(name: str) -> bool:
-    """Is this race side the user's own buyer (``FILE.py:FUNC``, ``MODULE:FUNC``)?"""
-    return ":" in name
-
-
-def excludes(name: str) -> bool:
-    """Is this side meant to keep the sale correct? The user's own code is:
-    it is there to be judged."""
-    return True if is_user_code(name) else STRATEGIES[name].excludes
-
-
-def side_label(name: str) -> str:
-    """A side as tables name it: a strategy, or ``booking.py:take_ticket``
-    for the user's code (its folder left out)."""
-    if not is_user_code(name):
-        return name
-    where, _, function = name.rpartition(":")
-    return f"{where.rsplit('/', 1)[-1]}:{function}"
