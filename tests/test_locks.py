@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from helpers import handle, run_all, shell_flock_holder, spec_of
+from tickets.constants import STORE_KINDS
 from tickets.locking.locks import (
     FileLock,
     FlockLock,
@@ -23,6 +24,7 @@ from tickets.locking.locks import (
 )
 from tickets.locking.store_claim import store_lock
 from tickets.locking.strategies import STRATEGIES, get
+from tickets.stores import KIND_CAPABILITIES
 from tickets.stores.base import StoreError
 from tickets.stores.json_file import lock_path
 
@@ -274,3 +276,15 @@ def test_a_deleted_lock_file_does_not_let_two_in(store: Path, holder: str) -> No
             if p is not None and p.is_alive():
                 p.kill()
                 p.join(5)
+
+
+def test_each_engine_has_the_capabilities_its_kind_is_known_by() -> None:
+    """A store's capabilities are the capability methods it implements; the
+    table that says them without importing its engine must agree."""
+    from tickets.stores.json_file import JsonFileStore
+    from tickets.stores.redis import RedisStore
+    from tickets.stores.sqlite import SqliteStore
+
+    engines = (JsonFileStore, SqliteStore, RedisStore)
+    assert {engine.kind: engine.capabilities for engine in engines} == KIND_CAPABILITIES
+    assert tuple(KIND_CAPABILITIES) == STORE_KINDS

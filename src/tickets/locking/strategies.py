@@ -90,10 +90,12 @@ class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
             return FlockLock(store.spec.lock_path, timeout, timer=not threaded)
         if self.name in MP_LOCK_STRATEGIES:
             return ProcessLock(token, timeout)
-        if self.name in ("transaction", "deferred", "lease") and not sells_by_take(
-            self.name, store.kind
-        ):
-            return store.native_lock(self.name, timeout, lease_ttl=lease_ttl, fencing=fencing)
+        if self.name == "transaction" and not sells_by_take(self.name, store.kind):
+            return store.transaction_lock(timeout)
+        if self.name == "deferred":
+            return store.deferred_transaction(timeout)
+        if self.name == "lease":
+            return store.lease_lock(timeout, ttl=lease_ttl, fencing=fencing)
         return NoLock(timeout)
 
 
