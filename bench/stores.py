@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tickets.constants import LOCK_STRATEGY_NAMES, NATIVE_STRATEGIES
 from tickets.engine.buy import run_buy
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig, QueueConfig
 from tickets.engine.queue import run_queue
+from tickets.locking.strategies import strategies_for
 from tickets.stores import open_store
 from tickets.stores.spec import parse_db
 
@@ -104,7 +104,7 @@ def report_store(
     what = "UPDATE ... RETURNING, autocommit" if kind == "sqlite" else "Lua take, pipelined x100"
     print(f"   {kind}: bare loop ({what}) {bare:,.0f}/s")
     print(f"   {'strategy':<12} {'sale':>9} {'ratio':>6} {'queue':>9} {'ratio':>6}")
-    for strategy in LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind]:
+    for strategy in (s.name for s in strategies_for(kind)):
         if strategy in ("per-buyer",):
             continue  # the same as none, by design
         run = max(sale(url, strategy, buyers, folder, lock_file) for _ in range(repeat))

@@ -16,6 +16,7 @@ from tickets.engine.child.launcher import FdGate
 from tickets.engine.child.pipe import MAX_EVENT_BYTES, MAX_REASON, EventWriter, encode, frame
 from tickets.engine.child.plan import BuyerPlan, Delays
 from tickets.engine.event_pipe import EventPipe
+from tickets.locking.strategies import get
 from tickets.stores import json_file as st
 
 EVENTS = [
@@ -95,7 +96,7 @@ def test_warming_up_a_buyer_changes_nothing(store: Path) -> None:
     read_end, write_end = os.pipe()
     sink = os.open(os.devnull, os.O_RDWR)
     try:
-        for strategy in ("none", "per-buyer", "process", "file", "flock"):
+        for strategy in map(get, ("none", "per-buyer", "process", "file", "flock")):
             plan = BuyerPlan(
                 store=spec_of(store), strategy=strategy, seed=1, delays=Delays(), lock_timeout=1
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from tickets.locking.locks import (
     names_held_file,
 )
 from tickets.locking.store_claim import store_lock
-from tickets.locking.strategies import STRATEGIES, get
+from tickets.locking.strategies import STRATEGIES, get, strategies_for
 from tickets.stores import KIND_CAPABILITIES
 from tickets.stores.base import StoreError
 from tickets.stores.json_file import lock_path
@@ -288,3 +289,39 @@ def test_each_engine_has_the_capabilities_its_kind_is_known_by() -> None:
     engines = (JsonFileStore, SqliteStore, RedisStore)
     assert {engine.kind: engine.capabilities for engine in engines} == KIND_CAPABILITIES
     assert tuple(KIND_CAPABILITIES) == STORE_KINDS
+
+
+def test_a_store_takes_the_strategies_its_capabilities_allow() -> None:
+    locks = ["none", "per-buyer", "process", "file", "flock"]
+    assert {kind: [s.name for s in strategies_for(kind)] for kind in STORE_KINDS} == {
+        "json": locks,
+        "sqlite": [*locks, "atomic", "transaction", "deferred"],
+        "redis": [*locks, "atomic", "transaction", "lease"],
+    }
+
+
+def test_a_strategy_crosses_a_process_boundary_as_itself() -> None:
+    """A plan pickled for a spawned buyer carries its strategy by name."""
+    for strategy in STRATEGIES.values():
+        assert pickle.loads(pickle.dumps(strategy)) is strategy
+        assert type(strategy).__name__.endswith("Strategy")  # never a lock's name
+
+
+@pytest.mark.parametrize(
+    "kind, name, sells_by_take",
+    [
+        ("sqlite", "atomic", True),
+        ("sqlite", "transaction", False),  # BEGIN IMMEDIATE around the read-modify-write
+        ("redis", "atomic", True),
+        ("redis", "transaction", True),  # WATCH/MULTI: the optimistic take
+        ("redis", "lease", False),
+        ("json", "flock", False),
+    ],
+)
+def test_who_sells_by_the_stores_own_take(kind: str, name: str, sells_by_take: bool) -> None:
+    from tickets.stores import open_store
+    from tickets.stores.spec import parse_db
+
+    url = {"json": "s.json", "sqlite": "sqlite:s.db", "redis": "redis://127.0.0.1:1/0"}[kind]
+    store = open_store(parse_db(url))  # opened lazily: nothing is connected to
+    assert get(name).sells_by_take(store) is sells_by_take

@@ -186,7 +186,7 @@ def test_a_lease_outlived_by_its_holder_oversells(redis_url: str) -> None:
     report = result.report
     assert report.oversold > 0 and report.double_sold_seats, report
     assert not report.passed
-    assert "a lease is not a mutex" in verdict(report, None, "lease").plain
+    assert "a lease is not a mutex" in verdict(report, None, result.config.strategy).plain
 
 
 def test_fencing_refuses_the_stale_holder(redis_url: str) -> None:

@@ -9,20 +9,16 @@ forked buyers load nothing more for them.
 #: typing (see tickets.engine.child): type checkers take any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 
-#: The lock strategies (see tickets.locking.locks), in the order tables show them:
-#: they protect a read-modify-write on any store, from outside.
+#: The names of the lock strategies, in the order tables show them: they
+#: protect a read-modify-write on any store, from outside. Names only, for
+#: the command line's choices: a strategy is an object of
+#: tickets.locking.strategies, and which a store takes follows from what it can do.
 LOCK_STRATEGY_NAMES = ("none", "per-buyer", "process", "file", "flock")
-#: The stores (see tickets.stores) and the strategies each engine adds of its own.
+#: The stores (see tickets.stores).
 STORE_KINDS = ("json", "sqlite", "redis")
-NATIVE_STRATEGIES = {
-    "json": (),
-    "sqlite": ("atomic", "transaction", "deferred"),
-    "redis": ("atomic", "transaction", "lease"),
-}
-#: Every strategy, in the order tables show them.
+#: Every strategy's name, in the order tables show them: the lock strategies,
+#: then those that need a store that can do something of its own.
 STRATEGY_NAMES = LOCK_STRATEGY_NAMES + ("atomic", "transaction", "deferred", "lease")
-#: The strategies each store can sell with: the lock strategies and its own.
-STORE_STRATEGIES = {kind: LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind] for kind in STORE_KINDS}
 DEFAULT_STRATEGY = "file"
 #: How long connecting to a store's server may take (seconds; --connect-timeout).
 DEFAULT_CONNECT_TIMEOUT = 2.0

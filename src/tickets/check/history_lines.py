@@ -17,10 +17,10 @@ from ..constants import (
     MAX_WORKER_PRODUCERS,
     STOCK_SOURCES,
     STORE_KINDS,
-    STORE_STRATEGIES,
     STRATEGY_NAMES,
     UNREAD_STOCK,
 )
+from ..locking.strategies import get, strategies_for
 from .operations import MODES, READABLE_VERSIONS, Malformed, Operations, is_time, printable
 
 
@@ -62,7 +62,7 @@ def check_run_line(ev: dict[str, Any]) -> tuple[int, str]:
     kind = ev.get("store_kind", "json")  # histories from before the real stores are JSON's
     if kind not in STORE_KINDS:
         raise Malformed(f"run line has store kind {kind!r}, not one of {', '.join(STORE_KINDS)}")
-    if strategy not in STORE_STRATEGIES[kind]:
+    if get(strategy) not in strategies_for(kind):
         raise Malformed(f"run line has strategy {strategy!r}, which a {kind} store does not have")
     for key in ("seed", "pid", "batch", "clerks", "queue_size"):
         if key in ev and not _is_int(ev[key], 0, MAX_COUNT):

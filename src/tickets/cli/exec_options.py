@@ -94,7 +94,9 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
             )
         if _given(ctx, "strategy"):
             raise click.UsageError("--lock does not apply to --exec: the command locks as it will")
-        fields["strategy"] = "none"
+        from ..locking.strategies import NO_LOCK
+
+        fields["strategy"] = NO_LOCK
     if stock_cmd is not None and db_given and command is not None:
         raise click.UsageError(
             "--db and --stock-cmd both say where the stock is: give --db if the command sells "

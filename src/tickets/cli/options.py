@@ -29,6 +29,7 @@ from ..constants import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..locking.strategies import Strategy
     from ..stores.spec import StoreSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -279,12 +280,20 @@ def chaos_from(ctx: click.Context, opts: dict[str, Any]) -> Any:
     )
 
 
+def parse_strategy(ctx: click.Context, param: click.Parameter, value: str) -> Strategy:
+    """``--lock NAME``: the strategy itself (the command line's one look at a name)."""
+    from ..locking.strategies import get
+
+    return get(value)
+
+
 def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
     return click.option(
         "-l",
         "--lock",
         "strategy",
         type=click.Choice(STRATEGY_NAMES),
+        callback=parse_strategy,
         default=default,
         show_default=True,
         help="How a buyer (queue: a clerk) protects its read-modify-write. Any store: none, "
@@ -344,9 +353,8 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
     if opts["history"] == "":
         raise click.BadParameter("give a file path, not an empty one", param_hint="--history")
     spec = obj.spec
-    leases = [ctx.params.get("strategy"), *(ctx.params.get("strategies") or ())]
     if ctx.get_parameter_source("lease_ttl") is not click.core.ParameterSource.DEFAULT and (
-        "lease" not in leases
+        not any(s.leases for s in sale_strategies(ctx))
     ):
         raise click.UsageError("--lease-ttl is for --lock lease (a Redis store)")
     fields = {
@@ -370,6 +378,18 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
     if "workers" in opts:
         fields |= {"workers": opts.pop("workers"), "concurrency": opts.pop("concurrency")}
     return fields
+
+
+def sale_strategies(ctx: click.Context) -> list[Strategy]:
+    """The strategies the command's sales run under: ``--lock``'s, and a
+    race's ``--strategies`` (the user's own buyers among them have none of
+    their own)."""
+    from ..engine.race import is_user_code
+    from ..locking.strategies import get
+
+    named = [get(side) for side in ctx.params.get("strategies") or () if not is_user_code(side)]
+    lock = ctx.params.get("strategy")
+    return named if lock is None else [lock, *named]
 
 
 def parse_strategies(

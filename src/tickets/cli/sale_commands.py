@@ -8,7 +8,7 @@ commands (see :mod:`tickets.cli`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,6 +42,9 @@ from .options import (
     workers_options,
 )
 from .sale_group import named_sale_options, sale_fields
+
+if TYPE_CHECKING:
+    from ..locking.strategies import Strategy
 
 
 @click.command()
@@ -79,7 +82,7 @@ def buy(
     ctx: click.Context,
     /,
     buyers: int,
-    strategy: str,
+    strategy: Strategy,
     json_: bool,
     show_all: bool,
     buy_code: str | None,
@@ -125,7 +128,7 @@ def buy(
 
             make_console().print(run_view(result, None) if show_all else run_view(result))
 
-    label = "buy --exec" if config.command is not None else f"buy --lock {config.strategy}"
+    label = "buy --exec" if config.command is not None else f"buy --lock {config.strategy.name}"
     sell_and_exit(label, "buyers", lambda live: run_buy(config, live), show, json_)
 
 
@@ -179,7 +182,7 @@ def race(
     ctx: click.Context,
     /,
     buyers: int,
-    strategy: str,
+    strategy: Strategy,
     no_lock: bool,
     strategies: list[str] | None,
     trials: int,
@@ -247,7 +250,7 @@ for _param in race.params:
 
 def race_sides(
     ctx: click.Context,
-    strategy: str,
+    strategy: Strategy,
     no_lock: bool,
     strategies: list[str] | None,
     opts: dict[str, Any],
@@ -267,7 +270,10 @@ def race_sides(
         raise click.UsageError("--no-lock runs only the unlocked side; leave out --lock")
     if strategies is not None:
         return strategies
-    return ["none"] if no_lock or strategy == "none" else [strategy, "none"]
+    from ..locking.strategies import NO_LOCK
+
+    unlocked = NO_LOCK.name
+    return [unlocked] if no_lock or strategy is NO_LOCK else [strategy.name, unlocked]
 
 
 def worst_unlocked(result: Any) -> Any:
@@ -378,7 +384,7 @@ def queue_command(
     get_timeout: float | None,
     shutdown: str,
     batch: int,
-    strategy: str,
+    strategy: Strategy,
     json_: bool,
     producer_workers: int | None,
     **opts: Any,
@@ -430,5 +436,5 @@ def queue_command(
 
             make_console().print(queue_view(result))
 
-    label = f"queue --lock {strategy}"
+    label = f"queue --lock {strategy.name}"
     sell_and_exit(label, "orders", lambda live: run_queue(config, live), show, json_)

@@ -55,7 +55,7 @@ def history_path_of(config: SaleConfig) -> Path | None:
     """Where the run's history goes (None: ``--history none``)."""
     if not config.keep_history:
         return None
-    what = config.strategy
+    what = config.strategy.name
     buy = getattr(config, "buy", None)
     if buy is not None:  # the user's own buyer: named by its function
         what = safe_name(buy.rpartition(":")[2])
@@ -170,7 +170,7 @@ class SaleLedger(SaleHost):
     def _run_line(self, run_fields: dict[str, Any]) -> dict[str, Any]:
         config = self.config
         extra: dict[str, Any] = {}
-        if config.strategy == "lease":
+        if config.strategy.leases:
             extra = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
         if self.sale is not None:
             offset, uncertainty = self.clock
@@ -189,7 +189,7 @@ class SaleLedger(SaleHost):
             "store_kind": config.store.kind,
             "stock": self.source,
             **extra,
-            "strategy": config.strategy,
+            "strategy": config.strategy.name,
             "initial": self.initial,
             "restocked": self.source == "store" and config.tickets is not None,
             "ticket_ids": self.ticket_ids,

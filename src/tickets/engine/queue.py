@@ -23,9 +23,8 @@ import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..locking.strategies import STRATEGIES
 from .abandoned_lock import ABANDONED
 from .child.orders import run_clerk, run_producer, run_producers
 from .child.plan import OrderPlan
@@ -33,6 +32,9 @@ from .children import Children, describe_exit
 from .config import QueueConfig
 from .harness import FINISHED, REAP_TIMEOUT, Harness, SaleMode, sell
 from .ledger import OperationRow, Progress, RunResult
+
+if TYPE_CHECKING:
+    from ..locking.strategies import Token
 
 #: After a clerk died under the join shutdown, how long the others get to
 #: finish what they hold before the run stops.
@@ -87,7 +89,7 @@ class QueueMode(SaleMode):
         )
         self.join = config.shutdown == "join"
         self.orders: Any = None
-        self.tokens: list[Any] = []
+        self.tokens: list[Token] = []
         self.dead_clerks: dict[int, str] = {}
         self.sentinels = 0
         self.clerks_done = False
@@ -129,7 +131,7 @@ class QueueMode(SaleMode):
     def make_children(self, run: Harness) -> Children:
         size = self.config.queue_size
         self.orders = run.ctx.JoinableQueue(size) if self.join else run.ctx.Queue(size)
-        self.tokens = STRATEGIES[self.config.strategy].hand_out(run.ctx, self.config.clerks)
+        self.tokens = self.config.strategy.hand_out(run.ctx, self.config.clerks)
         close = [run.gate.writer, run.events.reader]
         return Children(run.ctx, self.config.start_method, close_in_child=close)
 

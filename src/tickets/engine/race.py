@@ -180,13 +180,10 @@ def judge(
 
 def in_words(side: SideStats) -> str:
     """ "without a lock 10 tickets were sold 23 times" (the worst trial)."""
-    label = {
-        "none": "without a lock",
-        "per-buyer": "with a lock per buyer",
-        "process": "with one process lock",
-        "file": "with the file lock",
-        "flock": "with the kernel's flock",
-    }.get(side.strategy, f"with {side_label(side.strategy)}")
+    if is_user_code(side.strategy):
+        label = f"with {side_label(side.strategy)}"
+    else:
+        label = STRATEGIES[side.strategy].phrase
     times = "once" if side.sold_max == 1 else f"{side.sold_max} times"
     tickets = "1 ticket was" if side.initial == 1 else f"{side.initial} tickets were"
     text = f"{label} {tickets} sold {times}"
@@ -255,7 +252,7 @@ def side_config(base: BuyConfig, name: str, trial: int) -> BuyConfig:
     seed = trial_seed(base.seed, trial)
     if is_user_code(name):
         return replace(base, buy=name, seed=seed, mode="race")
-    return replace(base, strategy=name, buy=None, seed=seed, mode="race")
+    return replace(base, strategy=STRATEGIES[name], buy=None, seed=seed, mode="race")
 
 
 def _race_result(

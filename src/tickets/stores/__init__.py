@@ -7,8 +7,8 @@
 :mod:`.spec` parses ``--db`` into a :class:`~.spec.StoreSpec`;
 :func:`open_store` opens one in the process that uses it; :mod:`.base` is
 the interface every store offers, and the capabilities an engine may add
-to it. Which strategies each store takes is
-:data:`tickets.constants.STORE_STRATEGIES`.
+to it. Which strategies a store takes follows from its capabilities
+(:func:`tickets.locking.strategies.strategies_for`).
 """
 
 from __future__ import annotations

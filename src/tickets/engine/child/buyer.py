@@ -19,7 +19,6 @@ import time
 
 from ...constants import TYPE_CHECKING
 from ...locking.locks import LockTimeout
-from ...locking.strategies import get, sells_by_take
 from ...stores import NoEffect, StoreError, WriteUnknown, open_store
 from .pipe import EventWriter
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ...locking.locks import BuyerLock
+    from ...locking.strategies import Token
     from ...stores import Store
     from .plan import BuyerPlan
 
@@ -102,7 +102,7 @@ class Counter:
         self.search_delay, self.write_delay = delays
         #: this buyer's own handle on the store (a connection is never shared)
         self.store: Store = open_store(plan.store, plan.lock_timeout, plan.fsync)
-        self.takes = sells_by_take(plan.strategy, plan.store.kind)
+        self.takes = plan.strategy.sells_by_take(self.store)
         #: has it begun a call that may change the store? (then a failure is
         #: an unknown outcome, not a known one)
         self.changing = False
@@ -173,11 +173,11 @@ class Counter:
         if self.kill_at == "locked":
             die()
         self._last_look()
+        dying = die if self.kill_at == "writing" else None
         self.t_taken = time.monotonic()
-        if self.plan.strategy == "transaction":  # optimistic: WATCH ... EXEC
-            seat, self.retries = self.store.take_optimistic(1, self.wait, self.plan.lock_timeout)
-        else:
-            seat = self.store.take(1, before_write=die if self.kill_at == "writing" else None)
+        seat, self.retries = self.plan.strategy.take(
+            self.store, 1, self.wait, self.plan.lock_timeout, before_write=dying
+        )
         if self.kill_at == "written":
             die()
         return seat or None
@@ -211,8 +211,8 @@ class WatchedLock:
         self,
         plan: BuyerPlan,
         store: Store,
-        token: Any,
-        announce: Any = None,
+        token: Token,
+        announce: Callable[[], None] | None = None,
         threaded: bool = False,
     ) -> None:
         self.plan = plan
@@ -229,8 +229,7 @@ class WatchedLock:
 
     def __enter__(self) -> WatchedLock:
         if self._lock is None:
-            strategy = get(self.plan.strategy)
-            self._lock = strategy.child_lock(
+            self._lock = self.plan.strategy.child_lock(
                 self.token,
                 self.store,
                 self.plan.lock_timeout,
@@ -316,7 +315,7 @@ def failure(counter: Counter | None, buyer: int, exc: Exception) -> dict[str, An
 def run_buyer(
     plan: BuyerPlan,
     buyer: int,
-    token: Any,
+    token: Token,
     events: Any,
     gate: Any,
     *,
@@ -341,7 +340,7 @@ def run_buyer(
             writer.send({**never, "t": time.monotonic()})
             return
         holder = {"type": "locked", "pid": counter.base["pid"]}
-        announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
+        announce = (lambda: writer.send(holder)) if plan.strategy.reports_holder else None
         buy_and_report(plan, counter, WatchedLock(plan, counter.store, token, announce))
     except Exception as exc:  # reported, never printed: the parent renders
         writer.send({**failure(counter, buyer, exc), "pid": os.getpid()})
@@ -375,9 +374,8 @@ def warm_up(plan: BuyerPlan, events: EventWriter, gate: Any, rounds: int = 10) -
         gate.poll(0)
         lock = WatchedLock(calm, counter.store, None)
         counter.report(outcome_of(purchase, counter, lock), lock.t_locked)
-        if plan.strategy in ("file", "flock"):  # the others' locks are the launcher's own
-            try:
-                get(plan.strategy).child_lock(None, counter.store, plan.lock_timeout).close()
-            except StoreError:
-                pass
+        try:
+            plan.strategy.warm_up(counter.store, plan.lock_timeout)
+        except StoreError:
+            pass
         counter.store.close()  # no connection crosses a fork

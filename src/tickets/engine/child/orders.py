@@ -20,14 +20,17 @@ from __future__ import annotations
 import os
 import queue as queue_errors
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...locking.locks import LockTimeout
-from ...locking.strategies import get, sells_by_take
 from ...stores import NoEffect, Store, WriteUnknown, open_store
 from .buyer import die, quiet
 from .pipe import Batcher, EventWriter
 from .plan import BuyerPlan, Draws, OrderPlan
+
+if TYPE_CHECKING:
+    from ...locking.locks import BuyerLock
+    from ...locking.strategies import Token
 
 SENTINEL = None
 #: Where a chaos run may kill a clerk (see ``OrderPlan.kill_at``).
@@ -112,16 +115,16 @@ def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) ->
     out.flush()
 
 
-def run_clerk(plan: OrderPlan, clerk: int, token: Any, events: Any, gate: Any, orders: Any) -> None:
+def run_clerk(
+    plan: OrderPlan, clerk: int, token: Token, events: Any, gate: Any, orders: Any
+) -> None:
     """Sell orders from the queue until a sentinel, an idle timeout, or being killed."""
     quiet()
     sale = plan.sale
     out = Batcher(EventWriter.over(events))
     base = {"pid": os.getpid(), "clerk": clerk}
     store = open_store(sale.store, sale.lock_timeout, sale.fsync)
-    lock = get(sale.strategy).child_lock(
-        token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing
-    )
+    lock = sale.strategy.child_lock(token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing)
     counter = Counter(sale, store, lock, Draws(sale.seed, 2, clerk), dict(sale.pause_at).get(clerk))
     die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
     handled = 0
@@ -184,14 +187,14 @@ class Counter:
     lock between its read and its write (None: not at all)."""
 
     def __init__(
-        self, sale: BuyerPlan, store: Store, lock: Any, rng: Draws, pause: float | None = None
+        self, sale: BuyerPlan, store: Store, lock: BuyerLock, rng: Draws, pause: float | None = None
     ) -> None:
         self.sale = sale
         self.store = store
         self.lock = lock
         self.rng = rng
         self.pause = pause
-        self.takes = sells_by_take(sale.strategy, sale.store.kind)
+        self.takes = sale.strategy.sells_by_take(store)
 
     def wait(self) -> None:
         if self.sale.delays.write:
@@ -221,9 +224,7 @@ def sell(
             out.add({**busy, "t": time.monotonic()})
         return
     t_locked = time.monotonic()
-    if (
-        counter.sale.strategy == "process"
-    ):  # who holds the run's lock (tickets.engine.abandoned_lock)
+    if counter.sale.strategy.reports_holder:  # who holds it (tickets.engine.abandoned_lock)
         out.add({"type": "locked", "pid": base["pid"]})
         out.flush()
     outcomes = sell_guarded(counter, taken, point)
@@ -272,12 +273,9 @@ def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[d
     if counter.takes:
         if point == "locked":
             die()
-        if counter.sale.strategy == "transaction":
-            count, retries = store.take_optimistic(
-                len(taken), counter.wait, counter.sale.lock_timeout
-            )
-        else:
-            count = store.take(len(taken))
+        count, retries = counter.sale.strategy.take(
+            store, len(taken), counter.wait, counter.sale.lock_timeout
+        )
         left = count - min(count, len(taken))
     else:
         count = store.load()
