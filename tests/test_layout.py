@@ -135,3 +135,13 @@ def test_every_folder_says_what_it_holds() -> None:
     ):
         doc = ast.get_docstring(ast.parse((SRC / folder / "__init__.py").read_text()))
         assert doc and len(doc) > 100, folder
+
+
+def test_no_two_classes_share_a_name() -> None:
+    """One name, one thing: a lock and a strategy, a buyer's counter and a clerk's."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(str(path.relative_to(SRC)))
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

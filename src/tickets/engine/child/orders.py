@@ -125,7 +125,9 @@ def run_clerk(
     base = {"pid": os.getpid(), "clerk": clerk}
     store = open_store(sale.store, sale.lock_timeout, sale.fsync)
     lock = sale.strategy.child_lock(token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing)
-    counter = Counter(sale, store, lock, Draws(sale.seed, 2, clerk), dict(sale.pause_at).get(clerk))
+    counter = ClerkCounter(
+        sale, store, lock, Draws(sale.seed, 2, clerk), dict(sale.pause_at).get(clerk)
+    )
     die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
     handled = 0
     if not gate.poll(sale.gate_timeout):
@@ -181,7 +183,7 @@ def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
     return taken, False
 
 
-class Counter:
+class ClerkCounter:
     """What a clerk sells with: its own store handle, the strategy's lock,
     its seeded write delays, and how long a chaos run pauses it holding the
     lock between its read and its write (None: not at all)."""
@@ -204,7 +206,7 @@ class Counter:
 
 
 def sell(
-    counter: Counter, taken: list[int], point: str | None, base: dict[str, Any], out: Batcher
+    counter: ClerkCounter, taken: list[int], point: str | None, base: dict[str, Any], out: Batcher
 ) -> None:
     """Sell ``taken`` under one lock acquire and (at most) one write; or, with
     a store's own take, in one call to the store (a script, a transaction)."""
@@ -233,7 +235,9 @@ def sell(
         out.add({**ev, **base, "t_search": t_take, "t_locked": t_locked, "t": t})
 
 
-def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
+def sell_guarded(
+    counter: ClerkCounter, taken: list[int], point: str | None
+) -> list[dict[str, Any]]:
     """Sell, and say what is known when it failed: refused (nothing
     changed), or unknown (inside the critical section, the write may have
     landed). The lock is let go (a transaction committed) before anyone
@@ -264,7 +268,7 @@ def sell_guarded(counter: Counter, taken: list[int], point: str | None) -> list[
     return outcomes
 
 
-def sell_locked(counter: Counter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
+def sell_locked(counter: ClerkCounter, taken: list[int], point: str | None) -> list[dict[str, Any]]:
     """Holding the lock: read the count, give each order a seat while any is
     left, and write what is left once (group commit). With a store's own
     take, one call does the read and the write."""
