@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tickets.constants import STRATEGY_NAMES
 from tickets.engine.children import forget
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "tickets"
@@ -45,6 +46,8 @@ BUYER_MODULES = [
     "tickets.locking.strategies",
     "tickets.constants",
 ]
+#: The one module that reads a strategy's name: the registry that parses it.
+STRATEGY_REGISTRY = SRC / "locking" / "strategies.py"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 60
 #: Declarative click option blocks, exempt from the function length.
@@ -135,6 +138,75 @@ def test_every_folder_says_what_it_holds() -> None:
     ):
         doc = ast.get_docstring(ast.parse((SRC / folder / "__init__.py").read_text()))
         assert doc and len(doc) > 100, folder
+
+
+def _names_spelled(node: ast.AST | None) -> list[str]:
+    """The strategy names ``node`` spells as string literals: itself, or the
+    items of a tuple, list or set literal."""
+    items = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
+    return [
+        item.value
+        for item in items
+        if isinstance(item, ast.Constant)
+        and isinstance(item.value, str)
+        and item.value in STRATEGY_NAMES
+    ]
+
+
+def strategy_name_lookups(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every place ``source`` decides by a strategy's name
+    spelled as a literal: a comparison (``==``, ``!=``, ``in``, ``not in``,
+    ``is``), a ``match`` case, or a dict literal keyed by it (a table looked
+    up by name is a comparison too)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+        elif isinstance(node, ast.MatchValue):
+            operands = [node.value]
+        elif isinstance(node, ast.Dict):
+            operands = [key for key in node.keys if key is not None]
+        else:
+            continue
+        found += [(node.lineno, name) for operand in operands for name in _names_spelled(operand)]
+    return sorted(found)
+
+
+def test_the_strategy_name_check_sees_every_form() -> None:
+    source = """
+if s == "lease": pass
+if "file" != s.name: pass
+if s in ("file", "flock", "hope"): pass
+if s not in {"none"}: pass
+match s:
+    case "atomic" | "deferred": pass
+label = {"process": "one lock", **other}[s]
+if stock == "store" or kind in (b"none",) or s is NO_LOCK: pass
+"""
+    assert strategy_name_lookups(source) == [
+        (2, "lease"),
+        (3, "file"),
+        (4, "file"),
+        (4, "flock"),
+        (5, "none"),
+        (7, "atomic"),
+        (7, "deferred"),
+        (8, "process"),
+    ]
+
+
+def test_no_strategy_name_is_compared_outside_the_registry() -> None:
+    """A name is parsed once into its strategy (tickets.locking.strategies.get);
+    everything else asks the object what it does. "none" and "file" mean
+    other things too (``--history none``, a ``file:`` URL): those meanings
+    have constants of their own."""
+    found = [
+        f"{path.relative_to(SRC)}:{line}: {name!r}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path != STRATEGY_REGISTRY
+        for line, name in strategy_name_lookups(path.read_text())
+    ]
+    assert found == []
 
 
 def test_no_two_classes_share_a_name() -> None:
