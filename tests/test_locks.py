@@ -308,20 +308,23 @@ def test_a_strategy_crosses_a_process_boundary_as_itself() -> None:
 
 
 @pytest.mark.parametrize(
-    "kind, name, sells_by_take",
+    "kind, name, sells_by_take, optimistic",
     [
-        ("sqlite", "atomic", True),
-        ("sqlite", "transaction", False),  # BEGIN IMMEDIATE around the read-modify-write
-        ("redis", "atomic", True),
-        ("redis", "transaction", True),  # WATCH/MULTI: the optimistic take
-        ("redis", "lease", False),
-        ("json", "flock", False),
+        ("sqlite", "atomic", True, False),
+        ("sqlite", "transaction", False, False),  # BEGIN IMMEDIATE around the read-modify-write
+        ("redis", "atomic", True, False),
+        ("redis", "transaction", True, True),  # WATCH/MULTI: the optimistic take
+        ("redis", "lease", False, False),
+        ("json", "flock", False, False),
     ],
 )
-def test_who_sells_by_the_stores_own_take(kind: str, name: str, sells_by_take: bool) -> None:
+def test_who_sells_by_the_stores_own_take(
+    kind: str, name: str, sells_by_take: bool, optimistic: bool
+) -> None:
     from tickets.stores import open_store
     from tickets.stores.spec import parse_db
 
     url = {"json": "s.json", "sqlite": "sqlite:s.db", "redis": "redis://127.0.0.1:1/0"}[kind]
     store = open_store(parse_db(url))  # opened lazily: nothing is connected to
     assert get(name).sells_by_take(store) is sells_by_take
+    assert get(name).takes_optimistically(store) is optimistic

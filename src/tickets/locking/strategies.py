@@ -16,7 +16,8 @@ A strategy says
   builds from it in its own process, on its own store handle
   (:meth:`~Strategy.child_lock`);
 - whether a buyer sells by the store's own take instead, with no lock
-  around it (:meth:`~Strategy.sells_by_take`, :meth:`~Strategy.take`);
+  around it, and which take (:meth:`~Strategy.sells_by_take`,
+  :meth:`~Strategy.takes_optimistically`);
 - what the processes that start buyers do for it once, before the buyers
   (:meth:`~Strategy.prepare_launcher`, :meth:`~Strategy.warm_up`,
   :meth:`~Strategy.prepare_worker`);
@@ -87,24 +88,17 @@ class Strategy(ABC):
         return not self.needs or not self.needs.isdisjoint(capabilities)
 
     def sells_by_take(self, store: Store) -> bool:
-        """Does a buyer sell with ``store``'s own take (:meth:`take`), not a
-        locked read-modify-write?"""
+        """Does a buyer sell with ``store``'s own take, not a locked
+        read-modify-write?"""
         return False
 
-    def take(
-        self,
-        store: Store,
-        n: int,
-        wait: Callable[[], None],
-        timeout: float,
-        before_write: Callable[[], None] | None = None,
-    ) -> tuple[int, int]:
-        """Sell up to ``n`` by the store's own take: the count before, and
-        how often it was tried again. ``wait`` is the write delay (the race
-        window of an optimistic take); ``before_write`` runs just before a
-        single take lands (chaos). A user's buyer may take under any
-        strategy (``store.take()``): the store's one indivisible take."""
-        return store.take(n, before_write=before_write), 0
+    def takes_optimistically(self, store: Store) -> bool:
+        """Is its take ``store``'s optimistic one (:meth:`Store.take_optimistic`,
+        retried while another writer got in between) rather than the one
+        indivisible :meth:`Store.take`? Asked once per buyer: its take is
+        then a direct call to the store. A user's buyer may take under any
+        strategy (``store.take()``)."""
+        return False
 
     def tokens(self, ctx: BaseContext | None) -> Iterator[Token]:
         """Per-buyer tokens, made in the parent (an endless iterator); ``ctx``
@@ -318,17 +312,8 @@ class TransactionStrategy(Strategy):
     def sells_by_take(self, store: Store) -> bool:
         return TAKE_OPTIMISTIC in store.capabilities
 
-    def take(
-        self,
-        store: Store,
-        n: int,
-        wait: Callable[[], None],
-        timeout: float,
-        before_write: Callable[[], None] | None = None,
-    ) -> tuple[int, int]:
-        if self.sells_by_take(store):
-            return store.take_optimistic(n, wait, timeout)
-        return super().take(store, n, wait, timeout, before_write)  # a user's, on SQLite
+    def takes_optimistically(self, store: Store) -> bool:
+        return TAKE_OPTIMISTIC in store.capabilities  # on SQLite a user's take is the plain one
 
     def child_lock(
         self,

@@ -103,6 +103,9 @@ class Counter:
         #: this buyer's own handle on the store (a connection is never shared)
         self.store: Store = open_store(plan.store, plan.lock_timeout, plan.fsync)
         self.takes = plan.strategy.sells_by_take(self.store)
+        #: does its take go WATCH ... EXEC, retried (Redis transaction)? Decided
+        #: once: a take is a direct call to the store
+        self.optimistic = self.takes and plan.strategy.takes_optimistically(self.store)
         #: has it begun a call that may change the store? (then a failure is
         #: an unknown outcome, not a known one)
         self.changing = False
@@ -173,11 +176,11 @@ class Counter:
         if self.kill_at == "locked":
             die()
         self._last_look()
-        dying = die if self.kill_at == "writing" else None
         self.t_taken = time.monotonic()
-        seat, self.retries = self.plan.strategy.take(
-            self.store, 1, self.wait, self.plan.lock_timeout, before_write=dying
-        )
+        if self.optimistic:  # WATCH ... EXEC
+            seat, self.retries = self.store.take_optimistic(1, self.wait, self.plan.lock_timeout)
+        else:
+            seat = self.store.take(1, before_write=die if self.kill_at == "writing" else None)
         if self.kill_at == "written":
             die()
         return seat or None

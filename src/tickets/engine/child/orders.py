@@ -197,6 +197,7 @@ class ClerkCounter:
         self.rng = rng
         self.pause = pause
         self.takes = sale.strategy.sells_by_take(store)
+        self.optimistic = self.takes and sale.strategy.takes_optimistically(store)
 
     def wait(self) -> None:
         if self.sale.delays.write:
@@ -277,9 +278,12 @@ def sell_locked(counter: ClerkCounter, taken: list[int], point: str | None) -> l
     if counter.takes:
         if point == "locked":
             die()
-        count, retries = counter.sale.strategy.take(
-            store, len(taken), counter.wait, counter.sale.lock_timeout
-        )
+        if counter.optimistic:
+            count, retries = store.take_optimistic(
+                len(taken), counter.wait, counter.sale.lock_timeout
+            )
+        else:
+            count = store.take(len(taken))
         left = count - min(count, len(taken))
     else:
         count = store.load()
