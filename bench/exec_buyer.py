@@ -17,6 +17,7 @@ from pathlib import Path
 from tickets.engine.buy import run_buy
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig
+from tickets.locking.strategies import STRATEGIES
 from tickets.stores.spec import parse_db
 
 
@@ -26,7 +27,7 @@ def built_in(folder: Path, buyers: int) -> float:
             store=parse_db(str(folder / "t.json")),
             buyers=buyers,
             tickets=buyers,
-            strategy="flock",
+            strategy=STRATEGIES["flock"],
             delays=Delays.none(),
             history=folder / f"h-{time.monotonic_ns()}.jsonl",
         )
@@ -40,7 +41,7 @@ def command(folder: Path, buyers: int, text: str) -> float:
         BuyConfig(
             store=parse_db(str(folder / "t.json")),
             buyers=buyers,
-            strategy="none",
+            strategy=STRATEGIES["none"],
             command=text,
             stock_cmd=f"echo {buyers}",
             tickets=None,

@@ -55,6 +55,7 @@ from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig, QueueConfig
 from tickets.engine.queue import run_queue
 from tickets.locking.locks import FileLock, FlockLock, NoLock, ProcessLock
+from tickets.locking.strategies import STRATEGIES
 from tickets.stores import json_file as st
 from tickets.stores.spec import parse_db
 
@@ -88,7 +89,7 @@ def sale(path: Path, strategy: str, n: int) -> float:
             store=parse_db(str(path)),
             buyers=n,
             tickets=n,
-            strategy=strategy,
+            strategy=STRATEGIES[strategy],
             delays=Delays.none(),
             history=path.parent / f"h-{strategy}-{time.monotonic_ns()}.jsonl",
         )
@@ -195,7 +196,7 @@ def polling_against_blocking(path: Path) -> None:
                 store=parse_db(str(path)),
                 buyers=50,
                 tickets=10,
-                strategy=strategy,
+                strategy=STRATEGIES[strategy],
                 seed=seed,
                 history=path.parent / f"d-{strategy}-{time.monotonic_ns()}.jsonl",
             )

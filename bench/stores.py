@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tickets.constants import LOCK_STRATEGY_NAMES, NATIVE_STRATEGIES
 from tickets.engine.buy import run_buy
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig, QueueConfig
 from tickets.engine.queue import run_queue
+from tickets.locking.strategies import STRATEGIES, strategies_for
 from tickets.stores import open_store
 from tickets.stores.spec import parse_db
 
@@ -67,7 +67,7 @@ def sale(url: str, strategy: str, buyers: int, folder: Path, lock_file: Path | N
             store=spec(url, lock_file),
             buyers=buyers,
             tickets=buyers,
-            strategy=strategy,
+            strategy=STRATEGIES[strategy],
             delays=Delays.none(),
             lock_timeout=60,
             history=folder / f"b-{time.monotonic_ns()}.jsonl",
@@ -81,7 +81,7 @@ def queue(url: str, strategy: str, folder: Path, lock_file: Path | None) -> floa
     result = run_queue(
         QueueConfig(
             store=spec(url, lock_file),
-            strategy=strategy,
+            strategy=STRATEGIES[strategy],
             producers=2,
             orders=QUEUE_ORDERS // 2,
             clerks=2,
@@ -104,7 +104,7 @@ def report_store(
     what = "UPDATE ... RETURNING, autocommit" if kind == "sqlite" else "Lua take, pipelined x100"
     print(f"   {kind}: bare loop ({what}) {bare:,.0f}/s")
     print(f"   {'strategy':<12} {'sale':>9} {'ratio':>6} {'queue':>9} {'ratio':>6}")
-    for strategy in LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind]:
+    for strategy in (s.name for s in strategies_for(kind)):
         if strategy in ("per-buyer",):
             continue  # the same as none, by design
         run = max(sale(url, strategy, buyers, folder, lock_file) for _ in range(repeat))

@@ -16,6 +16,7 @@ from pathlib import Path
 from tickets.engine.buy import run_buy
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig
+from tickets.locking.strategies import STRATEGIES
 from tickets.stores.spec import parse_db
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "booking.py")
@@ -27,7 +28,7 @@ def sale(folder: Path, buyers: int, buy: str | None) -> float:
             store=parse_db(str(folder / "t.json")),
             buyers=buyers,
             tickets=buyers,
-            strategy="flock",
+            strategy=STRATEGIES["flock"],
             delays=Delays.none(),
             buy=buy,
             history=folder / f"h-{time.monotonic_ns()}.jsonl",

@@ -42,7 +42,7 @@ def test_a_sale_run_and_checked_through_the_library(tmp_path: Path) -> None:
         store=spec_of(store),
         buyers=6,
         tickets=4,
-        strategy="flock",
+        strategy=tickets.STRATEGIES["flock"],
         delays=tickets.Delays(0.001, 0.001),
     )
     result = tickets.run_buy(config)

@@ -36,6 +36,7 @@ from tickets.engine.child.session import BuyerSession, WatchedLock
 from tickets.engine.child.user_buyer import outcome as user_outcome
 from tickets.engine.event_pipe import EventPipe
 from tickets.locking.locks import LockTimeout
+from tickets.locking.strategies import get
 from tickets.stores import NoEffect, WriteUnknown
 from tickets.stores import json_file as st
 
@@ -116,7 +117,7 @@ def test_warming_up_a_buyer_changes_nothing(store: Path) -> None:
     read_end, write_end = os.pipe()
     sink = os.open(os.devnull, os.O_RDWR)
     try:
-        for strategy in ("none", "per-buyer", "process", "file", "flock"):
+        for strategy in map(get, ("none", "per-buyer", "process", "file", "flock")):
             plan = BuyerPlan(
                 store=spec_of(store), strategy=strategy, seed=1, delays=Delays(), lock_timeout=1
             )
@@ -267,7 +268,7 @@ def test_outcomes_are_fresh_dicts() -> None:
 def _plan(store: Path, strategy: str = "flock") -> BuyerPlan:
     st.save(store, 3)
     return BuyerPlan(
-        store=spec_of(store), strategy=strategy, seed=1, delays=Delays(), lock_timeout=1
+        store=spec_of(store), strategy=get(strategy), seed=1, delays=Delays(), lock_timeout=1
     )
 
 
@@ -375,7 +376,7 @@ class _Store:
 
 
 def _clerk(count: int | Exception, lock: _Lock) -> Any:
-    sale = SimpleNamespace(strategy="flock", delays=Delays(0, 0), lock_timeout=1)
+    sale = SimpleNamespace(strategy=get("flock"), delays=Delays(0, 0), lock_timeout=1)
     return SimpleNamespace(
         takes=False, store=_Store(count), lock=lock, sale=sale, retries=0, wait=lambda: None
     )

@@ -21,6 +21,7 @@ from tickets.engine.chaos import Chaos
 from tickets.engine.child.plan import Delays
 from tickets.engine.child.session import BUYER_KILL_POINTS as BUYER_POINTS
 from tickets.engine.ledger import RunResult
+from tickets.locking.strategies import STRATEGIES
 from tickets.stores import json_file as st
 from tickets.stores.json_file import lock_path
 
@@ -139,7 +140,7 @@ def test_dead_holder_of_a_process_lock_stops_the_queue(store: Path) -> None:
         clerks=3,
         queue_size=5,
         tickets=20,
-        strategy="process",
+        strategy=STRATEGIES["process"],
         kill_at=tuple((c, 1, "locked") for c in range(3)),
         delays=Delays(0.001, 0.001),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import handle, run_all, shell_flock_holder, spec_of
+from tickets.constants import STORE_KINDS
 from tickets.locking.locks import (
     FileLock,
     FlockLock,
@@ -22,7 +24,8 @@ from tickets.locking.locks import (
     names_held_file,
 )
 from tickets.locking.store_claim import store_lock
-from tickets.locking.strategies import STRATEGIES, get
+from tickets.locking.strategies import STRATEGIES, get, strategies_for
+from tickets.stores import KIND_CAPABILITIES
 from tickets.stores.base import StoreError
 from tickets.stores.json_file import lock_path
 
@@ -274,3 +277,54 @@ def test_a_deleted_lock_file_does_not_let_two_in(store: Path, holder: str) -> No
             if p is not None and p.is_alive():
                 p.kill()
                 p.join(5)
+
+
+def test_each_engine_has_the_capabilities_its_kind_is_known_by() -> None:
+    """A store's capabilities are the capability methods it implements; the
+    table that says them without importing its engine must agree."""
+    from tickets.stores.json_file import JsonFileStore
+    from tickets.stores.redis import RedisStore
+    from tickets.stores.sqlite import SqliteStore
+
+    engines = (JsonFileStore, SqliteStore, RedisStore)
+    assert {engine.kind: engine.capabilities for engine in engines} == KIND_CAPABILITIES
+    assert tuple(KIND_CAPABILITIES) == STORE_KINDS
+
+
+def test_a_store_takes_the_strategies_its_capabilities_allow() -> None:
+    locks = ["none", "per-buyer", "process", "file", "flock"]
+    assert {kind: [s.name for s in strategies_for(kind)] for kind in STORE_KINDS} == {
+        "json": locks,
+        "sqlite": [*locks, "atomic", "transaction", "deferred"],
+        "redis": [*locks, "atomic", "transaction", "lease"],
+    }
+
+
+def test_a_strategy_crosses_a_process_boundary_as_itself() -> None:
+    """A plan pickled for a spawned buyer carries its strategy by name."""
+    for strategy in STRATEGIES.values():
+        assert pickle.loads(pickle.dumps(strategy)) is strategy
+        assert type(strategy).__name__.endswith("Strategy")  # never a lock's name
+
+
+@pytest.mark.parametrize(
+    "kind, name, sells_by_take, optimistic",
+    [
+        ("sqlite", "atomic", True, False),
+        ("sqlite", "transaction", False, False),  # BEGIN IMMEDIATE around the read-modify-write
+        ("redis", "atomic", True, False),
+        ("redis", "transaction", True, True),  # WATCH/MULTI: the optimistic take
+        ("redis", "lease", False, False),
+        ("json", "flock", False, False),
+    ],
+)
+def test_who_sells_by_the_stores_own_take(
+    kind: str, name: str, sells_by_take: bool, optimistic: bool
+) -> None:
+    from tickets.stores import open_store
+    from tickets.stores.spec import parse_db
+
+    url = {"json": "s.json", "sqlite": "sqlite:s.db", "redis": "redis://127.0.0.1:1/0"}[kind]
+    store = open_store(parse_db(url))  # opened lazily: nothing is connected to
+    assert get(name).sells_by_take(store) is sells_by_take
+    assert get(name).takes_optimistically(store) is optimistic

@@ -22,6 +22,7 @@ from tickets.engine.buy import run_buy
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig, ConfigError, QueueConfig
 from tickets.engine.queue import run_queue
+from tickets.locking.strategies import STRATEGIES
 from tickets.stores.spec import BadStoreURL, parse_db
 
 pytestmark = pytest.mark.timeout(120)
@@ -104,7 +105,7 @@ def test_redis_transaction_retries_are_counted(redis_url: str) -> None:
 def test_redis_transaction_retries_in_the_queue(redis_url: str) -> None:
     config = QueueConfig(
         store=parse_db(redis_url),
-        strategy="transaction",
+        strategy=STRATEGIES["transaction"],
         tickets=20,
         producers=1,
         orders=20,
@@ -127,7 +128,7 @@ def test_queue_sells_exactly_the_stock_on_every_engine(real_store: str, batch: i
     for strategy in strategies:
         config = QueueConfig(
             store=parse_db(real_store),
-            strategy=strategy,
+            strategy=STRATEGIES[strategy],
             tickets=30,
             producers=2,
             orders=25,
@@ -186,7 +187,7 @@ def test_a_lease_outlived_by_its_holder_oversells(redis_url: str) -> None:
     report = result.report
     assert report.oversold > 0 and report.double_sold_seats, report
     assert not report.passed
-    assert "a lease is not a mutex" in verdict(report, None, "lease").plain
+    assert "a lease is not a mutex" in verdict(report, None, result.config.strategy).plain
 
 
 def test_fencing_refuses_the_stale_holder(redis_url: str) -> None:
@@ -205,7 +206,7 @@ def test_clerks_that_outlive_their_lease(redis_url: str, fencing: bool) -> None:
 
     config = QueueConfig(
         store=parse_db(redis_url),
-        strategy="lease",
+        strategy=STRATEGIES["lease"],
         tickets=10,
         producers=1,
         orders=6,
@@ -234,7 +235,7 @@ def test_the_lease_options_need_the_lease(tmp_path: Path, invoke: Any) -> None:
     result = invoke("--db", url, "buy", "--lease-ttl", "50")
     assert result.exit_code == 2 and "--lease-ttl is for --lock lease" in result.output
     with pytest.raises(ConfigError, match="does not apply to a sqlite store"):
-        BuyConfig(store=parse_db(url), strategy="lease", buyers=2)
+        BuyConfig(store=parse_db(url), strategy=STRATEGIES["lease"], buyers=2)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from helpers import spec_of
 from tickets.engine.child.plan import Delays
 from tickets.engine.config import BuyConfig
 from tickets.engine.ledger import RunResult
+from tickets.locking.strategies import STRATEGIES
 from tickets.stores.base import StoreError
 
 Sale = Callable[..., RunResult]
@@ -261,7 +262,7 @@ def test_every_engine_and_strategy_under_heavy_contention(
                 store=parse_db(real_store),
                 buyers=300,
                 tickets=100,
-                strategy=strategy,
+                strategy=STRATEGIES[strategy],
                 seed=seed,
                 delays=Delays.none(),
                 lock_timeout=60,
@@ -282,7 +283,7 @@ def test_every_engine_and_strategy_under_heavy_contention(
                     store=parse_db(real_store),
                     buyers=10,
                     tickets=10,
-                    strategy="lease",
+                    strategy=STRATEGIES["lease"],
                     seed=seed,
                     lease_ttl=0.05,
                     fencing=fencing,

@@ -9,20 +9,16 @@ forked buyers load nothing more for them.
 #: typing (see tickets.engine.child): type checkers take any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 
-#: The lock strategies (see tickets.locking.locks), in the order tables show them:
-#: they protect a read-modify-write on any store, from outside.
+#: The names of the lock strategies, in the order tables show them: they
+#: protect a read-modify-write on any store, from outside. Names only, for
+#: the command line's choices: a strategy is an object of
+#: tickets.locking.strategies, and which a store takes follows from what it can do.
 LOCK_STRATEGY_NAMES = ("none", "per-buyer", "process", "file", "flock")
-#: The stores (see tickets.stores) and the strategies each engine adds of its own.
+#: The stores (see tickets.stores).
 STORE_KINDS = ("json", "sqlite", "redis")
-NATIVE_STRATEGIES = {
-    "json": (),
-    "sqlite": ("atomic", "transaction", "deferred"),
-    "redis": ("atomic", "transaction", "lease"),
-}
-#: Every strategy, in the order tables show them.
+#: Every strategy's name, in the order tables show them: the lock strategies,
+#: then those that need a store that can do something of its own.
 STRATEGY_NAMES = LOCK_STRATEGY_NAMES + ("atomic", "transaction", "deferred", "lease")
-#: The strategies each store can sell with: the lock strategies and its own.
-STORE_STRATEGIES = {kind: LOCK_STRATEGY_NAMES + NATIVE_STRATEGIES[kind] for kind in STORE_KINDS}
 DEFAULT_STRATEGY = "file"
 #: How long connecting to a store's server may take (seconds; --connect-timeout).
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -34,7 +30,11 @@ DEFAULT_EXEC_TIMEOUT = 20.0
 DEFAULT_SOLD_OUT_EXIT = 22
 #: Where a run reads its stock: its store, --stock-cmd, or nowhere (a command
 #: buyer's sale with neither: the checks that need the stock do not run).
-STOCK_SOURCES = ("store", "command", "none")
+#: (The word "none" is a strategy's name too: each meaning has its constant.)
+UNREAD_STOCK = "none"
+STOCK_SOURCES = ("store", "command", UNREAD_STOCK)
+#: ``--history none``: no history is kept.
+NO_HISTORY = "none"
 #: buyers in one sale (on workers); a process each is for up to MAX_PROCESS_BUYERS
 MAX_BUYERS = 10_000_000
 MAX_PROCESS_BUYERS = 5000

@@ -38,6 +38,19 @@ class TicketsError(Exception):
         return (_rebuilt, (type(self), self.args, self.__dict__))
 
 
+class StoreError(TicketsError):
+    """The store (or its lock) cannot be used (exit 3): ``path: problem; fix``.
+
+    ``path`` names the store: a file, or a URL with its password hidden.
+    """
+
+    def __init__(self, path: object, problem: str, fix: str = "") -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{self.path}: {problem}", fix)
+
+
 class UsageProblem(TicketsError):
     """What was asked cannot be done as written (a flag, a URL, a command,
     the user's buyer): a usage error, exit 2."""

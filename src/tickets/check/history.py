@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..constants import UNREAD_STOCK
 from ..errors import TicketsError
 from ..stores.json_file import is_special
 from .events import is_end_line, is_operation_event, is_run_line, is_take
@@ -235,7 +236,7 @@ class _Reader:
                     elif is_take(ev):
                         ops.add_take(ev)
                     elif is_end_line(ev):
-                        known = self.run is not None and self.run.get("stock") != "none"
+                        known = self.run is not None and self.run.get("stock") != UNREAD_STOCK
                         self.end = check_end_line(ev, ops, known)
                     elif is_run_line(ev):
                         raise Malformed("a second run line (concatenated histories?)")

@@ -17,9 +17,10 @@ from ..constants import (
     MAX_WORKER_PRODUCERS,
     STOCK_SOURCES,
     STORE_KINDS,
-    STORE_STRATEGIES,
     STRATEGY_NAMES,
+    UNREAD_STOCK,
 )
+from ..locking.strategies import get, strategies_for
 from .operations import MODES, READABLE_VERSIONS, Malformed, Operations, is_time, printable
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def check_run_line(ev: RunLine) -> tuple[int, str]:
     stock = ev.get("stock", "store")
     if stock not in STOCK_SOURCES:
         raise Malformed(f"run line has stock {stock!r}, not one of {', '.join(STOCK_SOURCES)}")
-    if stock == "none":  # nothing could read the stock: it is unknown, and said so
+    if stock == UNREAD_STOCK:  # nothing could read the stock: it is unknown, and said so
         if ev.get("initial") is not None:
             raise Malformed("run line has an initial stock but says none was read")
     elif not _is_int(ev.get("initial"), 0, MAX_COUNT):
@@ -67,7 +68,7 @@ def check_run_line(ev: RunLine) -> tuple[int, str]:
     kind = ev.get("store_kind", "json")  # histories from before the real stores are JSON's
     if kind not in STORE_KINDS:
         raise Malformed(f"run line has store kind {kind!r}, not one of {', '.join(STORE_KINDS)}")
-    if strategy not in STORE_STRATEGIES[kind]:
+    if get(strategy) not in strategies_for(kind):
         raise Malformed(f"run line has strategy {strategy!r}, which a {kind} store does not have")
     for key in ("seed", "pid", "batch", "clerks", "queue_size"):
         value = ev.get(key)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..constants import DEFAULT_EXEC_TIMEOUT, DEFAULT_SOLD_OUT_EXIT
+from ..constants import DEFAULT_EXEC_TIMEOUT, DEFAULT_SOLD_OUT_EXIT, UNREAD_STOCK
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +94,9 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
             )
         if _given(ctx, "strategy"):
             raise click.UsageError("--lock does not apply to --exec: the command locks as it will")
-        fields["strategy"] = "none"
+        from ..locking.strategies import NO_LOCK
+
+        fields["strategy"] = NO_LOCK
     if stock_cmd is not None and db_given and command is not None:
         raise click.UsageError(
             "--db and --stock-cmd both say where the stock is: give --db if the command sells "
@@ -103,8 +105,8 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
     if stock_cmd is not None:
         out["stock"] = "command"
     elif not db_given:
-        out["stock"] = "none"
-    if out.get("stock") in ("command", "none"):
+        out["stock"] = UNREAD_STOCK
+    if "stock" in out:  # kept by the command, or nowhere the tool can read
         for name, flag in (("tickets", "--tickets"), ("keep_stock", "--keep-stock")):
             if _given(ctx, name):
                 raise click.UsageError(

@@ -22,6 +22,7 @@ from ..constants import (
     MAX_PROCESS_BUYERS,
     MAX_WORKERS,
     NO_DELAY_CONCURRENCY,
+    NO_HISTORY,
     STRATEGY_NAMES,
 )
 from .params import Amount, Count
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..engine.chaos import Chaos
     from ..engine.child.plan import Delays
+    from ..locking.strategies import Strategy
     from ..stores.spec import StoreSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -245,12 +247,20 @@ def chaos_from(ctx: click.Context, opts: dict[str, Any]) -> Chaos | None:
     )
 
 
+def parse_strategy(ctx: click.Context, param: click.Parameter, value: str) -> Strategy:
+    """``--lock NAME``: the strategy itself (the command line's one look at a name)."""
+    from ..locking.strategies import get
+
+    return get(value)
+
+
 def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
     return click.option(
         "-l",
         "--lock",
         "strategy",
         type=click.Choice(STRATEGY_NAMES),
+        callback=parse_strategy,
         default=default,
         show_default=True,
         help="How a buyer (queue: a clerk) protects its read-modify-write. Any store: none, "
@@ -309,9 +319,8 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
     if opts["history"] == "":
         raise click.BadParameter("give a file path, not an empty one", param_hint="--history")
     spec = obj.spec
-    leases = [ctx.params.get("strategy"), *(ctx.params.get("strategies") or ())]
     if ctx.get_parameter_source("lease_ttl") is not click.core.ParameterSource.DEFAULT and (
-        "lease" not in leases
+        not any(s.leases for s in sale_strategies(ctx))
     ):
         raise click.UsageError("--lease-ttl is for --lock lease (a Redis store)")
     fields = {
@@ -325,8 +334,8 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
         "stall_timeout": opts["stall_timeout"],
         "fsync": opts["fsync"],
         "start_method": opts["start_method"],
-        "history": None if opts["history"] == "none" else as_path(opts["history"]),
-        "keep_history": opts["history"] != "none",
+        "history": None if opts["history"] == NO_HISTORY else as_path(opts["history"]),
+        "keep_history": opts["history"] != NO_HISTORY,
         "lease_ttl": opts["lease_ttl"] / 1000,
         "fencing": opts["fencing"],
     }
@@ -337,6 +346,18 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
     return fields
 
 
+def sale_strategies(ctx: click.Context) -> list[Strategy]:
+    """The strategies the command's sales run under: ``--lock``'s, and a
+    race's ``--strategies`` (the user's own buyers among them have none of
+    their own)."""
+    from ..engine.race import is_user_code
+    from ..locking.strategies import get
+
+    named = [get(side) for side in ctx.params.get("strategies") or () if not is_user_code(side)]
+    lock = ctx.params.get("strategy")
+    return named if lock is None else [lock, *named]
+
+
 def parse_strategies(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> list[str] | None:
@@ -344,7 +365,7 @@ def parse_strategies(
     strategies, and the user's own buyers (checked before anything starts)."""
     if value is None:
         return None
-    from ..locking.strategies import is_user_code
+    from ..engine.race import is_user_code
 
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in STRATEGY_NAMES and not is_user_code(n)]

@@ -22,6 +22,7 @@ from ..constants import (
     MAX_QUEUE_SIZE,
     MAX_WORKER_PRODUCERS,
     MAX_WORKERS,
+    NO_HISTORY,
     ROWS_KEPT,
 )
 from .console import emit_json, make_console, run_live, sell_and_exit
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
     from ..engine.ledger import RunResult
     from ..engine.race import RaceResult, RaceRun
+    from ..locking.strategies import Strategy
 
 
 @click.command()
@@ -85,7 +87,7 @@ def buy(
     ctx: click.Context,
     /,
     buyers: int,
-    strategy: str,
+    strategy: Strategy,
     json_: bool,
     show_all: bool,
     buy_code: str | None,
@@ -131,7 +133,7 @@ def buy(
 
             make_console().print(run_view(result, None) if show_all else run_view(result))
 
-    label = "buy --exec" if config.command is not None else f"buy --lock {config.strategy}"
+    label = "buy --exec" if config.command is not None else f"buy --lock {config.strategy.name}"
     sell_and_exit(label, "buyers", lambda live: run_buy(config, live), show, json_)
 
 
@@ -185,7 +187,7 @@ def race(
     ctx: click.Context,
     /,
     buyers: int,
-    strategy: str,
+    strategy: Strategy,
     no_lock: bool,
     strategies: list[str] | None,
     trials: int,
@@ -253,7 +255,7 @@ for _param in race.params:
 
 def race_sides(
     ctx: click.Context,
-    strategy: str,
+    strategy: Strategy,
     no_lock: bool,
     strategies: list[str] | None,
     opts: dict[str, Any],
@@ -264,7 +266,7 @@ def race_sides(
     if opts["keep_stock"]:
         raise click.UsageError("--keep-stock does not fit a race: every run restocks to --tickets")
     drawn = show_timeline or opts["svg"] or opts["html"]
-    if drawn and opts["history"] == "none":
+    if drawn and opts["history"] == NO_HISTORY:
         raise click.UsageError("timelines draw kept histories: leave out --history none")
     explicit_lock = ctx.get_parameter_source("strategy") is not click.core.ParameterSource.DEFAULT
     if strategies is not None and (no_lock or explicit_lock):
@@ -273,14 +275,15 @@ def race_sides(
         raise click.UsageError("--no-lock runs only the unlocked side; leave out --lock")
     if strategies is not None:
         return strategies
-    return ["none"] if no_lock or strategy == "none" else [strategy, "none"]
+    from ..locking.strategies import NO_LOCK
+
+    unlocked = NO_LOCK.name
+    return [unlocked] if no_lock or strategy is NO_LOCK else [strategy.name, unlocked]
 
 
 def worst_unlocked(result: RaceResult) -> RaceRun:
     """The run of a strategy without exclusion that oversold most (or any run)."""
-    from ..locking.strategies import excludes
-
-    unlocked = [r for r in result.runs if not excludes(r.strategy)]
+    unlocked = [r for r in result.runs if not r.excludes]
     pool = unlocked or list(result.runs)
     return max(pool, key=lambda r: (r.result.report.oversold, -r.trial))
 
@@ -298,12 +301,11 @@ def export_race(result: RaceResult, svg: str | None, html: str | None) -> None:
     from rich.text import Text
 
     from ..check.history import read
-    from ..locking.strategies import excludes
     from ..render.timeline import timeline
     from .history_commands import export
 
     worst = worst_unlocked(result)
-    locked = next((r for r in result.runs if excludes(r.strategy)), None)
+    locked = next((r for r in result.runs if r.excludes), None)
     shown = [worst] if locked is None or locked is worst else [locked, worst]
     with translate_errors():
         pictures = [timeline(read(drawn(r)), width=120) for r in shown]
@@ -393,7 +395,7 @@ def queue_command(
     get_timeout: float | None,
     shutdown: str,
     batch: int,
-    strategy: str,
+    strategy: Strategy,
     json_: bool,
     producer_workers: int | None,
     **opts: Any,
@@ -445,5 +447,5 @@ def queue_command(
 
             make_console().print(queue_view(result))
 
-    label = f"queue --lock {strategy}"
+    label = f"queue --lock {strategy.name}"
     sell_and_exit(label, "orders", lambda live: run_queue(config, live), show, json_)

@@ -37,10 +37,11 @@ from ..constants import (
     MAX_WORKERS,
     NO_DELAY_CONCURRENCY,
     STOCK_SOURCES,
-    STORE_STRATEGIES,
     STRATEGY_NAMES,
+    UNREAD_STOCK,
 )
 from ..errors import ConfigError as ConfigError  # what a config raises
+from ..locking.strategies import NO_LOCK, Strategy, get, strategies_for
 from ..stores.spec import StoreSpec
 from .child.plan import BuyerPlan, Delays
 
@@ -88,7 +89,8 @@ class SaleConfig:
 
     #: where the stock is (a path is taken as a JSON file, or a URL: see tickets.stores.spec)
     store: StoreSpec
-    strategy: str = DEFAULT_STRATEGY
+    #: how buyers protect their read-modify-write (a name is taken as the strategy's)
+    strategy: Strategy = get(DEFAULT_STRATEGY)
     #: restock to this many tickets before the run; None keeps the stock as it is
     tickets: int | None = DEFAULT_TICKETS
     seed: int = 0
@@ -117,17 +119,21 @@ class SaleConfig:
                 object.__setattr__(self, "store", parse_db(str(self.store)))
             except BadStoreURL as exc:
                 raise ConfigError(str(exc)) from None
-        if self.strategy not in STRATEGY_NAMES:
-            raise ConfigError(
-                f"unknown strategy {self.strategy!r}; choose from {', '.join(STRATEGY_NAMES)}"
-            )
-        usable = STORE_STRATEGIES[self.store.kind]
+        if not isinstance(self.strategy, Strategy):  # a name, as the library's callers give it
+            try:
+                object.__setattr__(self, "strategy", get(str(self.strategy)))
+            except ValueError:
+                names = ", ".join(STRATEGY_NAMES)
+                raise ConfigError(
+                    f"unknown strategy {self.strategy!r}; choose from {names}"
+                ) from None
+        usable = strategies_for(self.store.kind)
         if self.strategy not in usable:
             raise ConfigError(
-                f"--lock {self.strategy} does not apply to a {self.store.kind} store; "
-                f"it takes {', '.join(usable)}"
+                f"--lock {self.strategy.name} does not apply to a {self.store.kind} store; "
+                f"it takes {', '.join(s.name for s in usable)}"
             )
-        if self.fencing and self.strategy != "lease":
+        if self.fencing and not self.strategy.leases:
             raise ConfigError("--fencing is for --lock lease (a Redis store)")
         if not 0.001 <= self.lease_ttl <= MAX_WAIT_S:
             raise ConfigError(f"lease ttl must be from 1 ms to a day, got {self.lease_ttl}")
@@ -213,11 +219,11 @@ class BuyConfig(SaleConfig):
             raise ConfigError(f"stock must be one of {', '.join(STOCK_SOURCES)}")
         if self.stock == "command" and self.stock_cmd is None:
             raise ConfigError("a stock read by a command needs --stock-cmd CMD")
-        if self.stock == "none" and self.command is None:
+        if self.stock == UNREAD_STOCK and self.command is None:
             raise ConfigError("only a command buyer's sale (--exec) may go without a stock")
         if self.command is not None and self.buy is not None:
             raise ConfigError("--buy and --exec both name the buyer; give one")
-        if self.command is not None and self.strategy != "none":
+        if self.command is not None and self.strategy is not NO_LOCK:
             raise ConfigError("--lock does not apply to --exec: the command does its own locking")
         if self.command is not None:
             _check_fd_limit(self.buyers)

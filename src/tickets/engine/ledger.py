@@ -38,7 +38,7 @@ from ..check.operations import (
     printable,
 )
 from ..check.verdict import evaluate
-from ..constants import ROWS_KEPT
+from ..constants import ROWS_KEPT, UNREAD_STOCK
 from ..locking.store_claim import SaleClaim, check_lock_path, restock, sweep
 from ..named_sale.host import SaleHost
 from ..named_sale.registry import NamedSale
@@ -78,7 +78,7 @@ def history_path_of(config: SaleConfig) -> Path | None:
     """Where the run's history goes (None: ``--history none``)."""
     if not config.keep_history:
         return None
-    what = config.strategy
+    what = config.strategy.name
     buy = getattr(config, "buy", None)
     if buy is not None:  # the user's own buyer: named by its function
         what = safe_name(buy.rpartition(":")[2])
@@ -193,7 +193,7 @@ class SaleLedger(SaleHost):
     def _run_line(self, run_fields: ModeFields) -> RunLine:
         config = self.config
         lease: LeaseFields = {}
-        if config.strategy == "lease":
+        if config.strategy.leases:
             lease = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
         sale: SaleFields = {}
         if self.sale is not None:
@@ -213,7 +213,7 @@ class SaleLedger(SaleHost):
             stock=self.source,
             **lease,
             **sale,
-            strategy=config.strategy,
+            strategy=config.strategy.name,
             initial=self.initial,
             restocked=self.source == "store" and config.tickets is not None,
             ticket_ids=self.ticket_ids,
@@ -249,7 +249,7 @@ class SaleLedger(SaleHost):
         if self.store is not None:
             sweep(self.store, self.config.lock_timeout)  # what this run's killed writers left
             return read_final(self.store)
-        if self.source == "none":
+        if self.source == UNREAD_STOCK:
             return None, None
         try:
             return read_stock(self.config.stock_cmd, "after the sale"), None  # type: ignore[attr-defined]

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..check.events import OPERATION_KINDS, QUEUE_FULL, abandoned, no_outcome, unsold
-from ..locking.strategies import STRATEGIES
 from .child.orders import run_clerk, run_producer, run_producers
 from .child.plan import OrderPlan
 from .children import Children, describe_exit
@@ -36,6 +35,7 @@ from .ledger import OperationRow, Progress, RunResult
 
 if TYPE_CHECKING:
     from ..check.events import Message, ModeFields, Outcome
+    from ..locking.strategies import Token
 
 #: After a clerk died under the join shutdown, how long the others get to
 #: finish what they hold before the run stops.
@@ -89,7 +89,7 @@ class QueueMode(SaleMode):
         )
         self.join = config.shutdown == "join"
         self.orders: Any = None
-        self.tokens: list[Any] = []
+        self.tokens: list[Token] = []
         self.dead_clerks: dict[int, str] = {}
         self.sentinels = 0
         self.clerks_done = False
@@ -131,7 +131,7 @@ class QueueMode(SaleMode):
     def make_children(self, run: Harness) -> Children:
         size = self.config.queue_size
         self.orders = run.ctx.JoinableQueue(size) if self.join else run.ctx.Queue(size)
-        self.tokens = STRATEGIES[self.config.strategy].hand_out(run.ctx, self.config.clerks)
+        self.tokens = self.config.strategy.hand_out(run.ctx, self.config.clerks)
         close = [run.gate.writer, run.events.reader]
         return Children(run.ctx, self.config.start_method, close_in_child=close)
 

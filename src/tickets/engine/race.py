@@ -4,6 +4,11 @@ Every strategy gets the same buyers, stock, delays and, trial by trial, the
 same seed, so the only difference between the sides is the lock. Oversell by
 a strategy that does not exclude (``none``, ``per-buyer``) is the expected
 demonstration; a strategy that excludes must pass every check.
+
+A side is named by a word: a strategy's name, or the user's own buyer
+(``FILE.py:FUNC``, ``MODULE:FUNC``), which runs under the base config's
+lock and is there to be judged, so it counts as one that excludes. The
+word is what the tables and the JSON document show.
 """
 
 from __future__ import annotations
@@ -13,12 +18,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..locking.strategies import STRATEGIES, excludes, is_user_code, side_label
+from ..locking.strategies import STRATEGIES
 from .buy import run_buy
 from .config import BuyConfig, ConfigError
 from .ledger import Progress, RunResult
 
 MAX_TRIALS = 1000
+
+
+def is_user_code(side: str) -> bool:
+    """Is this side the user's own buyer (``FILE.py:FUNC``, ``MODULE:FUNC``)?
+    No strategy's name has a colon."""
+    return ":" in side
+
+
+def side_label(side: str) -> str:
+    """A side as tables name it: a strategy, or ``booking.py:take_ticket``
+    for the user's code (its folder left out)."""
+    if not is_user_code(side):
+        return side
+    where, _, function = side.rpartition(":")
+    return f"{where.rsplit('/', 1)[-1]}:{function}"
+
+
+def side_excludes(side: str) -> bool:
+    """Is this side meant to keep the sale correct? The user's own code is:
+    it is there to be judged."""
+    return is_user_code(side) or STRATEGIES[side].excludes
 
 
 def trial_seed(seed: int, trial: int) -> int:
@@ -28,9 +54,14 @@ def trial_seed(seed: int, trial: int) -> int:
 
 @dataclass(frozen=True)
 class RaceRun:
+    #: the side: a strategy's name, or the user's buyer
     strategy: str
     trial: int
     result: RunResult
+
+    @property
+    def excludes(self) -> bool:
+        return side_excludes(self.strategy)
 
 
 @dataclass(frozen=True)
@@ -57,7 +88,7 @@ class SideStats:
 
     @property
     def excludes(self) -> bool:
-        return excludes(self.strategy)
+        return side_excludes(self.strategy)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -149,13 +180,10 @@ def judge(
 
 def in_words(side: SideStats) -> str:
     """ "without a lock 10 tickets were sold 23 times" (the worst trial)."""
-    label = {
-        "none": "without a lock",
-        "per-buyer": "with a lock per buyer",
-        "process": "with one process lock",
-        "file": "with the file lock",
-        "flock": "with the kernel's flock",
-    }.get(side.strategy, f"with {side_label(side.strategy)}")
+    if is_user_code(side.strategy):
+        label = f"with {side_label(side.strategy)}"
+    else:
+        label = STRATEGIES[side.strategy].phrase
     times = "once" if side.sold_max == 1 else f"{side.sold_max} times"
     tickets = "1 ticket was" if side.initial == 1 else f"{side.initial} tickets were"
     text = f"{label} {tickets} sold {times}"
@@ -224,7 +252,7 @@ def side_config(base: BuyConfig, name: str, trial: int) -> BuyConfig:
     seed = trial_seed(base.seed, trial)
     if is_user_code(name):
         return replace(base, buy=name, seed=seed, mode="race")
-    return replace(base, strategy=name, buy=None, seed=seed, mode="race")
+    return replace(base, strategy=STRATEGIES[name], buy=None, seed=seed, mode="race")
 
 
 def _race_result(

@@ -29,12 +29,20 @@ import time
 from abc import ABC, abstractmethod
 
 from ..constants import TYPE_CHECKING
-from ..errors import TicketsError
-from ..stores.base import StoreError
+from ..errors import StoreError, TicketsError
 
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Any
+    from typing import Any, Protocol
+
+    class SharedLock(Protocol):
+        """A lock several buyers hold a handle on: a ``multiprocessing.Lock``
+        the parent made, or a worker's ``threading.Lock``."""
+
+        def acquire(self, block: bool = ..., /, timeout: float = ...) -> bool: ...
+
+        def release(self) -> None: ...
+
 
 __all__ = [
     "BuyerLock",
@@ -108,9 +116,10 @@ class NoLock(BuyerLock):
 
 
 class ProcessLock(BuyerLock):
-    """A ``multiprocessing.Lock`` handed down by the parent."""
+    """A ``multiprocessing.Lock`` handed down by the parent (on a worker's
+    thread, a ``threading.Lock`` of the worker's)."""
 
-    def __init__(self, lock: Any, timeout: float) -> None:
+    def __init__(self, lock: SharedLock, timeout: float) -> None:
         super().__init__(timeout)
         self._lock = lock
 

@@ -1,71 +1,112 @@
-"""The strategies: how a buyer protects its read-modify-write, by name.
+"""The strategies: how a buyer protects its read-modify-write, a class each.
 
-A :class:`Strategy` makes, in the parent, the token each buyer gets
-(:meth:`Strategy.tokens`: the run's ``multiprocessing.Lock``, a lock each,
-or nothing), and turns it into a lock inside the child
-(:meth:`Strategy.child_lock`), on the child's own store handle. The lock
-strategies work on any store; the store-native ones are the engine's own
-(see :mod:`tickets.stores`). Buyers run this module (the lean-import rule
-of :mod:`tickets.engine.child`).
+Shaped like filelock's ``_api.py`` and ``_unix.py``: one abstract
+:class:`Strategy`, a class per ``--lock`` strategy beside it, and one
+instance of each in :data:`STRATEGIES`. A name is parsed once (:func:`get`:
+the CLI's ``--lock``, a config made from a name, the launcher's orders)
+into its object; everything else asks the object and never compares names
+(``tests/test_layout.py`` holds the package to that).
+
+A strategy says
+
+- what it needs of a store: a capability (:mod:`tickets.stores.base`), or
+  nothing (the lock strategies, which work on any store);
+- what the parent makes for each buyer (:meth:`~Strategy.tokens`: the run's
+  ``multiprocessing.Lock``, a lock each, or nothing), and the lock a buyer
+  builds from it in its own process, on its own store handle
+  (:meth:`~Strategy.child_lock`);
+- whether a buyer sells by the store's own take instead, with no lock
+  around it, and which take (:meth:`~Strategy.sells_by_take`,
+  :meth:`~Strategy.takes_optimistically`);
+- what the processes that start buyers do for it once, before the buyers
+  (:meth:`~Strategy.prepare_launcher`, :meth:`~Strategy.warm_up`,
+  :meth:`~Strategy.prepare_worker`);
+- what the parent and the output need to know of it (its attributes).
+
+The classes are named ``...Strategy``: :mod:`.locks` holds the locks they
+build (``NoLock``, ``ProcessLock``, ``FileLock``, ``FlockLock``), whose
+names are the locks' own. Buyers run this module: it keeps the lean-import
+rule of :mod:`tickets.engine.child` (plain classes, no ``typing`` at run
+time).
 """
 
 from __future__ import annotations
 
-from collections import namedtuple
+from abc import ABC, abstractmethod
 
-from ..constants import STRATEGY_NAMES, TYPE_CHECKING
-from .locks import FileLock, FlockLock, NoLock, ProcessLock
+from ..constants import LOCK_STRATEGY_NAMES, STRATEGY_NAMES, TYPE_CHECKING
+from ..stores import KIND_CAPABILITIES
+from ..stores.base import DEFERRED_TRANSACTION, LEASE_LOCK, TAKE, TAKE_OPTIMISTIC, TRANSACTION_LOCK
+from .locks import FileLock, FlockLock, NoLock, ProcessLock, install_alarm, install_wake_signal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from typing import Any
+    from collections.abc import Callable, Iterator
+    from multiprocessing.context import BaseContext
 
     from ..stores.base import Store
-    from .locks import BuyerLock
+    from .locks import BuyerLock, SharedLock
+
+    Token = SharedLock | None
+
+__all__ = ["NO_LOCK", "STRATEGIES", "Strategy", "get", "strategies_for"]
 
 
-#: Strategies whose token is a ``multiprocessing.Lock`` made in the parent.
-MP_LOCK_STRATEGIES = ("process", "per-buyer")
-#: Store-native strategies that sell in one call to the store, with no lock
-#: around it: ``atomic`` everywhere, ``transaction`` on Redis (WATCH/MULTI).
-#: The others are locks, the store's own (a SQLite transaction, a Redis lease)
-#: or not.
-TAKE_STRATEGIES = {"sqlite": ("atomic",), "redis": ("atomic", "transaction")}
-
-
-def sells_by_take(strategy: str, kind: str) -> bool:
-    """Does this strategy sell with the store's own take, not a locked read-modify-write?"""
-    return strategy in TAKE_STRATEGIES.get(kind, ())
-
-
-class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
-    """A strategy. ``excludes``: is it meant to keep the sale correct (two
-    buyers of one run never both sell from the same count)? ``across_runs``:
-    also against buyers of other, concurrent invocations?"""
+class Strategy(ABC):
+    """How a buyer protects its read-modify-write. One instance per class,
+    made here; a copy that crossed a process boundary is that instance."""
 
     __slots__ = ()
+    #: the ``--lock`` name, and the history's and the JSON documents' word
     name: str
+    #: one line for ``--help`` and the docs
     summary: str
-    excludes: bool
-    across_runs: bool
+    #: is it meant to keep the sale correct (two buyers of one run never
+    #: both sell from the same count)?
+    excludes = True
+    #: ... also against buyers of other, concurrent invocations?
+    across_runs = True
+    #: the store capabilities it can work with, any one of them (none: any store)
+    needs: frozenset[str] = frozenset()
+    #: its tokens are ``multiprocessing`` locks the parent makes
+    #: (:meth:`tokens` needs a multiprocessing context)
+    parent_locks = False
+    #: a buyer tells the parent once it holds the lock (the ``locked``
+    #: event), so that a holder that died is noticed: the run's one
+    #: ``multiprocessing.Lock`` is never let go by the kernel (see
+    #: tickets.engine.abandoned_lock)
+    reports_holder = False
+    #: its lock is a lease: it ends on its own (``--lease-ttl``, ``--fencing``)
+    leases = False
+    #: a buyer may wait its turn before its critical section (a timeline
+    #: draws the wait)
+    waits = True
+    #: how a race's verdict says a side sold: "with the file lock"
+    phrase: str
 
-    def tokens(self, ctx: Any) -> Iterator[Any]:
+    def usable_with(self, capabilities: frozenset[str]) -> bool:
+        """Can a store with these capabilities sell under this strategy?"""
+        return not self.needs or not self.needs.isdisjoint(capabilities)
+
+    def sells_by_take(self, store: Store) -> bool:
+        """Does a buyer sell with ``store``'s own take, not a locked
+        read-modify-write?"""
+        return False
+
+    def takes_optimistically(self, store: Store) -> bool:
+        """Is its take ``store``'s optimistic one (:meth:`Store.take_optimistic`,
+        retried while another writer got in between) rather than the one
+        indivisible :meth:`Store.take`? Asked once per buyer: its take is
+        then a direct call to the store. A user's buyer may take under any
+        strategy (``store.take()``)."""
+        return False
+
+    def tokens(self, ctx: BaseContext | None) -> Iterator[Token]:
         """Per-buyer tokens, made in the parent (an endless iterator); ``ctx``
-        is the multiprocessing context, needed only by MP_LOCK_STRATEGIES."""
-        if self.name == "process":
-            shared = ctx.Lock()  # one lock, created once per run, shared by all
-            while True:
-                yield shared
-        elif self.name == "per-buyer":
-            # The tutorial's mistake, kept on purpose: Lock() inside the loop
-            # gives every buyer its own lock, which excludes nobody.
-            while True:
-                yield ctx.Lock()
-        else:
-            while True:
-                yield None
+        is the multiprocessing context, needed only if :attr:`parent_locks`."""
+        while True:
+            yield None
 
-    def hand_out(self, ctx: Any, n: int) -> list[Any]:
+    def hand_out(self, ctx: BaseContext | None, n: int) -> list[Token]:
         """``n`` tokens, for children started by multiprocessing. The caller
         keeps them until its run ends: Process.start() drops its arguments,
         and a per-buyer lock nobody holds any more is unlinked before a
@@ -73,9 +114,17 @@ class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
         tokens = self.tokens(ctx)
         return [next(tokens) for _ in range(n)]
 
+    def thread_tokens(
+        self, shared: Token, new_lock: Callable[[], SharedLock]
+    ) -> Callable[[], Token]:
+        """What each buyer on a worker's thread gets: the token the worker
+        was handed, shared (or, under ``per-buyer``, ``new_lock()`` each)."""
+        return lambda: shared
+
+    @abstractmethod
     def child_lock(
         self,
-        token: Any,
+        token: Token,
         store: Store,
         timeout: float,
         lease_ttl: float = 1.0,
@@ -84,46 +133,267 @@ class Strategy(namedtuple("Strategy", "name summary excludes across_runs")):
     ) -> BuyerLock:
         """Build the buyer's lock inside the child, on its own ``store``
         (``threaded``: on a worker's thread, where no signal can time a wait)."""
-        if self.name == "file":
-            return FileLock(store.spec.lock_path, timeout)
-        if self.name == "flock":
-            return FlockLock(store.spec.lock_path, timeout, timer=not threaded)
-        if self.name in MP_LOCK_STRATEGIES:
-            return ProcessLock(token, timeout)
-        if self.name in ("transaction", "deferred", "lease") and not sells_by_take(
-            self.name, store.kind
-        ):
-            return store.native_lock(self.name, timeout, lease_ttl=lease_ttl, fencing=fencing)
+
+    def prepare_launcher(self) -> None:  # noqa: B027 - most need nothing done
+        """In the launcher, once, before it forks buyers (they inherit it)."""
+
+    def warm_up(self, store: Store, timeout: float) -> None:  # noqa: B027
+        """In the launcher, once: build the lock and let it go, so that what
+        building one imports is loaded before the buyers are forked."""
+
+    def prepare_worker(self) -> None:  # noqa: B027
+        """In a worker's main thread, once, before its buyer threads start."""
+
+    def __reduce__(self) -> tuple[Callable[[str], Strategy], tuple[str]]:
+        return (get, (self.name,))
+
+    def __repr__(self) -> str:
+        return f"<strategy {self.name}>"
+
+
+class NoneStrategy(Strategy):
+    __slots__ = ()
+    name = "none"
+    summary = "no lock at all: the read-modify-write races"
+    excludes = False
+    across_runs = False
+    waits = False
+    phrase = "without a lock"
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
         return NoLock(timeout)
 
 
+class MultiprocessingLockStrategy(Strategy):
+    """A ``multiprocessing.Lock`` made in the parent, handed to the buyer."""
+
+    __slots__ = ()
+    parent_locks = True
+    across_runs = False  # another invocation has locks of its own
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        assert token is not None, f"--lock {self.name} needs the parent's lock"
+        return ProcessLock(token, timeout)
+
+
+class PerBuyerStrategy(MultiprocessingLockStrategy):
+    __slots__ = ()
+    name = "per-buyer"
+    summary = "the tutorial's bug: a new Lock() per buyer, so no exclusion"
+    excludes = False
+    phrase = "with a lock per buyer"
+
+    def tokens(self, ctx: BaseContext | None) -> Iterator[Token]:
+        # The tutorial's mistake, kept on purpose: Lock() inside the loop
+        # gives every buyer its own lock, which excludes nobody.
+        assert ctx is not None
+        while True:
+            yield ctx.Lock()
+
+    def thread_tokens(
+        self, shared: Token, new_lock: Callable[[], SharedLock]
+    ) -> Callable[[], Token]:
+        return new_lock  # threads need no semaphore for a lock nobody shares
+
+
+class ProcessStrategy(MultiprocessingLockStrategy):
+    __slots__ = ()
+    name = "process"
+    summary = "one multiprocessing.Lock shared by the run's buyers"
+    reports_holder = True
+    phrase = "with one process lock"
+
+    def tokens(self, ctx: BaseContext | None) -> Iterator[Token]:
+        assert ctx is not None
+        shared = ctx.Lock()  # one lock, created once per run, shared by all
+        while True:
+            yield shared
+
+
+class LockFileStrategy(Strategy):
+    """A ``flock(2)`` on ``<store>.lock``, taken by a descriptor the buyer opens."""
+
+    __slots__ = ()
+
+    def warm_up(self, store: Store, timeout: float) -> None:
+        self.child_lock(None, store, timeout).close()
+
+
+class FileStrategy(LockFileStrategy):
+    __slots__ = ()
+    name = "file"
+    summary = "filelock.FileLock on <store>.lock: polls"
+    phrase = "with the file lock"
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        return FileLock(store.spec.lock_path, timeout)
+
+
+class FlockStrategy(LockFileStrategy):
+    __slots__ = ()
+    name = "flock"
+    summary = "the kernel's blocking flock on <store>.lock: no polling"
+    phrase = "with the kernel's flock"
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        return FlockLock(store.spec.lock_path, timeout, timer=not threaded)
+
+    def prepare_launcher(self) -> None:
+        install_alarm()  # every buyer inherits its lock timer's handler
+
+    def prepare_worker(self) -> None:
+        install_wake_signal()  # a thread's flock wait ends at its deadline
+
+
+class AtomicStrategy(Strategy):
+    __slots__ = ()
+    name = "atomic"
+    summary = "one indivisible conditional decrement in the store"
+    needs = frozenset({TAKE})
+    phrase = "with atomic"
+
+    def sells_by_take(self, store: Store) -> bool:
+        return True
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        return NoLock(timeout)  # the take is the critical section
+
+
+class TransactionStrategy(Strategy):
+    """SQLite: a transaction that holds the write lock from its start, as
+    the buyer's lock. Redis: an optimistic take, retried (no lock at all)."""
+
+    __slots__ = ()
+    name = "transaction"
+    summary = "SQLite BEGIN IMMEDIATE; Redis WATCH/MULTI/EXEC, retried"
+    needs = frozenset({TAKE_OPTIMISTIC, TRANSACTION_LOCK})
+    phrase = "with transaction"
+
+    def sells_by_take(self, store: Store) -> bool:
+        return TAKE_OPTIMISTIC in store.capabilities
+
+    def takes_optimistically(self, store: Store) -> bool:
+        return TAKE_OPTIMISTIC in store.capabilities  # on SQLite a user's take is the plain one
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        if self.sells_by_take(store):
+            return NoLock(timeout)  # WATCH ... EXEC is the critical section
+        return store.transaction_lock(timeout)
+
+
+class DeferredStrategy(Strategy):
+    __slots__ = ()
+    name = "deferred"
+    summary = "SQLite BEGIN DEFERRED: a losing writer gets 'database is locked'"
+    needs = frozenset({DEFERRED_TRANSACTION})
+    phrase = "with deferred"
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        return store.deferred_transaction(timeout)
+
+
+class LeaseStrategy(Strategy):
+    __slots__ = ()
+    name = "lease"
+    summary = "a Redis lock with a time to live (SET NX PX); --fencing"
+    needs = frozenset({LEASE_LOCK})
+    leases = True
+    phrase = "with lease"
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        return store.lease_lock(timeout, ttl=lease_ttl, fencing=fencing)
+
+
+#: The strategy that takes no lock: a race's unlocked side, and an ``--exec``
+#: sale's (the command locks as it will).
+NO_LOCK: Strategy = NoneStrategy()
+
+#: Every strategy by name, in the order tables show them.
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("none", "no lock at all: the read-modify-write races", False, False),
-        Strategy(
-            "per-buyer", "the tutorial's bug: a new Lock() per buyer, so no exclusion", False, False
-        ),
-        Strategy("process", "one multiprocessing.Lock shared by the run's buyers", True, False),
-        Strategy("file", "filelock.FileLock on <store>.lock: polls", True, True),
-        Strategy("flock", "the kernel's blocking flock on <store>.lock: no polling", True, True),
-        Strategy("atomic", "one indivisible conditional decrement in the store", True, True),
-        Strategy(
-            "transaction", "SQLite BEGIN IMMEDIATE; Redis WATCH/MULTI/EXEC, retried", True, True
-        ),
-        Strategy(
-            "deferred",
-            "SQLite BEGIN DEFERRED: a losing writer gets 'database is locked'",
-            True,
-            True,
-        ),
-        Strategy("lease", "a Redis lock with a time to live (SET NX PX); --fencing", True, True),
+        NO_LOCK,
+        PerBuyerStrategy(),
+        ProcessStrategy(),
+        FileStrategy(),
+        FlockStrategy(),
+        AtomicStrategy(),
+        TransactionStrategy(),
+        DeferredStrategy(),
+        LeaseStrategy(),
     )
 }
+# The CLI builds --lock from the constants without loading this module.
 assert tuple(STRATEGIES) == STRATEGY_NAMES
+assert tuple(n for n, s in STRATEGIES.items() if not s.needs) == LOCK_STRATEGY_NAMES
 
 
 def get(name: str) -> Strategy:
+    """The strategy called ``name`` (a ``--lock`` word, a history's)."""
     try:
         return STRATEGIES[name]
     except KeyError:
@@ -132,21 +402,7 @@ def get(name: str) -> Strategy:
         ) from None
 
 
-def is_user_code(name: str) -> bool:
-    """Is this race side the user's own buyer (``FILE.py:FUNC``, ``MODULE:FUNC``)?"""
-    return ":" in name
-
-
-def excludes(name: str) -> bool:
-    """Is this side meant to keep the sale correct? The user's own code is:
-    it is there to be judged."""
-    return True if is_user_code(name) else STRATEGIES[name].excludes
-
-
-def side_label(name: str) -> str:
-    """A side as tables name it: a strategy, or ``booking.py:take_ticket``
-    for the user's code (its folder left out)."""
-    if not is_user_code(name):
-        return name
-    where, _, function = name.rpartition(":")
-    return f"{where.rsplit('/', 1)[-1]}:{function}"
+def strategies_for(kind: str) -> tuple[Strategy, ...]:
+    """The strategies a store of ``kind`` can sell with, from its capabilities."""
+    capabilities = KIND_CAPABILITIES[kind]
+    return tuple(s for s in STRATEGIES.values() if s.usable_with(capabilities))

@@ -66,7 +66,7 @@ def run_dict(result: RunResult) -> dict[str, Any]:
     cfg = result.config
     return {
         "mode": cfg.mode,
-        "strategy": cfg.strategy,
+        "strategy": cfg.strategy.name,
         "store": cfg.store.label,
         "store_kind": cfg.store.kind,
         "seed": cfg.seed,

@@ -14,7 +14,7 @@ from .tables import MAX_ROWS, RESULT_WORD, chaos_line, summary_table, verdict
 
 def clerks_table(result: RunResult) -> Table:
     stats = result.queue
-    clerks = Table(title=f"{len(stats.clerks)} clerks, strategy {result.config.strategy}")
+    clerks = Table(title=f"{len(stats.clerks)} clerks, strategy {result.config.strategy.name}")
     for name in ("clerk", "pid", "orders taken", "sold", "time busy", "exit"):
         clerks.add_column(name, justify="left" if name == "exit" else "right")
     for c in stats.clerks:
@@ -94,7 +94,7 @@ def queue_view(result: RunResult) -> RenderableType:
             *chaos_line(result),
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
-            ("strategy", result.config.strategy),
+            ("strategy", result.config.strategy.name),
             ("history", str(result.history or "not kept (--history none)")),
         ],
     )

@@ -9,8 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..check.operations import printable
-from ..engine.race import RaceResult, in_words, unproven
-from ..locking.strategies import side_label
+from ..engine.race import RaceResult, in_words, side_label, unproven
 
 
 def race_table(race: RaceResult) -> Table:

@@ -4,6 +4,8 @@ which needs no rich."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -13,7 +15,9 @@ from ..check.operations import printable
 from ..check.verdict import NO_STOCK, Report
 from ..engine.config import BuyConfig, SaleConfig
 from ..engine.ledger import OperationRow, RunResult
-from ..locking.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from ..locking.strategies import Strategy
 
 #: Rows a buyer table shows before it elides (``--all`` shows every row).
 MAX_ROWS = 60
@@ -62,7 +66,7 @@ def seats_table(result: RunResult) -> Table:
         if row.result == "ok" and row.seat is not None:
             holders.setdefault(row.seat, []).append(row.number)
     table = Table(
-        title=f"{report.sold} sales of {len(holders)} seats, strategy {result.config.strategy}"
+        title=f"{report.sold} sales of {len(holders)} seats, strategy {result.config.strategy.name}"
     )
     for name in ("seat", "sold", "buyers"):
         table.add_column(name, justify="left" if name == "buyers" else "right")
@@ -96,7 +100,7 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     otherwise the sales; the unknown outcomes always; the buyers with no
     ticket rolled up by reason. ``limit`` None (--all): every buyer."""
     rows, report = result.rows, result.report
-    strategy = result.config.strategy
+    strategy = result.config.strategy.name
     if not result.every_row:
         return big_buyers_view(result, limit or MAX_ROWS)
     if limit is None:
@@ -133,7 +137,7 @@ def took_no_part(report: Report) -> str:
 def verdict(
     report: Report,
     aborted: str | None = None,
-    strategy: str | None = None,
+    strategy: Strategy | None = None,
     run_error: str | None = None,
 ) -> Text:
     if aborted:
@@ -148,13 +152,13 @@ def verdict(
         return Text(text, style="bold green")
     if report.unproven:
         return not_proven(report)
-    if report.oversold and strategy is not None and not STRATEGIES[strategy].excludes:
+    if report.oversold and strategy is not None and not strategy.excludes:
         lines = [
-            f"FAILED, as expected with --lock {strategy} (no exclusion): "
+            f"FAILED, as expected with --lock {strategy.name} (no exclusion): "
             f"{report.initial} tickets were sold {report.sold} times, "
             f"oversold by {report.oversold}"
         ]
-    elif report.oversold and strategy == "lease":
+    elif report.oversold and strategy is not None and strategy.leases:
         lines = [
             f"FAILED: oversold by {report.oversold}: a lease is not a mutex (a holder "
             "that outlived its lease still wrote; --fencing refuses it)"
@@ -274,11 +278,11 @@ def buyer_line(result: RunResult) -> tuple[str, str]:
     if isinstance(config, BuyConfig) and config.command is not None:
         return ("buyer", f"--exec {config.command}")
     if isinstance(config, BuyConfig) and config.buy is not None:
-        return ("buyer", f"--buy {config.buy} (lock: {config.strategy})")
-    return ("strategy", config.strategy)
+        return ("buyer", f"--buy {config.buy} (lock: {config.strategy.name})")
+    return ("strategy", config.strategy.name)
 
 
-def run_strategy(result: RunResult) -> str | None:
+def run_strategy(result: RunResult) -> Strategy | None:
     """The strategy a run's buyers sold with: None for a command buyer's
     (the command locks as it will: no strategy is to blame or to thank)."""
     if isinstance(result.config, BuyConfig) and result.config.command is not None:

@@ -17,6 +17,7 @@ from rich.text import Text
 from ..check.history import History, read
 from ..check.operations import ABSENT, OK, PENDING, UNKNOWN, Operations, printable
 from ..check.verdict import check_history
+from ..locking.strategies import STRATEGIES
 
 MAX_ROWS = 60
 #: Buyers named per double-sold seat under the picture.
@@ -126,7 +127,8 @@ def timeline(history: History, width: int = 100, limit: int | None = MAX_ROWS) -
     run = history.run
     # In the queue mode a row is an order, and its "search" is its wait in the queue.
     noun = history.noun
-    locked = run["strategy"] != "none"  # no lock, no wait for one
+    strategy = STRATEGIES.get(run["strategy"])
+    locked = strategy is None or strategy.waits  # no lock, no wait for one
     how = f"strategy {run['strategy']}"
     if isinstance(run.get("exec"), str):  # the user's command, or function, bought
         how = f"--exec {printable(run['exec'])[:80]}"

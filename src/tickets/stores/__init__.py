@@ -6,20 +6,49 @@
 
 :mod:`.spec` parses ``--db`` into a :class:`~.spec.StoreSpec`;
 :func:`open_store` opens one in the process that uses it; :mod:`.base` is
-the interface every store offers. Which strategies each store takes is
-:data:`tickets.constants.STORE_STRATEGIES`.
+the interface every store offers, and the capabilities an engine may add
+to it. Which strategies a store takes follows from its capabilities
+(:func:`tickets.locking.strategies.strategies_for`).
 """
 
 from __future__ import annotations
 
 from ..constants import TYPE_CHECKING
-from .base import NoEffect, Store, StoreError, WriteUnknown
+from .base import (
+    DEFERRED_TRANSACTION,
+    LEASE_LOCK,
+    TAKE,
+    TAKE_OPTIMISTIC,
+    TRANSACTION_LOCK,
+    NoEffect,
+    Store,
+    StoreError,
+    WriteUnknown,
+)
 from .json_file import JsonFileStore
 
 if TYPE_CHECKING:
     from .spec import StoreSpec
 
-__all__ = ["NoEffect", "Store", "StoreError", "WriteUnknown", "open_db", "open_store"]
+__all__ = [
+    "KIND_CAPABILITIES",
+    "NoEffect",
+    "Store",
+    "StoreError",
+    "WriteUnknown",
+    "open_db",
+    "open_store",
+]
+
+#: Each engine's :attr:`Store.capabilities`, known without loading its module:
+#: redis-py alone takes half a second to import, and a history of a Redis
+#: sale is checked without it. tests/test_locks.py holds every store class
+#: to its line here.
+KIND_CAPABILITIES: dict[str, frozenset[str]] = {
+    "json": JsonFileStore.capabilities,
+    "sqlite": frozenset({TAKE, TRANSACTION_LOCK, DEFERRED_TRANSACTION}),
+    "redis": frozenset({TAKE, TAKE_OPTIMISTIC, LEASE_LOCK}),
+}
 
 
 def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False) -> Store:

@@ -1,10 +1,14 @@
 """What every store is: the errors, and the interface buyers and clerks use.
 
 A store holds one number, the tickets left. Every engine can read it and
-write it (the lock strategies protect that read-modify-write from outside);
-an engine may also have its own indivisible "take up to n if any are left"
-(:meth:`Store.take`), which the ``atomic`` strategy uses. The parent
-restocks and reads the final count through the same object.
+write it (the lock strategies protect that read-modify-write from outside).
+What an engine can do beyond that are its capabilities, each a method of
+:class:`Store` that the engine implements or not: its own indivisible "take
+up to n if any are left" (:meth:`Store.take`), an optimistic take retried
+while another writer got in between, a transaction or a lease as the
+buyer's lock. A strategy names the capability it needs
+(:mod:`tickets.locking.strategies`); a store never hears a strategy's name.
+The parent restocks and reads the final count through the same object.
 
 Buyers run this module: it keeps the lean-import rule of
 :mod:`tickets.engine.child`.
@@ -15,26 +19,13 @@ from __future__ import annotations
 import os
 
 from ..constants import TYPE_CHECKING
-from ..errors import TicketsError
+from ..errors import StoreError as StoreError  # what a store raises
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..locking.locks import BuyerLock
     from .spec import StoreSpec
-
-
-class StoreError(TicketsError):
-    """The store (or its lock) cannot be used (exit 3): ``path: problem; fix``.
-
-    ``path`` names the store: a file, or a URL with its password hidden.
-    """
-
-    def __init__(self, path: object, problem: str, fix: str = "") -> None:
-        self.path = str(path)
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{self.path}: {problem}", fix)
 
 
 #: The kinds of :class:`DiskTrouble`.
@@ -130,6 +121,16 @@ class WriteUnknown(Exception):
     reason other than a lock. The buyer's outcome is unknown (``info``)."""
 
 
+#: The capabilities: what a store can do beyond reading and writing its
+#: count, each named after the :class:`Store` method that does it.
+TAKE = "take"
+TAKE_OPTIMISTIC = "take_optimistic"
+TRANSACTION_LOCK = "transaction_lock"
+DEFERRED_TRANSACTION = "deferred_transaction"
+LEASE_LOCK = "lease_lock"
+CAPABILITIES = (TAKE, TAKE_OPTIMISTIC, TRANSACTION_LOCK, DEFERRED_TRANSACTION, LEASE_LOCK)
+
+
 class Store:
     """One store, opened in the process that uses it (a connection or a file
     descriptor is never shared across a fork)."""
@@ -138,6 +139,15 @@ class Store:
     kind = ""
     #: does :meth:`cleanup` have files to look at (a run's end then sweeps too)?
     sweeps = False
+    #: the capabilities this engine has: the methods of :data:`CAPABILITIES`
+    #: it implements (found, not declared: see ``__init_subclass__``)
+    capabilities: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.capabilities = frozenset(
+            name for name in CAPABILITIES if getattr(cls, name) is not getattr(Store, name)
+        )
 
     def __init__(self, spec: StoreSpec) -> None:
         self.spec = spec
@@ -169,21 +179,32 @@ class Store:
         """Create the store if it is missing, and set the count."""
         self.save(count)
 
+    # -- the capabilities: an engine implements those it has -------------
+
     def take(self, n: int, before_write: Callable[[], None] | None = None) -> int:
         """Indivisibly take up to ``n`` tickets if any are left; return the
         count before (seats ``count … count - min(n, count) + 1`` are sold)."""
         raise NotImplementedError(f"{self.kind} store has no native take")
 
-    def native_lock(
-        self, strategy: str, timeout: float, *, lease_ttl: float = 1.0, fencing: bool = False
-    ) -> BuyerLock:
-        """The engine's own lock for ``strategy`` (a transaction, a lease)."""
-        raise NotImplementedError(f"{self.kind} store has no {strategy} lock")
-
     def take_optimistic(self, n: int, wait: Callable[[], None], timeout: float) -> tuple[int, int]:
         """Take up to ``n`` by an optimistic transaction, retried while
         another writer got in between; the count before, and the retries."""
         raise NotImplementedError(f"{self.kind} store has no optimistic take")
+
+    def transaction_lock(self, timeout: float) -> BuyerLock:
+        """A transaction as the buyer's lock, holding the store's write lock
+        from the start (waited for up to ``timeout``)."""
+        raise NotImplementedError(f"{self.kind} store has no transaction lock")
+
+    def deferred_transaction(self, timeout: float) -> BuyerLock:
+        """A transaction as the buyer's lock that takes the write lock only
+        at the write, and is refused there if another writer got in first."""
+        raise NotImplementedError(f"{self.kind} store has no deferred transaction")
+
+    def lease_lock(self, timeout: float, *, ttl: float, fencing: bool) -> BuyerLock:
+        """A lock that ends after ``ttl`` seconds whether or not its holder
+        is done; with ``fencing`` the store refuses a holder past its lease."""
+        raise NotImplementedError(f"{self.kind} store has no lease lock")
 
     def cleanup(self) -> int:
         """Remove what killed writers left behind (held under the store lock)."""

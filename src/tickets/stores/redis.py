@@ -2,19 +2,21 @@
 
 Client: ``redis`` (redis-py), one connection per process, no retries (a
 command sent twice could sell twice) and every wait bounded by
-``--connect-timeout``. The strategies Redis has of its own:
+``--connect-timeout``. The capabilities Redis has of its own:
 
-- ``atomic``: one Lua script (``EVALSHA``) that reads the count and takes up
-  to n if any are left;
-- ``transaction``: optimistic ``WATCH`` / ``GET`` / ``MULTI`` / ``SET`` /
-  ``EXEC``, retried when another client changed the key in between (the
-  retries are counted in the history);
-- ``lease``: a distributed lock, ``SET <key>:lease TOKEN NX PX ttl``, released
-  by a compare-and-delete script. A holder paused past its lease still
-  writes after the next holder took the lock, and the sale oversells. With
-  fencing the lease's token is a number from ``INCR <key>:fence``, and every
-  read and write of a holder goes through a script that refuses a token
-  older than the newest it has seen: the paused holder's write is refused.
+- :meth:`~RedisStore.take` (the ``atomic`` strategy): one Lua script
+  (``EVALSHA``) that reads the count and takes up to n if any are left;
+- :meth:`~RedisStore.take_optimistic` (``transaction``): optimistic
+  ``WATCH`` / ``GET`` / ``MULTI`` / ``SET`` / ``EXEC``, retried when another
+  client changed the key in between (the retries are counted in the
+  history);
+- :meth:`~RedisStore.lease_lock` (``lease``): a distributed lock, ``SET
+  <key>:lease TOKEN NX PX ttl``, released by a compare-and-delete script. A
+  holder paused past its lease still writes after the next holder took the
+  lock, and the sale oversells. With fencing the lease's token is a number
+  from ``INCR <key>:fence``, and every read and write of a holder goes
+  through a script that refuses a token older than the newest it has seen:
+  the paused holder's write is refused.
 """
 
 from __future__ import annotations
@@ -279,10 +281,8 @@ class RedisStore(Store):
         finally:
             pipe.reset()
 
-    def native_lock(
-        self, strategy: str, timeout: float, *, lease_ttl: float = 1.0, fencing: bool = False
-    ) -> BuyerLock:
-        return LeaseLock(self, timeout, ttl=lease_ttl, fencing=fencing)
+    def lease_lock(self, timeout: float, *, ttl: float, fencing: bool) -> BuyerLock:
+        return LeaseLock(self, timeout, ttl=ttl, fencing=fencing)
 
 
 class LeaseLock(BuyerLock):

@@ -28,6 +28,10 @@ REDIS_DEFAULT_KEY = "tickets"
 #: Redis keys a sale uses are the stock key plus a suffix; keep them readable.
 MAX_KEY_BYTES = 200
 HIDDEN = "***"
+#: The URL schemes ``--db`` knows. ``file:`` is a JSON file (the word is a
+#: strategy's name too: compared by this name, never as a literal).
+FILE_SCHEME = "file"
+SCHEMES = (FILE_SCHEME, "sqlite", "redis", "rediss")
 
 
 class BadStoreURL(UsageProblem, ValueError):
@@ -176,14 +180,14 @@ def parse_db(
     if text == "":
         raise BadStoreURL("give a store path or URL, not an empty one")
     scheme, sep, rest = text.partition(":")
-    if not sep or scheme.lower() not in ("file", "sqlite", "redis", "rediss") or "/" in scheme:
+    if not sep or scheme.lower() not in SCHEMES or "/" in scheme:
         if "://" in text:
             raise BadStoreURL(
                 f"{_scheme_only(text)}: unknown kind of store; use a path, file:, sqlite: or redis://"
             )
         return StoreSpec("json", text, lock_file=lock_file, connect_timeout=timeout)
     scheme = scheme.lower()
-    if scheme == "file":
+    if scheme == FILE_SCHEME:
         return StoreSpec(
             "json", _file_path(text, rest), lock_file=lock_file, connect_timeout=timeout
         )

@@ -3,16 +3,18 @@
 ``tickets init --db sqlite:sale.db`` creates ``tickets_stock(id, count)``
 with its one row and puts the database in WAL mode (readers never block the
 writer). Every process opens its own connection in autocommit mode; the
-strategies begin transactions themselves:
+capabilities begin transactions themselves:
 
-- ``atomic``: one statement, ``UPDATE … SET count = count - 1 WHERE count > 0
-  RETURNING count + 1`` (the seat), or, for a clerk's batch, one
-  ``BEGIN IMMEDIATE`` transaction;
-- ``transaction``: ``BEGIN IMMEDIATE`` around the read and the write: SQLite's
-  own write lock, waited for up to ``--lock-timeout``;
-- ``deferred``: ``BEGIN`` (deferred) around them: two buyers both read, and
-  the second to write gets "database is locked" and rolls back: no oversell,
-  but a failed sale (it fails safe).
+- :meth:`~SqliteStore.take` (the ``atomic`` strategy): one statement,
+  ``UPDATE … SET count = count - 1 WHERE count > 0 RETURNING count + 1``
+  (the seat), or, for a clerk's batch, one ``BEGIN IMMEDIATE`` transaction;
+- :meth:`~SqliteStore.transaction_lock` (``transaction``): ``BEGIN
+  IMMEDIATE`` around the read and the write: SQLite's own write lock,
+  waited for up to ``--lock-timeout``;
+- :meth:`~SqliteStore.deferred_transaction` (``deferred``): ``BEGIN``
+  (deferred) around them: two buyers both read, and the second to write
+  gets "database is locked" and rolls back: no oversell, but a failed sale
+  (it fails safe).
 
 A file that is not a database, lacks the table, is read-only, or is not a
 regular file is refused before anything changes. A database is opened with
@@ -221,10 +223,11 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
-    def native_lock(
-        self, strategy: str, timeout: float, *, lease_ttl: float = 1.0, fencing: bool = False
-    ) -> BuyerLock:
-        return Transaction(self, immediate=strategy == "transaction", timeout=timeout)
+    def transaction_lock(self, timeout: float) -> BuyerLock:
+        return Transaction(self, immediate=True, timeout=timeout)
+
+    def deferred_transaction(self, timeout: float) -> BuyerLock:
+        return Transaction(self, immediate=False, timeout=timeout)
 
     def cleanup(self) -> int:
         """Drop setuid, setgid and sticky bits from the files SQLite writes,

@@ -22,7 +22,6 @@ import time
 
 from ...check.events import classify, completed, invoke, locked, never_started, sold, sold_out
 from ...constants import TYPE_CHECKING
-from ...locking.strategies import get
 from ...stores import StoreError
 from .pipe import EventWriter
 from .session import BuyerSession, WatchedLock
@@ -34,11 +33,12 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
     from ...check.events import Completion, Outcome
+    from ...locking.strategies import Token
     from .plan import BuyerPlan
 
     Purchase = Callable[[BuyerSession, WatchedLock], "int | None"]
 
-    class Gate(Protocol):
+    class GateEnd(Protocol):
         """The start gate: readable once every buyer has started."""
 
         def poll(self, timeout: float) -> bool: ...
@@ -103,9 +103,9 @@ def failure(session: BuyerSession | None, buyer: int, exc: Exception) -> Complet
 def run_buyer(
     plan: BuyerPlan,
     buyer: int,
-    token: object,
+    token: Token,
     events: int | Connection,
-    gate: Gate,
+    gate: GateEnd,
     *,
     silence: bool = True,
     orphaned: Callable[[], bool] | None = None,
@@ -127,7 +127,7 @@ def run_buyer(
             writer.send(completed(never_started(), session.base, time.monotonic()))
             return
         holder = locked(os.getpid())
-        announce = (lambda: writer.send(holder)) if plan.strategy == "process" else None
+        announce = (lambda: writer.send(holder)) if plan.strategy.reports_holder else None
         buy_and_report(plan, session, WatchedLock(plan, session.store, token, announce))
     except Exception as exc:  # reported, never printed: the parent renders
         event = failure(session, buyer, exc)
@@ -145,7 +145,7 @@ class _SoldOutSession(BuyerSession):
         return 0
 
 
-def warm_up(plan: BuyerPlan, events: EventWriter, gate: Gate, rounds: int = 10) -> None:
+def warm_up(plan: BuyerPlan, events: EventWriter, gate: GateEnd, rounds: int = 10) -> None:
     """Run a buyer's steps a few times in the process that forks buyers.
 
     CPython 3.11 rewrites a function's bytecode in place ("quickening") and
@@ -163,9 +163,8 @@ def warm_up(plan: BuyerPlan, events: EventWriter, gate: Gate, rounds: int = 10) 
         gate.poll(0)
         lock = WatchedLock(calm, session.store, None)
         session.report(outcome_of(purchase, session, lock), lock.t_locked)
-        if plan.strategy in ("file", "flock"):  # the others' locks are the launcher's own
-            try:
-                get(plan.strategy).child_lock(None, session.store, plan.lock_timeout).close()
-            except StoreError:
-                pass
+        try:
+            plan.strategy.warm_up(session.store, plan.lock_timeout)
+        except StoreError:
+            pass
         session.store.close()  # no connection crosses a fork

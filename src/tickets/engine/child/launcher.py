@@ -37,8 +37,7 @@ import time
 
 from ...check.events import exited, launched, spawned
 from ...constants import TYPE_CHECKING
-from ...locking.locks import install_alarm
-from ...locking.strategies import MP_LOCK_STRATEGIES, get
+from ...locking.strategies import get
 from ...stores.spec import StoreSpec
 from .buyer import run_buyer, warm_up
 from .gate import FdGate
@@ -55,9 +54,10 @@ from .reaper import (
 from .warden import ward
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any, Literal
 
+    from ...locking.strategies import Token
     from .spawned import Served
 
 #: How often the launcher reaps, flushes and looks for its parent.
@@ -80,6 +80,7 @@ def orders_doc(
     how buyers are started (fork, forkserver or spawn)."""
     fields = plan._asdict()
     fields["store"] = list(plan.store)  # plain values; a password goes on stdin, not argv
+    fields["strategy"] = plan.strategy.name
     fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
     return {
         **fds,
@@ -114,6 +115,7 @@ def read_plan(doc: dict[str, Any]) -> BuyerPlan:
     fields["kill_at"] = tuple((buyer, point) for buyer, point in fields["kill_at"])
     fields["pause_at"] = tuple((buyer, length) for buyer, length in fields["pause_at"])
     fields["store"] = StoreSpec(*fields["store"])
+    fields["strategy"] = get(fields["strategy"])
     if fields.get("command") is not None:
         command = CommandPlan(*fields["command"])
         fields["command"] = command._replace(kills=tuple((b, t) for b, t in command.kills))
@@ -152,7 +154,7 @@ def fork_each(
 
 
 def fork_buyers(
-    plan: BuyerPlan, buyers: int, tokens: Any, out: Batcher, gate_fd: int, lifeline: int
+    plan: BuyerPlan, buyers: int, tokens: Iterator[Token], out: Batcher, gate_fd: int, lifeline: int
 ) -> dict[int, int]:
     """Fork every buyer; return {pid: buyer}."""
     events = out.writer.fd  # each buyer writes to the event pipe's descriptor
@@ -161,7 +163,7 @@ def fork_buyers(
     def orphaned() -> bool:  # a buyer's last look before it writes the store
         return parent_gone(lifeline)
 
-    def buyer(number: int, token: Any) -> int:
+    def buyer(number: int, token: Token) -> int:
         run_buyer(plan, number, token, events, gate, silence=False, orphaned=orphaned)
         return 0
 
@@ -170,7 +172,7 @@ def fork_buyers(
 
 
 def fork_workers(
-    plan: BuyerPlan, doc: dict[str, Any], tokens: Any, out: Batcher, lifeline: int
+    plan: BuyerPlan, doc: dict[str, Any], tokens: Iterator[Token], out: Batcher, lifeline: int
 ) -> dict[int, int]:
     """Fork the run's workers, each with its share of the buyers; return {pid: worker}."""
     workers, buyers = doc["workers"], doc["buyers"]
@@ -238,11 +240,11 @@ def start_buyers(plan: BuyerPlan, doc: dict[str, Any], out: Batcher) -> Served |
     warm_up(plan, EventWriter(sink), FdGate(sink))  # see buyer.warm_up
     os.close(sink)
     ctx = None
-    if plan.strategy in MP_LOCK_STRATEGIES:
-        import multiprocessing  # only these two strategies need it here
+    if plan.strategy.parent_locks:
+        import multiprocessing  # only the strategies of multiprocessing locks need it here
 
         ctx = multiprocessing.get_context("fork")
-    tokens = get(plan.strategy).tokens(ctx)
+    tokens = plan.strategy.tokens(ctx)
     if parent_gone(lifeline):
         return None
     if doc.get("workers"):
@@ -270,8 +272,7 @@ def main() -> None:
                 os.set_inheritable(fd, False)  # no command holds the run's pipes
             run_commands(plan, doc["buyers"], out, FdGate(doc["gate_fd"]), doc["lifeline_fd"])
             return
-        if plan.strategy == "flock":
-            install_alarm()  # every buyer inherits its lock timer's handler
+        plan.strategy.prepare_launcher()  # flock: every buyer inherits its timer's handler
         if plan.buy is not None:
             from .user_buyer import load
 

@@ -33,7 +33,6 @@ from ...check.events import (
     take,
 )
 from ...locking.locks import BuyerLock, LockTimeout
-from ...locking.strategies import get, sells_by_take
 from ...stores import NoEffect, Store, WriteUnknown, open_store
 from .buyer import quiet
 from .pipe import Batcher, EventWriter
@@ -44,6 +43,10 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from ...check.events import Outcome, Phases, Who
+
+if TYPE_CHECKING:
+    from ...locking.locks import BuyerLock
+    from ...locking.strategies import Token
 
 SENTINEL = None
 #: Where a chaos run may kill a clerk (see ``OrderPlan.kill_at``).
@@ -133,7 +136,7 @@ def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) ->
 
 
 def run_clerk(
-    plan: OrderPlan, clerk: int, token: object, events: Connection, gate: Connection, orders: Any
+    plan: OrderPlan, clerk: int, token: Token, events: Connection, gate: Connection, orders: Any
 ) -> None:
     """Sell orders from the queue until a sentinel, an idle timeout, or being killed."""
     quiet()
@@ -141,9 +144,7 @@ def run_clerk(
     out = Batcher(EventWriter.over(events))
     pid = os.getpid()
     store = open_store(sale.store, sale.lock_timeout, sale.fsync)
-    lock = get(sale.strategy).child_lock(
-        token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing
-    )
+    lock = sale.strategy.child_lock(token, store, sale.lock_timeout, sale.lease_ttl, sale.fencing)
     pause = dict(sale.pause_at).get(clerk)
     session = ClerkSession(sale, store, lock, Draws(sale.seed, 2, clerk), pid, clerk, pause)
     die_at = {after: point for c, after, point in plan.kill_at if c == clerk}
@@ -213,7 +214,9 @@ class ClerkSession:
         self.lock = lock
         self.rng = rng
         self.pause = pause
-        self.takes = sells_by_take(sale.strategy, sale.store.kind)
+        self.takes = sale.strategy.sells_by_take(store)
+        #: does its take go WATCH ... EXEC, retried (Redis transaction)? Decided once
+        self.optimistic = self.takes and sale.strategy.takes_optimistically(store)
         self.pid = pid
         self.clerk = clerk
         #: the last batch's optimistic transaction: how often it was tried again
@@ -241,7 +244,7 @@ def sell(session: ClerkSession, taken: list[int], point: str | None, out: Batche
             out.add(completed(busy, who, time.monotonic(), turned_away))
         return
     t_locked = time.monotonic()
-    if session.sale.strategy == "process":  # who holds the lock (tickets.engine.abandoned_lock)
+    if session.sale.strategy.reports_holder:  # who holds it (tickets.engine.abandoned_lock)
         out.add(locked(session.pid))
         out.flush()
     outcomes = sell_guarded(session, taken, point)
@@ -292,7 +295,7 @@ def sell_locked(session: ClerkSession, taken: list[int], point: str | None) -> l
     if session.takes:
         if point == "locked":
             die()
-        if session.sale.strategy == "transaction":
+        if session.optimistic:
             count, session.retries = store.take_optimistic(
                 len(taken), session.wait, session.sale.lock_timeout
             )

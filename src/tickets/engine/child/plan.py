@@ -14,6 +14,7 @@ from collections import namedtuple
 from ...constants import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ...locking.strategies import Strategy
     from ...stores.spec import StoreSpec
 
 
@@ -70,6 +71,9 @@ class BuyerPlan(
     """What every buyer of a run shares (the clerks of a queue run too).
 
     ``store`` is where the store is (a StoreSpec: plain values);
+    ``strategy`` the :class:`~tickets.locking.strategies.Strategy` object
+    (a pickle carries its name, and the launcher's orders too: it is the
+    same object on the other side);
     ``kill_at`` pairs buyers with the point where a chaos run kills them;
     ``pause_at`` pairs buyers with how long a chaos run pauses them holding
     the lock, after the read and before the write (a lease may expire);
@@ -81,7 +85,7 @@ class BuyerPlan(
 
     __slots__ = ()
     store: StoreSpec
-    strategy: str
+    strategy: Strategy
     seed: int
     delays: Delays
     lock_timeout: float

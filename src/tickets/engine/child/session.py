@@ -17,7 +17,6 @@ import time
 
 from ...check.events import LOCK_RELEASE_FAILED, NO_FIELDS, completed, invoke
 from ...constants import TYPE_CHECKING
-from ...locking.strategies import get, sells_by_take
 from ...stores import NoEffect, StoreError, WriteUnknown, open_store
 
 if TYPE_CHECKING:
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
 
     from ...check.events import Invoke, Message, Outcome, Phases, Who
     from ...locking.locks import BuyerLock
+    from ...locking.strategies import Token
     from ...stores import Store
     from .plan import BuyerPlan
 
@@ -82,7 +82,10 @@ class BuyerSession:
         self.search_delay, self.write_delay = delays
         #: this buyer's own handle on the store (a connection is never shared)
         self.store: Store = open_store(plan.store, plan.lock_timeout, plan.fsync)
-        self.takes = sells_by_take(plan.strategy, plan.store.kind)
+        self.takes = plan.strategy.sells_by_take(self.store)
+        #: does its take go WATCH ... EXEC, retried (Redis transaction)? Decided
+        #: once: a take is a direct call to the store
+        self.optimistic = self.takes and plan.strategy.takes_optimistically(self.store)
         #: has it begun a call that may change the store? (then a failure is
         #: an unknown outcome, not a known one)
         self.changing = False
@@ -155,7 +158,7 @@ class BuyerSession:
             die()
         self._last_look()
         self.t_taken = time.monotonic()
-        if self.plan.strategy == "transaction":  # optimistic: WATCH ... EXEC
+        if self.optimistic:  # WATCH ... EXEC
             seat, self.retries = self.store.take_optimistic(1, self.wait, self.plan.lock_timeout)
         else:
             seat = self.store.take(1, before_write=die if self.kill_at == "writing" else None)
@@ -194,7 +197,7 @@ class WatchedLock:
         self,
         plan: BuyerPlan,
         store: Store,
-        token: object,
+        token: Token,
         announce: Callable[[], None] | None = None,
         threaded: bool = False,
     ) -> None:
@@ -212,8 +215,7 @@ class WatchedLock:
 
     def __enter__(self) -> WatchedLock:
         if self._lock is None:
-            strategy = get(self.plan.strategy)
-            self._lock = strategy.child_lock(
+            self._lock = self.plan.strategy.child_lock(
                 self.token,
                 self.store,
                 self.plan.lock_timeout,

@@ -18,10 +18,13 @@ import os
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ...locking.strategies import get
+from ...constants import TYPE_CHECKING
 from .buyer import run_buyer
 from .plan import BuyerPlan
 from .reaper import abandon, parent_gone
+
+if TYPE_CHECKING:
+    from ...locking.strategies import Token
 
 
 def forget(process: Any) -> None:
@@ -42,7 +45,7 @@ def forget(process: Any) -> None:
 
 
 def started_buyer(
-    plan: BuyerPlan, number: int, token: Any, events: Any, gate: Any, lifeline: Any
+    plan: BuyerPlan, number: int, token: Token, events: Any, gate: Any, lifeline: Any
 ) -> None:
     """A buyer process multiprocessing started: a buyer like a forked one."""
 
@@ -66,7 +69,7 @@ class Served:
         self.sentinels: dict[int, tuple[int, Any]] = {}
         self.conns: tuple[Connection, ...] = ()
         #: every buyer's lock token, kept until the sale ends (see Strategy.hand_out)
-        self.tokens: list[Any] = []
+        self.tokens: list[Token] = []
 
     def start(self, plan: BuyerPlan, buyers: int, fds: dict[str, int]) -> dict[int, int]:
         """Start every buyer behind the gate; return {pid: buyer}."""
@@ -77,7 +80,7 @@ class Served:
             Connection(os.dup(fds["gate_fd"]), writable=False),
             Connection(os.dup(fds["lifeline_fd"]), writable=False),
         )
-        self.tokens = get(plan.strategy).hand_out(self.ctx, buyers)
+        self.tokens = plan.strategy.hand_out(self.ctx, buyers)
         started: dict[int, int] = {}
         for number, token in enumerate(self.tokens):
             if parent_gone(fds["lifeline_fd"]):  # a start takes 10-30 ms: don't go on

@@ -37,17 +37,17 @@ import time
 
 from ...check.events import locked
 from ...constants import TYPE_CHECKING
-from ...locking.locks import install_wake_signal, wake_late_waiters
+from ...locking.locks import wake_late_waiters
 from .buyer import buy_and_report, failure
 from .pipe import MAX_EVENT_BYTES, Batcher, EventWriter
 from .session import BuyerSession, WatchedLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any
 
     from ...check.events import Message
-    from .buyer import Gate
+    from ...locking.strategies import Token
+    from .buyer import GateEnd
     from .plan import BuyerPlan
 
 #: How often a worker sends what its buyers reported (seconds).
@@ -120,17 +120,8 @@ class ThreadedSession(BuyerSession):
         self.events.flush()  # the user's function may write at any time now
 
 
-def buyer_tokens(plan: BuyerPlan, shared: Any) -> Callable[[], Any]:
-    """What each buyer's lock is built from: the run's one lock (``process``),
-    a new lock each (``per-buyer``: threads need no semaphore for a lock
-    nobody shares), or nothing."""
-    if plan.strategy == "per-buyer":
-        return threading.Lock
-    return lambda: shared
-
-
 def run_one(
-    plan: BuyerPlan, buyer: int, token: object, out: SharedOut, orphaned: Callable[[], bool]
+    plan: BuyerPlan, buyer: int, token: Token, out: SharedOut, orphaned: Callable[[], bool]
 ) -> None:
     """One buyer, start to end, on the calling thread; what it opened is
     closed however it ends (its process goes on without it)."""
@@ -140,7 +131,7 @@ def run_one(
         session = ThreadedSession(plan, buyer, out, plan.delays.for_buyer(plan.seed, buyer))
         session.orphaned = orphaned
         announce = None
-        if plan.strategy == "process":  # who holds the run's lock (tickets.engine.abandoned_lock)
+        if plan.strategy.reports_holder:  # who holds the lock (tickets.engine.abandoned_lock)
 
             def announce() -> None:
                 out.send(locked(os.getpid(), buyer))
@@ -161,15 +152,16 @@ def run_worker(
     plan: BuyerPlan,
     share: Iterator[int],
     concurrency: int,
-    shared_token: Any,
+    shared_token: Token,
     events_fd: int,
-    gate: Gate,
+    gate: GateEnd,
     orphaned: Callable[[], bool],
 ) -> int:
     """Run the buyers of ``share`` on ``concurrency`` threads, behind the gate;
     the worker's exit code."""
     out = SharedOut(events_fd)
-    token = buyer_tokens(plan, shared_token)
+    # the run's one lock (process), a new lock each (per-buyer), or nothing
+    token = plan.strategy.thread_tokens(shared_token, threading.Lock)
     if not gate.poll(plan.gate_timeout):
         return NEVER_OPENED  # its buyers changed nothing: the parent counts them never started
     take = threading.Lock()
@@ -182,8 +174,7 @@ def run_worker(
                 return
             run_one(plan, buyer, token(), out, orphaned)
 
-    if plan.strategy == "flock":
-        install_wake_signal()  # a thread's flock wait ends at its deadline
+    plan.strategy.prepare_worker()  # flock: a thread's wait ends at its deadline
     threading.stack_size(STACK_BYTES)
     threads = [threading.Thread(target=buyers, daemon=True) for _ in range(concurrency)]
     for thread in threads:
