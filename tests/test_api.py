@@ -137,3 +137,31 @@ def test_the_library_page_runs_as_written(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "0" and "True 5" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "given, words",
+    [
+        ({"buyers": "3"}, "buyers must be a whole number"),
+        ({"buyers": True}, "buyers must be a whole number"),
+        ({"tickets": 2.5}, "tickets must be a whole number"),
+        ({"seed": "a"}, "seed must be a whole number"),
+        ({"lock_timeout": "1"}, "lock timeout must be a number of seconds"),
+        ({"lock_timeout": float("nan")}, "lock timeout must be more than 0"),
+        ({"delays": "fast"}, "delays must be a Delays"),
+        ({"fsync": "yes"}, "fsync must be True or False"),
+        ({"history": 5}, "history must be a path"),
+        ({"strategy": "bogus"}, "unknown strategy 'bogus'"),
+        ({"strategy": "atomic"}, "does not apply to a json store"),
+    ],
+)
+def test_a_library_callers_wrong_kinds_are_refused_in_words(
+    tmp_path: Path, given: dict[str, object], words: str
+) -> None:
+    """What the command line's options never let through, a script can hand
+    in: each is a ConfigError (exit 2) naming the field, never a TypeError
+    from deep inside a run."""
+    fields: dict[str, object] = {"store": tmp_path / "t.json", "buyers": 3, **given}
+    with pytest.raises(tickets.ConfigError, match=words):
+        tickets.BuyConfig(**fields)  # type: ignore[arg-type]
+    assert not (tmp_path / "t.json").exists()  # nothing changed

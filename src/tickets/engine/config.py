@@ -63,6 +63,8 @@ def default_start_method() -> str:
 
 
 def _in_range(name: str, value: int, low: int, high: int) -> None:
+    if type(value) is not int:  # a library caller's "3" or 3.0 or True
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
     if not low <= value <= high:
         raise ConfigError(f"{name} must be from {low} to {high:,}, got {value}")
 
@@ -70,6 +72,8 @@ def _in_range(name: str, value: int, low: int, high: int) -> None:
 def _timeout(name: str, value: float | None, *, zero_ok: bool = False) -> None:
     if value is None:
         return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}")
     if not (0 <= value if zero_ok else 0 < value) or not value <= MAX_WAIT_S:
         allowed = "from 0 to a day" if zero_ok else "more than 0 and at most a day"
         raise ConfigError(f"{name} must be {allowed}, got {value}")
@@ -109,6 +113,20 @@ class SaleConfig:
     #: the ``lease`` strategy's holders read and write through fencing tokens
     fencing: bool = False
 
+    def _check_kinds(self) -> None:
+        """What a library caller may hand in wrong, refused in words."""
+        if type(self.seed) is not int:
+            raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
+        if not isinstance(self.delays, Delays):
+            raise ConfigError(f"delays must be a Delays, got {self.delays!r}")
+        for name in ("fsync", "keep_history", "fencing"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.history is not None and not isinstance(self.history, str | os.PathLike):
+            raise ConfigError(f"history must be a path, got {self.history!r}")
+        if self.history is not None and not isinstance(self.history, Path):
+            object.__setattr__(self, "history", Path(self.history))
+
     def __post_init__(self) -> None:
         import multiprocessing
 
@@ -127,6 +145,7 @@ class SaleConfig:
                 raise ConfigError(
                     f"unknown strategy {self.strategy!r}; choose from {names}"
                 ) from None
+        self._check_kinds()
         usable = strategies_for(self.store.kind)
         if self.strategy not in usable:
             raise ConfigError(
