@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -45,3 +46,33 @@ def test_plans_survive_pickling(protocol: int) -> None:
     for record in (Delays(), plan(kill_at=((2, "locked"),)), orders, STRATEGIES["flock"]):
         copy = pickle.loads(pickle.dumps(record, protocol))
         assert copy == record and type(copy) is type(record)
+
+
+def test_a_plan_crosses_to_the_launcher_whole() -> None:
+    """The launcher's orders carry every field of the plan as JSON, and it
+    reads back the same plan (a field left out would quietly take its default)."""
+    from tickets.engine.child.launcher import orders_doc, read_plan
+    from tickets.engine.child.plan import CommandPlan
+    from tickets.stores.spec import parse_db
+
+    command = CommandPlan("true", 22, 5.0, True, {"TICKETS_RUN": "r1"}, ((3, 0.5),))
+    every = BuyerPlan(
+        parse_db("redis://u:pw@h:6380/2?key=k"),
+        STRATEGIES["lease"],
+        7,
+        Delays(0.01, 0.002),
+        5.0,
+        fsync=True,
+        gate_timeout=90.0,
+        kill_at=((1, "locked"), (4, "written")),
+        lease_ttl=0.25,
+        fencing=True,
+        pause_at=((2, 0.1),),
+        buy="shop.py:take",
+        log="/tmp/buyers.log",
+        command=command,
+    )
+    for sent in (plan(store=parse_db("s.json"), strategy=STRATEGIES["file"]), every):
+        orders = orders_doc(sent, 10, 3, 4, 5, workers=2, concurrency=8, method="spawn")
+        assert set(orders["plan"]) == set(BuyerPlan._fields)
+        assert read_plan(json.loads(json.dumps(orders))) == sent

@@ -40,7 +40,7 @@ def orders(store: Path) -> Callable[..., RunResult]:
 
 def assert_accounting(result: RunResult) -> None:
     """submitted == accepted + rejected, and every order has exactly one outcome."""
-    q = result.queue
+    q = result.queue_stats()
     assert q.submitted == q.accepted + q.rejected == len(result.rows)
     assert sum(p["submitted"] for p in q.producers) == q.submitted
     events = read_json_lines(kept(result))
@@ -62,7 +62,7 @@ def test_both_shutdowns_sell_exactly_and_lose_nothing(
 ) -> None:
     result = orders(shutdown=shutdown)
     assert_accounting(result)
-    q = result.queue
+    q = result.queue_stats()
     assert (q.submitted, q.accepted, q.rejected, q.left_in_queue) == (30, 30, 0, 0)
     assert (result.report.sold, result.remaining, result.report.oversold) == (20, 0, 0)
     assert result.passed and result.aborted is None
@@ -77,7 +77,7 @@ def test_full_queue_rejects_busy(orders: Callable[..., RunResult], put_timeout: 
     # A queue of 1 and a slow clerk: producers meet queue.Full.
     result = orders(queue_size=1, clerks=1, put_timeout=put_timeout, delays=Delays(0.0, 0.03))
     assert_accounting(result)
-    q = result.queue
+    q = result.queue_stats()
     assert q.rejected > 0 and q.accepted > 0
     assert all(
         r.reason and r.reason.startswith("busy")
@@ -94,9 +94,9 @@ def test_idle_clerks_go_home_and_nothing_is_lost(orders: Callable[..., RunResult
         producers=1, orders=4, queue_size=10, get_timeout=0.05, delays=Delays(0.3, 0.001)
     )
     assert_accounting(result)
-    assert all("exited with code 0" == c["exit"] for c in result.queue.clerks)
+    assert all("exited with code 0" == c["exit"] for c in result.queue_stats().clerks)
     left = [r for r in result.rows if (r.reason or "").startswith("unsold")]
-    assert len(left) == result.queue.left_in_queue
+    assert len(left) == result.queue_stats().left_in_queue
     if result.aborted is None:  # orders that came after every clerk left stay unsold
         assert result.report.sold + len(left) == 4
 
@@ -124,7 +124,7 @@ def test_killed_clerk_under_sentinel_leaves_an_unknown(orders: Callable[..., Run
     assert result.aborted is None
     assert result.report.unknown == 1 and result.report.passed
     assert_accounting(result)
-    assert result.queue.left_in_queue == 0
+    assert result.queue_stats().left_in_queue == 0
 
 
 @pytest.mark.timeout(60)
@@ -263,7 +263,7 @@ def test_hundreds_of_producers_on_workers_lose_nothing(
     assert isinstance(result.config, QueueConfig) and result.config.workers == 2 and result.passed
     assert result.report.sold == 1000 and result.remaining == 0
     assert_accounting(result)
-    producers = result.queue.producers
+    producers = result.queue_stats().producers
     assert len(producers) == 300 and all(p["submitted"] == 4 for p in producers)
     assert len({p["pid"] for p in producers}) == 2  # their two workers
 
@@ -275,7 +275,7 @@ def test_producers_on_workers_reject_busy_orders_and_the_history_checks(
     result = orders(
         producers=200, orders=10, clerks=1, queue_size=2, put_timeout=0, tickets=2000, workers=2
     )
-    assert result.passed and result.queue.rejected > 0
+    assert result.passed and result.queue_stats().rejected > 0
     assert_accounting(result)
 
 

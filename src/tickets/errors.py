@@ -17,7 +17,13 @@ from __future__ import annotations
 from .constants import EXIT_STORE, EXIT_USAGE, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+
+    #: What :func:`_rebuilt` makes an error from: its class, arguments and fields.
+    Parts = tuple[type["TicketsError"], tuple[object, ...], dict[str, object]]
+    Rebuild = Callable[
+        [type["TicketsError"], tuple[object, ...], dict[str, object]], "TicketsError"
+    ]
 
 
 class TicketsError(Exception):
@@ -34,7 +40,7 @@ class TicketsError(Exception):
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}" if self.hint else self.message
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[Rebuild, Parts]:
         return (_rebuilt, (type(self), self.args, self.__dict__))
 
 
@@ -62,7 +68,9 @@ class ConfigError(UsageProblem, ValueError):
     """A run cannot be set up as configured (its config checks itself when made)."""
 
 
-def _rebuilt(kind: type[TicketsError], args: tuple[Any, ...], fields: dict[str, Any]) -> Any:
+def _rebuilt(
+    kind: type[TicketsError], args: tuple[object, ...], fields: dict[str, object]
+) -> TicketsError:
     """An error as it was, without calling its constructor (see the docstring)."""
     error = kind.__new__(kind, *args)
     error.args = args

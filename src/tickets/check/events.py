@@ -209,6 +209,18 @@ if TYPE_CHECKING:
     class RunLine(RunFields):
         type: Literal["run"]
 
+    class ChaosReport(TypedDict):
+        """What a chaos run did to the run's processes (the end line's ``chaos``)."""
+
+        kill_rate: float
+        pause_rate: float
+        seed: int
+        kills_planned: int
+        killed: int
+        paused: int
+        #: how long a paused child held the lock (None: SIGSTOP/SIGCONT)
+        pause_length_s: float | None
+
     class EndFields(TypedDict, total=False):
         """What an end line says (the tool writes every field; a history
         read back may leave out all but the time)."""
@@ -218,7 +230,7 @@ if TYPE_CHECKING:
         aborted: str | None
         run_error: str | None
         notes: list[str]
-        chaos: dict[str, object] | None
+        chaos: ChaosReport | None
         duration_s: float
         t: Required[float]
 

@@ -24,7 +24,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Literal, TypedDict
 
 from ..constants import UNREAD_STOCK
 from ..errors import TicketsError
@@ -35,6 +35,33 @@ from .operations import Malformed, Operations, printable
 
 if TYPE_CHECKING:
     from .events import EndLine, OperationEvent, RunLine
+
+
+class Detail(TypedDict, total=False):
+    """What is kept of an operation to draw it (see tickets.render.timeline):
+    how it ended and the times of its phases (None where unknown)."""
+
+    type: str
+    #: its seat, or its ticket id (made printable)
+    seat: int | str | None
+    reason: str | None
+    t_invoke: float
+    t_start: float | None
+    t_search: float | None
+    t_locked: float | None
+    t_end: float | None
+
+
+#: The times of a :class:`Detail`, on the clock of the run's host.
+DetailTime = Literal["t_invoke", "t_start", "t_search", "t_locked", "t_end"]
+DETAIL_TIMES: tuple[DetailTime, ...] = ("t_invoke", "t_start", "t_search", "t_locked", "t_end")
+#: The phases an operation's events say when they began (any of its events may).
+PHASE_TIMES: tuple[Literal["t_start", "t_search", "t_locked"], ...] = (
+    "t_start",
+    "t_search",
+    "t_locked",
+)
+
 #: A history line longer than this is not ours.
 MAX_LINE = 1 << 16
 #: Bytes read at a time.
@@ -63,7 +90,7 @@ class History:
     ops: Operations
     end: EndLine | None = None
     #: the events of the operations asked for by number (for drawing them)
-    details: dict[int, dict[str, Any]] = field(default_factory=dict)
+    details: dict[int, Detail] = field(default_factory=dict)
     #: the number of a last line cut off mid-write (a parent killed, a full
     #: disk): left out, and the history is unfinished
     torn: int | None = None
@@ -192,7 +219,7 @@ class _Reader:
     def __init__(self, path: Path, details: set[int] | None) -> None:
         self.path = path
         self.wanted = details or set()
-        self.details: dict[int, dict[str, Any]] = {}
+        self.details: dict[int, Detail] = {}
         self.run: RunLine | None = None
         self.end: EndLine | None = None
         self.torn: int | None = None
@@ -275,15 +302,21 @@ class _Reader:
         """An operation's fields, for drawing: its invoke's and its completion's."""
         held = self.details.setdefault(ev["buyer"], {})
         if ev["type"] == "invoke":
-            held.update(t_invoke=ev["t"], t_start=ev.get("t_start"), t_search=ev["t"])
+            held.update({"t_invoke": ev["t"], "t_start": ev.get("t_start"), "t_search": ev["t"]})
             return
         reason = ev.get("reason")
+        seat: int | str | None = None  # drawn for a sale only
+        if ev["type"] == "ok":
+            seat = ev.get("seat") if "ticket" not in ev else printable(str(ev.get("ticket")))
         held.update(
-            type=ev["type"],
-            seat=ev.get("seat") if "ticket" not in ev else printable(str(ev.get("ticket"))),
-            reason=None if reason is None else printable(reason),
-            t_end=ev["t"] if ev["type"] != "info" else None,
+            {
+                "type": ev["type"],
+                "seat": seat,
+                "reason": None if reason is None else printable(reason),
+                "t_end": ev["t"] if ev["type"] != "info" else None,
+            }
         )
-        for key in ("t_start", "t_search", "t_locked"):
-            if ev.get(key) is not None:
-                held[key] = ev[key]
+        for key in PHASE_TIMES:
+            value = ev.get(key)
+            if value is not None:
+                held[key] = value

@@ -12,7 +12,7 @@ no undersell, the store valid after the run, and no errors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TypedDict
 
 from ..constants import MAX_COUNT
 from .history import History
@@ -25,6 +25,14 @@ NOT_RUN = "not run"
 NO_STOCK = "no stock reading: give --stock-cmd CMD (or --db, the store the command sells from)"
 
 
+class CheckDoc(TypedDict):
+    """A check as ``--json`` documents list it."""
+
+    name: str
+    passed: bool | None
+    detail: str
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -32,7 +40,7 @@ class Check:
     passed: bool | None
     detail: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> CheckDoc:
         return {"name": self.name, "passed": self.passed, "detail": self.detail}
 
 
@@ -44,9 +52,9 @@ class Report:
     sold: int
     failed: int
     unknown: int
-    #: seat (or ticket id) -> the buyers (``"run:buyer"`` keys, or buyer
-    #: numbers for one run) that got it
-    double_sold: dict[Any, list[str]] = field(default_factory=dict)
+    #: seat (an int), or ticket id (a command buyer's, a str) -> the buyers
+    #: (``"run:buyer"`` keys, or buyer numbers for one run) that got it
+    double_sold: dict[int | str, list[str]] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
     #: why the run was cut short (its end line's ``aborted``: the watchdog,
     #: a signal, an error), or None
@@ -109,7 +117,7 @@ class Report:
         )
 
     @property
-    def double_sold_seats(self) -> list[Any]:
+    def double_sold_seats(self) -> list[int | str]:
         return sorted(self.double_sold, reverse=True)
 
     def failures(self) -> list[Check]:
@@ -247,7 +255,7 @@ def _evaluate_ids(
     return Report(initial, remaining, sold, failed, unknown, double, checks)
 
 
-def _double_tickets(ops: Operations) -> dict[Any, list[str]]:
+def _double_tickets(ops: Operations) -> dict[int | str, list[str]]:
     """Tickets (ids, and seats taken as text) that went to more than one sale."""
     holders: dict[str, list[int]] = {}
     tickets, seats, kinds = ops.tickets, ops.seats, ops.kinds
@@ -273,9 +281,9 @@ def _well_formed(ops: Operations, unfinished: str | None) -> Check:
 
 def _seats(
     ops: Operations, packed: list[int], initial: int | None, remaining: int | None
-) -> tuple[dict[Any, list[str]], list[int]]:
+) -> tuple[dict[int | str, list[str]], list[int]]:
     """Seats sold more than once (seat -> keys), and seats outside the stock taken."""
-    double: dict[Any, list[str]] = {}
+    double: dict[int | str, list[str]] = {}
     out_of_range: set[int] = set()
     low = 1 if remaining is None else remaining + 1
     high = MAX_COUNT if initial is None else initial
@@ -306,7 +314,7 @@ def _errors_check(ops: Operations) -> Check:
 def _seats_check(
     initial: int | None,
     remaining: int | None,
-    double: dict[Any, list[str]],
+    double: dict[int | str, list[str]],
     out_of_range: list[int],
 ) -> Check:
     if double:

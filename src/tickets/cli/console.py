@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -50,7 +50,7 @@ def _plain_console() -> type[Console]:
     from rich.console import Console
 
     class PlainConsole(Console):
-        def print(self, *objects: Any, **kwargs: Any) -> None:
+        def print(self, *objects: object, **kwargs: Any) -> None:
             with self.capture() as captured:
                 super().print(*objects, **kwargs)
             lines = captured.get().split("\n")
@@ -84,7 +84,7 @@ class _EveryPrint:
     the net under them (issue #22: escape sequences in file names, a user
     buyer's exception, a store path)."""
 
-    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[Any]:
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
         return [_Printable(r) for r in renderables]
 
 
@@ -130,9 +130,11 @@ emitted: list[int] = []
 stopped_because: list[str] = []
 
 
-def emit_json(doc: dict[str, Any], exit_code: int) -> None:
+def emit_json(doc: Mapping[str, object], exit_code: int) -> None:
     """One --json document on stdout, led by its ``schema`` and the command's
-    ``exit_code`` (what a CI job gates on, with ``passed``)."""
+    ``exit_code`` (what a CI job gates on, with ``passed``). Every kind of
+    document comes here, each with its own ``TypedDict`` (see
+    tickets.render.json_documents): this reads nothing of it but ``passed``."""
     import json
 
     from ..constants import JSON_SCHEMA

@@ -12,13 +12,34 @@ proven" (exit 5). Only click is imported at module level (see
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..constants import DEFAULT_EXEC_TIMEOUT, DEFAULT_SOLD_OUT_EXIT, UNREAD_STOCK
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from ..locking.strategies import Strategy
+
+    class ExecFields(TypedDict, total=False):
+        """A BuyConfig's fields of ``--exec`` and ``--stock-cmd`` (see :func:`exec_fields`)."""
+
+        command: str | None
+        stock_cmd: str | None
+        sold_out_exit: int
+        ticket_ids: bool
+        #: where the stock is read, when not the tool's store
+        stock: str
+        #: a command buyer's: no lock (the command locks as it will)
+        strategy: Strategy
+        #: None: the stock is kept where the tool does not restock it
+        tickets: int | None
+
+
+#: A command that options are added to: returned as it came.
+F = TypeVar("F", bound=Callable[..., object])
 
 EXEC_HELP = (
     "Buy with a command: each buyer runs CMD once (sh -c) with $TICKETS_BUYER, $TICKETS_RUN "
@@ -63,9 +84,9 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
 
 
-def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    """The BuyConfig fields of --exec and --stock-cmd; ``fields`` are the
-    sale's (its stock and strategy change under --exec)."""
+def exec_fields(ctx: click.Context, opts: dict[str, Any]) -> ExecFields:
+    """The BuyConfig fields of --exec and --stock-cmd, the sale's strategy
+    and restock among them when --exec or the stock's place changes them."""
     from .store_options import StoreContext
 
     command, stock_cmd = opts.pop("exec_cmd"), opts.pop("stock_cmd")
@@ -73,7 +94,7 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
     for name, flag in (("sold_out_exit", "--sold-out-exit"), ("ticket_ids", "--ticket-ids")):
         if command is None and _given(ctx, name):
             raise click.UsageError(f"{flag} is for --exec (a command buyer)")
-    out: dict[str, Any] = {
+    out: ExecFields = {
         "command": command,
         "stock_cmd": stock_cmd,
         "sold_out_exit": sold_out,
@@ -96,7 +117,7 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
             raise click.UsageError("--lock does not apply to --exec: the command locks as it will")
         from ..locking.strategies import NO_LOCK
 
-        fields["strategy"] = NO_LOCK
+        out["strategy"] = NO_LOCK
     if stock_cmd is not None and db_given and command is not None:
         raise click.UsageError(
             "--db and --stock-cmd both say where the stock is: give --db if the command sells "
@@ -113,5 +134,5 @@ def exec_fields(ctx: click.Context, opts: dict[str, Any], fields: dict[str, Any]
                     f"{flag} is for the tool's own store; the command's stock is kept "
                     "elsewhere: set it there (--stock-cmd reads it)"
                 )
-        fields["tickets"] = None
+        out["tickets"] = None
     return out

@@ -30,13 +30,40 @@ from .store_options import StoreContext, db_option
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import TypedDict
 
     from ..engine.chaos import Chaos
     from ..engine.child.plan import Delays
     from ..locking.strategies import Strategy
     from ..stores.spec import StoreSpec
 
-F = TypeVar("F", bound=Callable[..., Any])
+    class ConfigFields(TypedDict, total=False):
+        """A SaleConfig's fields, as the shared options give them (see
+        :func:`sale_config`; the strategy is ``--lock``'s, given apart)."""
+
+        store: StoreSpec
+        tickets: int | None
+        seed: int
+        delays: Delays
+        lock_timeout: float
+        stall_timeout: float
+        fsync: bool
+        start_method: str
+        history: Path | None
+        keep_history: bool
+        lease_ttl: float
+        fencing: bool
+        chaos: Chaos | None
+
+    class WorkerFields(TypedDict):
+        """Buyers on workers: ``--workers`` and ``--concurrency`` (None: the default)."""
+
+        workers: int | None
+        concurrency: int | None
+
+
+#: A command that options are added to: returned as it came.
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def as_path(value: str | None) -> Path | None:
@@ -309,7 +336,7 @@ def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Dela
     return Delays.none() if no_delay else Delays(search_delay / 1000, write_delay / 1000)
 
 
-def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True) -> dict[str, Any]:
+def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True) -> ConfigFields:
     """The shared SaleConfig fields, from the options of sale_options (and
     chaos_options); ``on_store`` False: the stock is kept elsewhere (an
     --exec sale), and the store is not looked at."""
@@ -323,7 +350,7 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
         not any(s.leases for s in sale_strategies(ctx))
     ):
         raise click.UsageError("--lease-ttl is for --lock lease (a Redis store)")
-    fields = {
+    fields: ConfigFields = {
         "store": spec,
         "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"], spec)
         if on_store
@@ -341,9 +368,12 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
     }
     if "chaos" in opts:
         fields["chaos"] = chaos_from(ctx, opts)
-    if "workers" in opts:
-        fields |= {"workers": opts.pop("workers"), "concurrency": opts.pop("concurrency")}
     return fields
+
+
+def worker_fields(opts: dict[str, Any]) -> WorkerFields:
+    """The BuyConfig fields of ``workers_options``."""
+    return {"workers": opts.pop("workers"), "concurrency": opts.pop("concurrency")}
 
 
 def sale_strategies(ctx: click.Context) -> list[Strategy]:

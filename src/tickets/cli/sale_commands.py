@@ -37,6 +37,7 @@ from .options import (
     pause_length_option,
     sale_config,
     sale_options,
+    worker_fields,
     workers_options,
 )
 from .params import Amount, Count
@@ -50,6 +51,12 @@ if TYPE_CHECKING:
     from ..engine.ledger import RunResult
     from ..engine.race import RaceResult, RaceRun
     from ..locking.strategies import Strategy
+    from .exec_options import ExecFields
+    from .options import ConfigFields, WorkerFields
+    from .sale_group import NamedSaleFields
+
+    class BuyFields(ConfigFields, WorkerFields, ExecFields, NamedSaleFields, total=False):
+        """Every BuyConfig field ``buy`` takes from its options."""
 
 
 @click.command()
@@ -119,11 +126,18 @@ def buy(
             f"--all shows at most {ROWS_KEPT:,} buyers; the history has "
             "every one (tickets history FILE)"
         )
-    fields: dict[str, Any] = {"strategy": strategy}
-    fields |= exec_fields(ctx, opts, fields) | sale_fields(ctx, opts)
-    fields = {**sale_config(ctx, opts, fields.get("stock", "store") == "store"), **fields}
+    command = exec_fields(ctx, opts)  # under --exec: no lock, and maybe no restock
+    named = sale_fields(ctx, opts)
+    on_store = command.get("stock", "store") == "store"
+    given: BuyFields = {
+        **sale_config(ctx, opts, on_store),
+        **worker_fields(opts),
+        "strategy": strategy,
+        **command,
+        **named,
+    }
     with translate_errors():
-        config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **fields)
+        config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **given)
 
     def show(result: RunResult, code: int) -> None:
         if json_:
@@ -215,7 +229,7 @@ def race(
 
     chosen = race_sides(ctx, strategy, no_lock, strategies, opts, show_timeline)
     with translate_errors():
-        base = BuyConfig(buyers=buyers, **sale_config(ctx, opts))
+        base = BuyConfig(buyers=buyers, **sale_config(ctx, opts), **worker_fields(opts))
 
     def show(result: RaceResult, code: int) -> None:
         if (opts["svg"] or opts["html"]) and result.runs:

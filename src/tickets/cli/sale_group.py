@@ -19,10 +19,23 @@ from .params import Amount
 from .store_options import StoreContext, db_option
 
 if TYPE_CHECKING:
+    from typing import TypedDict
+
     from ..named_sale.registry import NamedSale
     from ..stores.redis import RedisStore
 
-F = TypeVar("F", bound=Callable[..., Any])
+    class NamedSaleFields(TypedDict, total=False):
+        """A BuyConfig's fields of ``--sale``, ``--hosts`` and ``--join-timeout``."""
+
+        sale: str
+        hosts: int
+        join_timeout: float
+        #: a named sale sells the stock as it is
+        tickets: int | None
+
+
+#: A command that options are added to: returned as it came.
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def named_sale_options(f: F) -> F:
@@ -57,7 +70,7 @@ def named_sale_options(f: F) -> F:
     return f
 
 
-def sale_fields(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
+def sale_fields(ctx: click.Context, opts: dict[str, Any]) -> NamedSaleFields:
     """The BuyConfig fields of --sale, --hosts and --join-timeout."""
     sale, hosts, wait = opts.pop("sale"), opts.pop("hosts"), opts.pop("join_timeout")
     if sale is None:

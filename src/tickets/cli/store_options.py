@@ -8,7 +8,7 @@ Only click is imported at module level (see :mod:`tickets.cli`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -17,7 +17,8 @@ from .params import Amount
 if TYPE_CHECKING:
     from ..stores.spec import StoreSpec
 
-F = TypeVar("F", bound=Callable[..., Any])
+#: A command (or a group) that options are added to: returned as it came.
+F = TypeVar("F", bound=Callable[..., object])
 
 
 class StoreContext:
@@ -51,7 +52,8 @@ class StoreContext:
         return spec
 
 
-def _set_store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+def _set_store(ctx: click.Context, param: click.Parameter, value: str | float | None) -> None:
+    """``--db``, ``--lock-file`` (text) or ``--connect-timeout`` (seconds) after the command."""
     if value is not None:
         obj = ctx.find_object(StoreContext)
         assert obj is not None, "the group sets the store first"
@@ -79,21 +81,28 @@ CONNECT_TIMEOUT = Amount(0, 60, min_open=True)
 def db_option(f: F) -> F:
     """``--db``, ``--lock-file`` and ``--connect-timeout`` after the command
     name too (``tickets buy --db sqlite:sale.db``)."""
-    common: dict[str, Any] = {"expose_value": False, "callback": _set_store}
     options = [
         click.option(
             "--db",
             metavar="PATH|URL",
             help=DB_HELP + " Also accepted before the command.",
-            **common,
+            expose_value=False,
+            callback=_set_store,
         ),
-        click.option("--lock-file", metavar="PATH", help=LOCK_FILE_HELP, **common),
+        click.option(
+            "--lock-file",
+            metavar="PATH",
+            help=LOCK_FILE_HELP,
+            expose_value=False,
+            callback=_set_store,
+        ),
         click.option(
             "--connect-timeout",
             type=CONNECT_TIMEOUT,
             metavar="S",
             help=CONNECT_TIMEOUT_HELP,
-            **common,
+            expose_value=False,
+            callback=_set_store,
         ),
     ]
     for option in reversed(options):

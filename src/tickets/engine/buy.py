@@ -24,7 +24,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..check.events import (
     NEVER_STARTED,
@@ -46,6 +46,7 @@ from .ledger import Progress, RunResult
 
 if TYPE_CHECKING:
     from ..check.events import Message, ModeFields, Outcome
+    from .rows import WorkerStats
 
 #: How long after a command buyer's own timeout the parent stops it itself
 #: (the launcher times each command out first).
@@ -385,7 +386,7 @@ class WorkersMode(BuyMode):
         """Every buyer has its outcome now: what each worker did, for the result."""
         run.ledger.worker_stats = [self.worker_stats(run, w) for w in range(self.workers)]
 
-    def worker_stats(self, run: Harness, worker: int) -> dict[str, Any]:
+    def worker_stats(self, run: Harness, worker: int) -> WorkerStats:
         """One worker's share and how it ended (as the --json ``workers``)."""
         kinds = run.ledger.ops.kinds[worker :: self.workers]
         code = run.children.exitcode(worker)

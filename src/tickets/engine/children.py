@@ -18,9 +18,12 @@ from collections.abc import Callable, Hashable, Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .child.spawned import forget
+
+if TYPE_CHECKING:
+    from ..check.events import Message
 
 __all__ = ["Children", "Gate", "describe_exit", "forget", "raise_fd_limit"]
 
@@ -201,7 +204,7 @@ class Children:
                 except ProcessLookupError:
                     pass
 
-    def take_message(self, ev: dict[str, Any]) -> bool:
+    def take_message(self, ev: Message) -> bool:
         """Children started here send no messages about themselves."""
         return False
 

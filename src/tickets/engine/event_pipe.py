@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import select
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .child.pipe import FrameReader
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     from ..check.events import Message
 
 #: How much the parent reads from the event pipe at once.
@@ -26,7 +28,7 @@ READ_SIZE = 1 << 16
 class EventPipe:
     """The read end, and the write end the children are handed."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: BaseContext) -> None:
         self.reader, self.writer = ctx.Pipe(duplex=False)
         self._fd = self.reader.fileno()
         self._frames = FrameReader()

@@ -31,7 +31,8 @@ from .event_pipe import EventPipe
 from .ledger import Progress, RunResult, SaleLedger
 
 if TYPE_CHECKING:
-    from ..check.events import Message, ModeFields, Outcome
+    from ..check.events import ChaosReport, Message, ModeFields, Outcome
+    from .rows import QueueStats
 
 #: How long children get to exit at the end before they are killed.
 REAP_TIMEOUT = 5.0
@@ -127,7 +128,7 @@ class SaleMode(ABC):
     def close(self) -> None:  # noqa: B027 - most modes hold nothing more
         """Let go of the mode's own resources (the order queue)."""
 
-    def stats(self, run: Harness, aborted: str | None) -> Any:
+    def stats(self, run: Harness, aborted: str | None) -> QueueStats | None:
         """The mode's own figures for the result (queue: per producer and clerk)."""
         return None
 
@@ -286,7 +287,7 @@ class Harness:
             self.events.close()
             self.gate.close()
 
-    def chaos_report(self) -> dict[str, Any] | None:
+    def chaos_report(self) -> ChaosReport | None:
         """What a chaos run did to the run's processes."""
         chaos = self.config.chaos
         if chaos is None:

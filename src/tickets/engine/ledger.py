@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..check.events import (
     completed,
@@ -54,6 +54,7 @@ from .shell_commands import read_stock
 
 if TYPE_CHECKING:
     from ..check.events import (
+        ChaosReport,
         Completion,
         Invoke,
         LeaseFields,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         SaleFields,
         Take,
     )
+    from .rows import QueueStats, WorkerStats
 
 __all__ = ["OperationRow", "Progress", "RunResult", "SaleLedger"]
 
@@ -133,7 +135,7 @@ class SaleLedger(SaleHost):
         #: buyers on workers send compact events: the search time is their invoke's
         self.compact = config.mode != "queue" and bool(getattr(config, "workers", 0))
         #: buyers on workers: what each worker did (set by tickets.engine.buy)
-        self.worker_stats: list[dict[str, Any]] | None = None
+        self.worker_stats: list[WorkerStats] | None = None
         try:  # on disk before any buyer is let through the gate: no record, no sale
             self.writer.write(self._run_line(run_fields))
             self.writer.flush()
@@ -397,7 +399,7 @@ class SaleLedger(SaleHost):
         store_error: str | None,
         aborted: str | None,
         recorded: str | None,
-        chaos: dict[str, Any] | None,
+        chaos: ChaosReport | None,
     ) -> float:
         """Write the history's ``end`` line; the time it carries."""
         t_end = max(time.monotonic(), self.ops.latest)
@@ -419,8 +421,8 @@ class SaleLedger(SaleHost):
         self,
         t0: float,
         aborted: str | None,
-        queue: Any = None,
-        chaos: dict[str, Any] | None = None,
+        queue: QueueStats | None = None,
+        chaos: ChaosReport | None = None,
         junk: int = 0,
     ) -> RunResult:
         """Read the final stock, write the ``end`` line, close the history,

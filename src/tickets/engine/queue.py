@@ -22,8 +22,7 @@ import queue as queue_errors
 import signal
 import time
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..check.events import OPERATION_KINDS, QUEUE_FULL, abandoned, no_outcome, unsold
 from .child.orders import run_clerk, run_producer, run_producers
@@ -32,33 +31,20 @@ from .children import Children, describe_exit
 from .config import QueueConfig
 from .harness import FINISHED, REAP_TIMEOUT, Harness, SaleMode, sell
 from .ledger import OperationRow, Progress, RunResult
+from .rows import QueueStats
 
 if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+
     from ..check.events import Message, ModeFields, Outcome
     from ..locking.strategies import Token
+    from .rows import ClerkStats, ProducerStats
 
 #: After a clerk died under the join shutdown, how long the others get to
 #: finish what they hold before the run stops.
 JOIN_GRACE = 0.5
 #: Producers blocked on a full queue that no clerk reads go quiet: stop after this.
 ORPHANED_PRODUCERS = 1.0
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    """Per producer and per clerk figures, and the order accounting."""
-
-    producers: list[dict[str, Any]]
-    clerks: list[dict[str, Any]]
-    submitted: int
-    accepted: int
-    rejected: int
-    left_in_queue: int
-    shutdown: str
-    batch: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def run_queue(config: QueueConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
@@ -88,7 +74,7 @@ class QueueMode(SaleMode):
             kill_at,
         )
         self.join = config.shutdown == "join"
-        self.orders: Any = None
+        self.orders: Queue[int | None] | None = None
         self.tokens: list[Token] = []
         self.dead_clerks: dict[int, str] = {}
         self.sentinels = 0
@@ -127,6 +113,12 @@ class QueueMode(SaleMode):
             "put_timeout": c.put_timeout,
             "get_timeout": c.get_timeout,
         }
+
+    @property
+    def queue(self) -> Queue[int | None]:
+        """The order queue (made with the children, before the run starts)."""
+        assert self.orders is not None, "no queue before make_children"
+        return self.orders
 
     def make_children(self, run: Harness) -> Children:
         size = self.config.queue_size
@@ -208,7 +200,7 @@ class QueueMode(SaleMode):
         """One None per clerk (tutorial section 3), without ever blocking."""
         while self.sentinels < self.config.clerks:
             try:
-                self.orders.put(None, timeout=0.01)
+                self.queue.put(None, timeout=0.01)
             except queue_errors.Full:
                 return  # the clerks are still busy; try again next round
             self.sentinels += 1
@@ -218,7 +210,7 @@ class QueueMode(SaleMode):
 
     def before_progress(self, run: Harness) -> None:
         try:
-            run.ledger.live.queue_depth = self.orders.qsize()
+            run.ledger.live.queue_depth = self.queue.qsize()
         except NotImplementedError:  # macOS has no sem_getvalue
             run.ledger.live.queue_depth = None
 
@@ -243,7 +235,7 @@ class QueueMode(SaleMode):
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             try:
-                oid = self.orders.get(timeout=0.05)
+                oid = self.queue.get(timeout=0.05)
             except (queue_errors.Empty, OSError, EOFError, ValueError):
                 break
             if oid is None:
@@ -290,7 +282,7 @@ class QueueMode(SaleMode):
             self.config.batch,
         )
 
-    def _producer(self, run: Harness, p: int, mine: list[OperationRow]) -> dict[str, Any]:
+    def _producer(self, run: Harness, p: int, mine: list[OperationRow]) -> ProducerStats:
         rejected = sum(1 for r in mine if r.reason == QUEUE_FULL)
         return {
             "producer": p,
@@ -300,9 +292,7 @@ class QueueMode(SaleMode):
             "rejected": rejected,
         }
 
-    def _clerk(
-        self, run: Harness, c: int, rows: list[OperationRow], daemons: bool
-    ) -> dict[str, Any]:
+    def _clerk(self, run: Harness, c: int, rows: list[OperationRow], daemons: bool) -> ClerkStats:
         mine = [r for r in rows if r.clerk == c]
         batches = {(r.t_search, r.t_end) for r in mine if r.t_search is not None and r.t_end}
         key = ("clerk", c)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TypedDict
 
 from ..locking.strategies import STRATEGIES
 from .buy import run_buy
@@ -64,6 +64,23 @@ class RaceRun:
         return side_excludes(self.strategy)
 
 
+class SideDoc(TypedDict):
+    """One side of a race as ``race --json`` lists it (``strategies``)."""
+
+    strategy: str
+    excludes: bool
+    trials: int
+    oversold_trials: int
+    oversold_min: int
+    oversold_median: float
+    oversold_max: int
+    failed_check_trials: int
+    unproven_trials: int
+    unknown: int
+    duration_median_s: float
+    purchases_per_s_median: float
+
+
 @dataclass(frozen=True)
 class SideStats:
     """One strategy over its trials."""
@@ -90,7 +107,7 @@ class SideStats:
     def excludes(self) -> bool:
         return side_excludes(self.strategy)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> SideDoc:
         return {
             "strategy": self.strategy,
             "excludes": self.excludes,

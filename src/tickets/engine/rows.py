@@ -1,17 +1,18 @@
 """One row per operation, as the parent saw it, the live counters a view
-shows, and the result a run closes with."""
+shows, and the result a run closes with (with the figures a mode adds to
+it: a queue's producers and clerks, a big sale's workers)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from ..check.verdict import Report
 from .config import SaleConfig
 
 if TYPE_CHECKING:
-    from ..check.events import Completion, OperationEvent
+    from ..check.events import ChaosReport, Completion, OperationEvent
 
 
 @dataclass
@@ -117,6 +118,80 @@ class RowsKept:
         return False
 
 
+class WorkerStats(TypedDict):
+    """One worker's share of a big sale and how it ended (the --json ``per_worker``)."""
+
+    worker: int
+    pid: int | None
+    buyers: int
+    sold: int
+    no_ticket: int
+    unknown: int
+    #: how it exited, in words; None: not reaped
+    exit: str | None
+
+
+class ProducerStats(TypedDict):
+    """One producer of a queue run: its orders."""
+
+    producer: int
+    pid: int | None
+    submitted: int
+    accepted: int
+    rejected: int
+
+
+class ClerkStats(TypedDict):
+    """One clerk of a queue run: what it took and sold, and how it exited."""
+
+    clerk: int
+    pid: int | None
+    taken: int
+    sold: int
+    busy_s: float
+    exit: str
+
+
+class QueueFigures(TypedDict):
+    """A queue run's figures, as its --json document adds them."""
+
+    producers: list[ProducerStats]
+    clerks: list[ClerkStats]
+    submitted: int
+    accepted: int
+    rejected: int
+    left_in_queue: int
+    shutdown: str
+    batch: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Per producer and per clerk figures, and the order accounting (see
+    tickets.engine.queue)."""
+
+    producers: list[ProducerStats]
+    clerks: list[ClerkStats]
+    submitted: int
+    accepted: int
+    rejected: int
+    left_in_queue: int
+    shutdown: str
+    batch: int
+
+    def as_dict(self) -> QueueFigures:
+        return {
+            "producers": list(self.producers),
+            "clerks": list(self.clerks),
+            "submitted": self.submitted,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "left_in_queue": self.left_in_queue,
+            "shutdown": self.shutdown,
+            "batch": self.batch,
+        }
+
+
 @dataclass
 class RunResult:
     config: SaleConfig
@@ -137,9 +212,9 @@ class RunResult:
     #: what the run noticed on the way (a clerk that died, ...)
     notes: tuple[str, ...] = ()
     #: queue mode: per producer and per clerk figures (see tickets.engine.queue)
-    queue: Any = None
+    queue: QueueStats | None = None
     #: chaos runs: what was done to the run's processes
-    chaos: dict[str, Any] | None = None
+    chaos: ChaosReport | None = None
     #: what the run did to the stock first: "as it was: N", "created with N",
     #: "restocked N → M"
     stock: str = ""
@@ -148,7 +223,13 @@ class RunResult:
     #: how many operations ended each way: "ok", "fail: sold out", ...
     outcomes: dict[str, int] | None = None
     #: buyers on workers: each worker's pid, share and outcomes (see tickets.engine.buy)
-    workers: list[dict[str, Any]] | None = None
+    workers: list[WorkerStats] | None = None
+
+    def queue_stats(self) -> QueueStats:
+        """A queue run's figures (every queue run has them)."""
+        if self.queue is None:
+            raise ValueError(f"a {self.config.mode} run has no queue figures")
+        return self.queue
 
     @property
     def purchases_per_s(self) -> float:

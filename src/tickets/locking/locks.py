@@ -32,8 +32,12 @@ from ..constants import TYPE_CHECKING
 from ..errors import StoreError, TicketsError
 
 if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Any, Protocol
+    from collections.abc import Callable
+    from types import FrameType, TracebackType
+    from typing import Protocol
+
+    #: What ``signal.signal`` takes and returns.
+    Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
     class SharedLock(Protocol):
         """A lock several buyers hold a handle on: a ``multiprocessing.Lock``
@@ -208,7 +212,7 @@ class _Expired(Exception):
     pass
 
 
-def _expire(signum: int, frame: Any) -> None:
+def _expire(signum: int, frame: FrameType | None) -> None:
     raise _Expired
 
 
@@ -234,10 +238,11 @@ def install_alarm() -> None:
 WAITERS: dict[int, float] = {}
 #: The signal that ends a worker thread's ``flock`` wait (handled, not restarted).
 WAKE_SIGNAL = signal.SIGUSR2
-_libc_flock: Any = None
+#: libc's ``flock(fd, operation)``, once a worker has loaded it.
+_libc_flock: Callable[[int, int], int] | None = None
 
 
-def _woken(signum: int, frame: Any) -> None:
+def _woken(signum: int, frame: FrameType | None) -> None:
     pass  # the interrupted flock returns EINTR; its thread sees its deadline
 
 
@@ -281,7 +286,7 @@ class FlockLock(BuyerLock):
         super().__init__(timeout)
         self.path = os.fspath(path)
         self._fd: int | None = self._open()
-        self._previous_alarm: Any = None
+        self._previous_alarm: Handler = None
         #: did this lock install the handler (and so restores the old one)?
         self._owns_alarm = False
         self.timer = timer
@@ -309,7 +314,7 @@ class FlockLock(BuyerLock):
             if self.timer:
                 self._wait_blocking(self._fd, wait)
             elif _libc_flock is not None:
-                self._wait_on_thread(self._fd, wait)
+                self._wait_on_thread(self._fd, wait, _libc_flock)
             else:
                 self._wait_polling(self._fd, wait)
             if names_held_file(self.path, self._fd):
@@ -332,14 +337,14 @@ class FlockLock(BuyerLock):
             fcntl.flock(fd, fcntl.LOCK_UN)
             raise LockTimeout(f"lock {self.path}", self.timeout) from None
 
-    def _wait_on_thread(self, fd: int, wait: float) -> None:
+    def _wait_on_thread(self, fd: int, wait: float, flock: Callable[[int, int], int]) -> None:
         import _thread  # already loaded by a process with threads; no at-fork hooks
 
         ident = _thread.get_ident()
         deadline = time.monotonic() + wait
         WAITERS[ident] = deadline
         try:
-            while _libc_flock(fd, fcntl.LOCK_EX) != 0:
+            while flock(fd, fcntl.LOCK_EX) != 0:
                 import ctypes
 
                 err = ctypes.get_errno()

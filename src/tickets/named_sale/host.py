@@ -14,7 +14,7 @@ from ..check.verdict import Report, evaluate
 from ..engine.config import BuyConfig, SaleConfig
 from ..stores import StoreError, open_store
 from ..stores.redis import RedisStore
-from .registry import NamedSale, clock_offset
+from .registry import HostInfo, NamedSale, clock_offset
 from .stream import StreamedHistory, sale_histories
 
 
@@ -66,7 +66,7 @@ class SaleHost:
         others (None: started; else why this host stops)."""
         config = self.sale_config
         assert self.sale is not None
-        info = {"run_id": self.run_id, "pid": os.getpid(), "buyers": buyers}
+        info: HostInfo = {"run_id": self.run_id, "pid": os.getpid(), "buyers": buyers}
         return self.sale.join_and_wait(
             config.hosts, self.host, info, self.initial or 0, config.join_timeout
         )

@@ -32,10 +32,15 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from ..stores.base import StoreError
-from ..stores.redis import RedisStore, canonical_count
+from ..stores.redis import RedisStore, canonical_count, text_of
+
+if TYPE_CHECKING:
+    from redis.typing import StreamRangeResponse
+
+    from ..json_types import Json
 
 PREFIX = "tickets:sale:"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -89,6 +94,35 @@ return ended
 """
 
 
+class HostInfo(TypedDict, total=False):
+    """What a host says of itself as it joins: shown by ``sale show``, never checked."""
+
+    run_id: str
+    pid: int
+    buyers: int
+
+
+class SaleDoc(TypedDict):
+    """A sale as ``sale show`` prints it: its ``meta`` hash, what each host
+    said as it joined, and how many hosts have ended and lines it holds."""
+
+    name: str
+    #: joining, started, or unknown (a hash half made again)
+    state: str
+    #: None: not a number (a sale dropped and half made again)
+    hosts: int | None
+    key: str
+    stock: int | None
+    #: the server's time when the sale was created, started; its stock at the end
+    created: NotRequired[str]
+    started: NotRequired[str]
+    final: NotRequired[str]
+    #: each host: its name and what it said (JSON from the server: unchecked)
+    joined: list[dict[str, Json]]
+    ended: int
+    events: int
+
+
 class SaleError(StoreError):
     """A named sale that cannot be joined or read (exit 3)."""
 
@@ -116,9 +150,9 @@ class NamedSale:
     def _fail(self, problem: str, fix: str = "") -> SaleError:
         return SaleError(f"sale {self.name}", problem, fix)
 
-    def _join(self, hosts: int, host: str, info: dict[str, Any], stock: int, mode: str) -> int:
+    def _join(self, hosts: int, host: str, info: HostInfo, stock: int, mode: str) -> int:
         script = self.store.script("join", JOIN)
-        argv = [hosts, host, json.dumps(info), self.store.key, stock, mode]
+        argv: list[int | str] = [hosts, host, json.dumps(info), self.store.key, stock, mode]
         what, value = self.store.call(lambda: script(keys=[self.meta, self.hosts], args=argv))
         what, value = what.decode(), value.decode()
         if what == "started":
@@ -145,7 +179,7 @@ class NamedSale:
         self._join(hosts, "", {}, stock, "check")
 
     def join_and_wait(
-        self, hosts: int, host: str, info: dict[str, Any], stock: int, timeout: float
+        self, hosts: int, host: str, info: HostInfo, stock: int, timeout: float
     ) -> str | None:
         """Join, and wait until every host has: None once the sale has
         started, or why this host stops waiting (it leaves the sale)."""
@@ -186,7 +220,8 @@ class NamedSale:
         client = self.store.client
         deadline = time.monotonic() + timeout
         script = self.store.script("final", FINAL)
-        keys, args = [self.meta, self.ended], [hosts, self.store.key]
+        keys = [self.meta, self.ended]
+        args: list[int | str] = [hosts, self.store.key]
         said = False
         while True:
             try:  # across a partition: again, until the deadline
@@ -209,7 +244,7 @@ class NamedSale:
         value = self.store.call(lambda: self.store.client.hget(self.meta, "final"))
         if value is None:
             return None, None
-        text = value.decode(errors="replace")
+        text = text_of(value)
         if canonical_count(text):
             return int(text), None
         return None, f"the stock after the sale was {text[:40]!r}, not a count"
@@ -235,25 +270,28 @@ class NamedSale:
         (run id, its number in the run's history, line)."""
         client, start = self.store.client, "-"
 
-        def page(after: str) -> Any:
-            return self.store.call(lambda: client.xrange(self.events, after, "+", count=CHUNK))
+        def page(after: str) -> StreamRangeResponse:
+            return (
+                self.store.call(lambda: client.xrange(self.events, after, "+", count=CHUNK)) or []
+            )
 
         while True:
             batch = page(start)
             for _, fields in batch:
-                seq = fields.get(b"seq", b"")
+                got = fields or {}
+                seq = _raw(got.get(b"seq", b""))
                 yield (
-                    fields.get(b"run", b"").decode(errors="replace"),
+                    text_of(got.get(b"run", b"")),
                     int(seq) if seq.isdigit() else 0,
-                    fields.get(b"line", b""),
+                    _raw(got.get(b"line", b"")),
                 )
             if len(batch) < CHUNK:
                 return
-            last = batch[-1][0].decode()
-            ms, seq = last.split("-")
-            start = f"{ms}-{int(seq) + 1}"
+            last = text_of(batch[-1][0] or b"")
+            ms, number = last.split("-")
+            start = f"{ms}-{int(number) + 1}"
 
-    def describe(self) -> dict[str, Any] | None:
+    def describe(self) -> SaleDoc | None:
         """What ``sale show`` prints; None: no such sale."""
         client = self.store.client
         meta = self.store.call(lambda: client.hgetall(self.meta))
@@ -262,17 +300,24 @@ class NamedSale:
         hosts = self.store.call(lambda: client.hgetall(self.hosts))
         events = self.store.call(lambda: client.xlen(self.events))
         ended = self.store.call(lambda: client.hlen(self.ended))
-        doc: dict[str, Any] = {k.decode(): v.decode(errors="replace") for k, v in meta.items()}
-        for field in ("hosts", "stock"):  # a sale dropped and half made again: say so
-            value = doc.get(field, "")
-            doc[field] = int(value) if value.isascii() and value.isdigit() else None
-        doc.setdefault("state", "unknown")
-        doc.setdefault("key", "")
-        doc["joined"] = sorted(
-            ({"host": h.decode(errors="replace"), **_loads(v)} for h, v in hosts.items()),
-            key=lambda d: str(d["host"]),
-        )
-        return {"name": self.name, **doc, "ended": int(ended), "events": int(events)}
+        said = {text_of(k): text_of(v) for k, v in meta.items()}
+        joined: list[dict[str, Json]] = [
+            {"host": text_of(h), **_loads(_raw(v))} for h, v in hosts.items()
+        ]
+        doc: SaleDoc = {
+            "name": self.name,
+            "state": said.get("state", "unknown"),
+            "hosts": _number(said.get("hosts", "")),
+            "key": said.get("key", ""),
+            "stock": _number(said.get("stock", "")),
+            "joined": sorted(joined, key=lambda d: str(d["host"])),
+            "ended": int(ended),
+            "events": int(events),
+        }
+        for time_field in ("created", "started", "final"):
+            if time_field in said:
+                doc[time_field] = said[time_field]
+        return doc
 
     def drop(self) -> bool:
         client = self.store.client
@@ -280,9 +325,20 @@ class NamedSale:
         return bool(self.store.call(lambda: client.delete(*keys)))
 
 
-def _loads(text: bytes) -> dict[str, Any]:
+def _raw(reply: bytes | str) -> bytes:
+    """A reply as the client gives it (bytes: it decodes nothing)."""
+    return reply if isinstance(reply, bytes) else reply.encode()
+
+
+def _number(text: str) -> int | None:
+    """A count in the meta hash; None if it is none (a sale dropped and half made again)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _loads(text: bytes) -> dict[str, Json]:
+    """A JSON object a host wrote (anything else: nothing)."""
     try:
-        doc = json.loads(text)
+        doc: Json = json.loads(text)
     except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}
@@ -320,12 +376,13 @@ def check_not_selling(store: RedisStore) -> None:
     make its verdict meaningless)."""
     for name in sale_names(store):
         doc = NamedSale(store, name).describe()
-        if doc is None or doc.get("key") != store.key or doc.get("state") != "started":
+        if doc is None or doc["key"] != store.key or doc["state"] != "started":
             continue
-        if doc.get("hosts") is not None and doc["ended"] < doc["hosts"]:
+        hosts = doc["hosts"]
+        if hosts is not None and doc["ended"] < hosts:
             raise SaleError(
                 store.label,
-                f"is being sold by the named sale {name} ({doc['ended']} of {doc['hosts']} "
+                f"is being sold by the named sale {name} ({doc['ended']} of {hosts} "
                 "hosts ended); a restock now would spoil its verdict",
                 f"wait for it to end, or `tickets sale drop {name}`",
             )

@@ -15,7 +15,7 @@ from .registry import NamedSale, SaleError
 
 if TYPE_CHECKING:
     from ..check.events import HistoryLine, RunLine
-    from ..check.history import History, HistoryError
+    from ..check.history import Detail, History, HistoryError
     from ..check.history_writer import HistoryWriter
 
 
@@ -121,28 +121,26 @@ def sale_histories(sale: NamedSale, details: bool = False) -> list[History]:
     return histories
 
 
-#: The times of an operation's events that a drawing uses.
-DRAWN_TIMES = ("t_invoke", "t_start", "t_search", "t_locked", "t_end")
-
-
 def sale_as_one(sale: NamedSale) -> tuple[History, list[str]]:
     """The whole sale as one history to draw: every host's operations on
     the server's clock, numbered host after host; and a line per host
     saying which numbers are its."""
-    from ..check.history import History
+    from ..check.history import DETAIL_TIMES, History
     from ..check.operations import Operations
     from ..check.sale import on_server_clock
 
     histories = sorted(sale_histories(sale, details=True), key=lambda h: float(h.run["t"]))
-    tables, details, hosts, start = [], {}, [], 0
+    tables, hosts, start = [], [], 0
+    details: dict[int, Detail] = {}
     for n, h in enumerate(histories, 1):
         offset = float(h.run["clock"]["offset"])
         tables.append(on_server_clock(h.ops, offset, 0.0))
         for number, held in h.details.items():
-            details[start + number] = {
-                k: (v + offset if k in DRAWN_TIMES and v is not None else v)
-                for k, v in held.items()
-            }
+            moved = details[start + number] = held.copy()
+            for key in DETAIL_TIMES:
+                value = held.get(key)
+                if value is not None:
+                    moved[key] = value + offset
         hosts.append(f"host {n} ({h.run.get('host')}): buyers {start}-{start + h.ops.size - 1}")
         start += h.ops.size
     ops = Operations.merge(tables)

@@ -1,4 +1,5 @@
-"""Results -> the plain dicts that ``--json`` prints (schema in the README).
+"""Results -> the plain dicts that ``--json`` prints (schema in the README;
+each document's ``TypedDict`` below says it to mypy).
 
 Kept apart from :mod:`tickets.render.tables` so that ``--json`` never
 imports rich: a CI job pays only for what it prints.
@@ -6,21 +7,101 @@ imports rich: a CI job pays only for what it prints.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..check.verdict import Report
+    from typing import NotRequired, TypedDict
+
+    from ..check.events import ChaosReport
+    from ..check.verdict import CheckDoc, Report
     from ..engine.ledger import OperationRow, RunResult
-    from ..engine.race import RaceResult
+    from ..engine.race import RaceResult, SideDoc
+    from ..engine.rows import QueueFigures, WorkerStats
+
+    class RowDoc(TypedDict):
+        """One buyer (or order) of a document's ``buyers``."""
+
+        buyer: int
+        pid: int | None
+        result: str
+        #: the seat, or a command buyer's ticket id
+        seat: int | str | None
+        reason: str | None
+        seen: int | None
+        lock_wait_s: float | None
+        total_s: float | None
+        #: an order's (the queue mode)
+        producer: NotRequired[int | None]
+        clerk: NotRequired[int | None]
+        retries: NotRequired[int]
+
+    class ReportDoc(TypedDict):
+        """The verdict's fields, in every document that judges a sale."""
+
+        initial: int | None
+        sold: int
+        remaining: int | None
+        oversold: int
+        unknown: int
+        no_ticket: int
+        double_sold_seats: list[int | str]
+        passed: bool
+        unproven: bool
+        nothing_tested: str | None
+        turned_away: int
+        aborted: str | None
+        run_error: str | None
+        not_run: list[str]
+        checks: list[CheckDoc]
+
+    class RunDoc(ReportDoc):
+        """``buy --json``: one run, and its verdict."""
+
+        mode: str
+        strategy: str
+        store: str
+        store_kind: str
+        seed: int
+        stock: str
+        stock_source: str
+        buy: str | None
+        exec: str | None
+        history: str | None
+        chaos: ChaosReport | None
+        notes: list[str]
+        duration_s: float
+        purchases_per_s: float
+        workers: int
+        concurrency: int | None
+        per_worker: list[WorkerStats] | None
+        outcomes: dict[str, int] | None
+        all_buyers: bool
+        buyers: list[RowDoc]
+
+    class RaceRunDoc(RunDoc):
+        """A run of a race: its trial too."""
+
+        trial: int
+
+    class RaceDoc(TypedDict):
+        """``race --json``."""
+
+        passed: bool
+        reasons: list[str]
+        strategies: list[SideDoc]
+        runs: list[RaceRunDoc]
+
+    class QueueDoc(RunDoc, QueueFigures):
+        """``queue --json``: a run's fields and the queue's figures."""
 
 
 def _rounded(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
 
 
-def row_dict(row: OperationRow) -> dict[str, Any]:
+def row_dict(row: OperationRow) -> RowDoc:
     """One buyer (or order) of the ``buyers`` list."""
-    doc = {
+    doc: RowDoc = {
         "buyer": row.number,
         "pid": row.pid,
         "result": row.result,
@@ -31,13 +112,13 @@ def row_dict(row: OperationRow) -> dict[str, Any]:
         "total_s": _rounded(row.total),
     }
     if row.producer is not None or row.clerk is not None:
-        doc |= {"producer": row.producer, "clerk": row.clerk}
+        doc["producer"], doc["clerk"] = row.producer, row.clerk
     if row.retries is not None:  # an optimistic transaction's (Redis WATCH)
         doc["retries"] = row.retries
     return doc
 
 
-def report_dict(report: Report) -> dict[str, Any]:
+def report_dict(report: Report) -> ReportDoc:
     return {
         "initial": report.initial,
         "sold": report.sold,
@@ -61,7 +142,7 @@ def report_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def run_dict(result: RunResult) -> dict[str, Any]:
+def run_dict(result: RunResult) -> RunDoc:
     """The ``--json`` document of one run (schema in the README)."""
     cfg = result.config
     return {
@@ -93,7 +174,7 @@ def run_dict(result: RunResult) -> dict[str, Any]:
     }
 
 
-def race_dict(race: RaceResult) -> dict[str, Any]:
+def race_dict(race: RaceResult) -> RaceDoc:
     """The ``race --json`` document: every run as in ``buy --json``, plus ``trial``."""
     return {
         "passed": race.verdict.passed,
@@ -103,7 +184,6 @@ def race_dict(race: RaceResult) -> dict[str, Any]:
     }
 
 
-def queue_dict(result: RunResult) -> dict[str, Any]:
+def queue_dict(result: RunResult) -> QueueDoc:
     """The ``queue --json`` document: the fields of ``buy --json`` plus the queue's."""
-    stats = result.queue
-    return {**run_dict(result), **stats.as_dict()}
+    return {**run_dict(result), **result.queue_stats().as_dict()}

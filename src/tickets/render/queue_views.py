@@ -13,7 +13,7 @@ from .tables import MAX_ROWS, RESULT_WORD, chaos_line, summary_table, verdict
 
 
 def clerks_table(result: RunResult) -> Table:
-    stats = result.queue
+    stats = result.queue_stats()
     clerks = Table(title=f"{len(stats.clerks)} clerks, strategy {result.config.strategy.name}")
     for name in ("clerk", "pid", "orders taken", "sold", "time busy", "exit"):
         clerks.add_column(name, justify="left" if name == "exit" else "right")
@@ -30,7 +30,7 @@ def clerks_table(result: RunResult) -> Table:
 
 
 def producers_table(result: RunResult) -> Table:
-    stats = result.queue
+    stats = result.queue_stats()
     shown = stats.producers[: MAX_ROWS // 3]  # thousands on workers: --json has every one
     more = (
         f" (the first {len(shown)}; --json has every one)"
@@ -76,7 +76,7 @@ def orders_table(result: RunResult) -> Table | None:
 
 
 def queue_view(result: RunResult) -> RenderableType:
-    stats = result.queue
+    stats = result.queue_stats()
     parts: list[RenderableType] = [producers_table(result), clerks_table(result)]
     orders = orders_table(result)
     if orders is not None:

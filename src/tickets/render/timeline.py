@@ -45,7 +45,8 @@ class Span:
 
     number: int
     result: str
-    seat: int | None
+    #: its seat, or its ticket id
+    seat: int | str | None
     reason: str | None
     start: float | None
     search: float | None
@@ -85,7 +86,7 @@ def spans(history: History, numbers: set[int]) -> list[Span]:
     return sorted(out, key=lambda s: s.order)
 
 
-def choose(ops: Operations, double: dict[int, list[str]], limit: int | None) -> set[int]:
+def choose(ops: Operations, double: dict[int | str, list[str]], limit: int | None) -> set[int]:
     """The operations to draw: those that got a double-sold seat or whose
     outcome is unknown first, then the earliest invoked, ``limit`` in all."""
     present = [i for i in range(ops.size) if ops.kinds[i] != ABSENT]
@@ -102,7 +103,7 @@ def choose(ops: Operations, double: dict[int, list[str]], limit: int | None) -> 
 
 def prepare(
     history: History, limit: int | None = MAX_ROWS
-) -> tuple[History, set[int], dict[int, list[str]]]:
+) -> tuple[History, set[int], dict[int | str, list[str]]]:
     """The history with the events of the operations to draw (read once more
     for just those if they were not kept), those operations, and the
     double-sold seats. Raises HistoryError if the file no longer reads."""
@@ -181,7 +182,7 @@ def axis(span_s: float, cols: int) -> Text:
     return Text(" " * LABEL_WIDTH + " " + "".join(line), style="dim")
 
 
-def label(s: Span, double: dict[int, list[str]], noun: str) -> Text:
+def label(s: Span, double: dict[int | str, list[str]], noun: str) -> Text:
     if s.result == "ok":
         extra = f" ×{len(double[s.seat])}" if s.seat in double else ""
         text = f"{noun} {s.number} seat {s.seat}{extra}"
@@ -195,7 +196,7 @@ def label(s: Span, double: dict[int, list[str]], noun: str) -> Text:
 
 def row(
     s: Span,
-    double: dict[int, list[str]],
+    double: dict[int | str, list[str]],
     to_col: Callable[[float], int],
     cols: int,
     noun: str,
@@ -256,7 +257,7 @@ def legend(noun: str = "buyer", locked: bool = True) -> Text:
 
 
 def double_sold_note(
-    every: list[Span], double: dict[int, list[str]], t0: float, noun: str = "buyer"
+    every: list[Span], double: dict[int | str, list[str]], t0: float, noun: str = "buyer"
 ) -> Text:
     if not double:
         return Text("No seat was sold twice: no two read-modify-writes that sold overlapped.")

@@ -22,10 +22,17 @@ from ..constants import TYPE_CHECKING
 from ..errors import StoreError as StoreError  # what a store raises
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable
+
+    import redis
 
     from ..locking.locks import BuyerLock
     from .spec import StoreSpec
+
+    #: A store as the user's buyer code may use it directly (``--buy``): the
+    #: JSON file's path, a SQLite connection, a Redis client.
+    RawHandle = str | sqlite3.Connection | redis.Redis
 
 
 #: The kinds of :class:`DiskTrouble`.
@@ -178,6 +185,12 @@ class Store:
     def restock(self, count: int) -> None:
         """Create the store if it is missing, and set the count."""
         self.save(count)
+
+    def raw_handle(self) -> RawHandle:
+        """What the user's buyer code gets as ``raw``, to go round the store's
+        methods: the JSON file's path, a ``sqlite3.Connection`` (autocommit)
+        or a ``redis.Redis``."""
+        raise NotImplementedError
 
     # -- the capabilities: an engine implements those it has -------------
 

@@ -18,8 +18,9 @@ from .base import Store, StoreError, read_only_fs, write_error
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-    from typing import Any
+    from typing import NoReturn
 
+    from ..json_types import Json
     from .spec import StoreSpec
 
 #: What the functions a buyer calls accept: a Path, or the launcher's plain string.
@@ -38,7 +39,7 @@ def lock_path(store: Path) -> Path:
     return store.with_name(store.name + LOCK_SUFFIX)
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _reject_duplicates(pairs: list[tuple[str, Json]]) -> dict[str, Json]:
     keys = [k for k, _ in pairs]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
@@ -46,7 +47,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a ticket count")
 
 
@@ -378,6 +379,9 @@ class JsonFileStore(Store):
 
     def load(self) -> int:
         return load(self.path)
+
+    def raw_handle(self) -> str:
+        return self.path
 
     def save(self, count: int, before_write: Callable[[], None] | None = None) -> None:
         save(self.path, count, fsync=self.fsync, before_replace=before_write)

@@ -34,9 +34,31 @@ from .base import NoEffect, Store, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Protocol, TypeVar
+
+    from redis.commands.core import Script
 
     from .spec import StoreSpec
+
+    #: What one exchange with the server returns.
+    Reply = TypeVar("Reply")
+
+    class WatchingPipeline(Protocol):
+        """What an optimistic transaction does with a ``redis.client.Pipeline``
+        (whose ``watch`` redis-py leaves unannotated)."""
+
+        def watch(self, *names: str) -> object: ...
+
+        def get(self, name: str) -> bytes | str | None: ...
+
+        def multi(self) -> None: ...
+
+        def set(self, name: str, value: int) -> object: ...
+
+        def execute(self) -> object: ...
+
+        def reset(self) -> None: ...
+
 
 INIT_FIX = "create it with `tickets init`"
 
@@ -85,6 +107,11 @@ def canonical_count(text: str) -> bool:
     return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0")
 
 
+def text_of(reply: bytes | str | int) -> str:
+    """A reply as text: the client's are bytes (it decodes nothing)."""
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
 class RedisStore(Store):
     kind = "redis"
 
@@ -95,7 +122,7 @@ class RedisStore(Store):
         #: the lease's fencing token while a fenced lease is held (see LeaseLock)
         self.fence: int | None = None
         self._client: redis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, Script] = {}
 
     @property
     def client(self) -> redis.Redis:
@@ -116,17 +143,20 @@ class RedisStore(Store):
             )
         return self._client
 
-    def script(self, name: str, text: str) -> Any:
+    def script(self, name: str, text: str) -> Script:
         if name not in self._scripts:
             self._scripts[name] = self.client.register_script(text)
         return self._scripts[name]
+
+    def raw_handle(self) -> redis.Redis:
+        return self.client
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
 
-    def call(self, what: Callable[[], Any]) -> Any:
+    def call(self, what: Callable[[], Reply]) -> Reply:
         """Run one exchange with the server; its errors in one line."""
         try:
             return what()
@@ -172,8 +202,7 @@ class RedisStore(Store):
             )
         if text.startswith("WRONGTYPE"):
             try:
-                found: Any = self.client.type(self.key)
-                kind = found.decode() if isinstance(found, bytes) else str(found)
+                kind = text_of(self.client.type(self.key))
             except redis.RedisError:
                 kind = "value of another type"
             return StoreError(
@@ -181,10 +210,11 @@ class RedisStore(Store):
             )
         return StoreError(self.label, f"refused: {text[:200]}")
 
-    def _count(self, raw: Any) -> int:
+    def _count(self, raw: bytes | str | int | None) -> int:
+        """The count a reply holds: GET's (bytes), or a script's (a Lua number)."""
         if raw is None:
             raise StoreError(self.label, "no such key", INIT_FIX)
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        text = text_of(raw)
         if not canonical_count(text):
             raise StoreError(
                 self.label,
@@ -210,35 +240,37 @@ class RedisStore(Store):
         if kind not in (b"string", b"none"):
             raise StoreError(
                 self.label,
-                f"holds a {kind.decode()}, not a count",
+                f"holds a {text_of(kind)}, not a count",
                 "use another key=, or delete this one",
             )
         if kind == b"string":
             self.load()
 
     def load(self) -> int:
-        if self.fence is not None:
+        fence = self.fence
+        if fence is not None:
             fenced = self.script("fenced", FENCED)
             keys = [self.key, self.key + ":fenced"]
-            return self._count(self.call(lambda: fenced(keys=keys, args=[self.fence])))
+            return self._count(self.call(lambda: fenced(keys=keys, args=[fence])))
         return self._count(self.call(lambda: self.client.get(self.key)))
 
     def save(self, count: int, before_write: Callable[[], None] | None = None) -> None:
         if before_write is not None:
             before_write()
-        if self.fence is not None:
+        fence = self.fence
+        if fence is not None:
             fenced = self.script("fenced", FENCED)
             keys = [self.key, self.key + ":fenced"]
-            self.call(lambda: fenced(keys=keys, args=[self.fence, count]))
+            self.call(lambda: fenced(keys=keys, args=[fence, count]))
         else:
             self.call(lambda: self.client.set(self.key, count))
 
     def restock(self, count: int) -> None:
-        def reset() -> Any:
+        def reset() -> None:
             pipe = self.client.pipeline(transaction=True)
             pipe.set(self.key, count)
             pipe.delete(self.key + ":lease")
-            return pipe.execute()
+            pipe.execute()
 
         self.check_ready()
         self.call(reset)
@@ -267,7 +299,7 @@ class RedisStore(Store):
     def _watched(self, n: int, wait: Callable[[], None]) -> int:
         """One try: the count before, 0 when sold out; WatchError when another
         client wrote the key between our WATCH and our EXEC."""
-        pipe: Any = self.client.pipeline(transaction=True)
+        pipe: WatchingPipeline = self.client.pipeline(transaction=True)
         try:
             pipe.watch(self.key)
             count = self._count(pipe.get(self.key))

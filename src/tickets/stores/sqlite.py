@@ -36,7 +36,6 @@ from .base import NoEffect, Store, StoreError, WriteUnknown, disk_trouble, read_
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from .spec import StoreSpec
 
@@ -96,6 +95,9 @@ class SqliteStore(Store):
             raise self._error(exc) from None
         self._conn = conn
         return conn
+
+    def raw_handle(self) -> sqlite3.Connection:
+        return self.connect()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -157,7 +159,8 @@ class SqliteStore(Store):
             raise StoreError(self.label, f"{TABLE} has no row", INIT_FIX)
         return self._count(row[0])
 
-    def _count(self, value: Any) -> int:
+    def _count(self, value: object) -> int:
+        """The count column's value, whatever the database holds there."""
         if type(value) is not int:
             raise StoreError(
                 self.label,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
     from multiprocessing.connection import Connection
-    from typing import Any, Protocol
+    from typing import Protocol
 
     from ...check.events import Completion, Outcome
     from ...locking.strategies import Token
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         def poll(self, timeout: float) -> bool: ...
 
 
-def purchase(session: BuyerSession, lock: AbstractContextManager[Any]) -> int | None:
+def purchase(session: BuyerSession, lock: AbstractContextManager[object]) -> int | None:
     """One buyer: the seat it got (the count it decremented from), or None."""
     if session.search() == 0:
         return None  # sold out: walk away rather than queue for the lock

@@ -54,11 +54,50 @@ from .reaper import (
 from .warden import ward
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from typing import Any, Literal
+    from collections.abc import Callable, Iterator, Sequence
+    from types import FrameType
+    from typing import Literal, TypedDict, TypeVar
 
     from ...locking.strategies import Token
     from .spawned import Served
+
+    #: What ``prepare`` makes for a child before it is forked.
+    Made = TypeVar("Made")
+
+    class PlanDoc(TypedDict):
+        """A :class:`BuyerPlan` as JSON: its fields' plain values (tuples
+        go as arrays, and are read back by unpacking)."""
+
+        store: Sequence[str | int | float | None]
+        strategy: str
+        seed: int
+        delays: Sequence[float]
+        lock_timeout: float
+        fsync: bool
+        gate_timeout: float
+        kill_at: Sequence[tuple[int, str]]
+        lease_ttl: float
+        fencing: bool
+        pause_at: Sequence[tuple[int, float]]
+        buy: str | None
+        log: str | None
+        #: a CommandPlan's fields: command, sold_out, timeout, ids, env, kills
+        command: tuple[str, int, float, bool, dict[str, str], Sequence[tuple[int, float]]] | None
+
+    class LauncherOrders(TypedDict):
+        """What the parent sends the launcher on its stdin."""
+
+        events_fd: int
+        gate_fd: int
+        lifeline_fd: int
+        buyers: int
+        #: 0: a process per buyer; else buyers run on this many workers
+        workers: int
+        concurrency: int
+        #: how buyers are started: fork, forkserver or spawn
+        method: str
+        plan: PlanDoc
+
 
 #: How often the launcher reaps, flushes and looks for its parent.
 TICK = 0.005
@@ -73,17 +112,31 @@ def orders_doc(
     workers: int = 0,
     concurrency: int = 1,
     method: str = "fork",
-) -> dict[str, Any]:
+) -> LauncherOrders:
     """What the parent sends the launcher: plain JSON (see :func:`read_plan`).
     ``workers`` 0: a process per buyer; else that many workers, each running
     ``concurrency`` buyers at once (see tickets.engine.child.worker). ``method``:
     how buyers are started (fork, forkserver or spawn)."""
-    fields = plan._asdict()
-    fields["store"] = list(plan.store)  # plain values; a password goes on stdin, not argv
-    fields["strategy"] = plan.strategy.name
-    fds = {"events_fd": events_fd, "gate_fd": gate_fd, "lifeline_fd": lifeline_fd}
+    fields: PlanDoc = {
+        "store": list(plan.store),  # plain values; a password goes on stdin, not argv
+        "strategy": plan.strategy.name,
+        "seed": plan.seed,
+        "delays": plan.delays,
+        "lock_timeout": plan.lock_timeout,
+        "fsync": plan.fsync,
+        "gate_timeout": plan.gate_timeout,
+        "kill_at": plan.kill_at,
+        "lease_ttl": plan.lease_ttl,
+        "fencing": plan.fencing,
+        "pause_at": plan.pause_at,
+        "buy": plan.buy,
+        "log": plan.log,
+        "command": plan.command,
+    }
     return {
-        **fds,
+        "events_fd": events_fd,
+        "gate_fd": gate_fd,
+        "lifeline_fd": lifeline_fd,
         "buyers": buyers,
         "workers": workers,
         "concurrency": concurrency,
@@ -100,7 +153,7 @@ def shrug_off_signals() -> None:
     signal its default way."""
     me = os.getpid()
 
-    def shrug(signum: int, frame: Any) -> None:
+    def shrug(signum: int, frame: FrameType | None) -> None:
         if os.getpid() != me:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
@@ -109,26 +162,37 @@ def shrug_off_signals() -> None:
         signal.signal(sig, shrug)
 
 
-def read_plan(doc: dict[str, Any]) -> BuyerPlan:
+def read_plan(doc: LauncherOrders) -> BuyerPlan:
     fields = doc["plan"]
-    fields["delays"] = Delays(*fields["delays"])
-    fields["kill_at"] = tuple((buyer, point) for buyer, point in fields["kill_at"])
-    fields["pause_at"] = tuple((buyer, length) for buyer, length in fields["pause_at"])
-    fields["store"] = StoreSpec(*fields["store"])
-    fields["strategy"] = get(fields["strategy"])
-    if fields.get("command") is not None:
-        command = CommandPlan(*fields["command"])
-        fields["command"] = command._replace(kills=tuple((b, t) for b, t in command.kills))
-    return BuyerPlan(**fields)
+    command = None
+    if fields["command"] is not None:
+        line, sold_out, timeout, ids, env, kills = fields["command"]
+        command = CommandPlan(line, sold_out, timeout, ids, env, tuple((b, t) for b, t in kills))
+    return BuyerPlan(
+        store=StoreSpec(*fields["store"]),
+        strategy=get(fields["strategy"]),
+        seed=fields["seed"],
+        delays=Delays(*fields["delays"]),
+        lock_timeout=fields["lock_timeout"],
+        fsync=fields["fsync"],
+        gate_timeout=fields["gate_timeout"],
+        kill_at=tuple((buyer, point) for buyer, point in fields["kill_at"]),
+        lease_ttl=fields["lease_ttl"],
+        fencing=fields["fencing"],
+        pause_at=tuple((buyer, length) for buyer, length in fields["pause_at"]),
+        buy=fields["buy"],
+        log=fields["log"],
+        command=command,
+    )
 
 
 def fork_each(
     n: int,
     key: Literal["buyer", "worker"],
     out: Batcher,
-    body: Callable[[int, Any], int],
+    body: Callable[[int, Made], int],
     lifeline: int,
-    prepare: Callable[[int], Any] = lambda i: None,
+    prepare: Callable[[int], Made],
 ) -> dict[int, int]:
     """Fork ``n`` children (``key``: buyers or workers): child ``i`` runs
     ``body(i, prepare(i))`` and exits with what it returns (1 if it raises);
@@ -172,7 +236,7 @@ def fork_buyers(
 
 
 def fork_workers(
-    plan: BuyerPlan, doc: dict[str, Any], tokens: Iterator[Token], out: Batcher, lifeline: int
+    plan: BuyerPlan, doc: LauncherOrders, tokens: Iterator[Token], out: Batcher, lifeline: int
 ) -> dict[int, int]:
     """Fork the run's workers, each with its share of the buyers; return {pid: worker}."""
     workers, buyers = doc["workers"], doc["buyers"]
@@ -182,13 +246,13 @@ def fork_workers(
     def orphaned() -> bool:
         return parent_gone(lifeline)
 
-    def worker(number: int, _: Any) -> int:
+    def worker(number: int, _: None) -> int:
         from .worker import run_worker  # threads: only in workers, after the fork
 
         share = iter(range(number, buyers, workers))
         return run_worker(plan, share, doc["concurrency"], shared, out.writer.fd, gate, orphaned)
 
-    return fork_each(workers, "worker", out, worker, lifeline)
+    return fork_each(workers, "worker", out, worker, lifeline, lambda i: None)
 
 
 def reap(
@@ -221,7 +285,7 @@ def reap(
     out.flush()
 
 
-def start_buyers(plan: BuyerPlan, doc: dict[str, Any], out: Batcher) -> Served | None:
+def start_buyers(plan: BuyerPlan, doc: LauncherOrders, out: Batcher) -> Served | None:
     """Start every buyer (a process each) and report them, then wait for
     them all; the spawn and forkserver ways return what started them."""
     lifeline = doc["lifeline_fd"]
@@ -229,7 +293,8 @@ def start_buyers(plan: BuyerPlan, doc: dict[str, Any], out: Batcher) -> Served |
         from .spawned import Served
 
         served = Served(doc["method"])
-        children = served.start(plan, doc["buyers"], doc)
+        fds = (doc["events_fd"], doc["gate_fd"], lifeline)
+        children = served.start(plan, doc["buyers"], *fds)
         for pid, number in children.items():
             out.add(spawned(pid, buyer=number))
         out.add(launched())
@@ -257,7 +322,7 @@ def start_buyers(plan: BuyerPlan, doc: dict[str, Any], out: Batcher) -> Served |
 
 
 def main() -> None:
-    doc = json.loads(sys.stdin.buffer.read())
+    doc: LauncherOrders = json.loads(sys.stdin.buffer.read())  # as orders_doc wrote it
     sys.stdin.close()
     ward(doc["lifeline_fd"])  # what a dead launcher leaves goes to its warden
     plan = read_plan(doc)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import queue as queue_errors
 import time
-from typing import TYPE_CHECKING, Any
+from multiprocessing.queues import JoinableQueue
+from typing import TYPE_CHECKING
 
 from ...check.events import (
     classify,
@@ -41,6 +42,7 @@ from .session import die
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.queues import Queue
 
     from ...check.events import Outcome, Phases, Who
 
@@ -58,18 +60,22 @@ def order_id(plan: OrderPlan, producer: int, i: int) -> int:
 
 
 def run_producer(
-    plan: OrderPlan, producer: int, events: Connection, gate: Connection, orders: Any
+    plan: OrderPlan, producer: int, events: Connection, gate: Connection, orders: Queue[int | None]
 ) -> None:
     """Submit ``plan.orders`` orders; with the join shutdown, wait until all are handled."""
     quiet()
     if not gate.poll(plan.sale.gate_timeout):
         return
     produce(plan, producer, EventWriter.over(events), orders)
-    leave(plan, orders)
+    leave(orders)
 
 
 def run_producers(
-    plan: OrderPlan, producers: range, events: Connection, gate: Connection, orders: Any
+    plan: OrderPlan,
+    producers: range,
+    events: Connection,
+    gate: Connection,
+    orders: Queue[int | None],
 ) -> None:
     """A worker's producers (``queue --workers``), each on a thread of its
     own, all submitting at once as producer processes do; then the worker
@@ -89,12 +95,12 @@ def run_producers(
         thread.start()
     for thread in threads:
         thread.join()
-    leave(plan, orders)
+    leave(orders)
 
 
-def leave(plan: OrderPlan, orders: Any) -> None:
+def leave(orders: Queue[int | None]) -> None:
     """A producer's (or a worker's) last steps, once every order is submitted."""
-    if plan.shutdown == "join":
+    if isinstance(orders, JoinableQueue):  # the join shutdown's queue
         orders.join()  # tutorial section 4: wait until every order is task_done()
     # The queue's feeder thread must hand over every order before this
     # process leaves with os._exit (no atexit runs in a forked child).
@@ -102,7 +108,7 @@ def leave(plan: OrderPlan, orders: Any) -> None:
     orders.join_thread()
 
 
-def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) -> None:
+def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Queue[int | None]) -> None:
     """One producer's orders into the queue, each invoked first."""
     out = Batcher(writer)
     pid = os.getpid()
@@ -136,7 +142,12 @@ def produce(plan: OrderPlan, producer: int, writer: EventWriter, orders: Any) ->
 
 
 def run_clerk(
-    plan: OrderPlan, clerk: int, token: Token, events: Connection, gate: Connection, orders: Any
+    plan: OrderPlan,
+    clerk: int,
+    token: Token,
+    events: Connection,
+    gate: Connection,
+    orders: Queue[int | None],
 ) -> None:
     """Sell orders from the queue until a sentinel, an idle timeout, or being killed."""
     quiet()
@@ -164,17 +175,16 @@ def run_clerk(
             sell(session, taken, point, out)
             out.flush()  # every confirmation leaves only after the write that records it
             handled += len(taken)
-            if plan.shutdown == "join":
+            if isinstance(orders, JoinableQueue):  # the join shutdown's queue
                 for _ in taken:
                     orders.task_done()
         if stop:
             return
 
 
-def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
+def take_orders(plan: OrderPlan, orders: Queue[int | None]) -> tuple[list[int], bool]:
     """The next order and up to ``batch - 1`` more already waiting, and whether
     to stop after them (a sentinel, or idle for ``get_timeout``)."""
-    join = plan.shutdown == "join"
     taken: list[int] = []
     while len(taken) < plan.batch:
         try:
@@ -187,7 +197,7 @@ def take_orders(plan: OrderPlan, orders: Any) -> tuple[list[int], bool]:
         except queue_errors.Empty:
             return taken, not taken  # idle for get_timeout: this clerk goes home
         if oid is SENTINEL:
-            if join:
+            if isinstance(orders, JoinableQueue):  # the join shutdown's queue
                 orders.task_done()
             return taken, True
         taken.append(oid)

@@ -21,7 +21,7 @@ from ...stores import NoEffect, StoreError, WriteUnknown, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, Protocol
+    from typing import Protocol, TypeVar
 
     from ...check.events import Invoke, Message, Outcome, Phases, Who
     from ...locking.locks import BuyerLock
@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
         def send_all(self, events: list[Message]) -> None: ...
 
+    #: What a plan pairs with buyers: a kill point (str), a pause (float).
+    Value = TypeVar("Value")
+    #: The pairs of one plan field, and the dict made of them, by the pairs' id.
+    Lookups = dict[int, tuple[tuple[tuple[int, Value], ...], dict[int, Value]]]
+
 
 #: Where a chaos run may kill a buyer (see :class:`BuyerSession`).
 BUYER_KILL_POINTS = ("search", "locked", "writing", "written")
@@ -46,16 +51,18 @@ def die() -> None:
     os.kill(os.getpid(), 9)
 
 
-_LOOKUPS: dict[int, tuple[Any, dict[int, Any]]] = {}
+_KILL_AT: Lookups[str] = {}
+_PAUSE_AT: Lookups[float] = {}
 
 
-def lookup(pairs: tuple[tuple[int, Any], ...]) -> dict[int, Any]:
+def lookup(pairs: tuple[tuple[int, Value], ...], made: Lookups[Value]) -> dict[int, Value]:
     """A plan's (buyer, value) pairs as a dict, made once per process (a
-    worker's buyers share the plan: a dict each would cost them all)."""
-    made = _LOOKUPS.get(id(pairs))
-    if made is None or made[0] is not pairs:
-        made = _LOOKUPS[id(pairs)] = (pairs, dict(pairs))
-    return made[1]
+    worker's buyers share the plan: a dict each would cost them all) and
+    kept in ``made``, one for each plan field."""
+    known = made.get(id(pairs))
+    if known is None or known[0] is not pairs:
+        known = made[id(pairs)] = (pairs, dict(pairs))
+    return known[1]
 
 
 class BuyerSession:
@@ -77,8 +84,8 @@ class BuyerSession:
     ) -> None:
         self.plan = plan
         self.events = events
-        self.kill_at: str | None = lookup(plan.kill_at).get(buyer)
-        self.pause: float | None = lookup(plan.pause_at).get(buyer)
+        self.kill_at: str | None = lookup(plan.kill_at, _KILL_AT).get(buyer)
+        self.pause: float | None = lookup(plan.pause_at, _PAUSE_AT).get(buyer)
         self.search_delay, self.write_delay = delays
         #: this buyer's own handle on the store (a connection is never shared)
         self.store: Store = open_store(plan.store, plan.lock_timeout, plan.fsync)

@@ -16,7 +16,7 @@ import multiprocessing
 import multiprocessing.process
 import os
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from multiprocessing.process import BaseProcess
 
 from ...constants import TYPE_CHECKING
 from .buyer import run_buyer
@@ -24,10 +24,12 @@ from .plan import BuyerPlan
 from .reaper import abandon, parent_gone
 
 if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext, SpawnContext
+
     from ...locking.strategies import Token
 
 
-def forget(process: Any) -> None:
+def forget(process: BaseProcess) -> None:
     """Take a started ``multiprocessing.Process`` off multiprocessing's own
     list of children: we reap it ourselves.
 
@@ -45,7 +47,12 @@ def forget(process: Any) -> None:
 
 
 def started_buyer(
-    plan: BuyerPlan, number: int, token: Token, events: Any, gate: Any, lifeline: Any
+    plan: BuyerPlan,
+    number: int,
+    token: Token,
+    events: Connection,
+    gate: Connection,
+    lifeline: Connection,
 ) -> None:
     """A buyer process multiprocessing started: a buyer like a forked one."""
 
@@ -64,26 +71,33 @@ class Served:
 
     def __init__(self, method: str) -> None:
         self.method = method
-        self.ctx: Any = multiprocessing.get_context(method)
+        self.ctx: SpawnContext | ForkServerContext = (
+            multiprocessing.get_context("spawn")
+            if method == "spawn"
+            else multiprocessing.get_context("forkserver")
+        )
         self.direct: dict[int, int] = {}
-        self.sentinels: dict[int, tuple[int, Any]] = {}
+        self.sentinels: dict[int, tuple[int, BaseProcess]] = {}
         self.conns: tuple[Connection, ...] = ()
         #: every buyer's lock token, kept until the sale ends (see Strategy.hand_out)
         self.tokens: list[Token] = []
 
-    def start(self, plan: BuyerPlan, buyers: int, fds: dict[str, int]) -> dict[int, int]:
-        """Start every buyer behind the gate; return {pid: buyer}."""
+    def start(
+        self, plan: BuyerPlan, buyers: int, events_fd: int, gate_fd: int, lifeline_fd: int
+    ) -> dict[int, int]:
+        """Start every buyer behind the gate (the run's pipe ends: the event
+        pipe's, the gate's and the lifeline's); return {pid: buyer}."""
         # Copies of the run's pipe ends for multiprocessing to hand over (a
         # Connection closes its descriptor when it goes), kept for the sale.
         events, gate, lifeline = self.conns = (
-            Connection(os.dup(fds["events_fd"]), readable=False),
-            Connection(os.dup(fds["gate_fd"]), writable=False),
-            Connection(os.dup(fds["lifeline_fd"]), writable=False),
+            Connection(os.dup(events_fd), readable=False),
+            Connection(os.dup(gate_fd), writable=False),
+            Connection(os.dup(lifeline_fd), writable=False),
         )
         self.tokens = plan.strategy.hand_out(self.ctx, buyers)
         started: dict[int, int] = {}
         for number, token in enumerate(self.tokens):
-            if parent_gone(fds["lifeline_fd"]):  # a start takes 10-30 ms: don't go on
+            if parent_gone(lifeline_fd):  # a start takes 10-30 ms: don't go on
                 abandon()
             args = (plan, number, token, events, gate, lifeline)
             process = self.ctx.Process(target=started_buyer, args=args)

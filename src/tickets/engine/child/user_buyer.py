@@ -26,9 +26,9 @@ from ...errors import UsageProblem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from ...check.events import Outcome
+    from ...stores.base import RawHandle
     from .session import BuyerSession, WatchedLock
 
     #: The user's function: a store handle in, a seat (or None) out, it says.
@@ -149,13 +149,8 @@ class StoreHandle:
         self.kind = session.store.kind
 
     @property
-    def raw(self) -> Any:
-        store: Any = self._session.store
-        if self.kind == "sqlite":
-            return store.connect()
-        if self.kind == "redis":
-            return store.client
-        return store.path
+    def raw(self) -> RawHandle:
+        return self._session.store.raw_handle()
 
     def read(self) -> int:
         return self._session.read()
