@@ -151,6 +151,8 @@ def test_the_library_page_runs_as_written(tmp_path: Path) -> None:
         ({"delays": "fast"}, "delays must be a Delays"),
         ({"fsync": "yes"}, "fsync must be True or False"),
         ({"history": 5}, "history must be a path"),
+        ({"buy": print}, "buy must be text, FILE.py:FUNC"),
+        ({"command": ["ls"]}, "command must be text, a shell command"),
         ({"strategy": "bogus"}, "unknown strategy 'bogus'"),
         ({"strategy": "atomic"}, "does not apply to a json store"),
     ],

@@ -122,6 +122,10 @@ class SaleConfig:
         for name in ("fsync", "keep_history", "fencing"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name, what in (("buy", "FILE.py:FUNC or MODULE:FUNC"), ("command", "a shell command")):
+            given = getattr(self, name, None)
+            if given is not None and not isinstance(given, str):
+                raise ConfigError(f"{name} must be text, {what}: got {given!r}")
         if self.history is not None and not isinstance(self.history, str | os.PathLike):
             raise ConfigError(f"history must be a path, got {self.history!r}")
         if self.history is not None and not isinstance(self.history, Path):

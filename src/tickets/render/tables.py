@@ -267,7 +267,7 @@ def workers_line(config: SaleConfig) -> list[tuple[str, str]]:
         (
             "buyers ran on",
             f"{workers} worker{'s' if workers > 1 else ''}, "
-            f"{config.concurrency} buyers at once each",
+            f"{config.concurrency} buyer{'s' if config.concurrency != 1 else ''} at once each",
         )
     ]
 
