@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,64 @@ def test_a_library_callers_wrong_kinds_are_refused_in_words(
     with pytest.raises(tickets.ConfigError, match=words):
         tickets.BuyConfig(**fields)  # type: ignore[arg-type]
     assert not (tmp_path / "t.json").exists()  # nothing changed
+
+
+def _calls(folder: Path) -> dict[str, tuple[type[errors.TicketsError], object]]:
+    """Wrong things handed to the library, each with the error it must raise
+    (``wrong``: typed Any, as a script's values are)."""
+    store: Any = str(folder / "t.json")
+    wrong: Any = None
+    text: Any = "a"
+    a_buy_config: Any = tickets.BuyConfig(store=tickets.parse_db(store), buyers=3)
+    return {
+        "a store of None": (tickets.ConfigError, lambda: tickets.BuyConfig(store=wrong, buyers=3)),
+        "a negative delay": (
+            tickets.ConfigError,
+            lambda: tickets.BuyConfig(store=store, buyers=3, delays=tickets.Delays(-1, 0)),
+        ),
+        "a delay of NaN": (
+            tickets.ConfigError,
+            lambda: tickets.BuyConfig(
+                store=store, buyers=3, delays=tickets.Delays(0, float("nan"))
+            ),
+        ),
+        "producers as text": (
+            tickets.ConfigError,
+            lambda: tickets.QueueConfig(
+                store=store, producers=text, orders=1, clerks=1, queue_size=1
+            ),
+        ),
+        "run_buy(None)": (tickets.ConfigError, lambda: tickets.run_buy(wrong)),
+        "run_queue(a BuyConfig)": (
+            tickets.ConfigError,
+            lambda: tickets.run_queue(a_buy_config),
+        ),
+        "check_history(None)": (tickets.UsageProblem, lambda: tickets.check_history(wrong)),
+        "check_histories([])": (tickets.UsageProblem, lambda: tickets.check_histories([])),
+        "check_histories(['x'])": (
+            tickets.UsageProblem,
+            lambda: tickets.check_histories([text]),
+        ),
+        "read_history('')": (tickets.HistoryError, lambda: tickets.read_history("")),
+        "read_history(None)": (tickets.HistoryError, lambda: tickets.read_history(wrong)),
+        "parse_db(None)": (tickets.UsageProblem, lambda: tickets.parse_db(wrong)),
+        "parse_db with a NUL": (tickets.UsageProblem, lambda: tickets.parse_db("a\0b.json")),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_calls(Path("/nonexistent"))))
+def test_wrong_things_handed_to_the_library_are_its_errors(tmp_path: Path, name: str) -> None:
+    """Never a TypeError or AttributeError from deep inside: one of the
+    package's errors, with an exit code and one line, and nothing created."""
+    kind, call = _calls(tmp_path)[name]
+    with pytest.raises(kind) as raised:
+        call()  # type: ignore[operator]
+    assert raised.value.exit_code in (2, 3) and "\n" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_library_takes_paths_and_specs_alike(tmp_path: Path) -> None:
+    tickets.open_db(str(tmp_path / "t.json"))  # a store opens lazily: nothing made yet
+    spec = tickets.parse_db(tmp_path / "t.json")
+    assert tickets.parse_db(str(tmp_path / "t.json")) == spec
+    assert tickets.open_db(spec).spec == spec

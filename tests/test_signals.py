@@ -258,3 +258,31 @@ def test_ctrl_c_while_the_command_line_loads_prints_no_traceback() -> None:
         [sys.executable, "-c", code, "status"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 130 and done.stderr == "" and done.stdout == ""
+
+
+def test_ctrl_c_before_the_run_takes_the_signals_exits_130_with_its_document(
+    tmp_path: Path,
+) -> None:
+    """click turns a KeyboardInterrupt raised while it parses into Abort,
+    which was exit 1 ("Aborted!"): the code CI reads as an oversell."""
+    code = (
+        "import os, signal, sys\n"
+        "import tickets.cli.options as options\n"
+        "real = options.sale_config\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(*args, **kwargs)\n"
+        "options.sale_config = interrupted\n"
+        "import tickets.cli.sale_commands as commands\n"
+        "commands.sale_config = interrupted\n"
+        "from tickets.cli import cli\n"
+        "cli(sys.argv[1:], prog_name='tickets')\n"
+    )
+    args = ["--db", str(tmp_path / "t.json"), "buy", "-n", "3", "-t", "2", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "Aborted" not in done.stderr
+    assert json.loads(done.stdout) == {**json.loads(done.stdout), "passed": False}
+    assert not (tmp_path / "t.json").exists()  # nothing began

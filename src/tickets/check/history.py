@@ -207,6 +207,8 @@ def read(
 ) -> History:
     """Parse and validate one history file (``details``: operations whose
     events to keep, for drawing); or ``lines`` held in memory (a sale's stream)."""
+    if not isinstance(path, str | os.PathLike) or os.fspath(path) in ("", b""):
+        raise HistoryError(repr(path), "give the path of a history file")
     p = Path(path)
     if lines is not None:
         data = b"".join(line.rstrip(b"\n") + b"\n" for line in lines)

@@ -9,6 +9,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import replace
 
+from ..errors import UsageProblem
 from .history import History, HistoryError
 from .operations import Operations
 from .verdict import Check, Report, aborted_of, check_history, evaluate, run_error_of
@@ -43,6 +44,10 @@ def check_histories(histories: list[History]) -> Report:
     (before any buyer of any run); the stock after is the one the last run to
     end read once all of its buyers, and so everyone's, were done.
     """
+    if not isinstance(histories, list | tuple) or not histories:
+        raise UsageProblem(f"check a non-empty list of Histories as one sale, not {histories!r}")
+    if not all(isinstance(h, History) for h in histories):
+        raise UsageProblem("check Histories (read_history(path) reads one) as one sale")
     if len(histories) == 1:
         return check_history(histories[0])
     stores = {h.run["store"] for h in histories}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 from ..constants import MAX_COUNT
+from ..errors import UsageProblem
 from .history import History
 from .linearizability import order_checks, sorted_sales, stale_order, undersell_of_ids
 from .operations import ABSENT, NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN, Operations
@@ -367,6 +368,9 @@ def _stock_checks(
 
 
 def check_history(history: History) -> Report:
+    """The verdict of one history (as ``tickets check`` gives it)."""
+    if not isinstance(history, History):
+        raise UsageProblem(f"check a History (read_history(path) reads one), not {history!r}")
     return evaluate(
         history.ops,
         history.initial,

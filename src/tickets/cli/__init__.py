@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_STORE, STORE_ENV
+from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_STORE, STORE_ENV
 from .history_commands import check, history_command, timeline_command
 from .sale_commands import buy, queue_command, race
 from .sale_group import sale_group
@@ -69,9 +69,11 @@ class TicketsGroup(click.Group):
             if "--json" in argv and not emitted:  # a stopped run printed its own
                 emit_json({"passed": False, "error": exc.format_message()}, exc.exit_code)
             code = exc.exit_code
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            code = 1
+        except click.Abort:  # Ctrl-C before the run took the signals over: nothing began
+            click.echo("interrupted", err=True)
+            code = EXIT_INTERRUPTED
+            if "--json" in argv and not emitted:
+                emit_json({"passed": False, "error": "interrupted"}, code)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)

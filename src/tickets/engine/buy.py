@@ -35,6 +35,7 @@ from ..check.events import (
     timed_out,
 )
 from ..check.operations import NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN
+from ..errors import ConfigError
 from .chaos import Chaos
 from .child.plan import CommandPlan
 from .child.session import BUYER_KILL_POINTS
@@ -59,6 +60,8 @@ EXEC_KILL_WINDOW = 0.05
 def run_buy(config: BuyConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
     """Run one sale: N buyers against the store, a process each or on
     workers (see tickets.engine.harness.sell)."""
+    if not isinstance(config, BuyConfig):
+        raise ConfigError(f"run_buy takes a BuyConfig, not a {type(config).__name__}")
     if config.workers:
         return sell(WorkersMode(config), progress)
     return sell(BuyMode(config), progress)

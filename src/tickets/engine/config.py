@@ -119,6 +119,11 @@ class SaleConfig:
             raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
         if not isinstance(self.delays, Delays):
             raise ConfigError(f"delays must be a Delays, got {self.delays!r}")
+        for part, seconds in (("search", self.delays.search), ("write", self.delays.write)):
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise ConfigError(f"the {part} delay must be a number of seconds, got {seconds!r}")
+            if not 0 <= seconds <= MAX_WAIT_S:  # NaN fails both
+                raise ConfigError(f"the {part} delay must be from 0 to a day, got {seconds!r}")
         for name in ("fsync", "keep_history", "fencing"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -136,6 +141,10 @@ class SaleConfig:
 
         from ..stores.spec import BadStoreURL, parse_db
 
+        if not isinstance(self.store, StoreSpec | str | os.PathLike):
+            raise ConfigError(
+                f"store must be a path, a store URL or a StoreSpec, got {self.store!r}"
+            )
         if not isinstance(self.store, StoreSpec):  # a path, as the library's callers give it
             try:
                 object.__setattr__(self, "store", parse_db(str(self.store)))
@@ -358,6 +367,7 @@ class QueueConfig(SaleConfig):
         from .child.orders import CLERK_KILL_POINTS
 
         super().__post_init__()
+        _in_range("producers", self.producers, 1, MAX_WORKER_PRODUCERS)
         workers = self.workers
         if workers is None:
             workers = default_workers() if self.producers > MAX_PRODUCERS else 0

@@ -25,6 +25,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING
 
 from ..check.events import OPERATION_KINDS, QUEUE_FULL, abandoned, no_outcome, unsold
+from ..errors import ConfigError
 from .child.orders import run_clerk, run_producer, run_producers
 from .child.plan import OrderPlan
 from .children import Children, describe_exit
@@ -49,6 +50,8 @@ ORPHANED_PRODUCERS = 1.0
 
 def run_queue(config: QueueConfig, progress: Callable[[Progress], None] | None = None) -> RunResult:
     """Run the order queue: producers submit, clerks sell, nothing lost, nothing hangs."""
+    if not isinstance(config, QueueConfig):
+        raise ConfigError(f"run_queue takes a QueueConfig, not a {type(config).__name__}")
     return sell(QueueMode(config), progress)
 
 

@@ -28,6 +28,8 @@ from .base import (
 from .json_file import JsonFileStore
 
 if TYPE_CHECKING:
+    import os
+
     from .spec import StoreSpec
 
 __all__ = [
@@ -69,10 +71,10 @@ def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False)
     return store
 
 
-def open_db(db: str, lock_timeout: float = 10.0) -> Store:
+def open_db(db: str | os.PathLike[str] | StoreSpec, lock_timeout: float = 10.0) -> Store:
     """The store ``db`` names, in ``--db``'s words: a JSON file's path,
     ``sqlite:PATH`` or ``redis://HOST…`` (:class:`~.spec.BadStoreURL` if it
-    is none of them)."""
-    from .spec import parse_db
+    is none of them), or a spec :func:`~.spec.parse_db` made."""
+    from .spec import StoreSpec, parse_db
 
-    return open_store(parse_db(db), lock_timeout)
+    return open_store(db if isinstance(db, StoreSpec) else parse_db(db), lock_timeout)

@@ -172,13 +172,22 @@ def safe_name(text: str, limit: int = 80) -> str:
 
 
 def parse_db(
-    text: str, *, lock_file: str | None = None, connect_timeout: float | None = None
+    text: str | os.PathLike[str],
+    *,
+    lock_file: str | None = None,
+    connect_timeout: float | None = None,
 ) -> StoreSpec:
     """Parse ``--db``; raise :class:`BadStoreURL` with a message that names
     no password."""
     timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    if isinstance(text, os.PathLike):  # a library caller's Path
+        text = os.fspath(text)
+    if not isinstance(text, str):
+        raise BadStoreURL(f"give a store path or URL as text, not {text!r}")
     if text == "":
         raise BadStoreURL("give a store path or URL, not an empty one")
+    if "\0" in text:
+        raise BadStoreURL("a store path or URL has no NUL character")
     scheme, sep, rest = text.partition(":")
     if not sep or scheme.lower() not in SCHEMES or "/" in scheme:
         if "://" in text:

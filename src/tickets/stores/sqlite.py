@@ -92,7 +92,9 @@ class SqliteStore(Store):
             )
             conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
         except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            # Not even connected: held by another connection is a store that
+            # cannot be used now (exit 3), never a refused sale.
+            raise _as_store_error(self._error(exc), self.label) from None
         self._conn = conn
         return conn
 
