@@ -543,3 +543,16 @@ def test_race_and_timeline_on_a_real_store(real_store: str, tmp_path: Path) -> N
     history = next(run["history"] for run in doc["runs"] if run["strategy"] == "none")
     drawn = tickets("timeline", history, "--width", "100")
     assert drawn.returncode == 0 and "same seat as another buyer" in drawn.stdout
+
+
+def test_init_makes_an_empty_sqlite_file_a_store(tmp_path: Path) -> None:
+    """A 0-byte file is an empty SQLite database (`touch`, another
+    connection's): init makes it a store, where it said to run init."""
+    db = tmp_path / "e.db"
+    db.touch()
+    url = f"sqlite:{db}"
+    status = tickets("--db", url, "status")
+    assert status.returncode == 3 and "tickets init" in status.stderr
+    assert tickets("--db", url, "init", "-t", "5").returncode == 0
+    done = tickets("--db", url, "status")
+    assert done.returncode == 0 and "5 tickets left" in done.stdout

@@ -150,6 +150,8 @@ class SqliteStore(Store):
             return
         if not _writable(self.path):
             raise StoreError(self.label, "is read-only", "make it writable (chmod u+w)")
+        if os.path.getsize(self.path) == 0:
+            return  # an empty database (`touch`, another connection's): init makes the table
         self.load()
 
     def load(self) -> int:
