@@ -151,9 +151,12 @@ def test_unusable_store_exits_3_and_changes_nothing(
 
 
 def test_check_exit_codes(invoke: Invoke, tmp_path: Path) -> None:
-    good = write(tmp_path / "good.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2)]))
+    good = write(tmp_path / "good.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2), Op("busy", 0.5, 2)]))
     bad = write(tmp_path / "bad.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2), Op("ok", 0, 1, 2)]))
     assert invoke("check", str(good)).exit_code == 0
+    alone = write(tmp_path / "alone.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2)]))
+    result = invoke("check", str(alone))  # one buyer raced nobody: nothing was tested
+    assert result.exit_code == 5 and "one purchase cannot race" in result.output
     result = invoke("check", str(bad), "--json")
     assert result.exit_code == 1
     doc: dict[str, Any] = json.loads(result.output)

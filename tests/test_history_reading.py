@@ -167,7 +167,9 @@ def test_memory_follows_the_events_not_what_the_run_line_claims(tmp_path: Path) 
         if n == 0:
             lines += [
                 {"type": "invoke", "buyer": 3, "t": 10.5},
+                {"type": "invoke", "buyer": 4, "t": 10.55},
                 {"type": "ok", "buyer": 3, "seat": 1, "t": 10.6},
+                {"type": "fail", "buyer": 4, "reason": "sold out", "t": 10.65},
             ]
         lines.append(end_line(0, t=10.9 + n))
         paths.append(str(write(tmp_path / f"h{n}.jsonl", lines)))

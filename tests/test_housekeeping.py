@@ -80,10 +80,15 @@ def test_a_history_of_no_store_or_of_another_path_is_not_ours(tmp_path: Path) ->
         "alike.jsonl": str(tmp_path / "a\x01b.json"),
         "ours.jsonl": str(store),
     }
-    sale = [{"type": "invoke", "buyer": 0, "t": 11}, {"type": "ok", "buyer": 0, "seat": 1, "t": 12}]
+    sale = [
+        {"type": "invoke", "buyer": 0, "t": 11},
+        {"type": "invoke", "buyer": 1, "t": 11.5},
+        {"type": "ok", "buyer": 0, "seat": 1, "t": 12},
+        {"type": "fail", "buyer": 1, "reason": "sold out", "t": 12.5},
+    ]
     for name, named in cases.items():
-        write(folder / name, [run_line(1, 1, store=named), *sale, end_line(0)])
-    stopped = [run_line(1, 1, store=str(store)), *sale, end_line(0, aborted="interrupted")]
+        write(folder / name, [run_line(1, 2, store=named), *sale, end_line(0)])
+    stopped = [run_line(1, 2, store=str(store)), *sale, end_line(0, aborted="interrupted")]
     os.utime(write(folder / "stopped.jsonl", stopped), (1, 1))
     listed = entries(folder, str(store))
     assert {e.path.name: e.verdict for e in listed} == {

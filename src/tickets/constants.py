@@ -73,7 +73,9 @@ STORE_ENV = "TICKETS_DB"
 #: The version of every --json document's shape (its ``schema`` field; README).
 #: 2: ``passed`` is false for a sale that tested nothing (``nothing_tested``),
 #: ``run_error`` (exit 3) and ``turned_away`` are new.
-JSON_SCHEMA = 2
+#: 3: ``contention`` (how much the sale raced) and ``uncontended``; a sale in
+#: which no two operations overlapped while tickets were left is not passed.
+JSON_SCHEMA = 3
 
 # Exit codes: part of the interface (README, --help, tests).
 EXIT_OK = 0  # every check passed
@@ -95,6 +97,7 @@ EXIT_CODES_HELP = (
     "could take part, the buyer code writing into the tool's event pipe); "
     "4 run stopped (watchdog deadline, a clerk died under --shutdown join); "
     "5 not proven (no check failed, but nothing was proven: no stock was read, the store "
-    "had no tickets, no buyer completed an attempt, or the run was aborted); "
+    "had no tickets, no buyer completed an attempt, no two purchases overlapped while "
+    "tickets were left, or the run was aborted); "
     "129, 130, 143 stopped by SIGHUP, Ctrl-C, SIGTERM (what was sold so far is shown)."
 )

@@ -112,6 +112,10 @@ class Operations:
         self.kinds = bytearray(size)
         self.invoked = array("d", bytes(8 * size))
         self.completed = array("d", bytes(8 * size))
+        #: when each operation began contending (see tickets.check.contention):
+        #: a buyer's ``t_start``, a clerk's sale's start; infinite for an
+        #: order still in the queue
+        self.started = array("d", bytes(8 * size))
         self.seats = array("i", bytes(4 * size))
         #: the ticket ids of sales that got an id, not a seat (a command
         #: buyer's): operation -> id
@@ -167,6 +171,11 @@ class Operations:
             self.kinds[number] = PENDING
             self.invoked[number] = t
             self.completed[number] = INF
+            if "producer" in ev:  # an order: it reaches the store when a clerk sells it
+                self.started[number] = INF
+            else:
+                start = ev.get("t_start")
+                self.started[number] = t if start is None else start
             return
         if state != PENDING:
             what = "before its invoke" if state == ABSENT else "after its completion"
@@ -184,6 +193,8 @@ class Operations:
         outcome = self.kinds[number] = kind_of(ev)
         if outcome != UNKNOWN:  # an info may take effect at any time after its invoke
             self.completed[number] = t
+        if "clerk" in ev and (began := ev.get("t_search")) is not None:
+            self.started[number] = began  # the clerk's sale of it began
         if outcome == NO_EFFECT and reason is not None and turned_away(reason):
             self._turned_away(reason)
 
@@ -203,7 +214,7 @@ class Operations:
         size = min(self.claimed, max(number + 1, self.size + (self.size >> 1), 1024))
         extra = size - self.size
         self.kinds += bytes(extra)
-        for table in (self.invoked, self.completed, self.seats):
+        for table in (self.invoked, self.completed, self.started, self.seats):
             table.frombytes(bytes(table.itemsize * extra))
         self.size = size
 
@@ -212,7 +223,7 @@ class Operations:
         grew in steps ends at ``size`` = that number + 1."""
         top = len(self.kinds.rstrip(bytes((ABSENT,))))
         if top < self.size:
-            for table in (self.kinds, self.invoked, self.completed, self.seats):
+            for table in (self.kinds, self.invoked, self.completed, self.started, self.seats):
                 del table[top:]
             self.size = top
 
@@ -341,6 +352,7 @@ class Operations:
             merged.kinds += table.kinds
             merged.invoked += table.invoked
             merged.completed += table.completed
+            merged.started += table.started
             merged.seats += table.seats
             merged.tickets.update({i + offset: t for i, t in table.tickets.items()})
             merged.numeric += table.numeric

@@ -94,6 +94,7 @@ def check_sale(
     host read before the start; after, ``final``, read once every host had
     ended (else the one the last host to end read)."""
     tables = []
+    certain = []  # narrowed, for the overlaps that are certain (contention)
     for h in histories:
         clock = h.run.get("clock")
         offset = clock.get("offset") if isinstance(clock, dict) else None
@@ -106,6 +107,7 @@ def check_sale(
         ):
             raise HistoryError(h.path, "run line has no valid clock offset for a named sale")
         tables.append((h, on_server_clock(h.ops, offset, spread), offset + spread))
+        certain.append(on_server_clock(h.ops, offset, -spread))
     tables.sort(key=lambda t: t[1].t_run)
     one_kind_of_ticket([h for h, _, _ in tables])
     initials = {h.initial for h, _, _ in tables}
@@ -123,6 +125,7 @@ def check_sale(
         unfinished=next((f"{h.path}: {h.unfinished}" for h in unfinished), None),
         aborted=_first([h for h, _, _ in tables], aborted_of),
         run_error=_first([h for h, _, _ in tables], run_error_of),
+        spans=Operations.merge(certain),
     )
     widest = max(float(h.run["clock"]["uncertainty"]) for h, _, _ in tables)
     said = (
@@ -138,10 +141,12 @@ def check_sale(
 
 def on_server_clock(ops: Operations, offset: float, spread: float) -> Operations:
     """The table with its times moved to the server's clock, and every
-    interval widened by ``spread`` each way."""
+    interval widened by ``spread`` each way (narrowed, for a negative
+    ``spread``: what is certain to have overlapped)."""
     moved = copy.copy(ops)  # what it counted, its kinds and seats: as they were
     moved.t_run = ops.t_run + offset - spread
     moved.invoked = array("d", (t + offset - spread for t in ops.invoked))
-    moved.completed = array("d", (t + offset + spread for t in ops.completed))  # INF stays
+    moved.started = array("d", (t + offset - spread for t in ops.started))  # INF stays
+    moved.completed = array("d", (t + offset + spread for t in ops.completed))
     moved.latest = ops.latest + offset + spread
     return moved

@@ -16,6 +16,7 @@ from typing import TypedDict
 
 from ..constants import MAX_COUNT
 from ..errors import UsageProblem
+from .contention import Contention, contention_of, uncontended_because
 from .history import History
 from .linearizability import order_checks, sorted_sales, stale_order, undersell_of_ids
 from .operations import ABSENT, NO_EFFECT, OK, PENDING, SOLD_OUT, UNKNOWN, Operations
@@ -73,16 +74,27 @@ class Report:
     #: what the run said kept it from testing the sale (its end line's
     #: ``run_error``: the buyer code wrote into the event pipe, a full disk)
     run_error: str | None = None
+    #: how much the sale contended (see tickets.check.contention)
+    contention: Contention = Contention(0, 0, 0)
+
+    @property
+    def uncontended(self) -> str | None:
+        """Why a sale that completed attempts tested nothing: no two of
+        its operations raced while tickets were left."""
+        if self.idle is not None:
+            return None
+        return uncontended_because(self.contention, self.initial)
 
     @property
     def untested(self) -> str | None:
         """Why the sale proves nothing though no check may fail, if it does
-        not: the run was aborted, could not test it, or it tested nothing."""
+        not: the run was aborted, could not test it, or it tested nothing
+        (no stock, nobody took part, nothing raced)."""
         if self.aborted is not None:
             return f"the run was aborted ({self.aborted})"
         if self.run_error is not None:
             return f"the run could not test the sale: {self.run_error}"
-        return self.idle
+        return self.idle or self.uncontended
 
     @property
     def oversold(self) -> int:
@@ -137,11 +149,14 @@ def evaluate(
     unfinished: str | None = None,
     aborted: str | None = None,
     run_error: str | None = None,
+    spans: Operations | None = None,
 ) -> Report:
     """Check one sale's operations against the model (see tickets.check.linearizability);
     ``unfinished``: why the history has no end, if it has none; ``initial``
     None: nothing read the stock, and the checks that need it do not run;
-    ``aborted``: why the run was stopped, if it was (it cannot pass)."""
+    ``aborted``: why the run was stopped, if it was (it cannot pass);
+    ``spans``: the operations whose overlaps are certain, where they are not
+    ``ops`` (a named sale's, narrowed by its hosts' clocks)."""
     report = (_evaluate_ids if ops.tickets else _evaluate_seats)(
         ops, initial, remaining, store_problem, unfinished
     )
@@ -153,6 +168,7 @@ def evaluate(
         held=ops.held,
         first_held=ops.first_held,
         run_error=run_error,
+        contention=contention_of(ops if spans is None else spans, initial),
     )
 
 

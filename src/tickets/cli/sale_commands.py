@@ -364,7 +364,13 @@ def show_race(result: RaceResult, show_timeline: bool) -> None:
     "each). Default: a process each up to 64 producers, a worker per core above.",
 )
 @count_option("--orders", 1, MAX_ORDERS, 20, "Orders each producer submits.")
-@count_option("--clerks", 1, MAX_CLERKS, 2, "Clerk processes selling from the queue.")
+@count_option(
+    "--clerks",
+    1,
+    MAX_CLERKS,
+    2,
+    "Clerk processes selling from the queue (one clerk races nobody: NOT PROVEN, exit 5).",
+)
 @count_option("--queue-size", 1, MAX_QUEUE_SIZE, 10, "Bound of the order queue.")
 @click.option(
     "--put-timeout",
@@ -420,12 +426,14 @@ def queue_command(
     --search-delay); clerks take them off and sell from the store under
     --lock (the write takes --write-delay). Every order ends sold, sold out,
     rejected busy or unknown; the same checks as `buy` run over the history.
+    Only clerks race: with one clerk (whatever its --batch) no two sales
+    overlap, and the sale is NOT PROVEN (exit 5).
 
     \b
     Examples:
         tickets queue --producers 3 --orders 20 --clerks 2 --queue-size 10 --tickets 30
         tickets queue --clerks 2 --lock none --tickets 10  # the queue does not stop the oversell
-        tickets queue --put-timeout 0 --queue-size 2 --clerks 1 --tickets 60  # put_nowait: busy
+        tickets queue --put-timeout 0 --queue-size 2 --clerks 2 --tickets 60  # put_nowait: busy
         tickets queue --shutdown join --batch 50 --no-delay
     """
     from ..engine.config import QueueConfig

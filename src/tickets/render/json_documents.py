@@ -49,6 +49,8 @@ if TYPE_CHECKING:
         unproven: bool
         nothing_tested: str | None
         turned_away: int
+        contention: dict[str, int]
+        uncontended: str | None
         aborted: str | None
         run_error: str | None
         not_run: list[str]
@@ -133,6 +135,11 @@ def report_dict(report: Report) -> ReportDoc:
         "nothing_tested": report.idle,
         #: operations turned away: busy past --lock-timeout, or refused by the store
         "turned_away": report.refused,
+        #: how much the sale contended: operations counted, those that
+        #: overlapped another while tickets were left, the most in flight
+        "contention": report.contention.as_dict(),
+        #: why no two operations raced (NOT PROVEN), or null
+        "uncontended": report.uncontended,
         #: what stopped the run, and what kept it from testing the sale (a
         #: run's document says its own: see run_dict)
         "aborted": report.aborted,

@@ -186,10 +186,10 @@ def not_proven(report: Report) -> Text:
             f"NOT PROVEN: {printable(report.untested or '')}; no check failed on what it recorded",
             style="bold yellow",
         )
-    if report.idle:
+    if report.idle or report.uncontended:
         return Text(
-            f"NOT PROVEN: {report.idle} (no check failed, but a sale that tested "
-            "nothing proves nothing)",
+            f"NOT PROVEN: {report.idle or report.uncontended} (no check failed, but a "
+            "sale that tested nothing proves nothing)",
             style="bold yellow",
         )
     names = ", ".join(c.name for c in report.not_run())
@@ -219,6 +219,10 @@ def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) ->
         Text(printable(seats)),
     )  # a command's ticket ids
     grid.add_row("unknown outcomes", str(report.unknown))
+    grid.add_row(
+        "contention",
+        Text(report.contention.words(), style="" if report.contention.contended else "yellow"),
+    )
     for key, value in extra or []:  # paths, the user's code: outside text, never markup
         grid.add_row(key, Text(printable(value)))
     return grid

@@ -249,9 +249,10 @@ def sell(session: ClerkSession, taken: list[int], point: str | None, out: Batche
     except LockTimeout as exc:
         busy = classify(exc, in_critical_section=False)
         turned_away: Phases = {"clerk": session.clerk, "t_search": t_take}
+        t_busy = time.monotonic()  # one batch, one span (see tickets.check.contention)
         for oid in taken:
             who: Who = {"buyer": oid, "pid": session.pid}
-            out.add(completed(busy, who, time.monotonic(), turned_away))
+            out.add(completed(busy, who, t_busy, turned_away))
         return
     t_locked = time.monotonic()
     if session.sale.strategy.reports_holder:  # who holds it (tickets.engine.abandoned_lock)
