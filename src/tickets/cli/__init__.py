@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_STORE, STORE_ENV
+from .explore_command import explore_command
 from .history_commands import check, history_command, timeline_command
 from .sale_commands import buy, queue_command, race
 from .sale_group import sale_group
@@ -116,6 +117,7 @@ COMMANDS = (
     buy,
     race,
     queue_command,
+    explore_command,
     timeline_command,
     check,
     history_command,

@@ -1,0 +1,297 @@
+"""``tickets explore``: every interleaving of a few buyers (tickets.engine.explore)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..constants import EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
+from .console import emit_json, make_console
+from .errors import done_answering, exit_with, translate_errors
+from .options import json_option, lock_option
+from .params import Amount, Count
+from .store_options import db_option
+
+if TYPE_CHECKING:
+    from ..engine.explore.explorer import Exploration
+    from ..engine.explore.sale import Schedule
+
+
+def _refuse(what: str) -> Any:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value:
+            raise click.UsageError(what)
+        return value
+
+    return callback
+
+
+@click.command("explore")
+@click.option(
+    "-n",
+    "--buyers",
+    type=Count(1, 8),
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Buyers to explore (every schedule of N buyers: keep it small).",
+)
+@click.option(
+    "-t",
+    "--tickets",
+    type=Count(0, 1000),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="The stock each schedule starts from.",
+)
+@lock_option()
+@click.option(
+    "--buy",
+    "buy",
+    metavar="FILE.py:FUNC",
+    help="Explore your own purchase function (through its store handle).",
+)
+@click.option(
+    "--preemptions",
+    type=Count(0, 100),
+    metavar="K",
+    help="Bound the switches away from a buyer that could go on (CHESS: most "
+    "races need one or two). Default: no bound.",
+)
+@click.option(
+    "--random",
+    "sample",
+    type=Count(1, 10_000_000),
+    metavar="N",
+    help="Sample N schedules by PCT instead of running every one.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random.")
+@click.option(
+    "--depth",
+    type=Count(1, 10),
+    default=2,
+    show_default=True,
+    metavar="D",
+    help="PCT's bug depth: D-1 priority changes per schedule.",
+)
+@click.option(
+    "--retries",
+    type=Count(0, 100),
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Retries a buyer may make (a Redis WATCH that lost) in one schedule.",
+)
+@click.option(
+    "--max-schedules",
+    type=Count(1, 100_000_000),
+    default=100_000,
+    show_default=True,
+    metavar="N",
+    help="Stop after N schedules: NOT PROVEN.",
+)
+@click.option(
+    "--time-limit",
+    type=Amount(0.1, 86_400),
+    default=60.0,
+    show_default=True,
+    metavar="S",
+    help="Stop after S seconds: NOT PROVEN.",
+)
+@click.option(
+    "--max-steps",
+    type=Count(1, 100_000),
+    default=200,
+    show_default=True,
+    metavar="N",
+    help="The most steps one buyer may take in a schedule.",
+)
+@click.option(
+    "--no-reduction",
+    is_flag=True,
+    help="Run every interleaving, not one per class (to measure the reduction).",
+)
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Run a saved schedule again, step for step.",
+)
+@click.option(
+    "--exec",
+    "exec_",
+    hidden=True,
+    callback=_refuse(
+        "explore drives buyers through the store handle: an --exec command's steps cannot be "
+        "scheduled; explore a --buy FILE.py:FUNC"
+    ),
+)
+@click.option(
+    "--sale",
+    "sale_name",
+    hidden=True,
+    callback=_refuse(
+        "explore runs its buyers in one place; a named sale across hosts cannot be explored"
+    ),
+)
+@json_option
+@db_option
+@click.pass_context
+def explore_command(ctx: click.Context, /, **opts: Any) -> None:
+    """Run every schedule of a few buyers and judge each sale.
+
+    The buyers take turns at their store operations (search, read, write,
+    take, lock, unlock, the write delay) as a scheduler decides, on a
+    scratch store of --db's kind (your stock is not touched). Every distinct
+    schedule is run (one per class of schedules equal up to swapping
+    independent steps), or --random N of them by PCT. The first that fails
+    is shrunk (fewest buyers, then fewest preemptions), printed step by step
+    and saved as a schedule file beside its history: --replay runs it again.
+
+    \b
+    Examples:
+        tickets explore --lock none                 # the tutorial's race, step by step
+        tickets explore --lock file --buyers 3 --tickets 2
+        tickets explore --buy examples/booking.py:take_ticket_broken
+        tickets explore --replay history/tickets-...-explore-none-123.schedule.json
+    """
+    from ..engine.explore.explorer import ExploreConfig, run_explore
+    from ..engine.explore.sale import LoopingBuyer, Nondeterministic, StepHung
+
+    spec = ctx.obj.spec
+    json_ = opts["json_"]
+    with translate_errors():
+        if opts["replay"] is not None:
+            _replayed(opts["replay"], spec, json_)
+            return
+        strategy = opts["strategy"]
+        if strategy.needs and not strategy.usable_with(_capabilities(spec)):
+            raise click.BadParameter(
+                f"{strategy.name} does not apply to a {spec.kind} store", param_hint="--lock"
+            )
+        if opts["buy"] is not None:
+            from ..engine.buyer_check import check
+
+            check(opts["buy"])
+        config = ExploreConfig(
+            store=spec,
+            strategy=strategy,
+            buy=opts["buy"],
+            buyers=opts["buyers"],
+            tickets=opts["tickets"],
+            preemptions=opts["preemptions"],
+            sample=opts["sample"],
+            seed=opts["seed"],
+            depth=opts["depth"],
+            retries=opts["retries"],
+            max_schedules=opts["max_schedules"],
+            seconds=opts["time_limit"],
+            reduction=not opts["no_reduction"],
+            max_steps=opts["max_steps"],
+        )
+        try:
+            result = run_explore(config)
+        except (Nondeterministic, LoopingBuyer, StepHung) as exc:
+            raise click.UsageError(str(exc)) from None
+    code = exit_code_of(result)
+    if json_:
+        emit_json(explore_doc(result), code)
+    else:
+        from ..render.explore_views import exploration_view
+
+        done_answering()
+        make_console().print(exploration_view(result))
+    exit_with(code)
+
+
+def _capabilities(spec: Any) -> frozenset[str]:
+    from ..stores import KIND_CAPABILITIES
+
+    return KIND_CAPABILITIES[spec.kind]
+
+
+def exit_code_of(result: Exploration) -> int:
+    """1 a schedule failed a check (or deadlocked); 3 the store failed the
+    buyers; 5 nothing proven (a budget, no stock, one buyer, store.raw); 0."""
+    found = result.counterexample
+    if found is not None and found.report is not None:
+        if all(c.name == "no errors" for c in found.report.failures()):
+            return EXIT_STORE
+    if found is not None:
+        return EXIT_CHECK_FAILED
+    return EXIT_UNPROVEN if result.unproven else 0
+
+
+def explore_doc(result: Exploration) -> dict[str, Any]:
+    """The ``--json`` document of an exploration (docs/explore.md)."""
+    from ..engine.explore.explorer import broke
+
+    cfg, out = result.config, result.outcome
+    found = result.counterexample
+    return {
+        "mode": "explore",
+        "strategy": cfg.strategy.name,
+        "buy": cfg.buy,
+        "store_kind": cfg.store.kind,
+        "buyers": cfg.buyers,
+        "tickets": cfg.tickets,
+        "search": "random" if cfg.sample is not None else "exhaustive",
+        "preemption_bound": cfg.preemptions,
+        "schedules": out.schedules,
+        "distinct": out.distinct,
+        "pruned": out.pruned,
+        "complete": out.complete,
+        "budget": out.budget,
+        "passed": result.passed,
+        "unproven": result.unproven is not None and found is None,
+        "reason": result.unproven,
+        "counterexample": None
+        if found is None
+        else {
+            "buyers": result.counterexample_buyers,
+            "preemptions": found.preemptions,
+            "steps": [[e.step.buyer, e.step.kind, e.said] for e in found.ran],
+            "broke": broke(found),
+            "history": None if result.history is None else str(result.history),
+            "schedule": None if result.schedule_file is None else str(result.schedule_file),
+        },
+        "duration_s": round(result.seconds, 6),
+    }
+
+
+def _replayed(path: str, spec: Any, json_: bool) -> None:
+    from pathlib import Path
+
+    from ..engine.explore.explorer import broke, replay
+    from ..engine.explore.sale import Nondeterministic
+
+    try:
+        schedule, doc = replay(Path(path), spec)
+    except Nondeterministic as exc:
+        raise click.UsageError(f"{path}: {exc}") from None
+    failed = schedule.failed or schedule.deadlock is not None
+    code = EXIT_CHECK_FAILED if failed else 0
+    said = broke(schedule)
+    if json_:
+        emit_json(
+            {
+                "mode": "explore",
+                "replay": path,
+                "passed": not failed,
+                "steps": [[e.step.buyer, e.step.kind, e.said] for e in schedule.ran],
+                "broke": said,
+                "same_as_saved": said == doc.get("broke"),
+            },
+            code,
+        )
+    else:
+        from ..render.explore_views import schedule_view
+
+        done_answering()
+        make_console().print(schedule_view(schedule, int(str(doc["buyers"])), said))
+    exit_with(code)
+
+
+__all__ = ["Schedule", "explore_command"]

@@ -1,0 +1,256 @@
+"""A buyer under the explorer: the store and the lock as it sees them, each
+operation a switch point (see tickets.engine.explore.scheduler).
+
+:class:`ExploredSession` stands where a buyer process's
+:class:`~tickets.engine.child.session.BuyerSession` stands, so the very
+same purchase runs: the tutorial's (:func:`tickets.engine.child.buyer.purchase`)
+or the user's ``--buy`` function through its
+:class:`~tickets.engine.child.user_buyer.StoreHandle`. Its events go into
+a list, stamped with the scheduler's logical clock. :class:`ExploredLock`
+is the strategy's real lock, each acquire and release a step that names
+the lock, so that the scheduler knows who holds what.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...check.events import completed, invoke, sold_out
+from ...locking.locks import FileLock, FlockLock, NoLock, ProcessLock
+from ...stores import NoEffect, StoreError, WriteUnknown
+from . import steps
+from .scheduler import Abandoned
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ...check.events import Message, Outcome, Phases, Who
+    from ...locking.locks import BuyerLock
+    from ...stores import Store
+    from ...stores.base import RawHandle
+    from .scheduler import Controller
+
+
+class UnboundedRetries(Exception):
+    """A buyer retried more often than the exploration's ``--retries``."""
+
+
+def lock_steps(lock: BuyerLock, shared: bool, buyer: int) -> tuple[steps.Step, steps.Step]:
+    """A buyer's lock as the scheduler sees it: the step that takes it and
+    the one that lets it go, naming the lock (one name for a lock every
+    buyer shares, one per buyer for the tutorial's lock per buyer, none for
+    no lock: stable from one schedule to the next, no object ids). A
+    transaction's begin and commit are steps on the store itself: its
+    commit is what makes its write seen."""
+    if isinstance(lock, NoLock):
+        name = None
+    elif isinstance(lock, ProcessLock):
+        name = "the process lock" if shared else f"buyer {buyer}'s own lock"
+    elif isinstance(lock, FileLock | FlockLock):
+        name = "the lock file"
+    elif getattr(lock, "immediate", True):  # a transaction holding the write lock from its start
+        name = steps.STORE
+    else:  # BEGIN DEFERRED: takes nothing until it writes, refused there if it lost
+        return steps.Step(buyer, "begin", steps.STORE, False), steps.commit(buyer)
+    return steps.lock(buyer, name), steps.unlock(buyer, name)
+
+
+class ExploredStore:
+    """The buyer's store with a switch point before each operation."""
+
+    def __init__(self, store: Store, ctl: Controller, buyer: int) -> None:
+        self.store = store
+        self.ctl = ctl
+        self.buyer = buyer
+        self.kind = store.kind
+        self.spec = store.spec
+
+    def load(self, step: steps.Step) -> int:
+        self.ctl.point(step)
+        count = self.store.load()
+        self.ctl.say(f"{'sees' if step.kind == 'search' else 'reads'} {count}")
+        return count
+
+    def save(self, count: int) -> None:
+        self.ctl.point(steps.write(self.buyer))
+        self.store.save(count)
+        self.ctl.say(f"writes {count}")
+
+    def raw_handle(self) -> RawHandle:
+        """The user's own connection: its operations are no switch points,
+        and what it does the scheduler cannot order (never PASSED)."""
+        self.ctl.uncontrolled.add(self.buyer)
+        return self.store.raw_handle()
+
+
+class ExploredSession:
+    """What a buyer's purchase calls (see BuyerSession), each store
+    operation a step; events into ``events``, on the logical clock."""
+
+    def __init__(
+        self,
+        ctl: Controller,
+        buyer: int,
+        store: Store,
+        events: list[Message],
+        retries: int,
+        takes: bool,
+        optimistic: bool,
+    ) -> None:
+        self.ctl = ctl
+        self.store = ExploredStore(store, ctl, buyer)
+        self.events = events
+        self.base: Who = {"buyer": buyer, "pid": 0}
+        self.buyer = buyer
+        self.takes = takes
+        self.optimistic = optimistic
+        self.max_retries = retries
+        self.retries = 0
+        self.changing = False
+        self.t_taken: float | None = None
+        self.timing: Phases = {}
+        self._invoked = False
+
+    def _invoke(self, fields: Phases) -> None:
+        if not self._invoked:
+            self._invoked = True
+            t = self.ctl.now
+            self.timing = {"t_start": t, "t_search": t, **fields}
+            self.events.append(invoke(self.base, t, self.timing))
+
+    def search(self) -> int | None:
+        step = steps.search(self.buyer)
+        try:
+            seen: int | None = self.store.load(step)
+        except StoreError:
+            seen = None
+        self._invoke({"seen": seen})
+        return seen
+
+    def begin(self) -> None:
+        """The user's buyer: invoked at its first step (it searches, if at all, itself)."""
+
+    def read(self) -> int:
+        self._invoke({})
+        return self.store.load(steps.read(self.buyer))
+
+    def wait(self) -> None:
+        self._invoke({})
+        self.ctl.point(steps.wait(self.buyer))
+        self.ctl.say("waits (the write delay)")
+
+    def write(self, count: int) -> None:
+        self._invoke({})
+        self.changing = True
+        self.store.save(count)
+
+    def take(self) -> int | None:
+        self._invoke({})
+        self.changing = True
+        self.t_taken = self.ctl.now
+        if self.optimistic:
+            return self._take_optimistic()
+        self.ctl.point(steps.take(self.buyer))
+        seat = self.store.store.take(1)
+        self.ctl.say(f"takes: seat {seat}" if seat else "takes: sold out")
+        return seat or None
+
+    def _take_optimistic(self) -> int | None:
+        """WATCH, read, (the race window), MULTI, write, EXEC, retried: the
+        watch and read one step, the window and the EXEC another."""
+        tries = 0
+
+        def window() -> None:
+            nonlocal tries
+            self.ctl.say("watches and reads")
+            tries += 1
+            if tries > self.max_retries + 1:
+                raise UnboundedRetries(f"more than {self.max_retries} retries")
+            self.ctl.point(steps.write(self.buyer))
+            self.ctl.say("EXEC")
+
+        self.ctl.point(steps.take(self.buyer))
+        seat, self.retries = self.store.store.take_optimistic(1, window, 3600.0)
+        return seat or None
+
+    def report(self, outcome: Outcome, t_locked: float | None) -> None:
+        self._invoke({})
+        event = completed(outcome, self.base, round(self.ctl.now + 0.0005, 6), self.timing)
+        locked = t_locked if self.t_taken is None else self.t_taken
+        if locked is not None:
+            event["t_locked"] = locked
+        if self.retries:
+            event["retries"] = self.retries
+        self.events.append(event)
+
+
+class ExploredLock:
+    """The strategy's real lock, built lazily as a buyer's is; taking and
+    letting go of it are steps that name it."""
+
+    def __init__(self, ctl: Controller, buyer: int, build: Callable[[], BuyerLock], shared: bool):
+        self.ctl = ctl
+        self.buyer = buyer
+        self.build = build
+        self.shared = shared
+        self.t_locked: float | None = None
+        self.release_error: str | None = None
+        self._lock: BuyerLock | None = None
+        self.name: str | None = None
+        self._steps: tuple[steps.Step, steps.Step] | None = None
+
+    def __enter__(self) -> ExploredLock:
+        if self._lock is None or self._steps is None:
+            self._lock = self.build()
+            self._steps = lock_steps(self._lock, self.shared, self.buyer)
+            self.name = self._steps[0].obj if self._steps[0].takes_lock else None
+        self.ctl.point(self._steps[0])
+        self._lock.acquire()
+        if self.name is not None:
+            self.ctl.holders[self.name] = self.buyer
+        self.t_locked = self.ctl.now
+        self.ctl.say("locks" if self.name is not None else "locks (no lock)")
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._lock is not None and self._steps is not None
+        abandoned = isinstance(exc, Abandoned)
+        stopped: Abandoned | None = None
+        if not abandoned:
+            try:
+                self.ctl.point(self._steps[1])
+            except Abandoned as dropped:  # the schedule ends here: let go all the same
+                stopped = dropped
+                abandoned = True
+        try:
+            if exc is None and stopped is None:
+                self._lock.release()  # a transaction's commit: may refuse (NoEffect)
+            else:
+                self._lock.abort()
+        except (NoEffect, WriteUnknown):
+            if exc is None:
+                raise
+        except Exception as error:
+            self.release_error = str(error)
+        finally:
+            if self.name is not None and self.ctl.holders.get(self.name) == self.buyer:
+                del self.ctl.holders[self.name]
+            if not abandoned:
+                self.ctl.say("unlocks" if self.name is not None else "unlocks (no lock)")
+        if stopped is not None:
+            raise stopped
+
+    def close(self) -> None:
+        if self._lock is not None:
+            try:
+                self._lock.close()
+            except Exception:
+                pass
+
+
+def outcome_words(outcome: Outcome) -> str:
+    """``gets seat 2``, ``sold out``, ``busy: …``: how a buyer ended, in words."""
+    if outcome["type"] == "ok":
+        return f"gets seat {outcome.get('seat')}"
+    reason = outcome.get("reason") or ""
+    return "finds it sold out" if reason == sold_out()["reason"] else reason

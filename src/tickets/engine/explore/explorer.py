@@ -1,0 +1,305 @@
+"""The explorer: run, shrink, save and replay (see tickets.engine.explore)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...errors import UsageProblem
+from .sale import ExploredSale, SaleSetup, Schedule
+from .search import Budget, Outcome, exhaustive, replayed, sampled
+
+if TYPE_CHECKING:
+    from ...locking.strategies import Strategy
+    from ...stores.spec import StoreSpec
+
+#: The schedule file's format (docs/explore.md).
+SCHEDULE_FORMAT = "tickets-schedule"
+SCHEDULE_VERSION = 1
+#: The most buyers an exploration runs (the tree grows as n!).
+MAX_EXPLORE_BUYERS = 8
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    store: StoreSpec
+    strategy: Strategy
+    buy: str | None = None
+    buyers: int = 2
+    tickets: int = 1
+    #: None: no bound on preemptions
+    preemptions: int | None = None
+    #: PCT: how many schedules to sample (None: exhaustive)
+    sample: int | None = None
+    seed: int = 0
+    depth: int = 2
+    retries: int = 2
+    max_schedules: int = 100_000
+    seconds: float = 60.0
+    reduction: bool = True
+    lease_ttl: float = 1.0
+    fencing: bool = False
+    max_steps: int = 200
+    #: where the counterexample's history and schedule go (None: history/ beside the store)
+    folder: Path | None = None
+    shrink: bool = True
+
+    def setup(self, buyers: int | None = None) -> SaleSetup:
+        return SaleSetup(
+            self.store,
+            self.strategy,
+            self.buy,
+            self.buyers if buyers is None else buyers,
+            self.tickets,
+            self.retries,
+            self.lease_ttl,
+            self.fencing,
+            self.max_steps,
+        )
+
+
+@dataclass
+class Exploration:
+    """What ``tickets explore`` found."""
+
+    config: ExploreConfig
+    outcome: Outcome
+    #: the failing schedule, shrunk; None when none failed
+    counterexample: Schedule | None = None
+    counterexample_buyers: int = 0
+    history: Path | None = None
+    schedule_file: Path | None = None
+    #: why nothing could be proven, if so (exit 5)
+    unproven: str | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.counterexample is None and self.outcome.deadlock is None and not self.unproven
+
+
+def run_explore(config: ExploreConfig) -> Exploration:
+    """Explore, shrink what fails, save it; the verdict's material."""
+    started = time.monotonic()
+    budget = Budget(config.max_schedules, config.seconds)
+    sale = ExploredSale(config.setup())
+    try:
+        if config.sample is not None:
+            outcome = sampled(sale, config.sample, config.seed, config.depth, budget)
+        else:
+            outcome = exhaustive(sale, config.preemptions, budget, reduction=config.reduction)
+    finally:
+        sale.close()
+    result = Exploration(config, outcome)
+    if outcome.failure is not None:
+        found, buyers = outcome.failure, config.buyers
+        if config.shrink:
+            found, buyers = shrink(config, found, buyers)
+        result.counterexample, result.counterexample_buyers = found, buyers
+    elif outcome.deadlock is not None:
+        result.counterexample, result.counterexample_buyers = outcome.deadlock, config.buyers
+    result.unproven = unproven_because(config, outcome)
+    if result.counterexample is not None:
+        result.history, result.schedule_file = save(config, result)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
+    """Why a search that found nothing wrong proves nothing, if so."""
+    if config.tickets == 0:
+        return "the store had no tickets: nobody could buy (give --tickets N)"
+    if config.buyers < 2:
+        return "one buyer cannot race: explore two or more (--buyers N)"
+    if outcome.uncontrolled:
+        who = ", ".join(str(b) for b in sorted(outcome.uncontrolled))
+        return (
+            f"buyer(s) {who} went round the scheduler through store.raw (their own "
+            "connection): what they did there could not be ordered, so not every "
+            "interleaving was tried"
+        )
+    if outcome.budget is not None and outcome.failure is None:
+        return f"explored {outcome.schedules:,} schedules, {outcome.budget}"
+    return None
+
+
+def shrink(config: ExploreConfig, found: Schedule, buyers: int) -> tuple[Schedule, int]:
+    """The smallest failing schedule: fewest buyers, then fewest
+    preemptions (each searched depth first, so the first found is short)."""
+    for n in range(2, buyers + 1):
+        for bound in range(0, found.preemptions + 1):
+            if n == buyers and bound == found.preemptions:
+                return found, buyers
+            sale = ExploredSale(config.setup(n))
+            try:
+                small = exhaustive(sale, bound, Budget(20_000, 20.0))
+            finally:
+                sale.close()
+            if small.failure is not None:
+                return small.failure, n
+    return found, buyers
+
+
+def save(config: ExploreConfig, result: Exploration) -> tuple[Path, Path]:
+    """The counterexample's history and its schedule file, side by side."""
+    from ...check.housekeeping import history_folder
+
+    schedule = result.counterexample
+    assert schedule is not None
+    folder = config.folder or history_folder(config.store)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    what = config.strategy.name if config.buy is None else config.buy.rpartition(":")[2]
+    stem = folder / f"{config.store.stem}-{stamp}-explore-{safe(what)}-{os.getpid()}"
+    history = stem.with_name(stem.name + ".jsonl")
+    schedule_path = stem.with_name(stem.name + ".schedule.json")
+    write_history(history, config, result.counterexample_buyers, schedule)
+    doc = schedule_doc(config, result.counterexample_buyers, schedule)
+    doc["history"] = history.name
+    schedule_path.write_text(json.dumps(doc, indent=1) + "\n")
+    return history, schedule_path
+
+
+def safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40] or "buyer"
+
+
+def run_line_of(config: ExploreConfig, buyers: int) -> dict[str, object]:
+    return {
+        "type": "run",
+        "version": 2,
+        "run_id": os.urandom(8).hex(),
+        "mode": "buy",
+        "store": config.store.identity(),
+        "store_kind": config.store.kind,
+        "strategy": config.strategy.name,
+        "initial": config.tickets,
+        "restocked": True,
+        "buyers": buyers,
+        "seed": 0,
+        "ticket_ids": False,
+        "explore": True,
+        "buy": config.buy,
+        "wall": datetime.now(UTC).isoformat(timespec="seconds"),
+        "t": 1.0,
+    }
+
+
+def write_history(path: Path, config: ExploreConfig, buyers: int, schedule: Schedule) -> None:
+    """The schedule's sale as a history ``tickets check`` and ``tickets
+    timeline`` read (times are the explorer's logical clock: 1 ms a step)."""
+    last = max([1.0, *(float(e.get("t", 1.0)) for e in schedule.events)])  # type: ignore[arg-type]
+    end: dict[str, object] = {
+        "type": "end",
+        "remaining": schedule.remaining,
+        "store_error": None,
+        "aborted": schedule.deadlock,
+        "run_error": None,
+        "notes": [],
+        "t": round(last + 0.001, 6),
+    }
+    lines = [run_line_of(config, buyers), *schedule.events, end]
+    with open(path, "x", encoding="utf-8") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+
+
+def schedule_doc(config: ExploreConfig, buyers: int, schedule: Schedule) -> dict[str, object]:
+    return {
+        "format": SCHEDULE_FORMAT,
+        "version": SCHEDULE_VERSION,
+        "store_kind": config.store.kind,
+        "lock": config.strategy.name,
+        "buy": config.buy,
+        "buyers": buyers,
+        "tickets": config.tickets,
+        "retries": config.retries,
+        "lease_ttl": config.lease_ttl,
+        "fencing": config.fencing,
+        "steps": schedule.choices,
+        "said": [f"buyer {e.step.buyer}: {e.step.kind}: {e.said}" for e in schedule.ran],
+        "broke": broke(schedule),
+    }
+
+
+def broke(schedule: Schedule) -> list[str]:
+    """What the failing schedule broke, one line each."""
+    if schedule.deadlock is not None:
+        return [schedule.deadlock]
+    report = schedule.report
+    if report is None:
+        return []
+    out = []
+    for seat, who in sorted(report.double_sold.items(), key=lambda kv: str(kv[0])):
+        out.append(f"seat {seat} sold twice (buyers {' and '.join(who)})")
+    out += [f"{c.name}: {c.detail}" for c in report.failures()]
+    return out
+
+
+def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object]]:
+    """Run a saved schedule again on a scratch store of its kind."""
+    from ...locking.strategies import get
+
+    doc = read_schedule(path)
+    if doc["store_kind"] != store.kind:
+        raise UsageProblem(
+            f"{path}: was found on a {doc['store_kind']} store; give --db of that kind to replay it"
+        )
+    config = ExploreConfig(
+        store=store,
+        strategy=get(str(doc["lock"])),
+        buy=doc["buy"],  # type: ignore[arg-type]
+        buyers=int(doc["buyers"]),  # type: ignore[call-overload]
+        tickets=int(doc["tickets"]),  # type: ignore[call-overload]
+        retries=int(doc["retries"]),  # type: ignore[call-overload]
+        lease_ttl=float(doc["lease_ttl"]),  # type: ignore[arg-type]
+        fencing=bool(doc["fencing"]),
+    )
+    sale = ExploredSale(config.setup())
+    try:
+        return replayed(sale, list(doc["steps"])), doc  # type: ignore[call-overload]
+    finally:
+        sale.close()
+
+
+def read_schedule(path: Path) -> dict[str, object]:
+    """A schedule file, checked field by field (a UsageProblem naming what is wrong)."""
+    from ...locking.strategies import STRATEGIES
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.loads(f.read(1_000_001))
+    except (OSError, ValueError) as exc:
+        raise UsageProblem(f"{path}: not a schedule file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != SCHEDULE_FORMAT:
+        raise UsageProblem(f"{path}: not a tickets schedule file (no format {SCHEDULE_FORMAT!r})")
+    if doc.get("version") != SCHEDULE_VERSION:
+        raise UsageProblem(f"{path}: schedule version {doc.get('version')!r} is not one this reads")
+    buyers = doc.get("buyers")
+    if type(buyers) is not int or not 1 <= buyers <= MAX_EXPLORE_BUYERS:
+        raise UsageProblem(f"{path}: buyers {buyers!r} is not 1..{MAX_EXPLORE_BUYERS}")
+    steps = doc.get("steps")
+    if (
+        type(steps) is not list
+        or len(steps) > 100_000
+        or not all(type(s) is int and 0 <= s < buyers for s in steps)
+    ):
+        raise UsageProblem(f"{path}: steps is not a list of buyer numbers 0..{buyers - 1}")
+    for key, kind in (("tickets", int), ("retries", int), ("lease_ttl", (int, float))):
+        value = doc.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
+            raise UsageProblem(f"{path}: {key} {value!r} is not a count")
+    if doc.get("lock") not in STRATEGIES:
+        raise UsageProblem(f"{path}: lock {doc.get('lock')!r} is not a strategy")
+    if doc.get("store_kind") not in ("json", "sqlite", "redis"):
+        raise UsageProblem(f"{path}: store_kind {doc.get('store_kind')!r} is not a store kind")
+    if doc.get("buy") is not None and type(doc.get("buy")) is not str:
+        raise UsageProblem(f"{path}: buy {doc.get('buy')!r} is not FILE.py:FUNCTION")
+    if type(doc.get("fencing")) is not bool:
+        raise UsageProblem(f"{path}: fencing is not true or false")
+    return doc

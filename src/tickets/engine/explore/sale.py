@@ -1,0 +1,278 @@
+"""The explorer's sale: a scratch store of the user's kind, restocked
+before every schedule, and one schedule run under a chooser's orders.
+
+The user's stock is never touched: a JSON file or a SQLite database is
+explored in a scratch folder made beside it (so a store on tmpfs is
+explored on tmpfs), a Redis key as a scratch key on the same server;
+either is removed at the end. Each schedule is a sale of its own, with
+its own history (in memory, on the logical clock), judged by the same
+checks as any sale (:func:`tickets.check.verdict.evaluate`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ...check.events import completed, no_outcome
+from ...check.operations import Operations
+from ...check.verdict import Report, evaluate
+from ...errors import StoreError, UsageProblem
+from ...stores import open_store
+from ..child.buyer import outcome_of, purchase
+from .buyers import ExploredLock, ExploredSession, outcome_words
+from .scheduler import Controller, Executed, StepHung, buyer_thread
+from .steps import Step
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ...check.events import Message
+    from ...locking.strategies import Strategy, Token
+    from ...stores import Store
+    from ...stores.spec import StoreSpec
+
+    #: (depth, the enabled buyers, every unfinished buyer's next step,
+    #: the buyer of the step before) -> who goes next; None: drop the schedule
+    Chooser = Callable[[int, list[int], dict[int, Step], int | None], int | None]
+
+
+class Nondeterministic(Exception):
+    """The same choices led somewhere else: the buyer code depends on more
+    than the store (time, randomness, its own state across calls)."""
+
+
+@dataclass
+class Schedule:
+    """One schedule that ran: its steps, and the sale it made."""
+
+    #: who went at each step
+    choices: list[int]
+    ran: list[Executed]
+    #: at each step, the buyers that could have gone
+    enabled: list[list[int]]
+    events: list[Message]
+    #: None: dropped before it completed (redundant, or over the bound)
+    report: Report | None = None
+    remaining: int | None = None
+    #: why nobody could go on, if so (every unfinished buyer waiting on a lock)
+    deadlock: str | None = None
+    #: buyers whose code went round the scheduler (``store.raw``)
+    uncontrolled: set[int] = field(default_factory=set)
+    #: how each buyer ended, in words
+    ended: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.report is not None and bool(self.report.failures())
+
+    @property
+    def preemptions(self) -> int:
+        """Switches away from a buyer that could have gone on."""
+        count = 0
+        for i in range(1, len(self.choices)):
+            last = self.choices[i - 1]
+            if self.choices[i] != last and last in self.enabled[i]:
+                count += 1
+        return count
+
+
+@dataclass
+class SaleSetup:
+    """What an exploration sells with: the strategy, the buyer code, the stock."""
+
+    spec: StoreSpec
+    strategy: Strategy
+    buy: str | None
+    buyers: int
+    tickets: int
+    retries: int
+    lease_ttl: float = 1.0
+    fencing: bool = False
+    max_steps: int = 200
+
+
+class ExploredSale:
+    """A scratch store, and the schedules run on it one after another."""
+
+    def __init__(self, setup: SaleSetup) -> None:
+        self.setup = setup
+        self.scratch: str | None = None
+        self.spec = self._scratch(setup.spec)
+        self.keeper: Store = open_store(self.spec, 1.0)
+        self.stores: list[Store] = []
+        self.function = None
+        if setup.buy is not None:
+            from ..child.user_buyer import load
+
+            self.function = load(setup.buy)
+        self._ctx = multiprocessing.get_context("fork")
+        try:
+            self.keeper.restock(setup.tickets)
+            for _ in range(setup.buyers):
+                # busy_timeout 0: a SQLite statement that would wait is refused at once
+                self.stores.append(open_store(self.spec, 0.0))
+        except BaseException:
+            self.close()
+            raise
+
+    def _scratch(self, spec: StoreSpec) -> StoreSpec:
+        if spec.kind == "redis":
+            key = f"{spec.key}:explore:{os.urandom(6).hex()}"
+            self.scratch = key
+            folder = tempfile.mkdtemp(prefix="tickets-explore-")
+            self._folder = folder
+            return spec._replace(key=key, lock_file=os.path.join(folder, "explore.lock"))
+        where = os.path.dirname(os.path.abspath(str(spec.path)))
+        try:
+            folder = tempfile.mkdtemp(prefix=".tickets-explore-", dir=where)
+        except OSError as exc:
+            raise StoreError(
+                where, f"cannot hold the explorer's scratch store ({exc.strerror})"
+            ) from None
+        self._folder = folder
+        name = "explore.db" if spec.kind == "sqlite" else "explore.json"
+        return spec._replace(path=os.path.join(folder, name), lock_file=None)
+
+    def close(self) -> None:
+        for store in [*self.stores, self.keeper]:
+            try:
+                store.close()
+            except Exception:
+                pass
+        if self.scratch is not None:  # the Redis scratch key and its companions
+            try:
+                client = open_store(self.spec, 1.0)
+                raw = client.raw_handle()
+                raw.delete(  # type: ignore[union-attr]
+                    self.scratch, self.scratch + ":lease", self.scratch + ":fence"
+                )
+                client.close()
+            except Exception:
+                pass
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    # -- one schedule ------------------------------------------------------
+
+    def _tokens(self) -> list[Token]:
+        strategy = self.setup.strategy
+        return strategy.hand_out(self._ctx if strategy.parent_locks else None, self.setup.buyers)
+
+    def run(self, choose: Chooser) -> Schedule:
+        """Restock, run the buyers under ``choose``'s orders, and judge the sale."""
+        setup = self.setup
+        self.keeper.restock(setup.tickets)
+        ctl = Controller(setup.buyers)
+        events: list[Message] = []
+        tokens = self._tokens()
+        shared = all(t is tokens[0] for t in tokens) and tokens[0] is not None
+        locks: list[ExploredLock] = []
+        ended: dict[int, str] = {}
+        for b in range(setup.buyers):
+            lock = self._lock(ctl, b, tokens[b], shared)
+            locks.append(lock)
+            session = self._session(ctl, b, events)
+            ctl.start(buyer_thread(ctl, b, self._body(session, lock, ended)))
+        schedule = Schedule([], ctl.ran, [], events)
+        try:
+            self._drive(ctl, choose, schedule)
+        finally:
+            if ctl.unfinished():
+                ctl.unwind()
+            for lock in locks:
+                lock.close()
+        schedule.uncontrolled = ctl.uncontrolled
+        schedule.ended = ended
+        return schedule
+
+    def _drive(self, ctl: Controller, choose: Chooser, schedule: Schedule) -> None:
+        steps_of = [0] * self.setup.buyers
+        while True:
+            unfinished = ctl.unfinished()
+            if not unfinished:
+                break
+            enabled = ctl.enabled()
+            pending = {b: s for b in unfinished if (s := ctl.pending[b]) is not None}
+            if not enabled:
+                held = ", ".join(f"{b} waits for {pending[b].obj}" for b in sorted(pending))
+                schedule.deadlock = f"nobody can go on: buyer {held}"
+                return
+            last = schedule.choices[-1] if schedule.choices else None
+            who = choose(len(schedule.choices), enabled, pending, last)
+            if who is None:
+                return  # dropped: nothing new down this way
+            steps_of[who] += 1
+            if steps_of[who] > self.setup.max_steps:
+                raise LoopingBuyer(
+                    f"buyer {who} took more than {self.setup.max_steps} steps "
+                    "(a loop the explorer cannot bound; raise --max-steps)"
+                )
+            schedule.choices.append(who)
+            schedule.enabled.append(enabled)
+            ctl.grant(who)
+        schedule.remaining = self.keeper.load()
+        ops = Operations(self.setup.buyers, 1.0)
+        for event in schedule.events:
+            if event.get("type") in ("invoke", "ok", "fail", "info"):
+                ops.add(event)  # type: ignore[arg-type]
+        for b in range(self.setup.buyers):
+            if ops.kinds[b] == 0:  # never began: a buyer that sold nothing and asked nothing
+                continue
+        schedule.report = evaluate(ops, self.setup.tickets, schedule.remaining)
+
+    def _lock(self, ctl: Controller, b: int, token: Token, shared: bool) -> ExploredLock:
+        setup, store = self.setup, self.stores[b]
+
+        def build():  # type: ignore[no-untyped-def]
+            return setup.strategy.child_lock(
+                token, store, 1.0, setup.lease_ttl, setup.fencing, threaded=True
+            )
+
+        return ExploredLock(ctl, b, build, shared)
+
+    def _session(self, ctl: Controller, b: int, events: list[Message]) -> ExploredSession:
+        store = self.stores[b]
+        strategy = self.setup.strategy
+        takes = strategy.sells_by_take(store)
+        optimistic = takes and strategy.takes_optimistically(store)
+        return ExploredSession(ctl, b, store, events, self.setup.retries, takes, optimistic)
+
+    def _body(
+        self, session: ExploredSession, lock: ExploredLock, ended: dict[int, str]
+    ) -> Callable[[], None]:
+        function = self.function
+
+        def body() -> None:
+            if function is None:
+                outcome = outcome_of(purchase, session, lock)  # type: ignore[arg-type]
+            else:
+                from ..child.user_buyer import outcome as user_outcome
+
+                outcome = user_outcome(function, session, lock, None)  # type: ignore[arg-type]
+            session.report(outcome, lock.t_locked)
+            ended[session.buyer] = outcome_words(outcome)
+
+        return body
+
+
+class LoopingBuyer(Exception):
+    """A buyer took more steps than ``--max-steps``."""
+
+
+def unfinished_outcome(buyer: int, t: float) -> Message:
+    return completed(no_outcome("the schedule was dropped"), {"buyer": buyer}, t)
+
+
+__all__ = [
+    "ExploredSale",
+    "LoopingBuyer",
+    "Nondeterministic",
+    "SaleSetup",
+    "Schedule",
+    "StepHung",
+    "UsageProblem",
+]

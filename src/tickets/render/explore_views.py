@@ -1,0 +1,98 @@
+"""What ``tickets explore`` shows: the verdict with its bound, and a failing
+schedule as numbered steps, one column per buyer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ..check.operations import printable
+
+if TYPE_CHECKING:
+    from ..engine.explore.explorer import Exploration
+    from ..engine.explore.sale import Schedule
+
+
+def schedule_view(schedule: Schedule, buyers: int, broke: list[str]) -> RenderableType:
+    """``step | buyer 0 | buyer 1``: who did what, in order, and what broke."""
+    table = Table(title="the schedule, step by step", title_justify="left")
+    table.add_column("step", justify="right", style="dim")
+    for b in range(buyers):
+        table.add_column(f"buyer {b}")
+    for n, executed in enumerate(schedule.ran, 1):
+        cells = [""] * buyers
+        what = executed.said or executed.step.kind
+        cells[executed.step.buyer] = printable(what)
+        table.add_row(str(n), *cells)
+    ends = [""] * buyers
+    for b, words in schedule.ended.items():
+        if b < buyers:
+            ends[b] = printable(words)
+    table.add_row("", *ends, style="bold")
+    lines = [Text(printable(line), style="bold red") for line in broke]
+    return Group(table, *lines)
+
+
+def exploration_view(result: Exploration) -> RenderableType:
+    cfg, out = result.config, result.outcome
+    what = f"--buy {cfg.buy}" if cfg.buy else f"--lock {cfg.strategy.name}"
+    bound = "none" if cfg.preemptions is None else str(cfg.preemptions)
+    how = (
+        f"{out.schedules:,} schedules sampled by PCT (seed {cfg.seed}, depth {cfg.depth})"
+        if cfg.sample is not None
+        else f"{out.schedules:,} schedules run, {out.distinct:,} distinct"
+        f" ({out.pruned:,} dropped as redundant or over the bound)"
+    )
+    parts: list[RenderableType] = []
+    found = result.counterexample
+    if found is not None:
+        parts.append(schedule_view(found, result.counterexample_buyers, _broke(found)))
+        if result.schedule_file is not None:
+            parts.append(
+                Text(
+                    f"history   {printable(str(result.history))}\n"
+                    f"schedule  {printable(str(result.schedule_file))}\n"
+                    f"replay    tickets explore --replay {printable(str(result.schedule_file))}",
+                )
+            )
+        head = "DEADLOCK" if found.deadlock is not None else "FAILED"
+        parts.append(
+            Text(
+                f"{head}: {what}, {result.counterexample_buyers} buyers over {cfg.tickets} "
+                f"ticket(s), {found.preemptions} preemption(s), {len(found.ran)} steps "
+                f"(found after {how}; shrunk to the fewest buyers and preemptions)",
+                style="bold red",
+            )
+        )
+        return Group(*parts)
+    if result.unproven:
+        parts.append(
+            Text(
+                f"NOT PROVEN: {what}: {printable(result.unproven)} ({how}; nothing failed)",
+                style="bold yellow",
+            )
+        )
+        return Group(*parts)
+    scope = (
+        f"{out.schedules:,} sampled schedules"
+        if cfg.sample is not None
+        else f"all {out.distinct:,} distinct schedules"
+    )
+    parts.append(
+        Text(
+            f"PASSED: {scope} of {cfg.buyers} buyers over {cfg.tickets} ticket(s) explored "
+            f"(preemption bound {bound}, retries {cfg.retries}): nothing oversold, {what} "
+            f"({out.schedules:,} run, {out.pruned:,} dropped, {out.seconds:.2f}s)",
+            style="bold green",
+        )
+    )
+    return Group(*parts)
+
+
+def _broke(schedule: Schedule) -> list[str]:
+    from ..engine.explore.explorer import broke
+
+    return broke(schedule)
