@@ -145,7 +145,8 @@ def help_examples() -> list[tuple[str, str]]:
     from click.testing import CliRunner
 
     examples = []
-    for name in ("init", "status", "buy", "race", "queue", "check", "timeline", "history"):
+    names = ("init", "status", "buy", "race", "queue", "explore", "check", "timeline", "history")
+    for name in names:
         text = CliRunner().invoke(cli, [name, "--help"]).output
         for line in text.splitlines():
             line = line.strip()
@@ -174,6 +175,9 @@ def test_every_help_example_runs_and_does_what_its_comment_says(tmp_path: Path) 
         unlocked = [str(h) for h in histories if "-none-" in h.name] or ["none-yet.jsonl"]
         line = command.replace("history/tickets-...-buy-none-123.jsonl", unlocked[-1])
         line = line.replace("run.jsonl", unlocked[-1])
+        schedules = sorted((tmp_path / "history").glob("*.schedule.json"), key=os.path.getmtime)
+        saved = [str(p) for p in schedules] or ["none-yet.schedule.json"]
+        line = line.replace("history/tickets-...-explore-none-123.schedule.json", saved[0])
         bought = [str(h) for h in histories if "-buy-" in h.name] or ["a", "b"]
         # A later run of one sale keeps the stock (a restock starts another sale)
         kept = [h for h in bought[1:] if Path(h).exists()
@@ -196,7 +200,17 @@ def test_every_help_example_runs_and_does_what_its_comment_says(tmp_path: Path) 
         if "kill -9" in comment:
             assert "killed with SIGKILL" in run.stdout
         done_any.add(command.split()[1])
-    assert done_any == {"init", "status", "buy", "race", "queue", "check", "timeline", "history"}
+    assert done_any == {
+        "init",
+        "status",
+        "buy",
+        "race",
+        "queue",
+        "explore",
+        "check",
+        "timeline",
+        "history",
+    }
     assert (tmp_path / "race.svg").exists() and (tmp_path / "race.html").exists()
 
 

@@ -114,6 +114,11 @@ def _refuse(what: str) -> Any:
     help="Run every interleaving, not one per class (to measure the reduction).",
 )
 @click.option(
+    "--fencing",
+    is_flag=True,
+    help="--lock lease: the store refuses a holder whose lease expired (fencing tokens).",
+)
+@click.option(
     "--replay",
     type=click.Path(dir_okay=False, path_type=str),
     metavar="FILE",
@@ -152,10 +157,10 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
 
     \b
     Examples:
-        tickets explore --lock none                 # the tutorial's race, step by step
+        tickets explore --lock none      # the tutorial's oversell, step by step
         tickets explore --lock file --buyers 3 --tickets 2
-        tickets explore --buy examples/booking.py:take_ticket_broken
-        tickets explore --replay history/tickets-...-explore-none-123.schedule.json
+        tickets explore --buy examples/booking.py:take_ticket_broken  # its oversell
+        tickets explore --replay history/tickets-...-explore-none-123.schedule.json  # oversell again
     """
     from ..engine.explore.explorer import ExploreConfig, run_explore
     from ..engine.explore.sale import LoopingBuyer, Nondeterministic, StepHung
@@ -190,7 +195,10 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
             seconds=opts["time_limit"],
             reduction=not opts["no_reduction"],
             max_steps=opts["max_steps"],
+            fencing=opts["fencing"],
         )
+        if config.fencing and not strategy.leases:
+            raise click.BadParameter("is for --lock lease (a Redis store)", param_hint="--fencing")
         try:
             result = run_explore(config)
         except (Nondeterministic, LoopingBuyer, StepHung) as exc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...check.events import completed, invoke, sold_out
-from ...locking.locks import FileLock, FlockLock, NoLock, ProcessLock
+from ...locking.locks import FileLock, FlockLock, LockTimeout, NoLock, ProcessLock
 from ...stores import NoEffect, StoreError, WriteUnknown
 from . import steps
 from .scheduler import Abandoned
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
     from ...stores import Store
     from ...stores.base import RawHandle
     from .scheduler import Controller
-
-
-class UnboundedRetries(Exception):
-    """A buyer retried more often than the exploration's ``--retries``."""
 
 
 def lock_steps(lock: BuyerLock, shared: bool, buyer: int) -> tuple[steps.Step, steps.Step]:
@@ -48,6 +44,8 @@ def lock_steps(lock: BuyerLock, shared: bool, buyer: int) -> tuple[steps.Step, s
         name = "the process lock" if shared else f"buyer {buyer}'s own lock"
     elif isinstance(lock, FileLock | FlockLock):
         name = "the lock file"
+    elif getattr(lock, "ttl_ms", None) is not None:  # a Redis lease (see ExploredSale.expire)
+        name = steps.LEASE
     elif getattr(lock, "immediate", True):  # a transaction holding the write lock from its start
         name = steps.STORE
     else:  # BEGIN DEFERRED: takes nothing until it writes, refused there if it lost
@@ -111,6 +109,9 @@ class ExploredSession:
         self.timing: Phases = {}
         self._invoked = False
 
+    def invoke_once(self) -> None:
+        self._invoke({})
+
     def _invoke(self, fields: Phases) -> None:
         if not self._invoked:
             self._invoked = True
@@ -164,8 +165,8 @@ class ExploredSession:
             nonlocal tries
             self.ctl.say("watches and reads")
             tries += 1
-            if tries > self.max_retries + 1:
-                raise UnboundedRetries(f"more than {self.max_retries} retries")
+            if tries > self.max_retries + 1:  # turned away: nothing was written
+                raise LockTimeout(f"an unchanged count after {self.max_retries} retries", 0.0)
             self.ctl.point(steps.write(self.buyer))
             self.ctl.say("EXEC")
 
@@ -197,6 +198,10 @@ class ExploredLock:
         self.release_error: str | None = None
         self._lock: BuyerLock | None = None
         self.name: str | None = None
+        #: taken and not let go (a buyer's code that left it held is let go at the end)
+        self.held = False
+        #: the buyer's session, invoked at its first step
+        self.session: ExploredSession | None = None
         self._steps: tuple[steps.Step, steps.Step] | None = None
 
     def __enter__(self) -> ExploredLock:
@@ -204,8 +209,11 @@ class ExploredLock:
             self._lock = self.build()
             self._steps = lock_steps(self._lock, self.shared, self.buyer)
             self.name = self._steps[0].obj if self._steps[0].takes_lock else None
+        if self.session is not None:
+            self.session.invoke_once()  # a buyer's first step may be to take the lock
         self.ctl.point(self._steps[0])
         self._lock.acquire()
+        self.held = True
         if self.name is not None:
             self.ctl.holders[self.name] = self.buyer
         self.t_locked = self.ctl.now
@@ -222,6 +230,7 @@ class ExploredLock:
             except Abandoned as dropped:  # the schedule ends here: let go all the same
                 stopped = dropped
                 abandoned = True
+        self.held = False
         try:
             if exc is None and stopped is None:
                 self._lock.release()  # a transaction's commit: may refuse (NoEffect)
@@ -243,6 +252,9 @@ class ExploredLock:
     def close(self) -> None:
         if self._lock is not None:
             try:
+                if self.held:  # left held by the buyer's code: the next schedule starts free
+                    self.held = False
+                    self._lock.abort()
                 self._lock.close()
             except Exception:
                 pass

@@ -287,9 +287,12 @@ def read_schedule(path: Path) -> dict[str, object]:
     if (
         type(steps) is not list
         or len(steps) > 100_000
-        or not all(type(s) is int and 0 <= s < buyers for s in steps)
+        or not all(type(s) is int and -buyers <= s < buyers for s in steps)
     ):
-        raise UsageProblem(f"{path}: steps is not a list of buyer numbers 0..{buyers - 1}")
+        raise UsageProblem(
+            f"{path}: steps is not a list of buyer numbers 0..{buyers - 1} "
+            f"(or -1..-{buyers}: that buyer's lease expires)"
+        )
     for key, kind in (("tickets", int), ("retries", int), ("lease_ttl", (int, float))):
         value = doc.get(key)
         if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value <= 1_000_000:

@@ -26,7 +26,7 @@ from ...stores import open_store
 from ..child.buyer import outcome_of, purchase
 from .buyers import ExploredLock, ExploredSession, outcome_words
 from .scheduler import Controller, Executed, StepHung, buyer_thread
-from .steps import Step
+from .steps import LEASE, Step, expire
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,6 +77,8 @@ class Schedule:
         for i in range(1, len(self.choices)):
             last = self.choices[i - 1]
             if self.choices[i] != last and last in self.enabled[i]:
+                count += 1
+            elif self.choices[i] < 0:  # an expiry is the scheduler's doing: one more
                 count += 1
         return count
 
@@ -149,7 +151,7 @@ class ExploredSale:
                 client = open_store(self.spec, 1.0)
                 raw = client.raw_handle()
                 raw.delete(  # type: ignore[union-attr]
-                    self.scratch, self.scratch + ":lease", self.scratch + ":fence"
+                    *(self.scratch + end for end in ("", ":lease", ":fence", ":fenced"))
                 )
                 client.close()
             except Exception:
@@ -176,10 +178,15 @@ class ExploredSale:
             lock = self._lock(ctl, b, tokens[b], shared)
             locks.append(lock)
             session = self._session(ctl, b, events)
+            lock.session = session
             ctl.start(buyer_thread(ctl, b, self._body(session, lock, ended)))
         schedule = Schedule([], ctl.ran, [], events)
+        completed = False
         try:
-            self._drive(ctl, choose, schedule)
+            ctl.play(self._decider(ctl, choose, schedule))
+            if ctl.error is not None:
+                raise ctl.error
+            completed = not ctl.unfinished()
         finally:
             if ctl.unfinished():
                 ctl.unwind()
@@ -187,42 +194,67 @@ class ExploredSale:
                 lock.close()
         schedule.uncontrolled = ctl.uncontrolled
         schedule.ended = ended
+        if completed:
+            schedule.report = self._judge(schedule)
         return schedule
 
-    def _drive(self, ctl: Controller, choose: Chooser, schedule: Schedule) -> None:
+    def _decider(self, ctl: Controller, choose: Chooser, schedule: Schedule):  # type: ignore[no-untyped-def]
+        """Who goes next (called by the buyer at its switch point): None
+        when all are done, nobody can go on (a deadlock), or the chooser
+        drops the schedule."""
         steps_of = [0] * self.setup.buyers
-        while True:
-            unfinished = ctl.unfinished()
-            if not unfinished:
-                break
-            enabled = ctl.enabled()
-            pending = {b: s for b in unfinished if (s := ctl.pending[b]) is not None}
-            if not enabled:
-                held = ", ".join(f"{b} waits for {pending[b].obj}" for b in sorted(pending))
-                schedule.deadlock = f"nobody can go on: buyer {held}"
-                return
-            last = schedule.choices[-1] if schedule.choices else None
-            who = choose(len(schedule.choices), enabled, pending, last)
-            if who is None:
-                return  # dropped: nothing new down this way
-            steps_of[who] += 1
-            if steps_of[who] > self.setup.max_steps:
-                raise LoopingBuyer(
-                    f"buyer {who} took more than {self.setup.max_steps} steps "
-                    "(a loop the explorer cannot bound; raise --max-steps)"
-                )
-            schedule.choices.append(who)
-            schedule.enabled.append(enabled)
-            ctl.grant(who)
+        leases = self.setup.strategy.leases
+
+        def decide() -> int | None:
+            while True:
+                unfinished = ctl.unfinished()
+                if not unfinished:
+                    return None
+                enabled = ctl.enabled()
+                pending = {b: s for b in unfinished if (s := ctl.pending[b]) is not None}
+                if not enabled:
+                    held = ", ".join(f"{b} waits for {pending[b].obj}" for b in sorted(pending))
+                    schedule.deadlock = f"nobody can go on: buyer {held}"
+                    return None
+                holder = ctl.holders.get(LEASE) if leases else None
+                if holder is not None and getattr(pending.get(holder), "kind", "") == "wait":
+                    # Paused in its write delay, the holder may outlive its lease.
+                    enabled = [*enabled, -(holder + 1)]
+                    pending[-(holder + 1)] = expire(holder)
+                last = schedule.choices[-1] if schedule.choices else None
+                who = choose(len(schedule.choices), enabled, pending, last)
+                if who is None:
+                    return None  # dropped: nothing new down this way
+                schedule.choices.append(who)
+                schedule.enabled.append(enabled)
+                if who >= 0:
+                    steps_of[who] += 1
+                    if steps_of[who] > self.setup.max_steps:
+                        raise LoopingBuyer(
+                            f"buyer {who} took more than {self.setup.max_steps} steps "
+                            "(a loop the explorer cannot bound; raise --max-steps)"
+                        )
+                    return who
+                # The holder paused past its lease: the server lets it go.
+                self._expire()
+                del ctl.holders[LEASE]
+                ctl.ran.append(Executed(pending[who], "pauses past its lease: it expires"))
+
+        return decide
+
+    def _judge(self, schedule: Schedule) -> Report:
+        """The schedule's sale, judged by the same checks as any sale."""
         schedule.remaining = self.keeper.load()
         ops = Operations(self.setup.buyers, 1.0)
         for event in schedule.events:
             if event.get("type") in ("invoke", "ok", "fail", "info"):
                 ops.add(event)  # type: ignore[arg-type]
-        for b in range(self.setup.buyers):
-            if ops.kinds[b] == 0:  # never began: a buyer that sold nothing and asked nothing
-                continue
-        schedule.report = evaluate(ops, self.setup.tickets, schedule.remaining)
+        return evaluate(ops, self.setup.tickets, schedule.remaining)
+
+    def _expire(self) -> None:
+        """End the lease on the server now (PEXPIRE 0), as its TTL would."""
+        raw = self.keeper.raw_handle()
+        raw.pexpire(f"{self.spec.key}:lease", 0)  # type: ignore[union-attr]
 
     def _lock(self, ctl: Controller, b: int, token: Token, shared: bool) -> ExploredLock:
         setup, store = self.setup, self.stores[b]

@@ -50,9 +50,13 @@ class Executed:
 
 @dataclass
 class Controller:
-    """The hand-over between the scheduler and its buyer threads: a lock
-    each buyer waits on to go, and one the scheduler waits on to get
-    control back (the cheapest hand-over CPython has)."""
+    """The hand-over between the buyer threads: exactly one runs. At its
+    switch point a buyer itself asks the scheduler (:attr:`decide`) who
+    goes next; if that is itself it goes on at once, else it wakes the one
+    chosen and waits on its own lock (a baton passed: no round trip to a
+    scheduler thread, so a step costs a switch only when the schedule
+    switches). The main thread waits on :attr:`back` until the schedule is
+    over, stopped, or a buyer's step hangs."""
 
     buyers: int
     go: list[threading.Lock] = field(default_factory=list)
@@ -69,6 +73,10 @@ class Controller:
     holders: dict[str, int] = field(default_factory=dict)
     #: a buyer's handle went round the scheduler (``store.raw``)
     uncontrolled: set[int] = field(default_factory=set)
+    #: who goes next (its step recorded), or None: the schedule is over
+    decide: Callable[[], int | None] | None = None
+    #: what ``decide`` raised, for the main thread
+    error: BaseException | None = None
 
     def __post_init__(self) -> None:
         self.go = [threading.Lock() for _ in range(self.buyers)]
@@ -79,7 +87,7 @@ class Controller:
         self.finished = [False] * self.buyers
         self.free = [False] * self.buyers
 
-    # -- the buyer's side --------------------------------------------------
+    # -- a buyer's side ----------------------------------------------------
 
     def point(self, step: Step) -> None:
         """Stop before ``step`` until the scheduler chooses this buyer."""
@@ -89,7 +97,10 @@ class Controller:
                 raise Abandoned
             return
         self.pending[b] = step
-        self.back.release()
+        if self.decide is None:  # starting: the main thread starts the next buyer
+            self.back.release()
+        elif self._dispatch(b) == b:
+            return  # chosen again: no switch
         if not self.go[b].acquire(timeout=STEP_DEADLINE * 4) or self.abandon:
             self.free[b] = True
             raise Abandoned
@@ -102,19 +113,54 @@ class Controller:
     def finish(self, buyer: int) -> None:
         self.finished[buyer] = True
         self.pending[buyer] = None
-        self.back.release()
+        if self.decide is None or self.abandon:
+            self.back.release()
+        else:
+            self._dispatch(buyer)
+
+    def _dispatch(self, current: int | None) -> int | None:
+        """Ask who goes next and pass the baton; None: the schedule is over
+        (the main thread is woken)."""
+        assert self.decide is not None
+        try:
+            chosen = self.decide()
+        except BaseException as exc:  # the main thread raises it
+            self.error = exc
+            chosen = None
+        if chosen is None:
+            self.back.release()
+            return None
+        step = self.pending[chosen]
+        assert step is not None
+        self.pending[chosen] = None
+        self.ran.append(Executed(step))
+        if chosen != current:
+            self.go[chosen].release()
+        return chosen
 
     @property
     def now(self) -> float:
         """The logical clock: one millisecond per step (histories' times)."""
         return round(1.0 + len(self.ran) * 0.001, 6)
 
-    # -- the scheduler's side ----------------------------------------------
+    # -- the main thread's side --------------------------------------------
 
     def start(self, thread: threading.Thread) -> None:
         """Start a buyer and wait until it stops at its first point."""
         thread.start()
-        self._wait_back()
+        if not self.back.acquire(timeout=STEP_DEADLINE):
+            raise StepHung(f"a buyer did not reach its first step within {STEP_DEADLINE:g}s")
+
+    def play(self, decide: Callable[[], int | None]) -> None:
+        """Run the schedule ``decide`` makes, until it is over."""
+        self.decide = decide
+        if self._dispatch(None) is None:
+            return
+        seen = -1
+        while not self.back.acquire(timeout=STEP_DEADLINE):
+            if len(self.ran) == seen:
+                raise StepHung(f"a buyer's step did not come back within {STEP_DEADLINE:g}s")
+            seen = len(self.ran)
 
     def enabled(self) -> list[int]:
         """The buyers that can take their next step now."""
@@ -130,20 +176,6 @@ class Controller:
     def unfinished(self) -> list[int]:
         return [b for b in range(self.buyers) if not self.finished[b]]
 
-    def grant(self, buyer: int) -> Step:
-        """Let ``buyer`` take its next step; back when it stops again."""
-        step = self.pending[buyer]
-        assert step is not None
-        self.pending[buyer] = None
-        self.ran.append(Executed(step))
-        self.go[buyer].release()
-        self._wait_back()
-        return step
-
-    def _wait_back(self) -> None:
-        if not self.back.acquire(timeout=STEP_DEADLINE):
-            raise StepHung(f"a buyer's step did not come back within {STEP_DEADLINE:g}s")
-
     def unwind(self) -> None:
         """End a schedule early: every unfinished buyer unwinds (its locks
         are let go as its code leaves them)."""
@@ -152,7 +184,8 @@ class Controller:
             if self.pending[b] is not None:
                 self.pending[b] = None
                 self.go[b].release()
-                self._wait_back()
+                if not self.back.acquire(timeout=STEP_DEADLINE):
+                    raise StepHung(f"buyer {b} did not unwind within {STEP_DEADLINE:g}s")
 
 
 def buyer_thread(ctl: Controller, buyer: int, body: Callable[[], None]) -> threading.Thread:

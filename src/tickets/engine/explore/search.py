@@ -50,7 +50,7 @@ class Node:
         out = [b for b in self.enabled if b not in self.sleep]
         if bound is not None and self.preemptions >= bound and self.last in self.enabled:
             out = [b for b in out if b == self.last]
-        out.sort(key=lambda b: (b != self.last, b))
+        out.sort(key=lambda b: (b != self.last, b < 0, abs(b)))  # a lease's expiry last
         return out
 
     def child_sleep(self, reduction: bool) -> set[int]:

@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 #: What a step touches: the store's count, or nothing (a local step).
 STORE = "store"
+#: A Redis lease: the scheduler may let it expire under its holder.
+LEASE = "the lease"
 
 
 class Step(NamedTuple):
@@ -67,6 +69,17 @@ def lock(buyer: int, name: str | None) -> Step:
 
 def unlock(buyer: int, name: str | None) -> Step:
     return Step(buyer, "unlock", name, True)
+
+
+def expire(buyer: int) -> Step:
+    """The server ends ``buyer``'s lease (its holder paused past its TTL):
+    a choice of the scheduler's, written as the negative ``-(buyer + 1)``."""
+    return Step(buyer, "expire", LEASE, True)
+
+
+def who(choice: int) -> int:
+    """The buyer a choice is about (an expiry is its holder's)."""
+    return choice if choice >= 0 else -choice - 1
 
 
 def commit(buyer: int) -> Step:

@@ -1,0 +1,342 @@
+"""``tickets explore``: every schedule of a few buyers on real stores; the
+races it must find, the strategies it must pass, counts against
+hand-computed cases, replay, and the NOT PROVEN cases."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tickets.check.history import read
+from tickets.check.verdict import check_history
+from tickets.engine.explore.explorer import ExploreConfig, run_explore
+from tickets.engine.explore.sale import ExploredSale
+from tickets.engine.explore.search import Budget, exhaustive
+from tickets.engine.explore.steps import canonical
+from tickets.locking.strategies import get
+from tickets.stores.spec import parse_db
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOKING = str(ROOT / "examples" / "booking.py")
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def explore_json(invoke: Any, *args: str) -> tuple[int, dict[str, Any]]:
+    result = invoke("explore", *args, "--json")
+    return result.exit_code, json.loads(result.output)
+
+
+# -- what it must find -------------------------------------------------------
+
+
+def test_the_tutorial_race_is_found_and_shown_step_by_step(invoke: Any, tmp_path: Path) -> None:
+    code, doc = explore_json(invoke, "--lock", "none")
+    assert code == 1 and doc["passed"] is False
+    found = doc["counterexample"]
+    assert found["buyers"] == 2 and found["preemptions"] == 1
+    # the lesson: both read the one ticket before either wrote it back
+    reads = [i for i, (_, kind, said) in enumerate(found["steps"]) if kind == "read"]
+    writes = [i for i, (_, kind, said) in enumerate(found["steps"]) if kind == "write"]
+    assert len(reads) == 2 and len(writes) == 2 and max(reads) < max(writes)
+    assert [said for _, kind, said in found["steps"] if kind == "read"] == ["reads 1", "reads 1"]
+    assert "seat 1 sold twice (buyers 0 and 1)" in found["broke"]
+    history = Path(found["history"])
+    report = check_history(read(history))  # the saved history fails the ordinary check too
+    assert report.double_sold == {1: ["0", "1"]} and report.oversold == 1
+    text = invoke("explore", "--lock", "none").output
+    assert "buyer 0" in text and "buyer 1" in text and "FAILED: --lock none" in text
+    assert "tickets explore --replay" in text
+    assert "tickets.json" not in {p.name for p in tmp_path.iterdir()}  # the stock untouched
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--lock", "per-buyer"],
+        ["--buy", f"{BOOKING}:take_ticket_broken"],
+        ["--lock", "none", "--buyers", "3", "--tickets", "2"],
+    ],
+)
+def test_a_broken_purchase_is_found_every_time(invoke: Any, args: list[str]) -> None:
+    code, doc = explore_json(invoke, *args)
+    assert code == 1 and doc["counterexample"]["buyers"] == 2  # shrunk to two buyers
+    assert any("sold twice" in line for line in doc["counterexample"]["broke"])
+
+
+def test_a_replay_gives_the_same_history_every_time(invoke: Any) -> None:
+    _, doc = explore_json(invoke, "--lock", "none")
+    saved = Path(doc["counterexample"]["schedule"])
+    schedule = json.loads(saved.read_text())
+    assert schedule["format"] == "tickets-schedule" and schedule["steps"]
+    first = invoke("explore", "--replay", str(saved), "--json")
+    second = invoke("explore", "--replay", str(saved), "--json")
+    assert first.exit_code == second.exit_code == 1
+    a, b = json.loads(first.output), json.loads(second.output)
+    assert a["steps"] == b["steps"] == doc["counterexample"]["steps"]
+    assert a["same_as_saved"] and a["broke"] == doc["counterexample"]["broke"]
+    # the history of a replay is byte for byte the saved one, but for its run line
+    history = Path(doc["counterexample"]["history"]).read_text().splitlines()
+    again = run_explore(
+        ExploreConfig(store=parse_db("tickets.json"), strategy=get("none"), shrink=False)
+    )
+    assert again.history is not None
+    assert again.history.read_text().splitlines()[1:] == history[1:]
+
+
+# -- what it must pass -------------------------------------------------------
+
+
+@pytest.mark.parametrize("lock", ["process", "file", "flock"])
+def test_every_lock_passes_exhaustively(invoke: Any, lock: str) -> None:
+    code, doc = explore_json(invoke, "--lock", lock, "--buyers", "3", "--tickets", "2")
+    assert code == 0 and doc["passed"] and doc["complete"]
+    assert doc["schedules"] == doc["distinct"] == 36  # see test_counts_by_hand
+    assert doc["counterexample"] is None
+
+
+@pytest.mark.parametrize("lock", ["atomic", "transaction", "flock"])
+def test_sqlite_strategies_pass_exhaustively(invoke: Any, lock: str, tmp_path: Path) -> None:
+    code, doc = explore_json(
+        invoke, "--db", f"sqlite:{tmp_path / 's.db'}", "--lock", lock, "-n", "3", "-t", "2"
+    )
+    assert code == 0 and doc["complete"] and doc["schedules"] == doc["distinct"] > 0
+    assert not (tmp_path / "s.db").exists()  # a scratch database, not the user's
+
+
+def test_sqlite_none_oversells(invoke: Any, tmp_path: Path) -> None:
+    code, doc = explore_json(invoke, "--db", f"sqlite:{tmp_path / 's.db'}", "--lock", "none")
+    assert code == 1 and doc["counterexample"]["buyers"] == 2
+
+
+@pytest.mark.parametrize("lock", ["atomic", "transaction", "flock"])
+def test_redis_strategies_pass_exhaustively(invoke: Any, lock: str, redis_url: str) -> None:
+    code, doc = explore_json(invoke, "--db", redis_url, "--lock", lock, "-n", "3", "-t", "2")
+    assert code == 0 and doc["complete"] and doc["schedules"] == doc["distinct"] > 0
+
+
+def test_redis_leftovers_are_removed(invoke: Any, redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url.split("?")[0])
+    before = set(client.keys("*"))
+    explore_json(invoke, "--db", redis_url, "--lock", "lease", "-n", "2")
+    assert set(client.keys("*")) == before
+
+
+def test_a_lease_that_outlives_its_ttl_is_found_and_fencing_passes(
+    invoke: Any, redis_url: str
+) -> None:
+    code, doc = explore_json(invoke, "--db", redis_url, "--lock", "lease")
+    assert code == 1
+    said = [s for _, _, s in doc["counterexample"]["steps"]]
+    assert "pauses past its lease: it expires" in said
+    code, doc = explore_json(invoke, "--db", redis_url, "--lock", "lease", "--fencing")
+    assert code == 0 and doc["complete"], doc
+
+
+def test_the_correct_example_passes_and_the_pass_states_its_bound(invoke: Any) -> None:
+    result = invoke("explore", "--buy", f"{BOOKING}:take_ticket", "-n", "3", "-t", "2")
+    assert result.exit_code == 0
+    assert "PASSED: all 6 distinct schedules of 3 buyers over 2 ticket(s)" in result.output
+    assert "preemption bound none" in result.output
+
+
+# -- counts against hand-computed cases --------------------------------------
+
+
+def program_file(tmp_path: Path, name: str, programs: list[list[str]]) -> str:
+    """A --buy function running one program per buyer: r (read), w (write
+    the count it last read), W (write 0), z (the write delay: a local step)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(
+        f"PROGRAMS = {programs!r}\n"
+        "def buy(store):\n"
+        "    seen = store.read() if False else 0\n"
+        "    for op in PROGRAMS[store.buyer]:\n"
+        "        if op == 'r':\n"
+        "            seen = store.read()\n"
+        "        elif op == 'w':\n"
+        "            store.write(seen)\n"
+        "        elif op == 'W':\n"
+        "            store.write(0)\n"
+        "        else:\n"
+        "            store.wait()\n"
+        "    return None\n"
+    )
+    return f"{path}:buy"
+
+
+def count(spec: str, buyers: int, reduction: bool) -> tuple[int, int, int]:
+    cfg = ExploreConfig(
+        store=parse_db("tickets.json"),
+        strategy=get("none"),
+        buy=spec,
+        buyers=buyers,
+        tickets=0,
+        reduction=reduction,
+    )
+    sale = ExploredSale(cfg.setup())
+    try:
+        out = exhaustive(
+            sale, None, Budget(100_000, 120), reduction=reduction, stop_at_failure=False
+        )
+    finally:
+        sale.close()
+    assert out.complete and out.failure is None
+    return out.schedules, out.distinct, out.pruned
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_counts_by_hand(tmp_path: Path, k: int) -> None:
+    """Two buyers of k steps each: C(2k, k) interleavings; every step
+    independent (local waits): one class; every step conflicting (writes):
+    C(2k, k) classes, each run once."""
+    both = math.comb(2 * k, k)
+    local = program_file(tmp_path, f"local{k}", [["z"] * k, ["z"] * k])
+    writes = program_file(tmp_path, f"writes{k}", [["W"] * k, ["W"] * k])
+    assert count(local, 2, reduction=False)[:2] == (both, 1)
+    assert count(local, 2, reduction=True)[:2] == (1, 1)
+    assert count(writes, 2, reduction=False)[:2] == (both, both)
+    assert count(writes, 2, reduction=True)[:2] == (both, both)
+
+
+OPS = st.lists(st.sampled_from(["r", "w", "W", "z"]), min_size=1, max_size=3)
+
+
+def brute_force_classes(programs: list[list[str]]) -> int:
+    """Every interleaving of the programs, by hand, grouped by class."""
+    from tickets.engine.explore import steps as s
+
+    def step(b: int, op: str) -> s.Step:
+        return {"r": s.read, "w": s.write, "W": s.write, "z": s.wait}[op](b)
+
+    owners = [b for b, p in enumerate(programs) for _ in p]
+    seen = set()
+    for sequence in set(itertools.permutations(owners)):  # every interleaving
+        cursor = [0] * len(programs)
+        steps = []
+        for b in sequence:
+            steps.append(step(b, programs[b][cursor[b]]))
+            cursor[b] += 1
+        seen.add(canonical(steps))
+    return len(seen)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(OPS, OPS)
+def test_the_reduced_search_runs_each_class_once(
+    tmp_path: Path, a: list[str], b: list[str]
+) -> None:
+    """Generated two-buyer programs: the search with sleep sets runs one
+    schedule per class, as many classes as a brute-force enumeration of
+    every interleaving finds, and the search without them runs every one."""
+    spec = program_file(tmp_path, f"p{abs(hash((tuple(a), tuple(b))))}", [a, b])
+    ran, distinct, _ = count(spec, 2, reduction=True)
+    every, classes, _ = count(spec, 2, reduction=False)
+    assert every == math.comb(len(a) + len(b), len(a))
+    assert ran == distinct == classes == brute_force_classes([a, b])
+
+
+# -- not proven, and refused --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, why",
+    [
+        (["--tickets", "0"], "no tickets"),
+        (["--buyers", "1"], "one buyer cannot race"),
+        (["--lock", "flock", "-n", "3", "-t", "2", "--max-schedules", "3"], "budget"),
+    ],
+)
+def test_what_proves_nothing_is_not_proven(invoke: Any, args: list[str], why: str) -> None:
+    code, doc = explore_json(invoke, *args)
+    assert code == 5 and doc["passed"] is False and doc["unproven"] is True
+    assert why in doc["reason"]
+
+
+def test_a_buyer_that_goes_round_the_scheduler_is_never_passed(invoke: Any, tmp_path: Path) -> None:
+    path = tmp_path / "raw.py"
+    path.write_text(
+        "import json\n"
+        "def buy(store):\n"
+        "    with store.lock:\n"
+        "        with open(store.raw) as f:\n"
+        "            count = json.load(f)['count']\n"
+        "        if count == 0:\n"
+        "            return None\n"
+        "        store.write(count - 1)\n"
+        "        return count\n"
+    )
+    code, doc = explore_json(invoke, "--buy", f"{path}:buy", "--lock", "flock")
+    assert code == 5 and "store.raw" in doc["reason"]
+
+
+def test_a_lock_never_let_go_is_a_deadlock(invoke: Any, tmp_path: Path) -> None:
+    path = tmp_path / "hold.py"
+    path.write_text("def buy(store):\n    store.lock.__enter__()\n    return store.read()\n")
+    code, doc = explore_json(invoke, "--buy", f"{path}:buy", "--lock", "flock")
+    assert code == 1 and "nobody can go on" in doc["counterexample"]["broke"][0]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--exec", "true"], "--exec command's steps cannot be scheduled"),
+        (["--sale", "x"], "named sale"),
+        (["--lock", "atomic"], "atomic does not apply to a json store"),
+        (["--lock", "flock", "--fencing"], "--fencing"),
+        (["--buy", "nope.py:f"], "nope.py"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(invoke: Any, args: list[str], says: str) -> None:
+    result = invoke("explore", *args)
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("not json", "not a schedule file"),
+        ('{"format": "x"}', "not a tickets schedule file"),
+        (
+            '{"format": "tickets-schedule", "version": 1, "store_kind": "json", "lock": "none",'
+            ' "buy": null, "buyers": 2, "tickets": 1, "retries": 2, "lease_ttl": 1,'
+            ' "fencing": false, "steps": [0, 7]}',
+            "steps is not a list of buyer numbers",
+        ),
+        (
+            '{"format": "tickets-schedule", "version": 1, "store_kind": "json", "lock": "none",'
+            ' "buy": null, "buyers": 2, "tickets": 1, "retries": 2, "lease_ttl": 1,'
+            ' "fencing": false, "steps": [1, 1, 1]}',
+            "the schedule ends after",
+        ),
+        (
+            '{"format": "tickets-schedule", "version": 1, "store_kind": "redis", "lock": "none",'
+            ' "buy": null, "buyers": 2, "tickets": 1, "retries": 2, "lease_ttl": 1,'
+            ' "fencing": false, "steps": [0]}',
+            "redis store",
+        ),
+    ],
+)
+def test_a_forged_schedule_is_refused(invoke: Any, tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "forged.schedule.json"
+    path.write_text(text)
+    result = invoke("explore", "--replay", str(path))
+    assert result.exit_code == 2 and says in result.output, result.output
+
+
+def test_pct_samples_find_the_race(invoke: Any) -> None:
+    code, doc = explore_json(invoke, "--lock", "none", "--random", "50", "--seed", "3")
+    assert code == 1 and doc["search"] == "random"
+    code, doc = explore_json(invoke, "--lock", "flock", "--random", "20", "-n", "3", "-t", "2")
+    assert code == 0 and doc["schedules"] == 20
