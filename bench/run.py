@@ -45,6 +45,7 @@ from pathlib import Path
 
 import big_sales
 import exec_buyer
+import explore
 import history_check
 import hosts_sale
 import stores
@@ -234,6 +235,7 @@ def main() -> None:
     exec_buyer.report(BUYERS)
     hosts_sale.report()
     big_sales.report()
+    explore.report()
 
 
 if __name__ == "__main__":
