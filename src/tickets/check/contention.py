@@ -121,10 +121,8 @@ def uncontended_because(contention: Contention, initial: int | None) -> str | No
     if contention.contended or initial == 0:
         return None
     if contention.operations == 1:
-        return (
-            f"one {contention.noun[:-1]} cannot race: nothing was tested "
-            "(more --buyers, or more --clerks and --orders)"
-        )
+        more = "more --clerks and --orders" if contention.noun == "orders" else "more --buyers"
+        return f"one {contention.noun[:-1]} cannot race: nothing was tested ({more})"
     if contention.noun == "orders":
         return (
             "no two clerks' sales overlapped while tickets were left: nothing raced "

@@ -209,8 +209,17 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
     else:
         from ..render.explore_views import exploration_view
 
+        console = make_console()
+        picture = None
+        if result.history is not None:  # the counterexample on a time axis
+            from ..check.history import read
+            from ..render.timeline import MAX_ROWS, prepare, timeline
+
+            with translate_errors():
+                loaded, _, _ = prepare(read(str(result.history)), MAX_ROWS)
+            picture = timeline(loaded, width=console.width, limit=MAX_ROWS)
         done_answering()
-        make_console().print(exploration_view(result))
+        console.print(exploration_view(result, picture))
     exit_with(code)
 
 

@@ -36,7 +36,9 @@ def schedule_view(schedule: Schedule, buyers: int, broke: list[str]) -> Renderab
     return Group(table, *lines)
 
 
-def exploration_view(result: Exploration) -> RenderableType:
+def exploration_view(result: Exploration, picture: RenderableType | None = None) -> RenderableType:
+    """The verdict with its bound; a counterexample step by step, then
+    ``picture`` (its timeline), where its files are, and what broke."""
     cfg, out = result.config, result.outcome
     what = f"--buy {cfg.buy}" if cfg.buy else f"--lock {cfg.strategy.name}"
     bound = "none" if cfg.preemptions is None else str(cfg.preemptions)
@@ -50,6 +52,8 @@ def exploration_view(result: Exploration) -> RenderableType:
     found = result.counterexample
     if found is not None:
         parts.append(schedule_view(found, result.counterexample_buyers, _broke(found)))
+        if picture is not None:
+            parts.append(picture)
         if result.schedule_file is not None:
             parts.append(
                 Text(
