@@ -73,6 +73,7 @@ def schedules_per_second() -> None:
     print("   strategy     distinct   run  dropped   tmpfs sched/s   disk sched/s")
     for strategy in STRATEGIES:
         rates = []
+        best: Outcome | None = None
         for where in (shm, None):
             best = None
             for _ in range(3):
@@ -82,6 +83,7 @@ def schedules_per_second() -> None:
                     best = out
             assert best is not None
             rates.append(best.schedules / best.seconds)
+        assert best is not None
         print(
             f"   {strategy:<10} {best.distinct:>9,} {best.schedules:>6,} {best.pruned:>8,}"
             f" {rates[0]:>15,.0f} {rates[1]:>14,.0f}"

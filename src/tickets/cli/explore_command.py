@@ -160,7 +160,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
         tickets explore --lock none      # the tutorial's oversell, step by step
         tickets explore --lock file --buyers 3 --tickets 2
         tickets explore --buy examples/booking.py:take_ticket_broken  # its oversell
-        tickets explore --replay history/tickets-...-explore-none-123.schedule.json  # oversell again
+        tickets explore --replay history/tickets-...-explore-none-123.schedule.json  # its oversell
     """
     from ..engine.explore.explorer import ExploreConfig, run_explore
     from ..engine.explore.sale import LoopingBuyer, Nondeterministic, StepHung

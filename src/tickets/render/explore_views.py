@@ -62,6 +62,15 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
                     f"replay    tickets explore --replay {printable(str(result.schedule_file))}",
                 )
             )
+        failures = [] if found.report is None else found.report.failures()
+        if failures and all(c.name == "no errors" for c in failures):
+            parts.append(
+                Text(
+                    f"ERROR: the store failed the buyers: {printable(failures[0].detail)}",
+                    style="bold red",
+                )
+            )
+            return Group(*parts)
         head = "DEADLOCK" if found.deadlock is not None else "FAILED"
         parts.append(
             Text(
