@@ -375,7 +375,7 @@ def test_piped_output_is_not_wrapped_or_padded(tmp_path: Path) -> None:
     ends in spaces (tables pad their cells)."""
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     env["TICKETS_DB"] = str(tmp_path / "a-store-with-a-rather-long-name-for-a-ci-log.json")
-    cmd = [sys.executable, "-m", "tickets", "buy", "--buyers", "5", "--no-delay"]
+    cmd = [sys.executable, "-m", "tickets", "buy", "--buyers", "5", *FAST]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
     assert done.returncode == 0, done.stderr
     history = next(line for line in done.stdout.splitlines() if line.startswith("history"))
@@ -391,8 +391,8 @@ def test_check_takes_folders_each_history_on_its_own_or_one_sale(
     """`check history/` checks every history on its own (runs that each
     restocked are not one sale); --one-sale judges them together; a store
     is named as a store."""
-    assert invoke("buy", "--buyers", "4", "--tickets", "3", "--no-delay").exit_code == 0
-    assert invoke("buy", "--buyers", "4", "--tickets", "3", "--no-delay").exit_code == 0
+    assert invoke("buy", "--buyers", "4", "--tickets", "3", *FAST).exit_code == 0
+    assert invoke("buy", "--buyers", "4", "--tickets", "3", *FAST).exit_code == 0
     result = invoke("check", str(tmp_path / "history"))
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == "PASSED: all 2 histories"
@@ -454,7 +454,7 @@ def test_a_long_piped_run_says_it_is_alive_on_stderr(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_history_none_keeps_no_history_but_still_checks(invoke: Invoke, tmp_path: Path) -> None:
-    doc = json.loads(invoke("buy", "-n", "5", "--no-delay", "--history", "none", "--json").stdout)
+    doc = json.loads(invoke("buy", "-n", "5", *FAST, "--history", "none", "--json").stdout)
     assert doc["history"] is None and doc["passed"] is True
     assert "not kept (--history none)" in invoke("buy", "-n", "3", "--history", "none").output
     args = ["buy", "-n", "20", "-t", "5", "-l", "none", "--search-delay", "0"]
@@ -471,7 +471,7 @@ def test_history_lists_verdicts_and_prunes_but_never_a_running_sale(
 ) -> None:
     import time
 
-    assert invoke("buy", "-n", "3", "--no-delay").exit_code == 0
+    assert invoke("buy", "-n", "3", *FAST).exit_code == 0
     args = ["buy", "-n", "20", "-t", "5", "-l", "none", "--search-delay", "0"]
     assert invoke(*args, "--write-delay", "60").exit_code == 1
     folder = tmp_path / "history"

@@ -19,7 +19,8 @@ Invoke = Callable[..., Result]
 
 def sell(invoke: Invoke, db: Path) -> Path:
     """A real sale on ``db``; its history."""
-    doc = json.loads(invoke("--db", str(db), "buy", "-n", "2", "--no-delay", "--json").stdout)
+    args = ["--db", str(db), "buy", "-n", "3", "--search-delay", "1", "--write-delay", "0"]
+    doc = json.loads(invoke(*args, "--json").stdout)
     assert doc["exit_code"] == 0, doc
     return Path(doc["history"])
 

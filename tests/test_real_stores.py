@@ -140,7 +140,10 @@ def test_queue_sells_exactly_the_stock_on_every_engine(real_store: str, batch: i
         )
         result = run_queue(config)
         report = result.report
-        assert report.passed and (report.sold, report.remaining) == (30, 0), strategy
+        assert not report.failures() and (report.sold, report.remaining) == (30, 0), strategy
+        # Without delays three clerks may not overlap (a busy machine runs
+        # them one after another): then the sale proved nothing, and says so.
+        assert report.passed or report.uncontended, strategy
 
 
 def test_chaos_kills_on_real_stores_never_oversell(real_store: str) -> None:

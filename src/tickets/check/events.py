@@ -159,6 +159,7 @@ if TYPE_CHECKING:
         buyers: int
         buyer: str  #: --buy
         exec: str  #: --exec
+        explore: bool  #: one schedule of tickets explore (times: its logical clock)
         concurrency: int | None
         # buyers on workers, or producers on workers
         workers: int | None

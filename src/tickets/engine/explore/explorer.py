@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...check.events import end_line, run_line
 from ...errors import UsageProblem
 from .sale import ExploredSale, SaleSetup, Schedule
 from .search import Budget, Outcome, exhaustive, replayed, sampled
 
 if TYPE_CHECKING:
+    from ...check.events import RunLine
     from ...locking.strategies import Strategy
     from ...stores.spec import StoreSpec
 
@@ -170,40 +172,42 @@ def safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40] or "buyer"
 
 
-def run_line_of(config: ExploreConfig, buyers: int) -> dict[str, object]:
-    return {
-        "type": "run",
-        "version": 2,
-        "run_id": os.urandom(8).hex(),
-        "mode": "buy",
-        "store": config.store.identity(),
-        "store_kind": config.store.kind,
-        "strategy": config.strategy.name,
-        "initial": config.tickets,
-        "restocked": True,
-        "buyers": buyers,
-        "seed": 0,
-        "ticket_ids": False,
-        "explore": True,
-        "buy": config.buy,
-        "wall": datetime.now(UTC).isoformat(timespec="seconds"),
-        "t": 1.0,
-    }
+def run_line_of(config: ExploreConfig, buyers: int) -> RunLine:
+    fields: RunLine = run_line(
+        version=2,
+        run_id=os.urandom(8).hex(),
+        mode="buy",
+        store=config.store.identity(),
+        store_kind=config.store.kind,
+        strategy=config.strategy.name,
+        initial=config.tickets,
+        restocked=True,
+        buyers=buyers,
+        seed=0,
+        ticket_ids=False,
+        explore=True,
+        wall=datetime.now(UTC).isoformat(timespec="seconds"),
+        t=1.0,
+    )
+    if config.buy is not None:
+        fields["buyer"] = config.buy
+    if config.strategy.leases:
+        fields["lease_ttl"], fields["fencing"] = config.lease_ttl, config.fencing
+    return fields
 
 
 def write_history(path: Path, config: ExploreConfig, buyers: int, schedule: Schedule) -> None:
     """The schedule's sale as a history ``tickets check`` and ``tickets
     timeline`` read (times are the explorer's logical clock: 1 ms a step)."""
     last = max([1.0, *(float(e.get("t", 1.0)) for e in schedule.events)])  # type: ignore[arg-type]
-    end: dict[str, object] = {
-        "type": "end",
-        "remaining": schedule.remaining,
-        "store_error": None,
-        "aborted": schedule.deadlock,
-        "run_error": None,
-        "notes": [],
-        "t": round(last + 0.001, 6),
-    }
+    end = end_line(
+        remaining=schedule.remaining,
+        store_error=None,
+        aborted=schedule.deadlock,
+        run_error=None,
+        notes=[],
+        t=round(last + 0.001, 6),
+    )
     lines = [run_line_of(config, buyers), *schedule.events, end]
     with open(path, "x", encoding="utf-8") as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)

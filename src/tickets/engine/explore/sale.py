@@ -18,7 +18,6 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ...check.events import completed, no_outcome
 from ...check.operations import Operations
 from ...check.verdict import Report, evaluate
 from ...errors import StoreError, UsageProblem
@@ -293,10 +292,6 @@ class ExploredSale:
 
 class LoopingBuyer(Exception):
     """A buyer took more steps than ``--max-steps``."""
-
-
-def unfinished_outcome(buyer: int, t: float) -> Message:
-    return completed(no_outcome("the schedule was dropped"), {"buyer": buyer}, t)
 
 
 __all__ = [
