@@ -145,7 +145,7 @@ def test_a_lease_that_outlives_its_ttl_is_found_and_fencing_passes(
 def test_the_correct_example_passes_and_the_pass_states_its_bound(invoke: Any) -> None:
     result = invoke("explore", "--buy", f"{BOOKING}:take_ticket", "-n", "3", "-t", "2")
     assert result.exit_code == 0
-    assert "PASSED: all 6 distinct schedules of 3 buyers over 2 ticket(s)" in result.output
+    assert "PASSED: all 6 distinct schedules of 3 buyers over 2 tickets" in result.output
     assert "preemption bound none" in result.output
 
 
@@ -340,3 +340,47 @@ def test_pct_samples_find_the_race(invoke: Any) -> None:
     assert code == 1 and doc["search"] == "random"
     code, doc = explore_json(invoke, "--lock", "flock", "--random", "20", "-n", "3", "-t", "2")
     assert code == 0 and doc["schedules"] == 20
+
+
+def test_a_search_that_let_nothing_overlap_is_not_proven(invoke: Any) -> None:
+    code, doc = explore_json(invoke, "--lock", "none", "--preemptions", "0")
+    assert code == 5 and "no schedule run let two buyers' purchases overlap" in doc["reason"]
+    code, doc = explore_json(
+        invoke, "--lock", "file", "-n", "3", "-t", "2", "--max-schedules", "36"
+    )
+    assert code == 0 and doc["schedules"] == 36  # a budget met exactly is no cut
+    code, doc = explore_json(
+        invoke, "--lock", "file", "-n", "3", "-t", "2", "--max-schedules", "35"
+    )
+    assert code == 5 and "budget" in doc["reason"]
+
+
+def test_a_sqlite_replay_needs_no_db_and_keeps_its_history(invoke: Any, tmp_path: Path) -> None:
+    _, doc = explore_json(invoke, "--db", f"sqlite:{tmp_path / 's.db'}", "--lock", "none")
+    saved = doc["counterexample"]["schedule"]
+    result = invoke("explore", "--replay", saved)  # --db is the default JSON file: no matter
+    assert result.exit_code == 1 and "it broke as saved" in result.output
+    again = json.loads(invoke("explore", "--replay", saved, "--json").output)
+    replayed = Path(again["history"]).read_text().splitlines()
+    original = Path(doc["counterexample"]["history"]).read_text().splitlines()
+    assert replayed[1:] == original[1:]
+    assert check_history(read(Path(again["history"]))).oversold == 1
+
+
+@pytest.mark.parametrize("extra", [["--lock", "flock"], ["-n", "3"], ["--buy", f"{BOOKING}:x"]])
+def test_a_replay_takes_its_sale_from_the_file(invoke: Any, extra: list[str]) -> None:
+    _, doc = explore_json(invoke, "--lock", "none")
+    result = invoke("explore", "--replay", doc["counterexample"]["schedule"], *extra)
+    assert (
+        result.exit_code == 2 and "--replay runs the sale the schedule file saved" in result.output
+    )
+
+
+def test_a_replay_of_nothing_or_a_fifo_is_refused(invoke: Any, tmp_path: Path) -> None:
+    import os
+
+    result = invoke("explore", "--replay", str(tmp_path / "nope.json"))
+    assert result.exit_code == 2 and "no such file" in result.output
+    os.mkfifo(tmp_path / "f.schedule.json")  # never waited on
+    result = invoke("explore", "--replay", str(tmp_path / "f.schedule.json"))
+    assert result.exit_code == 2 and "not a regular file" in result.output

@@ -98,6 +98,6 @@ EXIT_CODES_HELP = (
     "4 run stopped (watchdog deadline, a clerk died under --shutdown join); "
     "5 not proven (no check failed, but nothing was proven: no stock was read, the store "
     "had no tickets, no buyer completed an attempt, no two purchases overlapped while "
-    "tickets were left, or the run was aborted); "
+    "tickets were left, an exploration stopped by its budget, or the run was aborted); "
     "129, 130, 143 stopped by SIGHUP, Ctrl-C, SIGTERM (what was sold so far is shown)."
 )

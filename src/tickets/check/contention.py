@@ -125,10 +125,10 @@ def uncontended_because(contention: Contention, initial: int | None) -> str | No
         return f"one {contention.noun[:-1]} cannot race: nothing was tested ({more})"
     if contention.noun == "orders":
         return (
-            "no two clerks' sales overlapped while tickets were left: nothing raced "
-            "(more --clerks, a --write-delay, or more --orders)"
+            "no two clerks' sales overlapped while tickets were left: nothing raced (more --clerks)"
         )
     return (
         "no two purchases overlapped while tickets were left: nothing raced "
-        "(more --buyers, a --search-delay or --write-delay, more --workers, or more --tickets)"
+        "(more buyers at once: more --buyers, --workers or --concurrency; a --search-delay; "
+        "or more --tickets)"
     )

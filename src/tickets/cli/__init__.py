@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_STORE, STORE_ENV
-from .explore_command import explore_command
+from .explore_command import EXPLORE_EXIT_CODES, explore_command
 from .history_commands import check, history_command, timeline_command
 from .sale_commands import buy, queue_command, race
 from .sale_group import sale_group
@@ -126,6 +126,7 @@ COMMANDS = (
 for command in COMMANDS:
     command.epilog = EXIT_CODES_HELP  # in every command's help, not only the top one
     cli.add_command(command)
+explore_command.epilog = EXPLORE_EXIT_CODES
 
 
 #: The modules that write the output: an OSError raised in them is stdout's.

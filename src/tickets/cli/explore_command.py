@@ -8,7 +8,7 @@ import click
 
 from ..constants import EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
 from .console import emit_json, make_console
-from .errors import done_answering, exit_with, translate_errors
+from .errors import done_answering, exit_with, printable, translate_errors
 from .options import json_option, lock_option
 from .params import Amount, Count
 from .store_options import db_option
@@ -16,6 +16,16 @@ from .store_options import db_option
 if TYPE_CHECKING:
     from ..engine.explore.explorer import Exploration
     from ..engine.explore.sale import Schedule
+
+
+EXPLORE_EXIT_CODES = (
+    "Exit codes: 0 every schedule explored passed; 1 a schedule failed a check (oversold) "
+    "or deadlocked, or a replayed schedule failed; 2 usage error (also: a schedule file that "
+    "is not one, buyer code that is not deterministic or loops past --max-steps); 3 the "
+    "store could not be used or failed the buyers; 5 not proven (no tickets, one buyer, a "
+    "budget reached, no schedule let two purchases overlap, a buyer that used store.raw); "
+    "130, 143 stopped by Ctrl-C, SIGTERM."
+)
 
 
 def _refuse(what: str) -> Any:
@@ -169,7 +179,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
     json_ = opts["json_"]
     with translate_errors():
         if opts["replay"] is not None:
-            _replayed(opts["replay"], spec, json_)
+            _replayed(ctx, opts["replay"], spec, json_)
             return
         strategy = opts["strategy"]
         if strategy.needs and not strategy.usable_with(_capabilities(spec)):
@@ -278,19 +288,34 @@ def explore_doc(result: Exploration) -> dict[str, Any]:
     }
 
 
-def _replayed(path: str, spec: Any, json_: bool) -> None:
+#: The options a replay takes from its schedule file, not the command line.
+SAVED = (
+    "buyers", "tickets", "strategy", "buy", "preemptions", "sample", "seed", "depth",
+    "retries", "max_schedules", "time_limit", "max_steps", "no_reduction", "fencing",
+)  # fmt: skip
+
+
+def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool) -> None:
     from pathlib import Path
 
     from ..engine.explore.explorer import broke, replay
-    from ..engine.explore.sale import Nondeterministic
+    from ..engine.explore.sale import LoopingBuyer, Nondeterministic, StepHung
 
+    given = [
+        name for name in SAVED
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]  # fmt: skip
+    if given:
+        flag = "--" + given[0].replace("_", "-").replace("strategy", "lock")
+        raise click.UsageError(f"--replay runs the sale the schedule file saved: drop {flag}")
     try:
-        schedule, doc = replay(Path(path), spec)
-    except Nondeterministic as exc:
+        schedule, doc, history = replay(Path(path), spec)
+    except (Nondeterministic, LoopingBuyer, StepHung) as exc:
         raise click.UsageError(f"{path}: {exc}") from None
     failed = schedule.failed or schedule.deadlock is not None
     code = EXIT_CHECK_FAILED if failed else 0
     said = broke(schedule)
+    same = said == doc.get("broke")
     if json_:
         emit_json(
             {
@@ -299,15 +324,33 @@ def _replayed(path: str, spec: Any, json_: bool) -> None:
                 "passed": not failed,
                 "steps": [[e.step.buyer, e.step.kind, e.said] for e in schedule.ran],
                 "broke": said,
-                "same_as_saved": said == doc.get("broke"),
+                "same_as_saved": same,
+                "history": str(history),
             },
             code,
         )
     else:
+        from rich.console import Group
+        from rich.text import Text
+
         from ..render.explore_views import schedule_view
 
+        buyers = int(str(doc["buyers"]))
+        saved = doc.get("broke")
+        shown = "; ".join(str(x) for x in saved) if isinstance(saved, list) else ""
+        again = "as saved" if same else f"NOT as saved ({printable(shown) or 'nothing'})"
+        verdict = Text(
+            f"{'FAILED' if failed else 'PASSED'}: the saved schedule replayed, {len(schedule.ran)} "
+            f"steps, {buyers} buyers, --lock {doc['lock']}: it broke {again}"
+            if failed
+            else f"PASSED: the saved schedule replayed, {len(schedule.ran)} steps: nothing broke"
+            + ("" if same else " (it broke when it was saved)"),
+            style="bold red" if failed else "bold green",
+        )
         done_answering()
-        make_console().print(schedule_view(schedule, int(str(doc["buyers"])), said))
+        make_console().print(
+            Group(schedule_view(schedule, buyers, said), Text(f"history   {history}"), verdict)
+        )
     exit_with(code)
 
 

@@ -203,7 +203,7 @@ def workers_options(f: F) -> F:
         metavar="N",
         help=f"Buyers each worker runs at once, on threads (default {DEFAULT_CONCURRENCY}; "
         f"{NO_DELAY_CONCURRENCY} with --no-delay). One worker running one buyer at a time "
-        "with --no-delay races nobody: NOT PROVEN (exit 5).",
+        "races nobody: NOT PROVEN (exit 5).",
     )(f)
     return click.option(
         "--workers",

@@ -40,12 +40,16 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
     """The verdict with its bound; a counterexample step by step, then
     ``picture`` (its timeline), where its files are, and what broke."""
     cfg, out = result.config, result.outcome
-    what = f"--buy {cfg.buy}" if cfg.buy else f"--lock {cfg.strategy.name}"
-    bound = "none" if cfg.preemptions is None else str(cfg.preemptions)
-    how = (
-        f"{out.schedules:,} schedules sampled by PCT (seed {cfg.seed}, depth {cfg.depth})"
+    what = described(result)
+    bound = (
+        f"PCT depth {cfg.depth}, seed {cfg.seed}"
         if cfg.sample is not None
-        else f"{out.schedules:,} schedules run, {out.distinct:,} distinct"
+        else f"preemption bound {'none' if cfg.preemptions is None else cfg.preemptions}"
+    )
+    how = (
+        f"{plural(out.schedules, 'schedule')} sampled by PCT (seed {cfg.seed}, depth {cfg.depth})"
+        if cfg.sample is not None
+        else f"{plural(out.schedules, 'schedule')} run, {out.distinct:,} distinct"
         f" ({out.pruned:,} dropped as redundant or over the bound)"
     )
     parts: list[RenderableType] = []
@@ -59,7 +63,9 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
                 Text(
                     f"history   {printable(str(result.history))}\n"
                     f"schedule  {printable(str(result.schedule_file))}\n"
-                    f"replay    tickets explore --replay {printable(str(result.schedule_file))}",
+                    f"replay    {printable(replay_command(result))}",
+                    no_wrap=True,  # copied whole into a shell
+                    overflow="ignore",
                 )
             )
         failures = [] if found.report is None else found.report.failures()
@@ -74,8 +80,9 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
         head = "DEADLOCK" if found.deadlock is not None else "FAILED"
         parts.append(
             Text(
-                f"{head}: {what}, {result.counterexample_buyers} buyers over {cfg.tickets} "
-                f"ticket(s), {found.preemptions} preemption(s), {len(found.ran)} steps "
+                f"{head}: {what}, {result.counterexample_buyers} buyers over "
+                f"{plural(cfg.tickets, 'ticket')}, {plural(found.preemptions, 'preemption')}, "
+                f"{len(found.ran)} steps "
                 f"(found after {how}; shrunk to the fewest buyers and preemptions)",
                 style="bold red",
             )
@@ -90,19 +97,41 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
         )
         return Group(*parts)
     scope = (
-        f"{out.schedules:,} sampled schedules"
+        f"{plural(out.schedules, 'sampled schedule')}"
         if cfg.sample is not None
-        else f"all {out.distinct:,} distinct schedules"
+        else f"all {plural(out.distinct, 'distinct schedule')}"
     )
     parts.append(
         Text(
-            f"PASSED: {scope} of {cfg.buyers} buyers over {cfg.tickets} ticket(s) explored "
-            f"(preemption bound {bound}, retries {cfg.retries}): nothing oversold, {what} "
+            f"PASSED: {scope} of {cfg.buyers} buyers over {plural(cfg.tickets, 'ticket')} "
+            f"explored ({bound}, retries {cfg.retries}): nothing oversold, {what} "
             f"({out.schedules:,} run, {out.pruned:,} dropped, {out.seconds:.2f}s)",
             style="bold green",
         )
     )
     return Group(*parts)
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def described(result: Exploration) -> str:
+    """``--lock flock``, ``--buy f.py:buy --lock none``, ``--lock lease --fencing``."""
+    cfg = result.config
+    what = f"--lock {cfg.strategy.name}"
+    if cfg.fencing:
+        what += " --fencing"
+    return what if cfg.buy is None else f"--buy {cfg.buy} {what}"
+
+
+def replay_command(result: Exploration) -> str:
+    """The command that replays the saved schedule (a server's store named)."""
+    import shlex
+
+    cfg = result.config
+    db = f"--db {shlex.quote(cfg.store.label)} " if cfg.store.kind == "redis" else ""
+    return f"tickets {db}explore --replay {shlex.quote(str(result.schedule_file))}"
 
 
 def _broke(schedule: Schedule) -> list[str]:

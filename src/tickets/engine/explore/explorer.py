@@ -128,6 +128,12 @@ def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
         )
     if outcome.budget is not None and outcome.failure is None:
         return f"explored {outcome.schedules:,} schedules, {outcome.budget}"
+    if outcome.schedules and not outcome.contended:
+        how = "raise --preemptions" if config.preemptions is not None else "sample more"
+        return (
+            f"no schedule run let two buyers' purchases overlap ({how}): "
+            "nothing raced, so nothing was tested"
+        )
     return None
 
 
@@ -245,15 +251,22 @@ def broke(schedule: Schedule) -> list[str]:
     return out
 
 
-def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object]]:
-    """Run a saved schedule again on a scratch store of its kind."""
+def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object], Path]:
+    """Run a saved schedule again on a scratch store of its kind (beside
+    ``store``, a file store; ``store`` itself, a server's), and save the
+    sale as a history beside the schedule's."""
     from ...locking.strategies import get
 
     doc = read_schedule(path)
-    if doc["store_kind"] != store.kind:
+    kind = str(doc["store_kind"])
+    if kind == "redis" and store.kind != "redis":
         raise UsageProblem(
-            f"{path}: was found on a {doc['store_kind']} store; give --db of that kind to replay it"
+            f"{path}: was found on a redis store; give --db redis://… to replay it there"
         )
+    if kind != "redis":  # a scratch file store of the kind it was found on
+        folder = store.folder if store.kind != "redis" else "."
+        name = "replay.db" if kind == "sqlite" else "replay.json"
+        store = store._replace(kind=kind, path=os.path.join(folder, name), lock_file=None)
     config = ExploreConfig(
         store=store,
         strategy=get(str(doc["lock"])),
@@ -263,22 +276,49 @@ def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object]]:
         retries=int(doc["retries"]),  # type: ignore[call-overload]
         lease_ttl=float(doc["lease_ttl"]),  # type: ignore[arg-type]
         fencing=bool(doc["fencing"]),
+        folder=path.parent,
     )
+    if config.buy is not None:
+        from ..buyer_check import check
+
+        check(config.buy)
     sale = ExploredSale(config.setup())
     try:
-        return replayed(sale, list(doc["steps"])), doc  # type: ignore[call-overload]
+        schedule = replayed(sale, list(doc["steps"]))  # type: ignore[call-overload]
     finally:
         sale.close()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    history = path.parent / f"{path.name.removesuffix('.schedule.json')}-replay-{stamp}.jsonl"
+    write_history(history, config, config.buyers, schedule)
+    return schedule, doc, history
 
 
 def read_schedule(path: Path) -> dict[str, object]:
     """A schedule file, checked field by field (a UsageProblem naming what is wrong)."""
+    import stat
+
     from ...locking.strategies import STRATEGIES
 
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.loads(f.read(1_000_001))
-    except (OSError, ValueError) as exc:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UsageProblem(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UsageProblem(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device, a folder
+            raise UsageProblem(f"{path}: not a regular file; give a saved .schedule.json")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(1_000_001)
+    except OSError as exc:
+        raise UsageProblem(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > 1_000_000:
+        raise UsageProblem(f"{path}: over 1 MB, not a schedule file")
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
         raise UsageProblem(f"{path}: not a schedule file ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != SCHEDULE_FORMAT:
         raise UsageProblem(f"{path}: not a tickets schedule file (no format {SCHEDULE_FORMAT!r})")

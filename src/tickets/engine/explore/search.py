@@ -77,8 +77,11 @@ class Budget:
     started: float = field(default_factory=time.monotonic)
 
     def spent(self, ran: int) -> str | None:
-        if ran >= self.schedules:
-            return f"the schedule budget ({self.schedules:,}) was reached"
+        """Why the search must stop, if it must: one schedule more than the
+        budget was found (the search goes on through dropped runs until then:
+        one that completes within the budget is not cut short), or time is up."""
+        if ran > self.schedules:
+            return f"more schedules than the budget ({self.schedules:,})"
         if time.monotonic() - self.started >= self.seconds:
             return f"the time budget ({self.seconds:g}s) was reached"
         return None
@@ -93,6 +96,8 @@ class Outcome:
     distinct: int = 0
     #: schedules dropped before completing: redundant or over the bound
     pruned: int = 0
+    #: schedules in which two buyers' purchases overlapped (see tickets.check.contention)
+    contended: int = 0
     failure: Schedule | None = None
     deadlock: Schedule | None = None
     uncontrolled: set[int] = field(default_factory=set)
@@ -121,12 +126,12 @@ def exhaustive(
         _tally(out, schedule, classes)
         if (out.failure is not None and stop_at_failure) or out.deadlock is not None:
             break
-        if (why := budget.spent(out.schedules + out.pruned)) is not None:
-            out.budget = why
-            break
         prefix = _backtrack(nodes, bound)
         if not prefix and not nodes:
             out.complete = True
+            break
+        if (why := budget.spent(out.schedules)) is not None:
+            out.budget = why
             break
     out.distinct = len(classes)
     out.seconds = time.monotonic() - started
@@ -145,6 +150,8 @@ def _tally(
         out.pruned += 1
         return
     out.schedules += 1
+    if schedule.report.contention.contended:
+        out.contended += 1
     classes.add(canonical([e.step for e in schedule.ran]))
     if schedule.failed and out.failure is None:
         out.failure = schedule
