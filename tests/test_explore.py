@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def explore_json(invoke: Any, *args: str) -> tuple[int, dict[str, Any]]:
     result = invoke("explore", *args, "--json")
-    return result.exit_code, json.loads(result.output)
+    return result.exit_code, json.loads(result.stdout)
 
 
 # -- what it must find -------------------------------------------------------
@@ -367,13 +367,27 @@ def test_a_sqlite_replay_needs_no_db_and_keeps_its_history(invoke: Any, tmp_path
     assert check_history(read(Path(again["history"]))).oversold == 1
 
 
-@pytest.mark.parametrize("extra", [["--lock", "flock"], ["-n", "3"], ["--buy", f"{BOOKING}:x"]])
-def test_a_replay_takes_its_sale_from_the_file(invoke: Any, extra: list[str]) -> None:
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        (["--lock", "flock"], "--replay runs the sale the schedule file saved"),
+        (["-n", "3"], "--replay runs the sale the schedule file saved"),
+        (["--buy", f"{BOOKING}:x"], "is of the built-in buyer; drop --buy"),
+    ],
+)
+def test_a_replay_takes_its_sale_from_the_file(invoke: Any, extra: list[str], says: str) -> None:
     _, doc = explore_json(invoke, "--lock", "none")
     result = invoke("explore", "--replay", doc["counterexample"]["schedule"], *extra)
-    assert (
-        result.exit_code == 2 and "--replay runs the sale the schedule file saved" in result.output
-    )
+    assert result.exit_code == 2 and says in result.output
+
+
+def test_a_schedule_file_never_runs_code_unasked(invoke: Any) -> None:
+    broken = f"{BOOKING}:take_ticket_broken"
+    _, doc = explore_json(invoke, "--buy", broken)
+    saved = doc["counterexample"]["schedule"]
+    result = invoke("explore", "--replay", saved)
+    assert result.exit_code == 2 and f"give --buy {broken}" in result.output
+    assert invoke("explore", "--replay", saved, "--buy", broken).exit_code == 1
 
 
 def test_a_replay_of_nothing_or_a_fifo_is_refused(invoke: Any, tmp_path: Path) -> None:
@@ -384,3 +398,98 @@ def test_a_replay_of_nothing_or_a_fifo_is_refused(invoke: Any, tmp_path: Path) -
     os.mkfifo(tmp_path / "f.schedule.json")  # never waited on
     result = invoke("explore", "--replay", str(tmp_path / "f.schedule.json"))
     assert result.exit_code == 2 and "not a regular file" in result.output
+
+
+HOSTILE = """
+import os, sys, time
+class Weird:
+    def __repr__(self):
+        raise RuntimeError("no")
+def weird(store):
+    store.read()
+    return Weird()
+def exits(store):
+    store.read()
+    os._exit(0)
+def noisy(store):
+    print("hello from the buyer")
+    sys.stderr.write("and to stderr")
+    with store.lock:
+        count = store.read()
+        if count == 0:
+            return None
+        store.write(count - 1)
+        return count
+def forks(store):
+    if os.fork() == 0:
+        open(os.environ["MARK"] + str(os.getpid()), "w").close()
+        time.sleep(300)
+        os._exit(0)
+    return noisy(store)
+"""
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "hostile.py"
+    path.write_text(HOSTILE)
+    monkeypatch.setenv("MARK", str(tmp_path / "forked-"))
+    return path
+
+
+def test_buyer_code_cannot_fool_or_end_the_explorer(
+    invoke: Any, hostile: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    code, doc = explore_json(invoke, "--buy", f"{hostile}:weird")
+    assert code == 1 and not doc["passed"]  # an unreadable result: an error, never a pass
+    code, doc = explore_json(invoke, "--buy", f"{hostile}:exits")
+    assert code == 3 and "ended without an answer" in doc["error"]
+    code, doc = explore_json(invoke, "--buy", f"{hostile}:noisy", "--lock", "flock")
+    assert code == 0 and doc["passed"]  # its prints went nowhere: the document parsed
+    code, doc = explore_json(invoke, "--buy", f"{hostile}:forks", "--lock", "flock")
+    assert code == 0
+    forked = [int(p.name.split("-")[1]) for p in tmp_path.glob("forked-*")]
+    assert forked
+    for pid in forked:  # what the buyer code started went with the exploration
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tickets-explore")]
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_stops_an_exploration_cleanly(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "tickets", "--db", f"sqlite:{tmp_path / 's.db'}", "explore"]
+    cmd += ["-n", "3", "-t", "2", "--lock", "deferred", "--json"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.iterdir() if p.name.startswith(".tickets-explore")]:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 143 and doc["passed"] is False
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tickets-explore")]
+
+
+def test_a_history_folder_that_is_a_file_still_shows_the_finding(
+    invoke: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "history").write_text("not a folder")
+    result = invoke("explore", "--lock", "none")
+    assert result.exit_code == 3 and "could not save the schedule" in result.output
+    assert "seat 1 sold twice" in result.output and "Traceback" not in result.output
+
+
+def test_a_pct_depth_beyond_the_steps_is_no_traceback(invoke: Any) -> None:
+    code, doc = explore_json(invoke, "-n", "2", "--random", "3", "--depth", "10", "--lock", "flock")
+    assert code in (0, 5) and doc["search"] == "random"

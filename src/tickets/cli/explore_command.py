@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -173,13 +174,12 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
         tickets explore --replay history/tickets-...-explore-none-123.schedule.json  # its oversell
     """
     from ..engine.explore.explorer import ExploreConfig, run_explore
-    from ..engine.explore.sale import LoopingBuyer, Nondeterministic, StepHung
 
     spec = ctx.obj.spec
     json_ = opts["json_"]
     with translate_errors():
         if opts["replay"] is not None:
-            _replayed(ctx, opts["replay"], spec, json_)
+            _replayed(ctx, opts["replay"], spec, json_, opts["buy"])
             return
         strategy = opts["strategy"]
         if strategy.needs and not strategy.usable_with(_capabilities(spec)):
@@ -209,10 +209,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
         )
         if config.fencing and not strategy.leases:
             raise click.BadParameter("is for --lock lease (a Redis store)", param_hint="--fencing")
-        try:
-            result = run_explore(config)
-        except (Nondeterministic, LoopingBuyer, StepHung) as exc:
-            raise click.UsageError(str(exc)) from None
+        result = isolated(config, run_explore, config.seconds * 3 + 120)
     code = exit_code_of(result)
     if json_:
         emit_json(explore_doc(result), code)
@@ -239,15 +236,32 @@ def _capabilities(spec: Any) -> frozenset[str]:
     return KIND_CAPABILITIES[spec.kind]
 
 
+def isolated(config: Any, work: Any, limit: float) -> Any:
+    """``work(config)`` in the exploration's own warded process (see
+    tickets.engine.explore.isolated); a signal stops it, cleaned up, with
+    the command's exit code for that signal."""
+    from ..engine import interrupts
+    from ..engine.explore.isolated import run_isolated
+    from ..engine.explore.sale import LoopingBuyer, Nondeterministic, NoOutcome, StepHung
+    from .console import stopped_because
+
+    try:
+        with interrupts.terminations_interrupt():
+            return run_isolated(config, work, limit)
+    except (Nondeterministic, LoopingBuyer, StepHung, NoOutcome) as exc:
+        raise click.UsageError(str(exc)) from None
+    except KeyboardInterrupt as interrupt:
+        message = f"{interrupts.describe(interrupt)}; the exploration was stopped and cleaned up"
+        stopped_because.append(message)
+        click.echo(message, err=True)
+        sys.exit(interrupts.exit_code(interrupt))
+
+
 def exit_code_of(result: Exploration) -> int:
-    """1 a schedule failed a check (or deadlocked); 3 the store failed the
-    buyers; 5 nothing proven (a budget, no stock, one buyer, store.raw); 0."""
-    found = result.counterexample
-    if found is not None and found.report is not None:
-        if all(c.name == "no errors" for c in found.report.failures()):
-            return EXIT_STORE
-    if found is not None:
-        return EXIT_CHECK_FAILED
+    """1 a schedule failed a check (or deadlocked); 3 its files could not
+    be saved; 5 nothing proven (a budget, no stock, one buyer, store.raw); 0."""
+    if result.counterexample is not None:
+        return EXIT_STORE if result.save_error else EXIT_CHECK_FAILED
     return EXIT_UNPROVEN if result.unproven else 0
 
 
@@ -290,16 +304,15 @@ def explore_doc(result: Exploration) -> dict[str, Any]:
 
 #: The options a replay takes from its schedule file, not the command line.
 SAVED = (
-    "buyers", "tickets", "strategy", "buy", "preemptions", "sample", "seed", "depth",
+    "buyers", "tickets", "strategy", "preemptions", "sample", "seed", "depth",
     "retries", "max_schedules", "time_limit", "max_steps", "no_reduction", "fencing",
 )  # fmt: skip
 
 
-def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool) -> None:
+def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool, buy: str | None) -> None:
     from pathlib import Path
 
-    from ..engine.explore.explorer import broke, replay
-    from ..engine.explore.sale import LoopingBuyer, Nondeterministic, StepHung
+    from ..engine.explore.explorer import broke, replay_config, replay_run
 
     given = [
         name for name in SAVED
@@ -308,12 +321,17 @@ def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool) -> None:
     if given:
         flag = "--" + given[0].replace("_", "-").replace("strategy", "lock")
         raise click.UsageError(f"--replay runs the sale the schedule file saved: drop {flag}")
-    try:
-        schedule, doc, history = replay(Path(path), spec)
-    except (Nondeterministic, LoopingBuyer, StepHung) as exc:
-        raise click.UsageError(f"{path}: {exc}") from None
+    config, doc = replay_config(Path(path), spec, buy)
+    if config.buy is not None:
+        from ..engine.buyer_check import check
+
+        check(config.buy)
+    schedule, history = isolated(
+        config, lambda cfg: replay_run(cfg, doc, Path(path)), config.seconds * 3 + 120
+    )
     failed = schedule.failed or schedule.deadlock is not None
-    code = EXIT_CHECK_FAILED if failed else 0
+    raced = schedule.report is not None and schedule.report.contention.contended > 0
+    code = EXIT_CHECK_FAILED if failed else (0 if raced else EXIT_UNPROVEN)
     said = broke(schedule)
     same = said == doc.get("broke")
     if json_:
@@ -321,7 +339,8 @@ def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool) -> None:
             {
                 "mode": "explore",
                 "replay": path,
-                "passed": not failed,
+                "passed": not failed and raced,
+                "unproven": not failed and not raced,
                 "steps": [[e.step.buyer, e.step.kind, e.said] for e in schedule.ran],
                 "broke": said,
                 "same_as_saved": same,
@@ -343,9 +362,11 @@ def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool) -> None:
             f"{'FAILED' if failed else 'PASSED'}: the saved schedule replayed, {len(schedule.ran)} "
             f"steps, {buyers} buyers, --lock {doc['lock']}: it broke {again}"
             if failed
-            else f"PASSED: the saved schedule replayed, {len(schedule.ran)} steps: nothing broke"
+            else f"{'PASSED' if raced else 'NOT PROVEN'}: the saved schedule replayed, "
+            f"{len(schedule.ran)} steps: nothing broke"
+            + ("" if raced else ", and no two purchases overlapped in it")
             + ("" if same else " (it broke when it was saved)"),
-            style="bold red" if failed else "bold green",
+            style="bold red" if failed else ("bold green" if raced else "bold yellow"),
         )
         done_answering()
         make_console().print(

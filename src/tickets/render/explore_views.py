@@ -68,15 +68,8 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
                     overflow="ignore",
                 )
             )
-        failures = [] if found.report is None else found.report.failures()
-        if failures and all(c.name == "no errors" for c in failures):
-            parts.append(
-                Text(
-                    f"ERROR: the store failed the buyers: {printable(failures[0].detail)}",
-                    style="bold red",
-                )
-            )
-            return Group(*parts)
+        if result.save_error is not None:
+            parts.append(Text(f"ERROR: {printable(result.save_error)}", style="bold red"))
         head = "DEADLOCK" if found.deadlock is not None else "FAILED"
         parts.append(
             Text(

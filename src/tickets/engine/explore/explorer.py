@@ -50,6 +50,10 @@ class ExploreConfig:
     #: where the counterexample's history and schedule go (None: history/ beside the store)
     folder: Path | None = None
     shrink: bool = True
+    #: the folder the scratch stores go in (None: one made beside the store)
+    scratch: str | None = None
+    #: names this exploration's Redis scratch keys (``KEY:explore:TOKEN…``)
+    token: str = ""
 
     def setup(self, buyers: int | None = None) -> SaleSetup:
         return SaleSetup(
@@ -62,6 +66,9 @@ class ExploreConfig:
             self.lease_ttl,
             self.fencing,
             self.max_steps,
+            self.scratch,
+            self.token,
+            min(30.0, max(1.0, self.seconds)),
         )
 
 
@@ -80,6 +87,8 @@ class Exploration:
     unproven: str | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: why the counterexample's files could not be written (exit 3)
+    save_error: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -108,7 +117,10 @@ def run_explore(config: ExploreConfig) -> Exploration:
         result.counterexample, result.counterexample_buyers = outcome.deadlock, config.buyers
     result.unproven = unproven_because(config, outcome)
     if result.counterexample is not None:
-        result.history, result.schedule_file = save(config, result)
+        try:
+            result.history, result.schedule_file = save(config, result)
+        except OSError as exc:  # history/ a file, a FIFO, a full disk: the finding is shown
+            result.save_error = f"could not save the schedule and its history: {exc}"
     result.seconds = time.monotonic() - started
     return result
 
@@ -139,14 +151,19 @@ def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
 
 def shrink(config: ExploreConfig, found: Schedule, buyers: int) -> tuple[Schedule, int]:
     """The smallest failing schedule: fewest buyers, then fewest
-    preemptions (each searched depth first, so the first found is short)."""
+    preemptions (each searched depth first, so the first found is short),
+    within the exploration's own time limit again at most."""
+    deadline = time.monotonic() + min(60.0, config.seconds)
     for n in range(2, buyers + 1):
         for bound in range(0, found.preemptions + 1):
             if n == buyers and bound == found.preemptions:
                 return found, buyers
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return found, buyers
             sale = ExploredSale(config.setup(n))
             try:
-                small = exhaustive(sale, bound, Budget(20_000, 20.0))
+                small = exhaustive(sale, bound, Budget(20_000, left))
             finally:
                 sale.close()
             if small.failure is not None:
@@ -251,10 +268,13 @@ def broke(schedule: Schedule) -> list[str]:
     return out
 
 
-def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object], Path]:
-    """Run a saved schedule again on a scratch store of its kind (beside
-    ``store``, a file store; ``store`` itself, a server's), and save the
-    sale as a history beside the schedule's."""
+def replay_config(
+    path: Path, store: StoreSpec, buy: str | None
+) -> tuple[ExploreConfig, dict[str, object]]:
+    """The sale a saved schedule is of, checked, on a scratch store of its
+    kind (beside ``store``, a file store's; ``store`` itself, a server's).
+    A schedule that names buyer code runs it only when ``buy`` names the
+    same (a shared file must not carry code to run unasked)."""
     from ...locking.strategies import get
 
     doc = read_schedule(path)
@@ -267,10 +287,25 @@ def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object], P
         folder = store.folder if store.kind != "redis" else "."
         name = "replay.db" if kind == "sqlite" else "replay.json"
         store = store._replace(kind=kind, path=os.path.join(folder, name), lock_file=None)
+    saved = doc["buy"]
+    if saved is not None and buy != saved:
+        raise UsageProblem(
+            f"{path}: this schedule runs the buyer code {saved}; give --buy {saved} "
+            "to replay it (a schedule file never runs code unasked)"
+        )
+    if saved is None and buy is not None:
+        raise UsageProblem(f"{path}: this schedule is of the built-in buyer; drop --buy")
+    strategy = get(str(doc["lock"]))
+    from ...stores import KIND_CAPABILITIES
+
+    if not strategy.usable_with(KIND_CAPABILITIES[kind]):
+        raise UsageProblem(f"{path}: lock {strategy.name} does not apply to a {kind} store")
+    if bool(doc["fencing"]) and not strategy.leases:
+        raise UsageProblem(f"{path}: fencing is for the lease lock, not {strategy.name}")
     config = ExploreConfig(
         store=store,
-        strategy=get(str(doc["lock"])),
-        buy=doc["buy"],  # type: ignore[arg-type]
+        strategy=strategy,
+        buy=buy,
         buyers=int(doc["buyers"]),  # type: ignore[call-overload]
         tickets=int(doc["tickets"]),  # type: ignore[call-overload]
         retries=int(doc["retries"]),  # type: ignore[call-overload]
@@ -278,10 +313,12 @@ def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object], P
         fencing=bool(doc["fencing"]),
         folder=path.parent,
     )
-    if config.buy is not None:
-        from ..buyer_check import check
+    return config, doc
 
-        check(config.buy)
+
+def replay_run(config: ExploreConfig, doc: dict[str, object], path: Path) -> tuple[Schedule, Path]:
+    """Run the saved schedule step for step, and save its sale as a history
+    beside the schedule's (in the exploration's own process)."""
     sale = ExploredSale(config.setup())
     try:
         schedule = replayed(sale, list(doc["steps"]))  # type: ignore[call-overload]
@@ -290,7 +327,7 @@ def replay(path: Path, store: StoreSpec) -> tuple[Schedule, dict[str, object], P
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     history = path.parent / f"{path.name.removesuffix('.schedule.json')}-replay-{stamp}.jsonl"
     write_history(history, config, config.buyers, schedule)
-    return schedule, doc, history
+    return schedule, history
 
 
 def read_schedule(path: Path) -> dict[str, object]:
@@ -337,9 +374,13 @@ def read_schedule(path: Path) -> dict[str, object]:
             f"{path}: steps is not a list of buyer numbers 0..{buyers - 1} "
             f"(or -1..-{buyers}: that buyer's lease expires)"
         )
-    for key, kind in (("tickets", int), ("retries", int), ("lease_ttl", (int, float))):
+    for key, kind, low in (
+        ("tickets", int, 0),
+        ("retries", int, 0),
+        ("lease_ttl", (int, float), 0.001),
+    ):
         value = doc.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
+        if not isinstance(value, kind) or isinstance(value, bool) or not low <= value <= 100_000:
             raise UsageProblem(f"{path}: {key} {value!r} is not a count")
     if doc.get("lock") not in STRATEGIES:
         raise UsageProblem(f"{path}: lock {doc.get('lock')!r} is not a strategy")

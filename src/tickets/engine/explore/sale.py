@@ -18,13 +18,14 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ...check.events import unknown_error
 from ...check.operations import Operations
 from ...check.verdict import Report, evaluate
 from ...errors import StoreError, UsageProblem
 from ...stores import open_store
 from ..child.buyer import outcome_of, purchase
 from .buyers import ExploredLock, ExploredSession, outcome_words
-from .scheduler import Controller, Executed, StepHung, buyer_thread
+from .scheduler import Abandoned, Controller, Executed, StepHung, buyer_thread
 from .steps import LEASE, Step, expire
 
 if TYPE_CHECKING:
@@ -95,6 +96,12 @@ class SaleSetup:
     lease_ttl: float = 1.0
     fencing: bool = False
     max_steps: int = 200
+    #: the folder scratch stores go in (None: one made beside the store)
+    scratch: str | None = None
+    #: names the Redis scratch keys (see tickets.engine.explore.isolated)
+    token: str = ""
+    #: the most one step may take
+    step_deadline: float = 30.0
 
 
 class ExploredSale:
@@ -103,14 +110,14 @@ class ExploredSale:
     def __init__(self, setup: SaleSetup) -> None:
         self.setup = setup
         self.scratch: str | None = None
-        self.spec = self._scratch(setup.spec)
-        self.keeper: Store = open_store(self.spec, 1.0)
-        self.stores: list[Store] = []
         self.function = None
-        if setup.buy is not None:
+        if setup.buy is not None:  # before anything is made: a bad one leaves nothing
             from ..child.user_buyer import load
 
             self.function = load(setup.buy)
+        self.spec = self._scratch(setup.spec)
+        self.keeper: Store = open_store(self.spec, 1.0)
+        self.stores: list[Store] = []
         self._ctx = multiprocessing.get_context("fork")
         try:
             self.keeper.restock(setup.tickets)
@@ -122,13 +129,13 @@ class ExploredSale:
             raise
 
     def _scratch(self, spec: StoreSpec) -> StoreSpec:
+        within = self.setup.scratch
         if spec.kind == "redis":
-            key = f"{spec.key}:explore:{os.urandom(6).hex()}"
+            key = f"{spec.key}:explore:{self.setup.token}{os.urandom(6).hex()}"
             self.scratch = key
-            folder = tempfile.mkdtemp(prefix="tickets-explore-")
-            self._folder = folder
-            return spec._replace(key=key, lock_file=os.path.join(folder, "explore.lock"))
-        where = os.path.dirname(os.path.abspath(str(spec.path)))
+            self._folder = tempfile.mkdtemp(prefix="tickets-explore-", dir=within)
+            return spec._replace(key=key, lock_file=os.path.join(self._folder, "explore.lock"))
+        where = within or os.path.dirname(os.path.abspath(str(spec.path)))
         try:
             folder = tempfile.mkdtemp(prefix=".tickets-explore-", dir=where)
         except OSError as exc:
@@ -167,7 +174,7 @@ class ExploredSale:
         """Restock, run the buyers under ``choose``'s orders, and judge the sale."""
         setup = self.setup
         self.keeper.restock(setup.tickets)
-        ctl = Controller(setup.buyers)
+        ctl = Controller(setup.buyers, deadline=setup.step_deadline)
         events: list[Message] = []
         tokens = self._tokens()
         shared = all(t is tokens[0] for t in tokens) and tokens[0] is not None
@@ -194,6 +201,11 @@ class ExploredSale:
         schedule.uncontrolled = ctl.uncontrolled
         schedule.ended = ended
         if completed:
+            silent = [b for b in range(setup.buyers) if b not in ended]
+            if silent:
+                raise NoOutcome(
+                    f"buyer {silent[0]} ended without an outcome the explorer could read"
+                )
             schedule.report = self._judge(schedule)
         return schedule
 
@@ -278,16 +290,28 @@ class ExploredSale:
         function = self.function
 
         def body() -> None:
-            if function is None:
-                outcome = outcome_of(purchase, session, lock)  # type: ignore[arg-type]
-            else:
-                from ..child.user_buyer import outcome as user_outcome
+            try:
+                if function is None:
+                    outcome = outcome_of(purchase, session, lock)  # type: ignore[arg-type]
+                else:
+                    from ..child.user_buyer import outcome as user_outcome
 
-                outcome = user_outcome(function, session, lock, None)  # type: ignore[arg-type]
+                    outcome = user_outcome(function, session, lock, None)  # type: ignore[arg-type]
+            except Abandoned:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - what its result or error did on the way
+                # (a __repr__ or __str__ that raises): the outcome is unknown, and an error
+                outcome = unknown_error(
+                    f"the buyer's result could not be read ({type(exc).__name__})"
+                )
             session.report(outcome, lock.t_locked)
             ended[session.buyer] = outcome_words(outcome)
 
         return body
+
+
+class NoOutcome(Exception):
+    """A buyer's thread ended without reporting how its purchase went."""
 
 
 class LoopingBuyer(Exception):

@@ -30,6 +30,13 @@ from .steps import Step
 STEP_DEADLINE = 30.0
 
 
+#: Why a step may not come back, said with it.
+HUNG = (
+    ": the buyer code loops, sleeps, or waits on something of its own (a threading "
+    "lock another buyer holds): the explorer runs buyers one at a time, in one process"
+)
+
+
 class Abandoned(BaseException):
     """Raised in a buyer thread to unwind it: its schedule is dropped (the
     search found it redundant, or it is over). A BaseException, so that
@@ -59,6 +66,8 @@ class Controller:
     over, stopped, or a buyer's step hangs."""
 
     buyers: int
+    #: the most one step (or the start of a buyer) may take
+    deadline: float = STEP_DEADLINE
     go: list[threading.Lock] = field(default_factory=list)
     back: threading.Lock = field(default_factory=threading.Lock)
     #: each unfinished buyer's next step (None: not there yet, or finished)
@@ -101,7 +110,7 @@ class Controller:
             self.back.release()
         elif self._dispatch(b) == b:
             return  # chosen again: no switch
-        if not self.go[b].acquire(timeout=STEP_DEADLINE * 4) or self.abandon:
+        if not self.go[b].acquire(timeout=self.deadline * 4) or self.abandon:
             self.free[b] = True
             raise Abandoned
 
@@ -148,8 +157,8 @@ class Controller:
     def start(self, thread: threading.Thread) -> None:
         """Start a buyer and wait until it stops at its first point."""
         thread.start()
-        if not self.back.acquire(timeout=STEP_DEADLINE):
-            raise StepHung(f"a buyer did not reach its first step within {STEP_DEADLINE:g}s")
+        if not self.back.acquire(timeout=self.deadline):
+            raise StepHung(f"a buyer did not reach its first step within {self.deadline:g}s{HUNG}")
 
     def play(self, decide: Callable[[], int | None]) -> None:
         """Run the schedule ``decide`` makes, until it is over."""
@@ -157,9 +166,12 @@ class Controller:
         if self._dispatch(None) is None:
             return
         seen = -1
-        while not self.back.acquire(timeout=STEP_DEADLINE):
+        while not self.back.acquire(timeout=self.deadline):
             if len(self.ran) == seen:
-                raise StepHung(f"a buyer's step did not come back within {STEP_DEADLINE:g}s")
+                who = self.ran[-1].step.buyer if self.ran else 0
+                raise StepHung(
+                    f"buyer {who}'s step did not come back within {self.deadline:g}s{HUNG}"
+                )
             seen = len(self.ran)
 
     def enabled(self) -> list[int]:
@@ -184,8 +196,8 @@ class Controller:
             if self.pending[b] is not None:
                 self.pending[b] = None
                 self.go[b].release()
-                if not self.back.acquire(timeout=STEP_DEADLINE):
-                    raise StepHung(f"buyer {b} did not unwind within {STEP_DEADLINE:g}s")
+                if not self.back.acquire(timeout=self.deadline):
+                    raise StepHung(f"buyer {b} did not unwind within {self.deadline:g}s{HUNG}")
 
 
 def buyer_thread(ctl: Controller, buyer: int, body: Callable[[], None]) -> threading.Thread:

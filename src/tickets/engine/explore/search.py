@@ -221,7 +221,8 @@ def sampled(sale: ExploredSale, count: int, seed: int, depth: int, budget: Budge
         priority = list(range(depth, depth + buyers))
         rng.shuffle(priority)
         k = max(steps, 8 * buyers)
-        changes = {step: level for level, step in enumerate(rng.sample(range(k), depth - 1))}
+        points = rng.sample(range(k), min(depth - 1, k))  # a depth past the steps: every one
+        changes = {step: level for level, step in enumerate(points)}
 
         schedule = sale.run(_pct(priority, changes))
         steps = max(steps, len(schedule.choices))
