@@ -113,15 +113,19 @@ def to_prune(
 
 
 def prune(doomed: list[Entry]) -> list[Entry]:
-    """Remove them, each with its ``<history>.log``; return those removed
+    """Remove them, each with its ``<history>.log`` (and an exploration's
+    ``.schedule.json``); return those removed
     (one already gone, or replaced since it was read, is left out)."""
     removed = []
     for entry in doomed:
         if not (_still(entry.path, entry.inode) and _remove(entry.path)):
             continue
         log = entry.path.with_name(entry.path.name + ".log")
-        if _still(log):  # a regular file only: a FIFO or a link there is the user's
-            _remove(log)
+        # an exploration's counterexample: its schedule beside it
+        schedule = entry.path.with_name(entry.path.name.removesuffix(".jsonl") + ".schedule.json")
+        for companion in (log, schedule):
+            if _still(companion):  # a regular file only: a FIFO or a link there is the user's
+                _remove(companion)
         removed.append(entry)
     return removed
 

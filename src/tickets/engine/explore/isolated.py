@@ -53,10 +53,18 @@ class ExplorerDied(StoreError):
 def scratch_root(config: ExploreConfig) -> str:
     """The folder every scratch store of this exploration goes in: beside a
     file store (so a store on tmpfs is explored on tmpfs), else in $TMPDIR."""
+    import stat
+
     spec = config.store
     where = None
     if spec.kind != "redis":
         where = os.path.dirname(os.path.abspath(str(spec.path)))
+        try:
+            mode = os.stat(str(spec.path)).st_mode
+        except OSError:
+            mode = None  # no store there yet: explore needs none
+        if mode is not None and not stat.S_ISREG(mode):
+            raise StoreError(spec.label, "is not a regular file", "give --db a store file")
     try:
         return tempfile.mkdtemp(prefix=".tickets-explore-", dir=where)
     except OSError as exc:
