@@ -65,9 +65,22 @@ def test_a_sale_after_the_stock_ran_out_is_no_race() -> None:
     assert raced.passed and raced.contention.contended == 3
 
 
-def test_an_unknown_outcome_is_in_flight_to_the_run_s_end() -> None:
+def test_an_unknown_outcome_is_in_flight_until_its_info_a_pending_one_to_the_end() -> None:
     ops = table([Op("ok", 0, 1, 2), Op("info", 0.5), Op("ok", 90, 91, 1)])
-    assert contention_of(ops, 2).contended == 3
+    assert contention_of(ops, 2).contended == 3  # the info came at 99
+    early = Operations(3, 10.0)
+    for ev in (
+        {"type": "invoke", "buyer": 0, "t": 10.0},
+        {"type": "invoke", "buyer": 1, "t": 10.5},
+        {"type": "info", "buyer": 1, "reason": "no outcome reported", "t": 10.6},
+        {"type": "ok", "buyer": 0, "seat": 2, "t": 11.0},
+        {"type": "invoke", "buyer": 2, "t": 20.0},
+        {"type": "ok", "buyer": 2, "seat": 1, "t": 21.0},
+    ):
+        early.add(ev)  # type: ignore[arg-type]
+    assert contention_of(early, 2).contended == 2  # not buyer 2: the info was long over
+    pending = table([Op("ok", 0, 1, 2), Op("pending", 0.5), Op("ok", 90, 91, 1)])
+    assert contention_of(pending, 2).contended == 3
 
 
 def queue_ops(batches: list[tuple[int, float, float, int]]) -> Operations:

@@ -116,9 +116,15 @@ def test_sqlite_none_oversells(invoke: Any, tmp_path: Path) -> None:
     assert code == 1 and doc["counterexample"]["buyers"] == 2
 
 
-@pytest.mark.parametrize("lock", ["atomic", "transaction", "flock"])
-def test_redis_strategies_pass_exhaustively(invoke: Any, lock: str, redis_url: str) -> None:
-    code, doc = explore_json(invoke, "--db", redis_url, "--lock", lock, "-n", "3", "-t", "2")
+@pytest.mark.parametrize(
+    "lock, size", [("atomic", ("3", "2")), ("flock", ("3", "2")), ("transaction", ("2", "2"))]
+)
+def test_redis_strategies_pass_exhaustively(
+    invoke: Any, lock: str, size: tuple[str, str], redis_url: str
+) -> None:
+    """(Every schedule of three WATCH transactions over two tickets: make stress.)"""
+    args = ["--db", redis_url, "--lock", lock, "-n", size[0], "-t", size[1]]
+    code, doc = explore_json(invoke, *args)
     assert code == 0 and doc["complete"] and doc["schedules"] == doc["distinct"] > 0
 
 
@@ -493,3 +499,23 @@ def test_a_history_folder_that_is_a_file_still_shows_the_finding(
 def test_a_pct_depth_beyond_the_steps_is_no_traceback(invoke: Any) -> None:
     code, doc = explore_json(invoke, "-n", "2", "--random", "3", "--depth", "10", "--lock", "flock")
     assert code in (0, 5) and doc["search"] == "random"
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(900)
+def test_a_fenced_lease_passes_every_schedule_of_three_buyers(invoke: Any, redis_url: str) -> None:
+    """~5,700 schedules on a real server: about 45 s on a quiet machine."""
+    args = ["--db", redis_url, "--lock", "lease", "--fencing", "-n", "3", "-t", "2"]
+    code, doc = explore_json(invoke, *args, "--time-limit", "800")
+    assert code == 0 and doc["complete"] and doc["schedules"] == doc["distinct"] > 1000
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(900)
+def test_redis_transactions_pass_every_schedule_of_three_buyers(
+    invoke: Any, redis_url: str
+) -> None:
+    code, doc = explore_json(
+        invoke, "--db", redis_url, "--lock", "transaction", "-n", "3", "-t", "2"
+    )
+    assert code == 0 and doc["complete"] and doc["schedules"] == doc["distinct"] > 1000

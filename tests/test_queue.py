@@ -84,7 +84,9 @@ def test_full_queue_rejects_busy(orders: Callable[..., RunResult], put_timeout: 
         for r in result.rows
         if r.result == "fail" and r.clerk is None
     )
-    assert result.passed
+    # With no put timeout nearly every order may be turned away: a sale of
+    # one order races nothing, and says so; no check fails either way.
+    assert not result.report.failures() and (result.passed or result.report.uncontended)
 
 
 @pytest.mark.timeout(60)

@@ -3,11 +3,11 @@
 A pass says nothing was oversold *by the operations that raced*. If none
 raced, nothing was tested. An operation's span runs from its start (a
 buyer's ``t_start``, its search included; a clerk's sale from the moment
-the clerk began selling it) to its completion (an operation whose outcome
-is pending or unknown: to the run's end, since it may take effect until
-then). Two operations **contend** when their spans overlap at a moment
-when fewer ``ok``\\ s had completed than the initial stock: after the sale
-sold out, nothing is left to race for. Busy, refused and unknown attempts
+the clerk began selling it) to its completion (an ``info``'s time, for an
+operation of unknown outcome; the run's end, for one still pending). Two
+operations **contend** when their spans overlap at a moment when fewer
+``ok``\\ s had completed than the initial stock: after the sale sold out,
+nothing is left to race for. Busy, refused and unknown attempts
 count: they were in flight against the store.
 
 In the queue mode an order reaches the store only when a clerk sells it,
@@ -77,14 +77,15 @@ def spans(ops: Operations, initial: int | None) -> list[tuple[float, float, int]
     cut = sold_out_at(ops, initial)
     end_of_run = ops.latest
     started, completed, kinds = ops.started, ops.completed, ops.kinds
+    unknown_at = ops.unknown_at
     out: dict[tuple[float, float], int] = {}
     for i in range(ops.size):
         if not kinds[i]:  # ABSENT
             continue
         start = started[i]
         end = completed[i]
-        if end == INF:
-            end = end_of_run
+        if end == INF:  # unknown: in flight until its info; pending: to the run's end
+            end = unknown_at.get(i, end_of_run)
         end = min(end, cut)
         if end <= start:
             continue  # begun after the sale sold out; or a queued order no clerk sold

@@ -117,6 +117,9 @@ class Operations:
         #: order still in the queue
         self.started = array("d", bytes(8 * size))
         self.seats = array("i", bytes(4 * size))
+        #: when an operation of unknown outcome was last in flight (its
+        #: ``info``): operation -> time
+        self.unknown_at: dict[int, float] = {}
         #: the ticket ids of sales that got an id, not a seat (a command
         #: buyer's): operation -> id
         self.tickets: dict[int, str] = {}
@@ -193,6 +196,8 @@ class Operations:
         outcome = self.kinds[number] = kind_of(ev)
         if outcome != UNKNOWN:  # an info may take effect at any time after its invoke
             self.completed[number] = t
+        else:  # but it was in flight until then only (see tickets.check.contention)
+            self.unknown_at[number] = t
         if "clerk" in ev and (began := ev.get("t_search")) is not None:
             self.started[number] = began  # the clerk's sale of it began
         if outcome == NO_EFFECT and reason is not None and turned_away(reason):
@@ -355,6 +360,7 @@ class Operations:
             merged.started += table.started
             merged.seats += table.seats
             merged.tickets.update({i + offset: t for i, t in table.tickets.items()})
+            merged.unknown_at.update({i + offset: t for i, t in table.unknown_at.items()})
             merged.numeric += table.numeric
             merged.refused += table.refused
             merged.held += table.held

@@ -148,5 +148,6 @@ def on_server_clock(ops: Operations, offset: float, spread: float) -> Operations
     moved.invoked = array("d", (t + offset - spread for t in ops.invoked))
     moved.started = array("d", (t + offset - spread for t in ops.started))  # INF stays
     moved.completed = array("d", (t + offset + spread for t in ops.completed))
+    moved.unknown_at = {i: t + offset + spread for i, t in ops.unknown_at.items()}
     moved.latest = ops.latest + offset + spread
     return moved

@@ -9,7 +9,7 @@ import click
 
 from ..constants import EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
 from .console import emit_json, make_console
-from .errors import done_answering, exit_with, printable, translate_errors
+from .errors import done_answering, exit_with, translate_errors
 from .options import json_option, lock_option
 from .params import Amount, Count
 from .store_options import db_option
@@ -349,29 +349,10 @@ def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool, buy: str | 
             code,
         )
     else:
-        from rich.console import Group
-        from rich.text import Text
+        from ..render.explore_views import replay_view
 
-        from ..render.explore_views import schedule_view
-
-        buyers = int(str(doc["buyers"]))
-        saved = doc.get("broke")
-        shown = "; ".join(str(x) for x in saved) if isinstance(saved, list) else ""
-        again = "as saved" if same else f"NOT as saved ({printable(shown) or 'nothing'})"
-        verdict = Text(
-            f"{'FAILED' if failed else 'PASSED'}: the saved schedule replayed, {len(schedule.ran)} "
-            f"steps, {buyers} buyers, --lock {doc['lock']}: it broke {again}"
-            if failed
-            else f"{'PASSED' if raced else 'NOT PROVEN'}: the saved schedule replayed, "
-            f"{len(schedule.ran)} steps: nothing broke"
-            + ("" if raced else ", and no two purchases overlapped in it")
-            + ("" if same else " (it broke when it was saved)"),
-            style="bold red" if failed else ("bold green" if raced else "bold yellow"),
-        )
         done_answering()
-        make_console().print(
-            Group(schedule_view(schedule, buyers, said), Text(f"history   {history}"), verdict)
-        )
+        make_console().print(replay_view(schedule, doc, history, said, raced))
     exit_with(code)
 
 

@@ -55,32 +55,7 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
     parts: list[RenderableType] = []
     found = result.counterexample
     if found is not None:
-        parts.append(schedule_view(found, result.counterexample_buyers, _broke(found)))
-        if picture is not None:
-            parts.append(picture)
-        if result.schedule_file is not None:
-            parts.append(
-                Text(
-                    f"history   {printable(str(result.history))}\n"
-                    f"schedule  {printable(str(result.schedule_file))}\n"
-                    f"replay    {printable(replay_command(result))}",
-                    no_wrap=True,  # copied whole into a shell
-                    overflow="ignore",
-                )
-            )
-        if result.save_error is not None:
-            parts.append(Text(f"ERROR: {printable(result.save_error)}", style="bold red"))
-        head = "DEADLOCK" if found.deadlock is not None else "FAILED"
-        parts.append(
-            Text(
-                f"{head}: {what}, {result.counterexample_buyers} buyers over "
-                f"{plural(cfg.tickets, 'ticket')}, {plural(found.preemptions, 'preemption')}, "
-                f"{len(found.ran)} steps "
-                f"(found after {how}; shrunk to the fewest buyers and preemptions)",
-                style="bold red",
-            )
-        )
-        return Group(*parts)
+        return _found_view(result, found, picture, what, how)
     if result.unproven:
         parts.append(
             Text(
@@ -100,6 +75,46 @@ def exploration_view(result: Exploration, picture: RenderableType | None = None)
             f"explored ({bound}, retries {cfg.retries}): nothing oversold, {what} "
             f"({out.schedules:,} run, {out.pruned:,} dropped, {out.seconds:.2f}s)",
             style="bold green",
+        )
+    )
+    return Group(*parts)
+
+
+def _found_view(
+    result: Exploration,
+    found: Schedule,
+    picture: RenderableType | None,
+    what: str,
+    how: str,
+) -> RenderableType:
+    """A failing (or deadlocked) schedule: its steps, its timeline, its
+    files, and the verdict."""
+    cfg = result.config
+    parts: list[RenderableType] = [
+        schedule_view(found, result.counterexample_buyers, _broke(found))
+    ]
+    if picture is not None:
+        parts.append(picture)
+    if result.schedule_file is not None:
+        parts.append(
+            Text(
+                f"history   {printable(str(result.history))}\n"
+                f"schedule  {printable(str(result.schedule_file))}\n"
+                f"replay    {printable(replay_command(result))}",
+                no_wrap=True,  # copied whole into a shell
+                overflow="ignore",
+            )
+        )
+    if result.save_error is not None:
+        parts.append(Text(f"ERROR: {printable(result.save_error)}", style="bold red"))
+    head = "DEADLOCK" if found.deadlock is not None else "FAILED"
+    parts.append(
+        Text(
+            f"{head}: {what}, {result.counterexample_buyers} buyers over "
+            f"{plural(cfg.tickets, 'ticket')}, {plural(found.preemptions, 'preemption')}, "
+            f"{len(found.ran)} steps "
+            f"(found after {how}; shrunk to the fewest buyers and preemptions)",
+            style="bold red",
         )
     )
     return Group(*parts)
@@ -131,3 +146,33 @@ def _broke(schedule: Schedule) -> list[str]:
     from ..engine.explore.explorer import broke
 
     return broke(schedule)
+
+
+def replay_view(
+    schedule: Schedule, doc: dict[str, object], history: object, said: list[str], raced: bool
+) -> RenderableType:
+    """A replayed schedule: its steps, its history, and whether it broke as saved."""
+    buyers = int(str(doc["buyers"]))
+    failed = schedule.failed or schedule.deadlock is not None
+    saved = doc.get("broke")
+    same = said == saved
+    shown = "; ".join(str(x) for x in saved) if isinstance(saved, list) else ""
+    again = "as saved" if same else f"NOT as saved ({printable(shown) or 'nothing'})"
+    if failed:
+        text = (
+            f"FAILED: the saved schedule replayed, {len(schedule.ran)} steps, {buyers} buyers, "
+            f"--lock {printable(str(doc['lock']))}: it broke {again}"
+        )
+    else:
+        text = (
+            f"{'PASSED' if raced else 'NOT PROVEN'}: the saved schedule replayed, "
+            f"{len(schedule.ran)} steps: nothing broke"
+            + ("" if raced else ", and no two purchases overlapped in it")
+            + ("" if same else " (it broke when it was saved)")
+        )
+    style = "bold red" if failed else ("bold green" if raced else "bold yellow")
+    return Group(
+        schedule_view(schedule, buyers, said),
+        Text(f"history   {printable(str(history))}"),
+        Text(text, style=style),
+    )

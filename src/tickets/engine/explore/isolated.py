@@ -43,11 +43,9 @@ T = TypeVar("T")
 MAX_RESULT = 64 * 1024 * 1024
 
 
-class ExplorerDied(StoreError):
+def ExplorerDied(what: str) -> StoreError:  # noqa: N802 - raised as an error class is
     """The exploration's process ended without its answer (exit 3)."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__("tickets explore", what)
+    return StoreError("tickets explore", what)
 
 
 def scratch_root(config: ExploreConfig) -> str:
@@ -78,27 +76,33 @@ def scratch_root(config: ExploreConfig) -> str:
 def run_isolated(config: ExploreConfig, work: Callable[[ExploreConfig], T], limit: float) -> T:
     """``work(config)`` in a warded child; its result, or what it raised.
     ``limit``: the most it may take, in seconds."""
-    with interrupts.shielded:  # made whole, or not at all: a signal waits until then
-        root = scratch_root(config)
-        config = replace(config, scratch=root, token=os.urandom(6).hex())
-        result_r, result_w = os.pipe()
-        life_r, life_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's side, seen through its pipe
-            os.close(result_r)
-            os.close(life_w)
-            _child(config, work, result_w, life_r)
-        os.close(result_w)
-        os.close(life_r)
-        with contextlib.suppress(OSError):
-            os.setpgid(pid, pid)  # as the child does: whichever comes first
+    root: str | None = None
+    pid = 0
+    fds: list[int] = []
     try:
+        with interrupts.shielded:  # made whole, or not at all: a signal waits until then
+            root = scratch_root(config)
+            config = replace(config, scratch=root, token=os.urandom(6).hex())
+            result_r, result_w = os.pipe()
+            life_r, life_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child's side, seen through its pipe
+                os.close(result_r)
+                os.close(life_w)
+                _child(config, work, result_w, life_r)
+            os.close(result_w)
+            os.close(life_r)
+            fds = [result_r, life_w]
+            with contextlib.suppress(OSError):
+                os.setpgid(pid, pid)  # as the child does: whichever comes first
         data = _read(result_r, time.monotonic() + limit)
-    finally:
-        os.close(result_r)
-        os.close(life_w)  # the warden kills whatever is left
-        _end(pid)
-        _clean(config, root)
+    finally:  # a signal, a deadline, an answer: the child's group goes, and its scratch
+        for fd in fds:
+            os.close(fd)  # the lifeline's end: the warden kills whatever is left
+        if pid:
+            _end(pid)
+        if root is not None:
+            _clean(config, root)
     if not data:
         raise ExplorerDied(
             "the exploration's process ended without an answer: the buyer code ended it "
