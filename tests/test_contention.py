@@ -177,3 +177,11 @@ def test_a_raced_sale_says_how_much(invoke: Any) -> None:
     assert doc["uncontended"] is None
     text = invoke("buy", "--buyers", "20", "-t", "10").output
     assert "purchases overlapped another; peak" in text
+
+
+@pytest.mark.timeout(120)
+def test_an_expected_oversell_that_could_not_race_is_not_proven_not_failed(invoke: Any) -> None:
+    result = invoke("race", "--buyers", "1", "-t", "3", "--expect-oversell", "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 5 and not doc["passed"]
+    assert any("one purchase cannot race" in r for r in doc["reasons"])

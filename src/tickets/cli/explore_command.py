@@ -62,7 +62,8 @@ def _refuse(what: str) -> Any:
     "--buy",
     "buy",
     metavar="FILE.py:FUNC",
-    help="Explore your own purchase function (through its store handle).",
+    help="Explore your own purchase function (through its store handle); with "
+    "--replay, the code the schedule names (a schedule file never runs code unasked).",
 )
 @click.option(
     "--preemptions",
@@ -101,7 +102,7 @@ def _refuse(what: str) -> Any:
     default=100_000,
     show_default=True,
     metavar="N",
-    help="Stop after N schedules: NOT PROVEN.",
+    help="Stop once more than N schedules ran to the end: NOT PROVEN.",
 )
 @click.option(
     "--time-limit",

@@ -182,8 +182,9 @@ def judge(
                 f"{side.strategy} oversold {side.oversold_max}, "
                 f"more than --max-oversold {max_oversold}"
             )
-        if expect_oversell and not side.excludes and side.oversold_trials == 0:
-            reasons.append(f"{side.strategy} did not oversell in {side.trials} trial(s)")
+        tested = side.trials - side.unproven_trials  # a trial in which nothing raced cannot
+        if expect_oversell and not side.excludes and side.oversold_trials == 0 and tested:
+            reasons.append(f"{side.strategy} did not oversell in {tested} trial(s)")
     if reasons:
         return Verdict(False, tuple(reasons))
     untested = [
