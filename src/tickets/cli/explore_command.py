@@ -16,7 +16,6 @@ from .store_options import db_option
 
 if TYPE_CHECKING:
     from ..engine.explore.explorer import Exploration
-    from ..engine.explore.sale import Schedule
 
 
 EXPLORE_EXIT_CODES = (
@@ -227,7 +226,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
                 loaded, _, _ = prepare(read(str(result.history)), MAX_ROWS)
             picture = timeline(loaded, width=console.width, limit=MAX_ROWS)
         done_answering()
-        console.print(exploration_view(result, picture))
+        console.print(exploration_view(result, picture), soft_wrap=True)  # paths whole
     exit_with(code)
 
 
@@ -357,4 +356,4 @@ def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool, buy: str | 
     exit_with(code)
 
 
-__all__ = ["Schedule", "explore_command"]
+__all__ = ["explore_command"]
