@@ -519,3 +519,13 @@ def test_redis_transactions_pass_every_schedule_of_three_buyers(
         invoke, "--db", redis_url, "--lock", "transaction", "-n", "3", "-t", "2"
     )
     assert code == 0 and doc["complete"] and doc["schedules"] == doc["distinct"] > 1000
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(120)
+def test_a_buyer_that_loops_is_stopped_at_the_deadline(invoke: Any, tmp_path: Path) -> None:
+    path = tmp_path / "loops.py"
+    path.write_text("def buy(store):\n    store.read()\n    while True:\n        pass\n")
+    code, doc = explore_json(invoke, "--buy", f"{path}:buy", "--time-limit", "1")
+    assert code == 3 and "loops, sleeps or waits on something of its own" in doc["error"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tickets-explore")]

@@ -22,8 +22,9 @@ EXPLORE_EXIT_CODES = (
     "Exit codes: 0 every schedule explored passed; 1 a schedule failed a check (oversold) "
     "or deadlocked, or a replayed schedule failed; 2 usage error (also: a schedule file that "
     "is not one, buyer code that is not deterministic or loops past --max-steps); 3 the "
-    "store could not be used or failed the buyers; 5 not proven (no tickets, one buyer, a "
-    "budget reached, no schedule let two purchases overlap, a buyer that used store.raw); "
+    "store could not be used, or the buyer code ended or held up the exploration; "
+    "5 not proven (no tickets, one buyer, a budget reached, no schedule let two purchases "
+    "overlap, a buyer that used store.raw); "
     "130, 143 stopped by Ctrl-C, SIGTERM."
 )
 
@@ -209,7 +210,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
         )
         if config.fencing and not strategy.leases:
             raise click.BadParameter("is for --lock lease (a Redis store)", param_hint="--fencing")
-        result = isolated(config, run_explore, config.seconds * 3 + 120)
+        result = isolated(config, run_explore, deadline_of(config))
     code = exit_code_of(result)
     if json_:
         emit_json(explore_doc(result), code)
@@ -234,6 +235,12 @@ def _capabilities(spec: Any) -> frozenset[str]:
     from ..stores import KIND_CAPABILITIES
 
     return KIND_CAPABILITIES[spec.kind]
+
+
+def deadline_of(config: Any) -> float:
+    """The most an exploration may take: its time limit, as much again to
+    shrink a failure (a minute at most), and 15 seconds of grace."""
+    return float(config.seconds + min(60.0, config.seconds) + 15.0)
 
 
 def isolated(config: Any, work: Any, limit: float) -> Any:
@@ -327,7 +334,7 @@ def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool, buy: str | 
 
         check(config.buy)
     schedule, history = isolated(
-        config, lambda cfg: replay_run(cfg, doc, Path(path)), config.seconds * 3 + 120
+        config, lambda cfg: replay_run(cfg, doc, Path(path)), deadline_of(config)
     )
     failed = schedule.failed or schedule.deadlock is not None
     raced = schedule.report is not None and schedule.report.contention.contended > 0

@@ -1,6 +1,6 @@
 """The exploration in a process of its own, under a warden.
 
-The explorer runs the buyers' code in its own process (on threads), so
+The explorer runs the buyers' code in its own process (in greenlets), so
 that code must never run in the parent: a print would land in the
 parent's ``--json`` document, an ``os._exit`` would end the command with
 nothing said, a ``fork`` would leave processes behind, a thread that loops
@@ -145,7 +145,11 @@ def _read(fd: int, deadline: float) -> bytes:
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise ExplorerDied("the exploration did not end within its time limit and grace")
+            raise ExplorerDied(
+                "the exploration did not end within its time limit and grace: a buyer's code "
+                "loops, sleeps or waits on something of its own (a threading lock another buyer "
+                "holds): the explorer runs the buyers one at a time, in one thread"
+            )
         ready, _, _ = select.select([fd], [], [], min(left, 1.0))
         if not ready:
             continue

@@ -25,7 +25,7 @@ from ...errors import StoreError, UsageProblem
 from ...stores import open_store
 from ..child.buyer import outcome_of, purchase
 from .buyers import ExploredLock, ExploredSession, outcome_words
-from .scheduler import Abandoned, Controller, Executed, StepHung, buyer_thread
+from .scheduler import Abandoned, Controller, Executed, StepHung, buyer_runner
 from .steps import LEASE, Step, expire
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class ExploredSale:
             locks.append(lock)
             session = self._session(ctl, b, events)
             lock.session = session
-            ctl.start(buyer_thread(ctl, b, self._body(session, lock, ended)))
+            ctl.start(buyer_runner(ctl, b, self._body(session, lock, ended)), b)
         schedule = Schedule([], ctl.ran, [], events)
         completed = False
         try:
