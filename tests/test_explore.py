@@ -529,3 +529,81 @@ def test_a_buyer_that_loops_is_stopped_at_the_deadline(invoke: Any, tmp_path: Pa
     code, doc = explore_json(invoke, "--buy", f"{path}:buy", "--time-limit", "1")
     assert code == 3 and "loops, sleeps or waits on something of its own" in doc["error"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tickets-explore")]
+
+
+MISUSE = """
+from greenlet import getcurrent
+KEPT = []
+def stray_release(store):
+    with store.lock:
+        pass
+    store.lock.__exit__(None, None, None)  # lets go of what another buyer holds
+    with store.lock:
+        count = store.read()
+        if count == 0:
+            return None
+        store.wait()
+        store.write(count - 1)
+        return count
+def escape(store):
+    getcurrent().parent.switch()
+def stale(store):
+    KEPT.append(store)
+    count = KEPT[0].read()
+    return None if count == 0 else count
+"""
+
+
+def test_misused_handles_are_found_or_refused_never_passed(invoke: Any, tmp_path: Path) -> None:
+    path = tmp_path / "misuse.py"
+    path.write_text(MISUSE)
+    code, doc = explore_json(invoke, "--buy", f"{path}:stray_release", "--lock", "process")
+    assert code == 1  # a semaphore anyone lets go of excludes nobody: the oversell is found
+    for name, says in (("escape", "switched greenlets"), ("stale", "used outside buyer")):
+        code, doc = explore_json(invoke, "--buy", f"{path}:{name}", "--lock", "process")
+        assert code == 2 and says in doc["error"], (name, doc)
+
+
+def test_a_preemption_bound_runs_every_schedule_within_it(invoke: Any) -> None:
+    args = ["--lock", "file", "-n", "3", "-t", "2", "--preemptions", "1"]
+    _, bounded = explore_json(invoke, *args)
+    _, every = explore_json(invoke, *args, "--no-reduction")
+    assert bounded["distinct"] == every["distinct"] == 30 and bounded["passed"]
+
+
+@pytest.mark.timeout(120)
+def test_a_parent_killed_outright_leaves_no_scratch(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "tickets", "--db", f"sqlite:{tmp_path / 's.db'}", "explore"]
+    proc = subprocess.Popen([*cmd, "-n", "3", "-t", "2", "--lock", "deferred"], cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.iterdir() if p.name.startswith(".tickets-explore")]:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    while [p for p in tmp_path.iterdir() if p.name.startswith(".tickets-explore")]:
+        assert time.monotonic() < deadline, "the warden did not clean up"
+        time.sleep(0.01)
+
+
+def test_a_lease_left_held_runs_out_rather_than_deadlocks(
+    invoke: Any, tmp_path: Path, redis_url: str
+) -> None:
+    path = tmp_path / "held.py"
+    path.write_text(
+        "def buy(store):\n"
+        "    store.lock.__enter__()  # never let go: the lease runs out\n"
+        "    count = store.read()\n"
+        "    if count == 0:\n"
+        "        return None\n"
+        "    store.write(count - 1)\n"
+        "    return count\n"
+    )
+    code, doc = explore_json(invoke, "--db", redis_url, "--buy", f"{path}:buy", "--lock", "lease")
+    assert code != 1 or "nobody can go on" not in " ".join(doc["counterexample"]["broke"])

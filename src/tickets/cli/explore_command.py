@@ -250,13 +250,25 @@ def isolated(config: Any, work: Any, limit: float) -> Any:
     from ..engine import interrupts
     from ..engine.explore.isolated import run_isolated
     from ..engine.explore.sale import LoopingBuyer, Nondeterministic, NoOutcome, StepHung
+    from ..engine.explore.scheduler import Misused
+    from ..errors import StoreError, TicketsError
     from .console import stopped_because
 
     try:
         with interrupts.terminations_interrupt():
             return run_isolated(config, work, limit)
-    except (Nondeterministic, LoopingBuyer, StepHung, NoOutcome) as exc:
+    except (Nondeterministic, LoopingBuyer, StepHung, NoOutcome, Misused) as exc:
         raise click.UsageError(str(exc)) from None
+    except (TicketsError, click.ClickException):
+        raise
+    except RecursionError:
+        raise click.UsageError(
+            "a buyer's code recursed so deep that the explorer could not go on"
+        ) from None
+    except Exception as exc:  # never a traceback: the exploration could not be finished
+        raise StoreError(
+            "tickets explore", f"the exploration failed ({type(exc).__name__}: {exc})"
+        ) from None
     except KeyboardInterrupt as interrupt:
         message = f"{interrupts.describe(interrupt)}; the exploration was stopped and cleaned up"
         stopped_because.append(message)

@@ -114,10 +114,10 @@ class ExploredSession:
 
     def _invoke(self, fields: Phases) -> None:
         if not self._invoked:
-            self._invoked = True
             t = self.ctl.now
             self.timing = {"t_start": t, "t_search": t, **fields}
             self.events.append(invoke(self.base, t, self.timing))
+            self._invoked = True
 
     def search(self) -> int | None:
         step = steps.search(self.buyer)
@@ -230,7 +230,11 @@ class ExploredLock:
             except Abandoned as dropped:  # the schedule ends here: let go all the same
                 stopped = dropped
                 abandoned = True
+        stray = not self.held  # let go of without being held (misused)
         self.held = False
+        if stray and isinstance(self._lock, ProcessLock) and self.name is not None:
+            # A semaphore let go of by anyone is free: whoever held it no longer excludes.
+            self.ctl.holders.pop(self.name, None)
         try:
             if exc is None and stopped is None:
                 self._lock.release()  # a transaction's commit: may refuse (NoEffect)

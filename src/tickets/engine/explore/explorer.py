@@ -104,7 +104,10 @@ def run_explore(config: ExploreConfig) -> Exploration:
         if config.sample is not None:
             outcome = sampled(sale, config.sample, config.seed, config.depth, budget)
         else:
-            outcome = exhaustive(sale, config.preemptions, budget, reduction=config.reduction)
+            # Sleep sets and a preemption bound do not mix: the one schedule a
+            # class keeps may be over the bound while another of it is within.
+            reduce = config.reduction and config.preemptions is None
+            outcome = exhaustive(sale, config.preemptions, budget, reduction=reduce)
     finally:
         sale.close()
     result = Exploration(config, outcome)
@@ -138,6 +141,8 @@ def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
             "connection): what they did there could not be ordered, so not every "
             "interleaving was tried"
         )
+    if not outcome.schedules and outcome.failure is None and outcome.deadlock is None:
+        return "no schedule ran to the end: nothing was tested"
     if outcome.budget is not None and outcome.failure is None:
         return f"explored {outcome.schedules:,} schedules, {outcome.budget}"
     if outcome.schedules and not outcome.contended:
@@ -163,7 +168,7 @@ def shrink(config: ExploreConfig, found: Schedule, buyers: int) -> tuple[Schedul
                 return found, buyers
             sale = ExploredSale(config.setup(n))
             try:
-                small = exhaustive(sale, bound, Budget(20_000, left))
+                small = exhaustive(sale, bound, Budget(20_000, left), reduction=False)
             finally:
                 sale.close()
             if small.failure is not None:

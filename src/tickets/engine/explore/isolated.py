@@ -117,13 +117,11 @@ def run_isolated(config: ExploreConfig, work: Callable[[ExploreConfig], T], limi
 def _child(
     config: ExploreConfig, work: Callable[[ExploreConfig], object], out: int, life: int
 ) -> None:  # pragma: no cover
-    from ..child.warden import ward
-
     try:
         os.setpgid(0, 0)  # a group the parent can kill whole
+        _ward(config, life)  # from here on: the worker; its parent is its warden
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
-        ward(life)  # from here on: the worker; its parent is its warden
         quiet()
         try:
             answer: tuple[str, object] = ("ok", work(config))
@@ -137,6 +135,30 @@ def _child(
             f.write(data)
     finally:
         os._exit(0)
+
+
+def _ward(config: ExploreConfig, life: int) -> None:  # pragma: no cover - seen from outside
+    """Fork: the child returns to explore; this process becomes its warden
+    (see tickets.engine.child.warden), which also removes the scratch
+    stores once everything is dead, so that a parent killed outright
+    (SIGKILL) leaves nothing behind."""
+    from ..child.reaper import CLEANUP_DEADLINE, become_subreaper, kill_descendants, parent_gone
+
+    become_subreaper()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # a buyer's kill 0 cannot stop its warden
+    pid = os.fork()
+    if pid == 0:
+        return
+    while not parent_gone(life):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.005)
+    kill_descendants(time.monotonic() + CLEANUP_DEADLINE)
+    if parent_gone(life):  # the parent died or gave up: nobody else will clean up
+        _clean(config, str(config.scratch))
+    os._exit(0)
 
 
 def _read(fd: int, deadline: float) -> bytes:

@@ -36,9 +36,10 @@ if TYPE_CHECKING:
     from ...stores import Store
     from ...stores.spec import StoreSpec
 
-    #: (depth, the enabled buyers, every unfinished buyer's next step,
-    #: the buyer of the step before) -> who goes next; None: drop the schedule
-    Chooser = Callable[[int, list[int], dict[int, Step], int | None], int | None]
+    #: (depth, the enabled buyers, every unfinished buyer's next step, the
+    #: buyer of the step before, what that step did) -> who goes next; None:
+    #: drop the schedule
+    Chooser = Callable[[int, list[int], dict[int, Step], int | None, str], int | None]
 
 
 class Nondeterministic(Exception):
@@ -223,17 +224,21 @@ class ExploredSale:
                     return None
                 enabled = ctl.enabled()
                 pending = {b: s for b in unfinished if (s := ctl.pending[b]) is not None}
+                holder = ctl.holders.get(LEASE) if leases else None
+                if holder is not None and (
+                    getattr(pending.get(holder), "kind", "") == "wait" or ctl.finished[holder]
+                ):
+                    # Paused in its write delay (or gone, the lease left held), the
+                    # holder may outlive its lease.
+                    enabled = [*enabled, -(holder + 1)]
+                    pending[-(holder + 1)] = expire(holder)
                 if not enabled:
                     held = ", ".join(f"{b} waits for {pending[b].obj}" for b in sorted(pending))
                     schedule.deadlock = f"nobody can go on: buyer {held}"
                     return None
-                holder = ctl.holders.get(LEASE) if leases else None
-                if holder is not None and getattr(pending.get(holder), "kind", "") == "wait":
-                    # Paused in its write delay, the holder may outlive its lease.
-                    enabled = [*enabled, -(holder + 1)]
-                    pending[-(holder + 1)] = expire(holder)
                 last = schedule.choices[-1] if schedule.choices else None
-                who = choose(len(schedule.choices), enabled, pending, last)
+                said = ctl.ran[-1].said if ctl.ran else ""
+                who = choose(len(schedule.choices), enabled, pending, last, said)
                 if who is None:
                     return None  # dropped: nothing new down this way
                 schedule.choices.append(who)

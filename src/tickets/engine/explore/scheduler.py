@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from greenlet import greenlet  # type: ignore[import-untyped]
 
@@ -46,6 +47,17 @@ class Abandoned(BaseException):
     """Raised in a buyer thread to unwind it: its schedule is dropped (the
     search found it redundant, or it is over). A BaseException, so that
     the buyer's own ``except Exception`` does not swallow it."""
+
+
+class Misused(Exception):
+    """Buyer code did what the scheduler cannot put in order (exit 2)."""
+
+
+#: Why a schedule came back to the scheduler by the buyer code's own doing.
+ESCAPED = (
+    "a buyer's code switched greenlets on its own (or ran an event loop or thread that did): "
+    "the explorer cannot put its steps in order"
+)
 
 
 class StepHung(Exception):
@@ -90,6 +102,8 @@ class Controller:
     decide: Callable[[], int | None] | None = None
     #: what ``decide`` raised, for the main greenlet
     error: BaseException | None = None
+    #: the scheduler ended the schedule (not a buyer's code switching away)
+    over: bool = False
 
     def __post_init__(self) -> None:
         self.main = greenlet.getcurrent()
@@ -107,6 +121,15 @@ class Controller:
             if step.takes_lock:  # never into a wait for a lock another holds
                 raise Abandoned
             return
+        if self.abandon:  # the schedule is being ended: unwind
+            self.free[b] = True
+            raise Abandoned
+        if greenlet.getcurrent() is not self.runners[b]:
+            self.misused(
+                f"buyer {b}'s store handle was used outside buyer {b}'s own code (a handle "
+                "kept across calls, a __del__, a thread or greenlet of its own): the explorer "
+                "cannot put that in order"
+            )
         self.pending[b] = step
         if self.decide is None:  # starting: back to the main greenlet, which starts the next
             self._to_main()
@@ -115,6 +138,14 @@ class Controller:
         if self.abandon:  # resumed to unwind
             self.free[b] = True
             raise Abandoned
+
+    def misused(self, why: str) -> NoReturn:
+        """Buyer code did what the scheduler cannot order: the schedule ends
+        here, and the exploration stops with ``why``."""
+        if self.error is None:
+            self.error = Misused(why)
+        self.abandon = True
+        raise Abandoned
 
     def say(self, text: str) -> None:
         """What the step that just ran did, in words (for the printed schedule)."""
@@ -143,6 +174,7 @@ class Controller:
             self.error = exc
             chosen = None
         if chosen is None:
+            self.over = True
             if current is not None:
                 self._to_main()
             return None
@@ -167,11 +199,15 @@ class Controller:
         """Start a buyer: it runs until it stops at its first point."""
         self.runners[buyer] = runner
         runner.switch()
+        if self.pending[buyer] is None and not self.finished[buyer] and self.error is None:
+            self.error = Misused(ESCAPED)
 
     def play(self, decide: Callable[[], int | None]) -> None:
         """Run the schedule ``decide`` makes, until it is over."""
         self.decide = decide
         self._dispatch(None)
+        if not self.over and self.error is None:  # back here by a buyer's own switch
+            self.error = Misused(ESCAPED)
 
     def enabled(self) -> list[int]:
         """The buyers that can take their next step now."""

@@ -43,6 +43,9 @@ class Node:
     sleep: set[int]
     done: set[int] = field(default_factory=set)
     chosen: int = -1
+    #: what the chosen step did, in words, the first time it ran (the values
+    #: it read and wrote: a replay of the prefix must see the same)
+    said: str | None = None
 
     def candidates(self, bound: int | None) -> list[int]:
         """Who may go here: awake, and within the preemption bound; the
@@ -162,8 +165,18 @@ def _chooser(nodes: list[Node], prefix: list[int], bound: int | None, reduction:
     run saw there), then new nodes, each taking its first candidate."""
 
     def choose(
-        depth: int, enabled: list[int], pending: dict[int, Step], last: int | None
+        depth: int, enabled: list[int], pending: dict[int, Step], last: int | None, said: str
     ) -> int | None:
+        if 0 < depth <= len(nodes):  # what the step before did, against the first time
+            before = nodes[depth - 1]
+            if before.said is None:
+                before.said = said
+            elif before.said != said:
+                raise Nondeterministic(
+                    f"step {depth} did other than the first time ({said!r}, not "
+                    f"{before.said!r}): the buyer code depends on something besides the "
+                    "store (time, randomness, its own state)"
+                )
         if depth < len(prefix):
             node = nodes[depth]
             if node.enabled != enabled or node.pending != pending:
@@ -204,6 +217,7 @@ def _backtrack(nodes: list[Node], bound: int | None) -> list[int]:
         if untried:
             node.chosen = untried[0]
             node.done.add(node.chosen)
+            node.said = None  # another step goes here now
             return [n.chosen for n in nodes]
         nodes.pop()
     return []
@@ -241,7 +255,9 @@ def _pct(priority: list[int], changes: dict[int, int]):  # type: ignore[no-untyp
     """PCT's choice: the highest-priority enabled buyer; at a change point
     the one about to run drops to that point's low priority first."""
 
-    def choose(d: int, enabled: list[int], pending: dict[int, Step], last: int | None) -> int:
+    def choose(
+        d: int, enabled: list[int], pending: dict[int, Step], last: int | None, said: str
+    ) -> int:
         best = max(enabled, key=lambda b: priority[b])
         if d in changes:
             priority[best] = changes[d]
@@ -254,7 +270,9 @@ def _pct(priority: list[int], changes: dict[int, int]):  # type: ignore[no-untyp
 def replayed(sale: ExploredSale, choices: list[int]) -> Schedule:
     """One schedule, step for step as ``choices`` say (a saved counterexample)."""
 
-    def choose(d: int, enabled: list[int], pending: dict[int, Step], last: int | None) -> int:
+    def choose(
+        d: int, enabled: list[int], pending: dict[int, Step], last: int | None, said: str
+    ) -> int:
         if d >= len(choices):
             raise Nondeterministic(
                 f"the schedule ends after {len(choices)} steps, the sale did not"
