@@ -112,8 +112,8 @@ def _found_view(
         Text(
             f"{head}: {what}, {result.counterexample_buyers} buyers over "
             f"{plural(cfg.tickets, 'ticket')}, {plural(found.preemptions, 'preemption')}, "
-            f"{len(found.ran)} steps "
-            f"(found after {how}; shrunk to the fewest buyers and preemptions)",
+            f"{len(found.ran)} steps (found after {how}"
+            + ("; shrunk to the fewest buyers and preemptions)" if head == "FAILED" else ")"),
             style="bold red",
         )
     )
