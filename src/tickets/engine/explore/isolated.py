@@ -49,8 +49,9 @@ def ExplorerDied(what: str) -> StoreError:  # noqa: N802 - raised as an error cl
 
 
 def scratch_root(config: ExploreConfig) -> str:
-    """The folder every scratch store of this exploration goes in: beside a
-    file store (so a store on tmpfs is explored on tmpfs), else in $TMPDIR."""
+    """Where every scratch store of this exploration goes (not made yet):
+    beside a file store (so a store on tmpfs is explored on tmpfs), else in
+    $TMPDIR."""
     import stat
 
     spec = config.store
@@ -63,14 +64,18 @@ def scratch_root(config: ExploreConfig) -> str:
             mode = None  # no store there yet: explore needs none
         if mode is not None and not stat.S_ISREG(mode):
             raise StoreError(spec.label, "is not a regular file", "give --db a store file")
+    # Probed here (a one-line error before anything starts); made by the
+    # warden, which alone outlives a parent killed outright and removes it.
     try:
-        return tempfile.mkdtemp(prefix=".tickets-explore-", dir=where)
+        probe = tempfile.mkdtemp(prefix=".tickets-explore-", dir=where)
+        os.rmdir(probe)
     except OSError as exc:
         raise StoreError(
             where or tempfile.gettempdir(),
             f"cannot hold the explorer's scratch store ({exc.strerror})",
             "give --db a store in a writable folder",
         ) from None
+    return probe
 
 
 def run_isolated(config: ExploreConfig, work: Callable[[ExploreConfig], T], limit: float) -> T:
@@ -147,6 +152,8 @@ def _ward(config: ExploreConfig, life: int) -> None:  # pragma: no cover - seen 
     become_subreaper()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # a buyer's kill 0 cannot stop its warden
+    with contextlib.suppress(OSError):  # (failing, the worker says why in one line)
+        os.mkdir(str(config.scratch), 0o700)
     pid = os.fork()
     if pid == 0:
         return

@@ -131,6 +131,15 @@ class ExploredSale:
 
     def _scratch(self, spec: StoreSpec) -> StoreSpec:
         within = self.setup.scratch
+        if within is not None:  # the warden made it: ours, a folder, no link
+            import stat
+
+            try:
+                info = os.lstat(within)
+            except OSError as exc:
+                raise StoreError(within, f"cannot be made ({exc.strerror})") from None
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                raise StoreError(within, "is not the explorer's own scratch folder")
         if spec.kind == "redis":
             key = f"{spec.key}:explore:{self.setup.token}{os.urandom(6).hex()}"
             self.scratch = key
