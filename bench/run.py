@@ -28,6 +28,9 @@ not the absolute numbers, across machines).
     and streaming the histories against files only (bench/hosts_sale.py).
 11. Big sales on worker processes: 100,000 and 1,000,000 buyers against
     bare loops, memory, check, and the default delays (bench/big_sales.py).
+13. `tickets explore`: the two-buyer oversell as a whole command against
+    `tickets --help`, schedules per second per strategy on tmpfs and disk,
+    and the reduction against every interleaving (bench/explore.py).
 """
 
 from __future__ import annotations
