@@ -27,7 +27,7 @@ import heapq
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .events import OK
+from .events import ABSENT, OK
 
 if TYPE_CHECKING:
     from .operations import Operations
@@ -99,7 +99,7 @@ def contention_of(ops: Operations, initial: int | None) -> Contention:
     """How many operations overlapped another while tickets were left, and
     the most in flight at once (spans that only touch do not overlap)."""
     noun = "orders" if ops.noun == "order" else "purchases"
-    total = sum(1 for k in ops.kinds if k)
+    total = ops.size - ops.count(ABSENT)
     ordered = sorted(spans(ops, initial))
     contended = peak = 0
     ends: list[float] = []  # of the spans in flight, a heap

@@ -183,7 +183,9 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
             _replayed(ctx, opts["replay"], spec, json_, opts["buy"])
             return
         strategy = opts["strategy"]
-        if strategy.needs and not strategy.usable_with(_capabilities(spec)):
+        from ..locking.strategies import strategies_for
+
+        if strategy not in strategies_for(spec.kind):
             raise click.BadParameter(
                 f"{strategy.name} does not apply to a {spec.kind} store", param_hint="--lock"
             )
@@ -229,12 +231,6 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
         done_answering()
         console.print(exploration_view(result, picture), soft_wrap=True)  # paths whole
     exit_with(code)
-
-
-def _capabilities(spec: Any) -> frozenset[str]:
-    from ..stores import KIND_CAPABILITIES
-
-    return KIND_CAPABILITIES[spec.kind]
 
 
 def deadline_of(config: Any) -> float:

@@ -195,6 +195,25 @@ class BuyerSession:
             self.events.send_all([held, event])
 
 
+def let_go(lock: BuyerLock, failed: bool) -> str | None:
+    """Let go of a buyer's lock after its critical section: released (a
+    transaction commits, and may be refused: NoEffect, WriteUnknown, raised
+    as the sale's outcome), or, ``failed``, aborted (a transaction rolls
+    back). Any other failure to let go is returned, as the note the buyer's
+    outcome carries: the sale itself is done."""
+    try:
+        if failed:
+            lock.abort()
+        else:
+            lock.release()
+    except (NoEffect, WriteUnknown):
+        if not failed:
+            raise
+    except Exception as error:
+        return f"{LOCK_RELEASE_FAILED}{error}"
+    return None
+
+
 class WatchedLock:
     """The strategy's lock, built when first taken (a buyer who walks away
     never opens ``<store>.lock``), with the time it was taken and any
@@ -238,16 +257,8 @@ class WatchedLock:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._lock is not None
-        try:
-            if exc is None:
-                self._lock.release()  # a transaction's commit: may refuse (NoEffect)
-            else:
-                self._lock.abort()  # a transaction rolls back
-        except (NoEffect, WriteUnknown):  # a transaction's commit: its outcome, not a note
-            if exc is None:
-                raise
-        except Exception as error:
-            self.release_error = f"{LOCK_RELEASE_FAILED}{error}"
+        if (why := let_go(self._lock, failed=exc is not None)) is not None:
+            self.release_error = why
 
     def close(self) -> None:
         """Let go of what the lock holds open (a buyer on a thread: its

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from ...check.events import completed, invoke, sold_out
 from ...locking.locks import FileLock, FlockLock, LockTimeout, NoLock, ProcessLock
-from ...stores import NoEffect, StoreError, WriteUnknown
+from ...stores import StoreError
+from ..child.session import let_go
 from . import steps
 from .scheduler import Abandoned
 
@@ -236,15 +237,8 @@ class ExploredLock:
             # A semaphore let go of by anyone is free: whoever held it no longer excludes.
             self.ctl.holders.pop(self.name, None)
         try:
-            if exc is None and stopped is None:
-                self._lock.release()  # a transaction's commit: may refuse (NoEffect)
-            else:
-                self._lock.abort()
-        except (NoEffect, WriteUnknown):
-            if exc is None:
-                raise
-        except Exception as error:
-            self.release_error = str(error)
+            if (why := let_go(self._lock, failed=exc is not None or abandoned)) is not None:
+                self.release_error = why
         finally:
             if self.name is not None and self.ctl.holders.get(self.name) == self.buyer:
                 del self.ctl.holders[self.name]

@@ -280,7 +280,7 @@ def replay_config(
     kind (beside ``store``, a file store's; ``store`` itself, a server's).
     A schedule that names buyer code runs it only when ``buy`` names the
     same (a shared file must not carry code to run unasked)."""
-    from ...locking.strategies import get
+    from ...locking.strategies import get, strategies_for
 
     doc = read_schedule(path)
     kind = str(doc["store_kind"])
@@ -301,9 +301,7 @@ def replay_config(
     if saved is None and buy is not None:
         raise UsageProblem(f"{path}: this schedule is of the built-in buyer; drop --buy")
     strategy = get(str(doc["lock"]))
-    from ...stores import KIND_CAPABILITIES
-
-    if not strategy.usable_with(KIND_CAPABILITIES[kind]):
+    if strategy not in strategies_for(kind):
         raise UsageProblem(f"{path}: lock {strategy.name} does not apply to a {kind} store")
     if bool(doc["fencing"]) and not strategy.leases:
         raise UsageProblem(f"{path}: fencing is for the lease lock, not {strategy.name}")

@@ -24,6 +24,8 @@ from ...check.verdict import Report, evaluate
 from ...errors import StoreError, UsageProblem
 from ...stores import open_store
 from ..child.buyer import outcome_of, purchase
+from ..child.user_buyer import load
+from ..child.user_buyer import outcome as user_outcome
 from .buyers import ExploredLock, ExploredSession, outcome_words
 from .scheduler import Abandoned, Controller, Executed, StepHung, buyer_runner
 from .steps import LEASE, Step, expire
@@ -113,8 +115,6 @@ class ExploredSale:
         self.scratch: str | None = None
         self.function = None
         if setup.buy is not None:  # before anything is made: a bad one leaves nothing
-            from ..child.user_buyer import load
-
             self.function = load(setup.buy)
         self.spec = self._scratch(setup.spec)
         self.keeper: Store = open_store(self.spec, 1.0)
@@ -308,8 +308,6 @@ class ExploredSale:
                 if function is None:
                     outcome = outcome_of(purchase, session, lock)  # type: ignore[arg-type]
                 else:
-                    from ..child.user_buyer import outcome as user_outcome
-
                     outcome = user_outcome(function, session, lock, None)  # type: ignore[arg-type]
             except Abandoned:
                 raise
