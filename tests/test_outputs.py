@@ -248,7 +248,7 @@ def test_a_signal_lets_an_answer_that_can_go_out_go_out_whole(tmp_path: Path) ->
     """A signal while a reader is still reading: the document is whole and
     the exit code is the one it states (what CI gates on agree)."""
     proc, read_end = start_stuck(
-        tmp_path, "buy", "--buyers", "60", "--tickets", "60", "--search-delay", "1", "--json"
+        tmp_path, "buy", "--buyers", "60", "--tickets", "60", "--search-delay", "20", "--json"
     )
     proc.send_signal(signal.SIGTERM)
     out = drain(read_end)
