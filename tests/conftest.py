@@ -21,6 +21,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """All state under tmp_path: the default store, its lock and histories."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TICKETS_DB", str(tmp_path / "tickets.json"))
+    # A server store's lock and claim files (tickets.stores.spec.state_folder)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.delenv("NO_COLOR", raising=False)
     # pytest-xdist's workers set COLUMNS=80: piped output would wrap there
     # and nowhere else (a test's own COLUMNS still sets a width).

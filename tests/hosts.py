@@ -235,8 +235,9 @@ class Hosts:
         folder = cwd or self.folder / f"h{i}"
         folder.mkdir(exist_ok=True)
         argv = ["ip", "netns", "exec", self.host_ns(i), sys.executable, "-m", "tickets", *args]
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(folder / "run")}  # a machine's own
         return subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder, env=env
         )
 
     def wait_started(self, name: str, timeout: float = 60.0) -> None:

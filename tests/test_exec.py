@@ -114,17 +114,29 @@ def test_any_other_exit_is_an_unknown_outcome_its_stderr_in_the_log() -> None:
         "--stock-cmd",
         "echo 5",
         "--exec",
-        "echo SECRET-$((1+1)); echo oops-$((6*7)) >&2; echo more-$((2*3)) >&2; exit 1",
+        "echo SECRET-$((1+1)); echo oops-$((6*7)) >&2; echo more-$((2*3)) >&2; echo >&2; exit 1",
     )
     assert done.returncode == 1, done.stdout  # errors: the sale proves nothing
-    # Its first stderr line is the reason; nothing else it wrote reaches the terminal.
-    assert "more-6" not in done.stdout + done.stderr and "SECRET-2" not in done.stdout
+    # Its last stderr line is the reason (a traceback's last line is its
+    # error); nothing else it wrote reaches the terminal.
+    assert "oops-42" not in done.stdout + done.stderr and "SECRET-2" not in done.stdout
     history = next(Path("history").glob("*.jsonl"))
     events = read_json_lines(history)
     infos = [e for e in events if e["type"] == "info"]
-    assert len(infos) == 3 and all(e["reason"] == "error: exit 1: oops-42" for e in infos)
+    assert len(infos) == 3 and all(e["reason"] == "error: exit 1: more-6" for e in infos)
     log = Path(str(history) + ".log").read_text()
-    assert log.count("oops-42") == 6 and log.count("more-6") == 3 and "buyer 2" in log
+    assert log.count("more-6") == 6 and log.count("oops-42") == 3 and "buyer 2" in log
+
+
+def test_a_python_command_s_error_is_its_traceback_s_last_line() -> None:
+    script = "import sys; print('x' * 9000, file=sys.stderr); raise ValueError('no seat here')"
+    done = tickets(
+        "buy", "-n", "2", "--stock-cmd", "echo 5", "--exec", f'{sys.executable} -c "{script}"'
+    )
+    history = next(Path("history").glob("*.jsonl"))
+    infos = [e for e in read_json_lines(history) if e["type"] == "info"]
+    assert done.returncode == 1 and len(infos) == 2, done.stdout + done.stderr
+    assert {e["reason"] for e in infos} == {"error: exit 1: ValueError: no seat here"}
 
 
 TAKE_ONE = f"{sys.executable} {ROOT / 'examples' / 'take_one.py'}"

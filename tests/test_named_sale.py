@@ -6,6 +6,7 @@ judged as one."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -18,12 +19,16 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def tickets(db: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``tickets`` here, or (``cwd``) as on another machine: its own folder
+    and its own lock and claim files (``$XDG_RUNTIME_DIR``)."""
+    env = None if cwd is None else {**os.environ, "XDG_RUNTIME_DIR": str(cwd / "run")}
     return subprocess.run(
         [sys.executable, "-m", "tickets", "--db", db, *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=cwd,
+        env=env,
     )
 
 

@@ -526,6 +526,8 @@ def test_race_and_timeline_on_a_real_store(real_store: str, tmp_path: Path) -> N
         "race",
         "-n",
         "12",
+        "-t",
+        "10",  # a missing key is made only when asked (a typo would make one)
         "--strategies",
         "none,atomic",
         "--write-delay",

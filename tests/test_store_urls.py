@@ -5,6 +5,7 @@ Redis key's count is read only in the form tickets writes it."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.timeout(120)
 
 #: Spellings refused today, each as the user typed it ({tmp}: the test's folder).
 REFUSED = [
-    "sqlite:////{tmp}/q.db",  # the issue's: SQLite took the folder for a host
-    "sqlite://localhost//{tmp}/q.db",
+    "sqlite:///q.db",  # /q.db: a SQLAlchemy user means it as relative
+    "sqlite://///{tmp}/q.db",
     "sqlite:%2F%2F{tmp}/q.db",
     "sqlite:q%00.db",
     "file:t%00.json",
@@ -70,20 +71,36 @@ def test_a_refused_url_is_a_usage_error_that_creates_nothing(
             assert snapshot(tmp_path) == before and not list(tmp_path.iterdir()), argv
 
 
-def test_the_issue_s_four_slash_sqlite_url_exits_2_and_leaves_no_lock_file(
-    tmp_path: Path,
-) -> None:
-    """Was: exit 3, 'invalid uri authority', and a stray q.db.lock."""
-    url = f"sqlite:///{tmp_path}/q.db"  # /tmp/... after three slashes: four in all
+@pytest.mark.parametrize("slashes", ["///", "////", "//localhost//"])
+def test_an_absolute_sqlite_url_takes_three_or_four_slashes(tmp_path: Path, slashes: str) -> None:
+    """SQLAlchemy's and Django's sqlite:////abs is absolute, as the tool's
+    own sqlite:///abs still is (it was: exit 3, 'invalid uri authority')."""
+    url = f"sqlite:{slashes}{str(tmp_path).lstrip('/')}/q.db"
     done = subprocess.run(
-        [sys.executable, "-m", "tickets", "--db", url, "init"],
+        [sys.executable, "-m", "tickets", "--db", url, "init", "-t", "4"],
         capture_output=True,
         text=True,
         timeout=60,
     )
+    assert done.returncode == 0, done.stderr
+    assert sqlite3.connect(tmp_path / "q.db").execute(
+        "SELECT count FROM tickets_stock"
+    ).fetchone() == (4,)
+
+
+def test_three_slashes_before_one_name_are_refused_with_both_spellings(tmp_path: Path) -> None:
+    """sqlite:///sale.db would be /sale.db, at the filesystem root."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tickets", "--db", "sqlite:///sale.db", "init"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2, done.stderr
-    assert "--db" in done.stderr and "sqlite:///absolute/path" in done.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert "filesystem root" in done.stderr and "sqlite:sale.db" in done.stderr
+    assert "sqlite:////abs/sale.db" in done.stderr.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == [] and not Path("/sale.db").exists()
 
 
 def test_accepted_spellings_name_a_file_sqlite_can_open(invoke: Any, tmp_path: Path) -> None:

@@ -304,12 +304,12 @@ def stock_to_restock(
     ctx: click.Context, tickets: int | None, keep_stock: bool, spec: StoreSpec
 ) -> int | None:
     """What to restock to before the run: only what --tickets says; a race
-    restocks every trial (its default 10). A missing store is created with
-    the default stock. None: sell from the store as it is."""
+    restocks every trial (its default 10). A missing store file is created
+    with the default stock; a missing key on a server is not (a typo in
+    ``?key=`` would make a stock of its own on a server others share): the
+    run refuses it, and a race checks it once its options are known to be
+    good (:func:`refuse_missing_key`). None: sell from the store as it is."""
     import os
-
-    from ..stores import open_store
-    from .errors import translate_errors
 
     if keep_stock and tickets is not None:
         raise click.UsageError(
@@ -317,18 +317,35 @@ def stock_to_restock(
         )
     if tickets is not None:
         return tickets
-    if keep_stock:  # as before: the store must be there
-        return None
     if ctx.command.name == "race":
         return DEFAULT_TICKETS
-    if spec.path is not None:
-        return None if os.path.lexists(spec.path) else DEFAULT_TICKETS
-    store = open_store(spec)
+    if keep_stock or spec.path is None:  # the store must be there
+        return None
+    return None if os.path.lexists(spec.path) else DEFAULT_TICKETS
+
+
+def refuse_missing_key(ctx: click.Context, spec: StoreSpec) -> None:
+    """A race on a server key that is not there, restocking to the default
+    10 (no --tickets): refused, exit 3, as a run with no --tickets is."""
+    if spec.path is not None or ctx.params.get("tickets") is not None:
+        return
+    from ..stores import open_store
+    from ..stores.base import StoreError
+    from .errors import translate_errors
+
     with translate_errors():
+        store = open_store(spec)
         try:
-            return None if store.exists() else DEFAULT_TICKETS
+            if not store.exists():
+                raise StoreError(spec.label, "no such key", MISSING_KEY_FIX)
         finally:
             store.close()
+
+
+#: What a run on a missing server key says to do (a typo in ``?key=``?).
+MISSING_KEY_FIX = (
+    "create it with `tickets --db URL init -t N`, or give race -t N (or is ?key= a typo?)"
+)
 
 
 def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Delays:

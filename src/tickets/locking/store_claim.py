@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..stores.base import Store, StoreError
-from ..stores.spec import StoreSpec
+from ..stores.spec import StoreSpec, state_folder
 from .locks import LOCK_FILE_MODE, FileLock, LockTimeout, unusable_lock_file
 
 #: How often a claim on a sale that is taken is tried again.
@@ -32,12 +32,30 @@ SWEEP_WAIT = 1.0
 
 
 def check_lock_path(spec: StoreSpec) -> None:
-    """Refuse lock paths that could lead a lock or write elsewhere."""
+    """Refuse lock paths that could lead a lock or write elsewhere (and make
+    a server store's folder for them, see tickets.stores.spec.state_folder)."""
+    if spec.path is None:
+        _own_folder(state_folder(), spec.lock_file is None)
     _check_lock_file(Path(spec.lock_path), ", or use another --lock-file")
     _check_lock_file(Path(spec.sale_path), "")  # the store's claim: --lock-file moves it not
     folder = Path(spec.lock_path).parent
     if not folder.is_dir():
         raise StoreError(spec.lock_path, f"folder {folder} does not exist", "create it first")
+
+
+def _own_folder(folder: str, for_lock: bool) -> None:
+    """Make the folder of this user's lock and claim files (0700), or refuse
+    one that is not theirs alone: another user's, a link, open to others."""
+    fix = "remove it (tickets makes it again)" + (", or give --lock-file" if for_lock else "")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError as exc:
+        raise StoreError(folder, f"cannot be made: {exc.strerror}", fix) from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise StoreError(folder, "is not a folder (a link, a file)", fix)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise StoreError(folder, "is not this user's own folder (owner or mode)", fix)
 
 
 def _check_lock_file(path: Path, elsewhere: str) -> None:

@@ -122,15 +122,16 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
 
 
 def took_no_part(report: Report) -> str:
-    """``; 49 turned away (busy or refused), 3 of unknown outcome, 9 left
-    unsold``: a green is about those who took part, and says who did not."""
+    """``; 3 left unsold: 43 turned away (busy or refused)``: a green is
+    about those who took part, and says who did not and what was not sold."""
     parts = []
     if report.refused:
-        parts.append(f"{report.refused} turned away (busy or refused)")
+        parts.append(f"{report.refused:,} turned away (busy or refused)")
     if report.unknown:
-        parts.append(f"{report.unknown} of unknown outcome")
-    if parts and report.remaining:
-        parts.append(f"{report.remaining} left unsold")
+        parts.append(f"{report.unknown:,} of unknown outcome")
+    if report.remaining:
+        why = " and ".join(parts) or "every buyer who came was served (more tickets than buyers)"
+        return f"; {report.remaining:,} left unsold: {why}"
     return "".join(f"; {p}" if i == 0 else f", {p}" for i, p in enumerate(parts))
 
 
@@ -139,7 +140,11 @@ def verdict(
     aborted: str | None = None,
     strategy: Strategy | None = None,
     run_error: str | None = None,
+    user_code: bool = False,
 ) -> Text:
+    """The verdict's lines. An oversell under a strategy without exclusion
+    is the expected demonstration, unless the buyer is the user's own code
+    (``user_code``): then it is the user's bug, said plainly."""
     if aborted:
         return Text(f"ABORTED: {printable(aborted)}", style="bold red")
     if run_error:
@@ -152,7 +157,7 @@ def verdict(
         return Text(text, style="bold green")
     if report.unproven:
         return not_proven(report)
-    if report.oversold and strategy is not None and not strategy.excludes:
+    if report.oversold and strategy is not None and not strategy.excludes and not user_code:
         lines = [
             f"FAILED, as expected with --lock {strategy.name} (no exclusion): "
             f"{report.initial} tickets were sold {report.sold} times, "
@@ -300,8 +305,35 @@ def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
         run_summary(result),
         Text(""),
         buyers_view(result, limit),
-        verdict(result.report, result.aborted, run_strategy(result), result.broken),
+        verdict(
+            result.report, result.aborted, run_strategy(result), result.broken, user_buyer(result)
+        ),
         seats_hint(result),
+        own_stock_hint(result),
+    )
+
+
+def user_buyer(result: RunResult) -> bool:
+    """Did the user's own code buy (``--buy``, ``--exec``)?"""
+    config = result.config
+    return isinstance(config, BuyConfig) and (config.buy or config.command) is not None
+
+
+def own_stock_hint(result: RunResult) -> Text:
+    """A ``--buy`` function that sold while the tool's store never moved
+    sells from a stock of its own (its own database): the tool's store says
+    nothing about it, and ``--stock-cmd`` reads the real one."""
+    config, report = result.config, result.report
+    if not isinstance(config, BuyConfig) or config.buy is None or config.stock != "store":
+        return Text("")
+    if not report.sold or report.initial is None or report.initial != report.remaining:
+        return Text("")
+    return Text(
+        f"hint: your function sold {report.sold:,} but the store it was handed "
+        f"({config.store.label}) never changed: if it sells from a stock of its own "
+        "(its own database), give --stock-cmd 'a command that prints that stock' "
+        "(without --tickets: restock it yourself before the sale)",
+        style="bold",
     )
 
 
@@ -315,6 +347,8 @@ def seats_hint(result: RunResult) -> Text:
         return Text("")
     if not failed & {"real-time order", "no seat sold twice"}:
         return Text("")
+    if result.report.double_sold or result.report.oversold:
+        return Text("")  # a real oversell: ids would only hide it
     return Text(
         "hint: a whole-number ticket is taken as a seat, the count the sale took "
         "(the first of 20 gets 20); if the command numbers its tickets otherwise "

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
         def reset(self) -> None: ...
 
 
-INIT_FIX = "create it with `tickets init`"
+INIT_FIX = "create it with `tickets --db URL init -t N` (or is ?key= a typo?)"
 
 #: A count is as SET writes an int: plain digits, no sign, space or leading
 #: zero, and no larger than MAX_COUNT (checked before anything is taken).

@@ -1,8 +1,8 @@
 """``--db``: a path or a URL, parsed once in the parent into a :class:`StoreSpec`.
 
 - ``tickets.json``, ``file:tickets.json``: the JSON file store (the default);
-- ``sqlite:sale.db`` (relative), ``sqlite:///srv/sale.db`` (absolute): a
-  SQLite database;
+- ``sqlite:sale.db`` (relative), ``sqlite:///srv/sale.db`` or
+  ``sqlite:////srv/sale.db`` (absolute): a SQLite database;
 - ``redis://[user:password@]host[:port][/db][?key=NAME]``: a key on a Redis
   server (port 6379, database 0 and key ``tickets`` unless given).
 
@@ -113,7 +113,7 @@ class StoreSpec(
             return self.lock_file
         if self.path is not None:
             return self.path + ".lock"
-        return self.stem + ".lock"
+        return os.path.join(state_folder(), self.stem + ".lock")
 
     @property
     def stem(self) -> str:
@@ -130,17 +130,32 @@ class StoreSpec(
         It is the store's, wherever ``--lock-file`` puts the lock: a run and a
         restock that name one store but different lock files must still meet
         here. Beside a file store; for a Redis key, in the current folder,
-        named after the server and the key."""
+        named after the server and the key, in :func:`state_folder`."""
         if self.path is not None:
             return self.path + ".sale"
         host = safe_name(str(self.host))
-        return f"redis-{host}-{self.port}-{self.db}-{safe_name(str(self.key))}.sale"
+        name = f"redis-{host}-{self.port}-{self.db}-{safe_name(str(self.key))}.sale"
+        return os.path.join(state_folder(), name)
 
     @property
     def folder(self) -> str:
         """Where the store's histories go by default: ``history/`` beside a
         file store, in the current folder for a server."""
         return os.path.dirname(self.path) if self.path is not None else ""
+
+
+def state_folder() -> str:
+    """Where a server store's lock and claim files go, since no file of its
+    own is there to put them beside: one folder of this user's on this
+    machine, ``$XDG_RUNTIME_DIR/tickets``, else ``$TMPDIR/tickets-UID``
+    (``/tmp``), so that runs started from any folder meet in it. Made, and
+    checked to be the user's own, before a run uses it (see
+    tickets.locking.store_claim.check_lock_path)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(runtime):
+        return os.path.join(runtime, "tickets")
+    temp = os.environ.get("TMPDIR", "")
+    return os.path.join(temp if os.path.isabs(temp) else "/tmp", f"tickets-{os.geteuid()}")
 
 
 def lock_clash(spec: StoreSpec) -> str | None:
@@ -214,12 +229,16 @@ def _scheme_only(text: str) -> str:
 
 
 def _file_path(text: str, rest: str) -> str:
-    """``file:x``, ``file:///abs/x``, ``sqlite:x``, ``sqlite:///abs/x``: a
-    path every later step can use, or a usage error now (before a lock file,
-    a claim or a history is made)."""
+    """``file:x``, ``file:///abs/x``, ``file:////abs/x`` (SQLAlchemy's and
+    Django's spelling), ``sqlite:`` the same: a path every later step can
+    use, or a usage error now (before a lock file, a claim or a history is
+    made). Three slashes before one name (``sqlite:///sale.db``) would be a
+    file at the filesystem root, which a SQLAlchemy user means as relative:
+    refused, with both spellings offered."""
     kind = text.split(":", 1)[0]
-    spellings = f"write {kind}:///absolute/path or {kind}:relative/path"
-    if rest.startswith("//"):
+    spellings = f"write {kind}:relative/path, or {kind}:////absolute/path"
+    authority = rest.startswith("//")
+    if authority:
         host, slash, path = rest[2:].partition("/")
         if host not in ("", "localhost"):
             raise BadStoreURL(f"{kind}://{host}/…: a {kind} store is a local file; {spellings}")
@@ -232,8 +251,16 @@ def _file_path(text: str, rest: str) -> str:
 
     # surrogateescape: %ff names the byte 0xff, as the file system has it
     path = unquote(rest, errors="surrogateescape")
+    if authority and path.startswith("//"):  # four slashes: an absolute path
+        path = path[1:]
     if path.startswith("//"):  # a share to some readers, /path to Linux, a host to SQLite
-        raise BadStoreURL(f"{kind}:////…: {spellings} (three slashes)")
+        raise BadStoreURL(f"{kind}://///…: too many slashes; {spellings}")
+    if authority and os.path.dirname(path) == "/" and not rest.startswith("//"):
+        name = path[1:]
+        raise BadStoreURL(
+            f"{kind}:///{name} would be {path}, at the filesystem root; for {name} in this "
+            f"folder write {kind}:{name}, for an absolute path {kind}:////abs/{name}"
+        )
     if "\0" in path:
         raise BadStoreURL(f"{kind}:…: a file name cannot hold a NUL byte (%00)")
     return path

@@ -58,7 +58,9 @@ if TYPE_CHECKING:
     from .pipe import Batcher
     from .plan import BuyerPlan
 
-#: What is kept of a command's stdout (the ticket is its first line) and stderr.
+#: What is kept of a command's stdout (its first bytes: the ticket is its
+#: first line) and of its stderr (its last bytes: where an error says what
+#: went wrong, as a traceback's last line does).
 KEEP_BYTES = 4096
 #: The longest ticket taken from a first line; longer is not a ticket.
 MAX_TICKET = 200
@@ -118,6 +120,12 @@ def first_line(data: bytes | bytearray) -> str:
     return shown(data.decode("utf-8", "replace").partition("\n")[0].strip())
 
 
+def last_line(data: bytes | bytearray) -> str:
+    """The last line with something on it: a traceback's is the error."""
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
+    return shown(next((line for line in reversed(lines) if line), ""))
+
+
 def ticket_of(line: str, ids: bool) -> OkOutcome:
     """The outcome of a sale that printed ``line``."""
     if not ids and line.isdigit() and line.isascii() and line[0] != "0" and len(line) <= 10:
@@ -151,7 +159,7 @@ def judge(run: Running, code: int, plan: BuyerPlan) -> Outcome:
         what = f"killed by signal {-code}"
     else:
         what = f"exit {code}" + EXIT_MEANINGS.get(code, "")
-    said = first_line(run.err)
+    said = last_line(run.err)
     return unknown_error(what + (f": {said}" if said else ""))
 
 
@@ -188,8 +196,9 @@ def spawn(plan: BuyerPlan, buyer: int) -> Running:
     return run
 
 
-def read_some(fd: int, buffer: bytearray) -> bool:
-    """Read what is there (keeping at most KEEP_BYTES); False at EOF."""
+def read_some(fd: int, buffer: bytearray, tail: bool = False) -> bool:
+    """Read what is there, keeping at most KEEP_BYTES: the first ones, or
+    with ``tail`` the last ones; False at EOF."""
     while True:
         try:
             data = os.read(fd, 65536)
@@ -199,7 +208,10 @@ def read_some(fd: int, buffer: bytearray) -> bool:
             return False
         if not data:
             return False
-        if len(buffer) < KEEP_BYTES:
+        if tail:
+            buffer += data[-KEEP_BYTES:]
+            del buffer[:-KEEP_BYTES]
+        elif len(buffer) < KEEP_BYTES:
             buffer += data[: KEEP_BYTES - len(buffer)]
 
 
@@ -244,7 +256,7 @@ class Commands:
                 abandon()
             for fd, _ in self.poller.poll(TICK * 1000):
                 run = self.by_fd.get(fd)
-                if run is not None and not read_some(fd, run.fds[fd]):
+                if run is not None and not read_some(fd, run.fds[fd], run.fds[fd] is run.err):
                     self.forget(fd)
             now = time.monotonic()
             for run in self.running.values():
@@ -276,7 +288,7 @@ class Commands:
 
     def finish(self, run: Running, code: int) -> None:
         for fd in list(run.fds):
-            read_some(fd, run.fds[fd])
+            read_some(fd, run.fds[fd], run.fds[fd] is run.err)
             self.forget(fd)
         outcome = judge(run, code, self.plan)
         t = time.monotonic()
