@@ -20,6 +20,10 @@ without the command line::
   ``sqlite:…``, ``redis://…``) into the spec a config takes, :func:`open_db`
   opens it as a :class:`Store`; :data:`STRATEGIES` are the ``--lock``
   strategies;
+- gate your own purchase code (a test's assertion): :func:`sale` runs real
+  sales of your function, :func:`explore` every interleaving of a few
+  buyers; each outcome's ``assert_passed()`` raises with the verdict (the
+  pytest fixtures ``tickets_sale`` and ``tickets_explore`` wrap them);
 - errors: everything refused derives from :class:`TicketsError`, whose
   ``exit_code`` is the command line's (:class:`UsageProblem` is exit 2).
 
@@ -48,6 +52,8 @@ if TYPE_CHECKING:  # what the names below load on first use, for type checkers
     from .engine.queue import run_queue
     from .engine.rows import RunResult
     from .errors import ConfigError, TicketsError, UsageProblem
+    from .gate.explore_gate import ExploreOutcome, explore
+    from .gate.sale_gate import SaleOutcome, sale
     from .locking.locks import LockTimeout
     from .locking.strategies import STRATEGIES
     from .stores import open_db
@@ -79,12 +85,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "StoreError": ("stores.base", "StoreError"),
     "HistoryError": ("check.history", "HistoryError"),
     "LockTimeout": ("locking.locks", "LockTimeout"),
+    "sale": ("gate.sale_gate", "sale"),
+    "explore": ("gate.explore_gate", "explore"),
+    "SaleOutcome": ("gate.sale_gate", "SaleOutcome"),
+    "ExploreOutcome": ("gate.explore_gate", "ExploreOutcome"),
 }
 
 __all__ = [
     "BuyConfig",
     "ConfigError",
     "Delays",
+    "ExploreOutcome",
     "History",
     "HistoryError",
     "LockTimeout",
@@ -92,17 +103,20 @@ __all__ = [
     "Report",
     "RunResult",
     "STRATEGIES",
+    "SaleOutcome",
     "Store",
     "StoreError",
     "TicketsError",
     "UsageProblem",
     "check_histories",
     "check_history",
+    "explore",
     "open_db",
     "parse_db",
     "read_history",
     "run_buy",
     "run_queue",
+    "sale",
 ]
 
 

@@ -1,0 +1,194 @@
+"""``tickets.sale``: real sales of your purchase function, judged, for a test to assert.
+
+Each trial is ``tickets buy --buy …`` through the library: the store
+restocked to ``tickets``, ``buyers`` buyer processes started by a fresh
+launcher (never forked from the caller, a pytest session included), a
+history written and checked. The outcome passes only when every trial
+passed: a trial that failed a check fails it (the trials stop there), and
+one that proved nothing (nobody raced, no stock, nobody took part) leaves
+it NOT PROVEN, which fails ``assert_passed()`` too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..constants import DEFAULT_STRATEGY
+from ..errors import ConfigError
+from ..stores.spec import safe_name
+from .callables import buyer_spec
+
+if TYPE_CHECKING:
+    from ..check.verdict import Report
+    from ..engine.rows import RunResult
+    from ..locking.strategies import Strategy
+    from ..stores.spec import StoreSpec
+
+#: The most trials one call runs.
+MAX_TRIALS = 1000
+#: ``store.wait()``'s upper bound by default (seconds): the command line's --write-delay.
+DEFAULT_WRITE_DELAY = 0.004
+
+
+@dataclass(frozen=True, repr=False)
+class SaleOutcome:
+    """What :func:`sale` found: every trial run (up to the first that failed)."""
+
+    #: the buyer as the buyer processes loaded it (``MODULE:FUNC`` or ``FILE.py:FUNC``)
+    buy: str
+    #: the trials asked for
+    trials: int
+    #: each trial's run, in order
+    results: tuple[RunResult, ...]
+
+    @property
+    def result(self) -> RunResult:
+        """The trial that decides the verdict: the first that failed, else the
+        first that proved nothing, else the last."""
+        for judged in (_failed, _unproven):
+            for result in self.results:
+                if judged(result):
+                    return result
+        return self.results[-1]
+
+    @property
+    def passed(self) -> bool:
+        return len(self.results) == self.trials and all(r.passed for r in self.results)
+
+    @property
+    def unproven(self) -> bool:
+        """Nothing failed, but some trial tested nothing: not a pass."""
+        return not self.passed and not any(_failed(r) for r in self.results)
+
+    @property
+    def report(self) -> Report:
+        """The deciding trial's verdict (``sold``, ``oversold``, ``double_sold``, checks)."""
+        return self.result.report
+
+    @property
+    def history(self) -> Path | None:
+        """The deciding trial's history."""
+        return self.result.history
+
+    @property
+    def histories(self) -> tuple[Path, ...]:
+        return tuple(r.history for r in self.results if r.history is not None)
+
+    def message(self) -> str:
+        """The verdict in words: what ``assert_passed()`` raises with."""
+        from ..render.tables import verdict
+
+        result = self.result
+        config = result.config
+        lines = [verdict(result.report, result.aborted, None, result.broken).plain]
+        lines.append(f"history   {result.history}")
+        trial = self.results.index(result) + 1
+        buyers = getattr(config, "buyers", 0)
+        lines.append(
+            f"sale      --buy {self.buy} --lock {config.strategy.name}, "
+            f"{plural(buyers, 'buyer')} over {plural(result.initial or 0, 'ticket')} "
+            f"(trial {trial} of {self.trials}); {result.report.contention.words()}"
+        )
+        return "\n".join(lines)
+
+    def assert_passed(self) -> None:
+        """Raise :class:`AssertionError` with :meth:`message` unless every trial PASSED."""
+        __tracebackhide__ = True  # pytest: the test's line, then the verdict
+        if not self.passed:
+            raise AssertionError(self.message())
+
+    def __repr__(self) -> str:
+        verdict = "PASSED" if self.passed else ("NOT PROVEN" if self.unproven else "FAILED")
+        return f"<SaleOutcome {verdict} {self.buy} history={self.history}>"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _failed(result: RunResult) -> bool:
+    """A check failed, or the run was cut short."""
+    return not result.passed and (result.aborted is not None or bool(result.report.failures()))
+
+
+def _unproven(result: RunResult) -> bool:
+    return not result.passed and not _failed(result)
+
+
+def sale(
+    buy: object,
+    *,
+    store: str | os.PathLike[str] | StoreSpec,
+    buyers: int = 50,
+    tickets: int = 10,
+    lock: str | Strategy = DEFAULT_STRATEGY,
+    trials: int = 1,
+    write_delay: float = DEFAULT_WRITE_DELAY,
+    seed: int = 0,
+    buyer_timeout: float | None = None,
+    history_dir: str | os.PathLike[str] | None = None,
+) -> SaleOutcome:
+    """Sell ``tickets`` to ``buyers`` buyer processes that each call ``buy``
+    once, ``trials`` times, and judge every sale.
+
+    ``buy``: a top-level function of an importable module (or its file),
+    or ``"FILE.py:FUNC"`` / ``"MODULE:FUNC"``; ``store``: a JSON file's
+    path, ``sqlite:…`` or ``redis://…``, restocked to ``tickets`` before
+    each trial; ``lock``: the strategy behind ``store.lock``;
+    ``write_delay``: what ``store.wait()`` waits at most (seconds);
+    ``history_dir``: where the histories go (default: ``history/`` beside
+    a file store, the current folder's for a server).
+    """
+    from ..engine.buy import run_buy
+    from ..engine.child.plan import Delays
+    from ..engine.config import BuyConfig
+
+    __tracebackhide__ = True  # pytest: a refusal shows at the test's line
+    spec = buyer_spec(buy)
+    if type(trials) is not int or not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"trials must be a whole number from 1 to {MAX_TRIALS:,}, got {trials!r}")
+    folder = _folder(history_dir)
+    results: list[RunResult] = []
+    for trial in range(trials):
+        config = BuyConfig(
+            store=store,  # type: ignore[arg-type]  # a path or a URL is parsed when made
+            strategy=lock,  # type: ignore[arg-type]  # a name is parsed when made
+            buy=spec,
+            buyers=buyers,
+            tickets=tickets,
+            seed=seed + trial,
+            delays=Delays(0.0, write_delay),  # a user buyer does its own search
+            buyer_timeout=buyer_timeout,
+            history=None if folder is None else _history_file(folder, spec, trial),
+        )
+        results.append(run_buy(config))
+        if _failed(results[-1]):
+            break
+    return SaleOutcome(spec, trials, tuple(results))
+
+
+def _folder(history_dir: str | os.PathLike[str] | None) -> Path | None:
+    if history_dir is None:
+        return None
+    if not isinstance(history_dir, str | os.PathLike):
+        raise ConfigError(f"history_dir must be a folder's path, got {history_dir!r}")
+    folder = Path(history_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"history_dir {folder}: cannot be made ({exc.strerror}); give a writable folder"
+        ) from None
+    return folder
+
+
+def _history_file(folder: Path, spec: str, trial: int) -> Path:
+    """``take_ticket-20260101T120000.123456Z-4242-1.jsonl``: unique per
+    process and moment, so that test workers never share one."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    name = safe_name(spec.rpartition(":")[2], 40)
+    return folder / f"{name}-{stamp}.{time.time_ns() % 10**9:09d}Z-{os.getpid()}-{trial + 1}.jsonl"
