@@ -10,6 +10,7 @@ import click
 from ..constants import EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
 from .console import emit_json, make_console
 from .errors import done_answering, exit_with, translate_errors
+from .history_commands import junit_option, write_junit
 from .options import json_option, lock_option
 from .params import Amount, Count
 from .store_options import db_option
@@ -154,6 +155,7 @@ def _refuse(what: str) -> Any:
     ),
 )
 @json_option
+@junit_option
 @db_option
 @click.pass_context
 def explore_command(ctx: click.Context, /, **opts: Any) -> None:
@@ -175,12 +177,13 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
         tickets explore --replay history/tickets-...-explore-none-123.schedule.json  # its oversell
     """
     from ..engine.explore.explorer import ExploreConfig, run_explore
+    from ..render.junit_explore import explore_xml
 
     spec = ctx.obj.spec
     json_ = opts["json_"]
     with translate_errors():
         if opts["replay"] is not None:
-            _replayed(ctx, opts["replay"], spec, json_, opts["buy"])
+            _replayed(ctx, opts["replay"], spec, json_, opts["buy"], opts["junit_xml"])
             return
         strategy = opts["strategy"]
         from ..locking.strategies import strategies_for
@@ -214,6 +217,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
             raise click.BadParameter("is for --lock lease (a Redis store)", param_hint="--fencing")
         result = isolated(config, run_explore, deadline_of(config))
     code = exit_code_of(result)
+    write_junit(opts["junit_xml"], lambda: explore_xml(result, code))
     if json_:
         emit_json(explore_doc(result), code)
     else:
@@ -324,10 +328,13 @@ SAVED = (
 )  # fmt: skip
 
 
-def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool, buy: str | None) -> None:
+def _replayed(
+    ctx: click.Context, path: str, spec: Any, json_: bool, buy: str | None, junit_xml: str | None
+) -> None:
     from pathlib import Path
 
     from ..engine.explore.explorer import broke, replay_config, replay_run
+    from ..render.junit_explore import replay_xml
 
     given = [
         name for name in SAVED
@@ -349,6 +356,7 @@ def _replayed(ctx: click.Context, path: str, spec: Any, json_: bool, buy: str | 
     code = EXIT_CHECK_FAILED if failed else (0 if raced else EXIT_UNPROVEN)
     said = broke(schedule)
     same = said == doc.get("broke")
+    write_junit(junit_xml, lambda: replay_xml(schedule, path, history, code))
     if json_:
         emit_json(
             {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,10 +21,13 @@ if TYPE_CHECKING:
 
     from ..check.history import History
     from ..check.housekeeping import Entry
+    from ..render.junit import Checked
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class OutputFile(click.ParamType[str]):
-    """A path an output (``--svg``, ``--html``) may be written to, checked as
+    """A path an output (``--svg``, ``--html``, ``--junit-xml``) may be written to, checked as
     it is parsed: a bad one stops the command before any sale runs (exit 3,
     as for a history or a store: see :mod:`tickets.render.files`)."""
 
@@ -38,6 +43,35 @@ class OutputFile(click.ParamType[str]):
         with translate_errors():
             check_output_path(value, param.opts[0] if param is not None else "the option")
         return value
+
+
+#: The option that writes the verdict as JUnit XML (see tickets.render.junit).
+JUNIT_FLAG = "--junit-xml"
+
+
+def junit_option(f: F) -> F:
+    """``--junit-xml PATH`` on a command that gives a verdict."""
+    return click.option(
+        JUNIT_FLAG,
+        "junit_xml",
+        type=OutputFile(),
+        metavar="PATH",
+        help="Also write the verdict as JUnit XML (a CI system's test report), whatever "
+        "it is: a NOT PROVEN verdict is a failure there.",
+    )(f)
+
+
+def write_junit(path: str | None, build: Callable[[], bytes]) -> None:
+    """Write the report ``build`` makes to ``path`` (given), whole or not at
+    all, before the answer is shown: a report that cannot be written is
+    exit 3, as an ``--svg`` that cannot."""
+    if path is None:
+        return
+    from ..render.files import write_output
+
+    with translate_errors():
+        write_output(path, build().decode("utf-8"), JUNIT_FLAG)
+    click.echo(f"wrote {printable(path)}", err=True)
 
 
 @click.command()
@@ -56,6 +90,7 @@ class OutputFile(click.ParamType[str]):
     "from the sale's stream (instead of files).",
 )
 @json_option
+@junit_option
 @db_option
 @click.pass_context
 def check(
@@ -64,6 +99,7 @@ def check(
     one_sale: bool,
     sale_name: str | None,
     json_: bool,
+    junit_xml: str | None,
 ) -> None:
     """Check saved histories: each on its own, or as one sale.
 
@@ -77,27 +113,28 @@ def check(
         tickets check history/*.jsonl --json
         tickets check a.jsonl b.jsonl --one-sale
     """
-    from ..check.history import expand, read
-    from ..check.sale import check_histories
-    from ..check.verdict import check_history
+    from ..check.history import expand
     from ..render.json_documents import report_dict
+    from ..render.junit import check_xml
 
     if sale_name is not None:
-        check_named_sale(ctx, sale_name, histories, json_)
+        check_named_sale(ctx, sale_name, histories, json_, junit_xml)
         return
     if not histories:
         raise click.UsageError("give the histories to check, or --sale NAME")
     with translate_errors():
         paths = expand(histories)
         if one_sale or len(paths) == 1:
-            report = check_histories([read(p) for p in paths])
-            results = None
+            checked = [judged_as_one(paths)]
+            report, results = checked[0].report, None
         else:  # one at a time: memory for one history, not all
-            results = [(p, check_history(read(p))) for p in paths]
-    reports = [report] if results is None else [r for _, r in results]
+            checked = [judged(p) for p in paths]
+            results = [(c.name, c.report) for c in checked]
+    reports = [c.report for c in checked]
     passed = all(r.passed for r in reports)
     unproven = not passed and all(r.passed or r.unproven for r in reports)
     code = exit_code_for(passed, None, unproven=unproven)
+    write_junit(junit_xml, lambda: check_xml(checked, code))
     if json_ and results is None:
         emit_json({**report_dict(report), "histories": paths}, code)
     elif json_:
@@ -112,13 +149,40 @@ def check(
     exit_with(code)
 
 
+def judged(path: str) -> Checked:
+    """One history, checked on its own (its run line kept for the report)."""
+    from ..check.history import read
+    from ..check.verdict import check_history
+    from ..render.junit import Checked
+
+    started = time.monotonic()
+    history = read(path)
+    report = check_history(history)
+    return Checked(path, report, [history.run], [path], time.monotonic() - started)
+
+
+def judged_as_one(paths: list[str]) -> Checked:
+    """One history, or several judged as one sale (``--one-sale``)."""
+    from ..check.history import read
+    from ..check.sale import check_histories
+    from ..render.junit import Checked
+
+    started = time.monotonic()
+    loaded = [read(p) for p in paths]
+    report = check_histories(loaded)
+    name = paths[0] if len(paths) == 1 else f"one sale of {len(paths)} histories"
+    runs = [h.run for h in loaded]
+    return Checked(name, report, runs, paths, time.monotonic() - started)
+
+
 def check_named_sale(
-    ctx: click.Context, name: str, histories: tuple[str, ...], json_: bool
+    ctx: click.Context, name: str, histories: tuple[str, ...], json_: bool, junit_xml: str | None
 ) -> None:
     """``check --sale NAME``: every host's history from the sale's stream, as one."""
     from ..check.sale import check_sale
     from ..named_sale.stream import sale_histories
     from ..render.json_documents import report_dict
+    from ..render.junit import Checked, check_xml
     from .sale_group import named_sale
 
     if histories:
@@ -132,6 +196,8 @@ def check_named_sale(
             sale.store.close()
         report = check_sale(found, *final)
     code = exit_code_for(report.passed, None, unproven=report.unproven)
+    runs, paths = [h.run for h in found], [h.path for h in found]
+    write_junit(junit_xml, lambda: check_xml([Checked(f"sale {name}", report, runs, paths)], code))
     hosts = [
         {"host": h.run.get("host"), "run_id": h.run["run_id"], "clock": h.run.get("clock")}
         for h in found

@@ -28,7 +28,7 @@ from ..constants import (
 from .console import emit_json, make_console, run_live, sell_and_exit
 from .errors import exit_code_for, exit_with, translate_errors
 from .exec_options import exec_fields, exec_options
-from .history_commands import OutputFile
+from .history_commands import OutputFile, junit_option, write_junit
 from .options import (
     chaos_options,
     count_option,
@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     help="Stop a buyer still buying S seconds after the start (its outcome: unknown).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Show every buyer in the table.")
+@junit_option
 @click.pass_context
 def buy(
     ctx: click.Context,
@@ -99,6 +100,7 @@ def buy(
     show_all: bool,
     buy_code: str | None,
     buyer_timeout: float | None,
+    junit_xml: str | None,
     **opts: Any,
 ) -> None:
     """Run a sale: N buyer processes contend for the stock.
@@ -120,6 +122,7 @@ def buy(
     from ..engine.buy import run_buy
     from ..engine.config import BuyConfig
     from ..render.json_documents import run_dict
+    from ..render.junit import run_xml
 
     if show_all and buyers > ROWS_KEPT:
         raise click.UsageError(
@@ -140,6 +143,7 @@ def buy(
         config = BuyConfig(buyers=buyers, buy=buy_code, buyer_timeout=buyer_timeout, **given)
 
     def show(result: RunResult, code: int) -> None:
+        write_junit(junit_xml, lambda: run_xml(result, code))
         if json_:
             emit_json(run_dict(result), code)
         else:
@@ -196,6 +200,7 @@ def buy(
 )
 @sale_options
 @workers_options
+@junit_option
 @click.pass_context
 def race(
     ctx: click.Context,
@@ -232,6 +237,9 @@ def race(
         base = BuyConfig(buyers=buyers, **sale_config(ctx, opts), **worker_fields(opts))
 
     def show(result: RaceResult, code: int) -> None:
+        from ..render.junit import race_xml
+
+        write_junit(opts["junit_xml"], lambda: race_xml(result, code))
         if (opts["svg"] or opts["html"]) and result.runs:
             export_race(result, opts["svg"], opts["html"])
         if json_:
@@ -403,6 +411,7 @@ def show_race(result: RaceResult, show_timeline: bool) -> None:
 @sale_options
 @chaos_options
 @pause_length_option
+@junit_option
 @click.pass_context
 def queue_command(
     ctx: click.Context,
@@ -418,6 +427,7 @@ def queue_command(
     strategy: Strategy,
     json_: bool,
     producer_workers: int | None,
+    junit_xml: str | None,
     **opts: Any,
 ) -> None:
     """Sell through an order queue: producers submit, clerks sell.
@@ -460,6 +470,9 @@ def queue_command(
         )
 
     def show(result: RunResult, code: int) -> None:
+        from ..render.junit import run_xml
+
+        write_junit(junit_xml, lambda: run_xml(result, code))
         if json_:
             from ..render.json_documents import queue_dict
 

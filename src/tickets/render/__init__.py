@@ -1,3 +1,4 @@
 """What the parent shows: rich tables and views (``tables``), the timeline of
-a history (``timeline``), and the ``--json`` documents (``json_documents``, which
-never imports rich). Pure functions from results to renderables or dicts."""
+a history (``timeline``), the ``--json`` documents (``json_documents``, which
+never imports rich) and the ``--junit-xml`` reports (``junit``, nor does it).
+Pure functions from results to renderables, dicts or XML."""
