@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	mkdir -p var
 	cp data/tickets.json var/tickets.json
-	$(BIN)/tickets --db var/tickets.json buy --buyers 50 --keep-stock
+	@status=0; $(BIN)/tickets --db var/tickets.json buy --buyers 50 --keep-stock || status=$$?; \
+	echo; echo "The command is $(BIN)/tickets; '. $(BIN)/activate' puts tickets on your PATH."; \
+	exit $$status
 
 # Two or more workers (pytest-xdist), a test file each at a time: the files
 # that build network namespaces or hold one server run whole on one worker.

@@ -324,6 +324,20 @@ def test_the_readme_recipe_passes_the_service_and_fails_its_broken_variant(
         assert "double-sold seats" in done.stdout
 
 
+def test_the_readme_recipe_fails_when_tickets_is_not_on_the_path(
+    shop_env: dict[str, str],
+) -> None:
+    """A CI job whose tickets never ran must not go green."""
+    folders = shop_env["PATH"].split(os.pathsep)
+    env = {
+        **shop_env,
+        "PATH": os.pathsep.join(f for f in folders if not Path(f, "tickets").exists()),
+    }
+    script = recipe().replace("8765", str(free_port()))
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 127 and "tickets: not found" in done.stderr, done.stderr
+
+
 @pytest.fixture
 def shop(shop_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     """Start the example service (a variant) on a free loopback port."""

@@ -114,8 +114,8 @@ def test_some_bought_and_the_rest_were_turned_away_is_judged_and_said(tmp_path: 
     )
     assert done.returncode == 0, done.stdout
     assert done.stdout.strip().splitlines()[-1] == (
-        "PASSED: 1 sold from a stock of 5, nothing oversold; 2 turned away (busy or refused), "
-        "4 left unsold"
+        "PASSED: 1 sold from a stock of 5, nothing oversold; "
+        "4 left unsold: 2 turned away (busy or refused)"
     )
 
 

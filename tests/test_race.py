@@ -42,9 +42,15 @@ def test_judge_matrix() -> None:
     assert judge([clean, demo]).passed  # unlocked oversell is the demonstration
     assert not judge([side("process", [0, 2]), demo]).passed
     assert not judge([side("file", [0], failed=1)]).passed  # a broken check, no oversell
-    assert judge([clean, demo], max_oversold=13).passed
-    verdict = judge([clean, demo], max_oversold=12)
-    assert not verdict.passed and "more than --max-oversold 12" in verdict.reasons[0]
+    # --max-oversold holds the sides under test; the demonstration oversells freely
+    assert judge([clean, demo], max_oversold=0).passed
+    verdict = judge([side("file", [0, 3], failed=0), demo], max_oversold=2)
+    assert not verdict.passed and verdict.reasons == (
+        "file oversold 3, more than --max-oversold 2",
+    )
+    mine = side("shop.py:buy", [0, 4], failed=0)  # the user's code is under test
+    assert judge([mine, demo], max_oversold=4).passed
+    assert not judge([mine, demo], max_oversold=3).passed
     assert judge([clean, demo], expect_oversell=True).passed  # one trial of two oversold
     verdict = judge([clean, side("per-buyer", [0, 0])], expect_oversell=True)
     assert not verdict.passed and "did not oversell" in verdict.reasons[0]
@@ -111,7 +117,8 @@ def test_cli_race_json(invoke: Invoke) -> None:
     [
         (["--no-lock"], 0),
         (["--no-lock", "--expect-oversell"], 0),
-        (["--no-lock", "--max-oversold", "0"], 1),
+        (["--no-lock", "--max-oversold", "0"], 2),  # nothing under test to hold to it
+        (["--max-oversold", "0"], 0),  # the file lock beside the unlocked demonstration
         (["--strategies", "process,per-buyer", "--expect-oversell"], 0),
         (["--lock", "process", "--max-oversold", "1000"], 0),
     ],

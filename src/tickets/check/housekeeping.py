@@ -60,6 +60,26 @@ def history_folder(spec: StoreSpec) -> Path:
     return Path(spec.folder) / "history"
 
 
+def newest(folder: Path) -> Path | None:
+    """The newest history (``*.jsonl``, a regular file) in ``folder``, by
+    modification time: what ``check`` and ``timeline`` take when given none,
+    as git takes HEAD. None if there is none (or no folder)."""
+    import stat
+
+    found = []
+    try:
+        for path in folder.glob("*.jsonl"):
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((info.st_mtime_ns, path.name, path))
+    except OSError:
+        return None
+    return max(found)[2] if found else None
+
+
 def entries(folder: Path, store: str) -> list[Entry]:
     """The histories in ``folder``, newest first (none if it does not exist);
     ``store``: this store as a run line names it (StoreSpec.identity)."""

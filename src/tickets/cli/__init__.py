@@ -22,6 +22,7 @@ import click
 
 from ..constants import DEFAULT_STORE, EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_STORE, STORE_ENV
 from .explore_command import EXPLORE_EXIT_CODES, explore_command
+from .help_text import tailor
 from .history_commands import check, history_command, timeline_command
 from .sale_commands import buy, queue_command, race
 from .sale_group import sale_group
@@ -124,7 +125,7 @@ COMMANDS = (
     sale_group,
 )
 for command in COMMANDS:
-    command.epilog = EXIT_CODES_HELP  # in every command's help, not only the top one
+    tailor(command)  # its own exit codes, and the shared options' words fitted to it
     cli.add_command(command)
 explore_command.epilog = EXPLORE_EXIT_CODES
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -24,9 +25,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, ConsoleRenderable, Group, RenderResult
+    from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderResult
     from rich.live import Live
-    from rich.text import Text
 
     from ..engine.ledger import Progress, RunResult
 
@@ -45,18 +45,26 @@ def _is_terminal(stream: IO[str]) -> bool:
         return False
 
 
-def _plain_console() -> type[Console]:
-    """A Console whose lines lose their trailing spaces (tables pad them)."""
+def _consoles() -> tuple[type[Console], type[Console]]:
+    """Consoles that never crop a line: what is drawn fits the width
+    already, but for a path shown whole (tickets.render.tables.Whole),
+    which the terminal wraps without a newline in it. The plain one's
+    lines lose their trailing spaces too (tables pad them)."""
     from rich.console import Console
 
-    class PlainConsole(Console):
+    class WholeLines(Console):
+        def print(self, *objects: object, **kwargs: Any) -> None:
+            kwargs.setdefault("crop", False)
+            super().print(*objects, **kwargs)
+
+    class PlainConsole(WholeLines):
         def print(self, *objects: object, **kwargs: Any) -> None:
             with self.capture() as captured:
                 super().print(*objects, **kwargs)
             lines = captured.get().split("\n")
             self.file.write("\n".join(line.rstrip() for line in lines))
 
-    return PlainConsole
+    return WholeLines, PlainConsole
 
 
 class _Printable:
@@ -95,18 +103,16 @@ def sanitising(console: Console) -> Console:
 
 
 def make_console(stderr: bool = False, width: int | None = None) -> Console:
-    from rich.console import Console
-
     # Plain text when the stream is not a terminal (rich's own rule) or when
     # NO_COLOR is set: rich would drop only the colours and keep bold.
     plain = bool(os.environ.get("NO_COLOR"))
     stream = sys.stderr if stderr else sys.stdout
-    kind = Console
+    kind, plain_kind = _consoles()
     if not _is_terminal(stream):
         # A log or a pipe: no 80-column wrapping (a history's path stays on
         # one line, to copy or grep; tables still take only what they need)
         # and no trailing spaces.
-        kind = _plain_console()
+        kind = plain_kind
         if width is None and not os.environ.get("COLUMNS"):
             width = UNWRAPPED
     columns = os.environ.get("COLUMNS", "")
@@ -154,6 +160,8 @@ HEARTBEAT_ENV = "TICKETS_HEARTBEAT_S"
 HEARTBEAT_S = 5.0
 #: A run of this many operations gets a progress bar above its live line.
 BAR_FROM = 1000
+#: The live line's rate is measured over about this many seconds.
+RATE_WINDOW_S = 3.0
 
 
 def heartbeat_s() -> float:
@@ -176,47 +184,70 @@ class LiveProgress:
         self.label = label or heartbeat_label
         self._live: Live | None = None
         self._next_beat: float | None = None
-        self._t0: float | None = None
+        #: when the rate began to be measured, at how many done, for which run
+        self._since: tuple[float, int, str | None] | None = None
+        #: (time, done) of the last RATE_WINDOW_S: the rate now, not the mean
+        self._samples: deque[tuple[float, int]] = deque()
 
     def __call__(self, p: Progress, label: str | None = None) -> None:
-        line = printable(self._line(p, label)) + self._eta(p)  # a label names the user's code
+        line = printable(self._line(p, label)) + self._eta(p, label)  # a label names user code
         if not self.enabled:
-            self._beat(line)
+            if p.done or p.total == 0:  # a run just begun has nothing to say yet (race)
+                self._beat(line)
             return
-        from rich.console import Group
         from rich.live import Live
         from rich.progress_bar import ProgressBar
+        from rich.table import Table
         from rich.text import Text
 
-        text: Text | Group = Text(line)
+        # Rows of a grid: the bar above the line, each wrapped to the
+        # terminal, never one cut line (a ProgressBar ends no line).
+        shown = Table.grid()
+        shown.add_column(overflow="fold")
         if p.total >= BAR_FROM:  # a long run: a bar too
-            text = Group(ProgressBar(total=p.total, completed=p.done, width=60), text)
+            width = max(10, min(60, make_console().width - 1))
+            shown.add_row(ProgressBar(total=p.total, completed=p.done, width=width))
+        shown.add_row(Text(line))
         if self._live is None:
             # Started only now, after every child is forked, and without a
             # refresh thread: the parent never forks with threads running.
-            self._live = Live(text, auto_refresh=False, transient=True, console=make_console())
+            self._live = Live(shown, auto_refresh=False, transient=True, console=make_console())
             self._live.start()
-        self._live.update(text, refresh=True)
+        self._live.update(shown, refresh=True)
 
     def _line(self, p: Progress, label: str | None) -> str:
         if p.noun == "order":
-            line = f"{p.submitted}/{p.total} orders submitted, {p.done} done"
+            line = f"{p.submitted:,}/{p.total:,} orders submitted, {p.done:,} done"
             if p.queue_depth is not None:
-                line += f", queue depth {p.queue_depth}"
+                line += f", queue depth {p.queue_depth:,}"
         else:
-            line = f"{p.done}/{p.total} buyers done"
-        return f"{label or self.label}: {line}, {p.sold} sold, {p.double_sold} oversold so far"
+            line = f"{p.done:,}/{p.total:,} buyers done"
+        return f"{label or self.label}: {line}, {p.sold:,} sold, {p.double_sold:,} oversold so far"
 
-    def _eta(self, p: Progress) -> str:
-        """``, 1,234/s, ETA 0:41`` once a rate is known."""
+    def _eta(self, p: Progress, label: str | None = None) -> str:
+        """``, 1,234/s, ETA 0:00:41`` once a rate is known: over the last
+        few seconds of this run (forking a million buyers first is not the
+        sale's pace). While tickets are left for fewer buyers than are still
+        to come, most of those will find it sold out, far faster than the
+        sales so far: the rate, and no ETA until the stock is gone."""
         import time
 
         now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-        if not p.done or now - self._t0 < 0.5:
+        if self._since is None or self._since[2] != label or p.done < self._since[1]:
+            self._since = (now, p.done, label) if p.done else None
+            self._samples.clear()
+            self._samples.append((now, p.done))
             return ""
-        rate = p.done / (now - self._t0)
+        self._samples.append((now, p.done))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
+            self._samples.popleft()
+        t0, done0 = self._samples[0]
+        if now - self._since[0] < 1.0 or now == t0 or p.done == done0:
+            return ""
+        rate = (p.done - done0) / (now - t0)
+        left_for = None if p.stock is None else p.stock - p.sold
+        if p.noun != "order" and (left_for is None or 0 < left_for < p.total - p.done):
+            return f", {rate:,.0f}/s"
         left = round((p.total - p.done) / rate)
         return f", {rate:,.0f}/s, ETA {left // 3600}:{left // 60 % 60:02}:{left % 60:02}"
 

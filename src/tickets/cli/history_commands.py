@@ -103,12 +103,13 @@ def check(
 ) -> None:
     """Check saved histories: each on its own, or as one sale.
 
-    A folder stands for every history (*.jsonl) in it. Several histories
-    are checked one by one, each with its verdict; --one-sale judges them
-    together.
+    With none, the store's newest history. A folder stands for every
+    history (*.jsonl) in it. Several histories are checked one by one, each
+    with its verdict; --one-sale judges them together.
 
     \b
     Examples:
+        tickets check                      # the newest history
         tickets check history/
         tickets check history/*.jsonl --json
         tickets check a.jsonl b.jsonl --one-sale
@@ -121,7 +122,7 @@ def check(
         check_named_sale(ctx, sale_name, histories, json_, junit_xml)
         return
     if not histories:
-        raise click.UsageError("give the histories to check, or --sale NAME")
+        histories = (newest_history(ctx, "check"),)
     with translate_errors():
         paths = expand(histories)
         if one_sale or len(paths) == 1:
@@ -248,16 +249,21 @@ def timeline_command(
     one shared axis; seats sold twice are red, with the buyers that share
     them, so the overlapping read-modify-writes that lost updates show.
 
+    With no HISTORY, the store's newest.
+
     \b
     Examples:
+        tickets timeline                   # the newest history
         tickets timeline history/tickets-...-buy-none-123.jsonl
         tickets timeline run.jsonl --svg race.svg --html race.html
     """
     from ..check.history import read
     from ..render.timeline import MAX_ROWS, prepare, timeline
 
-    if (history is None) == (sale_name is None):
+    if history is not None and sale_name is not None:
         raise click.UsageError("give a HISTORY file, or --sale NAME (not both)")
+    if history is None and sale_name is None:
+        history = newest_history(ctx, "timeline")
     limit = None if show_all else MAX_ROWS
     hosts: list[str] = []
     with translate_errors():
@@ -281,6 +287,25 @@ def timeline_command(
         picture = timeline(loaded, width=width or 120, limit=limit)
         export(picture, width or 120, str(history), svg, html)
     exit_with(0)
+
+
+def newest_history(ctx: click.Context, command: str) -> str:
+    """The store's newest history, for a command given none (said on
+    stderr, so that a script's output stays its own); a usage error if
+    there is none."""
+    from ..check.housekeeping import history_folder, newest
+    from .store_options import StoreContext
+
+    obj = ctx.find_object(StoreContext)
+    assert obj is not None
+    folder = history_folder(obj.spec)
+    found = newest(folder)
+    if found is None:
+        raise click.UsageError(
+            f"no history in {folder}/ to {command}: run a sale first, or name a history file"
+        )
+    click.echo(f"{command}: the newest history, {printable(str(found))}", err=True)
+    return str(found)
 
 
 def sale_picture(ctx: click.Context, name: str) -> tuple[History, list[str]]:

@@ -120,13 +120,14 @@ def sale_options(f: F) -> F:
             type=Count(0, MAX_COUNT),
             default=None,
             help=f"Restock the store to N tickets before the run. Default: sell from the "
-            f"store as it is (a missing store is created with {DEFAULT_TICKETS}); "
-            f"race restocks every trial, to {DEFAULT_TICKETS}.",
+            f"store as it is (a missing store file is created with {DEFAULT_TICKETS}; a "
+            "missing Redis key is refused).",
         ),
         click.option(
             "--keep-stock",
             is_flag=True,
-            help="Sell from the store as it is: the default; kept for old scripts.",
+            help="Sell from the store as it is, and refuse a missing store (without it, a "
+            f"missing store file is created with {DEFAULT_TICKETS}).",
         ),
         click.option(
             "--seed", type=int, default=0, show_default=True, help="Seed of the simulated delays."
@@ -209,8 +210,8 @@ def workers_options(f: F) -> F:
         "--workers",
         type=Count(0, MAX_WORKERS),
         metavar="W",
-        help=f"Run the buyers on W worker processes (0: a process per buyer, up to "
-        f"{MAX_PROCESS_BUYERS:,}). Default: a process each up to {AUTO_WORKERS_ABOVE:,} "
+        help=f"Run the buyers on W worker processes; 0: no workers, a process per buyer (up "
+        f"to {MAX_PROCESS_BUYERS:,}). Default: a process each up to {AUTO_WORKERS_ABOVE:,} "
         f"buyers, a worker per core above.",
     )(f)
 

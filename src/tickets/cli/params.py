@@ -14,6 +14,10 @@ class Count(click.IntRange):
 
     name = "count"
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        """``N``, as the help texts name a count."""
+        return "N"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str):
             try:

@@ -126,7 +126,13 @@ def sale_group() -> None:
 @db_option
 @click.pass_context
 def sale_list(ctx: click.Context, json_: bool) -> None:
-    """The sales on the store's server, with their state and hosts."""
+    """The sales on the store's server, with their state and hosts.
+
+    \b
+    Examples:
+        tickets --db redis://127.0.0.1:6379 sale list
+        tickets --db redis://127.0.0.1:6379 sale list --json
+    """
     from ..named_sale.registry import NamedSale, sale_names
 
     with translate_errors():
@@ -163,7 +169,13 @@ def sale_list(ctx: click.Context, json_: bool) -> None:
 @db_option
 @click.pass_context
 def sale_show(ctx: click.Context, name: str, json_: bool) -> None:
-    """One sale: its state, stock, hosts and how many history lines it holds."""
+    """One sale: its state, stock, hosts and how many history lines it holds.
+
+    \b
+    Examples:
+        tickets --db redis://127.0.0.1:6379 sale show flash1
+        tickets --db redis://127.0.0.1:6379 sale show flash1 --json
+    """
     with translate_errors():
         sale = named_sale(ctx, name)
         doc = sale.describe()
@@ -191,7 +203,12 @@ def sale_show(ctx: click.Context, name: str, json_: bool) -> None:
 @db_option
 @click.pass_context
 def sale_drop(ctx: click.Context, name: str) -> None:
-    """Remove a sale's keys (its state, hosts and history stream)."""
+    """Remove a sale's keys (its state, hosts and history stream).
+
+    \b
+    Examples:
+        tickets --db redis://127.0.0.1:6379 sale drop flash1
+    """
     with translate_errors():
         sale = named_sale(ctx, name)
         dropped = sale.drop()

@@ -13,16 +13,16 @@ from .config import SaleConfig
 def stock_words(tickets: int | None, before: int | None, initial: int) -> str:
     """``as it was: 7``, ``created with 10``, ``restocked 100 → 10``."""
     if tickets is None:
-        return f"as it was: {initial}"
+        return f"as it was: {initial:,}"
     if before is None:
-        return f"created with {initial}"
-    return f"restocked {before} → {initial}"
+        return f"created with {initial:,}"
+    return f"restocked {before:,} → {initial:,}"
 
 
 def stock_elsewhere(source: str, initial: int | None) -> str:
     """What a sale whose stock is not the tool's store says of it."""
     if source == "command":
-        return f"read by --stock-cmd: {initial}"
+        return f"read by --stock-cmd: {initial if initial is None else format(initial, ',')}"
     return "unknown: nothing reads it (no --stock-cmd)"
 
 

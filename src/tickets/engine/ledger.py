@@ -128,7 +128,7 @@ class SaleLedger(SaleHost):
         #: a row for every operation, or (a big sale) only for those worth a look
         self.rows: dict[int, OperationRow] = {}
         self.kept = RowsKept(every=total <= ROWS_KEPT or config.mode == "queue")
-        self.live = Progress(total=total, noun=noun)
+        self.live = Progress(total=total, noun=noun, stock=self.initial)
         self._seats: dict[int | str, int] = {}
         #: buyers on workers never begun (see never_started)
         self._never = bytearray(total if getattr(config, "workers", 0) else 0)

@@ -166,9 +166,11 @@ def judge(
 ) -> Verdict:
     """Pass when every excluding strategy passed every check in every trial.
 
-    ``max_oversold`` caps the oversell of every run, of any strategy (a
-    threshold, like k6's); ``expect_oversell`` fails a strategy that does not
-    exclude when none of its trials oversold (the demonstration did not show).
+    ``max_oversold`` caps the oversell of every run of the sides under test
+    (a threshold, like k6's): the strategies that exclude and the user's own
+    code, never a demonstration side that is there to oversell;
+    ``expect_oversell`` fails a strategy that does not exclude when none of
+    its trials oversold (the demonstration did not show).
     """
     reasons = []
     for side in sides:
@@ -177,7 +179,7 @@ def judge(
                 f"{side.strategy} failed a check in {side.failed_check_trials} of {side.trials} "
                 f"trial(s) (oversold up to {side.oversold_max})"
             )
-        if max_oversold is not None and side.oversold_max > max_oversold:
+        if max_oversold is not None and side.excludes and side.oversold_max > max_oversold:
             reasons.append(
                 f"{side.strategy} oversold {side.oversold_max}, "
                 f"more than --max-oversold {max_oversold}"
@@ -243,6 +245,12 @@ def run_race(
         raise ConfigError("a strategy is named twice")
     if not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"trials must be from 1 to {MAX_TRIALS}, got {trials}")
+    if max_oversold is not None and not any(side_excludes(n) for n in strategies):
+        raise ConfigError(
+            f"--max-oversold holds the sides under test to a limit, and {', '.join(strategies)} "
+            "only demonstrate an oversell; race a lock or your own FILE.py:FUNC beside them "
+            "(--expect-oversell requires the demonstration to show)"
+        )
     if base.history is not None and (trials > 1 or len(strategies) > 1):
         raise ConfigError("one --history path cannot hold several runs; leave it out")
     runs: list[RaceRun] = []

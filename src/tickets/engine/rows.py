@@ -73,6 +73,8 @@ class Progress:
     #: queue mode: orders waiting in the queue, orders submitted so far
     queue_depth: int | None = None
     submitted: int = 0
+    #: the stock at the start, if it was read
+    stock: int | None = None
 
 
 #: The first buyers of each outcome a big sale keeps a row for.

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..constants import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
+from .words import blamed_strategy, failed_line, passed_line
 
 if TYPE_CHECKING:
     from ..check.verdict import Report
@@ -138,26 +139,16 @@ def seat_lines(report: Report) -> list[str]:
 
 
 def verdict_words(report: Report, strategy: Strategy | None = None) -> tuple[str, list[str]]:
-    """The verdict's one line and its detail lines, in the table's words."""
+    """The verdict's one line and its detail lines, in the table's words
+    (tickets.render.words; ``strategy`` None for the user's own buyer)."""
     if report.passed:
-        head = f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold"
-        if report.refused:
-            head += f"; {report.refused} turned away (busy or refused)"
-        return head, [f"{c.name}: {c.detail}" for c in report.not_run()]
+        return passed_line(report), [f"{c.name}: {c.detail}" for c in report.not_run()]
     if report.unproven:
         return unproven_words(report)
-    if report.oversold and strategy is not None and not strategy.excludes:
-        head = (
-            f"FAILED, as expected with --lock {strategy.name} (no exclusion): "
-            f"{report.initial} tickets were sold {report.sold} times, "
-            f"oversold by {report.oversold}"
-        )
-    elif report.oversold:
-        head = f"FAILED: oversold by {report.oversold}"
-    else:
-        head = "FAILED: " + ", ".join(c.name for c in report.failures())
     lines = seat_lines(report)
-    return head, lines + [f"{c.name}: {c.detail}" for c in report.failures()]
+    return failed_line(report, strategy), lines + [
+        f"{c.name}: {c.detail}" for c in report.failures()
+    ]
 
 
 def unproven_words(report: Report) -> tuple[str, list[str]]:
@@ -266,7 +257,7 @@ def run_outline(result: RunResult) -> list[str]:
 
 def run_suite(result: RunResult, code: int, classname: str) -> Suite:
     """One run's suite: its verdict, then its checks."""
-    strategy = None if getattr(result.config, "command", None) else result.config.strategy
+    strategy = blamed_strategy(result)
     verdict = verdict_case(
         classname,
         result.report,

@@ -77,10 +77,10 @@ def orders_table(result: RunResult) -> Table | None:
 
 def queue_view(result: RunResult) -> RenderableType:
     stats = result.queue_stats()
-    parts: list[RenderableType] = [producers_table(result), clerks_table(result)]
+    tables: list[RenderableType] = [producers_table(result), clerks_table(result)]
     orders = orders_table(result)
     if orders is not None:
-        parts.append(orders)
+        tables.append(orders)
     accounting = (
         f"{stats.submitted} submitted = {stats.accepted} accepted + {stats.rejected} rejected busy"
     )
@@ -98,7 +98,8 @@ def queue_view(result: RunResult) -> RenderableType:
             ("history", str(result.history or "not kept (--history none)")),
         ],
     )
-    parts.append(summary)
+    # As buy: the summary first, then the tables, the verdict last
+    parts: list[RenderableType] = [summary, Text(""), *tables]
     for note in result.notes:
         parts.append(Text(f"note: {printable(note)}", style="yellow"))
     parts.append(verdict(result.report, result.aborted, result.config.strategy, result.broken))

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ..check.operations import printable
 from ..engine.race import RaceResult, in_words, side_label, unproven
+from .tables import Whole
 
 
 def race_table(race: RaceResult) -> Table:
@@ -101,10 +102,11 @@ def race_view(race: RaceResult) -> RenderableType:
     :func:`race_verdict`, printed last)."""
     words = Text("\n".join(printable(in_words(side)) for side in race.sides))
     kept = [r for r in race.runs if r.result.history is not None]
-    paths = [f"  {printable(str(r.result.history))}" for r in kept[:12]]
-    histories = Text("histories:\n" + "\n".join(paths))
+    # Each path whole and indented, whatever the terminal's width: to copy.
+    histories: list[RenderableType] = [Text("histories:")]
+    histories += [Whole(f"  {r.result.history}") for r in kept[:12]]
     if len(kept) > 12:
-        histories.append(f"\n  … and {len(kept) - 12} more")
+        histories.append(Text(f"  … and {len(kept) - 12} more"))
     if not kept:
-        histories = Text("histories: not kept (--history none)")
-    return Group(race_table(race), words, histories)
+        histories = [Text("histories: not kept (--history none)")]
+    return Group(race_table(race), words, *histories)

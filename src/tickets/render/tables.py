@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -15,6 +16,7 @@ from ..check.operations import printable
 from ..check.verdict import NO_STOCK, Report
 from ..engine.config import BuyConfig, SaleConfig
 from ..engine.ledger import OperationRow, RunResult
+from .words import blamed_strategy, failed_line, passed_line
 
 if TYPE_CHECKING:
     from ..locking.strategies import Strategy
@@ -121,57 +123,26 @@ def buyers_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableTy
     return Group(*parts)
 
 
-def took_no_part(report: Report) -> str:
-    """``; 3 left unsold: 43 turned away (busy or refused)``: a green is
-    about those who took part, and says who did not and what was not sold."""
-    parts = []
-    if report.refused:
-        parts.append(f"{report.refused:,} turned away (busy or refused)")
-    if report.unknown:
-        parts.append(f"{report.unknown:,} of unknown outcome")
-    if report.remaining:
-        why = " and ".join(parts) or "every buyer who came was served (more tickets than buyers)"
-        return f"; {report.remaining:,} left unsold: {why}"
-    return "".join(f"; {p}" if i == 0 else f", {p}" for i, p in enumerate(parts))
-
-
 def verdict(
     report: Report,
     aborted: str | None = None,
     strategy: Strategy | None = None,
     run_error: str | None = None,
-    user_code: bool = False,
 ) -> Text:
-    """The verdict's lines. An oversell under a strategy without exclusion
-    is the expected demonstration, unless the buyer is the user's own code
-    (``user_code``): then it is the user's bug, said plainly."""
+    """The verdict's lines (``strategy``: the one to blame or thank, None
+    for the user's own buyer: see tickets.render.words)."""
     if aborted:
         return Text(f"ABORTED: {printable(aborted)}", style="bold red")
     if run_error:
         return Text(f"ERROR: {printable(run_error)}", style="bold red")
     if report.passed:
-        text = f"PASSED: {report.sold} sold from a stock of {report.initial}, nothing oversold"
-        text += took_no_part(report)
+        text = passed_line(report)
         if skipped := report.not_run():
             text += "\n" + "\n".join(f"{c.name}: {printable(c.detail)}" for c in skipped)
         return Text(text, style="bold green")
     if report.unproven:
         return not_proven(report)
-    if report.oversold and strategy is not None and not strategy.excludes and not user_code:
-        lines = [
-            f"FAILED, as expected with --lock {strategy.name} (no exclusion): "
-            f"{report.initial} tickets were sold {report.sold} times, "
-            f"oversold by {report.oversold}"
-        ]
-    elif report.oversold and strategy is not None and strategy.leases:
-        lines = [
-            f"FAILED: oversold by {report.oversold}: a lease is not a mutex (a holder "
-            "that outlived its lease still wrote; --fencing refuses it)"
-        ]
-    elif report.oversold:
-        lines = [f"FAILED: oversold by {report.oversold}"]
-    else:
-        lines = ["FAILED: " + ", ".join(c.name for c in report.failures())]
+    lines = [failed_line(report, strategy)]
     if report.double_sold:
         seats = ", ".join(str(s) for s in report.double_sold_seats[:10])
         lines.append(f"double-sold seats: {seats}")
@@ -206,14 +177,42 @@ def not_proven(report: Report) -> Text:
     return Text("\n".join(lines), style="bold yellow")
 
 
-def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) -> Table:
+class Whole:
+    """A line printed whole, never wrapped or cut at the terminal's width
+    (the terminal wraps it, if it must, without a newline in it): a path
+    to copy, paste or grep."""
+
+    def __init__(self, text: str) -> None:
+        self.text = printable(text)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Segment(self.text)
+        yield Segment.line()
+
+
+#: Summary rows whose value is a path, shown whole below the others.
+WHOLE_ROWS = ("history",)
+
+
+def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) -> RenderableType:
+    """The figures of a sale, a key and its value a row; a path (the
+    history) last and whole, in the same columns."""
+    rows = extra or []
+    keys = ["double-sold seats", "unknown outcomes", *(k for k, _ in rows)]
+    column = max(len(k) for k in keys) + 2
+    whole = [Whole(f"{k:<{column}}{v}") for k, v in rows if k in WHOLE_ROWS]
+    grid = summary_grid(report, [(k, v) for k, v in rows if k not in WHOLE_ROWS], column)
+    return Group(grid, *whole) if whole else grid
+
+
+def summary_grid(report: Report, extra: list[tuple[str, str]], column: int) -> Table:
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
+    grid.add_column(style="bold", min_width=column - 2)
     grid.add_column(overflow="fold")
-    remaining = "unknown" if report.remaining is None else str(report.remaining)
-    oversold = Text(str(report.oversold), style="bold red" if report.oversold else "green")
-    grid.add_row("initial", "unknown" if report.initial is None else str(report.initial))
-    grid.add_row("sold", str(report.sold))
+    remaining = "unknown" if report.remaining is None else f"{report.remaining:,}"
+    oversold = Text(f"{report.oversold:,}", style="bold red" if report.oversold else "green")
+    grid.add_row("initial", "unknown" if report.initial is None else f"{report.initial:,}")
+    grid.add_row("sold", f"{report.sold:,}")
     grid.add_row("remaining", remaining)
     grid.add_row("oversold", oversold)
     seats = ", ".join(str(s) for s in report.double_sold_seats[:20]) or "none"
@@ -223,12 +222,12 @@ def summary_table(report: Report, extra: list[tuple[str, str]] | None = None) ->
         else "double-sold seats",
         Text(printable(seats)),
     )  # a command's ticket ids
-    grid.add_row("unknown outcomes", str(report.unknown))
+    grid.add_row("unknown outcomes", f"{report.unknown:,}")
     grid.add_row(
         "contention",
         Text(report.contention.words(), style="" if report.contention.contended else "yellow"),
     )
-    for key, value in extra or []:  # paths, the user's code: outside text, never markup
+    for key, value in extra:  # the user's code: outside text, never markup
         grid.add_row(key, Text(printable(value)))
     return grid
 
@@ -252,7 +251,7 @@ def chaos_line(result: RunResult) -> list[tuple[str, str]]:
     ]
 
 
-def run_summary(result: RunResult) -> Table:
+def run_summary(result: RunResult) -> RenderableType:
     return summary_table(
         result.report,
         [
@@ -260,11 +259,24 @@ def run_summary(result: RunResult) -> Table:
             *chaos_line(result),
             ("wall time", f"{result.duration_s:.3f} s"),
             ("purchases/s", f"{result.purchases_per_s:,.0f}"),
+            *buyers_rate(result),
             buyer_line(result),
             *workers_line(result.config),
             ("history", str(result.history or "not kept (--history none)")),
         ],
     )
+
+
+def buyers_rate(result: RunResult) -> list[tuple[str, str]]:
+    """A sale most of whose buyers found it sold out: how fast they were
+    served (purchases/s counts the sales alone: 80 of 200,000 buyers)."""
+    config = result.config
+    if not isinstance(config, BuyConfig) or result.duration_s <= 0:
+        return []
+    if config.buyers < 2 * max(result.report.sold, 1):
+        return []
+    rate = config.buyers / result.duration_s
+    return [("buyers/s", f"{rate:,.0f} (every buyer served, sold out included)")]
 
 
 def workers_line(config: SaleConfig) -> list[tuple[str, str]]:
@@ -291,32 +303,16 @@ def buyer_line(result: RunResult) -> tuple[str, str]:
     return ("strategy", config.strategy.name)
 
 
-def run_strategy(result: RunResult) -> Strategy | None:
-    """The strategy a run's buyers sold with: None for a command buyer's
-    (the command locks as it will: no strategy is to blame or to thank)."""
-    if isinstance(result.config, BuyConfig) and result.config.command is not None:
-        return None
-    return result.config.strategy
-
-
 def run_view(result: RunResult, limit: int | None = MAX_ROWS) -> RenderableType:
     """The summary first, then the buyers that matter, the verdict last."""
     return Group(
         run_summary(result),
         Text(""),
         buyers_view(result, limit),
-        verdict(
-            result.report, result.aborted, run_strategy(result), result.broken, user_buyer(result)
-        ),
+        verdict(result.report, result.aborted, blamed_strategy(result), result.broken),
         seats_hint(result),
         own_stock_hint(result),
     )
-
-
-def user_buyer(result: RunResult) -> bool:
-    """Did the user's own code buy (``--buy``, ``--exec``)?"""
-    config = result.config
-    return isinstance(config, BuyConfig) and (config.buy or config.command) is not None
 
 
 def own_stock_hint(result: RunResult) -> Text:
