@@ -154,8 +154,9 @@ def test_a_buyer_module_is_never_imported_into_the_tickets_process(tmp_path: Pat
     """The check of --buy imported the module into the parent: its daemon
     outlived the run and wrote the store, its thread printed into --json."""
     (tmp_path / "esc.py").write_text(IMPORT_ESCAPER)
-    done = tickets(tmp_path, "buy", "--buy", "esc.py:buy", "-n", "3", "-t", "5", "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["remaining"] == 2, done.stderr
+    # eight buyers, to overlap (the sale contend) even on a busy machine
+    done = tickets(tmp_path, "buy", "--buy", "esc.py:buy", "-n", "8", "-t", "10", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["remaining"] == 2, done.stdout
     pids = [int(p.name.split(".")[1]) for p in tmp_path.glob("daemon.*")]
     assert pids  # the check's import and the launcher's each left one
     assert [p for p in pids if os.path.exists(f"/proc/{p}")] == []
