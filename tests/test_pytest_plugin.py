@@ -268,12 +268,25 @@ def test_good(tickets_sale):
 
 def test_bad(tickets_sale):
     tickets_sale(buy=booking.take_ticket, buyers=4, tickets=0).assert_passed()
+
+def test_forgot_to_assert(tickets_sale):
+    outcome = tickets_sale(buy=booking.take_ticket_broken, lock="none", buyers=4, tickets=2,
+                           write_delay=0.05)
+    assert outcome.report.sold >= 2  # never asks for the verdict: not a green
+
+def test_asks_and_expects_the_failure(tickets_sale):
+    outcome = tickets_sale(buy=booking.take_ticket_broken, lock="none", buyers=4, tickets=2,
+                           write_delay=0.05)
+    assert not outcome.passed
 """,
     )
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     run = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=50)
-    run.assert_outcomes(passed=1, failed=1)
+    run.assert_outcomes(passed=3, failed=1, errors=1)
     run.stdout.fnmatch_lines(["*AssertionError: NOT PROVEN: *no tickets*"])
-    history = Path(re.findall(r"history   (\S+)", run.stdout.str())[0])
+    run.stdout.fnmatch_lines(
+        ["*test_forgot_to_assert: a sale that did not pass was never asserted (FAILED: *"]
+    )
+    history = Path(re.findall(r"history   (\S+)", run.stdout.str())[0])  # test_bad's
     assert history.is_file() and history.parent.parent.parent.name == "test_bad0"
     assert not list(pytester.path.rglob("test_good0/tickets"))

@@ -74,6 +74,8 @@ class _Workbench:
         self.request = request
         self.root = tmp_path / "tickets"
         self.made = 0
+        #: every outcome handed to the test
+        self.outcomes: list[SaleOutcome | ExploreOutcome] = []
         kept = str(request.config.getini(HISTORY_DIR_OPTION) or "")
         if kept:
             nodeid = request.node.nodeid
@@ -90,9 +92,21 @@ class _Workbench:
         return self.root / f"{kind}-{self.made}.json"
 
     def clean(self) -> None:
-        """Everything made, unless the test failed."""
+        """Everything made, unless the test failed; and a test that passed
+        though it never asked a sale that did not pass for its verdict
+        (no ``assert_passed()``, no ``passed``) fails here: a gate that
+        forgot to assert is not a green."""
         if self.request.node.stash.get(_CALL_FAILED, False):
             return
+        unasked = [o for o in self.outcomes if not o.looked[0] and not o.verdict_passed()]
+        if unasked:
+            first = unasked[0].message().splitlines()[0]
+            pytest.fail(
+                f"{self.request.node.name}: a sale that did not pass was never asserted "
+                f"({first}); call .assert_passed() on what tickets_sale or tickets_explore "
+                "returns (its history is kept)",
+                pytrace=False,
+            )
         shutil.rmtree(self.histories, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -117,7 +131,9 @@ def tickets_sale(_tickets_workbench: _Workbench) -> Callable[..., SaleOutcome]:
         __tracebackhide__ = True
         options.setdefault("store", _tickets_workbench.store("sale"))
         options.setdefault("history_dir", _tickets_workbench.histories)
-        return sale(buy, **options)
+        outcome = sale(buy, **options)
+        _tickets_workbench.outcomes.append(outcome)
+        return outcome
 
     return run
 
@@ -135,6 +151,8 @@ def tickets_explore(_tickets_workbench: _Workbench) -> Callable[..., ExploreOutc
         __tracebackhide__ = True
         options.setdefault("store", _tickets_workbench.store("explore"))
         options.setdefault("history_dir", _tickets_workbench.histories)
-        return explore(buy, **options)
+        outcome = explore(buy, **options)
+        _tickets_workbench.outcomes.append(outcome)
+        return outcome
 
     return run

@@ -17,7 +17,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,9 +46,16 @@ class ExploreOutcome:
     buy: str
     #: the exploration itself: its config, search outcome and counterexample
     exploration: Exploration
+    #: whether anyone asked for the verdict (see SaleOutcome.looked)
+    looked: list[bool] = field(default_factory=lambda: [False], compare=False)
 
     @property
     def passed(self) -> bool:
+        self.looked[0] = True
+        return self.verdict_passed()
+
+    def verdict_passed(self) -> bool:
+        """``passed``, without counting as having asked."""
         return self.exploration.passed
 
     @property
