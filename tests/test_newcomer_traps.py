@@ -245,3 +245,14 @@ def test_an_explored_buyers_replay_line_names_its_code() -> None:
     assert command[:3] == ["tickets", "explore", "--replay"] and command[-2:] == ["--buy", BROKEN]
     replayed = tickets(*command[1:])
     assert replayed.returncode == 1 and "it broke as saved" in replayed.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_sale_most_buyers_found_sold_out_says_how_fast_they_were_served() -> None:
+    done = tickets("buy", "-n", "40", "-t", "2", *WIDE)
+    assert done.returncode == 0, done.stdout
+    rate = re.search(
+        r"^buyers/s +([\d,]+) \(every buyer served, sold out included\)$", done.stdout, re.M
+    )
+    purchases = re.search(r"^purchases/s +([\d,]+)$", done.stdout, re.M)
+    assert rate and purchases and int(rate[1].replace(",", "")) > int(purchases[1].replace(",", ""))
