@@ -27,6 +27,7 @@ from tickets.check.verdict import Check, Report
 from tickets.render.junit import verdict_case, xml_text
 
 Invoke = Callable[..., Result]
+ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = [
     xmlschema.XMLSchema(Path(__file__).resolve().parent / "junit" / name)
     for name in ("jenkins-junit.xsd", "junit-10.xsd")
@@ -408,3 +409,31 @@ def test_the_report_loads_neither_click_nor_rich() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     loaded = out.stdout
     assert out.returncode == 0 and "'click'" not in loaded and "'rich'" not in loaded
+
+
+def test_a_refused_command_replaces_an_old_green_report_with_its_error(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    """A reused workspace: yesterday's green report must not stand beside
+    today's red job."""
+    path = tmp_path / "tickets-buy.xml"
+    done = invoke("buy", "-n", "4", "-t", "2", "--search-delay", "20", "--junit-xml", str(path))
+    assert done.exit_code == 0, done.output
+    assert outcome(case(report_of(path)[0], "verdict")) == "passed"
+    result = invoke("buy", "--buy", "nope.py:take", "--junit-xml", str(path))
+    assert result.exit_code == 2
+    (suite,) = report_of(path)
+    error = case(suite, "verdict").find("error")
+    assert error is not None and error.get("message") == "ERROR: --buy nope.py: no such file"
+    assert props(suite)["exit_code"] == "2"
+
+
+def test_an_explored_buyer_s_replay_line_names_its_code(invoke: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "explore.xml"
+    broken = f"{ROOT / 'examples' / 'booking.py'}:take_ticket_broken"
+    done = invoke("explore", "--buy", broken, "-n", "2", "-t", "1", "--junit-xml", str(path))
+    assert done.exit_code == 1, done.output
+    failure = case(report_of(path)[0], "2 buyers over 1 ticket").find("failure")
+    assert failure is not None
+    [replay] = [x for x in (failure.text or "").splitlines() if x.startswith("replay")]
+    assert replay.endswith(f"--buy {broken}")

@@ -256,3 +256,33 @@ def test_a_sale_most_buyers_found_sold_out_says_how_fast_they_were_served() -> N
     )
     purchases = re.search(r"^purchases/s +([\d,]+)$", done.stdout, re.M)
     assert rate and purchases and int(rate[1].replace(",", "")) > int(purchases[1].replace(",", ""))
+
+
+@pytest.mark.timeout(120)
+def test_exploring_a_function_that_sells_from_its_own_database_proves_nothing(
+    tmp_path: Path,
+) -> None:
+    """It never touches its handle: no red that would not reproduce, no green."""
+    own_shop(tmp_path)
+    done = tickets("explore", "--buy", "shop.py:buy", "-n", "2", "-t", "1")
+    assert done.returncode == 5, done.stdout
+    assert "without one store operation through the handle" in done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_a_project_with_its_own_tickets_package_does_not_shadow_the_tool(tmp_path: Path) -> None:
+    """A Django app named tickets: the tool's own processes import the tool."""
+    (tmp_path / "tickets").mkdir()
+    (tmp_path / "tickets" / "__init__.py").write_text("raise ImportError('the shop app')\n")
+    own_shop(tmp_path)
+    venv_tickets = str(Path(sys.executable).parent / "tickets")
+    for args in (
+        ["buy", "-n", "5", "-t", "5", *WIDE],
+        ["buy", "--buy", BROKEN, "-n", "5", "-t", "2", "--lock", "file", *WIDE],
+        ["buy", "-n", "3", "--exec", "echo 1", "--stock-cmd", "echo 3"],
+    ):
+        done = subprocess.run(
+            [venv_tickets, *args], capture_output=True, text=True, timeout=100, cwd=tmp_path
+        )
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        assert "launcher" not in done.stdout and "cannot be imported" not in done.stdout

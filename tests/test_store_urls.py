@@ -22,6 +22,8 @@ pytestmark = pytest.mark.timeout(120)
 #: Spellings refused today, each as the user typed it ({tmp}: the test's folder).
 REFUSED = [
     "sqlite:///q.db",  # /q.db: a SQLAlchemy user means it as relative
+    "sqlite:///./q.db",
+    "sqlite:///no-such-folder-at-the-root/q.db",  # init would make /no-such-folder…
     "sqlite://///{tmp}/q.db",
     "sqlite:%2F%2F{tmp}/q.db",
     "sqlite:q%00.db",

@@ -189,11 +189,18 @@ def _decode(path: Path, lineno: int, data: bytes) -> str:
 
 
 def expand(paths: tuple[str, ...] | list[str]) -> list[str]:
-    """The histories named: a folder stands for its ``*.jsonl`` files, by name."""
+    """The histories named: a folder stands for the ``*.jsonl`` files in it
+    and in its folders (a CI job's kept histories, a folder per test), by
+    name; a linked folder is not followed."""
     out: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(str(p) for p in Path(path).glob("*.jsonl") if not p.is_dir())
+            found = sorted(
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(path)
+                for name in names
+                if name.endswith(".jsonl")
+            )
             if not found:
                 raise HistoryError(path, "is a folder with no history (*.jsonl) in it")
             out += found

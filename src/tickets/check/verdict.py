@@ -345,7 +345,10 @@ def _seats_check(
         shown = ", ".join(str(s) for s in out_of_range[:10])
         more = f" and {len(out_of_range) - 10} more" if len(out_of_range) > 10 else ""
         high = "" if initial is None else initial
-        detail += f"; seat(s) outside {low}..{high} (the tickets taken): {shown}{more}"
+        if initial is not None and low > initial:
+            detail += f"; seat(s) sold though the store never went down: {shown}{more}"
+        else:
+            detail += f"; seat(s) outside {low}..{high} (the tickets taken): {shown}{more}"
     return Check("no seat sold twice", not double and not out_of_range, detail)
 
 

@@ -50,16 +50,19 @@ class TicketsGroup(click.Group):
         **extra: Any,
     ) -> Any:
         from .console import emit_json, emitted, stopped_because
+        from .history_commands import JUNIT_WRITTEN, write_refused_junit
 
         argv = list(sys.argv[1:] if args is None else args)
         emitted.clear()
         stopped_because.clear()
+        JUNIT_WRITTEN.clear()
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except SystemExit as stop:  # a run stopped before it had a result to show
             code = stop.code if isinstance(stop.code, int) else 1
+            why = stopped_because[-1] if stopped_because else f"stopped (exit {code})"
+            write_refused_junit(argv, why, code)
             if code and "--json" in argv and not emitted:
-                why = stopped_because[-1] if stopped_because else f"stopped (exit {code})"
                 emit_json({"passed": False, "error": why}, code)
             raise
         except click.ClickException as exc:
@@ -68,12 +71,14 @@ class TicketsGroup(click.Group):
             # It may quote a value given on the command line (click keeps it Final).
             exc.message = printable(exc.message)  # type: ignore[misc]
             exc.show()
+            write_refused_junit(argv, exc.format_message(), exc.exit_code)
             if "--json" in argv and not emitted:  # a stopped run printed its own
                 emit_json({"passed": False, "error": exc.format_message()}, exc.exit_code)
             code = exc.exit_code
         except click.Abort:  # Ctrl-C before the run took the signals over: nothing began
             click.echo("interrupted", err=True)
             code = EXIT_INTERRUPTED
+            write_refused_junit(argv, "interrupted", code)
             if "--json" in argv and not emitted:
                 emit_json({"passed": False, "error": "interrupted"}, code)
         if not standalone_mode:

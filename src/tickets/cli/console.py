@@ -102,6 +102,17 @@ def sanitising(console: Console) -> Console:
     return console
 
 
+#: What a picture (a timeline) is drawn at in a log or a pipe, where the
+#: console itself is unwrapped: a CI log's reader scrolls no 1,000 columns.
+PICTURE_WIDTH = 120
+
+
+def picture_width(console: Console) -> int:
+    """The columns a timeline takes on ``console``: the terminal's, or
+    PICTURE_WIDTH in a log or a pipe (unless COLUMNS says otherwise)."""
+    return PICTURE_WIDTH if console.width >= UNWRAPPED else console.width
+
+
 def make_console(stderr: bool = False, width: int | None = None) -> Console:
     # Plain text when the stream is not a terminal (rich's own rule) or when
     # NO_COLOR is set: rich would drop only the colours and keep bold.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..constants import EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
-from .console import emit_json, make_console
+from .console import emit_json, make_console, picture_width
 from .errors import done_answering, exit_with, translate_errors
 from .history_commands import junit_option, write_junit
 from .options import json_option, lock_option
@@ -231,7 +231,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
 
             with translate_errors():
                 loaded, _, _ = prepare(read(str(result.history)), MAX_ROWS)
-            picture = timeline(loaded, width=console.width, limit=MAX_ROWS)
+            picture = timeline(loaded, width=picture_width(console), limit=MAX_ROWS)
         done_answering()
         console.print(exploration_view(result, picture), soft_wrap=True)  # paths whole
     exit_with(code)

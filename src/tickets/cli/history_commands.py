@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..constants import ROWS_KEPT
-from .console import emit_json, make_console, sanitising
+from ..errors import TicketsError
+from .console import emit_json, make_console, picture_width, sanitising
 from .errors import done_answering, exit_code_for, exit_with, printable, translate_errors
 from .options import json_option
 from .params import Count
@@ -71,7 +72,45 @@ def write_junit(path: str | None, build: Callable[[], bytes]) -> None:
 
     with translate_errors():
         write_output(path, build().decode("utf-8"), JUNIT_FLAG)
+    JUNIT_WRITTEN.append(path)
     click.echo(f"wrote {printable(path)}", err=True)
+
+
+#: --junit-xml reports written by this process (a refused command writes its own)
+JUNIT_WRITTEN: list[str] = []
+
+
+def junit_path(argv: Sequence[str]) -> str | None:
+    """The --junit-xml path given on the command line, if any."""
+    for i, word in enumerate(argv):
+        if word == JUNIT_FLAG and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith(JUNIT_FLAG + "="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def write_refused_junit(argv: Sequence[str], message: str, code: int) -> None:
+    """A command that ended without its report (refused, stopped before a
+    result) still leaves one at --junit-xml, an error saying why: a report
+    an earlier run left there would show green beside a red job. Quietly
+    nothing if that path is itself what was refused."""
+    path = junit_path(argv)
+    if path is None or JUNIT_WRITTEN or not code:
+        return
+    from ..render.files import write_output
+    from ..render.junit import refused_xml
+
+    command = next((w for w in argv if not w.startswith("-") and w in COMMAND_NAMES), "")
+    try:
+        write_output(path, refused_xml(command, message, code).decode("utf-8"), JUNIT_FLAG)
+    except (OSError, TicketsError):
+        return
+    JUNIT_WRITTEN.append(path)
+
+
+#: The commands that take --junit-xml.
+COMMAND_NAMES = ("buy", "race", "queue", "check", "explore")
 
 
 @click.command()
@@ -104,7 +143,7 @@ def check(
     """Check saved histories: each on its own, or as one sale.
 
     With none, the store's newest history. A folder stands for every
-    history (*.jsonl) in it. Several histories are checked one by one, each
+    history (*.jsonl) in it and in its folders. Several histories are checked one by one, each
     with its verdict; --one-sale judges them together.
 
     \b
@@ -282,7 +321,7 @@ def timeline_command(
     console = make_console(width=width)
     for line in hosts:  # host names are the hosts' own words
         console.print(printable(line), markup=False, highlight=False)
-    console.print(timeline(loaded, width=width or console.width, limit=limit))
+    console.print(timeline(loaded, width=width or picture_width(console), limit=limit))
     if svg is not None or html is not None:
         picture = timeline(loaded, width=width or 120, limit=limit)
         export(picture, width or 120, str(history), svg, html)

@@ -25,7 +25,7 @@ from ..constants import (
     NO_HISTORY,
     ROWS_KEPT,
 )
-from .console import emit_json, make_console, run_live, sell_and_exit
+from .console import emit_json, make_console, picture_width, run_live, sell_and_exit
 from .errors import exit_code_for, exit_with, translate_errors
 from .exec_options import exec_fields, exec_options
 from .history_commands import OutputFile, junit_option, write_junit
@@ -230,7 +230,7 @@ def race(
         tickets race --buyers 50 --tickets 10
         tickets race --no-lock --timeline
         tickets race --strategies none,per-buyer,process,file --trials 3 --json
-        tickets race --strategies examples/booking.py:take_ticket --trials 20 -t 10
+        tickets race --strategies examples/booking.py:take_ticket --trials 20 -t 10 --write-delay 20
     """
     from ..engine.config import BuyConfig
     from ..engine.race import run_race
@@ -355,7 +355,7 @@ def show_race(result: RaceResult, show_timeline: bool) -> None:
 
         worst = worst_unlocked(result)
         with translate_errors():
-            console.print(timeline(read(drawn(worst)), width=console.width))
+            console.print(timeline(read(drawn(worst)), width=picture_width(console)))
     console.print(race_verdict(result))
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 from .child.user_buyer import BuyerCodeError, split
+from .own_python import own_python
 
 #: How long the module's import may take (seconds).
 CHECK_TIMEOUT = 30.0
@@ -39,7 +39,7 @@ def check(spec: str, timeout: float = CHECK_TIMEOUT) -> None:
         return
     read_end, write_end = os.pipe()
     try:
-        argv = [sys.executable, "-m", "tickets.engine.child.user_buyer", spec, str(write_end)]
+        argv = own_python("tickets.engine.child.user_buyer", spec, str(write_end))
         done = _run(
             argv, timeout, wards_itself=True, pass_fds=(write_end,), stdout=subprocess.DEVNULL
         )

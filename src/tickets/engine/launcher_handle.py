@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 from .child.launcher import orders_doc
 from .child.plan import BuyerPlan
 from .child.reaper import CLEANUP_DEADLINE
+from .own_python import own_env, own_python
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -60,13 +60,13 @@ class LauncherHandle:
             # which this Popen is: should the launcher die first, what it
             # leaves goes there.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tickets.engine.child.launcher"],
+                own_python("tickets.engine.child.launcher"),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 pass_fds=(events_fd, gate_fd, lifeline_fd),
                 start_new_session=True,  # one killpg stops it and every buyer
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+                env=own_env(),
             )
         except OSError as exc:
             self.start_error = f"could not start the buyer launcher: {exc.strerror or exc}"

@@ -16,12 +16,12 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 from ..constants import MAX_COUNT
 from ..errors import UsageProblem
 from ..stores.base import StoreError
+from .own_python import own_env, own_python
 
 FLAG = "--stock-cmd"
 #: How long ``sh -n`` and ``--stock-cmd`` may take (seconds).
@@ -122,10 +122,10 @@ def _run(
         if wards_itself:
             argv = [*argv, str(lifeline)]
         else:
-            argv = [sys.executable, "-m", "tickets.engine.child.warden", str(lifeline), "--", *argv]
+            argv = own_python("tickets.engine.child.warden", str(lifeline), "--", *argv)
         pass_fds = (*pass_fds, lifeline)
         warded = True
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = own_env()
     try:
         proc = subprocess.Popen(
             argv,

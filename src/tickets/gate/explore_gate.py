@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pickle
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,11 @@ class ExploreOutcome:
     def passed(self) -> bool:
         self.looked[0] = True
         return self.verdict_passed()
+
+    def __bool__(self) -> bool:
+        """``assert outcome`` is ``assert outcome.passed`` (an object is
+        otherwise always true: a FAILED sale would pass the assert)."""
+        return self.passed
 
     def verdict_passed(self) -> bool:
         """``passed``, without counting as having asked."""
@@ -174,8 +178,10 @@ def explore(
 def _run_fresh(config: ExploreConfig) -> Exploration:
     """The exploration in a fresh interpreter; what it found, or what it raised."""
     limit = deadline_of(config.seconds) + START_GRACE
-    argv = [sys.executable, "-m", "tickets.gate.explore_child", str(os.getpid())]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    from ..engine.own_python import own_env, own_python
+
+    argv = own_python("tickets.gate.explore_child", str(os.getpid()))
+    env = own_env()
     with tempfile.TemporaryFile() as answer, tempfile.TemporaryFile() as errors:
         try:
             done = subprocess.run(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..constants import DEFAULT_STRATEGY
+from ..constants import DEFAULT_STRATEGY, DEFAULT_TICKETS
 from ..errors import ConfigError
 from ..stores.spec import safe_name
 from .callables import buyer_spec
@@ -63,6 +63,11 @@ class SaleOutcome:
     def passed(self) -> bool:
         self.looked[0] = True
         return self.verdict_passed()
+
+    def __bool__(self) -> bool:
+        """``assert outcome`` is ``assert outcome.passed`` (an object is
+        otherwise always true: a FAILED sale would pass the assert)."""
+        return self.passed
 
     def verdict_passed(self) -> bool:
         """``passed``, without counting as having asked."""
@@ -135,13 +140,14 @@ def sale(
     *,
     store: str | os.PathLike[str] | StoreSpec,
     buyers: int = 50,
-    tickets: int = 10,
+    tickets: int | None = None,
     lock: str | Strategy = DEFAULT_STRATEGY,
     trials: int = 1,
     write_delay: float = DEFAULT_WRITE_DELAY,
     seed: int = 0,
     buyer_timeout: float | None = None,
     history_dir: str | os.PathLike[str] | None = None,
+    stock_cmd: str | None = None,
 ) -> SaleOutcome:
     """Sell ``tickets`` to ``buyers`` buyer processes that each call ``buy``
     once, ``trials`` times, and judge every sale.
@@ -152,7 +158,11 @@ def sale(
     each trial; ``lock``: the strategy behind ``store.lock``;
     ``write_delay``: what ``store.wait()`` waits at most (seconds);
     ``history_dir``: where the histories go (default: ``history/`` beside
-    a file store, the current folder's for a server).
+    a file store, the current folder's for a server); ``tickets``: the
+    stock each trial restocks to (default 10). ``stock_cmd``: a shell
+    command that prints the stock, for a function that sells from a stock
+    of its own (its own database): read before and after each trial, and
+    restocked by you, not by ``tickets`` (give no ``tickets`` then).
     """
     from ..engine.buy import run_buy
     from ..engine.child.plan import Delays
@@ -163,6 +173,16 @@ def sale(
     if type(trials) is not int or not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"trials must be a whole number from 1 to {MAX_TRIALS:,}, got {trials!r}")
     folder = _folder(history_dir)
+    elsewhere: dict[str, object] = {}
+    if stock_cmd is not None:
+        if tickets is not None:
+            raise ConfigError(
+                "tickets restocks the store it hands your function; with stock_cmd the stock "
+                "is your own: restock it yourself and give no tickets"
+            )
+        elsewhere = {"stock": "command", "stock_cmd": stock_cmd}
+    elif tickets is None:
+        tickets = DEFAULT_TICKETS
     results: list[RunResult] = []
     for trial in range(trials):
         config = BuyConfig(
@@ -175,6 +195,7 @@ def sale(
             delays=Delays(0.0, write_delay),  # a user buyer does its own search
             buyer_timeout=buyer_timeout,
             history=None if folder is None else _history_file(folder, spec, trial),
+            **elsewhere,  # type: ignore[arg-type]
         )
         results.append(run_buy(config))
         if _failed(results[-1]):

@@ -134,14 +134,9 @@ def described(result: Exploration) -> str:
 
 
 def replay_command(result: Exploration) -> str:
-    """The command that replays the saved schedule (a server's store named,
-    and the user's buyer code: a schedule that names it replays only with it)."""
-    import shlex
+    from ..engine.explore.explorer import replay_command as command
 
-    cfg = result.config
-    db = f"--db {shlex.quote(cfg.store.label)} " if cfg.store.kind == "redis" else ""
-    buy = f" --buy {shlex.quote(cfg.buy)}" if cfg.buy is not None else ""
-    return f"tickets {db}explore --replay {shlex.quote(str(result.schedule_file))}{buy}"
+    return command(result)
 
 
 def _broke(schedule: Schedule) -> list[str]:

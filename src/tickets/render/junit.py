@@ -427,6 +427,17 @@ def check_properties(item: Checked, code: int) -> list[tuple[str, object]]:
 # -- the document ---------------------------------------------------------------------
 
 
+def refused_xml(command: str, message: str, code: int) -> bytes:
+    """The report of a command refused before it had a verdict (a usage
+    error, a store it could not use, a stop before any result): one error
+    case saying why, in place of any report an earlier run left at the
+    path, which would otherwise show green beside a red job."""
+    name = f"tickets {command}".strip()
+    case = Case("verdict", f"tickets.{command or 'command'}", ERROR, "ERROR")
+    case.message = xml_text(f"ERROR: {message}")[:2000]
+    return document(name, [Suite(name, [case], [("exit_code", code)])])
+
+
 def document(name: str, suites: Sequence[Suite]) -> bytes:
     """``<testsuites>`` of ``suites``, as UTF-8 bytes with the XML declaration."""
     root = ET.Element("testsuites", name=xml_text(name))

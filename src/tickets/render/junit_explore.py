@@ -4,7 +4,6 @@ failing schedule step by step in the failure's body (see
 
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING
 
 from ..constants import EXIT_UNPROVEN
@@ -100,10 +99,9 @@ def schedule_lines(schedule: Schedule) -> list[str]:
 def saved_lines(result: Exploration) -> list[str]:
     if result.schedule_file is None:
         return []
-    db = ""
-    if result.config.store.kind == "redis":
-        db = f"--db {shlex.quote(result.config.store.label)} "
-    replay = f"tickets {db}explore --replay {shlex.quote(str(result.schedule_file))}"
+    from ..engine.explore.explorer import replay_command
+
+    replay = replay_command(result)
     return [
         f"history   {result.history}",
         f"schedule  {result.schedule_file}",

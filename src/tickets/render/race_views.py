@@ -83,7 +83,15 @@ def race_verdict(race: RaceResult) -> Text:
     shown = [in_words(s) for s in race.sides if not s.excludes and s.oversold_trials]
     missed = [s for s in race.sides if not s.excludes and not s.oversold_trials]
     if locked:
-        text = "PASSED: every locking strategy sold exactly the stock"
+        from ..engine.race import is_user_code
+
+        mine = [side_label(s.strategy) for s in locked if is_user_code(s.strategy)]
+        if mine and len(mine) == len(locked):
+            text = f"PASSED: {', '.join(mine)} sold exactly the stock"
+        elif mine:
+            text = f"PASSED: every locking strategy and {', '.join(mine)} sold exactly the stock"
+        else:
+            text = "PASSED: every locking strategy sold exactly the stock"
         if shown:
             text += "; " + "; ".join(shown) + " (expected)"
         return Text(printable(text), "bold green")

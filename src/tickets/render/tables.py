@@ -327,8 +327,8 @@ def own_stock_hint(result: RunResult) -> Text:
     return Text(
         f"hint: your function sold {report.sold:,} but the store it was handed "
         f"({config.store.label}) never changed: if it sells from a stock of its own "
-        "(its own database), give --stock-cmd 'a command that prints that stock' "
-        "(without --tickets: restock it yourself before the sale)",
+        "(its own database), give --stock-cmd 'a command that prints that stock' (stock_cmd= "
+        "in tickets.sale), without --tickets: restock it yourself before the sale",
         style="bold",
     )
 

@@ -54,7 +54,10 @@ def failed_line(report: Report, strategy: Strategy | None) -> str:
         )
     if report.oversold:
         return f"FAILED: oversold by {report.oversold:,}"
-    return "FAILED: " + ", ".join(c.name for c in report.failures())
+    failures = report.failures()
+    if [c.name for c in failures] == ["no errors"]:  # "FAILED: no errors" read as a pass
+        return f"FAILED: {failures[0].detail}"
+    return "FAILED: " + ", ".join(c.name for c in failures)
 
 
 def blamed_strategy(result: RunResult) -> Strategy | None:

@@ -255,15 +255,24 @@ def _file_path(text: str, rest: str) -> str:
         path = path[1:]
     if path.startswith("//"):  # a share to some readers, /path to Linux, a host to SQLite
         raise BadStoreURL(f"{kind}://///…: too many slashes; {spellings}")
-    if authority and os.path.dirname(path) == "/" and not rest.startswith("//"):
-        name = path[1:]
+    if authority and not rest.startswith("//") and _at_the_root(path):
+        name = os.path.normpath(path).lstrip("/")
         raise BadStoreURL(
-            f"{kind}:///{name} would be {path}, at the filesystem root; for {name} in this "
+            f"{text} would be /{name}, at the filesystem root; for {name} in this "
             f"folder write {kind}:{name}, for an absolute path {kind}:////abs/{name}"
         )
     if "\0" in path:
         raise BadStoreURL(f"{kind}:…: a file name cannot hold a NUL byte (%00)")
     return path
+
+
+def _at_the_root(path: str) -> bool:
+    """Would three slashes put the store at the filesystem root: a file
+    right there (``/sale.db``, ``/./sale.db``), or in a folder of the root
+    that does not exist (``/shop/sale.db``, which ``init`` would make)? A
+    SQLAlchemy user means these as relative paths."""
+    parts = os.path.normpath(path).split("/")
+    return len(parts) <= 2 or not os.path.isdir("/" + parts[1])
 
 
 REDIS_FORM = "redis://[USER:PASSWORD@]HOST[:PORT][/DB][?key=NAME]"

@@ -128,6 +128,17 @@ def run_explore(config: ExploreConfig) -> Exploration:
     return result
 
 
+def replay_command(result: Exploration) -> str:
+    """The command that replays the saved schedule (a server's store named,
+    and the user's buyer code: a schedule that names it replays only with it)."""
+    import shlex
+
+    cfg = result.config
+    db = f"--db {shlex.quote(cfg.store.label)} " if cfg.store.kind == "redis" else ""
+    buy = f" --buy {shlex.quote(cfg.buy)}" if cfg.buy is not None else ""
+    return f"tickets {db}explore --replay {shlex.quote(str(result.schedule_file))}{buy}"
+
+
 def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
     """Why a search that found nothing wrong proves nothing, if so."""
     if config.tickets == 0:
@@ -140,6 +151,14 @@ def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
             f"buyer(s) {who} went round the scheduler through store.raw (their own "
             "connection): what they did there could not be ordered, so not every "
             "interleaving was tried"
+        )
+    if outcome.unseen and outcome.failure is None:
+        who = ", ".join(str(b) for b in sorted(outcome.unseen))
+        return (
+            f"buyer(s) {who} ended without one store operation through the handle they were "
+            "given (read, write, take, lock): a stock kept elsewhere (your own database) is "
+            "one the explorer can neither see nor order; judge that code by a real sale "
+            "with --stock-cmd"
         )
     if not outcome.schedules and outcome.failure is None and outcome.deadlock is None:
         return "no schedule ran to the end: nothing was tested"

@@ -66,6 +66,9 @@ class Schedule:
     deadlock: str | None = None
     #: buyers whose code went round the scheduler (``store.raw``)
     uncontrolled: set[int] = field(default_factory=set)
+    #: buyers that ended without one store operation through their handle
+    #: (their stock is elsewhere: their own database, which nobody orders)
+    unseen: set[int] = field(default_factory=set)
     #: how each buyer ended, in words
     ended: dict[int, str] = field(default_factory=dict)
 
@@ -216,6 +219,8 @@ class ExploredSale:
                 raise NoOutcome(
                     f"buyer {silent[0]} ended without an outcome the explorer could read"
                 )
+            acted = {e.step.buyer for e in schedule.ran}
+            schedule.unseen = {b for b in range(setup.buyers) if b not in acted}
             schedule.report = self._judge(schedule)
         return schedule
 

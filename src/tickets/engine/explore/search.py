@@ -104,6 +104,8 @@ class Outcome:
     failure: Schedule | None = None
     deadlock: Schedule | None = None
     uncontrolled: set[int] = field(default_factory=set)
+    #: buyers that ended without a store operation through their handle
+    unseen: set[int] = field(default_factory=set)
     #: why it stopped before covering everything, if it did
     budget: str | None = None
     complete: bool = False
@@ -156,7 +158,10 @@ def _tally(
     if schedule.report.contention.contended:
         out.contended += 1
     classes.add(canonical([e.step for e in schedule.ran]))
-    if schedule.failed and out.failure is None:
+    out.unseen |= schedule.unseen
+    # A schedule one of whose buyers sold (or gave up) without touching the
+    # store judged a stock it never used: its failure is not a finding.
+    if schedule.failed and out.failure is None and not schedule.unseen:
         out.failure = schedule
 
 
