@@ -85,7 +85,7 @@ def outcome(case: ET.Element) -> str:
 def test_a_passing_buy_is_green_case_for_case(invoke: Invoke, tmp_path: Path) -> None:
     path = tmp_path / "reports" / "buy.xml"
     path.parent.mkdir()
-    path.write_text("an old report\n")  # replaced whole
+    path.write_text('<?xml version="1.0"?>\n<testsuites name="an old report"/>\n')  # replaced
     result = invoke("buy", "-n", "8", "-t", "3", *FAST, "--junit-xml", str(path), "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # stdout: the one JSON document, nothing else
@@ -409,6 +409,28 @@ def test_the_report_loads_neither_click_nor_rich() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     loaded = out.stdout
     assert out.returncode == 0 and "'click'" not in loaded and "'rich'" not in loaded
+
+
+@pytest.mark.parametrize("held", ["store", "history", "code"])
+def test_a_report_never_replaces_a_file_that_is_not_one(
+    invoke: Invoke, tmp_path: Path, held: str
+) -> None:
+    victim = tmp_path / "victim"
+    text = {"store": '{"count": 7}\n', "history": '{"type": "run"}\n', "code": "def f(): pass\n"}
+    victim.write_text(text[held])
+    result = invoke("buy", "-n", "2", "-t", "1", "--junit-xml", str(victim))
+    assert result.exit_code == 3 and "is not a report or a picture" in result.output
+    assert victim.read_text() == text[held] and not Path("history").exists()
+
+
+def test_a_report_path_the_run_writes_itself_is_a_usage_error(invoke: Invoke) -> None:
+    for args in (
+        ["--db", "s.json", "buy", "--junit-xml", "s.json"],
+        ["buy", "--history", "h.jsonl", "--junit-xml", "h.jsonl"],
+    ):
+        result = invoke(*args, "-n", "2", "-t", "1")
+        assert result.exit_code == 2 and "is a file this run writes" in result.output
+        assert not Path(args[-1]).exists() and not Path("s.json").exists()
 
 
 def test_a_refused_command_replaces_an_old_green_report_with_its_error(

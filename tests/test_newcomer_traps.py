@@ -152,7 +152,7 @@ def test_a_server_store_s_lock_folder_must_be_the_user_s_own(
 def test_check_and_timeline_take_the_newest_history(tmp_path: Path) -> None:
     for command in ("check", "timeline"):
         done = tickets(command)
-        assert done.returncode == 2 and "/history/ to " in done.stderr, command
+        assert done.returncode == 2 and "history/ to " in done.stderr, command
         assert "run a sale first, or name a history file" in done.stderr
     assert tickets("buy", "-n", "3", "-t", "1", "--lock", "flock", *WIDE).returncode == 0
     assert tickets("buy", "-n", "6", "-t", "5", "--lock", "none", *WIDE).returncode == 1
@@ -162,6 +162,10 @@ def test_check_and_timeline_take_the_newest_history(tmp_path: Path) -> None:
     assert done.stderr.strip() == f"check: the newest history, {newest}"
     done = tickets("timeline", "--width", "80")
     assert done.returncode == 0 and "strategy none" in done.stdout
+    # A newer history of another store beside it is not this store's newest
+    assert tickets("--db", "other.json", "buy", "-n", "3", "-t", "3", *WIDE).returncode == 0
+    done = tickets("check", "--json")
+    assert done.returncode == 1 and json.loads(done.stdout)["histories"] == [str(newest)]
 
 
 def test_make_run_says_where_the_command_is() -> None:

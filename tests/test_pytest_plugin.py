@@ -290,3 +290,23 @@ def test_asks_and_expects_the_failure(tickets_sale):
     history = Path(re.findall(r"history   (\S+)", run.stdout.str())[0])  # test_bad's
     assert history.is_file() and history.parent.parent.parent.name == "test_bad0"
     assert not list(pytester.path.rglob("test_good0/tickets"))
+
+
+def test_a_module_the_buyers_would_find_elsewhere_is_named_by_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pythonpath = ["src"]: the test imports src/shop.py, while a buyer,
+    which searches its current folder first, would import ./shop.py."""
+    from tickets.gate.callables import buyer_spec
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "shop.py").write_text("def buy(store):\n    return None\n")
+    (tmp_path / "shop.py").write_text("def buy(store):\n    return 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.delitem(sys.modules, "shop", raising=False)
+    import shop  # type: ignore[import-not-found]
+
+    assert buyer_spec(shop.buy) == f"{tmp_path / 'src' / 'shop.py'}:buy"
+    (tmp_path / "shop.py").unlink()  # nothing in the way: named by its module
+    assert buyer_spec(shop.buy) == "shop:buy"

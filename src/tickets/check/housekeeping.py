@@ -60,11 +60,13 @@ def history_folder(spec: StoreSpec) -> Path:
     return Path(spec.folder) / "history"
 
 
-def newest(folder: Path) -> Path | None:
-    """The newest history (``*.jsonl``, a regular file) in ``folder``, by
-    modification time: what ``check`` and ``timeline`` take when given none,
-    as git takes HEAD. None if there is none (or no folder)."""
-    import stat
+def newest(folder: Path, store: str) -> Path | None:
+    """The newest history of ``store`` (its run line's ``store``, as
+    StoreSpec.identity names it) in ``folder``, by modification time: what
+    ``check`` and ``timeline`` take when given none, as git takes HEAD.
+    Another store's history beside it is passed over; None if none is
+    this store's (or there is no folder)."""
+    import json
 
     found = []
     try:
@@ -77,7 +79,17 @@ def newest(folder: Path) -> Path | None:
                 found.append((info.st_mtime_ns, path.name, path))
     except OSError:
         return None
-    return max(found)[2] if found else None
+    for _, _, path in sorted(found, reverse=True):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                first = f.readline(65536)
+            run = json.loads(first)
+        except (OSError, ValueError):
+            continue
+        if isinstance(run, dict) and run.get("type") == "run" and run.get("store") == store:
+            return path
+    return None
 
 
 def entries(folder: Path, store: str) -> list[Entry]:

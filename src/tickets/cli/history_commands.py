@@ -92,14 +92,17 @@ def junit_path(argv: Sequence[str]) -> str | None:
 
 def write_refused_junit(argv: Sequence[str], message: str, code: int) -> None:
     """A command that ended without its report (refused, stopped before a
-    result) still leaves one at --junit-xml, an error saying why: a report
-    an earlier run left there would show green beside a red job. Quietly
-    nothing if that path is itself what was refused."""
+    result) replaces an earlier report at --junit-xml with an error saying
+    why: left there, it would show green beside a red job. Where there is
+    no earlier report, nothing is made (a refused command changes nothing)."""
     path = junit_path(argv)
     if path is None or JUNIT_WRITTEN or not code:
         return
-    from ..render.files import write_output
+    from ..render.files import an_earlier_output, write_output
     from ..render.junit import refused_xml
+
+    if not os.path.isfile(path) or os.path.islink(path) or not an_earlier_output(path):
+        return  # nothing stale to replace: a refused command makes no file
 
     command = next((w for w in argv if not w.startswith("-") and w in COMMAND_NAMES), "")
     try:
@@ -338,10 +341,11 @@ def newest_history(ctx: click.Context, command: str) -> str:
     obj = ctx.find_object(StoreContext)
     assert obj is not None
     folder = history_folder(obj.spec)
-    found = newest(folder)
+    found = newest(folder, obj.spec.identity())
     if found is None:
         raise click.UsageError(
-            f"no history in {folder}/ to {command}: run a sale first, or name a history file"
+            f"no history of {obj.spec.label} in {folder}/ to {command}: run a sale first, "
+            "or name a history file"
         )
     click.echo(f"{command}: the newest history, {printable(str(found))}", err=True)
     return str(found)

@@ -387,7 +387,35 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
     }
     if "chaos" in opts:
         fields["chaos"] = chaos_from(ctx, opts)
+    outputs = [ctx.params.get(name) for name in ("junit_xml", "svg", "html")]
+    refuse_clobbering(outputs, sale_files(spec, opts["history"]))
     return fields
+
+
+def sale_files(spec: StoreSpec, history: str | None) -> list[str]:
+    """The files a sale writes besides its outputs: the store and its side
+    files, its lock and claim, its history."""
+    files = [spec.lock_path, spec.sale_path]
+    if spec.path is not None:
+        files += [spec.path + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+    if history and history != NO_HISTORY:
+        files += [history, history + ".log"]
+    return files
+
+
+def refuse_clobbering(outputs: list[object], files: list[str]) -> None:
+    """An output flag (--junit-xml, --svg, --html) naming a file the run
+    itself writes (the store, its lock, the history) would replace it with
+    a report: a usage error before anything runs."""
+    import os
+
+    mine = {os.path.realpath(f) for f in files}
+    for output in outputs:
+        if isinstance(output, str) and os.path.realpath(output) in mine:
+            raise click.UsageError(
+                f"{output} is a file this run writes (its store, lock or history): give the "
+                "report another path"
+            )
 
 
 def worker_fields(opts: dict[str, Any]) -> WorkerFields:

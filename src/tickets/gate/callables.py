@@ -92,12 +92,18 @@ def _plain_function(buy: object) -> types.FunctionType:
 
 
 def found_by_name(module_name: str, path: str) -> bool:
-    """Does a fresh interpreter with this ``sys.path`` find ``path`` when it
-    imports ``module_name``? (Not the module this process holds under that
-    name: pytest may have imported a test file under a name of its own.)"""
+    """Does a buyer process find ``path`` when it imports ``module_name``?
+    (Not the module this process holds under that name: pytest may have
+    imported a test file under a name of its own, or found a module on a
+    path where the buyer's current folder holds another of that name.)"""
     from importlib.machinery import ModuleSpec, PathFinder
 
-    search: list[str] | None = None  # sys.path
+    from ..engine.own_python import own_env
+
+    # As a buyer process searches: the current folder first (the loader puts
+    # it there, as ``python -m`` would), then the PYTHONPATH it was given.
+    given = own_env({})["PYTHONPATH"].split(os.pathsep)
+    search: list[str] | None = [os.getcwd(), *given]
     spec: ModuleSpec | None = None
     for part in module_name.split("."):
         if spec is not None:  # a package: look in its folders

@@ -68,9 +68,37 @@ def check_output_path(path: str, flag: str) -> None:
         raise OutputFileError(path, f"cannot be written: folder {folder} is read-only", other)
     if mode is not None and not (mode & stat.S_IWUSR and os.access(path, os.W_OK)):
         raise OutputFileError(path, "is read-only", f"make it writable or {other}")
+    if mode is not None and not an_earlier_output(path):
+        raise OutputFileError(
+            path,
+            "holds something that is not a report or a picture (a store, a history, your "
+            "code?); tickets replaces only an earlier output",
+            f"remove it, or {other}",
+        )
     longest = len(os.fsencode(temp_prefix(path))) + _TEMP_TAIL
     if longest > _name_max(folder):
         raise OutputFileError(path, "has too long a name for its temp file", other)
+
+
+#: How an earlier output starts (XML, an SVG, an HTML page), after blanks.
+_OUTPUT_STARTS = (b"<?xml", b"<svg", b"<!doctype html", b"<html", b"<testsuites")
+
+
+def an_earlier_output(path: str) -> bool:
+    """Is the regular file at ``path`` empty, or an earlier report or picture
+    (what an output flag writes)? Anything else there, the store, a history,
+    the buyer's code, is not replaced."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return True  # gone, or unreadable: the write says what it finds
+    try:
+        head = os.read(fd, 512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return not head or head.startswith(_OUTPUT_STARTS)
 
 
 def _name_max(folder: str) -> int:

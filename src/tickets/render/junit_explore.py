@@ -114,7 +114,10 @@ def replay_xml(schedule: Schedule, path: str, history: object, code: int) -> byt
     case = Case(f"replay of {path}", "tickets.explore.replay", out=f"history {history}")
     if code == EXIT_UNPROVEN:
         case.outcome, case.kind = FAILURE, "NOT PROVEN"
-        case.message = "NOT PROVEN: the saved schedule replayed: no two purchases overlapped in it"
+        case.message = (
+            "NOT PROVEN: the saved schedule replayed: nothing broke (one schedule says "
+            "nothing of the others)"
+        )
     elif code:
         from ..engine.explore.explorer import broke
 

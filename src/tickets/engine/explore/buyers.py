@@ -115,7 +115,9 @@ class ExploredSession:
 
     def _invoke(self, fields: Phases) -> None:
         if not self._invoked:
-            t = self.ctl.now
+            # from its first step, or from when it first waited for a lock
+            # another buyer held (a purchase waiting at a lock is under way)
+            t = min(self.ctl.now, self.ctl.blocked_since.get(self.buyer, self.ctl.now))
             self.timing = {"t_start": t, "t_search": t, **fields}
             self.events.append(invoke(self.base, t, self.timing))
             self._invoked = True
@@ -132,27 +134,41 @@ class ExploredSession:
     def begin(self) -> None:
         """The user's buyer: invoked at its first step (it searches, if at all, itself)."""
 
+    # Each operation is invoked when its buyer's first step has run (or it
+    # first waited at a lock another held), not when the buyer reached it:
+    # every buyer reaches its first switch point at once, and an invoke
+    # stamped there would make every schedule, even one that ran the buyers
+    # one after another, look contended.
+
     def read(self) -> int:
-        self._invoke({})
-        return self.store.load(steps.read(self.buyer))
+        try:
+            return self.store.load(steps.read(self.buyer))
+        finally:
+            self._invoke({})
 
     def wait(self) -> None:
-        self._invoke({})
         self.ctl.point(steps.wait(self.buyer))
+        self._invoke({})
         self.ctl.say("waits (the write delay)")
 
     def write(self, count: int) -> None:
-        self._invoke({})
         self.changing = True
-        self.store.save(count)
+        try:
+            self.store.save(count)
+        finally:
+            self._invoke({})
 
     def take(self) -> int | None:
-        self._invoke({})
         self.changing = True
-        self.t_taken = self.ctl.now
         if self.optimistic:
-            return self._take_optimistic()
+            self.t_taken = self.ctl.now
+            try:
+                return self._take_optimistic()
+            finally:
+                self._invoke({})
         self.ctl.point(steps.take(self.buyer))
+        self._invoke({})
+        self.t_taken = self.ctl.now
         seat = self.store.store.take(1)
         self.ctl.say(f"takes: seat {seat}" if seat else "takes: sold out")
         return seat or None
@@ -210,9 +226,9 @@ class ExploredLock:
             self._lock = self.build()
             self._steps = lock_steps(self._lock, self.shared, self.buyer)
             self.name = self._steps[0].obj if self._steps[0].takes_lock else None
+        self.ctl.point(self._steps[0])
         if self.session is not None:
             self.session.invoke_once()  # a buyer's first step may be to take the lock
-        self.ctl.point(self._steps[0])
         self._lock.acquire()
         self.held = True
         if self.name is not None:

@@ -170,6 +170,12 @@ def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
             f"no schedule run let two buyers' purchases overlap ({how}): "
             "nothing raced, so nothing was tested"
         )
+    if config.preemptions == 0 and outcome.failure is None and outcome.deadlock is None:
+        return (
+            "a preemption bound of 0 never switches away from a buyer that could go on: "
+            "no two buyers' steps were interleaved, beyond one waiting at a lock the other "
+            "held (raise --preemptions to 1 or more)"
+        )
     return None
 
 

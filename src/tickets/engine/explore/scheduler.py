@@ -96,6 +96,9 @@ class Controller:
     ran: list[Executed] = field(default_factory=list)
     #: who holds each lock (by the steps' names)
     holders: dict[str, int] = field(default_factory=dict)
+    #: when each buyer first waited for a lock another held: it was buying
+    #: from then on (see ExploredSession's invoke)
+    blocked_since: dict[int, float] = field(default_factory=dict)
     #: a buyer's handle went round the scheduler (``store.raw``)
     uncontrolled: set[int] = field(default_factory=set)
     #: who goes next (its step recorded), or None: the schedule is over
@@ -216,6 +219,7 @@ class Controller:
             if step is None:
                 continue
             if step.takes_lock and self.holders.get(step.obj or "", b) != b:
+                self.blocked_since.setdefault(b, self.now)
                 continue  # its lock is held by another buyer
             out.append(b)
         return out
