@@ -138,7 +138,9 @@ def test_other_failures_have_no_effect() -> None:
     # A busy buyer took nothing: seat 2 cannot be his.
     report = judge(2, 0, [Op("busy", 0, 5), ok(0, 1, 1)])
     assert "conservation" in failed_names(report)
-    assert judge(2, 1, [Op("busy", 0, 5), ok(0, 1, 2)]).passed
+    # Nor did it race anyone for the stock: one attempt alone tested nothing
+    report = judge(2, 1, [Op("busy", 0, 5), ok(0, 1, 2)])
+    assert not failed_names(report) and report.uncontended and not report.passed
 
 
 def test_errors_fail_the_run() -> None:

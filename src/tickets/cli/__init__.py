@@ -50,12 +50,14 @@ class TicketsGroup(click.Group):
         **extra: Any,
     ) -> Any:
         from .console import emit_json, emitted, stopped_because
+        from .errors import UNWRITTEN
         from .history_commands import JUNIT_WRITTEN, write_refused_junit
 
         argv = list(sys.argv[1:] if args is None else args)
         emitted.clear()
         stopped_because.clear()
         JUNIT_WRITTEN.clear()
+        UNWRITTEN.clear()
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except SystemExit as stop:  # a run stopped before it had a result to show

@@ -155,7 +155,9 @@ def emit_json(doc: Mapping[str, object], exit_code: int) -> None:
     import json
 
     from ..constants import JSON_SCHEMA
+    from .errors import with_unwritten
 
+    exit_code = with_unwritten(exit_code)  # a --junit-xml that could not be written fails it
     done_answering()  # a signal now lets the document out whole, or cuts it if it is stuck
     emitted.append(exit_code)  # cut short or not: no second document
     if exit_code and doc.get("passed"):

@@ -173,8 +173,22 @@ def answered() -> None:
         _Answer.out.set()
 
 
+#: Outputs beside the answer that could not be written (a --junit-xml on a
+#: full disk): said after the verdict, and a passing command exits 3.
+UNWRITTEN: list[str] = []
+
+
+def with_unwritten(code: int) -> int:
+    """``code``, or 3 if it was 0 and an output could not be written."""
+    return code or (EXIT_STORE if UNWRITTEN else 0)
+
+
 def exit_with(code: int) -> None:
-    """Leave with ``code`` once the answer is out (for 0 the command returns)."""
+    """Leave with ``code`` once the answer is out (for 0 the command returns);
+    an output that could not be written is said last, and fails a pass."""
+    for line in UNWRITTEN:
+        click.echo(f"Error: {line}", err=True)
+    code = with_unwritten(code)
     answered()
     if code:
         sys.exit(code)

@@ -12,7 +12,14 @@ import click
 from ..constants import ROWS_KEPT
 from ..errors import TicketsError
 from .console import emit_json, make_console, picture_width, sanitising
-from .errors import done_answering, exit_code_for, exit_with, printable, translate_errors
+from .errors import (
+    UNWRITTEN,
+    done_answering,
+    exit_code_for,
+    exit_with,
+    printable,
+    translate_errors,
+)
 from .options import json_option
 from .params import Count
 from .store_options import db_option
@@ -41,6 +48,10 @@ class OutputFile(click.ParamType[str]):
             self.fail(f"{value!r} is not a path", param, ctx)
         if not value:
             self.fail("give a file path, not an empty one", param, ctx)
+        if value == "-":
+            self.fail(
+                "'-' is not stdout here: give a file path (./- for a file named -)", param, ctx
+            )
         with translate_errors():
             check_output_path(value, param.opts[0] if param is not None else "the option")
         return value
@@ -64,14 +75,18 @@ def junit_option(f: F) -> F:
 
 def write_junit(path: str | None, build: Callable[[], bytes]) -> None:
     """Write the report ``build`` makes to ``path`` (given), whole or not at
-    all, before the answer is shown: a report that cannot be written is
-    exit 3, as an ``--svg`` that cannot."""
+    all, before the answer is shown. One that cannot be written (a full
+    disk) does not hide the verdict: it is said after it, and a command
+    that passed exits 3 (see tickets.cli.errors.UNWRITTEN)."""
     if path is None:
         return
     from ..render.files import write_output
 
-    with translate_errors():
+    try:
         write_output(path, build().decode("utf-8"), JUNIT_FLAG)
+    except (OSError, TicketsError) as exc:  # the verdict is still shown, then this
+        UNWRITTEN.append(printable(str(exc)))
+        return
     JUNIT_WRITTEN.append(path)
     click.echo(f"wrote {printable(path)}", err=True)
 

@@ -204,9 +204,12 @@ def in_words(side: SideStats) -> str:
         label = f"with {side_label(side.strategy)}"
     else:
         label = STRATEGIES[side.strategy].phrase
-    times = "once" if side.sold_max == 1 else f"{side.sold_max} times"
-    tickets = "1 ticket was" if side.initial == 1 else f"{side.initial} tickets were"
-    text = f"{label} {tickets} sold {times}"
+    if side.sold_max < side.initial:  # fewer buyers than tickets, or some turned away
+        text = f"{label} {side.sold_max} of {side.initial} tickets were sold"
+    else:
+        times = "once" if side.sold_max == 1 else f"{side.sold_max} times"
+        tickets = "1 ticket was" if side.initial == 1 else f"{side.initial} tickets were"
+        text = f"{label} {tickets} sold {times}"
     if side.trials > 1:
         text += (
             f" at worst; {side.oversold_trials} of {side.trials} trials oversold"

@@ -118,8 +118,7 @@ class SaleOutcome:
             raise AssertionError(self.message())
 
     def __repr__(self) -> str:
-        verdict = "PASSED" if self.passed else ("NOT PROVEN" if self.unproven else "FAILED")
-        return f"<SaleOutcome {verdict} {self.buy} history={self.history}>"
+        return f"<SaleOutcome {_word(self.result)} {self.buy} history={self.history}>"
 
 
 def plural(n: int, noun: str) -> str:
@@ -127,8 +126,24 @@ def plural(n: int, noun: str) -> str:
 
 
 def _failed(result: RunResult) -> bool:
-    """A check failed, or the run was cut short."""
-    return not result.passed and (result.aborted is not None or bool(result.report.failures()))
+    """A check failed, the run was cut short (ABORTED), or it could not
+    test the sale (ERROR: the buyer code wrote into the event pipe, the
+    final stock could not be read): never NOT PROVEN."""
+    if result.passed:
+        return False
+    cut = result.aborted is not None or bool(result.run_error or result.store_error)
+    return cut or bool(result.report.failures())
+
+
+def _word(result: RunResult) -> str:
+    """The verdict's word for one run."""
+    if result.passed:
+        return "PASSED"
+    if result.aborted is not None:
+        return "ABORTED"
+    if result.broken or result.store_error:
+        return "ERROR"
+    return "FAILED" if result.report.failures() else "NOT PROVEN"
 
 
 def _unproven(result: RunResult) -> bool:
@@ -170,6 +185,8 @@ def sale(
 
     __tracebackhide__ = True  # pytest: a refusal shows at the test's line
     spec = buyer_spec(buy)
+    if type(seed) is not int or not -(2**63) <= seed < 2**63:
+        raise ConfigError(f"seed must be a whole number (64 bits), got {seed!r}")
     if type(trials) is not int or not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"trials must be a whole number from 1 to {MAX_TRIALS:,}, got {trials!r}")
     folder = _folder(history_dir)

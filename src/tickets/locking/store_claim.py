@@ -35,7 +35,7 @@ def check_lock_path(spec: StoreSpec) -> None:
     """Refuse lock paths that could lead a lock or write elsewhere (and make
     a server store's folder for them, see tickets.stores.spec.state_folder)."""
     if spec.path is None:
-        _own_folder(state_folder(), spec.lock_file is None)
+        _own_folder(state_folder())
     _check_lock_file(Path(spec.lock_path), ", or use another --lock-file")
     _check_lock_file(Path(spec.sale_path), "")  # the store's claim: --lock-file moves it not
     folder = Path(spec.lock_path).parent
@@ -43,10 +43,13 @@ def check_lock_path(spec: StoreSpec) -> None:
         raise StoreError(spec.lock_path, f"folder {folder} does not exist", "create it first")
 
 
-def _own_folder(folder: str, for_lock: bool) -> None:
+def _own_folder(folder: str) -> None:
     """Make the folder of this user's lock and claim files (0700), or refuse
     one that is not theirs alone: another user's, a link, open to others."""
-    fix = "remove it (tickets makes it again)" + (", or give --lock-file" if for_lock else "")
+    fix = (
+        "remove it (tickets makes it again), or point $XDG_RUNTIME_DIR (else $TMPDIR) at a "
+        "folder of your own"
+    )
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         info = os.lstat(folder)

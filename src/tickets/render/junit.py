@@ -360,7 +360,11 @@ def side_verdict(
     trials = [f"trial {r.trial + 1}: " + trial_words(r) for r in runs]
     case = Case("verdict", classname, out="\n".join([in_words(side), *trials]))
     case.time = sum(r.result.duration_s for r in runs)
-    named = [why for why in race.verdict.reasons if why.startswith(side.strategy + " ")]
+    named = [  # the reasons a race failed (an unproven race's name what proved nothing)
+        why
+        for why in race.verdict.reasons
+        if why.startswith(side.strategy + " ") and not race.verdict.unproven
+    ]
     stopped = next((r.result.aborted for r in runs if r.result.aborted), None)
     if stopped is not None:
         case.outcome, case.kind, case.message = ERROR, "ABORTED", f"ABORTED: {stopped}"

@@ -86,12 +86,17 @@ def race_verdict(race: RaceResult) -> Text:
         from ..engine.race import is_user_code
 
         mine = [side_label(s.strategy) for s in locked if is_user_code(s.strategy)]
+        how = (
+            "sold exactly the stock"
+            if all(s.sold_max == s.initial for s in locked)
+            else "sold no more than the stock"
+        )
         if mine and len(mine) == len(locked):
-            text = f"PASSED: {', '.join(mine)} sold exactly the stock"
+            text = f"PASSED: {', '.join(mine)} {how}"
         elif mine:
-            text = f"PASSED: every locking strategy and {', '.join(mine)} sold exactly the stock"
+            text = f"PASSED: every locking strategy and {', '.join(mine)} {how}"
         else:
-            text = "PASSED: every locking strategy sold exactly the stock"
+            text = f"PASSED: every locking strategy {how}"
         if shown:
             text += "; " + "; ".join(shown) + " (expected)"
         return Text(printable(text), "bold green")

@@ -163,8 +163,11 @@ def not_proven(report: Report) -> Text:
             style="bold yellow",
         )
     if report.idle or report.uncontended:
+        away = ""
+        if report.uncontended and report.refused:
+            away = f"; {report.refused:,} turned away (busy or refused) raced nobody for it"
         return Text(
-            f"NOT PROVEN: {report.idle or report.uncontended} (no check failed, but a "
+            f"NOT PROVEN: {report.idle or report.uncontended}{away} (no check failed, but a "
             "sale that tested nothing proves nothing)",
             style="bold yellow",
         )
@@ -458,7 +461,7 @@ def big_buyers_view(result: RunResult, limit: int) -> RenderableType:
     if result.history is not None:
         history = printable(str(result.history))
         where = (
-            f"every buyer is in the history: tickets history {history}"
+            f"every buyer is in the history: tickets check {history}"
             if result.aborted is None
             else f"the history has what was written before the run stopped: {history}"
         )

@@ -128,18 +128,22 @@ class RedisStore(Store):
     def client(self) -> redis.Redis:
         if self._client is None:
             spec = self.spec
-            self._client = redis.Redis(
-                host=str(spec.host),
-                port=int(spec.port or 0),
-                db=int(spec.db or 0),
-                username=spec.username,
-                password=spec.password,
-                socket_connect_timeout=spec.connect_timeout,
-                socket_timeout=max(spec.connect_timeout, 1.0),
-                retry=Retry(NoBackoff(), 0),
-                single_connection_client=True,
-                protocol=2,
-                driver_info=None,
+            # One connection, made here: a refused password or a server that
+            # is not there is one line, wherever the client is first used.
+            self._client = self.call(
+                lambda: redis.Redis(
+                    host=str(spec.host),
+                    port=int(spec.port or 0),
+                    db=int(spec.db or 0),
+                    username=spec.username,
+                    password=spec.password,
+                    socket_connect_timeout=spec.connect_timeout,
+                    socket_timeout=max(spec.connect_timeout, 1.0),
+                    retry=Retry(NoBackoff(), 0),
+                    single_connection_client=True,
+                    protocol=2,
+                    driver_info=None,
+                )
             )
         return self._client
 

@@ -87,7 +87,9 @@ def buy_and_report(plan: BuyerPlan, session: BuyerSession, lock: WatchedLock) ->
         from .user_buyer import load
         from .user_buyer import outcome as user_outcome
 
-        outcome = user_outcome(load(plan.buy), session, lock, plan.log)
+        strategy = plan.strategy
+        hollow = strategy.name if strategy.sells_by_take(session.store) else None
+        outcome = user_outcome(load(plan.buy), session, lock, plan.log, hollow)
     else:
         outcome = outcome_of(purchase, session, lock)
     session.report(outcome, lock.t_locked if session.t_taken is None else session.t_taken)

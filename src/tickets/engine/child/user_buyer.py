@@ -129,6 +129,26 @@ def summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+class HollowLock:
+    """``store.lock`` under a strategy whose critical section is the store's
+    own take (``atomic``; ``transaction`` on Redis): it would exclude
+    nobody, and correct code would be judged an oversell. Entering it says
+    so, an error the verdict names."""
+
+    def __init__(self, strategy: str) -> None:
+        self.strategy = strategy
+
+    def __enter__(self) -> HollowLock:
+        raise RuntimeError(
+            f"store.lock excludes nobody under --lock {self.strategy} (the store's own take is "
+            "its critical section): sell with store.take(), or run under --lock file, flock or "
+            "process"
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 class StoreHandle:
     """What the user's function gets: the store's own operations, its raw
     client, and the lock of the run's ``--lock`` strategy.
@@ -142,9 +162,11 @@ class StoreHandle:
     - ``buyer``: this buyer's number.
     """
 
-    def __init__(self, session: BuyerSession, lock: WatchedLock, buyer: int) -> None:
+    def __init__(
+        self, session: BuyerSession, lock: WatchedLock, buyer: int, hollow: str | None = None
+    ) -> None:
         self._session = session
-        self.lock = lock
+        self.lock: WatchedLock | HollowLock = lock if hollow is None else HollowLock(hollow)
         self.buyer = buyer
         self.kind = session.store.kind
 
@@ -168,13 +190,19 @@ class StoreHandle:
 
 
 def outcome(
-    function: BuyerFunction, session: BuyerSession, lock: WatchedLock, log: str | None
+    function: BuyerFunction,
+    session: BuyerSession,
+    lock: WatchedLock,
+    log: str | None,
+    hollow: str | None = None,
 ) -> Outcome:
-    """Call the user's function once; how it ended, as a history event's fields."""
+    """Call the user's function once; how it ended, as a history event's
+    fields. ``hollow``: the strategy's name when its lock excludes nobody
+    (see :class:`HollowLock`)."""
     session.begin()
     buyer = session.base["buyer"]
     try:
-        result = function(StoreHandle(session, lock, buyer))
+        result = function(StoreHandle(session, lock, buyer, hollow))
     except BaseException as exc:  # whatever it raised, SystemExit too: unknown
         if log is not None:
             write_traceback(log, buyer, exc)

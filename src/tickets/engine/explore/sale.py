@@ -313,7 +313,8 @@ class ExploredSale:
                 if function is None:
                     outcome = outcome_of(purchase, session, lock)  # type: ignore[arg-type]
                 else:
-                    outcome = user_outcome(function, session, lock, None)  # type: ignore[arg-type]
+                    hollow = self.setup.strategy.name if session.takes else None
+                    outcome = user_outcome(function, session, lock, None, hollow)  # type: ignore[arg-type]
             except Abandoned:
                 raise
             except BaseException as exc:  # noqa: BLE001 - what its result or error did on the way
