@@ -153,7 +153,7 @@ def test_unusable_store_exits_3_and_changes_nothing(
 
 
 def test_check_exit_codes(invoke: Invoke, tmp_path: Path) -> None:
-    good = write(tmp_path / "good.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2), Op("busy", 0.5, 2)]))
+    good = write(tmp_path / "good.jsonl", lines_of(2, 0, [Op("ok", 0, 1, 2), Op("ok", 0.5, 2, 1)]))
     bad = write(tmp_path / "bad.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2), Op("ok", 0, 1, 2)]))
     assert invoke("check", str(good)).exit_code == 0
     alone = write(tmp_path / "alone.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2)]))

@@ -252,7 +252,7 @@ def test_a_queue_with_one_clerk_is_not_proven(invoke: Invoke, tmp_path: Path) ->
 
 
 def test_check_has_a_suite_per_history(invoke: Invoke, tmp_path: Path) -> None:
-    good = write(tmp_path / "good.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2), Op("busy", 0.5, 2)]))
+    good = write(tmp_path / "good.jsonl", lines_of(2, 0, [Op("ok", 0, 1, 2), Op("ok", 0.5, 2, 1)]))
     forged = write(
         tmp_path / "forged.jsonl", lines_of(2, 1, [Op("ok", 0, 1, 2), Op("ok", 0, 1, 2)])
     )
