@@ -16,7 +16,7 @@ import os
 import pickle
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from ..constants import DEFAULT_STORE, DEFAULT_STRATEGY, STRATEGY_NAMES
 from ..errors import ConfigError, StoreError
 from .callables import buyer_spec
 from .explore_child import deadline_of
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..check.verdict import Report
@@ -38,25 +39,13 @@ MESSAGE_WIDTH = 120
 
 
 @dataclass(frozen=True, repr=False)
-class ExploreOutcome:
+class ExploreOutcome(Outcome):
     """What :func:`explore` found."""
 
     #: the buyer as the exploration loaded it (``MODULE:FUNC`` or ``FILE.py:FUNC``)
     buy: str
     #: the exploration itself: its config, search outcome and counterexample
     exploration: Exploration
-    #: whether anyone asked for the verdict (see SaleOutcome.looked)
-    looked: list[bool] = field(default_factory=lambda: [False], compare=False)
-
-    @property
-    def passed(self) -> bool:
-        self.looked[0] = True
-        return self.verdict_passed()
-
-    def __bool__(self) -> bool:
-        """``assert outcome`` is ``assert outcome.passed`` (an object is
-        otherwise always true: a FAILED sale would pass the assert)."""
-        return self.passed
 
     def verdict_passed(self) -> bool:
         """``passed``, without counting as having asked."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from ..constants import DEFAULT_STRATEGY, DEFAULT_TICKETS
 from ..errors import ConfigError
 from ..stores.spec import safe_name
 from .callables import buyer_spec
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..check.verdict import Report
@@ -35,7 +36,7 @@ DEFAULT_WRITE_DELAY = 0.004
 
 
 @dataclass(frozen=True, repr=False)
-class SaleOutcome:
+class SaleOutcome(Outcome):
     """What :func:`sale` found: every trial run (up to the first that failed)."""
 
     #: the buyer as the buyer processes loaded it (``MODULE:FUNC`` or ``FILE.py:FUNC``)
@@ -44,10 +45,6 @@ class SaleOutcome:
     trials: int
     #: each trial's run, in order
     results: tuple[RunResult, ...]
-    #: whether anyone asked for the verdict (``passed``, ``unproven``,
-    #: ``assert_passed()``): the pytest fixture fails a test that let a sale
-    #: that did not pass go unasked
-    looked: list[bool] = field(default_factory=lambda: [False], compare=False)
 
     @property
     def result(self) -> RunResult:
@@ -58,16 +55,6 @@ class SaleOutcome:
                 if judged(result):
                     return result
         return self.results[-1]
-
-    @property
-    def passed(self) -> bool:
-        self.looked[0] = True
-        return self.verdict_passed()
-
-    def __bool__(self) -> bool:
-        """``assert outcome`` is ``assert outcome.passed`` (an object is
-        otherwise always true: a FAILED sale would pass the assert)."""
-        return self.passed
 
     def verdict_passed(self) -> bool:
         """``passed``, without counting as having asked."""
