@@ -277,15 +277,24 @@ def test_forgot_to_assert(tickets_sale):
 def test_asks_and_expects_the_failure(tickets_sale):
     outcome = tickets_sale(buy=booking.take_ticket_broken, lock="none", buyers=4, tickets=2,
                            write_delay=0.05)
-    assert not outcome.passed
+    outcome.assert_failed()
+
+def test_only_reads_the_verdict(tickets_sale):
+    outcome = tickets_sale(buy=booking.take_ticket_broken, lock="none", buyers=4, tickets=2,
+                           write_delay=0.05)
+    print("passed:", outcome.passed)
+    assert not outcome.unproven  # a FAILED sale is not unproven: still no green
 """,
     )
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     run = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=50)
-    run.assert_outcomes(passed=3, failed=1, errors=1)
+    run.assert_outcomes(passed=4, failed=1, errors=2)
     run.stdout.fnmatch_lines(["*AssertionError: NOT PROVEN: *no tickets*"])
     run.stdout.fnmatch_lines(
         ["*test_forgot_to_assert: a sale that did not pass was never asserted (FAILED: *"]
+    )
+    run.stdout.fnmatch_lines(
+        ["*test_only_reads_the_verdict: a sale that did not pass was never asserted (FAILED: *"]
     )
     history = Path(re.findall(r"history   (\S+)", run.stdout.str())[0])  # test_bad's
     assert history.is_file() and history.parent.parent.parent.name == "test_bad0"

@@ -93,9 +93,10 @@ class _Workbench:
 
     def clean(self) -> None:
         """Everything made, unless the test failed; and a test that passed
-        though it never asked a sale that did not pass for its verdict
-        (no ``assert_passed()``, no ``passed``) fails here: a gate that
-        forgot to assert is not a green."""
+        though it never asserted the verdict of a sale that did not pass
+        (no ``assert_passed()`` or ``assert_failed()``: reading ``passed``
+        does not count) fails here, its history kept: a gate that forgot to
+        assert is not a green."""
         if self.request.node.stash.get(_CALL_FAILED, False):
             return
         unasked = [o for o in self.outcomes if not o.looked[0] and not o.verdict_passed()]
@@ -104,7 +105,8 @@ class _Workbench:
             pytest.fail(
                 f"{self.request.node.name}: a sale that did not pass was never asserted "
                 f"({first}); call .assert_passed() on what tickets_sale or tickets_explore "
-                "returns (its history is kept)",
+                "returns, or .assert_failed() where the failure is the point (its history "
+                "is kept)",
                 pytrace=False,
             )
         shutil.rmtree(self.histories, ignore_errors=True)

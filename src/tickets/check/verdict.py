@@ -177,7 +177,7 @@ def idle_because(ops: Operations, initial: int | None) -> str | None:
     if initial == 0:
         return (
             "the store had no tickets: nobody could buy, nothing was tested "
-            "(restock with --tickets N, or tickets init)"
+            "(restock with --tickets N, or tickets init; a stock --stock-cmd reads, yourself)"
         )
     if ops.count(OK) or ops.count(SOLD_OUT):
         return None

@@ -10,7 +10,7 @@ import click
 from ..constants import EXIT_CHECK_FAILED, EXIT_STORE, EXIT_UNPROVEN
 from .console import emit_json, make_console, picture_width
 from .errors import done_answering, exit_with, translate_errors
-from .history_commands import junit_option, write_junit
+from .history_commands import junit_option, start_junit, write_junit
 from .options import json_option, lock_option
 from .params import Amount, Count
 from .store_options import db_option
@@ -26,7 +26,7 @@ EXPLORE_EXIT_CODES = (
     "store could not be used, or the buyer code ended or held up the exploration; "
     "5 not proven (no tickets, one buyer, a budget reached, no schedule let two purchases "
     "overlap, a buyer that used store.raw); "
-    "130, 143 stopped by Ctrl-C, SIGTERM."
+    "129, 130, 143 stopped by SIGHUP, Ctrl-C, SIGTERM."
 )
 
 
@@ -215,6 +215,7 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
         )
         if config.fencing and not strategy.leases:
             raise click.BadParameter("is for --lock lease (a Redis store)", param_hint="--fencing")
+        start_junit(opts["junit_xml"], "explore")
         result = isolated(config, run_explore, deadline_of(config))
     code = exit_code_of(result)
     write_junit(opts["junit_xml"], lambda: explore_xml(result, code))

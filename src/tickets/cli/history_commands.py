@@ -95,6 +95,23 @@ def write_junit(path: str | None, build: Callable[[], bytes]) -> None:
 JUNIT_WRITTEN: list[str] = []
 
 
+def start_junit(path: str | None, command: str) -> None:
+    """Before a run begins, its report is an error saying it has not
+    finished: a run killed outright (a CI job's hard timeout, SIGKILL, the
+    OOM killer) leaves that, never an earlier run's green. Replaced by the
+    verdict when the run ends."""
+    if path is None:
+        return
+    from ..render.files import write_output
+    from ..render.junit import refused_xml
+
+    words = f"tickets {command} did not finish: it was killed or stopped before its verdict"
+    try:
+        write_output(path, refused_xml(command, words, None).decode("utf-8"), JUNIT_FLAG)
+    except (OSError, TicketsError) as exc:  # said again, after the verdict
+        UNWRITTEN.append(printable(str(exc)))
+
+
 def junit_path(argv: Sequence[str]) -> str | None:
     """The --junit-xml path given on the command line, if any."""
     for i, word in enumerate(argv):

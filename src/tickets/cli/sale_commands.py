@@ -28,7 +28,7 @@ from ..constants import (
 from .console import emit_json, make_console, picture_width, run_live, sell_and_exit
 from .errors import exit_code_for, exit_with, translate_errors
 from .exec_options import exec_fields, exec_options
-from .history_commands import OutputFile, junit_option, write_junit
+from .history_commands import OutputFile, junit_option, start_junit, write_junit
 from .options import (
     chaos_options,
     count_option,
@@ -153,6 +153,7 @@ def buy(
             make_console().print(run_view(result, None) if show_all else run_view(result))
 
     label = "buy --exec" if config.command is not None else f"buy --lock {config.strategy.name}"
+    start_junit(junit_xml, "buy")
     sell_and_exit(label, "buyers", lambda live: run_buy(config, live), show, json_)
 
 
@@ -253,6 +254,7 @@ def race(
         else:
             show_race(result, show_timeline and bool(result.runs))
 
+    start_junit(opts["junit_xml"], "race")
     result = run_live(
         "" if json_ else "race",
         "buyers",
@@ -487,4 +489,5 @@ def queue_command(
             make_console().print(queue_view(result))
 
     label = f"queue --lock {strategy.name}"
+    start_junit(junit_xml, "queue")
     sell_and_exit(label, "orders", lambda live: run_queue(config, live), show, json_)

@@ -31,6 +31,24 @@ WHY = (
 )
 
 
+def replayable_spec(buy: object) -> str:
+    """:func:`buyer_spec`, for a schedule saved to replay from a shell: a
+    function named by a module that the current folder alone would not
+    find (pytest's ``sys.path``, a ``src/`` layout) is named by its file,
+    so that the printed ``tickets explore --replay … --buy …`` works as
+    printed."""
+    spec = buyer_spec(buy)
+    if isinstance(buy, str):
+        return spec
+    module, _, name = spec.rpartition(":")
+    if module.endswith(".py") or "/" in module:
+        return spec
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if isinstance(path, str) and not found_by_name(module, path, [os.getcwd()]):
+        return f"{os.path.abspath(path)}:{name}"
+    return spec
+
+
 def buyer_spec(buy: object) -> str:
     """``buy`` as the ``--buy`` text a buyer process loads: a string is
     taken as written (checked later, in a throwaway process); a function
@@ -91,7 +109,7 @@ def _plain_function(buy: object) -> types.FunctionType:
     return buy
 
 
-def found_by_name(module_name: str, path: str) -> bool:
+def found_by_name(module_name: str, path: str, where: list[str] | None = None) -> bool:
     """Does a buyer process find ``path`` when it imports ``module_name``?
     (Not the module this process holds under that name: pytest may have
     imported a test file under a name of its own, or found a module on a
@@ -103,7 +121,7 @@ def found_by_name(module_name: str, path: str) -> bool:
     # As a buyer process searches: the current folder first (the loader puts
     # it there, as ``python -m`` would), then the PYTHONPATH it was given.
     given = own_env({})["PYTHONPATH"].split(os.pathsep)
-    search: list[str] | None = [os.getcwd(), *given]
+    search: list[str] | None = [os.getcwd(), *given] if where is None else where
     spec: ModuleSpec | None = None
     for part in module_name.split("."):
         if spec is not None:  # a package: look in its folders

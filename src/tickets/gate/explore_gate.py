@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..constants import DEFAULT_STORE, DEFAULT_STRATEGY, STRATEGY_NAMES
 from ..errors import ConfigError, StoreError
-from .callables import buyer_spec
+from .callables import replayable_spec
 from .explore_child import deadline_of
 from .outcome import Outcome
 
@@ -99,11 +99,8 @@ class ExploreOutcome(Outcome):
         lines = [line.rstrip() for line in out.getvalue().rstrip().splitlines()]
         return "\n".join([lines[-1], *lines[:-1]])  # the verdict, drawn last, leads
 
-    def assert_passed(self) -> None:
-        """Raise :class:`AssertionError` with :meth:`message` unless it PASSED."""
-        __tracebackhide__ = True  # pytest: the test's line, then the verdict
-        if not self.passed:
-            raise AssertionError(self.message())
+    def verdict_failed(self) -> bool:
+        return self.exploration.counterexample is not None
 
     def __repr__(self) -> str:
         verdict = "PASSED" if self.passed else ("NOT PROVEN" if self.unproven else "FAILED")
@@ -138,7 +135,7 @@ def explore(
     from ..engine.explore.explorer import ExploreConfig
 
     __tracebackhide__ = True  # pytest: a refusal shows at the test's line
-    spec = buyer_spec(buy)
+    spec = replayable_spec(buy)
     config = ExploreConfig(
         store=_store_spec(store),
         strategy=_strategy(lock),

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 MAX_TRIALS = 1000
 #: ``store.wait()``'s upper bound by default (seconds): the command line's --write-delay.
 DEFAULT_WRITE_DELAY = 0.004
+#: The longest ``write_delay`` (seconds): the command line's 10,000 ms.
+MAX_WRITE_DELAY = 10.0
 
 
 @dataclass(frozen=True, repr=False)
@@ -63,7 +65,7 @@ class SaleOutcome(Outcome):
     @property
     def unproven(self) -> bool:
         """Nothing failed, but some trial tested nothing: not a pass."""
-        return not self.passed and not any(_failed(r) for r in self.results)
+        return not self.verdict_passed() and not any(_failed(r) for r in self.results)
 
     @property
     def report(self) -> Report:
@@ -98,11 +100,8 @@ class SaleOutcome(Outcome):
         )
         return "\n".join(lines)
 
-    def assert_passed(self) -> None:
-        """Raise :class:`AssertionError` with :meth:`message` unless every trial PASSED."""
-        __tracebackhide__ = True  # pytest: the test's line, then the verdict
-        if not self.passed:
-            raise AssertionError(self.message())
+    def verdict_failed(self) -> bool:
+        return any(_failed(r) for r in self.results)
 
     def __repr__(self) -> str:
         return f"<SaleOutcome {_word(self.result)} {self.buy} history={self.history}>"
@@ -177,7 +176,19 @@ def sale(
     if type(trials) is not int or not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"trials must be a whole number from 1 to {MAX_TRIALS:,}, got {trials!r}")
     folder = _folder(history_dir)
+    if isinstance(write_delay, bool) or not isinstance(write_delay, int | float):
+        raise ConfigError(f"write_delay is in seconds, a number, got {write_delay!r}")
+    if not 0 <= write_delay <= MAX_WRITE_DELAY:
+        raise ConfigError(
+            f"write_delay is in seconds (at most {MAX_WRITE_DELAY:g}; the command line's "
+            f"--write-delay is in milliseconds), got {write_delay!r}"
+        )
     elsewhere: dict[str, object] = {}
+    if stock_cmd is not None and trials > 1:
+        raise ConfigError(
+            "stock_cmd reads a stock of your own, which only you can restock: run one trial "
+            "per call, restocking in between"
+        )
     if stock_cmd is not None:
         if tickets is not None:
             raise ConfigError(

@@ -431,7 +431,7 @@ def check_properties(item: Checked, code: int) -> list[tuple[str, object]]:
 # -- the document ---------------------------------------------------------------------
 
 
-def refused_xml(command: str, message: str, code: int) -> bytes:
+def refused_xml(command: str, message: str, code: int | None) -> bytes:
     """The report of a command refused before it had a verdict (a usage
     error, a store it could not use, a stop before any result): one error
     case saying why, in place of any report an earlier run left at the
@@ -439,7 +439,8 @@ def refused_xml(command: str, message: str, code: int) -> bytes:
     name = f"tickets {command}".strip()
     case = Case("verdict", f"tickets.{command or 'command'}", ERROR, "ERROR")
     case.message = xml_text(f"ERROR: {message}")[:2000]
-    return document(name, [Suite(name, [case], [("exit_code", code)])])
+    props: list[tuple[str, object]] = [] if code is None else [("exit_code", code)]
+    return document(name, [Suite(name, [case], props)])
 
 
 def document(name: str, suites: Sequence[Suite]) -> bytes:
