@@ -85,7 +85,8 @@ def outcome(case: ET.Element) -> str:
 def test_a_passing_buy_is_green_case_for_case(invoke: Invoke, tmp_path: Path) -> None:
     path = tmp_path / "reports" / "buy.xml"
     path.parent.mkdir()
-    path.write_text('<?xml version="1.0"?>\n<testsuites name="an old report"/>\n')  # replaced
+    old = '<?xml version="1.0"?>\n<!-- made by tickets -->\n<testsuites name="an old report"/>\n'
+    path.write_text(old)  # an earlier report of the tool's: replaced
     result = invoke("buy", "-n", "8", "-t", "3", *FAST, "--junit-xml", str(path), "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # stdout: the one JSON document, nothing else
@@ -411,15 +412,21 @@ def test_the_report_loads_neither_click_nor_rich() -> None:
     assert out.returncode == 0 and "'click'" not in loaded and "'rich'" not in loaded
 
 
-@pytest.mark.parametrize("held", ["store", "history", "code"])
+@pytest.mark.parametrize("held", ["store", "history", "code", "lock", "pom"])
 def test_a_report_never_replaces_a_file_that_is_not_one(
     invoke: Invoke, tmp_path: Path, held: str
 ) -> None:
     victim = tmp_path / "victim"
-    text = {"store": '{"count": 7}\n', "history": '{"type": "run"}\n', "code": "def f(): pass\n"}
+    text = {
+        "store": '{"count": 7}\n',
+        "history": '{"type": "run"}\n',
+        "code": "def f(): pass\n",
+        "lock": "",  # a store's lock or claim file: empty, never a report
+        "pom": '<?xml version="1.0"?>\n<project/>\n',  # someone's own XML
+    }
     victim.write_text(text[held])
     result = invoke("buy", "-n", "2", "-t", "1", "--junit-xml", str(victim))
-    assert result.exit_code == 3 and "is not a report or a picture" in result.output
+    assert result.exit_code == 3 and "is not a report or a picture tickets wrote" in result.output
     assert victim.read_text() == text[held] and not Path("history").exists()
 
 

@@ -290,3 +290,42 @@ def test_a_project_with_its_own_tickets_package_does_not_shadow_the_tool(tmp_pat
         )
         assert done.returncode in (0, 1), done.stdout + done.stderr
         assert "launcher" not in done.stdout and "cannot be imported" not in done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_a_command_buyer_keeps_the_callers_python_path(tmp_path: Path) -> None:
+    """The tool's processes find the tool first; a command's Python (another
+    version, another virtualenv) gets the caller's PYTHONPATH, not the tool's."""
+    said = 'echo "PP=${PYTHONPATH-unset}" >&2; echo 1'
+    for given, expected in (("/opt/mine", "PP=/opt/mine"), (None, "PP=unset")):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        if given is not None:
+            env["PYTHONPATH"] = given
+        done = tickets("buy", "-n", "2", "--exec", said, "--stock-cmd", "echo 5", env=env)
+        assert done.returncode == 1, done.stdout  # both answer seat 1: sold twice
+        logs = [p.read_text() for p in Path("history").glob("*.log")]
+        assert any(expected in log for log in logs), logs
+        for log in Path("history").glob("*"):
+            log.unlink()
+
+
+@pytest.mark.timeout(120)
+def test_the_users_modules_do_not_stand_in_for_the_tools(tmp_path: Path) -> None:
+    """A filelock.py or sqlite3.py of the user's beside their buyer."""
+    for name in ("filelock.py", "sqlite3.py", "redis.py"):
+        (tmp_path / name).write_text("raise ImportError('the user\\'s own module')\n")
+    (tmp_path / "shop2.py").write_text((ROOT / "examples" / "booking.py").read_text())
+    for args in (
+        ["buy", "--buy", "shop2:take_ticket", "-n", "6", "-t", "3", *WIDE],
+        ["--db", "sqlite:s.db", "buy", "--buy", "shop2.py:take_ticket", "-n", "6", "-t", "3"],
+        ["explore", "--buy", "shop2.py:take_ticket", "-n", "2", "-t", "1"],
+    ):
+        done = subprocess.run(  # the tickets command (python -m would put the folder first)
+            [str(Path(sys.executable).parent / "tickets"), *args],
+            capture_output=True,
+            text=True,
+            timeout=100,
+            cwd=tmp_path,
+        )
+        assert done.returncode in (0, 5), done.stdout + done.stderr
+        assert "the user's own module" not in done.stdout + done.stderr

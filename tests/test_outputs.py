@@ -133,12 +133,14 @@ def test_an_output_replaces_the_file_whole_and_leaves_no_temp(
     """Written beside and renamed over, not truncated in place: a second
     name of the old file keeps the old bytes (an open reader too)."""
     out = tmp_path / "t.svg"
-    out.write_text("<svg>old picture</svg>\n")
+    out.write_text("<svg>\n<!-- made by tickets -->old picture</svg>\n")
     os.link(out, tmp_path / "kept.svg")
     result = invoke("timeline", str(sold), "--svg", str(out))
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("<svg") and not out.samefile(tmp_path / "kept.svg")
-    assert (tmp_path / "kept.svg").read_text() == "<svg>old picture</svg>\n"
+    assert (
+        tmp_path / "kept.svg"
+    ).read_text() == "<svg>\n<!-- made by tickets -->old picture</svg>\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
     assert f"wrote {out}" in result.stderr
 

@@ -304,9 +304,11 @@ def test_only_reads_the_verdict(tickets_sale):
 def test_a_module_the_buyers_would_find_elsewhere_is_named_by_its_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """pythonpath = ["src"]: the test imports src/shop.py, while a buyer,
-    which searches its current folder first, would import ./shop.py."""
-    from tickets.gate.callables import buyer_spec
+    """pythonpath = ["src"]: the test imports src/shop.py; a buyer searches
+    the test's path before its current folder, so it finds the same file
+    by its name (./shop.py comes after). A module only a test's path finds
+    is named by its file for a replay from a shell."""
+    from tickets.gate.callables import buyer_spec, replayable_spec
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "shop.py").write_text("def buy(store):\n    return None\n")
@@ -316,6 +318,11 @@ def test_a_module_the_buyers_would_find_elsewhere_is_named_by_its_file(
     monkeypatch.delitem(sys.modules, "shop", raising=False)
     import shop  # type: ignore[import-not-found]
 
-    assert buyer_spec(shop.buy) == f"{tmp_path / 'src' / 'shop.py'}:buy"
-    (tmp_path / "shop.py").unlink()  # nothing in the way: named by its module
     assert buyer_spec(shop.buy) == "shop:buy"
+    assert replayable_spec(shop.buy) == f"{tmp_path / 'src' / 'shop.py'}:buy"
+    (tmp_path / "src" / "shop.py").rename(tmp_path / "shop.py")
+    monkeypatch.delitem(sys.modules, "shop")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import shop  # now the current folder's
+
+    assert buyer_spec(shop.buy) == replayable_spec(shop.buy) == "shop:buy"

@@ -479,6 +479,14 @@ def turned_away(reason: str) -> bool:
     return reason.startswith(BUSY_PREFIX) or reason.startswith(REFUSED_PREFIX)
 
 
+def raced_for_stock(reason: str) -> bool:
+    """A fail that turned the buyer away after it had read the stock: the
+    store refused its write (``refused: …``), or an optimistic transaction
+    found the count changed on every try (``… an unchanged …``). Any other
+    fail (busy at a lock, never started, stopped) raced nobody for it."""
+    return reason.startswith(REFUSED_PREFIX) or "an unchanged " in reason
+
+
 def held_by_someone(reason: str) -> bool:
     """A turned-away reason that says someone held a lock or the store."""
     return any(words in reason for words in HELD_WORDS)

@@ -31,12 +31,12 @@ from ..engine.child.pipe import MAX_REASON
 
 # The kinds the table keeps, defined with the vocabulary that classifies events.
 from .events import ABSENT as ABSENT
-from .events import BUSY_PREFIX, held_by_someone, is_error, kind_of, turned_away
 from .events import NO_EFFECT as NO_EFFECT
 from .events import OK as OK
 from .events import PENDING as PENDING
 from .events import SOLD_OUT as SOLD_OUT
 from .events import UNKNOWN as UNKNOWN
+from .events import held_by_someone, is_error, kind_of, raced_for_stock, turned_away
 
 if TYPE_CHECKING:
     from .events import Completion, Ok, OperationEvent, OperationKind, Take
@@ -202,11 +202,11 @@ class Operations:
             self.started[number] = began  # the clerk's sale of it began
         if outcome == NO_EFFECT and reason is not None and turned_away(reason):
             self._turned_away(reason)
-            if reason.startswith(BUSY_PREFIX):
-                # Busy past --lock-timeout: it never reached the stock, so it
-                # raced nobody for it (a sale of one attempt and five busy
-                # buyers tested nothing; see tickets.check.contention).
-                self.started[number] = INF
+        if outcome == NO_EFFECT and not (reason is not None and raced_for_stock(reason)):
+            # Busy at a lock, never started, stopped: it never reached the
+            # stock, so it raced nobody for it (a sale of one attempt and
+            # five busy buyers tested nothing; see tickets.check.contention).
+            self.started[number] = INF
 
     def _turned_away(self, reason: str) -> None:
         self.refused += 1

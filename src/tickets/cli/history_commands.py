@@ -402,7 +402,7 @@ def export(picture: object, width: int, history: str, svg: str | None, html: str
 
     from rich.console import Console
 
-    from ..render.files import write_output
+    from ..render.files import marked, write_output
 
     recorder = Console(
         record=True, width=width, file=io.StringIO(), color_system="truecolor", markup=False
@@ -416,6 +416,7 @@ def export(picture: object, width: int, history: str, svg: str | None, html: str
             text = offline_svg(recorder.export_svg(title=title, clear=False))
         else:
             text = titled_html(recorder.export_html(clear=False), title)
+        text = marked(text)
         with translate_errors():
             write_output(path, text, f"--{kind}")
         click.echo(f"wrote {printable(path)}", err=True)

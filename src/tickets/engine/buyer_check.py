@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+from .child.own_python import own_python
 from .child.user_buyer import BuyerCodeError, split
-from .own_python import own_python
 
 #: How long the module's import may take (seconds).
 CHECK_TIMEOUT = 30.0

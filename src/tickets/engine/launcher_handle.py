@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .child.launcher import orders_doc
+from .child.own_python import own_env, own_python
 from .child.plan import BuyerPlan
 from .child.reaper import CLEANUP_DEADLINE
-from .own_python import own_env, own_python
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs

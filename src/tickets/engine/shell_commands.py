@@ -21,7 +21,7 @@ import time
 from ..constants import MAX_COUNT
 from ..errors import UsageProblem
 from ..stores.base import StoreError
-from .own_python import own_env, own_python
+from .child.own_python import own_env, own_python
 
 FLAG = "--stock-cmd"
 #: How long ``sh -n`` and ``--stock-cmd`` may take (seconds).

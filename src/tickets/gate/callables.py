@@ -116,12 +116,12 @@ def found_by_name(module_name: str, path: str, where: list[str] | None = None) -
     path where the buyer's current folder holds another of that name.)"""
     from importlib.machinery import ModuleSpec, PathFinder
 
-    from ..engine.own_python import own_env
+    from ..engine.child.own_python import own_env
 
-    # As a buyer process searches: the current folder first (the loader puts
-    # it there, as ``python -m`` would), then the PYTHONPATH it was given.
+    # As a buyer process searches: the PYTHONPATH it was given, then the
+    # current folder (the loader appends it: see tickets.engine.child.user_buyer).
     given = own_env({})["PYTHONPATH"].split(os.pathsep)
-    search: list[str] | None = [os.getcwd(), *given] if where is None else where
+    search: list[str] | None = [*given, os.getcwd()] if where is None else where
     spec: ModuleSpec | None = None
     for part in module_name.split("."):
         if spec is not None:  # a package: look in its folders

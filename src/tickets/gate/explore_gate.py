@@ -164,7 +164,7 @@ def explore(
 def _run_fresh(config: ExploreConfig) -> Exploration:
     """The exploration in a fresh interpreter; what it found, or what it raised."""
     limit = deadline_of(config.seconds) + START_GRACE
-    from ..engine.own_python import own_env, own_python
+    from ..engine.child.own_python import own_env, own_python
 
     argv = own_python("tickets.gate.explore_child", str(os.getpid()))
     env = own_env()

@@ -71,8 +71,8 @@ def check_output_path(path: str, flag: str) -> None:
     if mode is not None and not an_earlier_output(path):
         raise OutputFileError(
             path,
-            "holds something that is not a report or a picture (a store, a history, your "
-            "code?); tickets replaces only an earlier output",
+            "is not a report or a picture tickets wrote (a store, a lock, a history, a file "
+            "of yours?); tickets replaces only its own",
             f"remove it, or {other}",
         )
     longest = len(os.fsencode(temp_prefix(path))) + _TEMP_TAIL
@@ -80,25 +80,40 @@ def check_output_path(path: str, flag: str) -> None:
         raise OutputFileError(path, "has too long a name for its temp file", other)
 
 
-#: How an earlier output starts (XML, an SVG, an HTML page), after blanks.
-_OUTPUT_STARTS = (b"<?xml", b"<svg", b"<!doctype html", b"<html", b"<testsuites")
+#: What every report and picture the tool writes carries near its top (an
+#: XML or HTML comment): the mark of a file it may replace.
+OUTPUT_MARK = "made by tickets"
+_MARKED = f"<!-- {OUTPUT_MARK}".encode()
+
+
+def marked(text: str) -> str:
+    """``text`` (XML, SVG, HTML) with the tool's mark, after its XML
+    declaration, its doctype or its opening ``<svg …>`` tag."""
+    comment = f"<!-- {OUTPUT_MARK} -->"
+    if text.startswith(("<?xml", "<!DOCTYPE", "<!doctype", "<svg")):
+        head, sep, rest = text.partition(">")
+        return f"{head}{sep}\n{comment}{rest}" if sep else comment + "\n" + text
+    return comment + "\n" + text
 
 
 def an_earlier_output(path: str) -> bool:
-    """Is the regular file at ``path`` empty, or an earlier report or picture
-    (what an output flag writes)? Anything else there, the store, a history,
-    the buyer's code, is not replaced."""
+    """Is the regular file at ``path`` a report or picture this tool wrote
+    (its mark near the top)? Anything else, even an empty file (a lock, a
+    claim) or someone's own ``pom.xml``, ``logo.svg`` or ``index.html``,
+    is not replaced."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True  # gone since: nothing to spare
     except OSError:
-        return True  # gone, or unreadable: the write says what it finds
+        return False
     try:
-        head = os.read(fd, 512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        head = os.read(fd, 2048)
     except OSError:
-        return True
+        return False
     finally:
         os.close(fd)
-    return not head or head.startswith(_OUTPUT_STARTS)
+    return _MARKED in head
 
 
 def _name_max(folder: str) -> int:

@@ -473,7 +473,10 @@ def document(name: str, suites: Sequence[Suite]) -> bytes:
     root.set("time", seconds(sum(s.time for s in suites)))
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + data + b"\n"
+    from .files import OUTPUT_MARK
+
+    head = f'<?xml version="1.0" encoding="UTF-8"?>\n<!-- {OUTPUT_MARK} -->\n'.encode()
+    return head + data + b"\n"
 
 
 def case_element(parent: ET.Element, case: Case) -> None:

@@ -49,6 +49,7 @@ from ...check.events import (
     unknown_error,
 )
 from ...constants import MAX_COUNT, TYPE_CHECKING
+from .own_python import caller_env
 from .reaper import abandon, kill_group, parent_gone
 from .user_buyer import append_log
 
@@ -168,7 +169,7 @@ def spawn(plan: BuyerPlan, buyer: int) -> Running:
     in the launcher (no other command inherits them)."""
     command = plan.command
     assert command is not None
-    env = {**os.environ, **command.env, "TICKETS_BUYER": str(buyer)}
+    env = {**caller_env(os.environ), **command.env, "TICKETS_BUYER": str(buyer)}
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:

@@ -72,7 +72,10 @@ def _import(spec: str) -> BuyerFunction:
                 raise BuyerCodeError(f"{where}: no such file")
             folder = os.path.dirname(os.path.abspath(where))
             if folder not in sys.path:
-                sys.path.insert(0, folder)  # its own sibling modules import as they would
+                # its own sibling modules import, after the tool's own and the
+                # standard library (a sqlite3.py or filelock.py of the user's
+                # must not stand in for the ones the tool imports)
+                sys.path.append(folder)
             found = importlib.util.spec_from_file_location(MODULE_NAME, where)
             if found is None or found.loader is None:
                 raise BuyerCodeError(f"{where}: not a Python file")
@@ -81,7 +84,7 @@ def _import(spec: str) -> BuyerFunction:
             found.loader.exec_module(module)
         else:
             if os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())  # as `python -m` finds modules here
+                sys.path.append(os.getcwd())  # modules here, after the tool's own
             module = importlib.import_module(where)
     except BuyerCodeError:
         raise

@@ -32,6 +32,7 @@ import sys
 import time
 
 from ...constants import TYPE_CHECKING
+from .own_python import caller_env
 from .reaper import (
     CLEANUP_DEADLINE,
     abandon,
@@ -90,7 +91,8 @@ def main() -> None:
         signal.signal(sig, signal.SIG_IGN)
     defaults = (signal.SIGPIPE, *SHRUGGED)
     try:
-        pid = os.posix_spawn(argv[0], argv, os.environ, setpgroup=0, setsigdef=defaults)
+        env = caller_env(os.environ)  # the user's command: the caller's own PYTHONPATH
+        pid = os.posix_spawn(argv[0], argv, env, setpgroup=0, setsigdef=defaults)
     except OSError as exc:
         os.write(2, f"cannot start {argv[0]}: {exc.strerror}\n".encode())
         os._exit(127)
