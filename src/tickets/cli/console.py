@@ -157,7 +157,11 @@ def emit_json(doc: Mapping[str, object], exit_code: int) -> None:
     from ..constants import JSON_SCHEMA
     from .errors import with_unwritten
 
-    exit_code = with_unwritten(exit_code)  # a --junit-xml that could not be written fails it
+    if (failed := with_unwritten(exit_code)) != exit_code:  # a --junit-xml not written fails it
+        from .errors import UNWRITTEN
+
+        doc = {**doc, "error": UNWRITTEN[0]}
+        exit_code = failed
     done_answering()  # a signal now lets the document out whole, or cuts it if it is stuck
     emitted.append(exit_code)  # cut short or not: no second document
     if exit_code and doc.get("passed"):

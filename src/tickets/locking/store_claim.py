@@ -50,6 +50,9 @@ def _own_folder(folder: str) -> None:
         "remove it (tickets makes it again), or point $XDG_RUNTIME_DIR (else $TMPDIR) at a "
         "folder of your own"
     )
+    parent = os.path.dirname(folder)
+    if not os.path.isdir(parent):  # a stale $XDG_RUNTIME_DIR: make nothing at the root
+        raise StoreError(folder, f"cannot be made: {parent} does not exist", fix)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         info = os.lstat(folder)

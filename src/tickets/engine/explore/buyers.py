@@ -217,11 +217,18 @@ class ExploredLock:
         self.name: str | None = None
         #: taken and not let go (a buyer's code that left it held is let go at the end)
         self.held = False
+        #: nested entries of a re-entrant lock beyond the first
+        self.depth = 0
         #: the buyer's session, invoked at its first step
         self.session: ExploredSession | None = None
         self._steps: tuple[steps.Step, steps.Step] | None = None
 
     def __enter__(self) -> ExploredLock:
+        if self.held and isinstance(self._lock, FileLock):
+            # filelock's lock is re-entrant (a count): a nested ``with
+            # store.lock`` takes nothing more and lets go of nothing, as in a sale
+            self.depth += 1
+            return self
         if self._lock is None or self._steps is None:
             self._lock = self.build()
             self._steps = lock_steps(self._lock, self.shared, self.buyer)
@@ -239,6 +246,9 @@ class ExploredLock:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._lock is not None and self._steps is not None
+        if self.depth:
+            self.depth -= 1
+            return
         abandoned = isinstance(exc, Abandoned)
         stopped: Abandoned | None = None
         if not abandoned:

@@ -165,7 +165,12 @@ def unproven_because(config: ExploreConfig, outcome: Outcome) -> str | None:
     if outcome.budget is not None and outcome.failure is None:
         return f"explored {outcome.schedules:,} schedules, {outcome.budget}"
     if outcome.schedules and not outcome.contended:
-        how = "raise --preemptions" if config.preemptions is not None else "sample more"
+        if config.preemptions is not None:
+            how = "raise --preemptions"
+        elif config.sample is not None:
+            how = "sample more"
+        else:  # every schedule: each purchase is one indivisible store operation
+            how = "each purchase is one store operation: nothing to interleave"
         return (
             f"no schedule run let two buyers' purchases overlap ({how}): "
             "nothing raced, so nothing was tested"
