@@ -22,7 +22,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TICKETS_DB", str(tmp_path / "tickets.json"))
     # A server store's lock and claim files (tickets.stores.spec.state_folder)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    # (beside tmp_path, not in it: tests look at what a run left in their folder)
+    run = tmp_path.parent / f"{tmp_path.name}-run"
+    run.mkdir(mode=0o700, exist_ok=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
     monkeypatch.delenv("NO_COLOR", raising=False)
     # pytest-xdist's workers set COLUMNS=80: piped output would wrap there
     # and nowhere else (a test's own COLUMNS still sets a width).

@@ -235,6 +235,7 @@ class Hosts:
         folder = cwd or self.folder / f"h{i}"
         folder.mkdir(exist_ok=True)
         argv = ["ip", "netns", "exec", self.host_ns(i), sys.executable, "-m", "tickets", *args]
+        (folder / "run").mkdir(mode=0o700, exist_ok=True)
         env = {**os.environ, "XDG_RUNTIME_DIR": str(folder / "run")}  # a machine's own
         return subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder, env=env

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.timeout(180)
 def tickets(db: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``tickets`` here, or (``cwd``) as on another machine: its own folder
     and its own lock and claim files (``$XDG_RUNTIME_DIR``)."""
-    env = None if cwd is None else {**os.environ, "XDG_RUNTIME_DIR": str(cwd / "run")}
+    env = None
+    if cwd is not None:
+        (cwd / "run").mkdir(mode=0o700, exist_ok=True)
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(cwd / "run")}
     return subprocess.run(
         [sys.executable, "-m", "tickets", "--db", db, *args],
         capture_output=True,

@@ -133,13 +133,13 @@ def test_a_missing_redis_key_is_refused_not_made(redis_url: str, command: str) -
     finally:
         client.close()
     assert not list(Path.cwd().glob("redis-*"))  # lock and claim: not in this folder
-    assert list((Path.cwd() / "run" / "tickets").glob("redis-*.sale"))
+    assert list((Path(os.environ["XDG_RUNTIME_DIR"]) / "tickets").glob("redis-*.sale"))
 
 
 def test_a_server_store_s_lock_folder_must_be_the_user_s_own(
     redis_url: str, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "run" / "tickets"
+    folder = Path(os.environ["XDG_RUNTIME_DIR"]) / "tickets"
     folder.mkdir(parents=True, mode=0o777)
     folder.chmod(0o777)  # open to others: anyone could plant a lock file
     done = tickets("--db", redis_url, "init", "-t", "3")

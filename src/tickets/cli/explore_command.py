@@ -222,20 +222,25 @@ def explore_command(ctx: click.Context, /, **opts: Any) -> None:
     if json_:
         emit_json(explore_doc(result), code)
     else:
-        from ..render.explore_views import exploration_view
-
-        console = make_console()
-        picture = None
-        if result.history is not None:  # the counterexample on a time axis
-            from ..check.history import read
-            from ..render.timeline import MAX_ROWS, prepare, timeline
-
-            with translate_errors():
-                loaded, _, _ = prepare(read(str(result.history)), MAX_ROWS)
-            picture = timeline(loaded, width=picture_width(console), limit=MAX_ROWS)
-        done_answering()
-        console.print(exploration_view(result, picture), soft_wrap=True)  # paths whole
+        show_exploration(result)
     exit_with(code)
+
+
+def show_exploration(result: Any) -> None:
+    """The search's verdict, and a counterexample step by step and on a time axis."""
+    from ..render.explore_views import exploration_view
+
+    console = make_console()
+    picture = None
+    if result.history is not None:  # the counterexample on a time axis
+        from ..check.history import read
+        from ..render.timeline import MAX_ROWS, prepare, timeline
+
+        with translate_errors():
+            loaded, _, _ = prepare(read(str(result.history)), MAX_ROWS)
+        picture = timeline(loaded, width=picture_width(console), limit=MAX_ROWS)
+    done_answering()
+    console.print(exploration_view(result, picture), soft_wrap=True)  # paths whole
 
 
 def deadline_of(config: Any) -> float:

@@ -24,7 +24,7 @@ from ..constants import DEFAULT_STORE, DEFAULT_STRATEGY, STRATEGY_NAMES
 from ..errors import ConfigError, StoreError
 from .callables import replayable_spec
 from .explore_child import deadline_of
-from .outcome import Outcome
+from .outcome import GateOutcome
 
 if TYPE_CHECKING:
     from ..check.verdict import Report
@@ -39,7 +39,7 @@ MESSAGE_WIDTH = 120
 
 
 @dataclass(frozen=True, repr=False)
-class ExploreOutcome(Outcome):
+class ExploreOutcome(GateOutcome):
     """What :func:`explore` found."""
 
     #: the buyer as the exploration loaded it (``MODULE:FUNC`` or ``FILE.py:FUNC``)

@@ -1,7 +1,7 @@
 """What the gates' outcomes share: the verdict, and whether it was asserted.
 
 A test that never asserted the verdict of a sale that did not pass must
-not go green: the pytest fixture reads :attr:`Outcome.looked` after the
+not go green: the pytest fixture reads :attr:`GateOutcome.looked` after the
 test (see :mod:`tickets.pytest_plugin`). Only an assertion counts:
 ``assert_passed()``, or ``assert_failed()`` where the failure is what the
 test means. Reading ``passed`` or ``unproven`` does not (a log line, an
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, repr=False)
-class Outcome:
+class GateOutcome:
     """The base of :class:`SaleOutcome` and :class:`ExploreOutcome`."""
 
     #: whether the verdict was asserted (``assert_passed()``, ``assert_failed()``)

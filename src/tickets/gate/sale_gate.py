@@ -21,7 +21,7 @@ from ..constants import DEFAULT_STRATEGY, DEFAULT_TICKETS
 from ..errors import ConfigError
 from ..stores.spec import safe_name
 from .callables import buyer_spec
-from .outcome import Outcome
+from .outcome import GateOutcome
 
 if TYPE_CHECKING:
     from ..check.verdict import Report
@@ -38,7 +38,7 @@ MAX_WRITE_DELAY = 10.0
 
 
 @dataclass(frozen=True, repr=False)
-class SaleOutcome(Outcome):
+class SaleOutcome(GateOutcome):
     """What :func:`sale` found: every trial run (up to the first that failed)."""
 
     #: the buyer as the buyer processes loaded it (``MODULE:FUNC`` or ``FILE.py:FUNC``)
@@ -171,33 +171,8 @@ def sale(
 
     __tracebackhide__ = True  # pytest: a refusal shows at the test's line
     spec = buyer_spec(buy)
-    if type(seed) is not int or not -(2**63) <= seed < 2**63:
-        raise ConfigError(f"seed must be a whole number (64 bits), got {seed!r}")
-    if type(trials) is not int or not 1 <= trials <= MAX_TRIALS:
-        raise ConfigError(f"trials must be a whole number from 1 to {MAX_TRIALS:,}, got {trials!r}")
     folder = _folder(history_dir)
-    if isinstance(write_delay, bool) or not isinstance(write_delay, int | float):
-        raise ConfigError(f"write_delay is in seconds, a number, got {write_delay!r}")
-    if not 0 <= write_delay <= MAX_WRITE_DELAY:
-        raise ConfigError(
-            f"write_delay is in seconds (at most {MAX_WRITE_DELAY:g}; the command line's "
-            f"--write-delay is in milliseconds), got {write_delay!r}"
-        )
-    elsewhere: dict[str, object] = {}
-    if stock_cmd is not None and trials > 1:
-        raise ConfigError(
-            "stock_cmd reads a stock of your own, which only you can restock: run one trial "
-            "per call, restocking in between"
-        )
-    if stock_cmd is not None:
-        if tickets is not None:
-            raise ConfigError(
-                "tickets restocks the store it hands your function; with stock_cmd the stock "
-                "is your own: restock it yourself and give no tickets"
-            )
-        elsewhere = {"stock": "command", "stock_cmd": stock_cmd}
-    elif tickets is None:
-        tickets = DEFAULT_TICKETS
+    elsewhere, tickets = _checked(seed, trials, write_delay, stock_cmd, tickets)
     results: list[RunResult] = []
     for trial in range(trials):
         config = BuyConfig(
@@ -216,6 +191,37 @@ def sale(
         if _failed(results[-1]):
             break
     return SaleOutcome(spec, trials, tuple(results))
+
+
+def _checked(
+    seed: object, trials: object, write_delay: object, stock_cmd: str | None, tickets: int | None
+) -> tuple[dict[str, object], int | None]:
+    """The arguments refused in words (:class:`ConfigError`); where the
+    stock is read, and the stock to restock to."""
+    if type(seed) is not int or not -(2**63) <= seed < 2**63:
+        raise ConfigError(f"seed must be a whole number (64 bits), got {seed!r}")
+    if type(trials) is not int or not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"trials must be a whole number from 1 to {MAX_TRIALS:,}, got {trials!r}")
+    if isinstance(write_delay, bool) or not isinstance(write_delay, int | float):
+        raise ConfigError(f"write_delay is in seconds, a number, got {write_delay!r}")
+    if not 0 <= write_delay <= MAX_WRITE_DELAY:
+        raise ConfigError(
+            f"write_delay is in seconds (at most {MAX_WRITE_DELAY:g}; the command line's "
+            f"--write-delay is in milliseconds), got {write_delay!r}"
+        )
+    if stock_cmd is None:
+        return {}, DEFAULT_TICKETS if tickets is None else tickets
+    if trials > 1:
+        raise ConfigError(
+            "stock_cmd reads a stock of your own, which only you can restock: run one trial "
+            "per call, restocking in between"
+        )
+    if tickets is not None:
+        raise ConfigError(
+            "tickets restocks the store it hands your function; with stock_cmd the stock "
+            "is your own: restock it yourself and give no tickets"
+        )
+    return {"stock": "command", "stock_cmd": stock_cmd}, None
 
 
 def _folder(history_dir: str | os.PathLike[str] | None) -> Path | None:
