@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_TIMEOUT ?= 120
 
-.PHONY: run test stress bench lint clean redis hosts hosts-sale hosts-down
+.PHONY: run test stress bench lint clean redis postgres hosts hosts-sale hosts-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ bench: $(STAMP)
 PORT ?= 6379
 redis: $(STAMP)
 	$(BIN)/python tests/redis_server.py $(PORT)
+
+# A PostgreSQL 16 server on a Unix socket in a temp folder, to try the docs'
+# PostgreSQL commands (it prints the URL); Ctrl-C stops it and removes its
+# data. The binaries come with the dev dependencies (pgserver's wheel).
+postgres: $(STAMP)
+	$(BIN)/python tests/pg_server.py
 
 # Simulated hosts (root: network namespaces): a Redis server and three buyer
 # hosts on links of their own with 1 ms +- 0.5 ms delay. `hosts` builds them

@@ -116,9 +116,46 @@ def redis_url(redis_server: Any, request: pytest.FixtureRequest) -> str:
     return str(redis_server.url(key="t"))
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+# -- a real PostgreSQL server -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One PostgreSQL 16 for the session (a worker's), on a Unix socket in a
+    temp folder of its own. Without binaries the PostgreSQL tests skip,
+    except in CI (``CI`` set), where they fail: a skip there is a fake green."""
+    import os
+
+    from pg_server import PostgresServer, find_binaries
+
+    binaries = find_binaries()
+    if binaries is None:
+        message = "no PostgreSQL: `make test` installs one (pgserver); or TICKETS_PG_BIN"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(binaries)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A store URL naming a table of its own on the session's server (no
+    table yet: a test starts from nothing)."""
+    import os
+
+    return str(pg_server.url(table="t_" + os.urandom(6).hex()))
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def real_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store URL on each real engine: a SQLite file, a key on the Redis server."""
+    """A store URL on each real engine: a SQLite file, a key on the Redis
+    server, a row of a table on the PostgreSQL server."""
     if request.param == "sqlite":
         return f"sqlite:{tmp_path / 'sale.db'}"
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
     return str(request.getfixturevalue("redis_url"))

@@ -220,6 +220,8 @@ def test_the_real_stores_sell_exactly_on_workers(sale: Any, real_store: str) -> 
     """Each buyer of a worker opens its own connection: the engines' own
     strategies and a file lock stay exact on SQLite and a real Redis server."""
     native = ["atomic", "transaction"] + (["lease"] if real_store.startswith("redis") else [])
+    if real_store.startswith("postgresql"):
+        native = ["atomic", "for-update", "advisory"]
     for strategy in [*native, "flock"]:
         result = sale(
             store=real_store,

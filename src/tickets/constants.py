@@ -15,10 +15,15 @@ TYPE_CHECKING = False
 #: tickets.locking.strategies, and which a store takes follows from what it can do.
 LOCK_STRATEGY_NAMES = ("none", "per-buyer", "process", "file", "flock")
 #: The stores (see tickets.stores).
-STORE_KINDS = ("json", "sqlite", "redis")
+STORE_KINDS = ("json", "sqlite", "redis", "postgres")
 #: Every strategy's name, in the order tables show them: the lock strategies,
 #: then those that need a store that can do something of its own.
-STRATEGY_NAMES = LOCK_STRATEGY_NAMES + ("atomic", "transaction", "deferred", "lease")
+#: PostgreSQL's own come last: the read-modify-write in a transaction at an
+#: isolation level, with the row locked, or under an advisory lock.
+PG_STRATEGY_NAMES = ("read-committed", "repeatable-read", "serializable", "for-update", "advisory")
+STRATEGY_NAMES = (
+    LOCK_STRATEGY_NAMES + ("atomic", "transaction", "deferred", "lease") + PG_STRATEGY_NAMES
+)
 DEFAULT_STRATEGY = "file"
 #: How long connecting to a store's server may take (seconds; --connect-timeout).
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -64,6 +69,8 @@ MAX_QUEUE_SIZE = 100_000
 #: a clerk's group commit; its take list must fit one atomic pipe write
 MAX_BATCH = 200
 DEFAULT_TICKETS = 10
+#: --retries: runs of a refused transaction again (PostgreSQL serialization failures)
+MAX_RETRIES = 100
 DEFAULT_LOCK_TIMEOUT = 10.0
 #: The watchdog stops a run when no child has reported for this long.
 DEFAULT_STALL_TIMEOUT = 30.0

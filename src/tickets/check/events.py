@@ -178,6 +178,8 @@ if TYPE_CHECKING:
 
         lease_ttl: float
         fencing: bool
+        #: PostgreSQL's isolation strategies: runs again of a refused transaction
+        retries: int
 
     class SaleFields(TypedDict, total=False):
         """A named sale's run line: the sale, this host, and its clock."""

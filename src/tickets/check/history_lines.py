@@ -14,6 +14,7 @@ from ..constants import (
     MAX_BUYERS,
     MAX_COUNT,
     MAX_ORDERS,
+    MAX_RETRIES,
     MAX_WORKER_PRODUCERS,
     STOCK_SOURCES,
     STORE_KINDS,
@@ -21,7 +22,15 @@ from ..constants import (
     UNREAD_STOCK,
 )
 from ..locking.strategies import get, strategies_for
-from .operations import MODES, READABLE_VERSIONS, Malformed, Operations, is_time, printable
+from .operations import (
+    KINDS_BEFORE_3,
+    MODES,
+    READABLE_VERSIONS,
+    Malformed,
+    Operations,
+    is_time,
+    printable,
+)
 
 if TYPE_CHECKING:
     from .events import EndLine, RunLine
@@ -68,8 +77,12 @@ def check_run_line(ev: RunLine) -> tuple[int, str]:
     kind = ev.get("store_kind", "json")  # histories from before the real stores are JSON's
     if kind not in STORE_KINDS:
         raise Malformed(f"run line has store kind {kind!r}, not one of {', '.join(STORE_KINDS)}")
+    if version < 3 and kind not in KINDS_BEFORE_3:
+        raise Malformed(f"run line has store kind {kind!r}, which format version {version} lacks")
     if get(strategy) not in strategies_for(kind):
         raise Malformed(f"run line has strategy {strategy!r}, which a {kind} store does not have")
+    if "retries" in ev and not (get(strategy).retried and _is_int(ev["retries"], 0, MAX_RETRIES)):
+        raise Malformed(f"run line has retries {printable(repr(ev['retries']))[:40]}")
     for key in ("seed", "pid", "batch", "clerks", "queue_size"):
         value = ev.get(key)
         if key in ev and not _is_int(value, 0, MAX_COUNT):

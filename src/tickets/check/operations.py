@@ -43,8 +43,12 @@ if TYPE_CHECKING:
 
 #: 2: the run line says whether the sale's tickets are ids (``ticket_ids``);
 #: a history of version 1 is read as one whose tickets are seats.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: 3: the PostgreSQL store (``store_kind`` ``postgres``, its strategies) and,
+#: under them, ``retries`` on the run line (allowed) and on outcomes (made).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: the store kinds a history of an older version may name
+KINDS_BEFORE_3 = ("json", "sqlite", "redis")
 #: a race run is a buy sale, recorded as such
 MODES = ("buy", "race", "queue")
 
@@ -135,6 +139,8 @@ class Operations:
         self.first_held: str | None = None
         self.errors = 0
         self.first_error: str | None = None
+        #: transactions run again: Redis WATCH, PostgreSQL serialization failures
+        self.retries = 0
         #: the latest time any event carried (the end line may not be earlier)
         self.latest = t_run
         #: a merged sale's runs: (first operation, how its operations are
@@ -189,6 +195,11 @@ class Operations:
                 f"before its invoke at {self.invoked[number]!r}"
             )
         reason = self._reason(ev, kind, number)
+        if "retries" in ev:
+            retries = ev["retries"]
+            if type(retries) is not int or not 0 <= retries <= MAX_COUNT:
+                raise Malformed(f"{kind} of {self.noun} {number} has retries {retries!r:.40}")
+            self.retries += retries
         if ev["type"] == "ok":
             self._sold(ev, number)
         elif ev["type"] == "fail" and reason is None:
@@ -368,6 +379,7 @@ class Operations:
             merged.unknown_at.update({i + offset: t for i, t in table.unknown_at.items()})
             merged.numeric += table.numeric
             merged.refused += table.refused
+            merged.retries += table.retries
             merged.held += table.held
             merged.first_held = merged.first_held or table.first_held
             merged.errors += table.errors

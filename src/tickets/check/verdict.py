@@ -76,6 +76,8 @@ class Report:
     run_error: str | None = None
     #: how much the sale contended (see tickets.check.contention)
     contention: Contention = Contention(0, 0, 0)
+    #: transactions its buyers ran again (Redis WATCH, PostgreSQL --retries)
+    retries: int = 0
 
     @property
     def uncontended(self) -> str | None:
@@ -165,6 +167,7 @@ def evaluate(
         aborted=aborted,
         idle=idle_because(ops, initial),
         refused=ops.refused,
+        retries=ops.retries,
         held=ops.held,
         first_held=ops.first_held,
         run_error=run_error,

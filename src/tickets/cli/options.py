@@ -20,6 +20,7 @@ from ..constants import (
     MAX_CONCURRENCY,
     MAX_COUNT,
     MAX_PROCESS_BUYERS,
+    MAX_RETRIES,
     MAX_WORKERS,
     NO_DELAY_CONCURRENCY,
     NO_HISTORY,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
         keep_history: bool
         lease_ttl: float
         fencing: bool
+        retries: int
         chaos: Chaos | None
 
     class WorkerFields(TypedDict):
@@ -169,6 +171,16 @@ def sale_options(f: F) -> F:
             1000.0,
             "With --lock lease: how long a lease lasts before Redis lets it go.",
             "MS",
+        ),
+        click.option(
+            "--retries",
+            type=Count(0, MAX_RETRIES),
+            default=0,
+            show_default=True,
+            metavar="N",
+            help="PostgreSQL repeatable-read, serializable (any isolation strategy): run a "
+            "transaction the database refused as unserializable again, up to N times, as "
+            "real code does; counted on each outcome.",
         ),
         click.option(
             "--fencing",
@@ -369,6 +381,11 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
         not any(s.leases for s in sale_strategies(ctx))
     ):
         raise click.UsageError("--lease-ttl is for --lock lease (a Redis store)")
+    if opts.get("retries") and not any(s.retried for s in sale_strategies(ctx)):
+        raise click.UsageError(
+            "--retries is for a transaction the database may refuse: PostgreSQL's "
+            "repeatable-read, serializable (or another isolation strategy)"
+        )
     fields: ConfigFields = {
         "store": spec,
         "tickets": stock_to_restock(ctx, opts["tickets"], opts["keep_stock"], spec)
@@ -384,6 +401,7 @@ def sale_config(ctx: click.Context, opts: dict[str, Any], on_store: bool = True)
         "keep_history": opts["history"] != NO_HISTORY,
         "lease_ttl": opts["lease_ttl"] / 1000,
         "fencing": opts["fencing"],
+        "retries": opts["retries"],
     }
     if "chaos" in opts:
         fields["chaos"] = chaos_from(ctx, opts)

@@ -33,6 +33,7 @@ from ..constants import (
     MAX_PROCESS_BUYERS,
     MAX_PRODUCERS,
     MAX_QUEUE_SIZE,
+    MAX_RETRIES,
     MAX_WORKER_PRODUCERS,
     MAX_WORKERS,
     NO_DELAY_CONCURRENCY,
@@ -112,6 +113,10 @@ class SaleConfig:
     lease_ttl: float = DEFAULT_LEASE_TTL
     #: the ``lease`` strategy's holders read and write through fencing tokens
     fencing: bool = False
+    #: how often a buyer runs a transaction again that the database refused
+    #: as unserializable (PostgreSQL's isolation strategies: ``--retries``;
+    #: a race's other sides have nothing to retry)
+    retries: int = 0
 
     def _check_kinds(self) -> None:
         """What a library caller may hand in wrong, refused in words."""
@@ -167,6 +172,7 @@ class SaleConfig:
             )
         if self.fencing and not self.strategy.leases:
             raise ConfigError("--fencing is for --lock lease (a Redis store)")
+        _in_range("retries", self.retries, 0, MAX_RETRIES)
         if not 0.001 <= self.lease_ttl <= MAX_WAIT_S:
             raise ConfigError(f"lease ttl must be from 1 ms to a day, got {self.lease_ttl}")
         if self.tickets is not None:
@@ -188,6 +194,7 @@ class SaleConfig:
             gate_timeout=max(60.0, self.stall_timeout),
             lease_ttl=self.lease_ttl,
             fencing=self.fencing,
+            retries=self.retries,
         )
 
 

@@ -197,6 +197,8 @@ class SaleLedger(SaleHost):
         lease: LeaseFields = {}
         if config.strategy.leases:
             lease = {"lease_ttl": config.lease_ttl, "fencing": config.fencing}
+        if config.strategy.retried:
+            lease["retries"] = config.retries
         sale: SaleFields = {}
         if self.sale is not None:
             offset, uncertainty = self.clock

@@ -77,6 +77,8 @@ class SideDoc(TypedDict):
     failed_check_trials: int
     unproven_trials: int
     unknown: int
+    turned_away: int
+    retries: int
     duration_median_s: float
     purchases_per_s_median: float
 
@@ -102,6 +104,9 @@ class SideStats:
     unproven_trials: int = 0
     #: why the first of them proved nothing
     unproven_why: str = ""
+    #: operations turned away (busy, refused), and transactions run again, over its trials
+    turned_away_total: int = 0
+    retries_total: int = 0
 
     @property
     def excludes(self) -> bool:
@@ -119,6 +124,8 @@ class SideStats:
             "failed_check_trials": self.failed_check_trials,
             "unproven_trials": self.unproven_trials,
             "unknown": self.unknown_total,
+            "turned_away": self.turned_away_total,
+            "retries": self.retries_total,
             "duration_median_s": round(self.duration_median_s, 6),
             "purchases_per_s_median": round(self.purchases_per_s_median, 1),
         }
@@ -142,6 +149,8 @@ def side_stats(strategy: str, results: Sequence[RunResult]) -> SideStats:
         sold_max=max(r.report.sold for r in results),
         failed_check_trials=sum(1 for r in results if not r.passed) - len(untested),
         unknown_total=sum(r.report.unknown for r in results),
+        turned_away_total=sum(r.report.refused for r in results),
+        retries_total=sum(r.report.retries for r in results),
         duration_median_s=statistics.median(r.duration_s for r in results),
         purchases_per_s_median=statistics.median(r.purchases_per_s for r in results),
         initial=results[0].initial or 0,  # a race reads its own store

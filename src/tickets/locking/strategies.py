@@ -36,7 +36,14 @@ from abc import ABC, abstractmethod
 
 from ..constants import LOCK_STRATEGY_NAMES, STRATEGY_NAMES, TYPE_CHECKING
 from ..stores import KIND_CAPABILITIES
-from ..stores.base import DEFERRED_TRANSACTION, LEASE_LOCK, TAKE, TAKE_OPTIMISTIC, TRANSACTION_LOCK
+from ..stores.base import (
+    DEFERRED_TRANSACTION,
+    ISOLATED_TRANSACTION,
+    LEASE_LOCK,
+    TAKE,
+    TAKE_OPTIMISTIC,
+    TRANSACTION_LOCK,
+)
 from .locks import FileLock, FlockLock, NoLock, ProcessLock, install_alarm, install_wake_signal
 
 if TYPE_CHECKING:
@@ -82,6 +89,9 @@ class Strategy(ABC):
     waits = True
     #: how a race's verdict says a side sold: "with the file lock"
     phrase: str
+    #: may the store refuse its transaction as one to run again (a
+    #: serialization failure, :class:`tickets.stores.base.Refused`)?
+    retried = False
 
     def usable_with(self, capabilities: frozenset[str]) -> bool:
         """Can a store with these capabilities sell under this strategy?"""
@@ -368,6 +378,76 @@ class LeaseStrategy(Strategy):
         return store.lease_lock(timeout, ttl=lease_ttl, fencing=fencing)
 
 
+class IsolationStrategy(Strategy):
+    """PostgreSQL: the read-modify-write in a transaction at an isolation
+    level, as the buyer's lock (see tickets.stores.postgres.Transaction)."""
+
+    __slots__ = ()
+    needs = frozenset({ISOLATED_TRANSACTION})
+    #: BEGIN ISOLATION LEVEL's words
+    level = "read committed"
+    #: the read is SELECT ... FOR UPDATE
+    row_lock = False
+    #: pg_advisory_xact_lock first
+    advisory = False
+    #: the database may refuse it as unserializable: --retries runs it again
+    retried = True
+
+    def child_lock(
+        self,
+        token: Token,
+        store: Store,
+        timeout: float,
+        lease_ttl: float = 1.0,
+        fencing: bool = False,
+        threaded: bool = False,
+    ) -> BuyerLock:
+        return store.isolated_transaction(
+            timeout, level=self.level, row_lock=self.row_lock, advisory=self.advisory
+        )
+
+
+class ReadCommittedStrategy(IsolationStrategy):
+    __slots__ = ()
+    name = "read-committed"
+    summary = "PostgreSQL: read then write in a READ COMMITTED transaction (loses updates)"
+    excludes = False
+    across_runs = False
+    phrase = "under READ COMMITTED"
+
+
+class RepeatableReadStrategy(IsolationStrategy):
+    __slots__ = ()
+    name = "repeatable-read"
+    summary = "PostgreSQL REPEATABLE READ: the second writer is refused (--retries)"
+    level = "repeatable read"
+    phrase = "under REPEATABLE READ"
+
+
+class SerializableStrategy(IsolationStrategy):
+    __slots__ = ()
+    name = "serializable"
+    summary = "PostgreSQL SERIALIZABLE: unserializable transactions refused (--retries)"
+    level = "serializable"
+    phrase = "under SERIALIZABLE"
+
+
+class ForUpdateStrategy(IsolationStrategy):
+    __slots__ = ()
+    name = "for-update"
+    summary = "PostgreSQL SELECT ... FOR UPDATE, then UPDATE: the row locked to the commit"
+    row_lock = True
+    phrase = "with SELECT FOR UPDATE"
+
+
+class AdvisoryStrategy(IsolationStrategy):
+    __slots__ = ()
+    name = "advisory"
+    summary = "PostgreSQL pg_advisory_xact_lock around the read-modify-write"
+    advisory = True
+    phrase = "with an advisory lock"
+
+
 #: The strategy that takes no lock: a race's unlocked side, and an ``--exec``
 #: sale's (the command locks as it will).
 NO_LOCK: Strategy = NoneStrategy()
@@ -385,6 +465,11 @@ STRATEGIES: dict[str, Strategy] = {
         TransactionStrategy(),
         DeferredStrategy(),
         LeaseStrategy(),
+        ReadCommittedStrategy(),
+        RepeatableReadStrategy(),
+        SerializableStrategy(),
+        ForUpdateStrategy(),
+        AdvisoryStrategy(),
     )
 }
 # The CLI builds --lock from the constants without loading this module.

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         unproven: bool
         nothing_tested: str | None
         turned_away: int
+        retries: int
         contention: dict[str, int]
         uncontended: str | None
         aborted: str | None
@@ -135,6 +136,8 @@ def report_dict(report: Report) -> ReportDoc:
         "nothing_tested": report.idle,
         #: operations turned away: busy past --lock-timeout, or refused by the store
         "turned_away": report.refused,
+        #: transactions run again (Redis WATCH, PostgreSQL --retries), summed
+        "retries": report.retries,
         #: how much the sale contended: operations counted, those that
         #: overlapped another while tickets were left, the most in flight
         "contention": report.contention.as_dict(),

@@ -30,6 +30,9 @@ def race_table(race: RaceResult) -> Table:
         table.add_row("oversold max", *[str(s.oversold_max) for s in sides])
         table.add_row("trials failing a check", *[str(s.failed_check_trials) for s in sides])
         table.add_row("unknown outcomes", *[str(s.unknown_total) for s in sides])
+        if any(s.turned_away_total or s.retries_total for s in sides):
+            table.add_row("turned away", *[str(s.turned_away_total) for s in sides])
+            table.add_row("retries", *[str(s.retries_total) for s in sides])
         table.add_row("median wall time", *[f"{s.duration_median_s:.3f} s" for s in sides])
         table.add_row("median purchases/s", *[f"{s.purchases_per_s_median:,.0f}" for s in sides])
     return table
@@ -56,6 +59,9 @@ def _one_trial_rows(table: Table, race: RaceResult) -> None:
         *cells(lambda n: ", ".join(map(str, rep[n].double_sold_seats[:8])) or "none"),
     )
     table.add_row("unknown outcomes", *cells(lambda n: str(rep[n].unknown)))
+    if any(rep[n].refused or rep[n].retries for n in rep):  # a database refused, or retried
+        table.add_row("turned away", *cells(lambda n: str(rep[n].refused)))
+        table.add_row("retries", *cells(lambda n: str(rep[n].retries)))
     table.add_row("wall time", *cells(lambda n: f"{results[n].duration_s:.3f} s"))
     table.add_row("purchases/s", *cells(lambda n: f"{results[n].purchases_per_s:,.0f}"))
     excludes = {side.strategy: side.excludes for side in sides}

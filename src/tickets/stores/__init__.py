@@ -2,7 +2,9 @@
 
 - :mod:`.json_file`: a JSON file ``{"count": N}``, the default;
 - :mod:`.sqlite`: a SQLite database (stdlib ``sqlite3``);
-- :mod:`.redis`: a key on a Redis server (``redis``, imported only for it).
+- :mod:`.redis`: a key on a Redis server (``redis``, imported only for it);
+- :mod:`.postgres`: a row of a table on a PostgreSQL server (psycopg 3,
+  the optional extra ``tickets[postgres]``, imported only for it).
 
 :mod:`.spec` parses ``--db`` into a :class:`~.spec.StoreSpec`;
 :func:`open_store` opens one in the process that uses it; :mod:`.base` is
@@ -16,6 +18,7 @@ from __future__ import annotations
 from ..constants import TYPE_CHECKING
 from .base import (
     DEFERRED_TRANSACTION,
+    ISOLATED_TRANSACTION,
     LEASE_LOCK,
     TAKE,
     TAKE_OPTIMISTIC,
@@ -50,6 +53,7 @@ KIND_CAPABILITIES: dict[str, frozenset[str]] = {
     "json": JsonFileStore.capabilities,
     "sqlite": frozenset({TAKE, TRANSACTION_LOCK, DEFERRED_TRANSACTION}),
     "redis": frozenset({TAKE, TAKE_OPTIMISTIC, LEASE_LOCK}),
+    "postgres": frozenset({TAKE, ISOLATED_TRANSACTION}),
 }
 
 
@@ -65,6 +69,10 @@ def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False)
         from .redis import RedisStore
 
         store = RedisStore(spec, lock_timeout)
+    elif spec.kind == "postgres":
+        from .postgres import PostgresStore
+
+        store = PostgresStore(spec, lock_timeout)
     else:
         store = JsonFileStore(spec)
     store.fsync = fsync
@@ -73,7 +81,7 @@ def open_store(spec: StoreSpec, lock_timeout: float = 10.0, fsync: bool = False)
 
 def open_db(db: str | os.PathLike[str] | StoreSpec, lock_timeout: float = 10.0) -> Store:
     """The store ``db`` names, in ``--db``'s words: a JSON file's path,
-    ``sqlite:PATH`` or ``redis://HOST…`` (:class:`~.spec.BadStoreURL` if it
+    ``sqlite:PATH``, ``redis://HOST…`` or ``postgresql://…`` (:class:`~.spec.BadStoreURL` if it
     is none of them), or a spec :func:`~.spec.parse_db` made."""
     from .spec import StoreSpec, parse_db
 

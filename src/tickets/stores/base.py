@@ -25,14 +25,15 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
 
+    import psycopg
     import redis
 
     from ..locking.locks import BuyerLock
     from .spec import StoreSpec
 
     #: A store as the user's buyer code may use it directly (``--buy``): the
-    #: JSON file's path, a SQLite connection, a Redis client.
-    RawHandle = str | sqlite3.Connection | redis.Redis
+    #: JSON file's path, a SQLite connection, a Redis client, a psycopg connection.
+    RawHandle = str | sqlite3.Connection | redis.Redis | psycopg.Connection[tuple[object, ...]]
 
 
 #: The kinds of :class:`DiskTrouble`.
@@ -135,14 +136,28 @@ TAKE_OPTIMISTIC = "take_optimistic"
 TRANSACTION_LOCK = "transaction_lock"
 DEFERRED_TRANSACTION = "deferred_transaction"
 LEASE_LOCK = "lease_lock"
-CAPABILITIES = (TAKE, TAKE_OPTIMISTIC, TRANSACTION_LOCK, DEFERRED_TRANSACTION, LEASE_LOCK)
+ISOLATED_TRANSACTION = "isolated_transaction"
+CAPABILITIES = (
+    TAKE,
+    TAKE_OPTIMISTIC,
+    TRANSACTION_LOCK,
+    DEFERRED_TRANSACTION,
+    LEASE_LOCK,
+    ISOLATED_TRANSACTION,
+)
+
+
+class Refused(NoEffect):
+    """The database refused a transaction it could not serialize (a
+    serialization failure, a deadlock) and rolled it back: the sale is a
+    known failure, and real code runs the transaction again (``--retries``)."""
 
 
 class Store:
     """One store, opened in the process that uses it (a connection or a file
     descriptor is never shared across a fork)."""
 
-    #: "json", "sqlite" or "redis"
+    #: "json", "sqlite", "redis" or "postgres"
     kind = ""
     #: does :meth:`cleanup` have files to look at (a run's end then sweeps too)?
     sweeps = False
@@ -218,6 +233,16 @@ class Store:
         """A lock that ends after ``ttl`` seconds whether or not its holder
         is done; with ``fencing`` the store refuses a holder past its lease."""
         raise NotImplementedError(f"{self.kind} store has no lease lock")
+
+    def isolated_transaction(
+        self, timeout: float, *, level: str, row_lock: bool = False, advisory: bool = False
+    ) -> BuyerLock:
+        """A transaction at isolation ``level`` (``read committed``,
+        ``repeatable read``, ``serializable``) as the buyer's lock, taking
+        nothing at its start; ``row_lock``: its read locks the row (``SELECT
+        … FOR UPDATE``); ``advisory``: it first takes the store's advisory
+        lock, held to its end. Lock waits are bounded by ``timeout``."""
+        raise NotImplementedError(f"{self.kind} store has no isolation levels")
 
     def cleanup(self) -> int:
         """Remove what killed writers left behind (held under the store lock)."""

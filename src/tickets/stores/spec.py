@@ -4,7 +4,13 @@
 - ``sqlite:sale.db`` (relative), ``sqlite:///srv/sale.db`` or
   ``sqlite:////srv/sale.db`` (absolute): a SQLite database;
 - ``redis://[user:password@]host[:port][/db][?key=NAME]``: a key on a Redis
-  server (port 6379, database 0 and key ``tickets`` unless given).
+  server (port 6379, database 0 and key ``tickets`` unless given);
+- ``postgresql://[user[:password]@][host][:port][/dbname][?table=T&key=K]``
+  (or ``postgres://``): a row of a table on a PostgreSQL server (table
+  ``tickets_stock`` and key ``tickets`` unless given); a Unix socket's
+  folder as ``?host=/path`` with an empty host part, and ``user=``,
+  ``password=``, ``port=``, ``dbname=`` as libpq reads them; what the URL
+  leaves out libpq's defaults supply (``PGHOST``, ``PGPASSWORD``, ``~/.pgpass``).
 
 A spec is a named tuple of plain values, so it crosses to children as it is
 (the launcher gets it as JSON on stdin: the password is never in argv).
@@ -31,7 +37,10 @@ HIDDEN = "***"
 #: The URL schemes ``--db`` knows. ``file:`` is a JSON file (the word is a
 #: strategy's name too: compared by this name, never as a literal).
 FILE_SCHEME = "file"
-SCHEMES = (FILE_SCHEME, "sqlite", "redis", "rediss")
+SCHEMES = (FILE_SCHEME, "sqlite", "redis", "rediss", "postgresql", "postgres")
+#: The stores that live on a server: no file of theirs to put a lock beside.
+SERVER_KINDS = ("redis", "postgres")
+PG_DEFAULT_TABLE = "tickets_stock"
 
 
 class BadStoreURL(UsageProblem, ValueError):
@@ -41,25 +50,33 @@ class BadStoreURL(UsageProblem, ValueError):
 class StoreSpec(
     namedtuple(
         "StoreSpec",
-        "kind path host port db key username password lock_file connect_timeout",
-        defaults=(None, None, None, None, None, None, None, DEFAULT_CONNECT_TIMEOUT),
+        "kind path host port db key username password lock_file connect_timeout table",
+        defaults=(None, None, None, None, None, None, None, DEFAULT_CONNECT_TIMEOUT, None),
     )
 ):
     """Where a store is. ``path``: the file of a JSON or SQLite store;
     ``host``/``port``/``db``/``key``/``username``/``password``: a Redis
-    key; ``lock_file``: the file lock's file, when not beside the store."""
+    key, or (with ``table``) a PostgreSQL row, whose ``db`` is the database's
+    name and whose other fields may be None (libpq's defaults);
+    ``lock_file``: the file lock's file, when not beside the store."""
 
     __slots__ = ()
     kind: str
     path: str | None
     host: str | None
     port: int | None
-    db: int | None
+    db: int | str | None
     key: str | None
     username: str | None
     password: str | None
     lock_file: str | None
     connect_timeout: float
+    table: str | None
+
+    @property
+    def on_server(self) -> bool:
+        """Does the store live on a server (no file of its own)?"""
+        return self.kind in SERVER_KINDS
 
     @property
     def label(self) -> str:
@@ -68,6 +85,8 @@ class StoreSpec(
             return str(self.path)
         if self.kind == "sqlite":
             return f"sqlite:{self.path}"
+        if self.kind == "postgres":
+            return self._pg_url(HIDDEN, with_row=True)
         user = ""
         if self.username or self.password:
             user = f"{self.username or ''}:{HIDDEN}@" if self.password else f"{self.username}@"
@@ -91,6 +110,12 @@ class StoreSpec(
         ``TICKETS_STORE_KIND``, and ``TICKETS_STORE_PATH`` (a file store's
         path) or ``TICKETS_STORE_KEY`` (the Redis key)."""
         env = {"TICKETS_STORE_KIND": self.kind}
+        if self.kind == "postgres":
+            return env | {
+                "TICKETS_STORE": self._pg_url(None, with_row=False),
+                "TICKETS_STORE_TABLE": str(self.table),
+                "TICKETS_STORE_KEY": str(self.key),
+            }
         if self.kind != "redis":
             path = os.path.realpath(str(self.path))
             return env | {"TICKETS_STORE": self.identity(), "TICKETS_STORE_PATH": path}
@@ -103,6 +128,29 @@ class StoreSpec(
         host = f"[{self.host}]" if ":" in str(self.host) else self.host
         url = f"redis://{user}{host}:{self.port}/{self.db}"
         return env | {"TICKETS_STORE": url, "TICKETS_STORE_KEY": str(self.key)}
+
+    def _pg_url(self, hide: str | None, *, with_row: bool) -> str:
+        """A PostgreSQL store as a URL libpq reads (``with_row``: and the
+        table and key, which it does not); the password as ``hide`` says
+        (None: the password itself, for a command buyer's environment)."""
+        from urllib.parse import quote
+
+        user = quote(self.username or "", safe="")
+        if self.password is not None:
+            user += ":" + (hide if hide is not None else quote(self.password, safe=""))
+        query = []
+        host = self.host or ""
+        if host.startswith("/"):  # a socket's folder: a query parameter, as libpq reads it
+            query.append("host=" + quote(host, safe="/"))
+            host = ""
+        elif ":" in host:
+            host = f"[{host}]"
+        port = f":{self.port}" if self.port else ""
+        db = "/" + quote(str(self.db), safe="") if self.db else ""
+        if with_row:
+            query += [f"table={self.table}", f"key={quote(str(self.key), safe='')}"]
+        tail = "?" + "&".join(query) if query else ""
+        return f"postgresql://{user + '@' if user else ''}{host}{port}{db or '/'}{tail}"
 
     @property
     def lock_path(self) -> str:
@@ -122,7 +170,15 @@ class StoreSpec(
         if self.path is not None:
             name = os.path.basename(self.path)
             return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+        if self.kind == "postgres":  # the server is in sale_path; names stay short
+            parts = (self.db or "", self.table, self.key)
+            return "postgres-" + "-".join(safe_name(str(part)) for part in parts)
         return f"redis-{self.port}-{self.db}-{safe_name(str(self.key))}"
+
+    def _pg_name(self) -> str:
+        """A PostgreSQL row's server, database, table and key, for a file name."""
+        parts = (self.host or "", self.port or "", self.db or "", self.table, self.key)
+        return "-".join(safe_name(str(part)) for part in parts)
 
     @property
     def sale_path(self) -> str:
@@ -133,6 +189,8 @@ class StoreSpec(
         named after the server and the key, in :func:`state_folder`."""
         if self.path is not None:
             return self.path + ".sale"
+        if self.kind == "postgres":
+            return os.path.join(state_folder(), f"postgres-{self._pg_name()}.sale")
         host = safe_name(str(self.host))
         name = f"redis-{host}-{self.port}-{self.db}-{safe_name(str(self.key))}.sale"
         return os.path.join(state_folder(), name)
@@ -207,7 +265,8 @@ def parse_db(
     if not sep or scheme.lower() not in SCHEMES or "/" in scheme:
         if "://" in text:
             raise BadStoreURL(
-                f"{_scheme_only(text)}: unknown kind of store; use a path, file:, sqlite: or redis://"
+                f"{_scheme_only(text)}: unknown kind of store; use a path, file:, sqlite:, "
+                "redis:// or postgresql://"
             )
         return StoreSpec("json", text, lock_file=lock_file, connect_timeout=timeout)
     scheme = scheme.lower()
@@ -219,6 +278,10 @@ def parse_db(
         return StoreSpec(
             "sqlite", _file_path(text, rest), lock_file=lock_file, connect_timeout=timeout
         )
+    if scheme in ("postgresql", "postgres"):
+        from .pg_url import parse_postgres
+
+        return parse_postgres(text, lock_file, timeout)
     if scheme == "rediss":
         raise BadStoreURL("rediss:// (TLS) is not supported; use redis:// on a trusted network")
     return _parse_redis(text, lock_file, timeout)

@@ -23,6 +23,7 @@ import time
 from ...check.events import classify, completed, invoke, locked, never_started, sold, sold_out
 from ...constants import TYPE_CHECKING
 from ...stores import StoreError
+from ...stores.base import Refused
 from .pipe import EventWriter
 from .session import BuyerSession, WatchedLock
 
@@ -50,13 +51,18 @@ def purchase(session: BuyerSession, lock: AbstractContextManager[object]) -> int
         return None  # sold out: walk away rather than queue for the lock
     if session.takes:
         return session.take()  # the store's own indivisible take: no lock around it
-    with lock:
-        count = session.read()
-        if count > 0:
-            session.wait()  # the simulated write delay: the race window
-            session.write(count - 1)
-            return count
-    return None
+    while True:
+        try:
+            with lock:
+                count = session.read()
+                if count > 0:
+                    session.wait()  # the simulated write delay: the race window
+                    session.write(count - 1)
+                    return count
+            return None
+        except Refused:  # the database could not serialize it: real code runs it again
+            if not session.again():
+                raise
 
 
 def quiet() -> None:

@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         kill_at: Sequence[tuple[int, str]]
         lease_ttl: float
         fencing: bool
+        retries: int
         pause_at: Sequence[tuple[int, float]]
         buy: str | None
         log: str | None
@@ -128,6 +129,7 @@ def orders_doc(
         "kill_at": plan.kill_at,
         "lease_ttl": plan.lease_ttl,
         "fencing": plan.fencing,
+        "retries": plan.retries,
         "pause_at": plan.pause_at,
         "buy": plan.buy,
         "log": plan.log,
@@ -179,6 +181,7 @@ def read_plan(doc: LauncherOrders) -> BuyerPlan:
         kill_at=tuple((buyer, point) for buyer, point in fields["kill_at"]),
         lease_ttl=fields["lease_ttl"],
         fencing=fields["fencing"],
+        retries=fields["retries"],
         pause_at=tuple((buyer, length) for buyer, length in fields["pause_at"]),
         buy=fields["buy"],
         log=fields["log"],

@@ -35,6 +35,7 @@ from ...check.events import (
 )
 from ...locking.locks import BuyerLock, LockTimeout
 from ...stores import NoEffect, Store, WriteUnknown, open_store
+from ...stores.base import Refused
 from .buyer import quiet
 from .pipe import Batcher, EventWriter
 from .plan import BuyerPlan, Draws, OrderPlan
@@ -231,6 +232,9 @@ class ClerkSession:
         self.clerk = clerk
         #: the last batch's optimistic transaction: how often it was tried again
         self.retries = 0
+        #: was its last batch refused as unserializable (PostgreSQL)? Then
+        #: it may run again (``--retries``)
+        self.refused = False
 
     def wait(self) -> None:
         if self.sale.delays.write:
@@ -243,22 +247,29 @@ def sell(session: ClerkSession, taken: list[int], point: str | None, out: Batche
     """Sell ``taken`` under one lock acquire and (at most) one write; or, with
     a store's own take, in one call to the store (a script, a transaction)."""
     t_take = time.monotonic()
-    try:
-        if not session.takes:
-            session.lock.acquire()
-    except LockTimeout as exc:
-        busy = classify(exc, in_critical_section=False)
-        turned_away: Phases = {"clerk": session.clerk, "t_search": t_take}
-        t_busy = time.monotonic()  # one batch, one span (see tickets.check.contention)
-        for oid in taken:
-            who: Who = {"buyer": oid, "pid": session.pid}
-            out.add(completed(busy, who, t_busy, turned_away))
-        return
-    t_locked = time.monotonic()
-    if session.sale.strategy.reports_holder:  # who holds it (tickets.engine.abandoned_lock)
-        out.add(locked(session.pid))
-        out.flush()
-    outcomes = sell_guarded(session, taken, point)
+    tried_again = 0
+    while True:
+        try:
+            if not session.takes:
+                session.lock.acquire()
+        except LockTimeout as exc:
+            busy = classify(exc, in_critical_section=False)
+            turned_away: Phases = {"clerk": session.clerk, "t_search": t_take}
+            t_busy = time.monotonic()  # one batch, one span (see tickets.check.contention)
+            for oid in taken:
+                who: Who = {"buyer": oid, "pid": session.pid}
+                out.add(completed(busy, who, t_busy, turned_away))
+            return
+        t_locked = time.monotonic()
+        if session.sale.strategy.reports_holder:  # who holds it (tickets.engine.abandoned_lock)
+            out.add(locked(session.pid))
+            out.flush()
+        outcomes = sell_guarded(session, taken, point)
+        # The database could not serialize the batch: run it again, as real code does.
+        if not session.refused or tried_again >= session.sale.retries:
+            break
+        tried_again += 1
+    session.retries += tried_again
     t = time.monotonic()
     pid = session.pid
     sold_by: Phases = {"clerk": session.clerk, "t_search": t_take, "t_locked": t_locked}
@@ -275,10 +286,12 @@ def sell_guarded(session: ClerkSession, taken: list[int], point: str | None) -> 
     landed). The lock is let go (a transaction committed) before anyone
     is told they have a ticket."""
     failed = True
+    session.refused = False
     try:
         outcomes = sell_locked(session, taken, point)
         failed = False
     except Exception as exc:  # refused; busy (an optimistic take that never got through); unknown
+        session.refused = isinstance(exc, Refused)
         outcome = classify(exc, in_critical_section=True)
         outcomes = [outcome for _ in taken]
         session.retries = 0  # no sale to note them on
@@ -290,6 +303,7 @@ def sell_guarded(session: ClerkSession, taken: list[int], point: str | None) -> 
         else:
             session.lock.release()  # a transaction commits: it may be refused
     except (NoEffect, WriteUnknown) as exc:  # nobody got a ticket; the sales may or may not stand
+        session.refused = isinstance(exc, Refused)
         outcome = classify(exc, in_critical_section=True)
         return [outcome for _ in taken]
     except Exception:

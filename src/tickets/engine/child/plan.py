@@ -64,8 +64,8 @@ class BuyerPlan(
     namedtuple(
         "BuyerPlan",
         "store strategy seed delays lock_timeout fsync gate_timeout kill_at lease_ttl fencing"
-        " pause_at buy log command",
-        defaults=(False, 120.0, (), 1.0, False, (), None, None, None),
+        " pause_at buy log command retries",
+        defaults=(False, 120.0, (), 1.0, False, (), None, None, None, 0),
     )
 ):
     """What every buyer of a run shares (the clerks of a queue run too).
@@ -80,7 +80,9 @@ class BuyerPlan(
     ``buy`` names the user's function that buys instead of the built-in
     purchase (``FILE.py:FUNC``), ``log`` the file its tracebacks go to;
     ``command`` (a :class:`CommandPlan`) makes every buyer a run of the
-    user's command instead (``--exec``; its stderr goes to ``log``).
+    user's command instead (``--exec``; its stderr goes to ``log``);
+    ``retries``: how often a transaction the database refused as
+    unserializable is run again (``--retries``, PostgreSQL).
     """
 
     __slots__ = ()
@@ -98,6 +100,7 @@ class BuyerPlan(
     buy: str | None
     log: str | None
     command: CommandPlan | None
+    retries: int
 
 
 class OrderPlan(

@@ -96,7 +96,7 @@ class BuyerSession:
         #: has it begun a call that may change the store? (then a failure is
         #: an unknown outcome, not a known one)
         self.changing = False
-        #: how often an optimistic transaction was tried again
+        #: how often an optimistic transaction (or a refused one) was tried again
         self.retries = 0
         #: when a take began: the store's own critical section (the history's t_locked)
         self.t_taken: float | None = None
@@ -145,6 +145,15 @@ class BuyerSession:
             time.sleep(self.write_delay)
         if self.pause:  # chaos: holding the lock (or the lease) far too long
             time.sleep(self.pause)
+
+    def again(self) -> bool:
+        """After the database refused the transaction: may it run again
+        (``--retries``)? Counted on the outcome."""
+        if self.retries >= self.plan.retries:
+            return False
+        self.retries += 1
+        self.changing = False
+        return True
 
     def _last_look(self) -> None:
         if self.orphaned is not None and self.orphaned():
