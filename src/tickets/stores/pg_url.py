@@ -29,6 +29,9 @@ OWN_PARAMS = ("table", "key")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 TABLE_NAME = re.compile(rf"(?:{_NAME}\.)?{_NAME}")
 MAX_KEY_CHARS = 200
+#: ``tickets explore`` sells from a scratch table named so, then the run's
+#: token and a random part (at most 16 + 12 + 12 characters), dropped after.
+SCRATCH_TABLE = "tickets_explore_"
 
 
 def parse_postgres(text: str, lock_file: str | None, timeout: float) -> StoreSpec:

@@ -295,11 +295,8 @@ def _as_store_error(exc: Exception, label: str) -> StoreError:
 class Transaction(BuyerLock):
     """A PostgreSQL transaction as the buyer's "lock": ``BEGIN ISOLATION
     LEVEL …`` on acquire, ``COMMIT`` on release, ``ROLLBACK`` when the
-    critical section failed. It takes nothing at its start (``immediate``
-    False: the explorer sees its begin and commit as steps on the store),
-    unless it is ``advisory``."""
-
-    immediate = False
+    critical section failed. It takes nothing at its start, unless it is
+    ``advisory``."""
 
     def __init__(
         self, store: PostgresStore, timeout: float, *, level: str, row_lock: bool, advisory: bool
@@ -310,6 +307,9 @@ class Transaction(BuyerLock):
         self.level = level
         self.row_lock = row_lock
         self.advisory = advisory
+        #: does it take a lock at its start that another buyer's waits for?
+        #: (the explorer sees begin and commit as steps on the store, else)
+        self.immediate = advisory
 
     def acquire(self) -> None:
         store = self.store
@@ -358,3 +358,28 @@ def _advisory_name(store: PostgresStore) -> str:
     """What the advisory lock is named after: the database's table and row
     (hashed by the server to its 32-bit key)."""
     return f"tickets:{store.spec.table}:{store.key}"
+
+
+def drop_scratch_tables(spec: StoreSpec, name: str, *, prefix: bool = False) -> None:
+    """Drop ``tickets explore``'s scratch table ``name`` (``prefix``: every
+    table whose name starts with it, in ``name``'s schema). Errors are
+    ignored: a server gone took its tables' use with it."""
+    schema, _, table = name.rpartition(".")
+    store = PostgresStore(spec._replace(table=name), 2.0)
+    try:
+        if prefix:
+            rows = store.call(
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = "
+                "COALESCE(NULLIF(%s, ''), current_schema()) AND starts_with(tablename, %s)",
+                (schema, table),
+            )
+        else:
+            rows = [(schema or None, table)]
+        for found_schema, found in rows[:1000]:
+            parts = [str(found_schema), str(found)] if found_schema else [str(found)]
+            target = sql.SQL(".").join(sql.Identifier(part) for part in parts)
+            store.call(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+    except Exception:
+        pass
+    finally:
+        store.close()

@@ -191,6 +191,16 @@ class ExploredSession:
         seat, self.retries = self.store.store.take_optimistic(1, window, 3600.0)
         return seat or None
 
+    def again(self) -> bool:
+        """The database refused the transaction: run it again, up to
+        ``--retries`` times (each try's steps are steps of the schedule)."""
+        if self.retries >= self.max_retries:
+            return False
+        self.retries += 1
+        self.changing = False
+        self.ctl.say("is refused: tries again")
+        return True
+
     def report(self, outcome: Outcome, t_locked: float | None) -> None:
         self._invoke({})
         event = completed(outcome, self.base, round(self.ctl.now + 0.0005, 6), self.timing)
@@ -241,7 +251,7 @@ class ExploredLock:
         if self.name is not None:
             self.ctl.holders[self.name] = self.buyer
         self.t_locked = self.ctl.now
-        self.ctl.say("locks" if self.name is not None else "locks (no lock)")
+        self.ctl.say(_words(self._steps[0], "locks"))
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -269,7 +279,7 @@ class ExploredLock:
             if self.name is not None and self.ctl.holders.get(self.name) == self.buyer:
                 del self.ctl.holders[self.name]
             if not abandoned:
-                self.ctl.say("unlocks" if self.name is not None else "unlocks (no lock)")
+                self.ctl.say(_words(self._steps[1], "unlocks"))
         if stopped is not None:
             raise stopped
 
@@ -282,6 +292,14 @@ class ExploredLock:
                 self._lock.close()
             except Exception:
                 pass
+
+
+def _words(step: steps.Step, verb: str) -> str:
+    """What taking or letting go of a lock did, in the schedule's words: a
+    deferred transaction begins and commits; no lock takes nothing."""
+    if step.kind in ("begin", "commit"):
+        return f"{step.kind}s"
+    return verb if step.takes_lock else f"{verb} (no lock)"
 
 
 def outcome_words(outcome: Outcome) -> str:

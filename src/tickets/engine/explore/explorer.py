@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...check.events import end_line, run_line
+from ...check.operations import FORMAT_VERSION
+from ...constants import STORE_KINDS
 from ...errors import UsageProblem
+from ...stores.spec import SERVER_KINDS
 from .sale import ExploredSale, SaleSetup, Schedule
 from .search import Budget, Outcome, exhaustive, replayed, sampled
 
@@ -134,7 +137,7 @@ def replay_command(result: Exploration) -> str:
     import shlex
 
     cfg = result.config
-    db = f"--db {shlex.quote(cfg.store.label)} " if cfg.store.kind == "redis" else ""
+    db = f"--db {shlex.quote(cfg.store.label)} " if cfg.store.on_server else ""
     buy = f" --buy {shlex.quote(cfg.buy)}" if cfg.buy is not None else ""
     return f"tickets {db}explore --replay {shlex.quote(str(result.schedule_file))}{buy}"
 
@@ -232,7 +235,7 @@ def safe(text: str) -> str:
 
 def run_line_of(config: ExploreConfig, buyers: int) -> RunLine:
     fields: RunLine = run_line(
-        version=2,
+        version=FORMAT_VERSION,
         run_id=os.urandom(8).hex(),
         mode="buy",
         store=config.store.identity(),
@@ -314,12 +317,13 @@ def replay_config(
 
     doc = read_schedule(path)
     kind = str(doc["store_kind"])
-    if kind == "redis" and store.kind != "redis":
+    if kind in SERVER_KINDS and store.kind != kind:
+        scheme = "redis" if kind == "redis" else "postgresql"
         raise UsageProblem(
-            f"{path}: was found on a redis store; give --db redis://… to replay it there"
+            f"{path}: was found on a {kind} store; give --db {scheme}://… to replay it there"
         )
-    if kind != "redis":  # a scratch file store of the kind it was found on
-        folder = store.folder if store.kind != "redis" else "."
+    if kind not in SERVER_KINDS:  # a scratch file store of the kind it was found on
+        folder = store.folder if not store.on_server else "."
         name = "replay.db" if kind == "sqlite" else "replay.json"
         store = store._replace(kind=kind, path=os.path.join(folder, name), lock_file=None)
     saved = doc["buy"]
@@ -417,7 +421,7 @@ def read_schedule(path: Path) -> dict[str, object]:
             raise UsageProblem(f"{path}: {key} {value!r} is not a count")
     if doc.get("lock") not in STRATEGIES:
         raise UsageProblem(f"{path}: lock {doc.get('lock')!r} is not a strategy")
-    if doc.get("store_kind") not in ("json", "sqlite", "redis"):
+    if doc.get("store_kind") not in STORE_KINDS:
         raise UsageProblem(f"{path}: store_kind {doc.get('store_kind')!r} is not a store kind")
     if doc.get("buy") is not None and type(doc.get("buy")) is not str:
         raise UsageProblem(f"{path}: buy {doc.get('buy')!r} is not FILE.py:FUNCTION")

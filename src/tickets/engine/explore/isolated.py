@@ -56,7 +56,7 @@ def scratch_root(config: ExploreConfig) -> str:
 
     spec = config.store
     where = None
-    if spec.kind != "redis":
+    if not spec.on_server:
         where = os.path.dirname(os.path.abspath(str(spec.path)))
         try:
             mode = os.stat(str(spec.path)).st_mode
@@ -210,6 +210,14 @@ def _clean(config: ExploreConfig, root: str) -> None:
     """The scratch stores, whatever became of the child: the folder, and a
     Redis store's scratch keys."""
     shutil.rmtree(root, ignore_errors=True)
+    if config.store.kind == "postgres":
+        from ...stores.pg_url import SCRATCH_TABLE
+        from ...stores.postgres import drop_scratch_tables
+
+        schema = str(config.store.table).rpartition(".")[0]
+        name = f"{SCRATCH_TABLE}{config.token}"
+        drop_scratch_tables(config.store, f"{schema}.{name}" if schema else name, prefix=True)
+        return
     if config.store.kind != "redis":
         return
     try:

@@ -23,6 +23,7 @@ from ...check.operations import Operations
 from ...check.verdict import Report, evaluate
 from ...errors import StoreError, UsageProblem
 from ...stores import open_store
+from ...stores.pg_url import SCRATCH_TABLE
 from ..child.buyer import outcome_of, purchase
 from ..child.user_buyer import load
 from ..child.user_buyer import outcome as user_outcome
@@ -129,6 +130,8 @@ class ExploredSale:
     def __init__(self, setup: SaleSetup) -> None:
         self.setup = setup
         self.scratch: str | None = None
+        #: a PostgreSQL store's scratch table
+        self.scratch_table: str | None = None
         self.function = None
         if setup.buy is not None:  # before anything is made: a bad one leaves nothing
             self.function = load(setup.buy)
@@ -156,6 +159,13 @@ class ExploredSale:
                 raise StoreError(within, f"cannot be made ({exc.strerror})") from None
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 raise StoreError(within, "is not the explorer's own scratch folder")
+        if spec.kind == "postgres":  # a scratch table of its own, dropped at the end
+            table = f"{SCRATCH_TABLE}{self.setup.token}{os.urandom(6).hex()}"
+            schema = str(spec.table).rpartition(".")[0]
+            self.scratch_table = f"{schema}.{table}" if schema else table
+            self._folder = tempfile.mkdtemp(prefix="tickets-explore-", dir=within)
+            lock_file = os.path.join(self._folder, "explore.lock")
+            return spec._replace(table=self.scratch_table, lock_file=lock_file)
         if spec.kind == "redis":
             key = f"{spec.key}:explore:{self.setup.token}{os.urandom(6).hex()}"
             self.scratch = key
@@ -178,6 +188,10 @@ class ExploredSale:
                 store.close()
             except Exception:
                 pass
+        if self.scratch_table is not None:
+            from ...stores.postgres import drop_scratch_tables
+
+            drop_scratch_tables(self.spec, self.scratch_table)
         if self.scratch is not None:  # the Redis scratch key and its companions
             try:
                 client = open_store(self.spec, 1.0)
