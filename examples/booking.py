@@ -8,8 +8,9 @@ an exception means the outcome is unknown. The handle offers:
     store.take()        the store's own take-one (SQLite, Redis): seat or None
     store.lock          the --lock strategy's lock: `with store.lock: ...`
     store.wait()        the run's simulated write delay (the race window)
-    store.raw           the JSON path, a sqlite3.Connection or a redis.Redis
-    store.kind          "json", "sqlite" or "redis";  store.buyer: your number
+    store.raw           the JSON path, a sqlite3.Connection, a redis.Redis or a
+                        psycopg.Connection (autocommit; store.table, store.key)
+    store.kind          "json", "sqlite", "redis" or "postgres";  store.buyer: your number
 """
 
 

@@ -35,6 +35,8 @@ from pathlib import Path
 START_TIMEOUT = 60.0
 #: Buyers hold a connection each: a race of 300 buyers beside the tests' own.
 MAX_CONNECTIONS = 400
+#: The role that must give its password (see PostgresServer.password_url).
+PASSWORD_ROLE = "tickets_pw"
 
 
 def find_binaries() -> Path | None:
@@ -136,6 +138,10 @@ class PostgresServer:
             group=self.group,
             extra_groups=self.groups,
         )
+        # One role logs in with a password (the tests of passwords); every
+        # other, as the tests' own user postgres, is trusted on the socket.
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\n" + hba.read_text())
         log = os.open(self.folder / "server.log", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.process = subprocess.Popen(
             [
@@ -173,6 +179,23 @@ class PostgresServer:
     def url(self, table: str = "tickets_stock", key: str = "tickets", db: str = "postgres") -> str:
         """The store's URL: an empty host and the socket folder as ?host=."""
         return f"postgresql://postgres@/{db}?host={self.socket}&table={table}&key={key}"
+
+    def password_url(self, password: str, table: str) -> str:
+        """A store URL of the role that logs in with ``password``, which is
+        made its password (and the role given the public schema)."""
+        from urllib.parse import quote
+
+        self.sql(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PASSWORD_ROLE}') "
+            f"THEN CREATE ROLE {PASSWORD_ROLE} LOGIN; END IF; END $$"
+        )
+        self.sql(f"ALTER ROLE {PASSWORD_ROLE} PASSWORD '{password}'")
+        self.sql(f"GRANT CREATE ON SCHEMA public TO {PASSWORD_ROLE}")
+        secret = quote(password, safe="")
+        return (
+            f"postgresql://{PASSWORD_ROLE}:{secret}@/postgres?host={self.socket}"
+            f"&table={table}&key=tickets"
+        )
 
     def conninfo(self, db: str = "postgres") -> str:
         return f"host={self.socket} user=postgres dbname={db} connect_timeout=5"

@@ -34,6 +34,22 @@ MAX_KEY_CHARS = 200
 SCRATCH_TABLE = "tickets_explore_"
 
 
+def driver_installed() -> bool:
+    """Is psycopg there to import (found, not imported: it costs ~0.1 s)?"""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("psycopg") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+DRIVER_MISSING = (
+    "a PostgreSQL store needs psycopg 3, which is not installed; "
+    "install it with: pip install 'tickets[postgres]'"
+)
+
+
 def parse_postgres(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
     from urllib.parse import parse_qs, unquote
 
@@ -97,6 +113,8 @@ def parse_postgres(text: str, lock_file: str | None, timeout: float) -> StoreSpe
     dbname = fields.get("dbname") or None
     if dbname is not None and len(dbname.encode()) > 63:
         raise BadStoreURL("PostgreSQL URL names a database longer than 63 bytes")
+    if not driver_installed():  # the URL is good: what is missing is the driver
+        raise BadStoreURL(DRIVER_MISSING)
     return StoreSpec(
         "postgres",
         None,

@@ -66,6 +66,8 @@ NO_PRIVILEGE = "42501"
 READ_ONLY = "25006"
 NO_DATABASE = "3D000"
 BAD_LOGIN = ("28P01", "28000")
+#: How libpq words a refused login when it gives no SQLSTATE (while connecting).
+REFUSED_LOGIN = ("password authentication failed", "no password supplied", 'role "')
 
 
 class MissingDriver(UsageProblem):
@@ -82,14 +84,14 @@ class PostgresStore(Store):
 
     def __init__(self, spec: StoreSpec, lock_timeout: float = 10.0) -> None:
         super().__init__(spec)
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._pid = os.getpid()
         require_driver(self.label)
         self.key = str(spec.key)
         self.lock_timeout = lock_timeout
         self.table = sql.SQL(".").join(sql.Identifier(part) for part in str(spec.table).split("."))
         #: the read of a ``for-update`` transaction locks the row
         self.row_lock = False
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
-        self._pid = os.getpid()
 
     # -- connecting ------------------------------------------------------
 
@@ -161,10 +163,12 @@ class PostgresStore(Store):
             return StoreError(self.label, "is read-only", "point --db at a writable server")
         if code == NO_DATABASE:
             return StoreError(self.label, f"has no database {self.spec.db}", "create it first")
-        if code in BAD_LOGIN or "password authentication failed" in text:
+        if code in BAD_LOGIN or any(words in text for words in REFUSED_LOGIN):
             return StoreError(
                 self.label, "refused the user name or password", "check the credentials"
             )
+        if connecting and "FATAL:  database" in str(exc) and "does not exist" in text:
+            return StoreError(self.label, f"has no database {self.spec.db}", "create it first")
         if connecting or isinstance(exc, psycopg.OperationalError):
             return StoreError(
                 self.label,
@@ -217,6 +221,7 @@ class PostgresStore(Store):
     def exists(self) -> bool:
         if not self._table_exists():
             return False
+        self._check_shape()
         query = sql.SQL("SELECT 1 FROM {} WHERE key = %s").format(self.table)
         return bool(self.call(query, (self.key,)))
 
@@ -225,15 +230,65 @@ class PostgresStore(Store):
         return bool(rows and rows[0][0])
 
     def check_ready(self) -> None:
+        """Reachable and logged in; writable (not a read-only role, session
+        or standby); the table, if there is one, of the tool's shape and
+        writable by this role; the row, if there is one, a count."""
+        rows = self.call(
+            "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()"
+        )
+        if rows and rows[0][0]:
+            raise StoreError(
+                self.label, "is read-only (a read-only role or a standby)", "point --db elsewhere"
+            )
         if not self._table_exists():
-            self.call("SELECT 1")  # reachable, logged in
             return
+        self._check_shape()
+        rows = self.call(
+            # each on its own: a list of privileges asks whether any is held
+            "SELECT has_table_privilege(%s, 'SELECT') AND has_table_privilege(%s, 'UPDATE')",
+            (str(self.spec.table),) * 2,
+        )
+        if rows and not rows[0][0]:
+            raise StoreError(
+                self.label,
+                f"is not writable by this role (it may not update {self.spec.table})",
+                "grant it SELECT, UPDATE (and INSERT, for init) on the table, or use another user",
+            )
         query = sql.SQL("SELECT count FROM {} WHERE key = %s").format(self.table)
         rows = self.call(query, (self.key,))
         if rows:
             self._count(rows)
 
+    def _check_shape(self) -> None:
+        """The table holds a text ``key`` that is unique and an integer ``count``."""
+        rows = self.call(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND a.attname IN ('key', 'count')",
+            (str(self.spec.table),),
+        )
+        types = {str(name): str(kind) for name, kind in rows}
+        unique = self.call(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON "
+            "a.attrelid = i.indrelid AND a.attnum = ALL(i.indkey) WHERE i.indrelid = "
+            "to_regclass(%s) AND i.indisunique AND i.indnatts = 1 AND a.attname = 'key')",
+            (str(self.spec.table),),
+        )
+        text = types.get("key", "").startswith(("text", "character varying"))
+        whole = types.get("count") in ("smallint", "integer", "bigint")
+        if text and whole and unique and unique[0][0]:
+            return
+        found = ", ".join(f"{name} {kind}" for name, kind in sorted(types.items())) or "neither"
+        raise StoreError(
+            self.label,
+            f"table {self.spec.table} is not a tickets table (key and count: {found}"
+            f"{'' if not unique or unique[0][0] else ', key not unique'})",
+            f"use another table= (tickets makes one: {SHAPE})",
+        )
+
     def load(self) -> int:
+        if self._conn is None:  # a new connection: a table of another shape is named as such
+            self.exists()
         lock = " FOR UPDATE" if self.row_lock else ""
         query = sql.SQL("SELECT count FROM {} WHERE key = %s" + lock).format(self.table)
         return self._count(self.call(query, (self.key,)))
@@ -257,6 +312,7 @@ class PostgresStore(Store):
             "INSERT INTO {} (key, count) VALUES (%s, %s) "
             "ON CONFLICT (key) DO UPDATE SET count = EXCLUDED.count"
         ).format(self.table)
+        self.check_ready()
         conn = self.connect()
         try:
             with conn.transaction():

@@ -160,8 +160,10 @@ class StoreHandle:
       own indivisible take-one (SQLite, Redis), the seat or None;
     - ``wait()``: the run's simulated write delay (the race window);
     - ``lock``: a context manager (``with handle.lock: ...``);
-    - ``raw``: the JSON file's path, a ``sqlite3.Connection`` (autocommit)
-      or a ``redis.Redis``; ``kind``: ``json``, ``sqlite`` or ``redis``;
+    - ``raw``: the JSON file's path, a ``sqlite3.Connection`` (autocommit),
+      a ``redis.Redis`` or a ``psycopg.Connection`` (autocommit); ``kind``:
+      ``json``, ``sqlite``, ``redis`` or ``postgres``; ``key``: the Redis
+      key or the PostgreSQL row's, ``table``: the PostgreSQL table (else None);
     - ``buyer``: this buyer's number.
     """
 
@@ -172,6 +174,8 @@ class StoreHandle:
         self.lock: WatchedLock | HollowLock = lock if hollow is None else HollowLock(hollow)
         self.buyer = buyer
         self.kind = session.store.kind
+        self.key: str | None = session.store.spec.key
+        self.table: str | None = session.store.spec.table
 
     @property
     def raw(self) -> RawHandle:
