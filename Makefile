@@ -62,4 +62,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
+	@if [ -f var/postgres.folders ]; then \
+		while read -r folder; do case "$$folder" in */tickets-pg*) rm -rf "$$folder";; esac; done < var/postgres.folders; \
+	fi
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

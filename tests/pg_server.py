@@ -269,6 +269,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     server = PostgresServer(binaries)
+    record = Path("var") / "postgres.folders"  # `make clean` removes what a killed one left
+    record.parent.mkdir(exist_ok=True)
+    record.write_text("".join(f"{path}\n" for path in server.made))
     url = server.url()
     print(f"PostgreSQL 16 on the socket in {server.socket}; try:", flush=True)
     print(f"  export TICKETS_DB='{url}'", flush=True)

@@ -195,11 +195,7 @@ class Operations:
                 f"before its invoke at {self.invoked[number]!r}"
             )
         reason = self._reason(ev, kind, number)
-        if "retries" in ev:
-            retries = ev["retries"]
-            if type(retries) is not int or not 0 <= retries <= MAX_COUNT:
-                raise Malformed(f"{kind} of {self.noun} {number} has retries {retries!r:.40}")
-            self.retries += retries
+        self.retries += self._retries(ev, kind, number)
         if ev["type"] == "ok":
             self._sold(ev, number)
         elif ev["type"] == "fail" and reason is None:
@@ -275,6 +271,13 @@ class Operations:
             )
         self.numeric += 1
         self.seats[number] = seat
+
+    def _retries(self, ev: Completion, kind: OperationKind, number: int) -> int:
+        """How often an outcome's transaction was run again (0 if not said)."""
+        retries = ev.get("retries", 0)
+        if type(retries) is not int or not 0 <= retries <= MAX_COUNT:
+            raise Malformed(f"{kind} of {self.noun} {number} has retries {retries!r:.40}")
+        return retries
 
     def _reason(self, ev: Completion, kind: OperationKind, number: int) -> str | None:
         """An outcome's reason, if any; one starting "error: " is counted."""

@@ -64,12 +64,15 @@ def _set_store(ctx: click.Context, param: click.Parameter, value: str | float | 
 
 DB_HELP = (
     'The ticket store: a JSON file {"count": N} (default: tickets.json, or $TICKETS_DB), '
-    "sqlite:PATH (sqlite:////absolute/path) or "
-    "redis://[USER:PASSWORD@]HOST[:PORT][/DB][?key=NAME]."
+    "sqlite:PATH (sqlite:////absolute/path), "
+    "redis://[USER:PASSWORD@]HOST[:PORT][/DB][?key=NAME] or "
+    "postgresql://[USER[:PASSWORD]@][HOST][:PORT][/DB][?table=T&key=K] "
+    "(pip install 'tickets[postgres]')."
 )
 LOCK_FILE_HELP = (
     "The file the file and flock strategies lock (default: <store>.lock beside a file "
-    "store; for Redis redis-<port>-<db>-<key>.lock in $XDG_RUNTIME_DIR/tickets, else "
+    "store; for Redis redis-<port>-<db>-<key>.lock, for PostgreSQL "
+    "postgres-<db>-<table>-<key>.lock, in $XDG_RUNTIME_DIR/tickets, else "
     "/tmp/tickets-UID)."
 )
 CONNECT_TIMEOUT_HELP = "Give up on a store's server after S seconds (default 2)."
