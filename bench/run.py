@@ -31,6 +31,9 @@ not the absolute numbers, across machines).
 13. `tickets explore`: the two-buyer oversell as a whole command against
     `tickets --help`, schedules per second per strategy on tmpfs and disk,
     and the reduction against every interleaving (bench/explore.py).
+14. PostgreSQL 16: `atomic` and `for-update` on workers against a bare loop
+    of the same statements on one connection; `read-committed` and
+    `serializable` with their refusal and retry rates (bench/postgres.py).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import exec_buyer
 import explore
 import history_check
 import hosts_sale
+import postgres
 import stores
 import user_buyer
 from tickets.constants import LOCK_STRATEGY_NAMES
@@ -239,6 +243,7 @@ def main() -> None:
     hosts_sale.report()
     big_sales.report()
     explore.report()
+    postgres.report()
 
 
 if __name__ == "__main__":

@@ -343,8 +343,8 @@ FORGED: dict[str, tuple[list[Any], str]] = {
         "run line has ticket_ids 'yes'",
     ),
     "a format version from the future": (
-        [run_line(1, version=3), end_line(1)],
-        "format version 3, not one this tickets reads",
+        [run_line(1, version=4), end_line(1)],
+        "format version 4, not one this tickets reads",
     ),
     "a blank line after the end": ([run_line(1), end_line(1), "  "], "line 3: blank"),
 }

@@ -283,10 +283,11 @@ def test_each_engine_has_the_capabilities_its_kind_is_known_by() -> None:
     """A store's capabilities are the capability methods it implements; the
     table that says them without importing its engine must agree."""
     from tickets.stores.json_file import JsonFileStore
+    from tickets.stores.postgres import PostgresStore
     from tickets.stores.redis import RedisStore
     from tickets.stores.sqlite import SqliteStore
 
-    engines = (JsonFileStore, SqliteStore, RedisStore)
+    engines = (JsonFileStore, SqliteStore, RedisStore, PostgresStore)
     assert {engine.kind: engine.capabilities for engine in engines} == KIND_CAPABILITIES
     assert tuple(KIND_CAPABILITIES) == STORE_KINDS
 
@@ -297,6 +298,15 @@ def test_a_store_takes_the_strategies_its_capabilities_allow() -> None:
         "json": locks,
         "sqlite": [*locks, "atomic", "transaction", "deferred"],
         "redis": [*locks, "atomic", "transaction", "lease"],
+        "postgres": [
+            *locks,
+            "atomic",
+            "read-committed",
+            "repeatable-read",
+            "serializable",
+            "for-update",
+            "advisory",
+        ],
     }
 
 

@@ -195,7 +195,6 @@ class Operations:
                 f"before its invoke at {self.invoked[number]!r}"
             )
         reason = self._reason(ev, kind, number)
-        self.retries += self._retries(ev, kind, number)
         if ev["type"] == "ok":
             self._sold(ev, number)
         elif ev["type"] == "fail" and reason is None:
@@ -272,13 +271,6 @@ class Operations:
         self.numeric += 1
         self.seats[number] = seat
 
-    def _retries(self, ev: Completion, kind: OperationKind, number: int) -> int:
-        """How often an outcome's transaction was run again (0 if not said)."""
-        retries = ev.get("retries", 0)
-        if type(retries) is not int or not 0 <= retries <= MAX_COUNT:
-            raise Malformed(f"{kind} of {self.noun} {number} has retries {retries!r:.40}")
-        return retries
-
     def _reason(self, ev: Completion, kind: OperationKind, number: int) -> str | None:
         """An outcome's reason, if any; one starting "error: " is counted."""
         reason = ev.get("reason")
@@ -292,7 +284,12 @@ class Operations:
         return reason
 
     def _check_fields(self, ev: OperationEvent, kind: OperationKind, t: float) -> None:
-        """The optional fields: their types, ranges, and phases in time order."""
+        """The optional fields: their types, ranges, and phases in time order;
+        an outcome's retries (how often its transaction ran again) are summed."""
+        retries = ev.get("retries", 0)
+        if type(retries) is not int or not 0 <= retries <= MAX_COUNT:
+            raise Malformed(f"{kind} of {self.noun} {ev['buyer']} has retries {retries!r:.40}")
+        self.retries += retries
         low = self.t_run
         t_start, t_search, t_locked = ev.get("t_start"), ev.get("t_search"), ev.get("t_locked")
         if not (

@@ -309,7 +309,11 @@ def lock_option(default: str = DEFAULT_STRATEGY) -> Callable[[F], F]:
         "on the lock file: polls), flock (the kernel's blocking flock on the same file). "
         "SQLite: atomic (UPDATE ... WHERE count > 0 RETURNING), transaction (BEGIN "
         "IMMEDIATE), deferred (BEGIN DEFERRED). Redis: atomic (a Lua script), transaction "
-        "(WATCH/MULTI/EXEC, retried), lease (SET NX PX; see --fencing).",
+        "(WATCH/MULTI/EXEC, retried), lease (SET NX PX; see --fencing). PostgreSQL: atomic "
+        "(one conditional UPDATE), read-committed, repeatable-read, serializable (read then "
+        "write in a transaction at that level; see --retries), for-update (SELECT ... FOR "
+        "UPDATE), advisory (pg_advisory_xact_lock).",
+        metavar="STRATEGY",
     )
 
 
@@ -350,14 +354,15 @@ def refuse_missing_key(ctx: click.Context, spec: StoreSpec) -> None:
         store = open_store(spec)
         try:
             if not store.exists():
-                raise StoreError(spec.label, "no such key", MISSING_KEY_FIX)
+                missing = "no such key" if spec.kind == "redis" else "no such table or row"
+                raise StoreError(spec.label, missing, MISSING_KEY_FIX)
         finally:
             store.close()
 
 
 #: What a run on a missing server key says to do (a typo in ``?key=``?).
 MISSING_KEY_FIX = (
-    "create it with `tickets --db URL init -t N`, or give race -t N (or is ?key= a typo?)"
+    "create it with `tickets --db URL init -t N`, or give -t N (or is ?key= a typo?)"
 )
 
 

@@ -66,8 +66,7 @@ DB_HELP = (
     'The ticket store: a JSON file {"count": N} (default: tickets.json, or $TICKETS_DB), '
     "sqlite:PATH (sqlite:////absolute/path), "
     "redis://[USER:PASSWORD@]HOST[:PORT][/DB][?key=NAME] or "
-    "postgresql://[USER[:PASSWORD]@][HOST][:PORT][/DB][?table=T&key=K] "
-    "(pip install 'tickets[postgres]')."
+    "postgresql://…?table=T&key=K (libpq's URL; pip install 'tickets[postgres]')."
 )
 LOCK_FILE_HELP = (
     "The file the file and flock strategies lock (default: <store>.lock beside a file "

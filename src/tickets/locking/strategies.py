@@ -380,7 +380,7 @@ class LeaseStrategy(Strategy):
 
 class IsolationStrategy(Strategy):
     """PostgreSQL: the read-modify-write in a transaction at an isolation
-    level, as the buyer's lock (see tickets.stores.postgres.Transaction)."""
+    level, as the buyer's lock (see tickets.stores.postgres.IsolatedTransaction)."""
 
     __slots__ = ()
     needs = frozenset({ISOLATED_TRANSACTION})

@@ -18,8 +18,19 @@ the URL leaves out, libpq supplies as it always does (``PGHOST``,
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 
-from .spec import HIDDEN, PG_DEFAULT_TABLE, REDIS_DEFAULT_KEY, BadStoreURL, StoreSpec
+PG_DEFAULT_TABLE = "tickets_stock"
+PG_DEFAULT_KEY = "tickets"
+
+
+class BadPostgresURL(ValueError):
+    """What is wrong with a PostgreSQL URL (tickets.stores.spec makes it a
+    usage error); never quotes the password."""
+
+
+#: A parsed URL: None where libpq's defaults apply.
+PostgresURL = namedtuple("PostgresURL", "host port dbname user password table key")
 
 PG_FORM = "postgresql://[USER[:PASSWORD]@][HOST][:PORT][/DBNAME][?table=T&key=K]"
 #: The URL's own parameters (libpq's, the tool reads) and the tool's.
@@ -50,21 +61,52 @@ DRIVER_MISSING = (
 )
 
 
-def parse_postgres(text: str, lock_file: str | None, timeout: float) -> StoreSpec:
-    from urllib.parse import parse_qs, unquote
-
+def parse_postgres(text: str) -> PostgresURL:
+    """``text``'s parts, or :class:`BadPostgresURL` saying what is wrong."""
     scheme, _, rest = text.partition(":")
     if not rest.startswith("//"):
-        raise BadStoreURL(f"a PostgreSQL URL is {PG_FORM}")
+        raise BadPostgresURL(f"a PostgreSQL URL is {PG_FORM}")
     try:
         text.encode()
     except UnicodeEncodeError:
-        raise BadStoreURL(f"PostgreSQL URL is not UTF-8; write it as {PG_FORM}") from None
-    rest = rest[2:]
+        raise BadPostgresURL(f"PostgreSQL URL is not UTF-8; write it as {PG_FORM}") from None
     if "#" in rest:
-        raise BadStoreURL("a PostgreSQL URL takes no #fragment")
+        raise BadPostgresURL("a PostgreSQL URL takes no #fragment")
+    fields, query = _fields(rest[2:])
+    host = fields.get("host") or None
+    if host is not None:
+        _check_host(host)
+    table = query.get("table", [PG_DEFAULT_TABLE])[0]
+    if not TABLE_NAME.fullmatch(table):
+        raise BadPostgresURL(
+            f"PostgreSQL URL names table {table[:40]!r}; use letters, digits and _ "
+            "(up to 63, not starting with a digit), optionally as schema.table"
+        )
+    key = query.get("key", [PG_DEFAULT_KEY])[0]
+    if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
+        raise BadPostgresURL(
+            f"PostgreSQL URL needs one printable key= of 1 to {MAX_KEY_CHARS} chars"
+        )
+    for name in ("user", "password", "dbname"):
+        if "\0" in fields.get(name, ""):
+            raise BadPostgresURL(f"PostgreSQL URL's {name} has a NUL character")
+    dbname = fields.get("dbname") or None
+    if dbname is not None and len(dbname.encode()) > 63:
+        raise BadPostgresURL("PostgreSQL URL names a database longer than 63 bytes")
+    if not driver_installed():  # the URL is good: what is missing is the driver
+        raise BadPostgresURL(DRIVER_MISSING)
+    port = _port(fields.get("port") or None)
+    user, password = fields.get("user") or None, fields.get("password")
+    return PostgresURL(host, port, dbname, user, password, table, key)
+
+
+def _fields(rest: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The libpq fields of what follows ``//`` (a query parameter wins over
+    the URL's part, as in libpq), and the query itself."""
+    from urllib.parse import parse_qs, unquote
+
     rest, _, query_text = rest.partition("?")
-    authority, slash, path = rest.partition("/")
+    authority, _, path = rest.partition("/")
     userinfo, at, hostport = authority.rpartition("@")
     if not at:
         userinfo, hostport = "", authority
@@ -77,57 +119,24 @@ def parse_postgres(text: str, lock_file: str | None, timeout: float) -> StoreSpe
         if path:
             fields["dbname"] = unquote(path, errors="strict")
     except UnicodeDecodeError:
-        raise BadStoreURL("PostgreSQL URL has %-escapes that are not UTF-8") from None
+        raise BadPostgresURL("PostgreSQL URL has %-escapes that are not UTF-8") from None
     except ValueError:
-        raise BadStoreURL("PostgreSQL URL has a malformed query; use ?table=T&key=K") from None
+        raise BadPostgresURL("PostgreSQL URL has a malformed query; use ?table=T&key=K") from None
     if "/" in path:
-        raise BadStoreURL(f"PostgreSQL URL names database {path[:40]!r}; a name has no '/'")
+        raise BadPostgresURL(f"PostgreSQL URL names database {path[:40]!r}; a name has no '/'")
     unknown = sorted(set(query) - set(LIBPQ_PARAMS) - set(OWN_PARAMS))
     if unknown:
         known = ", ".join(f"{name}=" for name in (*OWN_PARAMS, *LIBPQ_PARAMS))
-        raise BadStoreURL(
+        raise BadPostgresURL(
             f"PostgreSQL URL has parameter {unknown[0][:20]!r}, which tickets does not read; "
             f"it reads {known} (libpq's environment, PGSSLMODE and the like, still applies)"
         )
     for name, values in query.items():
         if len(values) > 1:
-            raise BadStoreURL(f"PostgreSQL URL gives {name}= twice")
+            raise BadPostgresURL(f"PostgreSQL URL gives {name}= twice")
         if name in LIBPQ_PARAMS:
-            fields[name] = values[0]  # a parameter wins over the URL's part, as in libpq
-    host = fields.get("host") or None
-    if host is not None:
-        _check_host(host)
-    port = _port(fields.get("port") or None)
-    table = query.get("table", [PG_DEFAULT_TABLE])[0]
-    if not TABLE_NAME.fullmatch(table):
-        raise BadStoreURL(
-            f"PostgreSQL URL names table {table[:40]!r}; use letters, digits and _ "
-            "(up to 63, not starting with a digit), optionally as schema.table"
-        )
-    key = query.get("key", [REDIS_DEFAULT_KEY])[0]
-    if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
-        raise BadStoreURL(f"PostgreSQL URL needs one printable key= of 1 to {MAX_KEY_CHARS} chars")
-    for name in ("user", "password", "dbname"):
-        if "\0" in fields.get(name, ""):
-            raise BadStoreURL(f"PostgreSQL URL's {name} has a NUL character")
-    dbname = fields.get("dbname") or None
-    if dbname is not None and len(dbname.encode()) > 63:
-        raise BadStoreURL("PostgreSQL URL names a database longer than 63 bytes")
-    if not driver_installed():  # the URL is good: what is missing is the driver
-        raise BadStoreURL(DRIVER_MISSING)
-    return StoreSpec(
-        "postgres",
-        None,
-        host,
-        port,
-        dbname,
-        key,
-        fields.get("user") or None,
-        fields.get("password"),
-        lock_file,
-        timeout,
-        table,
-    )
+            fields[name] = values[0]
+    return fields, query
 
 
 def _userinfo(userinfo: str) -> list[tuple[str, str]]:
@@ -139,11 +148,11 @@ def _userinfo(userinfo: str) -> list[tuple[str, str]]:
 
 def _host_port(hostport: str) -> dict[str, str]:
     if "," in hostport:
-        raise BadStoreURL("PostgreSQL URL names several hosts; a sale sells from one server")
+        raise BadPostgresURL("PostgreSQL URL names several hosts; a sale sells from one server")
     if hostport.startswith("["):  # an IPv6 address
         host, bracket, tail = hostport[1:].partition("]")
         if not bracket or (tail and not tail.startswith(":")):
-            raise BadStoreURL("PostgreSQL URL has a malformed [IPv6] host")
+            raise BadPostgresURL("PostgreSQL URL has a malformed [IPv6] host")
         port = tail[1:]
     else:
         host, _, port = hostport.partition(":")
@@ -155,7 +164,9 @@ def _port(text: str | None) -> int | None:
     if text is None:
         return None
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 65535:
-        raise BadStoreURL(f"PostgreSQL URL names port {text[:20]!r}; use 1 to 65535 (default 5432)")
+        raise BadPostgresURL(
+            f"PostgreSQL URL names port {text[:20]!r}; use 1 to 65535 (default 5432)"
+        )
     return int(text)
 
 
@@ -165,7 +176,7 @@ def _check_host(host: str) -> None:
 
     if host.startswith("/"):
         if len(host.encode()) > 90:  # the socket's path must fit sockaddr_un (108 bytes)
-            raise BadStoreURL("PostgreSQL URL's socket folder is too long for a Unix socket")
+            raise BadPostgresURL("PostgreSQL URL's socket folder is too long for a Unix socket")
         return
     try:
         ipaddress.ip_address(host)
@@ -177,7 +188,7 @@ def _check_host(host: str) -> None:
         0 < len(label) <= 63 and all(c.isascii() and (c.isalnum() or c in "-_") for c in label)
         for label in labels
     ):
-        raise BadStoreURL(
+        raise BadPostgresURL(
             f"PostgreSQL URL names host {host[:40]!r}; use a host name, an IP address "
             "or a socket folder (?host=/path)"
         )
@@ -185,4 +196,4 @@ def _check_host(host: str) -> None:
 
 def scrub(message: str, password: str | None) -> str:
     """A message without the password, if it quotes it."""
-    return message.replace(password, HIDDEN) if password else message
+    return message.replace(password, "***") if password else message

@@ -89,7 +89,11 @@ class PostgresStore(Store):
         require_driver(self.label)
         self.key = str(spec.key)
         self.lock_timeout = lock_timeout
-        self.table = sql.SQL(".").join(sql.Identifier(part) for part in str(spec.table).split("."))
+        parts = str(spec.table).split(".")
+        self.table = sql.SQL(".").join(sql.Identifier(part) for part in parts)
+        #: the table as text the server's name functions read: quoted as the
+        #: statements quote it (``Stock`` is "Stock", never stock)
+        self.regname = ".".join(f'"{part}"' for part in parts)
         #: the read of a ``for-update`` transaction locks the row
         self.row_lock = False
 
@@ -226,7 +230,7 @@ class PostgresStore(Store):
         return bool(self.call(query, (self.key,)))
 
     def _table_exists(self) -> bool:
-        rows = self.call("SELECT to_regclass(%s) IS NOT NULL", (str(self.spec.table),))
+        rows = self.call("SELECT to_regclass(%s) IS NOT NULL", (self.regname,))
         return bool(rows and rows[0][0])
 
     def check_ready(self) -> None:
@@ -246,7 +250,7 @@ class PostgresStore(Store):
         rows = self.call(
             # each on its own: a list of privileges asks whether any is held
             "SELECT has_table_privilege(%s, 'SELECT') AND has_table_privilege(%s, 'UPDATE')",
-            (str(self.spec.table),) * 2,
+            (self.regname,) * 2,
         )
         if rows and not rows[0][0]:
             raise StoreError(
@@ -265,14 +269,14 @@ class PostgresStore(Store):
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
             "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
             "AND a.attname IN ('key', 'count')",
-            (str(self.spec.table),),
+            (self.regname,),
         )
         types = {str(name): str(kind) for name, kind in rows}
         unique = self.call(
             "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON "
             "a.attrelid = i.indrelid AND a.attnum = ALL(i.indkey) WHERE i.indrelid = "
             "to_regclass(%s) AND i.indisunique AND i.indnatts = 1 AND a.attname = 'key')",
-            (str(self.spec.table),),
+            (self.regname,),
         )
         text = types.get("key", "").startswith(("text", "character varying"))
         whole = types.get("count") in ("smallint", "integer", "bigint")
@@ -338,7 +342,7 @@ class PostgresStore(Store):
     def isolated_transaction(
         self, timeout: float, *, level: str, row_lock: bool = False, advisory: bool = False
     ) -> BuyerLock:
-        return Transaction(self, timeout, level=level, row_lock=row_lock, advisory=advisory)
+        return IsolatedTransaction(self, timeout, level=level, row_lock=row_lock, advisory=advisory)
 
 
 def _as_store_error(exc: Exception, label: str) -> StoreError:
@@ -348,7 +352,7 @@ def _as_store_error(exc: Exception, label: str) -> StoreError:
     return StoreError(label, f"is busy ({exc})", fix)
 
 
-class Transaction(BuyerLock):
+class IsolatedTransaction(BuyerLock):
     """A PostgreSQL transaction as the buyer's "lock": ``BEGIN ISOLATION
     LEVEL …`` on acquire, ``COMMIT`` on release, ``ROLLBACK`` when the
     critical section failed. It takes nothing at its start, unless it is

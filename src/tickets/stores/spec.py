@@ -40,7 +40,6 @@ FILE_SCHEME = "file"
 SCHEMES = (FILE_SCHEME, "sqlite", "redis", "rediss", "postgresql", "postgres")
 #: The stores that live on a server: no file of theirs to put a lock beside.
 SERVER_KINDS = ("redis", "postgres")
-PG_DEFAULT_TABLE = "tickets_stock"
 
 
 class BadStoreURL(UsageProblem, ValueError):
@@ -279,9 +278,25 @@ def parse_db(
             "sqlite", _file_path(text, rest), lock_file=lock_file, connect_timeout=timeout
         )
     if scheme in ("postgresql", "postgres"):
-        from .pg_url import parse_postgres
+        from .pg_url import BadPostgresURL, parse_postgres
 
-        return parse_postgres(text, lock_file, timeout)
+        try:
+            url = parse_postgres(text)
+        except BadPostgresURL as exc:
+            raise BadStoreURL(str(exc)) from None
+        return StoreSpec(
+            "postgres",
+            None,
+            url.host,
+            url.port,
+            url.dbname,
+            url.key,
+            url.user,
+            url.password,
+            lock_file,
+            timeout,
+            url.table,
+        )
     if scheme == "rediss":
         raise BadStoreURL("rediss:// (TLS) is not supported; use redis:// on a trusted network")
     return _parse_redis(text, lock_file, timeout)
