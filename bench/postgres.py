@@ -52,16 +52,19 @@ def bare_loop(url: str, strategy: str) -> float:
     return rate
 
 
-def sale(url: str, strategy: str, folder: Path, retries: int = 0) -> tuple[float, Any]:
+def sale(
+    url: str, strategy: str, folder: Path, retries: int = 0, processes: int = 0
+) -> tuple[float, Any]:
+    """Purchases/s on workers, or (``processes``) with that many buyers, a process each."""
     result = run_buy(
         BuyConfig(
             store=parse_db(url),
-            buyers=BUYERS,
-            tickets=BUYERS,
+            buyers=processes or BUYERS,
+            tickets=processes or BUYERS,
             strategy=STRATEGIES[strategy],
             delays=Delays.none(),
-            workers=WORKERS,
-            concurrency=CONCURRENCY,
+            workers=0 if processes else WORKERS,
+            concurrency=None if processes else CONCURRENCY,
             lock_timeout=60,
             retries=retries,
             history=folder / f"pg-{time.monotonic_ns()}.jsonl",
@@ -94,6 +97,8 @@ def report() -> None:
                     f"    {strategy:<16} {rate:8,.0f} purchases/s  bare {bare:8,.0f}/s  "
                     f"ratio {rate / bare:.2f}x  (goal >= 0.5x)"
                 )
+            rate, _ = sale(url, "atomic", folder, processes=400)
+            print(f"    atomic, 400 buyers a process each (a connection each): {rate:,.0f}/s")
             for strategy, retries in (("read-committed", 0), ("serializable", 100)):
                 rate, rep = sale(url, strategy, folder, retries)
                 print(

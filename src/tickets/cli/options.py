@@ -361,9 +361,7 @@ def refuse_missing_key(ctx: click.Context, spec: StoreSpec) -> None:
 
 
 #: What a run on a missing server key says to do (a typo in ``?key=``?).
-MISSING_KEY_FIX = (
-    "create it with `tickets --db URL init -t N`, or give -t N (or is ?key= a typo?)"
-)
+MISSING_KEY_FIX = "create it with `tickets --db URL init -t N`, or give -t N (or is ?key= a typo?)"
 
 
 def delays_from(no_delay: bool, search_delay: float, write_delay: float) -> Delays:

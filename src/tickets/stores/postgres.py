@@ -61,7 +61,9 @@ SERIALIZATION = ("40001", "40P01")  # serialization failure, deadlock detected
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"  # statement_timeout, or a cancel
 UNDEFINED_TABLE = "42P01"
-WRONG_SHAPE = ("42703", "42804", "42P10", "22003", "23502")
+#: undefined column, datatype mismatch, no unique key for ON CONFLICT, a value
+#: out of range, a NULL, text where a number goes (or the other way round)
+WRONG_SHAPE = ("42703", "42804", "42P10", "22003", "23502", "22P02", "42883")
 NO_PRIVILEGE = "42501"
 READ_ONLY = "25006"
 NO_DATABASE = "3D000"
@@ -102,6 +104,18 @@ class PostgresStore(Store):
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is not None and not self._conn.closed:
             return self._conn
+        reused = _POOL.take(self._conninfo()) if _POOL.pid == os.getpid() else None
+        if reused is not None:
+            self._conn = reused
+            return reused
+        try:
+            self._conn = psycopg.connect(self._conninfo(), autocommit=True)
+            self._pid = os.getpid()
+        except psycopg.Error as exc:
+            raise self._error(exc, connecting=True) from None
+        return self._conn
+
+    def _conninfo(self) -> str:
         spec = self.spec
         wait_ms = max(1, round(self.lock_timeout * 1000))
         options = f"-c lock_timeout={wait_ms} -c statement_timeout={wait_ms + 10_000}"
@@ -112,19 +126,13 @@ class PostgresStore(Store):
             "user": spec.username,
             "password": spec.password,
         }
-        try:
-            conninfo = psycopg.conninfo.make_conninfo(
-                "",
-                connect_timeout=max(1, round(spec.connect_timeout + 0.499)),
-                application_name="tickets",
-                options=options,
-                **{name: value for name, value in given.items() if value is not None},
-            )
-            self._conn = psycopg.connect(conninfo, autocommit=True)
-            self._pid = os.getpid()
-        except psycopg.Error as exc:
-            raise self._error(exc, connecting=True) from None
-        return self._conn
+        return psycopg.conninfo.make_conninfo(
+            "",
+            connect_timeout=max(1, round(spec.connect_timeout + 0.499)),
+            application_name="tickets",
+            options=options,
+            **{name: value for name, value in given.items() if value is not None},
+        )
 
     def raw_handle(self) -> psycopg.Connection[tuple[object, ...]]:
         return self.connect()
@@ -134,12 +142,15 @@ class PostgresStore(Store):
             self.close()  # a library caller's store, dropped: its connection goes with it
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if _POOL.pid == os.getpid() and _POOL.give(self._conninfo(), conn):
+            return  # the next buyer on this worker's threads takes it up
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass
 
     def _error(self, exc: BaseException, connecting: bool = False) -> Exception:
         """One line for what the server or the driver said."""
@@ -291,8 +302,6 @@ class PostgresStore(Store):
         )
 
     def load(self) -> int:
-        if self._conn is None:  # a new connection: a table of another shape is named as such
-            self.exists()
         lock = " FOR UPDATE" if self.row_lock else ""
         query = sql.SQL("SELECT count FROM {} WHERE key = %s" + lock).format(self.table)
         return self._count(self.call(query, (self.key,)))
@@ -343,6 +352,57 @@ class PostgresStore(Store):
         self, timeout: float, *, level: str, row_lock: bool = False, advisory: bool = False
     ) -> BuyerLock:
         return IsolatedTransaction(self, timeout, level=level, row_lock=row_lock, advisory=advisory)
+
+
+class ConnectionPool:
+    """A worker's connections, handed from one buyer to the next (a buyer
+    on a worker's thread holds one for its purchase, as a client of a
+    connection pool does): a new connection costs the server a process.
+    Only in the process that started it (:func:`reuse_connections`); a
+    connection comes back only idle, outside any transaction, and unbroken."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.pid = 0
+        self.idle: dict[str, list[psycopg.Connection[tuple[object, ...]]]] = {}
+        self.guard = threading.Lock()
+
+    def take(self, conninfo: str) -> psycopg.Connection[tuple[object, ...]] | None:
+        with self.guard:
+            idle = self.idle.get(conninfo)
+            return idle.pop() if idle else None
+
+    def give(self, conninfo: str, conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+        idle_now = psycopg.pq.TransactionStatus.IDLE
+        if conn.closed or conn.broken or conn.info.transaction_status != idle_now:
+            return False
+        with self.guard:
+            self.idle.setdefault(conninfo, []).append(conn)
+        return True
+
+    def close(self) -> None:
+        with self.guard:
+            every = [conn for idle in self.idle.values() for conn in idle]
+            self.idle.clear()
+            self.pid = 0
+        for conn in every:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+
+_POOL = ConnectionPool()
+
+
+def reuse_connections(on: bool) -> None:
+    """In a worker: buyers on its threads hand their connections on (``on``),
+    or, at its end, every idle connection is closed."""
+    if on:
+        _POOL.pid = os.getpid()
+    else:
+        _POOL.close()
 
 
 def _as_store_error(exc: Exception, label: str) -> StoreError:

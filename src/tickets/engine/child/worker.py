@@ -175,6 +175,10 @@ def run_worker(
             run_one(plan, buyer, token(), out, orphaned)
 
     plan.strategy.prepare_worker()  # flock: a thread's wait ends at its deadline
+    if plan.store.kind == "postgres":  # a connection costs the server a process
+        from ...stores.postgres import reuse_connections
+
+        reuse_connections(True)
     threading.stack_size(STACK_BYTES)
     threads = [threading.Thread(target=buyers, daemon=True) for _ in range(concurrency)]
     for thread in threads:
@@ -187,4 +191,8 @@ def run_worker(
             if orphaned():
                 os._exit(1)  # the launcher kills the rest of the session
     out.flush()
+    if plan.store.kind == "postgres":
+        from ...stores.postgres import reuse_connections
+
+        reuse_connections(False)
     return 0
