@@ -22,6 +22,7 @@ from tickets.stores.spec import BadStoreURL, parse_db
 pytestmark = pytest.mark.timeout(120)
 
 ISOLATION = "read-committed,repeatable-read,serializable,for-update,advisory,atomic"
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "booking.py")
 
 
 def tickets(*args: str, timeout: float = 90, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -267,6 +268,21 @@ def test_explore_finds_the_read_committed_lost_update(pg_url: str, tmp_path: Pat
     assert leftover == []
 
 
+@pytest.mark.parametrize("lock", ["repeatable-read", "serializable", "for-update"])
+def test_explore_waits_for_the_row_lock_as_the_server_does(
+    pg_url: str, tmp_path: Path, lock: str
+) -> None:
+    """A write in one buyer's transaction while another's holds the row: the
+    explorer lets it wait for the commit (as the server does), never
+    refuses it, so correct code is not failed by a wait the explorer made up."""
+    done = tickets("--db", pg_url, "explore", "--buy", f"{EXAMPLE}:take_ticket", "--lock", lock,
+                   "-n", "2", "-t", "1", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0 and "PASSED: all" in done.stdout, done.stdout[-3000:]
+    broken = tickets("--db", pg_url, "explore", "--buy", f"{EXAMPLE}:take_ticket_broken",
+                     "--lock", lock, "-n", "2", "-t", "1", cwd=tmp_path)  # fmt: skip
+    assert broken.returncode == 1 and "sold twice" in broken.stdout, broken.stdout[-3000:]
+
+
 def tables_of(url: str) -> list[str]:
     from tickets import open_db
 
@@ -307,6 +323,20 @@ def locked(store):
         conn.execute(f"UPDATE {table} SET count = %s WHERE key = %s", (row[0] - 1, key))
     return row[0]
 '''
+
+
+def test_the_user_s_function_is_called_again_when_the_database_refuses(pg_url: str) -> None:
+    """Under serializable, the handle's transaction refused: without --retries
+    the purchase ends on the error; with it the function runs again."""
+    common = ("--db", pg_url, "buy", "--buy", f"{EXAMPLE}:take_ticket", "--lock",
+              "serializable", "-n", "10", "-t", "5", "--write-delay", "20", "--json")  # fmt: skip
+    once = tickets(*common)
+    doc = json.loads(once.stdout)
+    assert once.returncode == 1 and doc["unknown"] > 0 and doc["oversold"] == 0, once.stdout
+    again = tickets(*common, "--retries", "30")
+    doc = json.loads(again.stdout)
+    assert again.returncode == 0 and (doc["sold"], doc["remaining"]) == (5, 0), again.stdout
+    assert doc["retries"] > 0
 
 
 def test_the_user_s_own_sql_is_judged(pg_url: str, tmp_path: Path) -> None:

@@ -115,6 +115,14 @@ class PostgresStore(Store):
             raise self._error(exc, connecting=True) from None
         return self._conn
 
+    @property
+    def in_transaction(self) -> bool:
+        """Is this connection inside a transaction (begun, not yet ended)?"""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return False
+        return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
     def _conninfo(self) -> str:
         spec = self.spec
         wait_ms = max(1, round(self.lock_timeout * 1000))

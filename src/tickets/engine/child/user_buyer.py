@@ -23,6 +23,7 @@ import time
 from ...check.events import classify, sold, sold_out, unknown_error
 from ...constants import MAX_COUNT, TYPE_CHECKING
 from ...errors import UsageProblem
+from ...stores.base import Refused
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -208,18 +209,33 @@ def outcome(
     (see :class:`HollowLock`)."""
     session.begin()
     buyer = session.base["buyer"]
-    try:
-        result = function(StoreHandle(session, lock, buyer, hollow))
-    except BaseException as exc:  # whatever it raised, SystemExit too: unknown
-        if log is not None:
-            write_traceback(log, buyer, exc)
-        return classify(exc, True, summary(exc), ours=False)
+    handle = StoreHandle(session, lock, buyer, hollow)
+    while True:
+        try:
+            result = function(handle)
+        except Refused as exc:
+            # The database refused the handle's transaction as unserializable
+            # and rolled it back: with --retries the function is called again,
+            # as a retrying client calls its purchase again.
+            if session.again():
+                continue
+            return _raised(exc, log, buyer)
+        except BaseException as exc:  # whatever it raised, SystemExit too: unknown
+            return _raised(exc, log, buyer)
+        break
     if result is None:
         return sold_out()
     if type(result) is int and 0 < result <= MAX_COUNT:
         return sold(result)
     shown = repr(result)[:60]
     return unknown_error(f"returned {shown}, not a seat (an int) or None")
+
+
+def _raised(exc: BaseException, log: str | None, buyer: int) -> Outcome:
+    """What the user's function raised: unknown (it may have written first)."""
+    if log is not None:
+        write_traceback(log, buyer, exc)
+    return classify(exc, True, summary(exc), ours=False)
 
 
 def write_traceback(log: str, buyer: int, exc: BaseException) -> None:

@@ -65,15 +65,32 @@ class ExploredStore:
         self.spec = store.spec
 
     def load(self, step: steps.Step) -> int:
+        if getattr(self.store, "row_lock", False):  # SELECT ... FOR UPDATE
+            self.row_lock()
         self.ctl.point(step)
         count = self.store.load()
         self.ctl.say(f"{'sees' if step.kind == 'search' else 'reads'} {count}")
         return count
 
     def save(self, count: int) -> None:
+        self.row_lock()
         self.ctl.point(steps.write(self.buyer))
         self.store.save(count)
         self.ctl.say(f"writes {count}")
+
+    def row_lock(self) -> None:
+        """PostgreSQL: inside a transaction, a write (or a read FOR UPDATE)
+        takes the row's lock, held to the transaction's end: a step of its
+        own, on the store, that waits while another buyer's transaction
+        holds it, as the server makes it wait. (Without it the statement
+        would wait on the server, and the explorer's one thread with it.)"""
+        if not getattr(self.store, "in_transaction", False):
+            return
+        if self.ctl.holders.get(steps.STORE) == self.buyer:
+            return  # its own: taken by an earlier write, or the advisory lock
+        self.ctl.point(steps.lock(self.buyer, steps.STORE))
+        self.ctl.holders[steps.STORE] = self.buyer
+        self.ctl.say("locks the row")
 
     def raw_handle(self) -> RawHandle:
         """The user's own connection: its operations are no switch points,
@@ -278,6 +295,8 @@ class ExploredLock:
         finally:
             if self.name is not None and self.ctl.holders.get(self.name) == self.buyer:
                 del self.ctl.holders[self.name]
+            if self.ctl.holders.get(steps.STORE) == self.buyer:  # a row lock, to the commit
+                del self.ctl.holders[steps.STORE]
             if not abandoned:
                 self.ctl.say(_words(self._steps[1], "unlocks"))
         if stopped is not None:
